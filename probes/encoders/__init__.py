@@ -1,0 +1,27 @@
+"""Frozen vision encoders: registry, preprocessing, checkpoints, feature extraction and cache."""
+
+from .base import RANDOM_INIT, FrozenEncoder
+from .cache import FeatureCache
+from .checkpoints import CheckpointError
+from .extract import extract_features
+from .preprocess import ImageReadError, collect_images, load_image
+from .registry import create_encoder, get_spec, list_encoders, register_encoder, resolve_device
+from .spec import EncoderSpec, FeatureLevel
+
+__all__ = [
+    "RANDOM_INIT",
+    "CheckpointError",
+    "EncoderSpec",
+    "FeatureCache",
+    "FeatureLevel",
+    "FrozenEncoder",
+    "ImageReadError",
+    "collect_images",
+    "create_encoder",
+    "extract_features",
+    "get_spec",
+    "list_encoders",
+    "load_image",
+    "register_encoder",
+    "resolve_device",
+]

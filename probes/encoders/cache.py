@@ -1,0 +1,148 @@
+"""The feature cache: sharded safetensors + `manifest.json`, read by memory map.
+
+Layout of CACHE_DIR:
+  manifest.json           what made the features (encoder, weights, resolution,
+                          levels, dtype, images with sha256, versions) and which
+                          shards are complete
+  shard-00000.safetensors one tensor per level, N×C×H×W, rows in manifest order
+
+Shards are written to a temp file and renamed, and the manifest is rewritten
+atomically after each shard, so an interrupted extraction resumes where it
+stopped and a reader never sees half a shard.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import torch
+from safetensors import safe_open
+
+from .spec import FeatureLevel
+
+MANIFEST = "manifest.json"
+FORMAT = "featcodec-feature-cache"
+FORMAT_VERSION = 1
+
+
+class CacheError(ValueError):
+    """A cache directory that cannot be read; the message names the file."""
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write `data` to `path` via a temp file in the same directory + rename."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_json(path: str | os.PathLike, obj: object) -> None:
+    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=False) + "\n").encode())
+
+
+def read_manifest(cache_dir: str | os.PathLike) -> dict:
+    path = Path(cache_dir) / MANIFEST
+    if not path.is_file():
+        raise CacheError(f"{path}: no manifest; is {cache_dir} a featcodec feature cache (featcodec extract -o)?")
+    try:
+        manifest = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise CacheError(f"{path}: not valid JSON ({e})") from e
+    if manifest.get("format") != FORMAT:
+        raise CacheError(f"{path}: field 'format' is {manifest.get('format')!r}, expected {FORMAT!r}")
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise CacheError(f"{path}: unsupported format_version {manifest.get('format_version')!r}")
+    for key in ("encoder", "resolution", "levels", "shards", "images", "dtype"):
+        if key not in manifest:
+            raise CacheError(f"{path}: missing field {key!r}")
+    return manifest
+
+
+class FeatureCache:
+    """Read-only view of a feature cache; item i is {level: C×H×W}, memory-mapped."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        self.manifest = read_manifest(self.path)
+        self.levels = [FeatureLevel(d["name"], d["channels"], d["stride"]) for d in self.manifest["levels"]]
+        # (shard file, row) for every cached image, in manifest order
+        self._rows: list[tuple[str, int]] = []
+        self.image_paths: list[str] = []
+        for shard in self.manifest["shards"]:
+            if not shard.get("complete"):
+                continue
+            file = self.path / shard["file"]
+            if not file.is_file():
+                raise CacheError(f"{file}: shard listed as complete in the manifest is missing")
+            for row, image_index in enumerate(shard["images"]):
+                self._rows.append((shard["file"], row))
+                self.image_paths.append(self.manifest["images"][image_index]["path"])
+        self._handles: dict[str, object] = {}
+
+    @property
+    def encoder(self) -> str:
+        return self.manifest["encoder"]
+
+    @property
+    def resolution(self) -> int:
+        return int(self.manifest["resolution"])
+
+    @property
+    def weights_id(self) -> str:
+        return self.manifest["weights"]["id"]
+
+    @property
+    def random_init(self) -> bool:
+        return bool(self.manifest.get("random_init"))
+
+    @property
+    def level_names(self) -> list[str]:
+        return [level.name for level in self.levels]
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def _open(self, file: str):
+        handle = self._handles.get(file)
+        if handle is None:
+            try:
+                handle = safe_open(str(self.path / file), framework="pt", device="cpu")
+            except Exception as e:  # noqa: BLE001 - safetensors raises several types
+                raise CacheError(f"{self.path / file}: unreadable shard ({e})") from e
+            self._handles[file] = handle
+        return handle
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        return self.get(index)
+
+    def get(self, index: int, levels: Sequence[str] | None = None) -> dict[str, torch.Tensor]:
+        if not -len(self) <= index < len(self):
+            raise IndexError(f"feature cache {self.path}: index {index} out of range ({len(self)} items)")
+        file, row = self._rows[index]
+        handle = self._open(file)
+        return {name: handle.get_slice(name)[row : row + 1][0] for name in (levels or self.level_names)}
+
+    def iter_batches(
+        self, batch_size: int, levels: Sequence[str] | None = None, shuffle: bool = False, seed: int = 0
+    ) -> Iterator[dict[str, torch.Tensor]]:
+        """Batches of {level: B×C×H×W}; one pass over the cache."""
+        order = torch.randperm(len(self), generator=torch.Generator().manual_seed(seed)) if shuffle else range(len(self))
+        order = [int(i) for i in order]
+        for start in range(0, len(order), batch_size):
+            items = [self.get(i, levels) for i in order[start : start + batch_size]]
+            yield {name: torch.stack([item[name] for item in items]) for name in items[0]}
+
+    def __repr__(self) -> str:
+        return f"FeatureCache({str(self.path)!r}, encoder={self.encoder!r}, items={len(self)})"

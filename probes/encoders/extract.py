@@ -1,0 +1,197 @@
+"""Feature extraction into the cache: streamed in batches, sharded, resumable.
+
+Peak memory is bounded by one shard of features (plus one batch of images),
+whatever the number of images.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import platform
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from safetensors.torch import save_file
+from tqdm import tqdm
+
+from .base import RANDOM_INIT, FrozenEncoder
+from .cache import FORMAT, FORMAT_VERSION, MANIFEST, CacheError, FeatureCache, atomic_write_json
+from .preprocess import ImageReadError, load_image
+
+log = logging.getLogger(__name__)
+
+DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+def package_versions() -> dict[str, str]:
+    import importlib.metadata as md
+
+    versions = {"python": platform.python_version()}
+    for name in ("featcodec", "torch", "timm", "sam2", "compressai", "constriction", "transformers"):
+        try:
+            versions[name] = md.version(name)
+        except md.PackageNotFoundError:
+            pass
+    return versions
+
+
+def _sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _plan(encoder: FrozenEncoder, images: Sequence[Path], dtype: str, shard_size: int) -> dict:
+    """The part of the manifest that must match for a run to resume into a directory."""
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "encoder": encoder.spec.name,
+        "encoder_spec": encoder.spec.to_dict(),
+        "weights": {"id": encoder.weights_id},
+        "random_init": encoder.weights_id == RANDOM_INIT,
+        "resolution": encoder.resolution,
+        "dtype": dtype,
+        "shard_size": shard_size,
+        "levels": [
+            {**level.to_dict(), "shape": list(level.shape(encoder.resolution))} for level in encoder.spec.levels
+        ],
+    }
+
+
+def extract_features(
+    encoder: FrozenEncoder,
+    images: Sequence[str | os.PathLike],
+    out_dir: str | os.PathLike,
+    *,
+    batch_size: int = 8,
+    shard_size: int = 64,
+    dtype: str = "float32",
+    strict: bool = False,
+    progress: bool = True,
+    force: bool = False,
+) -> FeatureCache:
+    """Run `encoder` over `images` and write (or resume) a feature cache in `out_dir`.
+
+    Unreadable inputs are reported by name and skipped (recorded in the
+    manifest), or abort the run with `strict=True`.
+    """
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype {dtype!r} not supported; choose from {sorted(DTYPES)}")
+    if batch_size < 1 or shard_size < 1:
+        raise ValueError("batch_size and shard_size must be >= 1")
+    images = [Path(p) for p in images]
+    if not images:
+        raise ValueError("no input images")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    plan = _plan(encoder, images, dtype, shard_size)
+    image_list = [str(p) for p in images]
+    manifest_path = out_dir / MANIFEST
+    manifest = _resume_or_start(manifest_path, plan, image_list, force)
+
+    device = next(encoder.parameters()).device
+    torch_dtype = DTYPES[dtype]
+    n_shards = len(manifest["shards"])
+    todo = [s for s in manifest["shards"] if not (s["complete"] and (out_dir / s["file"]).is_file())]
+    if len(todo) < n_shards:
+        log.info("resuming: %d of %d shards already complete", n_shards - len(todo), n_shards)
+    bar = tqdm(total=len(images), desc=f"extract {encoder.spec.name}", unit="img", disable=not progress, file=None)
+    bar.update(sum(len(s["planned"]) for s in manifest["shards"]) - sum(len(s["planned"]) for s in todo))
+    for shard in todo:
+        rows: dict[str, list[torch.Tensor]] = {level.name: [] for level in encoder.spec.levels}
+        kept: list[int] = []
+        for start in range(0, len(shard["planned"]), batch_size):
+            batch_idx = shard["planned"][start : start + batch_size]
+            pixels, ok = [], []
+            for i in batch_idx:
+                entry = manifest["images"][i]
+                try:
+                    data = Path(entry["path"]).read_bytes()
+                    image = load_image(entry["path"])
+                except (ImageReadError, OSError) as e:
+                    if strict:
+                        raise ImageReadError(f"{entry['path']}: {e} (--strict)") from e
+                    log.warning("skipping %s: %s", entry["path"], e)
+                    entry["skipped"] = str(e)
+                    continue
+                entry["sha256"] = _sha256_bytes(data)
+                entry["size"] = list(image.size)  # width, height of the source image
+                pixels.append(encoder.preprocess(image))
+                ok.append(i)
+            if pixels:
+                features = encoder(torch.stack(pixels).to(device))
+                for name, tensor in features.items():
+                    rows[name].append(tensor.to("cpu", torch_dtype).contiguous())
+                kept.extend(ok)
+            bar.update(len(batch_idx))
+        if kept:
+            tensors = {name: torch.cat(chunks).contiguous() for name, chunks in rows.items()}
+            _atomic_save(tensors, out_dir / shard["file"], {"images": ",".join(map(str, kept))})
+        shard["images"] = kept
+        shard["complete"] = True
+        atomic_write_json(manifest_path, manifest)
+    bar.close()
+    manifest["skipped"] = [
+        {"path": e["path"], "reason": e["skipped"]} for e in manifest["images"] if "skipped" in e
+    ]
+    manifest["complete"] = True
+    atomic_write_json(manifest_path, manifest)
+    return FeatureCache(out_dir)
+
+
+def _resume_or_start(manifest_path: Path, plan: dict, image_list: list[str], force: bool) -> dict:
+    if manifest_path.is_file() and not force:
+        try:
+            old = FeatureCache(manifest_path.parent).manifest
+        except CacheError:
+            old = None
+        if old is not None:
+            same_plan = all(old.get(k) == v for k, v in plan.items()) and [
+                e["path"] for e in old["images"]
+            ] == image_list
+            if not same_plan:
+                diff = [k for k, v in plan.items() if old.get(k) != v]
+                if [e["path"] for e in old["images"]] != image_list:
+                    diff.append("images")
+                raise CacheError(
+                    f"{manifest_path}: this directory holds a cache made with different settings "
+                    f"({', '.join(diff)}); choose another -o or pass --force to start over"
+                )
+            return old
+        raise CacheError(f"{manifest_path}: unreadable manifest; pass --force to start over")
+    if force:
+        for stale in manifest_path.parent.glob("shard-*.safetensors"):
+            stale.unlink()
+    shard_size = plan["shard_size"]
+    shards = [
+        {
+            "file": f"shard-{k:05d}.safetensors",
+            "planned": list(range(start, min(start + shard_size, len(image_list)))),
+            "images": [],
+            "complete": False,
+        }
+        for k, start in enumerate(range(0, len(image_list), shard_size))
+    ]
+    manifest = {
+        **plan,
+        "images": [{"path": p} for p in image_list],
+        "shards": shards,
+        "complete": False,
+        "versions": package_versions(),
+    }
+    atomic_write_json(manifest_path, manifest)
+    return manifest
+
+
+def _atomic_save(tensors: dict[str, torch.Tensor], path: Path, metadata: dict[str, str]) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        save_file(tensors, tmp, metadata=metadata)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,54 @@
+"""Image loading and preprocessing shared by all encoders.
+
+Square resize to R×R (bilinear, antialiased) on the [0, 1] tensor, then
+ImageNet mean/std: exactly SAM2's `SAM2Transforms` (ToTensor → Resize((R, R))
+→ Normalize), used for Hiera too since dense tasks need the whole image.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import torch
+import torchvision.transforms.functional as TF
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".ppm")
+
+
+class ImageReadError(ValueError):
+    """An input that is not a readable image; the message names the file."""
+
+
+def load_image(path: str | os.PathLike) -> Image.Image:
+    """Open an image as RGB with EXIF orientation applied."""
+    try:
+        with Image.open(path) as im:
+            im.load()
+            return ImageOps.exif_transpose(im).convert("RGB")
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
+        raise ImageReadError(f"{path}: not a readable image ({e})") from e
+
+
+def preprocess_image(
+    image: Image.Image, resolution: int, mean: Sequence[float], std: Sequence[float]
+) -> torch.Tensor:
+    pixels = TF.to_tensor(image.convert("RGB"))
+    pixels = TF.resize(pixels, [resolution, resolution], antialias=True)
+    return TF.normalize(pixels, list(mean), list(std))
+
+
+def collect_images(inputs: Iterable[str | os.PathLike]) -> list[Path]:
+    """Expand files and directories (recursively, sorted) into a list of image paths."""
+    found: list[Path] = []
+    for item in inputs:
+        p = Path(item)
+        if p.is_dir():
+            found.extend(sorted(q for q in p.rglob("*") if q.is_file() and q.suffix.lower() in IMAGE_SUFFIXES))
+        elif p.exists():
+            found.append(p)
+        else:
+            raise FileNotFoundError(f"{p}: no such file or directory")
+    return found

@@ -1,0 +1,99 @@
+"""One place that knows every encoder: `register_encoder`, `get_spec`, `create_encoder`.
+
+Modelled on timm's registry: a family module registers a spec and a builder;
+users find an encoder by name.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from .base import RANDOM_INIT, FrozenEncoder
+from .spec import EncoderSpec
+
+log = logging.getLogger(__name__)
+
+# builder(spec, resolution, state_dict_or_None, pretrained: bool) -> (FrozenEncoder, weights_id)
+Builder = Callable[..., FrozenEncoder]
+
+
+@dataclass(frozen=True)
+class _Entry:
+    spec: EncoderSpec
+    builder: Builder
+
+
+_REGISTRY: dict[str, _Entry] = {}
+
+
+def register_encoder(spec: EncoderSpec, builder: Builder) -> None:
+    if spec.name in _REGISTRY:
+        raise ValueError(f"encoder {spec.name!r} registered twice")
+    _REGISTRY[spec.name] = _Entry(spec, builder)
+
+
+def list_encoders() -> list[str]:
+    _load_families()
+    return sorted(_REGISTRY)
+
+
+def get_spec(name: str) -> EncoderSpec:
+    _load_families()
+    try:
+        return _REGISTRY[name].spec
+    except KeyError:
+        raise KeyError(f"unknown encoder {name!r}; known: {', '.join(sorted(_REGISTRY))}") from None
+
+
+def create_encoder(
+    name: str,
+    *,
+    checkpoint: str | os.PathLike | None = None,
+    pretrained: bool = False,
+    random_init: bool = False,
+    resolution: int | None = None,
+    device: str | torch.device = "cpu",
+) -> FrozenEncoder:
+    """Build a frozen encoder from exactly one weights source.
+
+    checkpoint: a local file (official SAM2 / Hiera-MAE / timm layouts);
+    pretrained: download through timm / the hub (needs a network);
+    random_init: random weights, only when asked for (outputs are marked).
+    """
+    spec = get_spec(name)
+    sources = [checkpoint is not None, pretrained, random_init]
+    if sum(sources) != 1:
+        raise ValueError(
+            f"encoder {name!r}: give exactly one of a checkpoint, --pretrained or --random-init "
+            f"(got {sum(sources)})"
+        )
+    resolution = spec.check_resolution(resolution or spec.default_resolution)
+    encoder = _REGISTRY[name].builder(spec, resolution, checkpoint=checkpoint, pretrained=pretrained)
+    if encoder.weights_id == RANDOM_INIT:
+        log.warning("encoder %s uses RANDOM weights (--random-init): outputs are marked random-init", name)
+    return encoder.to(resolve_device(device))
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' requested but no CUDA device is available (use --device cpu or auto)")
+    return device
+
+
+_FAMILIES_LOADED = False
+
+
+def _load_families() -> None:
+    """Import the family modules (they register themselves) on first use."""
+    global _FAMILIES_LOADED
+    if not _FAMILIES_LOADED:
+        _FAMILIES_LOADED = True
+        from . import sam2_official, timm_trunks  # noqa: F401
