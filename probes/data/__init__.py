@@ -1,0 +1,51 @@
+"""Datasets for the probe tasks, opened from `--data SPEC` strings.
+
+    nyuv2:PATH                    depth   (labeled .mat or folder of RGB/depth pairs)
+    coco-kpts:ANN_JSON:IMG_DIR    pose    (person_keypoints_*.json, top-down GT-box crops)
+    coco-caps:ANN_JSON:IMG_DIR    caption (captions_*.json, optional Karpathy split)
+
+New sources join with `register_dataset(name, factory)`.
+"""
+
+from .base import (
+    TASKS,
+    DatasetError,
+    TaskDataset,
+    collate_samples,
+    dataset_usage,
+    list_datasets,
+    open_dataset,
+    parse_spec,
+    read_image,
+    register_dataset,
+)
+from .coco_captions import CocoCaptionsDataset, open_coco_captions
+from .coco_keypoints import NUM_KEYPOINTS, CocoKeypointsDataset, open_coco_keypoints
+from .crop import CropTransform
+from .nyuv2 import DEPTH_RANGE, EIGEN_CROP, NYUv2Dataset, NYUv2FolderDataset, NYUv2MatDataset, open_nyuv2
+
+register_dataset("nyuv2", open_nyuv2, usage="nyuv2:PATH", num_paths=1)
+register_dataset("coco-kpts", open_coco_keypoints, usage="coco-kpts:ANN_JSON:IMG_DIR", num_paths=2)
+register_dataset("coco-caps", open_coco_captions, usage="coco-caps:ANN_JSON:IMG_DIR", num_paths=2)
+
+__all__ = [
+    "DEPTH_RANGE",
+    "EIGEN_CROP",
+    "NUM_KEYPOINTS",
+    "TASKS",
+    "CocoCaptionsDataset",
+    "CocoKeypointsDataset",
+    "CropTransform",
+    "DatasetError",
+    "NYUv2Dataset",
+    "NYUv2FolderDataset",
+    "NYUv2MatDataset",
+    "TaskDataset",
+    "collate_samples",
+    "dataset_usage",
+    "list_datasets",
+    "open_dataset",
+    "parse_spec",
+    "read_image",
+    "register_dataset",
+]
