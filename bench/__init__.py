@@ -1,0 +1,1 @@
+"""featcodec's orchestration layer: benchmarks (pytest-benchmark), the demo, sweeps and reports."""
