@@ -1,0 +1,64 @@
+"""The task interface between heads and metrics, and its registry.
+
+A head family produces standard outputs (depth: B×H×W; pose: B×17×h×w
+heatmaps; caption: B×T×V teacher-forced logits, or generated strings); a
+Task turns dataset samples into training targets on the head's output grid,
+scores outputs against them, decodes outputs into predictions in the
+dataset's own coordinates and evaluates those with the field's metrics.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from torch import Tensor
+
+
+class Task:
+    """make_targets → loss (training); decode → evaluate (metrics)."""
+
+    name: str = ""
+
+    def make_targets(
+        self, samples: Sequence[dict[str, Any]], output_shape: Sequence[int]
+    ) -> dict[str, Tensor]:
+        raise NotImplementedError
+
+    def loss(self, outputs: Any, targets: dict[str, Tensor]) -> Tensor:
+        raise NotImplementedError
+
+    def decode(self, outputs: Any, samples: Sequence[dict[str, Any]]) -> list[Any]:
+        raise NotImplementedError
+
+    def evaluate(self, predictions: Sequence[Any], dataset: Any) -> dict[str, float]:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+_TASKS: dict[str, Callable[..., Task]] = {}
+
+
+def register_task(name: str, factory: Callable[..., Task]) -> Callable[..., Task]:
+    if name in _TASKS:
+        raise ValueError(f"task {name!r} is already registered")
+    _TASKS[name] = factory
+    return factory
+
+
+def list_tasks() -> list[str]:
+    return sorted(_TASKS)
+
+
+def get_task(name: str, **options: Any) -> Task:
+    """The task called `name` (depth, pose, caption); options go to its constructor."""
+    if name not in _TASKS:
+        raise ValueError(f"unknown task {name!r}; expected one of {', '.join(list_tasks())}")
+    return _TASKS[name](**options)
+
+
+def samples_by_id(dataset: Any, key: str = "id") -> dict[Any, int]:
+    """Map each sample id of a dataset to its index (reads every sample: eval-sized datasets only)."""
+    return {dataset[i][key]: i for i in range(len(dataset))}

@@ -1,0 +1,189 @@
+"""2-D human pose (17 COCO keypoints), top-down: Gaussian heatmaps in, COCO keypoint AP out.
+
+Targets follow ViTPose's configs (mmpose `TopDownGenerateTarget`, UDP
+encoding, Huang et al. 2020): for a keypoint at crop pixel p, the heatmap
+(64×48 for a 256×192 crop) holds exp(−|x − μ|² / 2σ²) with
+μ = p·(hm − 1)/(crop − 1) and σ = 2 (scaled with the heatmap width);
+unlabelled keypoints, and those whose Gaussian lies wholly outside the
+map, get weight 0. The loss is the weighted heatmap MSE (mmpose
+`KeypointMSELoss`, use_target_weight).
+
+Decoding takes each map's argmax and refines it by a quarter pixel towards
+the higher neighbour (HRNet / mmpose "default" post-processing; `refine="dark"`
+uses the Taylor step of DARK, Zhang et al. 2020, which HF's ViTPose processor
+uses), maps it back through the sample's `CropTransform`, and scores the
+person as mmpose does: mean of the keypoint maxima above 0.2 (GT boxes have
+box score 1). Metrics: COCO keypoint AP/AR from `pycocotools.cocoeval.COCOeval`
+(iouType "keypoints", OKS with the COCO sigmas), on the dataset's images.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from pycocotools.cocoeval import COCOeval
+from torch import Tensor
+
+from .base import Task
+
+NUM_KEYPOINTS = 17
+SIGMA = 2.0  # at a 48-pixel-wide heatmap (ViTPose 64×48)
+SCORE_THRESHOLD = 0.2  # mmpose `vis_thr` for rescoring
+COCO_STATS = ("AP", "AP50", "AP75", "APm", "APl", "AR", "AR50", "AR75", "ARm", "ARl")
+
+
+def encode_heatmaps(
+    keypoints: np.ndarray,
+    crop_size: tuple[int, int],
+    heatmap_size: tuple[int, int],
+    sigma: float = SIGMA,
+) -> tuple[Tensor, Tensor]:
+    """UDP Gaussian heatmaps (K×h×w) and keypoint weights (K) of one person in crop coordinates."""
+    kpts = torch.as_tensor(np.asarray(keypoints, dtype=np.float32))
+    (crop_h, crop_w), (h, w) = crop_size, heatmap_size
+    mu_x = kpts[:, 0] * (w - 1) / (crop_w - 1)
+    mu_y = kpts[:, 1] * (h - 1) / (crop_h - 1)
+    xs = torch.arange(w, dtype=torch.float32)
+    ys = torch.arange(h, dtype=torch.float32)
+    gx = torch.exp(-((xs[None, :] - mu_x[:, None]) ** 2) / (2 * sigma**2))
+    gy = torch.exp(-((ys[None, :] - mu_y[:, None]) ** 2) / (2 * sigma**2))
+    heatmaps = gy[:, :, None] * gx[:, None, :]
+    reach = 3 * sigma
+    inside = (mu_x + reach >= 0) & (mu_x - reach <= w - 1) & (mu_y + reach >= 0) & (mu_y - reach <= h - 1)
+    weights = ((kpts[:, 2] > 0) & inside).float()
+    return heatmaps * weights[:, None, None], weights
+
+
+def decode_heatmaps(heatmaps: Tensor, refine: str = "quarter") -> tuple[np.ndarray, np.ndarray]:
+    """Keypoints (B×K×2, heatmap pixels) and their maxima (B×K) from B×K×h×w heatmaps."""
+    hm = heatmaps.detach().float().cpu().numpy()
+    b, k, h, w = hm.shape
+    flat = hm.reshape(b, k, -1)
+    idx = flat.argmax(-1)
+    maxvals = np.take_along_axis(flat, idx[..., None], -1)[..., 0]
+    coords = np.stack([idx % w, idx // w], -1).astype(np.float64)
+    px, py = coords[..., 0].astype(int), coords[..., 1].astype(int)
+    bi, ki = np.meshgrid(np.arange(b), np.arange(k), indexing="ij")
+    if refine == "quarter":
+        inner = (px > 0) & (px < w - 1) & (py > 0) & (py < h - 1)
+        xp, xm = np.clip(px + 1, 0, w - 1), np.clip(px - 1, 0, w - 1)
+        yp, ym = np.clip(py + 1, 0, h - 1), np.clip(py - 1, 0, h - 1)
+        dx = hm[bi, ki, py, xp] - hm[bi, ki, py, xm]
+        dy = hm[bi, ki, yp, px] - hm[bi, ki, ym, px]
+        coords += 0.25 * np.stack([np.sign(dx), np.sign(dy)], -1) * inner[..., None]
+    elif refine == "dark":
+        logh = np.log(np.maximum(hm, 1e-10))
+        inner = (px > 1) & (px < w - 2) & (py > 1) & (py < h - 2)
+        x, y = np.clip(px, 2, w - 3), np.clip(py, 2, h - 3)
+
+        def at(dy_: int, dx_: int) -> np.ndarray:
+            return logh[bi, ki, y + dy_, x + dx_]
+
+        dx = 0.5 * (at(0, 1) - at(0, -1))
+        dy = 0.5 * (at(1, 0) - at(-1, 0))
+        dxx = 0.25 * (at(0, 2) - 2 * at(0, 0) + at(0, -2))
+        dyy = 0.25 * (at(2, 0) - 2 * at(0, 0) + at(-2, 0))
+        dxy = 0.25 * (at(1, 1) - at(-1, 1) - at(1, -1) + at(-1, -1))
+        det = dxx * dyy - dxy**2
+        ok = inner & (np.abs(det) > 1e-12)
+        safe = np.where(ok, det, 1.0)
+        off_x = -(dyy * dx - dxy * dy) / safe
+        off_y = -(dxx * dy - dxy * dx) / safe
+        coords += np.stack([off_x, off_y], -1) * ok[..., None]
+    elif refine != "none":
+        raise ValueError(f"unknown heatmap refinement {refine!r}; expected quarter, dark or none")
+    coords[maxvals <= 0] = 0.0  # mmpose zeroes keypoints whose map has no positive peak
+    return coords, maxvals
+
+
+def keypoint_ap(
+    coco_gt: Any, detections: Sequence[dict[str, Any]], image_ids: Sequence[int]
+) -> dict[str, float]:
+    """COCO keypoint AP/AR (OKS) of `detections` (COCO results format) on `image_ids`.
+
+    Entries are pycocotools' `stats`; -1 means the dataset has no person in that area range.
+    """
+    if not detections:
+        return dict.fromkeys(COCO_STATS, 0.0)
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco_dt = coco_gt.loadRes([dict(d) for d in detections])
+        ev = COCOeval(coco_gt, coco_dt, iouType="keypoints")
+        ev.params.imgIds = sorted(image_ids)
+        ev.evaluate()
+        ev.accumulate()
+        ev.summarize()
+    return {name: float(v) for name, v in zip(COCO_STATS, ev.stats, strict=True)}
+
+
+class PoseTask(Task):
+    name = "pose"
+
+    def __init__(
+        self,
+        *,
+        sigma: float | None = None,
+        refine: str = "quarter",
+        score_threshold: float = SCORE_THRESHOLD,
+    ):
+        self.sigma = sigma  # None: 2 px at a 48-wide heatmap, scaled with the width
+        self.refine = refine
+        self.score_threshold = score_threshold
+
+    def __repr__(self) -> str:
+        return f"PoseTask(refine={self.refine!r})"
+
+    def _sigma(self, heatmap_w: int) -> float:
+        return self.sigma if self.sigma is not None else SIGMA * heatmap_w / 48
+
+    def make_targets(
+        self, samples: Sequence[dict[str, Any]], output_shape: Sequence[int]
+    ) -> dict[str, Tensor]:
+        """Heatmaps B×17×h×w and weights B×17 for a head whose heatmaps are h×w."""
+        h, w = int(output_shape[-2]), int(output_shape[-1])
+        maps, weights = [], []
+        for s in samples:
+            m, wt = encode_heatmaps(s["keypoints"], s["crop"].crop_size, (h, w), self._sigma(w))
+            maps.append(m)
+            weights.append(wt)
+        return {"heatmaps": torch.stack(maps), "weights": torch.stack(weights)}
+
+    def loss(self, outputs: Tensor, targets: dict[str, Tensor]) -> Tensor:
+        target, weight = targets["heatmaps"].to(outputs.device), targets["weights"].to(outputs.device)
+        if outputs.shape != target.shape:
+            raise ValueError(f"heatmaps {tuple(outputs.shape)} and targets {tuple(target.shape)} differ")
+        return (((outputs - target) ** 2) * weight[:, :, None, None]).mean()
+
+    def decode(self, outputs: Tensor, samples: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+        """COCO keypoint detections {"image_id", "category_id": 1, "keypoints": [51], "score"}."""
+        coords, maxvals = decode_heatmaps(outputs, self.refine)
+        h, w = outputs.shape[-2:]
+        dets = []
+        for c, v, s in zip(coords, maxvals, samples, strict=True):
+            crop = s["crop"]
+            crop_h, crop_w = crop.crop_size
+            in_crop = c * np.array([(crop_w - 1) / (w - 1), (crop_h - 1) / (h - 1)])
+            xy = crop.to_image(in_crop)
+            confident = v > self.score_threshold
+            score = float(v[confident].mean()) if confident.any() else 0.0
+            kpts = np.concatenate([xy, v[:, None]], 1).reshape(-1)
+            dets.append(
+                {
+                    "image_id": int(s["image_id"]),
+                    "category_id": 1,
+                    "keypoints": [float(x) for x in kpts],
+                    "score": score,
+                }
+            )
+        return dets
+
+    def evaluate(self, predictions: Sequence[dict[str, Any]], dataset: Any) -> dict[str, float]:
+        if not hasattr(dataset, "coco"):
+            raise ValueError(
+                f"{getattr(dataset, 'source', dataset)}: pose evaluation needs a COCO keypoints dataset"
+            )
+        return keypoint_ap(dataset.coco, predictions, dataset.image_ids)
