@@ -1,0 +1,31 @@
+"""Frozen task heads behind one interface: `expects()`, `forward(tokens)`, `teacher(pixels)`.
+
+Pretrained heads come from HF transformers (Depth Anything, ViTPose, BLIP);
+built-in light heads are trained by featcodec and then frozen.
+"""
+
+from .base import TASKS, CaptionHead, FrozenHead, HeadError
+from .builtin import BUILTIN_HEADS, BuiltinCaptionHead, BuiltinDepthHead, BuiltinHead, BuiltinPoseHead
+from .hf import BlipCaptionHead, DepthAnythingHead, VitPoseHead, load_hf_head
+from .registry import load_builtin_head, load_head, save_builtin_head
+from .spec import TokenSpec
+
+__all__ = [
+    "BUILTIN_HEADS",
+    "TASKS",
+    "BlipCaptionHead",
+    "BuiltinCaptionHead",
+    "BuiltinDepthHead",
+    "BuiltinHead",
+    "BuiltinPoseHead",
+    "CaptionHead",
+    "DepthAnythingHead",
+    "FrozenHead",
+    "HeadError",
+    "TokenSpec",
+    "VitPoseHead",
+    "load_builtin_head",
+    "load_head",
+    "load_hf_head",
+    "save_builtin_head",
+]
