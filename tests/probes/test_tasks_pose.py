@@ -1,0 +1,120 @@
+"""Pose: UDP heatmap encode/decode, weighted MSE, COCO keypoint AP (pycocotools OKS)."""
+
+import numpy as np
+import pytest
+import torch
+
+from probes.data import CropTransform, open_dataset
+from probes.tasks import decode_heatmaps, encode_heatmaps, get_task, keypoint_ap
+from tests.probes.fixtures import write_coco_keypoints
+
+COCO_SIGMAS = np.array(
+    [0.26, 0.25, 0.25, 0.35, 0.35, 0.79, 0.79, 0.72, 0.72, 0.62, 0.62, 1.07, 1.07, 0.87, 0.87, 0.89, 0.89]
+) / 10.0  # fmt: skip
+
+
+@pytest.fixture
+def coco(tmp_path):
+    ann, img = write_coco_keypoints(tmp_path)
+    return open_dataset(f"coco-kpts:{ann}:{img}")
+
+
+def _gt_keypoints(ds, ann_id):
+    return np.array(ds.coco.anns[ann_id]["keypoints"], dtype=float).reshape(17, 3)
+
+
+def _gt_detections(ds, shift=None):
+    dets = []
+    for ann_id in (s["ann_id"] for s in ds.samples):
+        k = _gt_keypoints(ds, ann_id)
+        if shift is not None:
+            k[:, 0] += shift(ds.coco.anns[ann_id])
+        dets.append({"image_id": ds.coco.anns[ann_id]["image_id"], "category_id": 1,
+                     "keypoints": k.reshape(-1).tolist(), "score": 1.0})  # fmt: skip
+    return dets
+
+
+@pytest.mark.parametrize(("refine", "tolerance"), [("quarter", 0.5), ("dark", 0.01)])
+def test_heatmap_round_trip_recovers_keypoints(refine, tolerance):
+    rng = np.random.default_rng(0)
+    kpts = np.concatenate([rng.uniform(12, [180, 244], (17, 2)), np.full((17, 1), 2.0)], 1)
+    maps, weights = encode_heatmaps(kpts, (256, 192), (64, 48), sigma=2.0)
+    assert maps.shape == (17, 64, 48) and weights.tolist() == [1.0] * 17
+    coords, maxvals = decode_heatmaps(maps[None], refine)
+    in_heatmap = kpts[:, :2] * np.array([47 / 191, 63 / 255])
+    assert np.abs(coords[0] - in_heatmap).max() < tolerance  # heatmap pixels
+    assert (maxvals > 0.8).all()
+
+
+def test_unlabelled_and_far_outside_keypoints_get_zero_weight():
+    kpts = np.array([[10.0, 10.0, 2.0], [10.0, 10.0, 0.0], [-60.0, 10.0, 2.0], [10.0, 300.0, 1.0]])
+    maps, weights = encode_heatmaps(kpts, (256, 192), (64, 48))
+    assert weights.tolist() == [1.0, 0.0, 0.0, 0.0] and maps[1:].abs().sum() == 0
+
+
+def test_targets_and_loss(coco):
+    task = get_task("pose")
+    samples = [coco[i] for i in range(len(coco))]
+    t = task.make_targets(samples, (64, 48))
+    assert t["heatmaps"].shape == (4, 17, 64, 48) and t["weights"].shape == (4, 17)
+    assert t["weights"][1, 15:].tolist() == [0.0, 0.0]  # person 102's unlabelled ankles
+    assert task.loss(t["heatmaps"], t) == 0
+    noisy = t["heatmaps"].clone()
+    noisy[1, 15] += 1.0  # a weight-0 keypoint does not count
+    assert task.loss(noisy, t) == 0
+    out = torch.zeros(4, 17, 64, 48, requires_grad=True)
+    loss = task.loss(out, t)
+    loss.backward()
+    assert loss.item() == pytest.approx(((t["heatmaps"] ** 2) * t["weights"][..., None, None]).mean().item())
+    assert out.grad.abs().sum() > 0
+
+
+def test_sigma_scales_with_the_heatmap_width(coco):
+    t = get_task("pose").make_targets([coco[0]], (32, 24))
+    peak = t["heatmaps"][0, 0]
+    assert peak.shape == (32, 24) and (peak > np.exp(-0.5)).sum() < 12  # σ = 1 at 24 wide
+
+
+def test_gt_keypoints_as_detections_score_ap_one(coco):
+    m = keypoint_ap(coco.coco, _gt_detections(coco), coco.image_ids)
+    assert m["AP"] == 1.0 and m["AP50"] == 1.0 and m["AR"] == 1.0
+
+
+def test_a_known_oks_scores_what_the_thresholds_say(coco):
+    # Shift each labelled keypoint so that exp(-d²/(2·area·(2σ)²)) = 0.72: OKS 0.72 for every person,
+    # above the thresholds 0.50..0.70 and below 0.75..0.95 → AP = 5/10, AP50 = 1, AP75 = 0.
+    def shift(ann):
+        return np.sqrt(-2 * np.log(0.72) * ann["area"] * (2 * COCO_SIGMAS) ** 2)
+
+    m = keypoint_ap(coco.coco, _gt_detections(coco, shift), coco.image_ids)
+    assert m["AP"] == pytest.approx(0.5) and m["AP50"] == 1.0 and m["AP75"] == 0.0
+
+
+def test_no_detections_score_zero(coco):
+    assert keypoint_ap(coco.coco, [], coco.image_ids)["AP"] == 0.0
+
+
+@pytest.mark.parametrize("refine", ["quarter", "dark"])
+def test_decoding_target_heatmaps_scores_perfectly(coco, refine):
+    task = get_task("pose", refine=refine)
+    samples = [coco[i] for i in range(len(coco))]
+    heatmaps = task.make_targets(samples, (64, 48))["heatmaps"]
+    dets = task.decode(heatmaps, samples)
+    assert [d["image_id"] for d in dets] == [1, 1, 2, 3] and len(dets[0]["keypoints"]) == 51
+    for d, s in zip(dets, samples, strict=True):
+        gt = _gt_keypoints(coco, s["id"])
+        labelled = gt[:, 2] > 0
+        pred = np.array(d["keypoints"]).reshape(17, 3)
+        # half a heatmap pixel, in image pixels
+        bound = 0.5 * np.array(s["crop"].size) / np.array([47, 63])
+        assert (np.abs(pred[labelled, :2] - gt[labelled, :2]) < bound).all()
+    assert task.evaluate(dets, coco)["AP"] == 1.0
+
+
+def test_score_is_the_mean_of_confident_maxima():
+    crop = CropTransform.from_box([0, 0, 48, 64], (64, 48))
+    hm = torch.zeros(1, 17, 16, 12)
+    hm[0, :, 5, 5] = torch.tensor([0.9] * 8 + [0.5] * 8 + [0.1])
+    (det,) = get_task("pose").decode(hm, [{"image_id": 7, "crop": crop}])
+    assert det["score"] == pytest.approx(0.7) and det["category_id"] == 1
+    assert det["keypoints"][2::3][-1] == pytest.approx(0.1)  # visibility slot holds the maximum

@@ -1,0 +1,22 @@
+"""The task registry: one Task per probe, found by name."""
+
+import pytest
+
+from probes.tasks import CaptionTask, DepthTask, PoseTask, get_task, list_tasks
+
+
+def test_every_task_is_registered():
+    assert list_tasks() == ["caption", "depth", "pose"]
+    assert isinstance(get_task("depth"), DepthTask) and isinstance(get_task("pose"), PoseTask)
+    assert isinstance(get_task("caption", label_smoothing=0.1), CaptionTask)
+
+
+def test_options_reach_the_task():
+    t = get_task("depth", output_kind="metric-depth")
+    assert t.output_kind == "metric-depth" and t.align == "none"
+    assert get_task("depth").align == "scale-shift"
+
+
+def test_unknown_task():
+    with pytest.raises(ValueError, match="unknown task 'segmentation'; expected one of caption, depth, pose"):
+        get_task("segmentation")
