@@ -1,0 +1,124 @@
+"""`evaluate_neck`: score a trained neck + its frozen head on a dataset, clean or through a codec.
+
+    samples ─► features (encoder | cache) [─► codec: real bitstream, bits counted] ─► neck ─► head
+            ─► Task.decode ─► Task.evaluate (AbsRel/RMSE/δ, COCO OKS AP, BLEU-4/CIDEr-D)
+
+The result records everything needed to reproduce it: encoder and weights id,
+neck config (and the first neck of a cross-neck), head, codec directory + hash +
+bits per pixel, dataset spec/split/limit, metrics and package versions.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import platform
+import time
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from probes.encoders.extract import package_versions
+from probes.heads import load_head
+from probes.training.neck_dir import HEAD_DIR, load_neck
+from probes.training.sources import CodecRoundTrip, build_feature_source, sha256_file
+from probes.training.tasks import open_task_data, predict, task_for
+
+log = logging.getLogger(__name__)
+
+EVAL_FORMAT = "featcodec-eval"
+
+
+def load_trained_head(neck_dir: str | os.PathLike, config: dict, device="cpu"):
+    """The frozen head a neck was trained for: its own trained built-in head, or the recorded spec."""
+    head = config["head"]
+    if head.get("trained_here"):
+        return load_head(str(Path(neck_dir) / HEAD_DIR), device=device)
+    if head.get("dir"):  # a built-in head trained elsewhere, loaded from its directory
+        return load_head(head["dir"], device=device)
+    if head.get("source"):  # a local transformers directory, by absolute path
+        return load_head(f"hf:{head['source']}", device=device)
+    return load_head(head["spec"], device=device)
+
+
+def evaluate_neck(
+    neck_dir: str | os.PathLike,
+    data: str,
+    *,
+    codec: str | None = None,
+    split: str | None = None,
+    limit: int | None = None,
+    checkpoint: str | None = None,
+    features: str | None = None,
+    batch_size: int = 8,
+    device: str = "cpu",
+    max_new_tokens: int = 20,
+    num_beams: int = 1,
+    progress: bool = True,
+) -> dict:
+    """Metrics of the neck in `neck_dir` on `data`; the encoder is rebuilt from the neck's config."""
+    neck_dir = Path(neck_dir)
+    device = torch.device(device)
+    neck, config = load_neck(neck_dir, device)
+    head = load_trained_head(neck_dir, config, device)
+    task = config["task"]
+    head, dataset = open_task_data(task, config["head"]["spec"], data, split, limit, device, head=head)
+
+    enc = config["encoder"]
+    if not (checkpoint or features):
+        checkpoint, features = enc.get("checkpoint"), enc.get("features")
+    given = bool(checkpoint or features)
+    random_init = bool(enc.get("random_init")) and not given
+    pretrained = str(enc.get("weights_id", "")).startswith("pretrained:") and not given
+    source = build_feature_source(
+        encoder=enc["name"], checkpoint=checkpoint, random_init=random_init, features=features, pretrained=pretrained,
+        resolution=enc["resolution"], levels=config["levels"], dataset=dataset, device=device,
+    )  # fmt: skip
+    described = source.describe()
+    if described["weights_id"] != enc["weights_id"]:
+        raise ValueError(
+            f"{neck_dir}: the neck was trained on encoder weights {enc['weights_id']!r}, "
+            f"but the given weights are {described['weights_id']!r}"
+        )
+    if codec:
+        source = CodecRoundTrip(source, codec)
+
+    predictions, started = [], time.perf_counter()
+    order = list(range(len(dataset)))
+    bar = tqdm(total=len(order), desc=f"eval {task}", unit="sample", disable=not progress)
+    for start in range(0, len(order), batch_size):
+        samples = [dataset[i] for i in order[start : start + batch_size]]
+        with torch.no_grad():
+            tokens = neck(source.features(samples))
+        predictions.extend(predict(head, tokens, samples, max_new_tokens=max_new_tokens, num_beams=num_beams))
+        bar.update(len(samples))
+    bar.close()
+    metrics = task_for(head).evaluate(predictions, dataset)
+
+    return {
+        "format": EVAL_FORMAT,
+        "task": task,
+        "metrics": metrics,
+        "encoder": described,
+        "random_init": bool(described.get("random_init")),
+        "neck": {
+            "dir": str(neck_dir.resolve()),
+            "config_sha256": sha256_file(neck_dir / "config.json"),
+            "weights_sha256": sha256_file(neck_dir / "weights.safetensors"),
+            **config["neck"],
+            "kd": config.get("kd"),
+            "after": config.get("after"),
+            "trained_on": config.get("data"),
+            "trained_codec": config.get("codec"),
+        },
+        "head": config["head"],
+        "codec": source.describe_codec() if codec else None,
+        "bpp": source.bits_per_pixel if codec else None,
+        "data": {"spec": data, "split": split, "limit": limit, "samples": len(dataset)},
+        "generation": {"max_new_tokens": max_new_tokens, "num_beams": num_beams} if task == "caption" else None,
+        "seconds": round(time.perf_counter() - started, 3),
+        "device": str(device),
+        "machine": platform.machine(),
+        "versions": package_versions(),
+    }

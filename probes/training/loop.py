@@ -1,0 +1,311 @@
+"""`train_neck`: fit a neck (optionally a built-in head) so a frozen head solves its task on encoder features.
+
+    samples ─► FeatureSource (encoder | cache) [─► codec round trip] ─► neck ─► frozen head ─► task loss
+                                                                         │
+    samples ─► head.preprocess ─► head.teacher ───────── KD: MSE(neck tokens, teacher tokens) · W
+
+Loss = task loss + W·KD ("How Universal Are SAM2 Features?", PCS 2025: distilling
+the head's own encoder features into the neck helps, most for the generalist
+encoder). `after` freezes a first neck and trains a second on its output (the
+cross-neck analysis). Training is resumable: the step, neck/head/optimizer
+state and loss history are checkpointed atomically every `checkpoint_every`
+steps, and batches are a pure function of (seed, step), so a resumed run sees
+exactly the batches an uninterrupted one would.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import random
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from probes.heads import FrozenHead, save_builtin_head
+from probes.heads.builtin import BuiltinHead
+from probes.necks import NECK_SIZES, CrossNeck, Neck
+
+from .neck_dir import (
+    HEAD_DIR,
+    NECK_FORMAT,
+    NECK_FORMAT_VERSION,
+    STATE,
+    WEIGHTS,
+    NeckDirError,
+    load_neck,
+    load_state,
+    read_neck_config,
+    save_state,
+    save_weights,
+    write_neck_config,
+)
+from .sources import CodecRoundTrip, FeatureSource, sha256_file
+from .tasks import open_task_data, task_loss
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainNeckOptions:
+    task: str
+    head: str
+    data: str
+    encoder: str | None = None  # taken from the first neck with `after`
+    checkpoint: str | None = None
+    pretrained: bool = False
+    random_init: bool = False
+    features: str | None = None
+    resolution: int | None = None
+    levels: list[str] = field(default_factory=list)  # default: all levels of the encoder
+    neck_layers: int = 2
+    neck_dim: int = 256
+    neck_heads: int = 8
+    kd: float = 0.0
+    codec: str | None = None
+    after: str | None = None
+    train_head: bool = False
+    split: str | None = None
+    limit: int | None = None
+    steps: int = 1000
+    batch_size: int = 8
+    lr: float = 1e-4
+    weight_decay: float = 0.05
+    warmup_steps: int | None = None
+    seed: int = 0
+    checkpoint_every: int = 200
+    device: str = "cpu"
+    progress: bool = True
+
+    def plan(self) -> dict:
+        """The options a resumed run must share with the interrupted one."""
+        d = asdict(self)
+        for k in ("device", "progress", "checkpoint_every"):
+            d.pop(k)
+        return d
+
+
+def neck_name(layers: int) -> str:
+    return next((n for n, k in NECK_SIZES.items() if k == layers), f"neck-{layers}L")
+
+
+def batch_indices(step: int, batch_size: int, n: int, seed: int) -> list[int]:
+    """Sample indices of batch `step`: epoch-wise permutations seeded by (seed, epoch)."""
+    out, cache = [], {}
+    for pos in range(step * batch_size, (step + 1) * batch_size):
+        epoch, k = divmod(pos, n)
+        if epoch not in cache:
+            cache[epoch] = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100003 + epoch))
+        out.append(int(cache[epoch][k]))
+    return out
+
+
+def learning_rate(step: int, opts: TrainNeckOptions) -> float:
+    """Linear warm-up then cosine decay to 10 % (a function of the step, so resume needs no scheduler state)."""
+    warmup = opts.warmup_steps if opts.warmup_steps is not None else min(100, opts.steps // 10)
+    if step < warmup:
+        return opts.lr * (step + 1) / warmup
+    t = (step - warmup) / max(1, opts.steps - warmup)
+    return opts.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, t))))
+
+
+def distillation_loss(tokens: torch.Tensor, head: FrozenHead, samples, device) -> torch.Tensor:
+    """MSE between the neck's tokens and the head's own encoder tokens on the same images."""
+    pixels = torch.stack([head.preprocess(s["image"]) for s in samples]).to(device)
+    return F.mse_loss(tokens, head.teacher(pixels))
+
+
+class NeckRun:
+    """Everything one training run builds: data, features, head, neck; shared with evaluation."""
+
+    def __init__(self, opts: TrainNeckOptions):
+        from .sources import build_feature_source
+
+        self.opts = opts
+        device = torch.device(opts.device)
+        self.first_config = read_neck_config(opts.after) if opts.after else None
+        if self.first_config is not None:
+            enc = self.first_config["encoder"]
+            if opts.encoder and opts.encoder != enc["name"]:
+                raise NeckDirError(
+                    f"--after {opts.after}: its neck reads encoder {enc['name']!r}, not --encoder {opts.encoder!r}"
+                )
+            opts.encoder = enc["name"]
+            opts.levels = list(self.first_config["levels"])
+            if not (opts.checkpoint or opts.random_init or opts.features or opts.pretrained):
+                opts.checkpoint, opts.features = enc.get("checkpoint"), enc.get("features")
+                recorded = bool(opts.checkpoint or opts.features)
+                opts.pretrained = str(enc.get("weights_id", "")).startswith("pretrained:") and not recorded
+                opts.random_init = bool(enc.get("random_init")) and not recorded
+            opts.resolution = opts.resolution or enc.get("resolution")
+        if not opts.encoder and not opts.features:
+            raise ValueError("give --encoder (with --checkpoint or --random-init) or --features")
+        self.head, self.dataset = open_task_data(opts.task, opts.head, opts.data, opts.split, opts.limit, device)
+        if isinstance(self.head, BuiltinHead) and not self.head.trained and not opts.train_head:
+            raise ValueError(
+                f"head {opts.head!r} is a new, untrained built-in head: pass --train-head to train it with the neck, "
+                "or pass the head directory of a trained one"
+            )
+        if opts.train_head and not isinstance(self.head, BuiltinHead):
+            raise ValueError("--train-head only applies to built-in heads (pretrained heads stay frozen)")
+        if opts.kd and not self.head.has_teacher:
+            raise ValueError(f"--kd needs a head with its own encoder (a pretrained head); {opts.head!r} has none")
+        self.source: FeatureSource = build_feature_source(
+            encoder=opts.encoder, checkpoint=opts.checkpoint, random_init=opts.random_init, pretrained=opts.pretrained,
+            features=opts.features, resolution=opts.resolution, levels=opts.levels, dataset=self.dataset,
+            device=device,
+        )  # fmt: skip
+        opts.levels = list(self.source.levels)
+        if opts.codec:
+            self.source = CodecRoundTrip(self.source, opts.codec)
+        spec = self.head.expects()
+        kw = dict(layers=opts.neck_layers, dim=opts.neck_dim, heads=opts.neck_heads)
+        if opts.after:
+            first, _ = load_neck(opts.after, device)
+            self.neck: torch.nn.Module = CrossNeck(first, Neck(CrossNeck.second_in_shapes(first), spec, **kw))
+            self.trainable = self.neck.second
+        else:
+            self.neck = Neck(self.source.levels, spec, **kw)
+            self.trainable = self.neck
+        self.neck.to(device)
+        if opts.train_head:
+            self.head.unfreeze()
+        self.device = device
+
+    def config(self) -> dict:
+        opts = self.opts
+        head = self.head.describe()
+        if isinstance(self.head, BuiltinHead):
+            head["trained_here"] = bool(opts.train_head)
+            head["dir"] = HEAD_DIR if opts.train_head else str(Path(opts.head).resolve())
+        elif opts.head.startswith("hf:") and Path(opts.head[3:]).is_dir():
+            head["source"] = str(Path(opts.head[3:]).resolve())
+        elif Path(opts.head).is_dir():
+            head["source"] = str(Path(opts.head).resolve())
+        codec = None
+        if opts.codec:
+            codec = {k: v for k, v in self.source.describe_codec().items() if k in ("dir", "sha256")}
+        after = None
+        if opts.after:
+            after = {
+                "dir": str(Path(opts.after).resolve()),
+                "task": self.first_config["task"],
+                "config_sha256": sha256_file(Path(opts.after) / "config.json"),
+            }
+        from probes.encoders.extract import package_versions
+
+        return {
+            "format": NECK_FORMAT,
+            "format_version": NECK_FORMAT_VERSION,
+            "task": opts.task,
+            "encoder": self.source.describe(),
+            "levels": list(self.source.levels),
+            "neck": {"name": neck_name(opts.neck_layers), **self.trainable.config()},
+            "head": head,
+            "kd": opts.kd,
+            "codec": codec,
+            "after": after,
+            "data": {"spec": opts.data, "split": opts.split, "limit": opts.limit, "samples": len(self.dataset)},
+            "train": opts.plan(),
+            "versions": package_versions(),
+        }
+
+
+def train_neck(opts: TrainNeckOptions, out_dir: str | os.PathLike, *, resume: bool = False, force: bool = False) -> dict:
+    """Train a neck into `out_dir`; returns its config (with the loss history summary)."""
+    out_dir = Path(out_dir)
+    state_path, config_path = out_dir / STATE, out_dir / "config.json"
+    if out_dir.exists() and not force:
+        if resume and not state_path.is_file() and not config_path.is_file():
+            log.info("--resume: nothing to resume in %s, starting", out_dir)
+        elif not resume and (state_path.is_file() or config_path.is_file()):
+            raise NeckDirError(f"{out_dir}: already holds a neck or a run; pass --resume to continue or --force")
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    torch.manual_seed(opts.seed)
+    run = NeckRun(opts)
+    params = [p for p in run.trainable.parameters()]
+    if opts.train_head:
+        params += list(run.head.parameters())
+    optimizer = torch.optim.AdamW(params, lr=opts.lr, weight_decay=opts.weight_decay)
+    start, losses = 0, []
+    if resume and state_path.is_file() and not force:
+        state = load_state(state_path)
+        if state.get("plan") != _jsonable(opts.plan()):
+            raise NeckDirError(f"{state_path}: the run in {out_dir} used different options; choose another -o or --force")
+        run.trainable.load_state_dict(state["neck"])
+        if opts.train_head:
+            run.head.load_state_dict(state["head"])
+        optimizer.load_state_dict(state["optimizer"])
+        start, losses = int(state["step"]), list(state["losses"])
+        log.info("resuming %s at step %d of %d", out_dir, start, opts.steps)
+
+    def checkpoint(step: int) -> None:
+        save_state(
+            state_path,
+            {
+                "plan": _jsonable(opts.plan()),
+                "step": step,
+                "neck": run.trainable.state_dict(),
+                "head": run.head.state_dict() if opts.train_head else {},
+                "optimizer": optimizer.state_dict(),
+                "losses": losses,
+            },
+        )
+
+    run.trainable.train()
+    rng = random.Random(opts.seed)
+    bar = tqdm(range(start, opts.steps), desc=f"train-neck {opts.task}", unit="step", disable=not opts.progress,
+               initial=start, total=opts.steps)  # fmt: skip
+    for step in bar:
+        rng.seed(opts.seed * 7919 + step)  # caption choice: a function of the step too
+        samples = [run.dataset[i] for i in batch_indices(step, opts.batch_size, len(run.dataset), opts.seed)]
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate(step, opts)
+        tokens = run.neck(run.source.features(samples))
+        loss_task = task_loss(opts.task, run.head, tokens, samples, rng)
+        loss = loss_task
+        record = {"step": step + 1, "task": loss_task.item()}
+        if opts.kd:
+            loss_kd = distillation_loss(tokens, run.head, samples, run.device)
+            loss = loss + opts.kd * loss_kd
+            record["kd"] = loss_kd.item()
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"train-neck: loss became {loss.item()} at step {step + 1}; lower --lr")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        optimizer.step()
+        record["loss"] = loss.item()
+        losses.append(record)
+        bar.set_postfix(loss=f"{record['loss']:.4f}")
+        if (step + 1) % opts.checkpoint_every == 0 and step + 1 < opts.steps:
+            checkpoint(step + 1)
+    bar.close()
+
+    checkpoint(opts.steps)
+    save_weights(run.trainable, out_dir / WEIGHTS)
+    if opts.train_head:
+        run.head.trained = True
+        run.head.freeze()
+        save_builtin_head(run.head, out_dir / HEAD_DIR)
+    config = run.config()
+    tail = losses[-max(1, len(losses) // 10) :]
+    config["training"] = {
+        "steps": opts.steps,
+        "first_loss": losses[0]["loss"] if losses else None,
+        "final_loss": sum(r["loss"] for r in tail) / len(tail) if tail else None,
+        "losses": losses,
+    }
+    if opts.codec:
+        config["codec"]["train_bpp"] = run.source.bits_per_pixel
+    write_neck_config(out_dir, config)
+    return config
+
+
+def _jsonable(d: dict) -> dict:
+    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in d.items()}

@@ -1,0 +1,101 @@
+"""A neck directory: what a trained neck is, and the state to resume its training.
+
+    NECK_DIR/config.json          format, task, encoder (name, weights id, checkpoint, resolution),
+                                  levels, neck config, head (spec, trained?), kd, codec (dir, sha256),
+                                  after (first neck dir + config sha256), training options, versions
+    NECK_DIR/weights.safetensors  the trainable neck (the second one of a cross-neck)
+    NECK_DIR/head/                a built-in head trained jointly (--train-head), saved frozen
+    NECK_DIR/training-state.pt    step, neck/head/optimizer state, loss history (torch.load weights_only)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from probes.encoders.cache import atomic_write_json
+from probes.necks import CrossNeck, Neck
+
+NECK_FORMAT = "featcodec-neck"
+NECK_FORMAT_VERSION = 1
+CONFIG, WEIGHTS, STATE, HEAD_DIR = "config.json", "weights.safetensors", "training-state.pt", "head"
+
+
+class NeckDirError(ValueError):
+    """A neck directory that cannot be used; the message names the file."""
+
+
+def read_neck_config(neck_dir: str | os.PathLike) -> dict:
+    path = Path(neck_dir) / CONFIG
+    if not path.is_file():
+        raise NeckDirError(f"{path}: no neck config; is {neck_dir} a featcodec neck directory (train-neck -o)?")
+    try:
+        config = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise NeckDirError(f"{path}: not valid JSON ({e})") from e
+    if config.get("format") != NECK_FORMAT:
+        raise NeckDirError(f"{path}: field 'format' is {config.get('format')!r}, expected {NECK_FORMAT!r}")
+    if config.get("format_version") != NECK_FORMAT_VERSION:
+        raise NeckDirError(f"{path}: unsupported format_version {config.get('format_version')!r}")
+    for key in ("task", "encoder", "levels", "neck", "head"):
+        if key not in config:
+            raise NeckDirError(f"{path}: missing field {key!r}")
+    return config
+
+
+def write_neck_config(neck_dir: str | os.PathLike, config: dict) -> None:
+    atomic_write_json(Path(neck_dir) / CONFIG, config)
+
+
+def _atomic(path: Path, write) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_weights(module: torch.nn.Module, path: Path) -> None:
+    tensors = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
+    _atomic(path, lambda tmp: save_file(tensors, tmp))
+
+
+def load_weights(module: torch.nn.Module, path: Path) -> None:
+    if not path.is_file():
+        raise NeckDirError(f"{path}: missing neck weights (did training finish?)")
+    try:
+        module.load_state_dict(load_file(str(path)))
+    except RuntimeError as e:
+        raise NeckDirError(f"{path}: weights do not match the neck config ({e})") from e
+
+
+def save_state(path: Path, state: dict) -> None:
+    _atomic(path, lambda tmp: torch.save(state, tmp))
+
+
+def load_state(path: Path) -> dict:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - torch.load raises several types on a bad file
+        raise NeckDirError(f"{path}: unreadable training state ({e}); pass --force to start over") from e
+
+
+def load_neck(neck_dir: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[torch.nn.Module, dict]:
+    """The trained neck of `neck_dir` (a `CrossNeck` when trained with --after), frozen, and its config."""
+    neck_dir = Path(neck_dir)
+    config = read_neck_config(neck_dir)
+    second = Neck.from_config(config["neck"])
+    load_weights(second, neck_dir / WEIGHTS)
+    neck: torch.nn.Module = second
+    if config.get("after"):
+        first, _ = load_neck(config["after"]["dir"], device)
+        neck = CrossNeck(first, second)
+    return neck.requires_grad_(False).eval().to(device), config

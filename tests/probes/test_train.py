@@ -1,0 +1,157 @@
+"""train_neck: task loss + W·KD, cross-neck, built-in heads, checkpoints and resume."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from probes.encoders import create_encoder, extract_features
+from probes.heads.tiny import save_tiny_head
+from probes.training import NeckDirError, TrainNeckOptions, batch_indices, build_feature_source, train_neck
+from probes.training import loop as loop_module
+from tests.probes.fixtures import write_coco_captions, write_coco_keypoints, write_nyu_folder
+
+
+@pytest.fixture(scope="module")
+def probe(tmp_path_factory):
+    """Fixture datasets in their real formats and tiny heads saved with `save_pretrained`."""
+    root = tmp_path_factory.mktemp("probe")
+    ann, img = write_coco_keypoints(root / "kpts")
+    cann, cimg = write_coco_captions(root / "caps")
+    return {
+        "root": root,
+        "data": {
+            "depth": f"nyuv2:{write_nyu_folder(root / 'nyu')}",
+            "pose": f"coco-kpts:{ann}:{img}",
+            "caption": f"coco-caps:{cann}:{cimg}",
+        },
+        "caption_images": cimg,
+        "head": {task: f"hf:{save_tiny_head(task, root / f'head-{task}')}" for task in ("depth", "pose", "caption")},
+    }
+
+
+def _opts(probe, task, **kw) -> TrainNeckOptions:
+    base = dict(
+        task=task, head=probe["head"][task], data=probe["data"][task], encoder="mini-hiera", random_init=True,
+        resolution=64, neck_layers=1, neck_dim=32, neck_heads=4, steps=12, batch_size=2, lr=2e-3,
+        warmup_steps=0, progress=False,
+    )  # fmt: skip
+    base.update(kw)
+    return TrainNeckOptions(**base)
+
+
+def _mean(records, key, which):
+    part = records[:3] if which == "first" else records[-3:]
+    return sum(r[key] for r in part) / len(part)
+
+
+def test_kd_path_trains_with_both_losses_going_down(probe, tmp_path):
+    config = train_neck(_opts(probe, "depth", kd=1.0), tmp_path / "neck")
+    losses = config["training"]["losses"]
+    assert len(losses) == 12 and {"task", "kd", "loss"} <= set(losses[0])
+    assert _mean(losses, "loss", "last") < _mean(losses, "loss", "first")
+    assert _mean(losses, "kd", "last") < _mean(losses, "kd", "first")
+    saved = json.loads((tmp_path / "neck" / "config.json").read_text())
+    assert saved["kd"] == 1.0 and saved["task"] == "depth" and saved["neck"]["name"] == "neck-1L"
+    assert saved["encoder"]["name"] == "mini-hiera" and saved["encoder"]["weights_id"] == "random-init"
+    assert saved["head"]["class"] == "DepthAnythingHead" and saved["head"]["output_kind"] == "relative-disparity"
+    assert set(load_file(str(tmp_path / "neck" / "weights.safetensors"))) == set(
+        loop_module.Neck.from_config(saved["neck"]).state_dict()
+    )
+
+
+def test_cross_neck_trains_a_second_neck_on_a_frozen_first(probe, tmp_path):
+    train_neck(_opts(probe, "depth", steps=3), tmp_path / "depth")
+    first = load_file(str(tmp_path / "depth" / "weights.safetensors"))
+    config = train_neck(_opts(probe, "pose", encoder=None, random_init=False, after=str(tmp_path / "depth")),
+                        tmp_path / "cross")  # fmt: skip
+    losses = config["training"]["losses"]
+    assert _mean(losses, "loss", "last") < _mean(losses, "loss", "first")
+    assert config["after"]["task"] == "depth" and config["encoder"]["name"] == "mini-hiera"
+    assert list(config["neck"]["in_shapes"]) == ["neck"]
+    for k, v in load_file(str(tmp_path / "depth" / "weights.safetensors")).items():
+        torch.testing.assert_close(v, first[k])  # the first neck stayed frozen
+
+
+def test_caption_neck_trains_against_the_blip_decoder(probe, tmp_path):
+    config = train_neck(_opts(probe, "caption", kd=0.5), tmp_path / "cap")
+    losses = config["training"]["losses"]
+    assert _mean(losses, "task", "last") < _mean(losses, "task", "first")
+
+
+def test_builtin_head_is_trained_jointly_then_saved_frozen(probe, tmp_path):
+    with pytest.raises(ValueError, match="--train-head"):
+        train_neck(_opts(probe, "pose", head="builtin:pose"), tmp_path / "untrained")
+    with pytest.raises(ValueError, match="--kd needs"):
+        train_neck(_opts(probe, "pose", head="builtin:pose", train_head=True, kd=1.0), tmp_path / "kd")
+    config = train_neck(_opts(probe, "pose", head="builtin:pose", train_head=True, steps=4), tmp_path / "b")
+    assert config["head"]["trained_here"] is True and config["head"]["dir"] == "head"
+    head_config = json.loads((tmp_path / "b" / "head" / "config.json").read_text())
+    assert head_config["trained"] is True and head_config["task"] == "pose"
+
+
+def test_head_and_data_must_be_for_the_task(probe, tmp_path):
+    with pytest.raises(ValueError, match="not a pose head"):
+        train_neck(_opts(probe, "pose", head=probe["head"]["depth"]), tmp_path / "x")
+    with pytest.raises(ValueError, match="not a depth dataset"):
+        train_neck(_opts(probe, "depth", data=probe["data"]["pose"]), tmp_path / "y")
+
+
+def test_interrupted_run_resumes_to_the_same_weights(probe, tmp_path, monkeypatch):
+    opts = dict(steps=6, checkpoint_every=2, kd=0.5)
+    train_neck(_opts(probe, "depth", **opts), tmp_path / "straight")
+
+    real_loss, calls = loop_module.task_loss, {"n": 0}
+
+    def interrupted(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 4:
+            raise KeyboardInterrupt
+        return real_loss(*args, **kwargs)
+
+    monkeypatch.setattr(loop_module, "task_loss", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        train_neck(_opts(probe, "depth", **opts), tmp_path / "resumed")
+    monkeypatch.setattr(loop_module, "task_loss", real_loss)
+    assert not (tmp_path / "resumed" / "weights.safetensors").exists()
+    with pytest.raises(NeckDirError, match="--resume"):
+        train_neck(_opts(probe, "depth", **opts), tmp_path / "resumed")
+    with pytest.raises(NeckDirError, match="different options"):
+        train_neck(_opts(probe, "depth", **{**opts, "lr": 1e-2}), tmp_path / "resumed", resume=True)
+    config = train_neck(_opts(probe, "depth", **opts), tmp_path / "resumed", resume=True)
+    assert [r["step"] for r in config["training"]["losses"]] == list(range(1, 7))
+    a = load_file(str(tmp_path / "straight" / "weights.safetensors"))
+    b = load_file(str(tmp_path / "resumed" / "weights.safetensors"))
+    for k in a:
+        torch.testing.assert_close(a[k], b[k])
+
+
+def test_batches_are_a_function_of_seed_and_step():
+    n, b = 5, 3
+    first_epoch = [i for step in range(5) for i in batch_indices(step, b, n, seed=1)][:n]
+    assert sorted(first_epoch) == list(range(n))
+    assert batch_indices(7, b, n, seed=1) == batch_indices(7, b, n, seed=1)
+    assert batch_indices(0, b, n, seed=1) != batch_indices(0, b, n, seed=2)
+
+
+def test_cached_features_match_the_encoder_on_the_same_images(probe, tmp_path):
+    from probes.data import open_dataset
+
+    encoder = create_encoder("mini-hiera", random_init=True, resolution=64)
+    images = sorted(probe["caption_images"].iterdir())
+    extract_features(encoder, images, tmp_path / "cache", batch_size=2, progress=False)
+    dataset = open_dataset(probe["data"]["caption"])
+    samples = [dataset[i] for i in range(len(dataset))]
+    cached = build_feature_source(
+        encoder=None, checkpoint=None, random_init=False, features=str(tmp_path / "cache"), resolution=None,
+        levels=["stage3"], dataset=dataset,
+    ).features(samples)["stage3"]  # fmt: skip
+    live = encoder(torch.stack([encoder.preprocess(s["image"]) for s in samples]))["stage3"]
+    torch.testing.assert_close(cached, live)
+    config = train_neck(_opts(probe, "caption", encoder=None, random_init=False, features=str(tmp_path / "cache"),
+                              steps=2), tmp_path / "neck")  # fmt: skip
+    assert config["encoder"]["features"] == str((tmp_path / "cache").resolve())
+    assert config["levels"] == ["stage1", "stage2", "stage3", "stage4"]
