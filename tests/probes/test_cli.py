@@ -1,0 +1,171 @@
+"""`featcodec train-neck` → `featcodec eval` round trips on fixture data, with JSON results."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from codec.cli import main
+from probes.heads.tiny import save_tiny_head
+from tests.probes.fixtures import write_coco_captions, write_coco_keypoints, write_nyu_folder
+
+FAST = ["--encoder", "mini-hiera", "--random-init", "--resolution", "64", "--neck-layers", "1", "--neck-dim", "32",
+        "--neck-heads", "4", "--batch-size", "2", "--lr", "1e-3", "--device", "cpu"]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cli")
+    ann, img = write_coco_keypoints(root / "kpts")
+    cann, cimg = write_coco_captions(root / "caps")
+    return {
+        "root": root,
+        "depth": f"nyuv2:{write_nyu_folder(root / 'nyu')}",
+        "pose": f"coco-kpts:{ann}:{img}",
+        "caption": f"coco-caps:{cann}:{cimg}",
+        "heads": {t: str(save_tiny_head(t, root / f"head-{t}")) for t in ("depth", "pose", "caption")},
+    }
+
+
+def run(*args):
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+
+@pytest.mark.parametrize("task", ["depth", "pose", "caption"])
+def test_train_neck_then_eval_round_trip_with_json(files, tmp_path, task):
+    neck = tmp_path / "neck"
+    r = run("train-neck", *FAST, "--task", task, "--head", files["heads"][task], "--data", files[task],
+            "--steps", 3, "--kd", 0.5, "-o", neck)  # fmt: skip
+    assert r.exit_code == 0, r.output
+    r = run("eval", "--neck", neck, "--data", files[task], "--json", "--max-new-tokens", 5, "--device", "cpu",
+            "-o", tmp_path / "result.json")  # fmt: skip
+    assert r.exit_code == 0, r.output
+    result = json.loads(r.stdout)
+    assert result == json.loads((tmp_path / "result.json").read_text())
+    assert result["task"] == task and result["random_init"] is True
+    assert result["encoder"]["name"] == "mini-hiera" and result["encoder"]["resolution"] == 64
+    assert (
+        result["neck"]["layers"] == 1
+        and result["neck"]["kd"] == 0.5
+        and len(result["neck"]["config_sha256"]) == 64
+    )
+    assert result["head"]["source"] == files["heads"][task]
+    assert result["data"]["spec"] == files[task] and result["codec"] is None and result["bpp"] is None
+    assert {"torch", "transformers", "python"} <= set(result["versions"])
+    expected = {"depth": "abs_rel", "pose": "AP", "caption": "CIDEr-D"}[task]
+    assert expected in result["metrics"]
+
+
+def test_builtin_head_round_trip_and_human_output(files, tmp_path):
+    neck = tmp_path / "neck"
+    r = run("train-neck", *FAST, "--task", "depth", "--head", "builtin:depth", "--train-head",
+            "--data", files["depth"], "--steps", 2, "--level", "stage3", "-o", neck)  # fmt: skip
+    assert r.exit_code == 0, r.output
+    assert (neck / "head" / "weights.safetensors").is_file()
+    r = run("eval", "--neck", neck, "--data", files["depth"], "--limit", 2, "--device", "cpu")
+    assert r.exit_code == 0, r.output
+    assert "abs_rel" in r.stdout and "builtin:depth" in r.stdout
+
+
+def test_train_neck_resume_continues_and_refuses_to_overwrite(files, tmp_path):
+    neck = tmp_path / "neck"
+    args = [
+        "train-neck",
+        *FAST,
+        "--task",
+        "pose",
+        "--head",
+        files["heads"]["pose"],
+        "--data",
+        files["pose"],
+        "-o",
+        neck,
+    ]
+    assert run(*args, "--steps", 2).exit_code == 0
+    r = run(*args, "--steps", 2)
+    assert r.exit_code == 3 and "--resume" in r.output
+    r = run(*args, "--steps", 2, "--resume", "--json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["train"]["steps"] == 2
+    assert run(*args, "--steps", 3, "--force").exit_code == 0
+
+
+def test_cross_neck_from_the_cli(files, tmp_path):
+    first, second = tmp_path / "first", tmp_path / "second"
+    assert run("train-neck", *FAST, "--task", "depth", "--head", files["heads"]["depth"], "--data", files["depth"],
+               "--steps", 2, "-o", first).exit_code == 0  # fmt: skip
+    r = run(
+        "train-neck",
+        "--task",
+        "pose",
+        "--head",
+        files["heads"]["pose"],
+        "--data",
+        files["pose"],
+        "--after",
+        first,
+        "--neck-layers",
+        1,
+        "--neck-dim",
+        32,
+        "--neck-heads",
+        4,
+        "--steps",
+        2,
+        "--device",
+        "cpu",
+        "-o",
+        second,
+    )
+    assert r.exit_code == 0, r.output
+    r = run("eval", "--neck", second, "--data", files["pose"], "--json", "--device", "cpu")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["neck"]["after"]["task"] == "depth"
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (
+            ["--task", "depth", "--head", "hf:/nonexistent/head", "--data", "nyuv2:/nonexistent"],
+            "/nonexistent",
+        ),
+        (["--task", "depth", "--head", "builtin:depth", "--data", "nyuv2:/nonexistent"], "nonexistent"),
+        (
+            ["--task", "depth", "--head", "builtin:depth", "--data", "nope:x", "--train-head"],
+            "unknown dataset",
+        ),
+        (
+            [
+                "--task",
+                "depth",
+                "--head",
+                "builtin:depth",
+                "--data",
+                "DEPTH",
+                "--train-head",
+                "--level",
+                "fpn9",
+            ],
+            "fpn9",
+        ),
+    ],
+)
+def test_bad_input_exits_3_naming_it(files, tmp_path, args, message):
+    args = [files["depth"] if a == "DEPTH" else a for a in args]
+    r = run("train-neck", *FAST, *args, "--steps", 1, "-o", tmp_path / "n")
+    assert r.exit_code == 3, r.output
+    assert message in r.output
+
+
+def test_eval_of_a_directory_that_is_not_a_neck_exits_3(files, tmp_path):
+    r = run("eval", "--neck", tmp_path, "--data", files["depth"])
+    assert r.exit_code == 3 and "config.json" in r.output
+
+
+def test_train_neck_needs_a_weights_source(files, tmp_path):
+    r = run("train-neck", "--encoder", "mini-hiera", "--task", "depth", "--head", "builtin:depth",
+            "--data", files["depth"], "-o", tmp_path / "n")  # fmt: skip
+    assert r.exit_code == 2 and "--random-init" in r.output
