@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image
+from scipy.ndimage import affine_transform
 
 BOX_PADDING = 1.25  # mmpose / ViTPose `padding` of the GT box
 
@@ -67,16 +68,20 @@ class CropTransform:
         return xy / self.scale + self.origin
 
     def warp(self, image: Image.Image) -> Image.Image:
-        """The crop (W×H, bilinear, black outside the image), like mmpose's cv2.warpAffine."""
+        """The crop (W×H, bilinear, black outside the image), as cv2.warpAffine / HF's ViTPose processor."""
         crop_h, crop_w = self.crop_size
-        a, e = 1.0 / self.scale  # image pixels per crop pixel
-        c, f = self.origin
-        # PIL samples output pixel centres at i + 0.5 and input pixel i at i + 0.5: shift the
-        # centre-based map x_in = a·x_out + c into PIL's convention.
-        data = (a, 0.0, c + 0.5 - 0.5 * a, 0.0, e, f + 0.5 - 0.5 * e)
-        return image.transform(
-            (crop_w, crop_h), Image.Transform.AFFINE, data, resample=Image.Resampling.BILINEAR
-        )
+        sx, sy = 1.0 / self.scale  # image pixels per crop pixel
+        ox, oy = self.origin
+        # scipy maps output index (row, col) to input index matrix·(row, col) + offset; computed in
+        # float and rounded once (PIL's fixed-point bilinear truncates, biasing pixels by -0.5).
+        pixels = np.asarray(image.convert("RGB"), dtype=np.float32)
+        channels = [
+            affine_transform(
+                pixels[..., c], np.diag([sy, sx]), offset=(oy, ox), output_shape=(crop_h, crop_w), order=1
+            )
+            for c in range(3)
+        ]
+        return Image.fromarray(np.rint(np.stack(channels, -1)).clip(0, 255).astype(np.uint8), "RGB")
 
     def to_dict(self) -> dict:
         return {"center": list(self.center), "size": list(self.size), "crop_size": list(self.crop_size)}

@@ -46,15 +46,15 @@ def test_crop_box_is_padded_and_fits_the_head_aspect_ratio():
 
 
 def test_crop_pixels_come_from_where_the_transform_says():
-    rgb = np.zeros((60, 80, 3), np.uint8)
-    rgb[30, 50] = 255  # one bright pixel at image (x=50, y=30)
-    crop = CropTransform.from_box([40, 20, 24, 32], crop_size=(64, 48))
-    out = np.asarray(crop.warp(Image.fromarray(rgb)))[..., 0].astype(float)
-    y, x = np.unravel_index(out.argmax(), out.shape)
-    centroid = np.array([(out * np.arange(48)).sum(), (out * np.arange(64)[:, None]).sum()]) / out.sum()
-    expected = crop.to_crop([[50.0, 30.0]])[0]
-    assert abs(x - expected[0]) <= 0.5 and abs(y - expected[1]) <= 0.5
-    assert np.allclose(centroid, expected, atol=0.05)
+    # Ramps (red = 3x, green = 4y) are linear, so bilinear sampling reproduces them exactly.
+    yy, xx = np.mgrid[0:60, 0:80]
+    rgb = np.stack([3 * xx, 4 * yy, np.zeros_like(xx)], -1).astype(np.uint8)
+    crop = CropTransform.from_box([20, 10, 24, 32], crop_size=(64, 48))
+    out = np.asarray(crop.warp(Image.fromarray(rgb))).astype(float)
+    v, u = np.mgrid[0:64, 0:48]
+    xy = crop.to_image(np.stack([u, v], -1))
+    assert np.abs(out[..., 0] - 3 * xy[..., 0]).max() <= 0.5 + 1e-6
+    assert np.abs(out[..., 1] - 4 * xy[..., 1]).max() <= 0.5 + 1e-6
 
 
 def test_limit_keeps_whole_images(coco):

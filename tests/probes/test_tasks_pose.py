@@ -118,3 +118,32 @@ def test_score_is_the_mean_of_confident_maxima():
     (det,) = get_task("pose").decode(hm, [{"image_id": 7, "crop": crop}])
     assert det["score"] == pytest.approx(0.7) and det["category_id"] == 1
     assert det["keypoints"][2::3][-1] == pytest.approx(0.1)  # visibility slot holds the maximum
+
+
+def test_crop_and_decoding_agree_with_hf_vitpose_processing():
+    """Our crops and DARK decoding reproduce transformers' VitPoseImageProcessor (UDP + DARK)."""
+    hf = pytest.importorskip("transformers.models.vitpose.image_processing_vitpose")
+    box = [12.0, 30.0, 50.0, 90.0]
+    center, scale = hf.box_to_center_and_scale(box, image_width=192, image_height=256)
+    crop = CropTransform.from_box(box, (256, 192))
+    assert np.allclose(crop.center, center) and np.allclose(crop.size, scale * 200, rtol=1e-6)
+
+    rng = np.random.default_rng(1)
+    image = rng.integers(0, 255, (120, 100, 3)).astype(np.float64)
+    m = hf.get_warp_matrix(0.0, center * 2.0, np.array([191.0, 255.0]), scale * 200.0)
+    theirs = hf.scipy_warp_affine(image, m, (256, 192))
+    from PIL import Image
+
+    ours = np.asarray(crop.warp(Image.fromarray(image.astype(np.uint8)))).astype(float)
+    assert np.abs(ours - theirs).max() <= 0.501  # ours is rounded to uint8
+
+    heatmaps = np.stack(
+        [np.exp(-((np.mgrid[0:64, 0:48] - rng.uniform(5, 40, (2, 1, 1))) ** 2).sum(0) / 8) for _ in range(17)]
+    )[None].astype(np.float32)
+    heatmaps += rng.uniform(0, 0.05, heatmaps.shape).astype(np.float32)
+    coords, maxvals = decode_heatmaps(torch.from_numpy(heatmaps), "dark")
+    ref, ref_scores = hf.get_keypoint_predictions(heatmaps)
+    ref = hf.post_dark_unbiased_data_processing(ref, heatmaps.copy(), kernel=11)
+    assert np.allclose(coords, ref, atol=1e-4) and np.allclose(maxvals, ref_scores[..., 0])
+    image_xy = hf.transform_preds(ref[0], center=center, scale=scale, output_size=[64, 48])
+    assert np.allclose(crop.to_image(coords[0] * np.array([191 / 47, 255 / 63])), image_xy, atol=1e-3)
