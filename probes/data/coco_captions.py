@@ -24,6 +24,7 @@ from .base import (
     require_keys,
     split_with_name,
 )
+from .coco_keypoints import check_first_image
 
 KARPATHY_SPLITS = ("train", "val", "test", "restval")
 
@@ -88,6 +89,7 @@ class CocoCaptionsDataset(TaskDataset):
         if limit is not None:
             ids = ids[:limit]
         self.image_ids = ids
+        check_first_image(self.img_dir, [self.images[i] for i in ids], self.ann_json)
         self.captions = {i: captions[i] for i in ids}
 
     def __len__(self) -> int:

@@ -22,6 +22,7 @@ from .crop import CropTransform
 
 NUM_KEYPOINTS = 17
 DEFAULT_CROP_SIZE = (256, 192)  # H × W, ViTPose / HRNet input
+ANNOTATION_KEYS = ("area", "iscrowd", "num_keypoints", "category_id")
 
 
 def load_coco(path: Path, data: dict) -> COCO:
@@ -31,6 +32,15 @@ def load_coco(path: Path, data: dict) -> COCO:
     with contextlib.redirect_stdout(io.StringIO()):
         coco.createIndex()
     return coco
+
+
+def check_first_image(img_dir: Path, images: list[dict], ann_json: Path) -> None:
+    """Fail at open time, not mid-run, when IMG_DIR does not hold the annotation file's images."""
+    if images and not (img_dir / images[0]["file_name"]).is_file():
+        raise DatasetError(
+            f"{img_dir / images[0]['file_name']}: image of {ann_json.name} not found "
+            f"(is {img_dir} the image folder matching the annotations, e.g. val2017?)"
+        )
 
 
 def clean_box(box: list[float], width: int, height: int) -> list[float] | None:
@@ -68,6 +78,12 @@ class CocoKeypointsDataset(TaskDataset):
                 raise DatasetError(
                     f"{self.ann_json}: annotation #{i} lacks 'keypoints'/'bbox'/'image_id'/'id': not a {what}"
                 )
+            missing = [k for k in ANNOTATION_KEYS if k not in ann]
+            if missing:  # COCOeval reads them: fail here, not deep inside pycocotools
+                raise DatasetError(
+                    f"{self.ann_json}: annotation id {ann['id']} lacks {', '.join(map(repr, missing))} "
+                    "(needed by COCO keypoint evaluation)"
+                )
             if len(ann["keypoints"]) != 3 * NUM_KEYPOINTS:
                 raise DatasetError(
                     f"{self.ann_json}: annotation id {ann['id']} has {len(ann['keypoints'])} keypoint values, "
@@ -84,6 +100,7 @@ class CocoKeypointsDataset(TaskDataset):
         if limit is not None:
             image_ids = image_ids[:limit]
         self.image_ids = image_ids
+        check_first_image(self.img_dir, [images[i] for i in image_ids], self.ann_json)
         self.samples: list[dict[str, Any]] = []
         for image_id in image_ids:
             img = images[image_id]

@@ -39,6 +39,11 @@ class NYUv2Dataset(TaskDataset):
     depth_range = DEPTH_RANGE
     eval_crop = EIGEN_CROP
 
+    def ground_truth(self, index: int) -> tuple[str, np.ndarray]:
+        """(id, depth) of a sample without decoding its image: what evaluation needs."""
+        s = self[index]
+        return s["id"], s["depth"]
+
 
 class NYUv2MatDataset(NYUv2Dataset):
     """The labeled .mat, read lazily (one HDF5 handle per worker process)."""
@@ -87,13 +92,18 @@ class NYUv2MatDataset(NYUv2Dataset):
             self._file = h5py.File(self.path, "r")
         return self._file
 
-    def __getitem__(self, index: int) -> dict[str, Any]:
+    def ground_truth(self, index: int) -> tuple[str, np.ndarray]:
         i = self.indices[index]
-        f = self._h5()
-        rgb = np.ascontiguousarray(f["images"][i].transpose(2, 1, 0))  # 3×W×H → H×W×3
-        depth = np.ascontiguousarray(f["depths"][i].T, dtype=np.float32)  # W×H → H×W
+        depth = np.ascontiguousarray(self._h5()["depths"][i].T, dtype=np.float32)  # W×H → H×W
         depth[~np.isfinite(depth)] = 0.0
-        return {"id": f"{i:04d}", "image": Image.fromarray(rgb.astype(np.uint8), "RGB"), "depth": depth}
+        return f"{i:04d}", depth
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        sample_id, depth = self.ground_truth(index)
+        rgb = np.ascontiguousarray(
+            self._h5()["images"][self.indices[index]].transpose(2, 1, 0)
+        )  # 3×W×H → H×W×3
+        return {"id": sample_id, "image": Image.fromarray(rgb.astype(np.uint8), "RGB"), "depth": depth}
 
 
 def read_nyu_split(path: Path, name: str, num_images: int) -> list[int]:
@@ -202,6 +212,10 @@ class NYUv2FolderDataset(NYUv2Dataset):
                 f"{depth_path}: depth {depth.shape} does not match {rgb_path.name} {image.height}×{image.width}"
             )
         return {"id": sample_id, "image": image, "depth": depth}
+
+    def ground_truth(self, index: int) -> tuple[str, np.ndarray]:
+        sample_id, _, depth_path = self.pairs[index]
+        return sample_id, read_depth_file(depth_path)
 
 
 def open_nyuv2(paths: list[str], *, source: str, split: str | None, limit: int | None, **options):

@@ -233,15 +233,17 @@ class DepthTask(Task):
         crop = getattr(dataset, "eval_crop", None)
         per_image, seen = [], set()
         for i in range(len(dataset)):
-            sample = dataset[i]
-            if sample["id"] not in by_id:
-                raise ValueError(f"{dataset.source}: no prediction for sample {sample['id']!r}")
-            gt = np.asarray(sample["depth"])
-            seen.add(sample["id"])
+            if hasattr(dataset, "ground_truth"):  # skips decoding the image
+                sample_id, gt = dataset.ground_truth(i)
+            else:
+                sample = dataset[i]
+                sample_id, gt = sample["id"], sample["depth"]
+            if sample_id not in by_id:
+                raise ValueError(f"{dataset.source}: no prediction for sample {sample_id!r}")
+            gt = np.asarray(gt)
+            seen.add(sample_id)
             per_image.append(
-                depth_metrics(
-                    by_id[sample["id"]], gt, eval_crop_mask(gt.shape, crop), self.align, depth_range
-                )
+                depth_metrics(by_id[sample_id], gt, eval_crop_mask(gt.shape, crop), self.align, depth_range)
             )
         extra = set(by_id) - seen
         if extra:

@@ -115,3 +115,20 @@ def test_unreadable_image_is_named_when_read(coco):
 def test_split_is_rejected(coco):
     with pytest.raises(DatasetError, match="takes no split"):
         open_dataset("coco-kpts:{}:{}".format(*coco), split="val")
+
+
+def test_wrong_image_dir_fails_at_open(coco, tmp_path):
+    (tmp_path / "train2017").mkdir()
+    with pytest.raises(
+        DatasetError, match=r"train2017/000000000001\.jpg: image of person_keypoints_val2017\.json"
+    ):
+        open_dataset(f"coco-kpts:{coco[0]}:{tmp_path / 'train2017'}")
+
+
+def test_annotation_without_area_is_named(coco):
+    ann, img = coco
+    data = json.loads(ann.read_text())
+    del data["annotations"][2]["area"]
+    ann.write_text(json.dumps(data))
+    with pytest.raises(DatasetError, match="annotation id 201 lacks 'area'"):
+        open_dataset(f"coco-kpts:{ann}:{img}")

@@ -115,3 +115,11 @@ def test_8bit_depth_png_is_named(tmp_path):
 def test_empty_folder_is_named(tmp_path):
     with pytest.raises(DatasetError, match="no rgb_"):
         open_dataset(f"nyuv2:{tmp_path}")
+
+
+@pytest.mark.parametrize("kind", ["mat", "folder"])
+def test_ground_truth_reads_depth_without_the_image(tmp_path, kind):
+    path = write_nyu_mat(tmp_path) if kind == "mat" else write_nyu_folder(tmp_path / "nyu")
+    ds = open_dataset(f"nyuv2:{path}")
+    sample_id, depth = ds.ground_truth(2)
+    assert sample_id == ds[2]["id"] and np.array_equal(depth, ds[2]["depth"])
