@@ -66,6 +66,7 @@ def _device(device: str) -> str:
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--checkpoint-every", default=200, show_default=True, type=click.IntRange(min=1))
 @click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:N or auto.")
+@click.option("--workers", default=2, show_default=True, type=click.IntRange(min=0), help="Image-decoding processes.")
 @click.option("--resume", is_flag=True, help="Continue an interrupted run in -o.")
 @click.option("--force", is_flag=True, help="Start over, replacing what -o holds.")
 @click.option("--json", "as_json", is_flag=True, help="Print the neck's config as JSON.")
@@ -73,7 +74,7 @@ def _device(device: str) -> str:
 def train_neck_command(
     encoder, checkpoint, pretrained, random_init, features, resolution, task, head_spec, data, split, limit,
     neck_layers, neck_dim, neck_heads, levels, kd, codec, after, train_head, steps, batch_size, lr, weight_decay,
-    seed, checkpoint_every, device, resume, force, as_json, output,
+    seed, checkpoint_every, device, workers, resume, force, as_json, output,
 ):
     """Train a neck mapping encoder features onto a frozen task head (loss = task + W·KD)."""
     from probes.training import TrainNeckOptions, train_neck
@@ -88,6 +89,7 @@ def train_neck_command(
         neck_layers=neck_layers, neck_dim=neck_dim, neck_heads=neck_heads, kd=kd, codec=codec, after=after,
         train_head=train_head, split=split, limit=limit, steps=steps, batch_size=batch_size, lr=lr,
         weight_decay=weight_decay, seed=seed, checkpoint_every=checkpoint_every, device=_device(device),
+        workers=workers,
     )  # fmt: skip
     try:
         config = train_neck(opts, output, resume=resume, force=force)
@@ -120,12 +122,13 @@ def train_neck_command(
 @click.option("--max-new-tokens", default=20, show_default=True, type=click.IntRange(min=1), help="Captioning.")
 @click.option("--num-beams", default=3, show_default=True, type=click.IntRange(min=1), help="Captioning (BLIP: 3).")
 @click.option("--device", default="auto", show_default=True)
+@click.option("--workers", default=2, show_default=True, type=click.IntRange(min=0), help="Image-decoding processes.")
 @click.option("--json", "as_json", is_flag=True, help="Print the full result as JSON.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Also write the result here.")
 @click.option("--force", is_flag=True, help="Overwrite an existing -o file.")
 def eval_command(
     neck_dir, data, codec, split, limit, checkpoint, features, batch_size, max_new_tokens, num_beams, device,
-    as_json, output, force,
+    workers, as_json, output, force,
 ):
     """Score a trained neck + frozen head on a dataset (clean, or through a codec's real bitstream)."""
     from probes.evaluate import evaluate_neck
@@ -136,6 +139,7 @@ def eval_command(
         result = evaluate_neck(
             neck_dir, data, codec=codec, split=split, limit=limit, checkpoint=checkpoint, features=features,
             batch_size=batch_size, device=_device(device), max_new_tokens=max_new_tokens, num_beams=num_beams,
+            workers=workers,
         )  # fmt: skip
     except INPUT_ERRORS as e:
         raise _input_error(e) from e

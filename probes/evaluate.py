@@ -17,8 +17,10 @@ import time
 from pathlib import Path
 
 import torch
+from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from probes.data import collate_samples
 from probes.encoders.extract import package_versions
 from probes.heads import load_head
 from probes.training.neck_dir import HEAD_DIR, load_neck
@@ -55,6 +57,7 @@ def evaluate_neck(
     device: str = "cpu",
     max_new_tokens: int = 20,
     num_beams: int = 1,
+    workers: int = 0,
     progress: bool = True,
 ) -> dict:
     """Metrics of the neck in `neck_dir` on `data`; the encoder is rebuilt from the neck's config."""
@@ -85,10 +88,9 @@ def evaluate_neck(
         source = CodecRoundTrip(source, codec)
 
     predictions, started = [], time.perf_counter()
-    order = list(range(len(dataset)))
-    bar = tqdm(total=len(order), desc=f"eval {task}", unit="sample", disable=not progress)
-    for start in range(0, len(order), batch_size):
-        samples = [dataset[i] for i in order[start : start + batch_size]]
+    loader = DataLoader(dataset, batch_size=batch_size, collate_fn=collate_samples, num_workers=workers)
+    bar = tqdm(total=len(dataset), desc=f"eval {task}", unit="sample", disable=not progress)
+    for samples in loader:
         with torch.no_grad():
             tokens = neck(source.features(samples))
         predictions.extend(predict(head, tokens, samples, max_new_tokens=max_new_tokens, num_beams=num_beams))

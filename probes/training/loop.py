@@ -24,8 +24,10 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from torch.utils.data import DataLoader, Sampler
 from tqdm import tqdm
 
+from probes.data import collate_samples
 from probes.heads import FrozenHead, save_builtin_head
 from probes.heads.builtin import BuiltinHead
 from probes.necks import NECK_SIZES, CrossNeck, Neck
@@ -79,12 +81,13 @@ class TrainNeckOptions:
     seed: int = 0
     checkpoint_every: int = 200
     device: str = "cpu"
+    workers: int = 0  # DataLoader processes decoding images
     progress: bool = True
 
     def plan(self) -> dict:
         """The options a resumed run must share with the interrupted one."""
         d = asdict(self)
-        for k in ("device", "progress", "checkpoint_every"):
+        for k in ("device", "workers", "progress", "checkpoint_every"):
             d.pop(k)
         return d
 
@@ -102,6 +105,20 @@ def batch_indices(step: int, batch_size: int, n: int, seed: int) -> list[int]:
             cache[epoch] = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100003 + epoch))
         out.append(int(cache[epoch][k]))
     return out
+
+
+class StepBatches(Sampler):
+    """Batch sampler of steps `start`..`steps`-1 (for a DataLoader with workers decoding images)."""
+
+    def __init__(self, start: int, steps: int, batch_size: int, n: int, seed: int):
+        self.start, self.steps, self.batch_size, self.n, self.seed = start, steps, batch_size, n, seed
+
+    def __iter__(self):
+        for step in range(self.start, self.steps):
+            yield batch_indices(step, self.batch_size, self.n, self.seed)
+
+    def __len__(self) -> int:
+        return max(0, self.steps - self.start)
 
 
 def learning_rate(step: int, opts: TrainNeckOptions) -> float:
@@ -259,11 +276,14 @@ def train_neck(opts: TrainNeckOptions, out_dir: str | os.PathLike, *, resume: bo
 
     run.trainable.train()
     rng = random.Random(opts.seed)
-    bar = tqdm(range(start, opts.steps), desc=f"train-neck {opts.task}", unit="step", disable=not opts.progress,
+    loader = DataLoader(
+        run.dataset, batch_sampler=StepBatches(start, opts.steps, opts.batch_size, len(run.dataset), opts.seed),
+        collate_fn=collate_samples, num_workers=opts.workers,
+    )  # fmt: skip
+    bar = tqdm(loader, desc=f"train-neck {opts.task}", unit="step", disable=not opts.progress,
                initial=start, total=opts.steps)  # fmt: skip
-    for step in bar:
+    for step, samples in enumerate(bar, start=start):
         rng.seed(opts.seed * 7919 + step)  # caption choice: a function of the step too
-        samples = [run.dataset[i] for i in batch_indices(step, opts.batch_size, len(run.dataset), opts.seed)]
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(step, opts)
         tokens = run.neck(run.source.features(samples))

@@ -12,7 +12,7 @@ from probes.heads.tiny import save_tiny_head
 from tests.probes.fixtures import write_coco_captions, write_coco_keypoints, write_nyu_folder
 
 FAST = ["--encoder", "mini-hiera", "--random-init", "--resolution", "64", "--neck-layers", "1", "--neck-dim", "32",
-        "--neck-heads", "4", "--batch-size", "2", "--lr", "1e-3", "--device", "cpu"]  # fmt: skip
+        "--neck-heads", "4", "--batch-size", "2", "--lr", "1e-3", "--device", "cpu", "--workers", "0"]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +40,7 @@ def test_train_neck_then_eval_round_trip_with_json(files, tmp_path, task):
             "--steps", 3, "--kd", 0.5, "-o", neck)  # fmt: skip
     assert r.exit_code == 0, r.output
     r = run("eval", "--neck", neck, "--data", files[task], "--json", "--max-new-tokens", 5, "--device", "cpu",
-            "-o", tmp_path / "result.json")  # fmt: skip
+            "--workers", 0, "-o", tmp_path / "result.json")  # fmt: skip
     assert r.exit_code == 0, r.output
     result = json.loads(r.stdout)
     assert result == json.loads((tmp_path / "result.json").read_text())
@@ -116,11 +116,13 @@ def test_cross_neck_from_the_cli(files, tmp_path):
         2,
         "--device",
         "cpu",
+        "--workers",
+        0,
         "-o",
         second,
     )
     assert r.exit_code == 0, r.output
-    r = run("eval", "--neck", second, "--data", files["pose"], "--json", "--device", "cpu")
+    r = run("eval", "--neck", second, "--data", files["pose"], "--json", "--device", "cpu", "--workers", 0)
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout)["neck"]["after"]["task"] == "depth"
 
