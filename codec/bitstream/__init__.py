@@ -1,0 +1,16 @@
+"""The `.fcb` container: a self-describing, checksummed frame around a codec's substreams.
+
+Layout and every check are documented byte-for-byte in docs/bitstream.md.
+"""
+
+from .container import (
+    HEADER_LIMIT,
+    MAGIC,
+    VERSION,
+    BitstreamError,
+    Container,
+    pack,
+    unpack,
+)
+
+__all__ = ["HEADER_LIMIT", "MAGIC", "VERSION", "BitstreamError", "Container", "pack", "unpack"]

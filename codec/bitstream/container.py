@@ -1,0 +1,132 @@
+"""Pack and parse `.fcb` streams (docs/bitstream.md is the normative description).
+
+    offset  size  field
+    0       4     magic  b"\\x89FCB"
+    4       1     major version (1)
+    5       1     minor version (0)
+    6       2     flags, u16 LE, must be 0
+    8       4     header length H, u32 LE, 2 <= H <= HEADER_LIMIT
+    12      H     header: UTF-8 JSON object (schema in docs/bitstream.md)
+    12+H    4     CRC32 of bytes [0, 12+H), u32 LE
+    16+H    P     payload: the substreams, concatenated in header order (P = sum of their lengths)
+    16+H+P  4     CRC32 of the payload, u32 LE
+
+Parsing is strict: every length is checked against the bytes actually present before it is used,
+so no field can drive an allocation or a read past the end.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+import zlib
+from dataclasses import dataclass, field
+
+MAGIC = b"\x89FCB"
+VERSION = (1, 0)
+HEADER_LIMIT = 1 << 16  # a header is a few hundred bytes; anything larger is not ours
+_FIXED = struct.Struct("<4sBBHI")  # magic, major, minor, flags, header length
+_CRC = struct.Struct("<I")
+SUBSTREAM_NAME_LIMIT = 64
+SUBSTREAM_COUNT_LIMIT = 4096
+
+
+class BitstreamError(ValueError):
+    """A stream that cannot be decoded correctly; the message names what is wrong."""
+
+
+@dataclass
+class Container:
+    """A parsed stream: the header (dict) and the substreams by name, in stream order."""
+
+    header: dict
+    substreams: dict[str, bytes] = field(default_factory=dict)
+
+    @property
+    def payload_bytes(self) -> int:
+        return sum(len(s) for s in self.substreams.values())
+
+
+def pack(header: dict, substreams: dict[str, bytes]) -> bytes:
+    """Frame `substreams` (name → bytes, in order) with `header`; lengths are filled in here."""
+    if "substreams" in header:
+        raise ValueError("pack() writes the 'substreams' field itself")
+    if len(substreams) > SUBSTREAM_COUNT_LIMIT:
+        raise ValueError(f"too many substreams ({len(substreams)} > {SUBSTREAM_COUNT_LIMIT})")
+    for name in substreams:
+        if not name or len(name) > SUBSTREAM_NAME_LIMIT:
+            raise ValueError(f"bad substream name {name!r}")
+    full = {**header, "substreams": [{"name": n, "length": len(b)} for n, b in substreams.items()]}
+    text = json.dumps(full, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode("ascii")
+    if len(text) > HEADER_LIMIT:
+        raise ValueError(f"header of {len(text)} bytes exceeds the limit of {HEADER_LIMIT}")
+    head = _FIXED.pack(MAGIC, VERSION[0], VERSION[1], 0, len(text)) + text
+    payload = b"".join(substreams.values())
+    return b"".join(
+        (head, _CRC.pack(zlib.crc32(head)), payload, _CRC.pack(zlib.crc32(payload)))
+    )
+
+
+def unpack(data: bytes | bytearray | memoryview) -> Container:
+    """Parse and verify a stream; raise BitstreamError naming the first problem found."""
+    data = memoryview(data).cast("B") if not isinstance(data, bytes) else memoryview(data)
+    if len(data) < _FIXED.size:
+        raise BitstreamError(f"truncated stream: {len(data)} bytes, shorter than the {_FIXED.size}-byte preamble")
+    magic, major, minor, flags, header_len = _FIXED.unpack_from(data, 0)
+    if magic != MAGIC:
+        raise BitstreamError(f"wrong magic {bytes(magic)!r}: not a featcodec .fcb stream (expected {MAGIC!r})")
+    if major != VERSION[0]:
+        raise BitstreamError(f"unsupported stream version {major}.{minor} (this reader reads {VERSION[0]}.x)")
+    if flags != 0:
+        raise BitstreamError(f"reserved flags field is {flags:#06x}, must be 0")
+    if not 2 <= header_len <= HEADER_LIMIT:
+        raise BitstreamError(f"header length {header_len} out of range [2, {HEADER_LIMIT}]")
+    head_end = _FIXED.size + header_len
+    if len(data) < head_end + 2 * _CRC.size:
+        raise BitstreamError(
+            f"truncated stream: header says {header_len} header bytes, only {len(data)} bytes in all"
+        )
+    (head_crc,) = _CRC.unpack_from(data, head_end)
+    if zlib.crc32(data[:head_end]) != head_crc:
+        raise BitstreamError("header CRC32 mismatch: the header is corrupted")
+    try:
+        header = json.loads(bytes(data[_FIXED.size : head_end]).decode("ascii"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
+        raise BitstreamError(f"header is not valid ASCII JSON ({e})") from None
+    if not isinstance(header, dict):
+        raise BitstreamError("header is not a JSON object")
+    entries = header.get("substreams")
+    if not isinstance(entries, list) or len(entries) > SUBSTREAM_COUNT_LIMIT:
+        raise BitstreamError("header field 'substreams' missing or not a list of at most "
+                             f"{SUBSTREAM_COUNT_LIMIT} entries")
+    payload_start = head_end + _CRC.size
+    available = len(data) - payload_start - _CRC.size
+    names, lengths, total = [], [], 0
+    for i, entry in enumerate(entries):
+        if not isinstance(entry, dict) or set(entry) != {"name", "length"}:
+            raise BitstreamError(f"header substreams[{i}] must be an object with 'name' and 'length'")
+        name, length = entry["name"], entry["length"]
+        if not isinstance(name, str) or not 0 < len(name) <= SUBSTREAM_NAME_LIMIT or name in names:
+            raise BitstreamError(f"header substreams[{i}]: bad or repeated name {name!r}")
+        if type(length) is not int or length < 0:
+            raise BitstreamError(f"header substreams[{i}] ({name}): length {length!r} is not a non-negative integer")
+        total += length
+        if total > available:
+            raise BitstreamError(
+                f"truncated stream: substreams need {total}+ payload bytes, only {available} present"
+            )
+        names.append(name)
+        lengths.append(length)
+    if total != available:
+        raise BitstreamError(
+            f"oversized stream: {available - total} unexpected trailing bytes after the {total}-byte payload"
+        )
+    payload = data[payload_start : payload_start + total]
+    (payload_crc,) = _CRC.unpack_from(data, payload_start + total)
+    if zlib.crc32(payload) != payload_crc:
+        raise BitstreamError("payload CRC32 mismatch: the payload is corrupted")
+    substreams, offset = {}, 0
+    for name, length in zip(names, lengths, strict=True):
+        substreams[name] = bytes(payload[offset : offset + length])
+        offset += length
+    return Container(header=header, substreams=substreams)

@@ -1,0 +1,199 @@
+"""Two entropy-coding backends over the same `CdfTable`: constriction's ANS and CompressAI's rANS.
+
+Both are lossless for every int32 symbol: values outside a row's bins take the escape bin and are
+carried separately (CompressAI: its own bypass coding; constriction: a raw int32 list, see
+docs/bitstream.md), so the coder never constrains what the model quantises.
+"""
+
+from __future__ import annotations
+
+import threading
+from abc import ABC, abstractmethod
+
+import numpy as np
+
+from codec.bitstream import BitstreamError
+
+from .tables import CdfTable
+
+RANS_SYMBOL_LIMIT = 1 << 27
+
+
+
+def _check_inputs(symbols: np.ndarray | None, indexes: np.ndarray, table: CdfTable) -> None:
+    if indexes.ndim != 1 or indexes.dtype != np.int32:
+        raise ValueError(f"indexes must be a 1-D int32 array, got {indexes.dtype} {indexes.shape}")
+    if symbols is not None and (symbols.shape != indexes.shape or symbols.dtype != np.int32):
+        raise ValueError(f"symbols must be int32 of indexes' shape, got {symbols.dtype} {symbols.shape}")
+    if indexes.size and (int(indexes.min()) < 0 or int(indexes.max()) >= table.size):
+        raise ValueError(f"indexes outside the CDF table's {table.size} rows")
+
+
+class EntropyCoder(ABC):
+    """Codes int32 symbols, each with the CDF-table row given by its index."""
+
+    name: str
+
+    @abstractmethod
+    def encode(self, symbols: np.ndarray, indexes: np.ndarray, table: CdfTable) -> bytes: ...
+
+    @abstractmethod
+    def decode(self, data: bytes, indexes: np.ndarray, table: CdfTable) -> np.ndarray:
+        """Inverse of encode; raises BitstreamError where the data cannot be what encode wrote."""
+
+
+class ConstrictionCoder(EntropyCoder):
+    """constriction's ANS stack (Bamler 2022), one fixed Categorical per table row.
+
+    Symbols are visited grouped by table row (a stable sort of the indexes, which the decoder
+    knows too), so each row is one vectorised `encode_reverse` / `decode` call over a contiguous
+    array: no per-symbol Python, and a table lookup per symbol instead of a Gaussian CDF.
+    Escaped symbols follow the regular ones in decode order, each as two uniform 16-bit halves
+    of its zigzag code. The substream is the coder's u32 words, little-endian; nothing else.
+    """
+
+    name = "constriction"
+
+    def __init__(self) -> None:
+        self._models: dict[tuple[int, int], object] = {}
+        self._lock = threading.Lock()
+
+    def _model(self, table: CdfTable, digest: int, k: int):
+        key = (digest, k)
+        model = self._models.get(key)
+        if model is None:
+            import constriction
+
+            # The table's probabilities are exact dyadics, so constriction's (deterministic)
+            # requantisation gives the same model on every machine.
+            model = constriction.stream.model.Categorical(table.probabilities(k), perfect=False)
+            with self._lock:
+                self._models[key] = model
+        return model
+
+    @staticmethod
+    def _order(indexes: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+        key = indexes.astype(np.uint8 if size <= 256 else np.uint16)  # small ints: numpy radix sort
+        return np.argsort(key, kind="stable"), np.bincount(indexes, minlength=size)
+
+    def encode(self, symbols: np.ndarray, indexes: np.ndarray, table: CdfTable) -> bytes:
+        import constriction
+
+        _check_inputs(symbols, indexes, table)
+        values = symbols - table.offset[indexes]
+        escape = table.escape[indexes]
+        escaped = (values < 0) | (values >= escape)
+        values = np.where(escaped, escape, values).astype(np.int32)
+        order, counts = self._order(indexes, table.size)
+        values = values[order]
+        ends = np.cumsum(counts)
+        digest = table.digest()
+        coder = constriction.stream.stack.AnsCoder()
+        if escaped.any():  # a stack: what is decoded last is encoded first
+            coder.encode_reverse(_zigzag_halves(symbols[escaped]), _UNIFORM16)
+        for k in np.flatnonzero(counts)[::-1]:
+            coder.encode_reverse(values[ends[k] - counts[k] : ends[k]], self._model(table, digest, int(k)))
+        return coder.get_compressed().astype("<u4", copy=False).tobytes()
+
+    def decode(self, data: bytes, indexes: np.ndarray, table: CdfTable) -> np.ndarray:
+        import constriction
+
+        _check_inputs(None, indexes, table)
+        if len(data) % 4:
+            raise BitstreamError("constriction substream is not a whole number of 32-bit words")
+        words = np.frombuffer(data, "<u4").astype(np.uint32)
+        order, counts = self._order(indexes, table.size)
+        ends = np.cumsum(counts)
+        digest = table.digest()
+        values = np.empty(indexes.size, np.int32)
+        try:
+            coder = constriction.stream.stack.AnsCoder(words)
+            for k in np.flatnonzero(counts):
+                values[ends[k] - counts[k] : ends[k]] = coder.decode(self._model(table, digest, int(k)), int(counts[k]))
+            symbols = np.empty_like(values)
+            symbols[order] = values
+            escaped = symbols == table.escape[indexes]
+            n_escaped = int(escaped.sum())
+            halves = coder.decode(_UNIFORM16, 2 * n_escaped) if n_escaped else None
+            leftover = not coder.is_empty()
+        except (ValueError, RuntimeError, AssertionError, OverflowError) as e:
+            raise BitstreamError(f"constriction substream does not decode ({e})") from None
+        if leftover:
+            raise BitstreamError("constriction substream: data left over after the last symbol")
+        symbols += table.offset[indexes]
+        if halves is not None:
+            symbols[escaped] = _from_zigzag_halves(halves)
+        return symbols
+
+
+def _zigzag_halves(values: np.ndarray) -> np.ndarray:
+    """int32 → zigzag u32 → [hi16, lo16] pairs as int32 symbols of a 16-bit uniform model."""
+    v = values.astype(np.int64)
+    u = ((v << 1) ^ (v >> 63)) & 0xFFFFFFFF
+    return np.stack([u >> 16, u & 0xFFFF], axis=1).reshape(-1).astype(np.int32)
+
+
+def _from_zigzag_halves(halves: np.ndarray) -> np.ndarray:
+    pairs = halves.astype(np.int64).reshape(-1, 2)
+    u = (pairs[:, 0] << 16) | pairs[:, 1]
+    return ((u >> 1) ^ -(u & 1)).astype(np.int32)
+
+
+def _uniform16():
+    import constriction
+
+    return constriction.stream.model.Uniform(1 << 16)
+
+
+class CompressAICoder(EntropyCoder):
+    """CompressAI's rANS (`compressai.ans`, Giesen's rans64) with the same tables.
+
+    Its pybind interface takes Python lists, so symbols and indexes are converted once per
+    substream; the table lists are cached (GaussianConditional.compress rebuilds them every call).
+    """
+
+    name = "compressai"
+
+    def __init__(self) -> None:
+        self._tables: dict[int, tuple[list, list, list]] = {}
+
+    def _lists(self, table: CdfTable) -> tuple[list, list, list]:
+        digest = table.digest()
+        lists = self._tables.get(digest)
+        if lists is None:
+            lists = (table.cdf.tolist(), table.cdf_length.tolist(), table.offset.tolist())
+            self._tables[digest] = lists
+        return lists
+
+    def encode(self, symbols: np.ndarray, indexes: np.ndarray, table: CdfTable) -> bytes:
+        from compressai import ans
+
+        _check_inputs(symbols, indexes, table)
+        if symbols.size and int(np.abs(symbols.astype(np.int64)).max()) >= RANS_SYMBOL_LIMIT:
+            # rans64's bypass coder loops forever on such values (measured with compressai 1.2.8).
+            raise ValueError(f"compressai rANS cannot code symbols with |s| >= 2**27; got {int(np.abs(symbols).max())}")
+        return ans.RansEncoder().encode_with_indexes(symbols.tolist(), indexes.tolist(), *self._lists(table))
+
+    def decode(self, data: bytes, indexes: np.ndarray, table: CdfTable) -> np.ndarray:
+        from compressai import ans
+
+        _check_inputs(None, indexes, table)
+        if len(data) < 8:  # rans64 always flushes its 8-byte state; its reader has no bounds checks
+            raise BitstreamError(f"compressai rANS substream of {len(data)} bytes is shorter than its 8-byte state")
+        values = ans.RansDecoder().decode_with_indexes(data, indexes.tolist(), *self._lists(table))
+        return np.asarray(values, dtype=np.int32)
+
+
+_UNIFORM16 = _uniform16()
+
+CODERS: dict[str, type[EntropyCoder]] = {"constriction": ConstrictionCoder, "compressai": CompressAICoder}
+_INSTANCES: dict[str, EntropyCoder] = {}
+
+
+def get_coder(name: str) -> EntropyCoder:
+    """A shared coder instance (it caches per-table models) by name."""
+    if name not in CODERS:
+        raise KeyError(f"unknown entropy coder {name!r}; choose from {', '.join(CODERS)}")
+    if name not in _INSTANCES:
+        _INSTANCES[name] = CODERS[name]()
+    return _INSTANCES[name]

@@ -1,0 +1,55 @@
+"""Quantised CDF tables: the one probability-model format every coder reads.
+
+CompressAI's convention (entropy_models.py): row k holds `cdf_length[k]` increasing integers from
+0 to 2**precision; a symbol s coded with row k has value v = s - offset[k]; values 0..L-3 are
+regular bins and L-2 (the last bin) is the escape for values outside them.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+
+@dataclass(frozen=True)
+class CdfTable:
+    cdf: np.ndarray  # int32 [K, Lmax]
+    cdf_length: np.ndarray  # int32 [K]
+    offset: np.ndarray  # int32 [K]
+    precision: int = 16
+
+    @classmethod
+    def from_entropy_model(cls, model: torch.nn.Module) -> CdfTable:
+        """From an updated CompressAI EntropyBottleneck or GaussianConditional."""
+        cdf = model._quantized_cdf
+        if cdf.numel() == 0:
+            raise RuntimeError(f"{type(model).__name__} has no CDF table: update() was not run")
+        return cls(
+            cdf=cdf.detach().cpu().numpy().astype(np.int32, copy=False),
+            cdf_length=model._cdf_length.detach().cpu().numpy().reshape(-1).astype(np.int32),
+            offset=model._offset.detach().cpu().numpy().reshape(-1).astype(np.int32),
+            precision=int(model.entropy_coder_precision),
+        )
+
+    @property
+    def size(self) -> int:
+        return int(self.cdf_length.shape[0])
+
+    @property
+    def escape(self) -> np.ndarray:
+        """Per-row value of the escape bin (CompressAI's max_value = cdf_length - 2)."""
+        return self.cdf_length - 2
+
+    def digest(self) -> int:
+        """CRC32 of the table contents: a cache key for coder-side models."""
+        crc = zlib.crc32(np.ascontiguousarray(self.cdf).tobytes())
+        crc = zlib.crc32(self.cdf_length.tobytes(), crc)
+        return zlib.crc32(self.offset.tobytes(), crc)
+
+    def probabilities(self, k: int) -> np.ndarray:
+        """Bin probabilities of row k (exact dyadic float64, escape bin last)."""
+        row = self.cdf[k, : int(self.cdf_length[k])].astype(np.float64)
+        return np.diff(row) / float(1 << self.precision)

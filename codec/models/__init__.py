@@ -1,0 +1,23 @@
+"""Learned codecs for multi-level encoder features, and the baselines they must beat.
+
+    create_codec("hyperprior", spec, levels=["fpn0", "fpn1", "fpn2"], resolution=1024, N=128, M=192)
+
+kinds: "hyperprior" (mean-scale, Minnen et al. 2018), "factorized" (Ballé et al. 2017),
+"uniform" (per-channel uniform quantisation + zstd).
+"""
+
+from .base import FeatureCodec
+from .factorized import FactorizedFeatureCodec
+from .hyperprior import MeanScaleFeatureHyperprior
+from .registry import codec_kinds, create_codec, register_codec
+from .uniform import UniformZstdCodec
+
+__all__ = [
+    "FactorizedFeatureCodec",
+    "FeatureCodec",
+    "MeanScaleFeatureHyperprior",
+    "UniformZstdCodec",
+    "codec_kinds",
+    "create_codec",
+    "register_codec",
+]

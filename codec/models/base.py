@@ -1,0 +1,134 @@
+"""What every featcodec codec shares: levels, normalisation, shape checks, checksums.
+
+The interface follows CompressAI's CompressionModel: `forward` (training and evaluation: x_hat and
+likelihoods), `compress` (per-item substreams + the shape they need) and `decompress`.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from compressai.models import CompressionModel
+
+from codec.bitstream import BitstreamError
+from probes.encoders.spec import FeatureLevel
+
+from .normalization import FeatureNormalization
+
+# Latent symbols are clamped to ±SYMBOL_CLAMP at quantisation (in forward and compress alike):
+# normalised features never come near it, and CompressAI's rANS bypass coder fails beyond 2**27.
+SYMBOL_CLAMP = 1 << 20
+# Hyper-decoded means are quantised to this grid (1/16): both sides must use identical means.
+MEAN_GRID = 16
+
+
+def crc32_arrays(*arrays: np.ndarray | torch.Tensor) -> int:
+    crc = 0
+    for a in arrays:
+        if isinstance(a, torch.Tensor):
+            a = a.detach().cpu().numpy()
+        crc = zlib.crc32(np.ascontiguousarray(a).astype(a.dtype.newbyteorder("<"), copy=False).tobytes(), crc)
+    return crc
+
+
+class FeatureCodec(CompressionModel):
+    """Base of the codec kinds; `kind` is set by `register_codec`."""
+
+    kind = "base"
+
+    def __init__(self, levels: Sequence[FeatureLevel], resolution: int | None = None, grid_stride: int = 16):
+        super().__init__()
+        if not levels:
+            raise ValueError("a codec needs at least one feature level")
+        self.levels = list(levels)
+        self.resolution = resolution
+        self.grid_stride = int(grid_stride)
+        self.normalization = FeatureNormalization(self.levels)
+
+    # -- description -----------------------------------------------------------------------
+    @property
+    def level_names(self) -> list[str]:
+        return [level.name for level in self.levels]
+
+    def hparams(self) -> dict:
+        return {"grid_stride": self.grid_stride}
+
+    def config(self) -> dict:
+        return {
+            "kind": self.kind,
+            "levels": [level.to_dict() for level in self.levels],
+            "resolution": self.resolution,
+            "hparams": self.hparams(),
+        }
+
+    def level_shapes(self, grid: Sequence[int]) -> dict[str, tuple[int, int, int]]:
+        """C×H×W of every level whose grid is `grid` (H, W at stride grid_stride)."""
+        gh, gw = grid
+        out = {}
+        for level in self.levels:
+            h, w = gh * self.grid_stride, gw * self.grid_stride  # in pixels
+            out[level.name] = (level.channels, h // level.stride, w // level.stride)
+        return out
+
+    def grid_of(self, x: dict[str, torch.Tensor]) -> tuple[int, int]:
+        """The common grid of a batch of features; ValueError naming the level that does not fit."""
+        missing = [name for name in self.level_names if name not in x]
+        if missing:
+            raise ValueError(f"features lack level(s) {missing}; this codec codes {self.level_names}")
+        grid = None
+        for level in self.levels:
+            t = x[level.name]
+            if t.ndim != 4 or t.shape[1] != level.channels:
+                raise ValueError(
+                    f"level {level.name}: expected B×{level.channels}×H×W features, got {tuple(t.shape)}"
+                )
+            h, w = t.shape[-2] * level.stride, t.shape[-1] * level.stride
+            if h % self.grid_stride or w % self.grid_stride:
+                raise ValueError(
+                    f"level {level.name}: {t.shape[-2]}×{t.shape[-1]} at stride {level.stride} is not a "
+                    f"multiple of the codec's grid stride {self.grid_stride}"
+                )
+            this = (h // self.grid_stride, w // self.grid_stride)
+            if grid is None:
+                grid = this
+            elif this != grid:
+                raise ValueError(f"level {level.name}: spatial size {tuple(t.shape[-2:])} disagrees with the other levels")
+        return grid
+
+    def elements_per_item(self, grid: Sequence[int]) -> int:
+        return sum(int(np.prod(s)) for s in self.level_shapes(grid).values())
+
+    def latent_shapes(self, grid: Sequence[int]) -> dict[str, list[int]]:
+        """Shapes of the coded latents of one item (recorded in and checked against the stream)."""
+        raise NotImplementedError
+
+    @staticmethod
+    def verify(kind: str, expected: int | None, actual: int) -> None:
+        if expected is not None and int(expected) != actual:
+            raise BitstreamError(
+                f"{kind} checksum mismatch (stream {int(expected):#010x}, decoder {actual:#010x}): "
+                + (
+                    "the decoder did not reproduce the encoder's probability model"
+                    if kind == "probability-model"
+                    else "the entropy decoder did not reproduce the encoded symbols"
+                )
+            )
+
+    @staticmethod
+    def _groups(strings: list[dict[str, bytes]], channels: int, prefix: str = "y") -> list[tuple[int, int]]:
+        """Channel groups of substreams "<prefix>.0" .. "<prefix>.G-1", checked on every item."""
+        from codec.entropy import split_channels
+
+        count = sum(1 for k in strings[0] if k.startswith(prefix + "."))
+        names = {f"{prefix}.{g}" for g in range(count)}
+        if not 1 <= count <= channels or any(names - set(item) for item in strings):
+            raise BitstreamError(f"substreams {prefix}.0..{prefix}.G-1 missing or more than {channels} groups")
+        return split_channels(channels, count)
+
+    def _require_updated(self) -> None:
+        for name, module in self.named_modules():
+            if hasattr(module, "_quantized_cdf") and module._quantized_cdf.numel() == 0:
+                raise RuntimeError(f"codec module {name} has no CDF table; call update() (train-codec does)")

@@ -1,0 +1,221 @@
+"""Mean-scale hyperprior for multi-level encoder features (Minnen, Ballé, Toderici, NeurIPS 2018).
+
+Built from CompressAI's EntropyBottleneck (side information z) and GaussianConditional (latent y),
+with the analysis/synthesis transforms of codec.models.transforms sized from the encoder's levels.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from compressai.entropy_models import EntropyBottleneck, GaussianConditional
+from compressai.models.utils import conv, deconv
+from torch import nn
+from torch.func import functional_call
+
+from codec import ops
+from codec.entropy import CdfTable, decode_substreams, encode_substreams, get_coder, split_channels
+from probes.encoders.spec import FeatureLevel
+
+from .base import MEAN_GRID, SYMBOL_CLAMP, FeatureCodec, crc32_arrays
+from .registry import register_codec
+
+SCALES_MIN, SCALES_MAX, SCALES_LEVELS = 0.11, 256.0, 64
+
+
+def get_scale_table() -> list[float]:
+    """CompressAI's 64 log-spaced scales (compressai.models.google.get_scale_table)."""
+    return np.exp(np.linspace(np.log(SCALES_MIN), np.log(SCALES_MAX), SCALES_LEVELS)).tolist()
+
+
+def _pad4(t: torch.Tensor) -> torch.Tensor:
+    """Zero-pad H, W to multiples of 4 for the two stride-2 hyper layers."""
+    ph, pw = (-t.shape[-2]) % 4, (-t.shape[-1]) % 4
+    return F.pad(t, (0, pw, 0, ph)) if ph or pw else t
+
+
+@register_codec("hyperprior")
+class MeanScaleFeatureHyperprior(FeatureCodec):
+    r"""Mean-scale hyperprior over features of one or several levels (Minnen et al. 2018).
+
+    ::
+
+        x {level: B×C×H×W}
+          │ normalise (per-channel stats), rearrange onto the stride-`grid_stride` grid
+          ▼
+        ┌─────┐ y  ┌─────┐ z  ┌───┐ ┌────┐ z_hat ┌──────────────────────────┐
+        │ g_a ├─┬─►│ h_a ├───►│ Q ├►│ EB ├──────►│ h_s (float64, CPU, per   │
+        └─────┘ │  └─────┘    └───┘ └────┘       │ item) → scales, means    │
+                │                                └────────────┬─────────────┘
+                │      indexes = scale_table bin of scales;   │ means on a 1/16 grid
+                │  ┌───┐ symbols ┌────┐                       │
+                └─►│ Q ├────────►│ GC │◄──────────────────────┘
+                   └───┘         └─┬──┘  y_hat = symbols + means
+                                   ▼
+                                 ┌─────┐  split per level, rearrange back, denormalise
+                                 │ g_s ├──► x_hat {level: B×C×H×W}
+                                 └─────┘
+
+    Determinism: the decoder must rebuild exactly the (indexes, means) the encoder used. They come
+    from z_hat (exact integers + medians) through h_s evaluated in float64 on the CPU, one item at
+    a time (independent of batch size and device), then quantised to discrete values; a CRC32 of
+    them travels in the stream, so a decoder that disagrees fails with BitstreamError instead of
+    returning wrong features.
+    """
+
+    def __init__(
+        self, levels: Sequence[FeatureLevel], resolution: int | None = None, N: int = 128, M: int = 192,
+        grid_stride: int = 16,
+    ):
+        from .transforms import MultiLevelAnalysis, MultiLevelSynthesis
+
+        super().__init__(levels, resolution, grid_stride)
+        self.N, self.M = int(N), int(M)
+        self.g_a = MultiLevelAnalysis(self.levels, N, M, grid_stride)
+        self.g_s = MultiLevelSynthesis(self.levels, N, M, grid_stride)
+        self.h_a = nn.Sequential(
+            conv(M, N, 3, 1), nn.LeakyReLU(inplace=True), conv(N, N, 5, 2), nn.LeakyReLU(inplace=True), conv(N, N, 5, 2)
+        )
+        self.h_s = nn.Sequential(
+            deconv(N, M, 5, 2), nn.LeakyReLU(inplace=True), deconv(M, M * 3 // 2, 5, 2), nn.LeakyReLU(inplace=True),
+            conv(M * 3 // 2, 2 * M, 3, 1),
+        )
+        self.entropy_bottleneck = EntropyBottleneck(N)
+        self.gaussian_conditional = GaussianConditional(get_scale_table())
+
+    def hparams(self) -> dict:
+        return {"N": self.N, "M": self.M, "grid_stride": self.grid_stride}
+
+    def latent_shapes(self, grid: Sequence[int]) -> dict[str, list[int]]:
+        gh, gw = grid
+        return {"y": [self.M, gh, gw], "z": [self.N, -(-gh // 4), -(-gw // 4)]}
+
+    # -- pieces shared by forward / compress / decompress ------------------------------------
+    def _medians(self) -> torch.Tensor:
+        return self.entropy_bottleneck._get_medians().detach().reshape(1, -1, 1, 1)
+
+    def _quantize_z(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        medians = self._medians().to(z.dtype)
+        symbols = torch.round(z.detach() - medians).clamp_(-SYMBOL_CLAMP, SYMBOL_CLAMP).to(torch.int32)
+        return symbols, ops.dequantize(symbols, medians.expand_as(z).contiguous())
+
+    @torch.no_grad()
+    def entropy_parameters(self, z_hat: torch.Tensor, grid: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(scales, quantised means) of y from z_hat, by the deterministic path (see class doc)."""
+        params = {k: v.detach().to("cpu", torch.float64) for k, v in self.h_s.state_dict().items()}
+        z64 = z_hat.detach().to("cpu", torch.float64)
+        gp = torch.cat([functional_call(self.h_s, params, (z64[i : i + 1],)) for i in range(z64.shape[0])])
+        scales, means = gp[:, :, : grid[0], : grid[1]].chunk(2, dim=1)
+        means_q = torch.round(means * MEAN_GRID) / MEAN_GRID  # exact in float32 for |means| < 2**19
+        return scales.float().contiguous(), means_q.float().contiguous()
+
+    def _y_likelihoods(self, y_hat: torch.Tensor, indexes: torch.Tensor, means: torch.Tensor) -> torch.Tensor:
+        gc = self.gaussian_conditional
+        scales = gc.scale_table.to(y_hat.device)[indexes.long()]
+        likelihoods = gc._likelihood(y_hat, scales, means)
+        return gc.likelihood_lower_bound(likelihoods) if gc.use_likelihood_bound else likelihoods
+
+    def _quantize_y(self, y: torch.Tensor, z_hat: torch.Tensor):
+        scales, means = self.entropy_parameters(z_hat, y.shape[-2:])
+        scales, means = scales.to(y.device), means.to(y.device)
+        symbols, indexes = ops.quantize_index(
+            y.detach(), means, scales, self.gaussian_conditional.scale_table, clamp=SYMBOL_CLAMP
+        )
+        return symbols, indexes, means
+
+    # -- CompressAI interface ----------------------------------------------------------------
+    def forward(self, x: dict[str, torch.Tensor]) -> dict:
+        self.grid_of(x)
+        y = self.g_a(self.normalization.normalize(x))
+        z = self.h_a(_pad4(y))
+        if self.training:
+            z_hat, z_likelihoods = self.entropy_bottleneck(z)
+            scales, means = self.h_s(z_hat)[:, :, : y.shape[-2], : y.shape[-1]].chunk(2, dim=1)
+            _, y_likelihoods = self.gaussian_conditional(y, scales, means)
+            y_hat = ops.ste_round(y, means)
+        else:  # exactly what compress / decompress compute
+            _, z_hat = self._quantize_z(z)
+            _, z_likelihoods = self.entropy_bottleneck(z_hat, training=False)
+            symbols, indexes, means = self._quantize_y(y, z_hat)
+            y_hat = ops.dequantize(symbols, means)
+            y_likelihoods = self._y_likelihoods(y_hat, indexes, means)
+        x_hat = self.normalization.denormalize(self.g_s(y_hat))
+        return {"x_hat": x_hat, "likelihoods": {"y": y_likelihoods, "z": z_likelihoods}, "y_hat": y_hat}
+
+    @torch.no_grad()
+    def compress(
+        self, x: dict[str, torch.Tensor], coder: str = "constriction", groups: int = 1, threads: int | None = None
+    ) -> dict:
+        """Per item: substreams {"z", "y.0", ...}, checksums and the model's estimated bits."""
+        self._require_updated()
+        grid = self.grid_of(x)
+        entropy_coder = get_coder(coder)
+        y = self.g_a(self.normalization.normalize(x))
+        z = self.h_a(_pad4(y))
+        z_symbols, z_hat = self._quantize_z(z)
+        _, z_likelihoods = self.entropy_bottleneck(z_hat, training=False)
+        symbols, indexes, means = self._quantize_y(y, z_hat)
+        y_likelihoods = self._y_likelihoods(ops.dequantize(symbols, means), indexes, means)
+        z_table = CdfTable.from_entropy_model(self.entropy_bottleneck)
+        y_table = CdfTable.from_entropy_model(self.gaussian_conditional)
+        z_indexes = self._z_indexes(z.shape[1:])
+        channel_groups = split_channels(self.M, groups)
+        symbols, indexes, z_symbols = symbols.cpu().numpy(), indexes.cpu().numpy(), z_symbols.cpu().numpy()
+        means_grid = torch.round(means * MEAN_GRID).to(torch.int32).cpu().numpy()
+        items = []
+        for b in range(symbols.shape[0]):
+            strings = {"z": entropy_coder.encode(z_symbols[b].reshape(-1), z_indexes, z_table)}
+            y_strings = encode_substreams(entropy_coder, symbols[b], indexes[b], y_table, channel_groups, threads)
+            strings.update({f"y.{g}": s for g, s in enumerate(y_strings)})
+            bits = -(torch.log2(y_likelihoods[b]).sum() + torch.log2(z_likelihoods[b]).sum())
+            items.append(
+                {
+                    "strings": strings,
+                    "checksums": {
+                        "probability_model": crc32_arrays(indexes[b], means_grid[b]),
+                        "symbols": crc32_arrays(z_symbols[b], symbols[b]),
+                    },
+                    "estimated_bits": float(bits),
+                }
+            )
+        return {"items": items, "shape": list(grid), "coder": coder}
+
+    def _z_indexes(self, z_shape: Sequence[int]) -> np.ndarray:
+        c, h, w = z_shape
+        return np.repeat(np.arange(c, dtype=np.int32), h * w)
+
+    @torch.no_grad()
+    def decompress(
+        self, strings: list[dict[str, bytes]], shape: Sequence[int], coder: str = "constriction",
+        threads: int | None = None, checksums: list[dict] | None = None, device: str | torch.device = "cpu",
+    ) -> dict:
+        """Inverse of compress for items of one grid `shape`; checks the stream's checksums."""
+        self._require_updated()
+        grid = tuple(int(v) for v in shape)
+        entropy_coder = get_coder(coder)
+        z_table = CdfTable.from_entropy_model(self.entropy_bottleneck)
+        y_table = CdfTable.from_entropy_model(self.gaussian_conditional)
+        z_shape = self.latent_shapes(grid)["z"]
+        z_indexes = self._z_indexes(z_shape)
+        z_symbols = np.stack([entropy_coder.decode(s["z"], z_indexes, z_table).reshape(z_shape) for s in strings])
+        z_symbols = torch.from_numpy(z_symbols)
+        z_hat = ops.dequantize(z_symbols, self._medians().cpu().expand_as(z_symbols).contiguous())
+        scales, means = self.entropy_parameters(z_hat, grid)
+        _, indexes = ops.quantize_index(means, means, scales, self.gaussian_conditional.scale_table.cpu())
+        indexes_np = indexes.numpy()
+        means_grid = torch.round(means * MEAN_GRID).to(torch.int32).numpy()
+        channel_groups = self._groups(strings, self.M)
+        symbols = []
+        for b, item in enumerate(strings):
+            check = (checksums or [{}] * len(strings))[b]
+            self.verify("probability-model", check.get("probability_model"), crc32_arrays(indexes_np[b], means_grid[b]))
+            y_strings = [item[f"y.{g}"] for g in range(len(channel_groups))]
+            sym = decode_substreams(entropy_coder, y_strings, indexes_np[b], y_table, channel_groups, threads)
+            self.verify("symbols", check.get("symbols"), crc32_arrays(z_symbols[b].numpy(), sym))
+            symbols.append(sym)
+        y_hat = ops.dequantize(torch.from_numpy(np.stack(symbols)), means).to(device)
+        x_hat = self.normalization.denormalize(self.g_s(y_hat))
+        return {"x_hat": x_hat, "y_hat": y_hat}

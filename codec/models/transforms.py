@@ -1,0 +1,92 @@
+"""Analysis / synthesis transforms for several feature levels coded as one latent.
+
+Every level is rearranged losslessly onto a common grid (stride `grid_stride`): finer levels by
+space-to-depth (pixel_unshuffle), coarser ones by depth-to-space (pixel_shuffle). A 1×1 adapter
+per level maps it to N channels; the adapters' outputs are concatenated and a small conv trunk
+with GDN (Ballé et al. 2016) makes the latent y. Synthesis mirrors it: a trunk, then one 1×1 head
+per level and the inverse rearrangement. Cost is dominated by the 1×1 convs at grid resolution,
+the same as one 1×1 conv at each level's own resolution.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from compressai.layers import GDN
+from compressai.models.utils import conv
+from torch import nn
+
+from probes.encoders.spec import FeatureLevel
+
+
+def grid_channels(level: FeatureLevel, grid_stride: int) -> int:
+    """Channels of `level` after rearrangement onto the grid."""
+    if level.stride <= grid_stride:
+        if grid_stride % level.stride:
+            raise ValueError(f"level {level.name}: stride {level.stride} does not divide grid stride {grid_stride}")
+        return level.channels * (grid_stride // level.stride) ** 2
+    factor = level.stride // grid_stride
+    if level.stride % grid_stride or level.channels % (factor * factor):
+        raise ValueError(
+            f"level {level.name}: stride {level.stride} / {level.channels} channels cannot be "
+            f"rearranged onto a stride-{grid_stride} grid"
+        )
+    return level.channels // (factor * factor)
+
+
+def to_grid(x: torch.Tensor, stride: int, grid_stride: int) -> torch.Tensor:
+    if stride < grid_stride:
+        return F.pixel_unshuffle(x, grid_stride // stride)
+    if stride > grid_stride:
+        return F.pixel_shuffle(x, stride // grid_stride)
+    return x
+
+
+def from_grid(x: torch.Tensor, stride: int, grid_stride: int) -> torch.Tensor:
+    if stride < grid_stride:
+        return F.pixel_shuffle(x, grid_stride // stride)
+    if stride > grid_stride:
+        return F.pixel_unshuffle(x, stride // grid_stride)
+    return x
+
+
+class MultiLevelAnalysis(nn.Module):
+    """{level: B×C×H×W} (normalised) → y: B×M×(R/grid)×(R/grid)."""
+
+    def __init__(self, levels: Sequence[FeatureLevel], N: int, M: int, grid_stride: int):
+        super().__init__()
+        self.levels = list(levels)
+        self.grid_stride = grid_stride
+        self.adapters = nn.ModuleDict(
+            {level.name: nn.Conv2d(grid_channels(level, grid_stride), N, 1) for level in self.levels}
+        )
+        self.trunk = nn.Sequential(conv(N * len(self.levels), N, 3, 1), GDN(N), conv(N, M, 3, 1))
+
+    def forward(self, x: dict[str, torch.Tensor]) -> torch.Tensor:
+        parts = [
+            self.adapters[level.name](to_grid(x[level.name], level.stride, self.grid_stride))
+            for level in self.levels
+        ]
+        return self.trunk(torch.cat(parts, dim=1))
+
+
+class MultiLevelSynthesis(nn.Module):
+    """y_hat → {level: B×C×H×W} (normalised)."""
+
+    def __init__(self, levels: Sequence[FeatureLevel], N: int, M: int, grid_stride: int):
+        super().__init__()
+        self.levels = list(levels)
+        self.grid_stride = grid_stride
+        self.trunk = nn.Sequential(conv(M, N, 3, 1), GDN(N, inverse=True), conv(N, N, 3, 1))
+        self.heads = nn.ModuleDict(
+            {level.name: nn.Conv2d(N, grid_channels(level, grid_stride), 1) for level in self.levels}
+        )
+
+    def forward(self, y_hat: torch.Tensor) -> dict[str, torch.Tensor]:
+        shared = self.trunk(y_hat)
+        return {
+            level.name: from_grid(self.heads[level.name](shared), level.stride, self.grid_stride)
+            for level in self.levels
+        }
