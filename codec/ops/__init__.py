@@ -119,8 +119,9 @@ def quantize_index(
     check_quantize_args(y, means, scales, clamp)
     native = (
         y.dtype in _NATIVE_DTYPES
-        # float64 means with lower-precision y: CompressAI subtracts in float64; keep that exact.
+        # float64 means/scales with lower-precision y: CompressAI computes in float64; keep that exact.
         and not (means is not None and means.dtype == torch.float64 and y.dtype != torch.float64)
+        and not (scales.dtype == torch.float64 and y.dtype != torch.float64)
         and backend(y.device) == "native"
     )
     if not native:
@@ -129,12 +130,18 @@ def quantize_index(
         )
     table = as_scale_table(scale_table, y.device)
     bound = as_scale_bound(scale_bound)
+    # The kernels take means/scales in y's dtype or in y's opmath dtype (fp16/bf16 -> fp32 is exact).
+    opmath = torch.float64 if y.dtype == torch.float64 else torch.float32
     if means is not None:
-        if means.dtype != y.dtype:  # fp16/bf16 -> fp32 is exact, and the kernel computes in fp32
-            means = means.to(torch.float64 if y.dtype == torch.float64 else torch.float32)
-        means = means.detach().expand(y.shape).contiguous()
+        means = means.detach()
+        if means.dtype not in (y.dtype, opmath):
+            means = means.to(opmath)
+        means = means.expand(y.shape).contiguous()
+    scales = scales.detach()
+    if scales.dtype not in (y.dtype, opmath):
+        scales = scales.to(opmath)
     symbols, indexes, status = torch.ops.featcodec.quantize_index(
-        y.detach().contiguous(), means, scales.detach().contiguous(), table, bound, clamp
+        y.detach().contiguous(), means, scales.contiguous(), table, bound, clamp
     )
     if check:
         raise_for_status(int(status))

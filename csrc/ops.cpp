@@ -1,0 +1,25 @@
+// Schemas of featcodec's custom torch operators and the Python module stub of codec._C.
+//
+// Kernels: quantize_cpu.cpp (CPU), quantize_cuda.cu (CUDA). Fake kernels for torch.compile:
+// codec/ops/_fake.py. Semantics: codec/ops/reference.py.
+#include <Python.h>
+#include <torch/library.h>
+
+extern "C" {
+// Importing codec._C only has to run the static TORCH_LIBRARY registrations below; the module
+// itself is empty, so no pybind11 is needed.
+PyObject* PyInit__C(void) {
+  static struct PyModuleDef module_def = {PyModuleDef_HEAD_INIT, "_C", nullptr, -1, nullptr};
+  return PyModule_Create(&module_def);
+}
+}
+
+TORCH_LIBRARY(featcodec, m) {
+  // (symbols int32, indexes int32, status int32 scalar); status bits in quantize_common.h.
+  // means: y's shape, dtype y's or float32 (float64 for float64 y); scales: y's shape, same rule.
+  m.def(
+      "quantize_index(Tensor y, Tensor? means, Tensor scales, Tensor scale_table, float scale_bound, "
+      "int? clamp) -> (Tensor, Tensor, Tensor)");
+  // symbols int32; with means, dtype must be means' dtype (CompressAI adds in means' dtype).
+  m.def("dequantize(Tensor symbols, Tensor? means, ScalarType dtype) -> Tensor");
+}
