@@ -86,6 +86,9 @@ def evaluate_neck(
         )
     if codec:
         source = CodecRoundTrip(source, codec)
+    elif config.get("codec"):
+        log.warning("%s was trained on features decoded by %s; evaluating on clean features (no --codec)",
+                    neck_dir, config["codec"]["dir"])  # fmt: skip
 
     predictions, started = [], time.perf_counter()
     loader = DataLoader(dataset, batch_size=batch_size, collate_fn=collate_samples, num_workers=workers)

@@ -242,6 +242,9 @@ def train_neck(opts: TrainNeckOptions, out_dir: str | os.PathLike, *, resume: bo
         elif not resume and (state_path.is_file() or config_path.is_file()):
             raise NeckDirError(f"{out_dir}: already holds a neck or a run; pass --resume to continue or --force")
     out_dir.mkdir(parents=True, exist_ok=True)
+    if force:  # start over: what the old run left must not be mistaken for this one's
+        for stale in (state_path, config_path, out_dir / WEIGHTS):
+            stale.unlink(missing_ok=True)
 
     torch.manual_seed(opts.seed)
     run = NeckRun(opts)
