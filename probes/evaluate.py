@@ -24,7 +24,7 @@ from probes.data import collate_samples
 from probes.encoders.extract import package_versions
 from probes.heads import load_head
 from probes.training.neck_dir import HEAD_DIR, load_neck
-from probes.training.sources import CodecRoundTrip, build_feature_source, sha256_file
+from probes.training.sources import build_feature_source, sha256_file
 from probes.training.tasks import open_task_data, predict, task_for
 
 log = logging.getLogger(__name__)
@@ -76,7 +76,7 @@ def evaluate_neck(
     pretrained = str(enc.get("weights_id", "")).startswith("pretrained:") and not given
     source = build_feature_source(
         encoder=enc["name"], checkpoint=checkpoint, random_init=random_init, features=features, pretrained=pretrained,
-        resolution=enc["resolution"], levels=config["levels"], dataset=dataset, device=device,
+        resolution=enc["resolution"], levels=config["levels"], dataset=dataset, device=device, codec=codec,
     )  # fmt: skip
     described = source.describe()
     if described["weights_id"] != enc["weights_id"]:
@@ -84,9 +84,7 @@ def evaluate_neck(
             f"{neck_dir}: the neck was trained on encoder weights {enc['weights_id']!r}, "
             f"but the given weights are {described['weights_id']!r}"
         )
-    if codec:
-        source = CodecRoundTrip(source, codec)
-    elif config.get("codec"):
+    if not codec and config.get("codec"):
         log.warning("%s was trained on features decoded by %s; evaluating on clean features (no --codec)",
                     neck_dir, config["codec"]["dir"])  # fmt: skip
 

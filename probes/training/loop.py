@@ -46,7 +46,7 @@ from .neck_dir import (
     save_weights,
     write_neck_config,
 )
-from .sources import CodecRoundTrip, FeatureSource, sha256_file
+from .sources import FeatureSource, sha256_file
 from .tasks import open_task_data, task_loss
 
 log = logging.getLogger(__name__)
@@ -174,11 +174,9 @@ class NeckRun:
         self.source: FeatureSource = build_feature_source(
             encoder=opts.encoder, checkpoint=opts.checkpoint, random_init=opts.random_init, pretrained=opts.pretrained,
             features=opts.features, resolution=opts.resolution, levels=opts.levels, dataset=self.dataset,
-            device=device,
+            device=device, codec=opts.codec,
         )  # fmt: skip
         opts.levels = list(self.source.levels)
-        if opts.codec:
-            self.source = CodecRoundTrip(self.source, opts.codec)
         spec = self.head.expects()
         kw = dict(layers=opts.neck_layers, dim=opts.neck_dim, heads=opts.neck_heads)
         if opts.after:
@@ -205,7 +203,8 @@ class NeckRun:
             head["source"] = str(Path(opts.head).resolve())
         codec = None
         if opts.codec:
-            codec = {k: v for k, v in self.source.describe_codec().items() if k in ("dir", "sha256")}
+            keep = ("dir", "sha256", "codec_id", "config_hash", "kind", "lambda", "levels")
+            codec = {k: v for k, v in self.source.describe_codec().items() if k in keep}
         after = None
         if opts.after:
             after = {

@@ -129,74 +129,94 @@ class CachedFeatures(FeatureSource):
 
 
 class CodecRoundTrip(FeatureSource):
-    """Features passed through a codec's real compress → bitstream → decompress; counts the bits."""
+    """Features through a codec's real `.fcb` streams (encode → bytes → decode); counts the bits.
 
-    def __init__(self, inner: FeatureSource, codec_dir: str | os.PathLike):
+    The inner source must produce every level the codec codes; the neck then
+    reads `levels` (a subset: a level the codec did not code would leak clean
+    features past the bitstream).
+    """
+
+    def __init__(self, inner: FeatureSource, codec, levels: Sequence[str] | None = None):
         self.inner = inner
-        self.levels, self.resolution = inner.levels, inner.resolution
-        self.codec_dir = Path(codec_dir)
-        self.codec = load_codec_dir(self.codec_dir)
+        self.codec = codec
+        coded = list(codec.model.level_names)
+        levels = list(levels or coded)
+        uncoded = [n for n in levels if n not in coded]
+        if uncoded:
+            raise ValueError(f"codec {codec.path}: level(s) {uncoded} are not coded by it (it codes {coded})")
+        self.levels = {n: inner.levels[n] for n in levels}
+        self.resolution = inner.resolution
         self.bits = 0
+        self.payload_bits = 0
         self.images = 0
 
     def features(self, samples: Sequence[dict]) -> dict[str, torch.Tensor]:
         clean = self.inner.features(samples)
-        decoded, bits = decode_through_codec(self.codec, clean)
+        decoded, bits, payload_bits = decode_through_codec(self.codec, clean)
         self.bits += bits
+        self.payload_bits += payload_bits
         self.images += len(samples)
-        return {name: decoded[name] for name in self.levels}
+        device = next(iter(clean.values())).device
+        return {name: decoded[name].to(device) for name in self.levels}
 
     @property
     def bits_per_pixel(self) -> float | None:
-        """Stream bits per pixel of the encoder's R×R input image."""
+        """Whole-stream bits (header included) per pixel of the encoder's R×R input image."""
         return self.bits / (self.images * self.resolution**2) if self.images else None
 
     def describe(self) -> dict:
         return self.inner.describe()
 
     def describe_codec(self) -> dict:
+        c = self.codec.config
         return {
-            "dir": str(self.codec_dir.resolve()),
-            "sha256": sha256_dir(self.codec_dir),
+            "dir": str(Path(self.codec.path).resolve()),
+            "sha256": sha256_dir(self.codec.path),
+            "codec_id": c.get("codec_id"),
+            "config_hash": c.get("config_hash"),
+            "kind": c.get("kind"),
+            "lambda": c.get("lambda"),
+            "levels": list(self.codec.model.level_names),
             "bits": self.bits,
+            "payload_bits": self.payload_bits,
             "images": self.images,
             "bpp": self.bits_per_pixel,
+            "payload_bpp": self.payload_bits / (self.images * self.resolution**2) if self.images else None,
         }
 
 
-def load_codec_dir(codec_dir: str | os.PathLike):
-    """The saved codec in `codec_dir`, through the codec layer's own loader."""
-    codec_dir = Path(codec_dir)
-    if not codec_dir.is_dir():
-        raise FileNotFoundError(f"{codec_dir}: codec directory not found")
-    try:
-        from codec.models import load_codec
-    except ImportError as e:  # the codec layer is not in this checkout
-        raise RuntimeError(f"--codec {codec_dir}: this featcodec has no codec.models.load_codec ({e})") from e
-    return load_codec(codec_dir)
+def load_codec_dir(codec_dir: str | os.PathLike, source: FeatureSource):
+    """The codec saved in `codec_dir`, checked against the features it will code."""
+    from codec.zoo import load_codec
+
+    codec = load_codec(codec_dir)
+    enc = source.describe()
+    c = codec.config
+    if c["encoder"] != enc["name"] or c["weights_id"] != enc["weights_id"]:
+        raise ValueError(
+            f"codec {codec_dir} was trained for {c['encoder']} ({c['weights_id'][:16]}), "
+            f"these features come from {enc['name']} ({enc['weights_id'][:16]})"
+        )
+    if c.get("resolution") not in (None, source.resolution):
+        raise ValueError(f"codec {codec_dir} codes {c['resolution']} px inputs, the encoder runs at {source.resolution}")
+    return codec
 
 
-def decode_through_codec(codec, features: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], int]:
-    """Real compress → decompress of a batch of features; returns (decoded features, stream bits).
+def decode_through_codec(codec, features: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], int, int]:
+    """Real encode → `.fcb` bytes → decode of a batch; returns (decoded features, stream bits, payload bits).
 
-    Streams are per image (`compress` returns one byte string per batch item), so
-    `bits` is the sum of their real lengths, not the model's rate estimate.
+    One stream per image, as `featcodec encode` writes them; bits are their
+    real lengths (not the model's rate estimate).
     """
-    with torch.no_grad():
-        coded = codec.compress(features)
-        decoded = codec.decompress(coded)
-    bits = 8 * sum(len(s) for s in _stream_bytes(coded))
-    return {k: v.clone().float() for k, v in decoded.items()}, bits
+    from codec.bitstream import unpack
+    from codec.pipeline import decode_streams, encode_features
 
-
-def _stream_bytes(coded) -> list[bytes]:
-    if isinstance(coded, (bytes, bytearray)):
-        return [bytes(coded)]
-    if isinstance(coded, dict):
-        return _stream_bytes(coded["strings"] if "strings" in coded else list(coded.values()))
-    if isinstance(coded, (list, tuple)):
-        return [b for item in coded if not isinstance(item, (int, float, torch.Size)) for b in _stream_bytes(item)]
-    return []
+    streams = encode_features(codec, {n: features[n].detach() for n in codec.model.level_names})
+    decoded = decode_streams(codec, streams)
+    hat = {n: torch.stack([d.features[n] for d in decoded]).float() for n in codec.model.level_names}
+    bits = 8 * sum(len(s) for s in streams)
+    payload_bits = 8 * sum(unpack(s).payload_bytes for s in streams)
+    return hat, bits, payload_bits
 
 
 def build_feature_source(
@@ -210,8 +230,19 @@ def build_feature_source(
     dataset=None,
     device: str | torch.device = "cpu",
     pretrained: bool = False,
+    codec: str | os.PathLike | None = None,
 ) -> FeatureSource:
-    """An encoder run on the fly (one of `checkpoint`, `pretrained`, `random_init`) or a feature cache."""
+    """An encoder run on the fly (one of `checkpoint`, `pretrained`, `random_init`) or a feature cache,
+    optionally through a codec (the neck then reads `levels`, default: every coded level)."""
+    if codec:
+        from codec.zoo import read_codec_config
+
+        coded = [lv["name"] for lv in read_codec_config(codec)["levels"]]
+        inner = build_feature_source(
+            encoder=encoder, checkpoint=checkpoint, random_init=random_init, features=features,
+            resolution=resolution, levels=coded, dataset=dataset, device=device, pretrained=pretrained,
+        )  # fmt: skip
+        return CodecRoundTrip(inner, load_codec_dir(codec, inner), levels)
     from probes.encoders import create_encoder, get_spec
 
     if features:
