@@ -63,7 +63,16 @@ def _image_stats(source: str, default_mean, default_std) -> tuple[tuple, tuple]:
     return tuple(config.get("image_mean", default_mean)), tuple(config.get("image_std", default_std))
 
 
-class DepthAnythingHead(FrozenHead):
+class HFHead(FrozenHead):
+    """A head around a transformers model (`self.model`)."""
+
+    def describe(self) -> dict:
+        # the hub commit the checkpoint resolved to (None for a local directory)
+        revision = getattr(self.model.config, "_commit_hash", None)
+        return {**super().describe(), "model_type": self.model.config.model_type, "revision": revision}
+
+
+class DepthAnythingHead(HFHead):
     """`DepthAnythingForDepthEstimation`'s DPT neck + depth head; expects its 4 hidden states."""
 
     task = "depth"
@@ -95,7 +104,7 @@ class DepthAnythingHead(FrozenHead):
         return torch.stack(self.model.backbone(pixels).feature_maps, dim=1)
 
 
-class VitPoseHead(FrozenHead):
+class VitPoseHead(HFHead):
     """`VitPoseForPoseEstimation`'s decoder; expects the last backbone feature map (no CLS)."""
 
     task = "pose"
@@ -124,7 +133,7 @@ class VitPoseHead(FrozenHead):
         return self.model.backbone(pixels, **kwargs).feature_maps[-1].unsqueeze(1)
 
 
-class BlipCaptionHead(CaptionHead):
+class BlipCaptionHead(HFHead, CaptionHead):
     """`BlipForConditionalGeneration`'s text decoder; expects `image_embeds` (CLS + patches)."""
 
     def __init__(self, model, tokenizer, spec: str, mean=OPENAI_CLIP_MEAN, std=OPENAI_CLIP_STD, max_length: int = 40):

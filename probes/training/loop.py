@@ -46,7 +46,7 @@ from .neck_dir import (
     save_weights,
     write_neck_config,
 )
-from .sources import FeatureSource, sha256_file
+from .sources import FeatureSource, sha256_dir, sha256_file
 from .tasks import open_task_data, task_loss
 
 log = logging.getLogger(__name__)
@@ -197,10 +197,11 @@ class NeckRun:
         if isinstance(self.head, BuiltinHead):
             head["trained_here"] = bool(opts.train_head)
             head["dir"] = HEAD_DIR if opts.train_head else str(Path(opts.head).resolve())
-        elif opts.head.startswith("hf:") and Path(opts.head[3:]).is_dir():
-            head["source"] = str(Path(opts.head[3:]).resolve())
-        elif Path(opts.head).is_dir():
-            head["source"] = str(Path(opts.head).resolve())
+        else:
+            local = Path(opts.head[3:] if opts.head.startswith("hf:") else opts.head)
+            if local.is_dir():  # a local checkpoint: record where and exactly what
+                head["source"] = str(local.resolve())
+                head["source_sha256"] = sha256_dir(local)
         codec = None
         if opts.codec:
             keep = ("dir", "sha256", "codec_id", "config_hash", "kind", "lambda", "levels")

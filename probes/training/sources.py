@@ -28,10 +28,10 @@ def sha256_file(path: str | os.PathLike) -> str:
 
 
 def sha256_dir(path: str | os.PathLike) -> str:
-    """Hash of a model directory: its config.json and weights files, by name and content."""
+    """Hash of a model directory: its config, weights and vocabulary files, by name and content."""
     path = Path(path)
     h = hashlib.sha256()
-    for file in sorted(p for p in path.iterdir() if p.is_file() and p.suffix in (".json", ".safetensors")):
+    for file in sorted(p for p in path.iterdir() if p.is_file() and p.suffix in (".json", ".safetensors", ".bin", ".txt", ".model")):
         h.update(file.name.encode() + b"\0" + sha256_file(file).encode())
     return h.hexdigest()
 
