@@ -1,0 +1,204 @@
+"""Features ⇄ `.fcb` streams with a loaded codec, and (for `featcodec encode IMAGE`) images → streams.
+
+    streams = encode_features(codec, {"fpn0": B×C×H×W, ...}, coder="constriction")
+    decoded = decode_stream(codec, streams[0])       # .features {level: C×H×W}, .header
+    info = stream_info(streams[0])                   # no codec needed
+
+A stream is validated against the codec before any entropy decoding: codec id and config hash,
+levels, grid and latent shapes (bounded, so no field can size an allocation), coder, substream names.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import torch
+
+from .bitstream import BitstreamError, Container, pack, unpack
+from .entropy import CODERS
+from .zoo import LoadedCodec
+
+STREAM_FORMAT = "featcodec-fcb"
+MAX_GRID = 1024  # grid cells per side: 16384 px at stride 16
+_SUBSTREAM = re.compile(r"^(z|y\.\d{1,4}|x\.[A-Za-z0-9_\-]{1,48})$")
+
+
+def _batched(codec: LoadedCodec, features: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    out = {}
+    for name in codec.model.level_names:
+        if name not in features:
+            raise ValueError(f"features lack level {name!r}; the codec codes {codec.model.level_names}")
+        t = features[name]
+        out[name] = t.unsqueeze(0) if t.ndim == 3 else t
+    return out
+
+
+def encode_features(
+    codec: LoadedCodec, features: dict[str, torch.Tensor], *, coder: str = "constriction", groups: int = 1,
+    threads: int | None = None, sources: Sequence[dict | None] | None = None, timings: dict | None = None,
+) -> list[bytes]:
+    """One .fcb stream per item of `features` ({level: B×C×H×W} or C×H×W)."""
+    model = codec.model
+    if model.kind == "uniform":
+        coder = "zstd"
+    elif coder not in CODERS:
+        raise ValueError(f"unknown coder {coder!r}; choose from {', '.join(CODERS)}")
+    x = _batched(codec, features)
+    device = next(iter(model.buffers())).device
+    x = {k: v.to(device, torch.float32) for k, v in x.items()}
+    start = time.perf_counter()
+    compressed = model.compress(x, coder=coder, groups=groups, threads=threads)
+    if timings is not None:
+        timings["codec_s"] = timings.get("codec_s", 0.0) + time.perf_counter() - start
+    grid = compressed["shape"]
+    shapes = model.level_shapes(grid)
+    batch = len(compressed["items"])
+    sources = list(sources) if sources is not None else [None] * batch
+    streams = []
+    for item, source in zip(compressed["items"], sources, strict=True):
+        header = {
+            "format": STREAM_FORMAT,
+            "codec": {"kind": model.kind, "id": codec.codec_id, "config_hash": codec.config_hash},
+            "encoder": {"name": codec.encoder, "weights_id": codec.config["weights_id"]},
+            "resolution": codec.config.get("resolution"),
+            "grid": list(grid),
+            "levels": [{**lv.to_dict(), "shape": list(shapes[lv.name])} for lv in model.levels],
+            "latents": model.latent_shapes(grid),
+            "coder": coder,
+            "checksums": item["checksums"],
+            "estimated_bits": item["estimated_bits"],
+            "source": source,
+        }
+        streams.append(pack(header, item["strings"]))
+    return streams
+
+
+def _require(header: dict, key: str, kind: type | tuple, what: str = ""):
+    value = header.get(key)
+    if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
+        raise BitstreamError(f"header field {key!r} missing or not {what or kind}")
+    return value
+
+
+def check_header(codec: LoadedCodec, container: Container) -> tuple[tuple[int, int], str]:
+    """Validate a parsed stream against `codec`; returns (grid, coder)."""
+    header, model = container.header, codec.model
+    if header.get("format") != STREAM_FORMAT:
+        raise BitstreamError(f"header field 'format' is {header.get('format')!r}, expected {STREAM_FORMAT!r}")
+    info = _require(header, "codec", dict, "an object")
+    if info.get("id") != codec.codec_id or info.get("config_hash") != codec.config_hash:
+        raise BitstreamError(
+            f"codec mismatch: the stream was written by codec {info.get('kind')}:{info.get('id')} "
+            f"(config {info.get('config_hash')}), this is {model.kind}:{codec.codec_id} (config {codec.config_hash})"
+        )
+    grid = _require(header, "grid", list, "a list")
+    if len(grid) != 2 or not all(type(v) is int and 1 <= v <= MAX_GRID for v in grid):
+        raise BitstreamError(f"header field 'grid' {grid!r} is not two integers in [1, {MAX_GRID}]")
+    grid = (grid[0], grid[1])
+    shapes = model.level_shapes(grid)
+    expected_levels = [{**lv.to_dict(), "shape": list(shapes[lv.name])} for lv in model.levels]
+    if header.get("levels") != expected_levels:
+        raise BitstreamError("header field 'levels' does not match the codec's levels and the stream's grid")
+    if header.get("latents") != model.latent_shapes(grid):
+        raise BitstreamError("header field 'latents' does not match the codec's latent shapes for the grid")
+    coder = _require(header, "coder", str, "a string")
+    allowed = ("zstd",) if model.kind == "uniform" else tuple(CODERS)
+    if coder not in allowed:
+        raise BitstreamError(f"header field 'coder' is {coder!r}; a {model.kind} codec reads {', '.join(allowed)}")
+    checksums = _require(header, "checksums", dict, "an object")
+    for key, value in checksums.items():
+        if type(value) is not int or not 0 <= value < 1 << 32:
+            raise BitstreamError(f"header checksums[{key!r}] is not a 32-bit unsigned integer")
+    for name in container.substreams:
+        if not _SUBSTREAM.match(name):
+            raise BitstreamError(f"unknown substream {name!r}")
+    return grid, coder
+
+
+@dataclass
+class Decoded:
+    features: dict[str, torch.Tensor]  # {level: C×H×W}
+    header: dict
+    y_hat: torch.Tensor | None = None
+    timings: dict = field(default_factory=dict)
+
+
+def decode_streams(
+    codec: LoadedCodec, streams: Sequence[bytes], *, threads: int | None = None, device: str | torch.device = "cpu"
+) -> list[Decoded]:
+    """Decode streams of one grid together (a batch); each is validated first."""
+    start = time.perf_counter()
+    containers = [unpack(data) for data in streams]
+    checked = [check_header(codec, c) for c in containers]
+    if len({g for g in checked}) != 1:
+        raise BitstreamError("streams decoded as one batch must share grid and coder")
+    grid, coder = checked[0]
+    parsed = time.perf_counter()
+    try:
+        out = codec.model.decompress(
+            [c.substreams for c in containers], grid, coder=coder, threads=threads,
+            checksums=[c.header["checksums"] for c in containers], device=device,
+        )
+    except KeyError as e:
+        raise BitstreamError(f"substream {e} missing") from None
+    timings = {"parse_s": parsed - start, "decode_s": time.perf_counter() - parsed}
+    return [
+        Decoded(
+            features={name: t[b] for name, t in out["x_hat"].items()},
+            header=c.header,
+            y_hat=None if out["y_hat"] is None else out["y_hat"][b],
+            timings=timings,
+        )
+        for b, c in enumerate(containers)
+    ]
+
+
+def decode_stream(codec: LoadedCodec, data: bytes, **kwargs) -> Decoded:
+    return decode_streams(codec, [data], **kwargs)[0]
+
+
+def stream_info(data: bytes) -> dict:
+    """Header fields, sizes, bits per element and bits per pixel of one stream (no codec needed)."""
+    container = unpack(data)
+    header = container.header
+    payload = container.payload_bytes
+    elements = 0
+    for level in header.get("levels") or []:
+        shape = level.get("shape") if isinstance(level, dict) else None
+        if isinstance(shape, list) and all(type(v) is int and v > 0 for v in shape):
+            n = 1
+            for v in shape:
+                n *= v
+            elements += n
+    info = {
+        "bytes": len(data),
+        "header_bytes": len(data) - payload - 4,
+        "payload_bytes": payload,
+        "codec": header.get("codec"),
+        "encoder": header.get("encoder"),
+        "resolution": header.get("resolution"),
+        "grid": header.get("grid"),
+        "levels": header.get("levels"),
+        "latents": header.get("latents"),
+        "coder": header.get("coder"),
+        "substreams": [{"name": n, "bytes": len(s)} for n, s in container.substreams.items()],
+        "elements": elements,
+        "bits_per_element": 8 * len(data) / elements if elements else None,
+        "payload_bits_per_element": 8 * payload / elements if elements else None,
+        "estimated_bits": header.get("estimated_bits"),
+        "source": header.get("source"),
+    }
+    estimated = header.get("estimated_bits")
+    if isinstance(estimated, (int, float)) and payload:
+        info["coding_overhead"] = (8 * payload - estimated) / (8 * payload)
+    resolution = header.get("resolution")
+    if type(resolution) is int and resolution > 0:
+        info["bpp_input"] = 8 * len(data) / resolution**2
+    source = header.get("source") or {}
+    if isinstance(source, dict) and type(source.get("width")) is int and type(source.get("height")) is int:
+        if source["width"] > 0 and source["height"] > 0:
+            info["bpp_source"] = 8 * len(data) / (source["width"] * source["height"])
+    return info

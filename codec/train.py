@@ -1,0 +1,198 @@
+"""Rate–distortion training of a feature codec from a feature cache: loss = R + λ·D.
+
+R is the model's estimated bits per feature element (−log2 likelihoods, Ballé et al. 2017),
+D the MSE of the normalised features. The run checkpoints (safetensors + JSON) every
+`checkpoint_every` steps and resumes from the last checkpoint; the data order and the
+quantisation noise are functions of (seed, step), so a resumed run continues the same trajectory.
+The entropy models' aux loss is optimised alongside, and the saved codec is always `update()`d.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from tqdm import tqdm
+
+from probes.encoders import FeatureCache
+from probes.encoders.registry import resolve_device
+
+from .models import FeatureCodec, create_codec
+from .models.uniform import step_for_lambda
+from .zoo import CONFIG, LoadedCodec, save_codec
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_DIR = "checkpoint"
+
+
+class TrainingError(ValueError):
+    """Inputs that make a run impossible (cache, resume plan); the message names them."""
+
+
+def rate_distortion(model: FeatureCodec, x: dict[str, torch.Tensor], out: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    """(bits per feature element, MSE of normalised features) of one forward pass."""
+    elements = sum(t.numel() for t in x.values())
+    bits = sum(-torch.log2(lik).sum() for lik in out["likelihoods"].values()) if out["likelihoods"] else None
+    rate = bits / elements if bits is not None else torch.zeros((), device=next(iter(x.values())).device)
+    xn, xn_hat = model.normalization.normalize(x), model.normalization.normalize(out["x_hat"])
+    distortion = sum(((xn_hat[k] - xn[k]) ** 2).sum() for k in xn) / elements
+    return rate, distortion
+
+
+def _batch(cache: FeatureCache, step: int, batch_size: int, levels: Sequence[str], seed: int) -> dict[str, torch.Tensor]:
+    n = len(cache)
+    per_epoch = math.ceil(n / batch_size)
+    epoch, k = divmod(step, per_epoch)
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed + epoch))[k * batch_size : (k + 1) * batch_size]
+    items = [cache.get(int(i), levels) for i in order]
+    return {name: torch.stack([item[name] for item in items]).float() for name in levels}
+
+
+def _flatten_optimizer(prefix: str, opt: torch.optim.Optimizer, tensors: dict, meta: dict) -> None:
+    state = opt.state_dict()
+    meta[prefix] = {"param_groups": state["param_groups"], "state": {}}
+    for idx, entries in state["state"].items():
+        meta[prefix]["state"][str(idx)] = []
+        for key, value in entries.items():
+            tensors[f"{prefix}.{idx}.{key}"] = value.detach().cpu().contiguous()
+            meta[prefix]["state"][str(idx)].append(key)
+
+
+def _restore_optimizer(prefix: str, opt: torch.optim.Optimizer, tensors: dict, meta: dict) -> None:
+    state = {
+        int(idx): {key: tensors[f"{prefix}.{idx}.{key}"] for key in keys} for idx, keys in meta[prefix]["state"].items()
+    }
+    opt.load_state_dict({"state": state, "param_groups": meta[prefix]["param_groups"]})
+
+
+def _save_checkpoint(ckpt: Path, model, optimizers: dict, plan: dict, step: int) -> None:
+    ckpt.mkdir(parents=True, exist_ok=True)
+    tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    meta: dict = {}
+    for prefix, opt in optimizers.items():
+        _flatten_optimizer(prefix, opt, tensors, meta)
+    fd, tmp = tempfile.mkstemp(dir=ckpt, prefix=".state.", suffix=".tmp")
+    os.close(fd)
+    save_file(tensors, tmp)
+    os.replace(tmp, ckpt / "state.safetensors")
+    fd, tmp = tempfile.mkstemp(dir=ckpt, prefix=".state.", suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        json.dump({"plan": plan, "step": step, "optimizers": meta}, f)
+    os.replace(tmp, ckpt / "state.json")  # written last: it names a complete state.safetensors
+
+
+def train_codec(
+    features: FeatureCache | str | os.PathLike,
+    out_dir: str | os.PathLike,
+    *,
+    lmbda: float,
+    kind: str = "hyperprior",
+    levels: Sequence[str] | None = None,
+    steps: int = 2000,
+    batch_size: int = 8,
+    lr: float = 1e-4,
+    aux_lr: float = 1e-3,
+    device: str = "cpu",
+    resume: bool = False,
+    force: bool = False,
+    checkpoint_every: int = 100,
+    seed: int = 0,
+    hparams: dict | None = None,
+    norm_items: int = 256,
+    progress: bool = True,
+) -> LoadedCodec:
+    """Train a codec of `kind` on a feature cache and save it to `out_dir`."""
+    if lmbda <= 0 or steps < 0 or batch_size < 1 or checkpoint_every < 1:
+        raise TrainingError("lambda must be > 0, steps >= 0, batch_size >= 1, checkpoint_every >= 1")
+    cache = features if isinstance(features, FeatureCache) else FeatureCache(features)
+    if len(cache) == 0:
+        raise TrainingError(f"feature cache {cache.path} holds no features")
+    out_dir = Path(out_dir)
+    ckpt = out_dir / CHECKPOINT_DIR
+    if (out_dir / CONFIG).exists() and not (force or resume):
+        raise FileExistsError(f"{out_dir} already holds a codec; pass --force to overwrite or --resume to continue")
+    dev = resolve_device(device)
+    hparams = dict(hparams or {})
+    if kind == "uniform":
+        hparams.setdefault("step", step_for_lambda(lmbda))
+    model = create_codec(kind, cache.levels, levels=levels, resolution=cache.resolution, **hparams)
+    level_names = model.level_names
+    plan = {
+        "kind": kind, "lambda": lmbda, "levels": level_names, "hparams": model.hparams(), "batch_size": batch_size,
+        "lr": lr, "aux_lr": aux_lr, "seed": seed, "encoder": cache.encoder, "weights_id": cache.weights_id,
+        "resolution": cache.resolution,
+    }
+    main_params = [p for n, p in model.named_parameters() if not n.endswith(".quantiles")]
+    aux_params = [p for n, p in model.named_parameters() if n.endswith(".quantiles")]
+    optimizers = {}
+    if main_params:
+        optimizers["optimizer"] = torch.optim.Adam(main_params, lr=lr)
+    if aux_params:
+        optimizers["aux_optimizer"] = torch.optim.Adam(aux_params, lr=aux_lr)
+
+    start = 0
+    if resume and (ckpt / "state.json").is_file():
+        meta = json.loads((ckpt / "state.json").read_text())
+        if meta["plan"] != plan:
+            diff = sorted(k for k in plan if meta["plan"].get(k) != plan[k])
+            raise TrainingError(f"{ckpt}: checkpoint was made with other settings ({', '.join(diff)}); use --force")
+        tensors = load_file(str(ckpt / "state.safetensors"))
+        model.load_state_dict({k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")})
+        model.to(dev)
+        for prefix, opt in optimizers.items():
+            _restore_optimizer(prefix, opt, tensors, meta["optimizers"])
+        start = int(meta["step"])
+        log.info("resuming %s from step %d of %d", out_dir, start, steps)
+    else:
+        n_fit = min(norm_items, len(cache))
+        fit = (
+            {name: torch.stack([cache.get(i, level_names)[name] for i in range(a, min(a + 8, n_fit))]).float()
+             for name in level_names}
+            for a in range(0, n_fit, 8)
+        )
+        model.normalization.fit(fit)
+        model.to(dev)
+
+    rate = distortion = torch.zeros(())
+    if kind != "uniform" and start < steps:
+        model.train()
+        bar = tqdm(range(start, steps), initial=start, total=steps, desc=f"train-codec {kind} λ={lmbda:g}",
+                   disable=not progress)
+        for step in bar:
+            torch.manual_seed(seed * 1_000_003 + step)
+            x = {k: v.to(dev) for k, v in _batch(cache, step, batch_size, level_names, seed).items()}
+            for opt in optimizers.values():
+                opt.zero_grad(set_to_none=True)
+            out = model(x)
+            rate, distortion = rate_distortion(model, x, out)
+            loss = rate + lmbda * distortion
+            if not torch.isfinite(loss):
+                raise TrainingError(f"loss became {loss.item()} at step {step}; lower --lr or check the features")
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(main_params, 1.0)
+            optimizers["optimizer"].step()
+            if "aux_optimizer" in optimizers:
+                model.aux_loss().backward()
+                optimizers["aux_optimizer"].step()
+            bar.set_postfix(R=f"{rate.item():.4f}b/el", D=f"{distortion.item():.4f}")
+            if (step + 1) % checkpoint_every == 0 and step + 1 < steps:
+                _save_checkpoint(ckpt, model, optimizers, plan, step + 1)
+        bar.close()
+    model.eval()
+    _save_checkpoint(ckpt, model, optimizers, plan, max(steps, start))
+    extra = {
+        "training": {
+            "steps": max(steps, start), "batch_size": batch_size, "lr": lr, "seed": seed,
+            "features": str(cache.path), "items": len(cache),
+            "last_rate_bits_per_element": float(rate.detach()), "last_mse": float(distortion.detach()),
+        }
+    }
+    return save_codec(model.cpu(), out_dir, encoder=cache.encoder, weights_id=cache.weights_id, lmbda=lmbda, extra=extra)

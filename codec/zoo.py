@@ -1,0 +1,156 @@
+"""Codec directories: `weights.safetensors` + `config.json`, written atomically, loaded safely.
+
+config.json records what the codec was trained for (encoder, its weights id, resolution, levels,
+λ), the model kind and hyper-parameters, and the sha256 of the weights; `codec_id` (the first 16
+hex digits of that sha256) and `config_hash` are written into every stream so that a stream is
+never decoded with another codec.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from probes.encoders.spec import FeatureLevel
+
+from .models import FeatureCodec, create_codec
+
+CONFIG = "config.json"
+WEIGHTS = "weights.safetensors"
+FORMAT = "featcodec-codec"
+FORMAT_VERSION = 1
+_HASHED = ("kind", "levels", "hparams", "encoder", "weights_id", "resolution", "lambda")
+
+
+class CodecLoadError(ValueError):
+    """A codec directory that cannot be loaded; the message names the file and field."""
+
+
+def config_hash(config: dict) -> str:
+    canonical = json.dumps({k: config.get(k) for k in _HASHED}, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+@dataclass
+class LoadedCodec:
+    model: FeatureCodec
+    config: dict
+    path: Path | None = None
+
+    @property
+    def codec_id(self) -> str:
+        return self.config["codec_id"]
+
+    @property
+    def config_hash(self) -> str:
+        return self.config["config_hash"]
+
+    @property
+    def encoder(self) -> str:
+        return self.config["encoder"]
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _atomic_text(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_codec(
+    model: FeatureCodec, out_dir: str | os.PathLike, *, encoder: str, weights_id: str, lmbda: float,
+    extra: dict | None = None,
+) -> LoadedCodec:
+    """Update the entropy models (always), then write weights + config atomically."""
+    from probes.encoders.extract import package_versions
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model.update(force=True)
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=f".{WEIGHTS}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        save_file(state, tmp, metadata={"format": FORMAT, "kind": model.kind})
+        digest = _sha256(Path(tmp))
+        os.replace(tmp, out_dir / WEIGHTS)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    config = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        **model.config(),
+        "encoder": encoder,
+        "weights_id": weights_id,
+        "lambda": float(lmbda),
+        "weights_sha256": digest,
+        "codec_id": digest[:16],
+        **(extra or {}),
+        "versions": package_versions(),
+    }
+    config["config_hash"] = config_hash(config)
+    _atomic_text(out_dir / CONFIG, json.dumps(config, indent=2) + "\n")
+    return LoadedCodec(model.eval(), config, out_dir)
+
+
+def read_codec_config(path: str | os.PathLike) -> dict:
+    path = Path(path)
+    file = path / CONFIG
+    if not file.is_file():
+        raise CodecLoadError(f"{file}: no codec config; is {path} a codec directory (featcodec train-codec -o)?")
+    try:
+        config = json.loads(file.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise CodecLoadError(f"{file}: not valid JSON ({e})") from None
+    if not isinstance(config, dict) or config.get("format") != FORMAT:
+        raise CodecLoadError(f"{file}: field 'format' is not {FORMAT!r}")
+    if config.get("format_version") != FORMAT_VERSION:
+        raise CodecLoadError(f"{file}: unsupported format_version {config.get('format_version')!r}")
+    for key in ("kind", "levels", "hparams", "encoder", "weights_id", "lambda", "weights_sha256", "codec_id"):
+        if key not in config:
+            raise CodecLoadError(f"{file}: missing field {key!r}")
+    if config.get("config_hash") != config_hash(config):
+        raise CodecLoadError(f"{file}: field 'config_hash' does not match the config (edited by hand?)")
+    return config
+
+
+def load_codec(path: str | os.PathLike, device: str | torch.device = "cpu") -> LoadedCodec:
+    """Load a codec directory (safetensors only); the weights must match the config's sha256."""
+    path = Path(path)
+    config = read_codec_config(path)
+    weights = path / WEIGHTS
+    if not weights.is_file():
+        raise CodecLoadError(f"{weights}: missing")
+    if _sha256(weights) != config["weights_sha256"]:
+        raise CodecLoadError(f"{weights}: sha256 differs from config.json 'weights_sha256' (mixed-up files?)")
+    try:
+        levels = [FeatureLevel(d["name"], int(d["channels"]), int(d["stride"])) for d in config["levels"]]
+        model = create_codec(config["kind"], levels, resolution=config.get("resolution"), **config["hparams"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise CodecLoadError(f"{path / CONFIG}: cannot build the codec ({e})") from None
+    try:
+        state = load_file(str(weights))
+        model.load_state_dict(state)
+    except Exception as e:  # noqa: BLE001 - safetensors / torch raise several types
+        raise CodecLoadError(f"{weights}: does not load into a {config['kind']} codec ({e})") from None
+    return LoadedCodec(model.to(device).eval(), config, path)
