@@ -38,10 +38,10 @@ def _offline() -> bool:
     return bool(HF_HUB_OFFLINE) or os.environ.get("TRANSFORMERS_OFFLINE", "0") in ("1", "true", "True")
 
 
-def _from_pretrained(cls, source: str, what: str):
+def _from_pretrained(cls, source: str, what: str, **kwargs):
     """`cls.from_pretrained(source)`, local only when offline, with an error naming the source."""
     try:
-        return cls.from_pretrained(source, local_files_only=_offline() or Path(source).is_dir())
+        return cls.from_pretrained(source, local_files_only=_offline() or Path(source).is_dir(), **kwargs)
     except (OSError, ValueError) as e:
         hint = "" if Path(source).is_dir() else f" (download it first: `hf download {source}`, or pass a local directory)"
         raise HeadError(f"cannot load {what} from {source!r}{hint}: {e}") from e
@@ -73,7 +73,11 @@ class HFHead(FrozenHead):
 
 
 class DepthAnythingHead(HFHead):
-    """`DepthAnythingForDepthEstimation`'s DPT neck + depth head; expects its 4 hidden states."""
+    """`DepthAnythingForDepthEstimation`'s DPT neck + depth head; expects its 4 hidden states.
+
+    The teacher sees a square `image_size` input (518 px for V2: 37×37 patches), the
+    same pixels the encoder sees, where the HF processor would keep the aspect ratio.
+    """
 
     task = "depth"
 
@@ -200,17 +204,17 @@ def load_hf_head(source: str, spec: str | None = None) -> FrozenHead:
     if model_type == "depth_anything":
         from transformers import DepthAnythingForDepthEstimation
 
-        model = _from_pretrained(DepthAnythingForDepthEstimation, source, "DepthAnythingForDepthEstimation")
+        model = _from_pretrained(DepthAnythingForDepthEstimation, source, "DepthAnythingForDepthEstimation", dtype=torch.float32)
         return DepthAnythingHead(model, spec, *_image_stats(source, IMAGENET_MEAN, IMAGENET_STD))
     if model_type == "vitpose":
         from transformers import VitPoseForPoseEstimation
 
-        model = _from_pretrained(VitPoseForPoseEstimation, source, "VitPoseForPoseEstimation")
+        model = _from_pretrained(VitPoseForPoseEstimation, source, "VitPoseForPoseEstimation", dtype=torch.float32)
         return VitPoseHead(model, spec, *_image_stats(source, IMAGENET_MEAN, IMAGENET_STD))
     if model_type == "blip":
         from transformers import AutoTokenizer, BlipForConditionalGeneration
 
-        model = _from_pretrained(BlipForConditionalGeneration, source, "BlipForConditionalGeneration")
+        model = _from_pretrained(BlipForConditionalGeneration, source, "BlipForConditionalGeneration", dtype=torch.float32)
         tokenizer = _from_pretrained(AutoTokenizer, source, "the BLIP tokenizer")
         return BlipCaptionHead(model, tokenizer, spec, *_image_stats(source, OPENAI_CLIP_MEAN, OPENAI_CLIP_STD))
     raise HeadError(
