@@ -25,14 +25,17 @@ constexpr int32_t kStatusMeansNonfinite = 2;
 constexpr int32_t kStatusScalesNan = 4;
 constexpr int32_t kStatusSymbolOverflow = 8;
 
-constexpr double kInt32Max = 2147483647.0;
-
-// Clamp to [-limit, limit] and convert; NaN -> 0. Done in double so that limit = 2^31 - 1 is exact.
-FC_HD int32_t saturate_symbol(double r, double limit) {
-  r = r < -limit ? -limit : r;
-  r = r > limit ? limit : r;
-  r = (r != r) ? 0.0 : r;
-  return static_cast<int32_t>(r);
+// round(d) saturated to [-limit, limit] (NaN -> 0) in r's own width, branch-free: `limit_f` is the
+// largest value of T not above limit (float32 cannot hold 2^31 - 1), so an integral r above
+// limit_f is above limit too.
+template <typename T>
+FC_HD int32_t to_symbol(T r, T limit_f, int32_t limit) {
+  const T r0 = r == r ? r : T(0);
+  const T r1 = r0 < -limit_f ? -limit_f : (r0 > limit_f ? limit_f : r0);
+  int32_t v = static_cast<int32_t>(r1);
+  v = r > limit_f ? limit : v;
+  v = r < -limit_f ? -limit : v;
+  return v;
 }
 
 // The lower bound of CompressAI's LowerBound (torch.max: a NaN scale stays NaN, -inf becomes the bound).

@@ -29,18 +29,6 @@ inline double round_half_even(double x) {
 inline bool is_finite(float x) { return std::fabs(x) <= std::numeric_limits<float>::max(); }
 inline bool is_finite(double x) { return std::fabs(x) <= std::numeric_limits<double>::max(); }
 
-// round(d) saturated to [-limit, limit] (NaN -> 0) in d's own width; `limit_f` is the largest
-// value of d's type <= limit, so an integral r above it is above limit too.
-template <typename T>
-inline int32_t to_symbol(T r, T limit_f, int32_t limit) {
-  const T r0 = r == r ? r : T(0);
-  const T r1 = r0 < -limit_f ? -limit_f : (r0 > limit_f ? limit_f : r0);
-  int32_t v = static_cast<int32_t>(r1);
-  v = r > limit_f ? limit : v;
-  v = r < -limit_f ? -limit : v;
-  return v;
-}
-
 template <typename scalar_t, typename mean_t, typename scale_t, bool HAS_MEANS, bool USE_LUT>
 int32_t quantize_index_chunk(const scalar_t* __restrict__ y, const mean_t* __restrict__ m,
                              const scale_t* __restrict__ s, int32_t* __restrict__ sym,
