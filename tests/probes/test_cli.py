@@ -171,3 +171,23 @@ def test_train_neck_needs_a_weights_source(files, tmp_path):
     r = run("train-neck", "--encoder", "mini-hiera", "--task", "depth", "--head", "builtin:depth",
             "--data", files["depth"], "-o", tmp_path / "n")  # fmt: skip
     assert r.exit_code == 2 and "--random-init" in r.output
+
+
+def test_eval_through_a_codec_records_bits_per_pixel(files, tmp_path):
+    from codec.models import create_codec
+    from codec.zoo import save_codec
+    from probes.encoders import get_spec
+
+    codec = tmp_path / "codec"
+    save_codec(create_codec("uniform", get_spec("mini-hiera"), levels=["stage4"], resolution=64), codec,
+               encoder="mini-hiera", weights_id="random-init", lmbda=0.0)  # fmt: skip
+    neck = tmp_path / "neck"
+    r = run("train-neck", *FAST, "--task", "pose", "--head", files["heads"]["pose"], "--data", files["pose"],
+            "--codec", codec, "--steps", 2, "-o", neck)  # fmt: skip
+    assert r.exit_code == 0, r.output
+    r = run("eval", "--neck", neck, "--data", files["pose"], "--codec", codec, "--json", "--device", "cpu",
+            "--workers", 0)  # fmt: skip
+    assert r.exit_code == 0, r.output
+    result = json.loads(r.stdout)
+    assert result["bpp"] > 0 and result["codec"]["kind"] == "uniform" and result["codec"]["images"] == 4
+    assert result["neck"]["trained_codec"]["dir"] == str(codec.resolve())

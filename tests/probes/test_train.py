@@ -155,3 +155,48 @@ def test_cached_features_match_the_encoder_on_the_same_images(probe, tmp_path):
                               steps=2), tmp_path / "neck")  # fmt: skip
     assert config["encoder"]["features"] == str((tmp_path / "cache").resolve())
     assert config["levels"] == ["stage1", "stage2", "stage3", "stage4"]
+
+
+@pytest.fixture(scope="module")
+def codec_dir(tmp_path_factory):
+    """A real (untrained, entropy models updated) hyperprior codec for mini-hiera stage3+stage4 at 64 px."""
+    from codec.models import create_codec
+    from codec.zoo import save_codec
+    from probes.encoders import get_spec
+
+    path = tmp_path_factory.mktemp("codec") / "hyperprior"
+    model = create_codec("hyperprior", get_spec("mini-hiera"), levels=["stage3", "stage4"], resolution=64, N=16, M=16)
+    save_codec(model, path, encoder="mini-hiera", weights_id="random-init", lmbda=0.01)
+    return path
+
+
+def test_codec_path_feeds_the_neck_decoded_features_and_counts_stream_bits(probe, codec_dir, tmp_path):
+    from codec.pipeline import decode_stream, encode_features
+    from codec.zoo import load_codec
+    from probes.data import open_dataset
+
+    dataset = open_dataset(probe["data"]["depth"])
+    samples = [dataset[0], dataset[1]]
+    source = build_feature_source(
+        encoder="mini-hiera", checkpoint=None, random_init=True, features=None, resolution=64, levels=[],
+        dataset=dataset, codec=codec_dir,
+    )  # fmt: skip
+    decoded = source.features(samples)
+    assert list(decoded) == ["stage3", "stage4"]
+    clean = source.inner.features(samples)
+    codec = load_codec(codec_dir)
+    streams = encode_features(codec, clean)
+    assert source.bits == 8 * sum(len(s) for s in streams) and source.images == 2
+    torch.testing.assert_close(decoded["stage3"][1], decode_stream(codec, streams[1]).features["stage3"])
+    assert source.bits_per_pixel == source.bits / (2 * 64 * 64)
+
+    config = train_neck(_opts(probe, "depth", codec=str(codec_dir), steps=2), tmp_path / "neck")
+    assert config["codec"]["codec_id"] == codec.codec_id and config["codec"]["train_bpp"] > 0
+    assert config["levels"] == ["stage3", "stage4"]
+
+
+def test_codec_must_code_the_neck_levels_of_the_same_encoder(probe, codec_dir, tmp_path):
+    with pytest.raises(ValueError, match="not coded"):
+        train_neck(_opts(probe, "depth", codec=str(codec_dir), levels=["stage1"]), tmp_path / "a")
+    with pytest.raises(ValueError, match="trained for mini-hiera"):
+        train_neck(_opts(probe, "depth", encoder="mini-sam2", codec=str(codec_dir)), tmp_path / "b")
