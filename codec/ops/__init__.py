@@ -27,6 +27,7 @@ from codec.ops.reference import (
     DEFAULT_SCALE_BOUND,
     as_scale_bound,
     as_scale_table,
+    broadcasts_to,
     check_quantize_args,
     noise_quantize,
     raise_for_status,
@@ -164,7 +165,7 @@ def dequantize(symbols: Tensor, means: Tensor | None = None, dtype: torch.dtype 
     if means is not None:
         if means.device != symbols.device:
             raise ValueError(f"dequantize: means is on {means.device} but symbols are on {symbols.device}")
-        if torch.broadcast_shapes(means.shape, symbols.shape) != symbols.shape:
+        if not broadcasts_to(means.shape, symbols.shape):
             raise ValueError(
                 f"dequantize: means of shape {tuple(means.shape)} does not broadcast to symbols' shape {tuple(symbols.shape)}"
             )

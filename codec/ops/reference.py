@@ -67,6 +67,14 @@ def as_scale_bound(scale_bound: float | Tensor | None) -> float:
     return float(torch.tensor(bound, dtype=torch.float32))
 
 
+def broadcasts_to(shape: torch.Size, target: torch.Size) -> bool:
+    """Whether a tensor of ``shape`` broadcasts to exactly ``target`` (as in ``target_tensor -= other``)."""
+    try:
+        return torch.broadcast_shapes(shape, target) == target
+    except RuntimeError:
+        return False
+
+
 def check_quantize_args(y: Tensor, means: Tensor | None, scales: Tensor, clamp: int | None) -> None:
     """Shape and dtype rules shared by the reference and the native dispatch."""
     for name, t in (("y", y), ("means", means), ("scales", scales)):
@@ -78,7 +86,7 @@ def check_quantize_args(y: Tensor, means: Tensor | None, scales: Tensor, clamp: 
         raise ValueError(
             f"quantize_index: scales must have y's shape {tuple(y.shape)}, got {tuple(scales.shape)}"
         )
-    if means is not None and torch.broadcast_shapes(means.shape, y.shape) != y.shape:
+    if means is not None and not broadcasts_to(means.shape, y.shape):
         raise ValueError(
             f"quantize_index: means of shape {tuple(means.shape)} does not broadcast to y's shape {tuple(y.shape)}"
         )
@@ -162,7 +170,7 @@ def dequantize(symbols: Tensor, means: Tensor | None = None, dtype: torch.dtype 
         return symbols.to(dtype or torch.float32)
     if not means.is_floating_point():
         raise TypeError(f"dequantize: means must be a floating-point tensor, got {means.dtype}")
-    if torch.broadcast_shapes(means.shape, symbols.shape) != symbols.shape:
+    if not broadcasts_to(means.shape, symbols.shape):
         raise ValueError(
             f"dequantize: means of shape {tuple(means.shape)} does not broadcast to symbols' shape {tuple(symbols.shape)}"
         )
