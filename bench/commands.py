@@ -1,0 +1,45 @@
+"""CLI: `featcodec demo` (the embedded default run)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from codec.cli import InputError
+
+from .demo import DEFAULT_ENCODERS, DEFAULT_LAMBDAS, format_table, run_demo
+
+
+@click.command("demo")
+@click.option("--encoder", "encoders", multiple=True, default=DEFAULT_ENCODERS, show_default=True)
+@click.option(
+    "--checkpoint", "checkpoints", multiple=True, metavar="ENCODER=PATH",
+    help="Use real weights for an encoder (repeatable); others run with random weights.",
+)
+@click.option("--images", multiple=True, type=click.Path(exists=True, path_type=Path))
+@click.option("--resolution", default=128, show_default=True, type=int)
+@click.option("--lambda", "lambdas", multiple=True, type=float, default=DEFAULT_LAMBDAS, show_default=True)
+@click.option("--steps", default=60, show_default=True, type=click.IntRange(min=0))
+@click.option("--force", is_flag=True, help="Replace an existing output directory.")
+@click.option("-o", "--output", default="demo-out", show_default=True, type=click.Path(file_okay=False, path_type=Path))
+def demo_command(encoders, checkpoints, images, resolution, lambdas, steps, force, output):
+    """Extract → train codecs → encode → decode on the bundled images; prints a rate–distortion table."""
+    parsed = {}
+    for item in checkpoints:
+        name, sep, path = item.partition("=")
+        if not sep or not path:
+            raise click.BadParameter(f"{item!r}: expected ENCODER=PATH", param_hint="--checkpoint")
+        parsed[name] = path
+    try:
+        points = run_demo(
+            output, encoders=tuple(encoders), checkpoints=parsed, images=list(images) or None,
+            resolution=resolution, lambdas=tuple(lambdas), steps=steps, force=force,
+        )
+    except FileExistsError as e:
+        raise InputError(str(e)) from e
+    click.echo(format_table(points))
+    click.echo(f"report: {output / 'report.md'}, {output / 'report.json'}; streams under {output}/*/codec-*/streams")
+
+
+COMMANDS = [demo_command]
