@@ -8,6 +8,7 @@ from sam2.build_sam import build_sam2
 
 from codec.cli import main
 from probes.encoders import FeatureCache, create_encoder, load_image
+from probes.encoders.commands import sample_images_dir
 from probes.encoders.preprocess import preprocess_image
 from probes.encoders.spec import IMAGENET_MEAN, IMAGENET_STD
 
@@ -33,11 +34,12 @@ def test_extract_cli_matches_the_sam2_image_encoder(official_sam2, photo_dir, tm
     result = CliRunner().invoke(
         main,
         ["extract", "--encoder", "sam2.1-hiera-tiny", "--checkpoint", str(ckpt), "--images", str(photo_dir),
+         "--images", str(sample_images_dir() / "grace_hopper.jpg"),  # a real photograph
          "--resolution", str(RES), "--device", "cpu", "-o", str(out)],
     )
     assert result.exit_code == 0, result.output
     cache = FeatureCache(out)
-    assert len(cache) == 5
+    assert len(cache) == 6
     for i, path in enumerate(cache.image_paths):
         pixels = preprocess_image(load_image(path), RES, IMAGENET_MEAN, IMAGENET_STD)
         with torch.no_grad():
