@@ -65,12 +65,19 @@ def _log_once(key: str, level: int, msg: str, *args) -> None:
         logger.log(level, msg, *args)
 
 
+def _registered_kernels() -> frozenset[str]:
+    if _LOAD_ERROR is not None:
+        return frozenset()
+    has = torch._C._dispatch_has_kernel_for_dispatch_key
+    return frozenset(dev for dev, key in (("cpu", "CPU"), ("cuda", "CUDA")) if has("featcodec::quantize_index", key))
+
+
+_NATIVE_DEVICES = _registered_kernels()  # fixed once the extension is loaded
+
+
 def native_available(device: torch.device | str = "cpu") -> bool:
     """Whether the compiled ops have a kernel for ``device``'s type (ignores FEATCODEC_OPS)."""
-    if _LOAD_ERROR is not None:
-        return False
-    key = {"cpu": "CPU", "cuda": "CUDA"}.get(torch.device(device).type)
-    return key is not None and torch._C._dispatch_has_kernel_for_dispatch_key("featcodec::quantize_index", key)
+    return torch.device(device).type in _NATIVE_DEVICES
 
 
 def backend(device: torch.device | str = "cpu") -> str:

@@ -26,6 +26,7 @@ Non-finite inputs (defined, never undefined):
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Sequence
 
 import torch
@@ -51,6 +52,8 @@ def as_scale_table(scale_table: Tensor | Sequence[float], device: torch.device) 
     table = torch.as_tensor(scale_table, dtype=torch.float32)
     if table.dim() != 1 or table.numel() < 1:
         raise ValueError(f"scale_table must be a non-empty 1-D sequence, got shape {tuple(table.shape)}")
+    if torch.compiler.is_compiling():  # values are data: checked eagerly only (no graph break)
+        return table.to(device=device).contiguous()
     host = table.detach().cpu()
     if not bool(torch.isfinite(host).all()) or not bool((host > 0).all()):
         raise ValueError("scale_table must hold finite positive values")
@@ -64,7 +67,7 @@ def as_scale_bound(scale_bound: float | Tensor | None) -> float:
     bound = DEFAULT_SCALE_BOUND if scale_bound is None else float(scale_bound)
     if not bound > 0 or bound == float("inf"):
         raise ValueError(f"scale_bound must be a finite positive number, got {scale_bound!r}")
-    return float(torch.tensor(bound, dtype=torch.float32))
+    return struct.unpack("f", struct.pack("f", bound))[0]
 
 
 def broadcasts_to(shape: torch.Size, target: torch.Size) -> bool:

@@ -1,0 +1,57 @@
+"""Shared benchmark options and the kernel summary (speed-ups and fractions of copy bandwidth).
+
+`--bench-size`: `sam2` (default: the SAM2 FPN shapes 1×256×64×64 and 1×256×256×256, plus a
+GPU-filling 8×256×256×256 on CUDA), `small` (1×256×64×64 only) or `tiny` (1×8×16×16, a smoke run).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+BENCH_SIZES = ("sam2", "small", "tiny")
+
+# (device, shape name, implementation) -> median seconds, filled by bench/test_bench_ops.py
+KERNEL_MEDIANS: dict[tuple[str, str, str], float] = {}
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--bench-size",
+        choices=BENCH_SIZES,
+        default="sam2",
+        help="tensor sizes for the kernel benchmarks (sam2: the SAM2 FPN levels; tiny: smoke run)",
+    )
+
+
+@pytest.fixture(scope="session")
+def bench_size(request) -> str:
+    return request.config.getoption("--bench-size")
+
+
+def kernel_summary_lines(medians: dict[tuple[str, str, str], float]) -> list[str]:
+    """Markdown rows: median per implementation, speed-up over CompressAI, fraction of copy bandwidth."""
+    from bench.test_bench_ops import bytes_moved
+
+    lines = []
+    for device, shape_name in sorted({(d, s) for d, s, _ in medians}):
+        row = {impl: t for (d, s, impl), t in medians.items() if (d, s) == (device, shape_name)}
+        copy = row.get("copy")
+        for impl, t in sorted(row.items(), key=lambda kv: kv[1]):
+            speedup = row["compressai"] / t if "compressai" in row else float("nan")
+            gbps = bytes_moved(shape_name, impl) / t / 1e9
+            of_copy = copy / t if copy else float("nan")
+            lines.append(
+                f"| {device} | {shape_name} | {impl} | {t * 1e3:.3f} | {speedup:.1f}× | {gbps:.1f} | {of_copy:.0%} |"
+            )
+    return lines
+
+
+def pytest_terminal_summary(terminalreporter):
+    if not KERNEL_MEDIANS:
+        return
+    tr = terminalreporter
+    tr.section("featcodec kernels (median; copy fraction = copy time / op time for the same bytes)")
+    tr.line("| device | shape | impl | median ms | vs CompressAI | GB/s moved | of copy bw |")
+    tr.line("|---|---|---|---|---|---|---|")
+    for line in kernel_summary_lines(KERNEL_MEDIANS):
+        tr.line(line)
