@@ -6,3 +6,9 @@ codec.bitstream (.fcb container) → and back.
 """
 
 __version__ = "0.1.0"
+
+import warnings
+
+# compressai imports torch_geometric, which calls torch.jit.script at import time; the resulting
+# deprecation warning says nothing about featcodec and would greet every command.
+warnings.filterwarnings("ignore", message=r"`torch.jit.script` is deprecated", category=FutureWarning)
