@@ -144,7 +144,9 @@ def quantize_index(
         means = means.detach()
         if means.dtype not in (y.dtype, opmath):
             means = means.to(opmath)
-        means = means.expand(y.shape).contiguous()
+        if means.shape != y.shape:
+            means = means.expand(y.shape)
+        means = means.contiguous()
     scales = scales.detach()
     if scales.dtype not in (y.dtype, opmath):
         scales = scales.to(opmath)

@@ -26,7 +26,9 @@ Non-finite inputs (defined, never undefined):
 
 from __future__ import annotations
 
+import math
 import struct
+import weakref
 from collections.abc import Sequence
 
 import torch
@@ -47,19 +49,54 @@ def _opmath(dtype: torch.dtype) -> torch.dtype:
     return torch.float64 if dtype == torch.float64 else torch.float32
 
 
+# id(table tensor) -> (weakref to it, its _version, device, validated float32 table); tuple of values -> table
+_TABLE_CACHE: dict = {}
+
+
+def _cached_table(scale_table, device: torch.device) -> Tensor | None:
+    if isinstance(scale_table, Tensor):
+        hit = _TABLE_CACHE.get(id(scale_table))
+        # the weakref makes a reused id (a freed tensor) a miss; _version catches in-place writes
+        if hit and hit[0]() is scale_table and hit[1] == scale_table._version and hit[2] == device:
+            return hit[3]
+        return None
+    try:
+        return _TABLE_CACHE.get((tuple(float(v) for v in scale_table), device))
+    except TypeError:
+        return None
+
+
+def _cache_table(scale_table, device: torch.device, table: Tensor) -> None:
+    if len(_TABLE_CACHE) >= 32:
+        _TABLE_CACHE.clear()
+    if isinstance(scale_table, Tensor):
+        _TABLE_CACHE[id(scale_table)] = (weakref.ref(scale_table), scale_table._version, device, table)
+    else:
+        _TABLE_CACHE[(tuple(float(v) for v in scale_table), device)] = table
+
+
 def as_scale_table(scale_table: Tensor | Sequence[float], device: torch.device) -> Tensor:
-    """The scale table as CompressAI stores it (a 1-D float32 tensor), validated, on ``device``."""
+    """The scale table as CompressAI stores it (a 1-D float32 tensor), validated, on ``device``.
+
+    Validated tables are cached (a codec calls this with the same table for every tensor).
+    """
+    if torch.compiler.is_compiling():  # values are data: validated eagerly only (no graph break)
+        return torch.as_tensor(scale_table, dtype=torch.float32).to(device=device).contiguous()
+    device = torch.device(device)
+    cached = _cached_table(scale_table, device)
+    if cached is not None:
+        return cached
     table = torch.as_tensor(scale_table, dtype=torch.float32)
     if table.dim() != 1 or table.numel() < 1:
         raise ValueError(f"scale_table must be a non-empty 1-D sequence, got shape {tuple(table.shape)}")
-    if torch.compiler.is_compiling():  # values are data: checked eagerly only (no graph break)
-        return table.to(device=device).contiguous()
-    host = table.detach().cpu()
-    if not bool(torch.isfinite(host).all()) or not bool((host > 0).all()):
+    values = table.detach().cpu().tolist()
+    if not all(0 < v < math.inf for v in values):
         raise ValueError("scale_table must hold finite positive values")
-    if host.numel() > 1 and not bool((host[1:] >= host[:-1]).all()):
+    if any(b < a for a, b in zip(values, values[1:], strict=False)):
         raise ValueError("scale_table must be sorted in increasing order")
-    return table.to(device=device).contiguous()
+    table = table.detach().to(device=device).contiguous()
+    _cache_table(scale_table, device, table)
+    return table
 
 
 def as_scale_bound(scale_bound: float | Tensor | None) -> float:
@@ -72,6 +109,8 @@ def as_scale_bound(scale_bound: float | Tensor | None) -> float:
 
 def broadcasts_to(shape: torch.Size, target: torch.Size) -> bool:
     """Whether a tensor of ``shape`` broadcasts to exactly ``target`` (as in ``target_tensor -= other``)."""
+    if shape == target:
+        return True
     try:
         return torch.broadcast_shapes(shape, target) == target
     except RuntimeError:

@@ -243,3 +243,21 @@ def test_large_tensor_spans_many_parallel_chunks(device, scale_table, seed):
     y[-3] = math.nan
     with pytest.raises(ValueError, match="y contains"):
         ops.quantize_index(y, means, scales, scale_table)
+
+
+def test_scale_table_edits_are_seen_by_the_next_call(device):
+    # validated tables are cached; an in-place edit or a new tensor must never hit a stale entry
+    table = torch.tensor([1.0, 2.0, 4.0])
+    y = torch.zeros(3, device=device)
+    scales = torch.tensor([1.5, 3.0, 5.0], device=device)
+    assert ops.quantize_index(y, None, scales, table)[1].tolist() == [1, 2, 2]
+    table[0] = 1.6
+    assert ops.quantize_index(y, None, scales, table)[1].tolist() == [0, 2, 2]
+    for first in (0.5, 1.0, 3.5):
+        fresh = torch.tensor([first, 4.0, 8.0])
+        assert ops.quantize_index(y, None, scales, fresh)[1].tolist() == compressai_oracle(
+            y, None, scales, fresh.tolist()
+        )[1].tolist()
+    table[1] = 0.5  # now unsorted
+    with pytest.raises(ValueError, match="sorted"):
+        ops.quantize_index(y, None, scales, table)
