@@ -2,6 +2,7 @@
 
 `--bench-size`: `sam2` (default: the SAM2 FPN shapes 1×256×64×64 and 1×256×256×256, plus a
 GPU-filling 8×256×256×256 on CUDA), `small` (1×256×64×64 only) or `tiny` (1×8×16×16, a smoke run).
+`--bench-threads N`: CPU threads for the kernel benchmarks (default: torch's default).
 """
 
 from __future__ import annotations
@@ -21,6 +22,20 @@ def pytest_addoption(parser):
         default="sam2",
         help="tensor sizes for the kernel benchmarks (sam2: the SAM2 FPN levels; tiny: smoke run)",
     )
+    parser.addoption("--bench-threads", type=int, default=0, help="CPU threads for the kernel benchmarks")
+
+
+@pytest.fixture
+def bench_threads(request):
+    """Sets torch's CPU thread count for one benchmark (OpenMP scaling; noisy machines)."""
+    import torch
+
+    wanted = request.config.getoption("--bench-threads")
+    before = torch.get_num_threads()
+    if wanted:
+        torch.set_num_threads(wanted)
+    yield torch.get_num_threads()
+    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="session")

@@ -99,7 +99,7 @@ def _params():
 
 
 @pytest.mark.parametrize(("device", "shape_name", "impl"), _params())
-def test_quantize_index(benchmark, bench_size, device, shape_name, impl):
+def test_quantize_index(benchmark, bench_size, bench_threads, device, shape_name, impl):
     if shape_name not in SIZE_SETS[bench_size]:
         pytest.skip(f"not in --bench-size {bench_size}")
     if device == "cuda" and not torch.cuda.is_available():
@@ -123,7 +123,7 @@ def test_quantize_index(benchmark, bench_size, device, shape_name, impl):
 
     benchmark.group = f"quantize_index {device} {shape_name}"
     benchmark.extra_info["bytes_moved"] = bytes_moved(shape_name, impl)
-    benchmark.extra_info["threads"] = torch.get_num_threads()
+    benchmark.extra_info["threads"] = bench_threads
     if impl == "compressai" and big:
         # one pass over the tensor per scale-table entry: seconds per call on a CPU
         benchmark.pedantic(fn, rounds=3, iterations=1, warmup_rounds=1)
