@@ -83,6 +83,10 @@ def quantize_index_impls(inputs: dict) -> dict[str, Callable[[], object]]:
     }
     if ops.native_available(y.device):
         impls["fused"] = lambda: ops.quantize_index(y, means, scales, table)
+        # into reused output buffers, as the copy writes into a reused destination
+        out = (torch.empty(y.shape, dtype=torch.int32, device=y.device), torch.empty_like(y, dtype=torch.int32))
+        out[0].fill_(0), out[1].fill_(0)
+        impls["fused-out"] = lambda: ops.quantize_index(y, means, scales, table, out=out)
         # the raw op: no argument checks, no status read-back (no host sync on CUDA)
         impls["fused-op"] = lambda: torch.ops.featcodec.quantize_index(y, means, scales, table, bound, None)
     return impls
@@ -92,7 +96,7 @@ def _params():
     out = []
     for shape_name in SHAPES:
         for device in ("cpu", "cuda"):
-            for impl in ("compressai", "reference", "fused", "fused-op", "copy"):
+            for impl in ("compressai", "reference", "fused", "fused-out", "fused-op", "copy"):
                 marks = [pytest.mark.cuda] if device == "cuda" else []
                 out.append(pytest.param(device, shape_name, impl, marks=marks, id=f"{device}-{shape_name}-{impl}"))
     return out

@@ -20,6 +20,11 @@ TORCH_LIBRARY(featcodec, m) {
   m.def(
       "quantize_index(Tensor y, Tensor? means, Tensor scales, Tensor scale_table, float scale_bound, "
       "int? clamp) -> (Tensor, Tensor, Tensor)");
+  // The same into caller-owned int32 outputs of y's shape (reused buffers: no allocation, no page
+  // faults on first touch); returns the status.
+  m.def(
+      "quantize_index_out(Tensor y, Tensor? means, Tensor scales, Tensor scale_table, float scale_bound, "
+      "int? clamp, Tensor(a!) symbols, Tensor(b!) indexes) -> Tensor");
   // symbols int32; with means, dtype must be means' dtype (CompressAI adds in means' dtype).
   m.def("dequantize(Tensor symbols, Tensor? means, ScalarType dtype) -> Tensor");
 }

@@ -48,6 +48,15 @@ inline void check_quantize_index_args(const at::Tensor& y, const std::optional<a
               "featcodec::quantize_index: clamp must be in [0, 2^31 - 1]");
 }
 
+inline void check_quantize_outputs(const at::Tensor& y, const at::Tensor& symbols, const at::Tensor& indexes) {
+  for (const at::Tensor* t : {&symbols, &indexes}) {
+    TORCH_CHECK(t->scalar_type() == at::kInt && t->is_contiguous() && t->sizes() == y.sizes() &&
+                    t->device() == y.device(),
+                "featcodec::quantize_index_out: symbols and indexes must be contiguous int32 with y's shape "
+                "and device");
+  }
+}
+
 inline void check_dequantize_args(const at::Tensor& symbols, const std::optional<at::Tensor>& means,
                                   at::ScalarType dtype, c10::DeviceType device) {
   TORCH_CHECK(symbols.device().type() == device, "featcodec::dequantize: symbols are on ", symbols.device());

@@ -259,17 +259,14 @@ int32_t run_with_means(const at::Tensor& y, const std::optional<at::Tensor>& mea
                                                                clamped);
 }
 
-std::tuple<at::Tensor, at::Tensor, at::Tensor> quantize_index_cpu(const at::Tensor& y,
-                                                                  const std::optional<at::Tensor>& means,
-                                                                  const at::Tensor& scales,
-                                                                  const at::Tensor& scale_table, double scale_bound,
-                                                                  std::optional<int64_t> clamp) {
+at::Tensor quantize_index_out_cpu(const at::Tensor& y, const std::optional<at::Tensor>& means,
+                                  const at::Tensor& scales, const at::Tensor& scale_table, double scale_bound,
+                                  std::optional<int64_t> clamp, at::Tensor& sym, at::Tensor& idx) {
   check_quantize_index_args(y, means, scales, scale_table, scale_bound, clamp, c10::DeviceType::CPU);
-  at::Tensor sym = at::empty(y.sizes(), y.options().dtype(at::kInt));
-  at::Tensor idx = at::empty(y.sizes(), y.options().dtype(at::kInt));
+  check_quantize_outputs(y, sym, idx);
   at::Tensor status = at::zeros({}, y.options().dtype(at::kInt));
   if (y.numel() == 0) {
-    return {sym, idx, status};
+    return status;
   }
   const ScaleIndexer ix(scale_table.const_data_ptr<float>(), scale_table.numel());
   const int32_t limit = clamp.has_value() ? static_cast<int32_t>(*clamp) : 2147483647;
@@ -284,6 +281,17 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> quantize_index_cpu(const at::Tens
     }
   });
   status.fill_(st);
+  return status;
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor> quantize_index_cpu(const at::Tensor& y,
+                                                                  const std::optional<at::Tensor>& means,
+                                                                  const at::Tensor& scales,
+                                                                  const at::Tensor& scale_table, double scale_bound,
+                                                                  std::optional<int64_t> clamp) {
+  at::Tensor sym = at::empty(y.sizes(), y.options().dtype(at::kInt));
+  at::Tensor idx = at::empty(y.sizes(), y.options().dtype(at::kInt));
+  at::Tensor status = quantize_index_out_cpu(y, means, scales, scale_table, scale_bound, clamp, sym, idx);
   return {sym, idx, status};
 }
 
@@ -312,6 +320,7 @@ at::Tensor dequantize_cpu(const at::Tensor& symbols, const std::optional<at::Ten
 
 TORCH_LIBRARY_IMPL(featcodec, CPU, m) {
   m.impl("quantize_index", &quantize_index_cpu);
+  m.impl("quantize_index_out", &quantize_index_out_cpu);
   m.impl("dequantize", &dequantize_cpu);
 }
 

@@ -225,18 +225,15 @@ void launch_with_means(const at::Tensor& y, const std::optional<at::Tensor>& mea
   }
 }
 
-std::tuple<at::Tensor, at::Tensor, at::Tensor> quantize_index_cuda(const at::Tensor& y,
-                                                                   const std::optional<at::Tensor>& means,
-                                                                   const at::Tensor& scales,
-                                                                   const at::Tensor& scale_table,
-                                                                   double scale_bound, std::optional<int64_t> clamp) {
+at::Tensor quantize_index_out_cuda(const at::Tensor& y, const std::optional<at::Tensor>& means,
+                                   const at::Tensor& scales, const at::Tensor& scale_table, double scale_bound,
+                                   std::optional<int64_t> clamp, at::Tensor& sym, at::Tensor& idx) {
   check_quantize_index_args(y, means, scales, scale_table, scale_bound, clamp, c10::DeviceType::CUDA);
+  check_quantize_outputs(y, sym, idx);
   const c10::cuda::CUDAGuard guard(y.device());
-  at::Tensor sym = at::empty(y.sizes(), y.options().dtype(at::kInt));
-  at::Tensor idx = at::empty(y.sizes(), y.options().dtype(at::kInt));
   at::Tensor status = at::zeros({}, y.options().dtype(at::kInt));
   if (y.numel() == 0) {
-    return {sym, idx, status};
+    return status;
   }
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, y.scalar_type(), "featcodec::quantize_index", [&] {
     using opmath_t = at::opmath_type<scalar_t>;
@@ -246,6 +243,17 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> quantize_index_cuda(const at::Ten
       launch_with_means<scalar_t, opmath_t>(y, means, scales, scale_table, sym, idx, status, scale_bound, clamp);
     }
   });
+  return status;
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor> quantize_index_cuda(const at::Tensor& y,
+                                                                   const std::optional<at::Tensor>& means,
+                                                                   const at::Tensor& scales,
+                                                                   const at::Tensor& scale_table,
+                                                                   double scale_bound, std::optional<int64_t> clamp) {
+  at::Tensor sym = at::empty(y.sizes(), y.options().dtype(at::kInt));
+  at::Tensor idx = at::empty(y.sizes(), y.options().dtype(at::kInt));
+  at::Tensor status = quantize_index_out_cuda(y, means, scales, scale_table, scale_bound, clamp, sym, idx);
   return {sym, idx, status};
 }
 
@@ -286,6 +294,7 @@ at::Tensor dequantize_cuda(const at::Tensor& symbols, const std::optional<at::Te
 
 TORCH_LIBRARY_IMPL(featcodec, CUDA, m) {
   m.impl("quantize_index", &quantize_index_cuda);
+  m.impl("quantize_index_out", &quantize_index_out_cuda);
   m.impl("dequantize", &dequantize_cuda);
 }
 

@@ -108,6 +108,7 @@ def quantize_index(
     scale_bound: float | Tensor | None = None,
     clamp: int | None = None,
     check: bool = True,
+    out: tuple[Tensor, Tensor] | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Symbols and scale-table indexes of y in one pass: ``(symbols: int32, indexes: int32)``, y's shape.
 
@@ -123,8 +124,13 @@ def quantize_index(
         check: raise ValueError on NaN/Inf in y or means, NaN in scales, or symbols beyond int32; with
             ``check=False`` such values saturate as documented in ``codec.ops.reference`` (no host sync
             on CUDA, and traceable by ``torch.compile(fullgraph=True)``).
+        out: optional (symbols, indexes) to write into: contiguous int32 tensors of y's shape on y's
+            device, reused across calls (fresh outputs cost page faults on first touch: on large
+            tensors more than the op itself). Returned as the result.
     """
     check_quantize_args(y, means, scales, clamp)
+    if out is not None:
+        check_out(y, out)
     native = (
         y.dtype in _NATIVE_DTYPES
         # float64 means/scales with lower-precision y: CompressAI computes in float64; keep that exact.
@@ -133,9 +139,14 @@ def quantize_index(
         and backend(y.device) == "native"
     )
     if not native:
-        return reference.quantize_index(
+        result = reference.quantize_index(
             y, means, scales, scale_table, scale_bound=scale_bound, clamp=clamp, check=check
         )
+        if out is None:
+            return result
+        out[0].copy_(result[0])
+        out[1].copy_(result[1])
+        return out
     table = as_scale_table(scale_table, y.device)
     bound = as_scale_bound(scale_bound)
     # The kernels take means/scales in y's dtype or in y's opmath dtype (fp16/bf16 -> fp32 is exact).
@@ -150,12 +161,30 @@ def quantize_index(
     scales = scales.detach()
     if scales.dtype not in (y.dtype, opmath):
         scales = scales.to(opmath)
-    symbols, indexes, status = torch.ops.featcodec.quantize_index(
-        y.detach().contiguous(), means, scales.contiguous(), table, bound, clamp
-    )
+    if out is None:
+        symbols, indexes, status = torch.ops.featcodec.quantize_index(
+            y.detach().contiguous(), means, scales.contiguous(), table, bound, clamp
+        )
+    else:
+        symbols, indexes = out
+        status = torch.ops.featcodec.quantize_index_out(
+            y.detach().contiguous(), means, scales.contiguous(), table, bound, clamp, symbols, indexes
+        )
     if check:
         raise_for_status(int(status))
     return symbols, indexes
+
+
+def check_out(y: Tensor, out: tuple[Tensor, Tensor]) -> None:
+    """`out` must be two contiguous int32 tensors of y's shape on y's device."""
+    if len(out) != 2:
+        raise ValueError("quantize_index: out must be a (symbols, indexes) pair")
+    for name, t in zip(("symbols", "indexes"), out, strict=True):
+        if t.dtype != torch.int32 or t.shape != y.shape or t.device != y.device or not t.is_contiguous():
+            raise ValueError(
+                f"quantize_index: out {name} must be a contiguous int32 tensor of shape {tuple(y.shape)} on "
+                f"{y.device}, got {t.dtype} {tuple(t.shape)} on {t.device}"
+            )
 
 
 def dequantize(symbols: Tensor, means: Tensor | None = None, dtype: torch.dtype | None = None) -> Tensor:

@@ -20,3 +20,8 @@ def _quantize_index_fake(y, means, scales, scale_table, scale_bound, clamp):
 @torch.library.register_fake("featcodec::dequantize")
 def _dequantize_fake(symbols, means, dtype):
     return torch.empty_like(symbols, dtype=dtype, memory_format=torch.contiguous_format)
+
+
+@torch.library.register_fake("featcodec::quantize_index_out")
+def _quantize_index_out_fake(y, means, scales, scale_table, scale_bound, clamp, symbols, indexes):
+    return y.new_empty((), dtype=torch.int32)

@@ -9,9 +9,9 @@ from bench.test_bench_ops import SHAPES, make_inputs, quantize_index_impls
 def test_benchmark_implementations_run_and_agree_at_a_tiny_size():
     inputs = make_inputs(SHAPES["tiny-1x8x16x16"])
     impls = quantize_index_impls(inputs)
-    assert {"compressai", "reference", "copy", "fused", "fused-op"} <= set(impls)
+    assert {"compressai", "reference", "copy", "fused", "fused-out", "fused-op"} <= set(impls)
     indexes, symbols = impls["compressai"]()
-    for name in ("reference", "fused"):
+    for name in ("reference", "fused", "fused-out"):
         got_symbols, got_indexes = impls[name]()
         assert torch.equal(got_symbols, symbols) and torch.equal(got_indexes, indexes), name
     raw_symbols, raw_indexes, status = impls["fused-op"]()

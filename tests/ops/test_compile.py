@@ -33,3 +33,16 @@ def test_fake_kernels_give_shapes_and_dtypes(scale_table):
         out = torch.ops.featcodec.dequantize(symbols, None, torch.bfloat16)
     assert symbols.shape == indexes.shape == (3, 4, 5) and symbols.dtype == indexes.dtype == torch.int32
     assert status.shape == () and out.dtype == torch.bfloat16 and out.shape == (3, 4, 5)
+
+
+def test_compile_fullgraph_with_out_buffers(scale_table):
+    def encode_into(y, scales, table, symbols, indexes):
+        return ops.quantize_index(y, None, scales, table, check=False, out=(symbols, indexes))
+
+    torch._dynamo.reset()
+    compiled = torch.compile(encode_into, fullgraph=True)
+    y, scales = torch.randn(4, 9) * 10, torch.rand(4, 9) * 20
+    symbols, indexes = torch.empty(4, 9, dtype=torch.int32), torch.empty(4, 9, dtype=torch.int32)
+    compiled(y, scales, scale_table.clone(), symbols, indexes)
+    want = ops.quantize_index(y, None, scales, scale_table)
+    assert torch.equal(symbols, want[0]) and torch.equal(indexes, want[1])

@@ -261,3 +261,26 @@ def test_scale_table_edits_are_seen_by_the_next_call(device):
     table[1] = 0.5  # now unsorted
     with pytest.raises(ValueError, match="sorted"):
         ops.quantize_index(y, None, scales, table)
+
+
+def test_out_buffers_are_filled_and_returned(device, scale_table, seed):
+    y, means, scales = random_latents((3, 40, 41), torch.float32, device, seed)
+    want = ops.quantize_index(y, means, scales, scale_table)
+    out = (torch.empty(y.shape, dtype=torch.int32, device=device), torch.empty(y.shape, dtype=torch.int32, device=device))
+    for _ in range(2):  # reused
+        got = ops.quantize_index(y, means, scales, scale_table, out=out)
+        assert got[0] is out[0] and got[1] is out[1]
+        assert torch.equal(out[0], want[0]) and torch.equal(out[1], want[1])
+    with pytest.raises(ValueError, match="out indexes must be a contiguous int32"):
+        ops.quantize_index(y, means, scales, scale_table, out=(out[0], out[1].long()))
+    with pytest.raises(ValueError, match="out symbols must be a contiguous int32"):
+        ops.quantize_index(y, means, scales, scale_table, out=(out[0].transpose(1, 2), out[1]))
+
+
+def test_out_buffers_with_the_reference(monkeypatch, scale_table):
+    monkeypatch.setenv("FEATCODEC_OPS", "reference")
+    y = torch.randn(5, 6) * 9
+    out = (torch.empty(5, 6, dtype=torch.int32), torch.empty(5, 6, dtype=torch.int32))
+    ops.quantize_index(y, None, y.abs(), scale_table, out=out)
+    want = compressai_oracle(y, None, y.abs(), scale_table)
+    assert torch.equal(out[0], want[0]) and torch.equal(out[1], want[1])
