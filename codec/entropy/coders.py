@@ -169,7 +169,9 @@ class CompressAICoder(EntropyCoder):
         from compressai import ans
 
         _check_inputs(symbols, indexes, table)
-        if symbols.size and int(np.abs(symbols.astype(np.int64)).max()) >= RANS_SYMBOL_LIMIT:
+        if symbols.size == 0:  # rans64 crashes on an empty message
+            return b""
+        if int(np.abs(symbols.astype(np.int64)).max()) >= RANS_SYMBOL_LIMIT:
             # rans64's bypass coder loops forever on such values (measured with compressai 1.2.8).
             raise ValueError(f"compressai rANS cannot code symbols with |s| >= 2**27; got {int(np.abs(symbols).max())}")
         return ans.RansEncoder().encode_with_indexes(symbols.tolist(), indexes.tolist(), *self._lists(table))
@@ -178,6 +180,10 @@ class CompressAICoder(EntropyCoder):
         from compressai import ans
 
         _check_inputs(None, indexes, table)
+        if indexes.size == 0:
+            if data:
+                raise BitstreamError("compressai rANS substream: data for an empty message")
+            return np.zeros(0, np.int32)
         if len(data) < 8:  # rans64 always flushes its 8-byte state; its reader has no bounds checks
             raise BitstreamError(f"compressai rANS substream of {len(data)} bytes is shorter than its 8-byte state")
         values = ans.RansDecoder().decode_with_indexes(data, indexes.tolist(), *self._lists(table))
