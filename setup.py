@@ -30,8 +30,7 @@ def _cuda_home_candidates():
         try:  # a wrapper script, e.g. `exec /usr/local/cuda-13.0/bin/nvcc "$@"`
             with open(real, errors="ignore") as f:
                 head = f.read(4096)
-            for path in re.findall(r"(/\S+)/bin/nvcc\b", head):
-                yield path
+            yield from re.findall(r"(/\S+)/bin/nvcc\b", head)
         except OSError:
             pass
     yield "/usr/local/cuda"
