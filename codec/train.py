@@ -123,6 +123,7 @@ def train_codec(
     hparams = dict(hparams or {})
     if kind == "uniform":
         hparams.setdefault("step", step_for_lambda(lmbda))
+    torch.manual_seed(seed)  # the initial weights are part of the run's plan too
     model = create_codec(kind, cache.levels, levels=levels, resolution=cache.resolution, **hparams)
     level_names = model.level_names
     plan = {

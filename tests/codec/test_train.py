@@ -1,0 +1,69 @@
+"""train-codec: saved codec directories, safe loading, checkpoints and resume."""
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from codec.train import TrainingError, train_codec
+from codec.zoo import CodecLoadError, load_codec
+
+from .conftest import TINY
+
+
+def test_saved_codec_records_what_it_was_trained_for(trained_codecs, feature_cache):
+    codec = trained_codecs[("hyperprior", 10.0)]
+    config = json.loads((codec.path / "config.json").read_text())
+    assert config["encoder"] == "mini-hiera" and config["weights_id"] == feature_cache.weights_id
+    assert config["resolution"] == 64 and config["lambda"] == 10.0 and config["kind"] == "hyperprior"
+    assert [lv["name"] for lv in config["levels"]] == feature_cache.level_names
+    assert {"torch", "compressai", "constriction"} <= set(config["versions"])
+    state = load_file(str(codec.path / "weights.safetensors"))
+    assert state["gaussian_conditional._quantized_cdf"].numel() > 0  # update() was run
+    assert state["entropy_bottleneck._quantized_cdf"].numel() > 0
+
+
+def test_load_codec_restores_identical_model(trained_codecs, feature_cache):
+    codec = trained_codecs[("hyperprior", 10.0)]
+    loaded = load_codec(codec.path)
+    x = {k: v[None].float() for k, v in feature_cache[0].items()}
+    assert torch.equal(loaded.model(x)["y_hat"], codec.model(x)["y_hat"])
+
+
+def test_tampered_weights_refused(trained_codecs, tmp_path):
+    import shutil
+
+    src = trained_codecs[("factorized", 10.0)].path
+    dst = tmp_path / "codec"
+    shutil.copytree(src, dst)
+    data = bytearray((dst / "weights.safetensors").read_bytes())
+    data[-1] ^= 1
+    (dst / "weights.safetensors").write_bytes(bytes(data))
+    with pytest.raises(CodecLoadError, match="sha256"):
+        load_codec(dst)
+
+
+def test_resume_continues_the_same_trajectory(feature_cache, tmp_path):
+    common = dict(lmbda=5.0, batch_size=2, lr=3e-3, hparams=TINY, progress=False, checkpoint_every=3)
+    straight = train_codec(feature_cache, tmp_path / "a", steps=8, **common)
+    train_codec(feature_cache, tmp_path / "b", steps=5, **common)  # "interrupted" after 5 steps
+    resumed = train_codec(feature_cache, tmp_path / "b", steps=8, resume=True, **common)
+    assert resumed.config["training"]["steps"] == 8
+    a, b = straight.model.state_dict(), resumed.model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_existing_codec_not_overwritten_and_resume_plan_checked(feature_cache, tmp_path):
+    common = dict(batch_size=2, hparams=TINY, progress=False)
+    train_codec(feature_cache, tmp_path / "c", lmbda=1.0, steps=2, **common)
+    with pytest.raises(FileExistsError):
+        train_codec(feature_cache, tmp_path / "c", lmbda=1.0, steps=2, **common)
+    with pytest.raises(TrainingError, match="lambda"):
+        train_codec(feature_cache, tmp_path / "c", lmbda=2.0, steps=4, resume=True, **common)
+
+
+def test_single_level_codec(feature_cache, tmp_path):
+    codec = train_codec(feature_cache, tmp_path / "s", lmbda=1.0, steps=2, levels=["stage3"], batch_size=2,
+                        hparams=TINY, progress=False)
+    assert codec.model.level_names == ["stage3"]
