@@ -113,5 +113,5 @@ class FactorizedFeatureCodec(FeatureCodec):
         symbols = torch.from_numpy(np.stack(symbols))
         medians = self.entropy_bottleneck._get_medians().detach().reshape(1, -1, 1, 1).cpu()
         y_hat = ops.dequantize(symbols, medians.expand_as(symbols).contiguous()).to(device)
-        x_hat = self.normalization.denormalize(self.g_s(y_hat))
+        x_hat = self.normalization.denormalize_(self.g_s(y_hat))
         return {"x_hat": x_hat, "y_hat": y_hat}

@@ -217,5 +217,5 @@ class MeanScaleFeatureHyperprior(FeatureCodec):
             self.verify("symbols", check.get("symbols"), crc32_arrays(z_symbols[b].numpy(), sym))
             symbols.append(sym)
         y_hat = ops.dequantize(torch.from_numpy(np.stack(symbols)), means).to(device)
-        x_hat = self.normalization.denormalize(self.g_s(y_hat))
+        x_hat = self.normalization.denormalize_(self.g_s(y_hat))
         return {"x_hat": x_hat, "y_hat": y_hat}

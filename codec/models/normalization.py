@@ -43,6 +43,14 @@ class FeatureNormalization(nn.Module):
         return out
 
     @torch.no_grad()
+    def denormalize_(self, x: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """In place (decoders: no autograd, and one copy of the features fewer at peak)."""
+        for name in self.names:
+            mean, std = self._stats(name, x[name])
+            x[name].mul_(std).add_(mean)
+        return x
+
+    @torch.no_grad()
     def fit(self, batches: Iterable[dict[str, torch.Tensor]]) -> int:
         """Set mean/std from batches of {level: B×C×H×W} (float64 sums); returns items seen."""
         sums = {n: 0.0 for n in self.names}
