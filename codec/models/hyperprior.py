@@ -79,9 +79,11 @@ class MeanScaleFeatureHyperprior(FeatureCodec):
         self.h_a = nn.Sequential(
             conv(M, N, 3, 1), nn.LeakyReLU(inplace=True), conv(N, N, 5, 2), nn.LeakyReLU(inplace=True), conv(N, N, 5, 2)
         )
+        # Lighter than Minnen's (5×5 kernels, 1.5·M channels): h_s runs in float64 for determinism,
+        # inside a budget of 10 % of the encoder forward.
         self.h_s = nn.Sequential(
-            deconv(N, M, 5, 2), nn.LeakyReLU(inplace=True), deconv(M, M * 3 // 2, 5, 2), nn.LeakyReLU(inplace=True),
-            conv(M * 3 // 2, 2 * M, 3, 1),
+            deconv(N, N, 3, 2), nn.LeakyReLU(inplace=True), deconv(N, N, 3, 2), nn.LeakyReLU(inplace=True),
+            conv(N, 2 * M, 1, 1),
         )
         self.entropy_bottleneck = EntropyBottleneck(N)
         self.gaussian_conditional = GaussianConditional(get_scale_table())

@@ -2,8 +2,8 @@
 
 Every level is rearranged losslessly onto a common grid (stride `grid_stride`): finer levels by
 space-to-depth (pixel_unshuffle), coarser ones by depth-to-space (pixel_shuffle). A 1×1 adapter
-per level maps it to N channels; the adapters' outputs are concatenated and a small conv trunk
-with GDN (Ballé et al. 2016) makes the latent y. Synthesis mirrors it: a trunk, then one 1×1 head
+per level maps it to N channels; the adapters' outputs are concatenated and a small trunk
+(1×1 conv, GDN (Ballé et al. 2016), 3×3 conv) makes the latent y. Synthesis mirrors it: a trunk, then one 1×1 head
 per level and the inverse rearrangement. Cost is dominated by the 1×1 convs at grid resolution,
 the same as one 1×1 conv at each level's own resolution.
 """
@@ -62,7 +62,7 @@ class MultiLevelAnalysis(nn.Module):
         self.adapters = nn.ModuleDict(
             {level.name: nn.Conv2d(grid_channels(level, grid_stride), N, 1) for level in self.levels}
         )
-        self.trunk = nn.Sequential(conv(N * len(self.levels), N, 3, 1), GDN(N), conv(N, M, 3, 1))
+        self.trunk = nn.Sequential(conv(N * len(self.levels), N, 1, 1), GDN(N), conv(N, M, 3, 1))
 
     def forward(self, x: dict[str, torch.Tensor]) -> torch.Tensor:
         parts = [
@@ -79,7 +79,7 @@ class MultiLevelSynthesis(nn.Module):
         super().__init__()
         self.levels = list(levels)
         self.grid_stride = grid_stride
-        self.trunk = nn.Sequential(conv(M, N, 3, 1), GDN(N, inverse=True), conv(N, N, 3, 1))
+        self.trunk = nn.Sequential(conv(M, N, 3, 1), GDN(N, inverse=True), conv(N, N, 1, 1))
         self.heads = nn.ModuleDict(
             {level.name: nn.Conv2d(N, grid_channels(level, grid_stride), 1) for level in self.levels}
         )

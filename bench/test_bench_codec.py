@@ -1,0 +1,88 @@
+"""Cost of the codec inside `featcodec encode` / `decode`: SAM2.1-tiny at 1024², CPU, random-init weights.
+
+Targets (issue 3): the codec's share of encode ≤ 10 % of the encoder forward; decode peak memory
+≤ 3× the decoded tensors + the model. Weights do not change the cost, so a random-init encoder and
+an untrained (updated) default-size hyperprior over the three FPN levels are used.
+
+    .venv/bin/python -m pytest bench/test_bench_codec.py --benchmark-only --benchmark-columns=median,rounds -s
+"""
+
+from __future__ import annotations
+
+import gc
+import re
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from codec.models import create_codec
+from codec.pipeline import decode_stream, encode_features
+from codec.zoo import save_codec
+from probes.encoders import create_encoder
+
+ENCODER, RESOLUTION = "sam2.1-hiera-tiny", 1024
+RESULTS: dict[str, float] = {}
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    encoder = create_encoder(ENCODER, random_init=True, resolution=RESOLUTION)
+    torch.manual_seed(0)
+    model = create_codec("hyperprior", encoder.spec, resolution=RESOLUTION)
+    codec = save_codec(model, tmp_path_factory.mktemp("codec"), encoder=ENCODER, weights_id=encoder.weights_id,
+                       lmbda=1.0)
+    pixels = torch.randn(1, 3, RESOLUTION, RESOLUTION)
+    features = {k: v.clone() for k, v in encoder(pixels).items()}
+    return encoder, codec, pixels, features
+
+
+def test_encoder_forward(benchmark, setup):
+    encoder, _, pixels, _ = setup
+    benchmark.pedantic(encoder, args=(pixels,), rounds=3, warmup_rounds=1)
+    RESULTS["encoder_s"] = benchmark.stats.stats.median
+
+
+def test_codec_encode(benchmark, setup):
+    _, codec, _, features = setup
+    (data,) = benchmark.pedantic(encode_features, args=(codec, features), rounds=5, warmup_rounds=1)
+    RESULTS["codec_s"] = benchmark.stats.stats.median
+    benchmark.extra_info["bytes"] = len(data)
+    if "encoder_s" in RESULTS:
+        share = RESULTS["codec_s"] / RESULTS["encoder_s"]
+        benchmark.extra_info["share_of_encoder_forward"] = share
+        print(f"\ncodec encode {RESULTS['codec_s'] * 1e3:.0f} ms = {100 * share:.1f} % of the encoder forward "
+              f"({RESULTS['encoder_s'] * 1e3:.0f} ms)")
+        assert share <= 0.10
+
+
+def test_codec_decode(benchmark, setup):
+    _, codec, _, features = setup
+    (data,) = encode_features(codec, features)
+    benchmark.pedantic(decode_stream, args=(codec, data), rounds=5, warmup_rounds=1)
+
+
+def _status_kib(field: str) -> int:
+    return int(re.search(rf"^{field}:\s+(\d+) kB", Path("/proc/self/status").read_text(), re.M).group(1))
+
+
+@pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="needs Linux /proc peak-RSS reset")
+def test_decode_peak_memory(setup):
+    """Peak RSS growth during decode (VmHWM after resetting it), vs decoded tensors + model."""
+    _, codec, _, features = setup
+    (data,) = encode_features(codec, features)
+    decode_stream(codec, data)  # warm caches (coder models, allocator)
+    gc.collect()
+    Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM to the current RSS
+    before = _status_kib("VmRSS")
+    start = time.perf_counter()
+    decoded = decode_stream(codec, data)
+    seconds = time.perf_counter() - start
+    peak = (_status_kib("VmHWM") - before) * 1024
+    out_bytes = sum(t.numel() * t.element_size() for t in decoded.features.values())
+    model_bytes = sum(t.numel() * t.element_size() for t in codec.model.state_dict().values())
+    ratio = peak / (out_bytes + model_bytes)
+    print(f"\ndecode: {seconds * 1e3:.0f} ms, peak +{peak / 2**20:.0f} MiB for {out_bytes / 2**20:.0f} MiB of "
+          f"features + {model_bytes / 2**20:.1f} MiB model = {ratio:.2f}× (target ≤ 3×)")
+    assert ratio <= 3.0
