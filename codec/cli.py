@@ -32,7 +32,28 @@ class InputError(click.ClickException):
 
 
 class FeatcodecGroup(click.Group):
-    """Turns unexpected exceptions into exit code 4 with a one-line message."""
+    """Loads the layers' commands on first use; turns unexpected exceptions into exit code 4.
+
+    Loading lazily lets a command module import `codec.cli` (for `InputError`) in any import order.
+    """
+
+    _loaded = False
+
+    def _load_commands(self) -> None:
+        if self._loaded:
+            return
+        self._loaded = True
+        for module_name in _COMMAND_MODULES:
+            for command in importlib.import_module(module_name).COMMANDS:
+                self.add_command(command)
+
+    def list_commands(self, ctx):
+        self._load_commands()
+        return super().list_commands(ctx)
+
+    def get_command(self, ctx, cmd_name):
+        self._load_commands()
+        return super().get_command(ctx, cmd_name)
 
     def invoke(self, ctx):
         try:
@@ -57,14 +78,3 @@ def main(debug: bool) -> None:
         format="%(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-
-
-for _module_name in _COMMAND_MODULES:
-    try:
-        _module = importlib.import_module(_module_name)
-    except ModuleNotFoundError as _e:  # a layer not yet present in this checkout
-        if _e.name != _module_name:
-            raise
-        continue
-    for _command in _module.COMMANDS:
-        main.add_command(_command)

@@ -4,7 +4,7 @@ from .base import RANDOM_INIT, FrozenEncoder
 from .cache import FeatureCache
 from .checkpoints import CheckpointError
 from .extract import extract_features
-from .preprocess import ImageReadError, collect_images, load_image
+from .preprocess import ImageReadError, collect_images, load_image, sample_images_dir
 from .registry import create_encoder, get_spec, list_encoders, register_encoder, resolve_device
 from .spec import EncoderSpec, FeatureLevel
 
@@ -24,4 +24,5 @@ __all__ = [
     "load_image",
     "register_encoder",
     "resolve_device",
+    "sample_images_dir",
 ]

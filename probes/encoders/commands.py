@@ -13,15 +13,10 @@ from codec.cli import InputError
 from .cache import CacheError
 from .checkpoints import CheckpointError
 from .extract import DTYPES, extract_features
-from .preprocess import ImageReadError, collect_images
+from .preprocess import ImageReadError, collect_images, sample_images_dir
 from .registry import create_encoder, get_spec, list_encoders
 
 log = logging.getLogger(__name__)
-
-
-def sample_images_dir() -> Path:
-    """Small images shipped with featcodec, so every command runs without user data."""
-    return Path(__file__).parent / "samples"
 
 
 def weights_options(func):

@@ -40,6 +40,11 @@ def preprocess_image(
     return TF.normalize(pixels, list(mean), list(std))
 
 
+def sample_images_dir() -> Path:
+    """Small images shipped with featcodec, so every command runs without user data."""
+    return Path(__file__).parent / "samples"
+
+
 def collect_images(inputs: Iterable[str | os.PathLike]) -> list[Path]:
     """Expand files and directories (recursively, sorted) into a list of image paths."""
     found: list[Path] = []

@@ -8,7 +8,7 @@ from PIL import Image
 from codec.models import create_codec
 from codec.train import train_codec
 from codec.zoo import save_codec
-from probes.encoders import create_encoder, extract_features
+from probes.encoders import collect_images, create_encoder, extract_features, sample_images_dir
 from probes.encoders.spec import FeatureLevel
 
 TINY = {"N": 16, "M": 24}
@@ -30,8 +30,9 @@ def write_images(folder, n=4, seed=0):
 
 
 @pytest.fixture(scope="session")
-def image_paths(tmp_path_factory):
-    return write_images(tmp_path_factory.mktemp("images"))
+def image_paths():
+    """The bundled sample images: a real photograph and three rendered scenes."""
+    return collect_images([sample_images_dir()])
 
 
 @pytest.fixture(scope="session")
