@@ -9,6 +9,7 @@ import click
 from codec.cli import InputError
 
 from .demo import DEFAULT_ENCODERS, DEFAULT_LAMBDAS, format_table, run_demo
+from .rd.commands import report_command
 
 
 @click.command("demo")
@@ -42,4 +43,4 @@ def demo_command(encoders, checkpoints, images, resolution, lambdas, steps, forc
     click.echo(f"report: {output / 'report.md'}, {output / 'report.json'}; streams under {output}/*/codec-*/streams")
 
 
-COMMANDS = [demo_command]
+COMMANDS = [demo_command, report_command]

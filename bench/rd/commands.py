@@ -1,0 +1,62 @@
+"""CLI: `featcodec report` (rate–accuracy curves, BD-rate, task-sufficient rate)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from codec.cli import InputError
+
+from .results import RATE_FIELDS, ResultsError
+
+
+def _directions(items: tuple[str, ...]) -> dict[str, bool]:
+    out = {}
+    for item in items:
+        name, sep, way = item.partition("=")
+        if not sep or way not in ("higher", "lower") or not name:
+            raise click.BadParameter(
+                f"{item!r}: expected METRIC=higher or METRIC=lower", param_hint="--direction"
+            )
+        out[name] = way == "higher"
+    return out
+
+
+@click.command("report")
+@click.argument(
+    "results", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
+)
+@click.option("--metric", "metrics", multiple=True,
+              help="Metric(s) to report (repeatable); default per task: depth abs_rel, pose AP, caption CIDEr-D, "
+                   "demo feature_mse.")  # fmt: skip
+@click.option(
+    "--anchor", help="Encoder the BD-rates are relative to (default: the first one in the results)."
+)
+@click.option("--fraction", default=0.95, show_default=True, type=click.FloatRange(0, 1, min_open=True),
+              help="Task-sufficient rate: the fraction of the clean accuracy to reach.")  # fmt: skip
+@click.option("--rate", default="bpp", show_default=True, type=click.Choice(RATE_FIELDS),
+              help="Rate axis: whole streams (bpp), payload only, or bits per feature element (demo).")  # fmt: skip
+@click.option("--direction", "directions", multiple=True, metavar="METRIC=higher|lower",
+              help="Which way a metric unknown to featcodec improves (repeatable).")  # fmt: skip
+@click.option("--force", is_flag=True, help="Replace an existing report in REPORT_DIR.")
+@click.option(
+    "-o", "--output", required=True, type=click.Path(file_okay=False, path_type=Path), help="REPORT_DIR"
+)
+def report_command(results, metrics, anchor, fraction, rate, directions, force, output):
+    """Rate–accuracy report of `featcodec eval` results (or a demo report.json): curves, BD-rate, task-sufficient rate."""
+    from .report import format_markdown, report_from_files
+
+    try:
+        report = report_from_files(
+            list(results), output, force=force, metrics=list(metrics) or None, anchor=anchor, fraction=fraction,
+            rate=rate, directions=_directions(directions),
+        )  # fmt: skip
+    except (ResultsError, FileExistsError) as e:
+        raise InputError(str(e)) from e
+    click.echo(format_markdown(report))
+    plots = ", ".join(s["plot"] for s in report["sections"])
+    click.echo(f"wrote {output / 'report.md'}, {output / 'report.json'}, plots: {plots}")
+
+
+COMMANDS = [report_command]

@@ -1,0 +1,376 @@
+"""Results files → rate–accuracy points → curves per (task, dataset, encoder, neck).
+
+Reads what the pipeline writes:
+
+- `featcodec eval -o R.json` / `--json` (probes/evaluate.py, format "featcodec-eval"): one
+  evaluation of a neck + frozen head; through a codec (`codec` set, `bpp` = real stream bits
+  per input pixel) or clean (`codec` and `bpp` null). A `.jsonl` file holds one per line.
+- the demo's `report.json` (bench/demo.py): `points` with encoder, lmbda, bpp and
+  feature_mse, the feature distortion of each encoder's codecs (task "features", no neck).
+
+A clean evaluation gives a curve its clean accuracy only if its neck never saw a codec
+(`neck.trained_codec` null); a codec-trained neck scored on clean features is no baseline.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections import OrderedDict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+EVAL_FORMAT = "featcodec-eval"  # probes.evaluate.EVAL_FORMAT (not imported: it pulls in torch)
+REPORT_FORMAT = "featcodec-report"
+RATE_FIELDS = ("bpp", "payload_bpp", "bits_per_element")
+
+# How the neck of a point relates to the codec it is scored through.
+NECK_CLEAN = "clean-trained"  # trained on clean features
+NECK_MATCHED = "codec-trained"  # trained through the same codec it is evaluated with
+NECK_OTHER = "other-codec-trained"  # trained through a different codec
+
+
+class ResultsError(ValueError):
+    """A results file that cannot be read; the message names the file and the field."""
+
+
+@dataclass(frozen=True)
+class RatePoint:
+    """One evaluation: an operating point (codec set, rates known) or a clean evaluation (codec None)."""
+
+    source: str  # file (and line or point index) it was read from
+    task: str
+    data: str  # dataset label: spec, split, limit
+    encoder: str
+    weights_id: str
+    resolution: int | None
+    neck: str  # neck architecture label ("—" when there is none: the demo)
+    neck_training: str  # NECK_CLEAN | NECK_MATCHED | NECK_OTHER
+    head: str
+    metrics: dict[str, float]
+    codec: str | None = None  # codec label (kind, λ, id); None: clean features
+    lmbda: float | None = None
+    rates: dict[str, float] = field(default_factory=dict)  # RATE_FIELDS present, for codec points
+
+    @property
+    def clean(self) -> bool:
+        return self.codec is None
+
+
+# --- field access with messages that name the file and the field -----------------------------------
+
+
+def _get(obj: dict, path: str, source: str, kind=None, optional: bool = False):
+    value = obj
+    for key in path.split("."):
+        if not isinstance(value, dict) or key not in value:
+            if optional:
+                return None
+            raise ResultsError(f"{source}: missing field {path!r}")
+        value = value[key]
+    if value is None and optional:
+        return None
+    if kind is not None and not _is(value, kind):
+        raise ResultsError(f"{source}: field {path!r} is {value!r}, expected {_kind_name(kind)}")
+    return value
+
+
+def _is(value, kind) -> bool:
+    if kind is float:  # JSON numbers; bool is an int in Python but not a number here
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    return isinstance(value, kind)
+
+
+def _kind_name(kind) -> str:
+    return {float: "a number", str: "a string", dict: "an object", list: "a list", int: "an integer"}.get(
+        kind, str(kind)
+    )
+
+
+def _metrics(obj: dict, path: str, source: str) -> dict[str, float]:
+    metrics = _get(obj, path, source, dict)
+    out = {}
+    for name, value in metrics.items():
+        if value is None:
+            continue
+        if not _is(value, float):
+            raise ResultsError(f"{source}: field '{path}.{name}' is {value!r}, expected a number")
+        out[name] = float(value)
+    return out
+
+
+def _positive_rate(obj: dict, path: str, source: str, optional: bool = False) -> float | None:
+    value = _get(obj, path, source, float, optional=optional)
+    if value is None:
+        return None
+    if not (math.isfinite(value) and value > 0):
+        raise ResultsError(f"{source}: field {path!r} is {value!r}, expected a positive number of bits")
+    return float(value)
+
+
+# --- labels ----------------------------------------------------------------------------------------
+
+
+def data_label(data: dict) -> str:
+    label = str(data.get("spec"))
+    extra = [f"{k}={data[k]}" for k in ("split", "limit") if data.get(k) is not None]
+    return f"{label} ({', '.join(extra)})" if extra else label
+
+
+def neck_label(neck: dict) -> str:
+    """`neck-2L d256 stage3+stage4 kd=0.5 after depth`: what makes two necks comparable."""
+    name = neck.get("name") or (f"neck-{neck['layers']}L" if "layers" in neck else "neck")
+    parts = [str(name)]
+    if neck.get("dim"):
+        parts.append(f"d{neck['dim']}")
+    if isinstance(neck.get("in_shapes"), dict) and neck["in_shapes"]:
+        parts.append("+".join(neck["in_shapes"]))
+    if neck.get("kd"):
+        parts.append(f"kd={neck['kd']:g}")
+    if isinstance(neck.get("after"), dict) and neck["after"].get("task"):
+        parts.append(f"after {neck['after']['task']}")
+    return " ".join(parts)
+
+
+def codec_label(codec: dict) -> str:
+    parts = [str(codec.get("kind") or "codec")]
+    if codec.get("lambda") is not None:
+        parts.append(f"λ={codec['lambda']:g}")
+    ident = codec.get("codec_id") or (codec.get("sha256") or "")[:12]
+    if ident:
+        parts.append(str(ident))
+    return " ".join(parts)
+
+
+def _same_codec(a: dict | None, b: dict | None) -> bool:
+    if not a or not b:
+        return False
+    if a.get("sha256") and b.get("sha256"):
+        return a["sha256"] == b["sha256"]
+    return bool(a.get("dir")) and a.get("dir") == b.get("dir")
+
+
+# --- readers ---------------------------------------------------------------------------------------
+
+
+def eval_point(result: dict, source: str) -> RatePoint:
+    """A point from one `featcodec eval` result (probes/evaluate.py's dict)."""
+    if result.get("format") != EVAL_FORMAT:
+        raise ResultsError(f"{source}: field 'format' is {result.get('format')!r}, expected {EVAL_FORMAT!r}")
+    task = _get(result, "task", source, str)
+    metrics = _metrics(result, "metrics", source)
+    neck = _get(result, "neck", source, dict)
+    head = _get(result, "head", source, dict)
+    codec = _get(result, "codec", source, dict, optional=True)
+    trained_codec = _get(result, "neck.trained_codec", source, dict, optional=True)
+    bpp = _positive_rate(result, "bpp", source, optional=True)
+    if codec is not None and bpp is None:
+        raise ResultsError(
+            f"{source}: field 'bpp' is missing or null, but the evaluation ran through a codec"
+        )
+    if codec is None and bpp is not None:
+        raise ResultsError(
+            f"{source}: field 'bpp' is {bpp!r}, but field 'codec' is null (a clean evaluation)"
+        )
+    rates: dict[str, float] = {}
+    if codec is not None:
+        rates["bpp"] = bpp
+        payload = _positive_rate(result, "codec.payload_bpp", source, optional=True)
+        if payload is not None:
+            rates["payload_bpp"] = payload
+    if trained_codec is None:
+        training = NECK_CLEAN
+    else:
+        training = NECK_MATCHED if _same_codec(trained_codec, codec) else NECK_OTHER
+    resolution = _get(result, "encoder.resolution", source, int, optional=True)
+    return RatePoint(
+        source=source,
+        task=task,
+        data=data_label(_get(result, "data", source, dict)),
+        encoder=_get(result, "encoder.name", source, str),
+        weights_id=_get(result, "encoder.weights_id", source, str),
+        resolution=resolution,
+        neck=neck_label(neck),
+        neck_training=training,
+        head=str(head.get("spec") or head.get("class") or "head"),
+        metrics=metrics,
+        codec=None if codec is None else codec_label(codec),
+        lmbda=None if codec is None else _get(result, "codec.lambda", source, float, optional=True),
+        rates=rates,
+    )
+
+
+def demo_points(report: dict, source: str) -> list[RatePoint]:
+    """Points from the demo's report.json: feature distortion per encoder and λ (no neck, no head)."""
+    points = _get(report, "points", source, list)
+    resolution = _get(report, "resolution", source, int, optional=True)
+    data = f"demo images @ {resolution} px" if resolution else "demo images"
+    out = []
+    for i, p in enumerate(points):
+        where = f"{source}: points[{i}]"
+        if not isinstance(p, dict):
+            raise ResultsError(f"{where}: expected an object, got {p!r}")
+        lmbda = _get(p, "lmbda", where, float)
+        rates = {"bpp": _positive_rate(p, "bpp", where)}
+        per_element = _positive_rate(p, "bits_per_element", where, optional=True)
+        if per_element is not None:
+            rates["bits_per_element"] = per_element
+        out.append(RatePoint(
+            source=f"{source}#points[{i}]",
+            task="features",
+            data=data,
+            encoder=_get(p, "encoder", where, str),
+            weights_id=str(_get(p, "weights_id", where, str, optional=True) or "unknown"),
+            resolution=resolution,
+            neck="—",
+            neck_training=NECK_CLEAN,
+            head="—",
+            metrics={"feature_mse": float(_get(p, "feature_mse", where, float))},
+            codec=f"hyperprior λ={lmbda:g}",
+            lmbda=float(lmbda),
+            rates=rates,
+        ))  # fmt: skip
+    return out
+
+
+def _points_of(obj, source: str) -> list[RatePoint]:
+    if isinstance(obj, list):
+        return [p for i, item in enumerate(obj) for p in _points_of(item, f"{source}[{i}]")]
+    if not isinstance(obj, dict):
+        raise ResultsError(f"{source}: expected a JSON object, got {type(obj).__name__}")
+    if obj.get("format") == EVAL_FORMAT:
+        return [eval_point(obj, source)]
+    if obj.get("format") == REPORT_FORMAT:
+        raise ResultsError(f"{source}: is a featcodec report (the output of `featcodec report`), not results")
+    if "points" in obj:
+        return demo_points(obj, source)
+    if "format" in obj:
+        raise ResultsError(
+            f"{source}: field 'format' is {obj['format']!r}, expected {EVAL_FORMAT!r} (a `featcodec eval` result)"
+        )
+    raise ResultsError(
+        f"{source}: neither a `featcodec eval` result (field 'format' = {EVAL_FORMAT!r}) "
+        f"nor a demo report.json (field 'points'); fields: {sorted(obj)[:8]}"
+    )
+
+
+def load_results(paths: Iterable[str | os.PathLike]) -> list[RatePoint]:
+    """Every point in the given files (eval JSON, eval JSON lines, demo report.json), in file order."""
+    points: list[RatePoint] = []
+    for path in paths:
+        path = Path(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            raise ResultsError(f"{path}: cannot read ({e})") from e
+        if path.suffix == ".jsonl":
+            for n, line in enumerate(text.splitlines(), 1):
+                if line.strip():
+                    points.extend(_points_of(_parse(line, f"{path}:{n}"), f"{path}:{n}"))
+        else:
+            points.extend(_points_of(_parse(text, str(path)), str(path)))
+    return points
+
+
+def _parse(text: str, source: str):
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ResultsError(f"{source}: not valid JSON ({e})") from e
+
+
+# --- curves ----------------------------------------------------------------------------------------
+
+
+@dataclass
+class Curve:
+    """The points of one encoder (weights, resolution) + neck + head on one task and dataset."""
+
+    task: str
+    data: str
+    encoder: str
+    weights_id: str
+    resolution: int | None
+    neck: str
+    neck_training: str
+    head: str
+    label: str = ""  # encoder label, unique within the inputs (set by `group_curves`)
+    points: list[RatePoint] = field(default_factory=list)  # through a codec
+    clean: list[RatePoint] = field(default_factory=list)  # clean baselines (clean-trained neck, no codec)
+
+    @property
+    def key(self) -> tuple:
+        return (self.encoder, self.weights_id, self.resolution, self.neck, self.neck_training, self.head)
+
+    @property
+    def comparable(self) -> tuple:
+        """Curves of different encoders with the same neck, neck training and head compare by BD."""
+        return (self.neck, self.neck_training, self.head)
+
+
+def encoder_labels(points: Sequence[RatePoint]) -> dict[tuple, str]:
+    """(name, weights_id, resolution) → a label: the name, with weights/resolution where a name has several."""
+    variants: dict[str, list[tuple]] = OrderedDict()
+    for p in points:
+        ident = (p.encoder, p.weights_id, p.resolution)
+        if ident not in variants.setdefault(p.encoder, []):
+            variants[p.encoder].append(ident)
+    labels = {}
+    for name, idents in variants.items():
+        weights = {w for _, w, _ in idents}
+        resolutions = {r for _, _, r in idents}
+        for _, w, r in idents:
+            label = name
+            if len(weights) > 1:
+                label += f" [{w[:12] if len(w) == 64 else w}]"
+            if len(resolutions) > 1:
+                label += f" @{r}px"
+            labels[(name, w, r)] = label
+    return labels
+
+
+def group_curves(points: Sequence[RatePoint]) -> tuple[dict[tuple[str, str], list[Curve]], list[str]]:
+    """Curves by (task, dataset), in input order, and notes on points that fit no curve.
+
+    Clean evaluations attach to every curve with the same encoder, neck and head
+    (whatever its neck training), since they measure the uncompressed accuracy of
+    that probe.
+    """
+    labels = encoder_labels(points)
+    groups: dict[tuple[str, str], dict[tuple, Curve]] = OrderedDict()
+    notes: list[str] = []
+    for p in points:
+        if p.clean and p.neck_training != NECK_CLEAN:
+            notes.append(
+                f"{p.source}: a clean evaluation of a neck trained through a codec is no clean baseline; skipped"
+            )
+            continue
+        curves = groups.setdefault((p.task, p.data), OrderedDict())
+        training = NECK_CLEAN if p.clean else p.neck_training
+        key = (p.encoder, p.weights_id, p.resolution, p.neck, training, p.head)
+        curve = curves.get(key)
+        if curve is None:
+            curve = curves[key] = Curve(
+                p.task, p.data, p.encoder, p.weights_id, p.resolution, p.neck, training, p.head,
+                label=labels[(p.encoder, p.weights_id, p.resolution)],
+            )  # fmt: skip
+        (curve.clean if p.clean else curve.points).append(p)
+    out: dict[tuple[str, str], list[Curve]] = OrderedDict()
+    for group, curves in groups.items():
+        out[group] = list(curves.values())
+        baselines = {}
+        for c in out[group]:
+            if c.neck_training == NECK_CLEAN:
+                baselines[(c.encoder, c.weights_id, c.resolution, c.neck, c.head)] = c.clean
+        for c in out[group]:  # codec-trained necks share the clean baseline of their clean-trained twin
+            if c.neck_training != NECK_CLEAN:
+                c.clean = list(baselines.get((c.encoder, c.weights_id, c.resolution, c.neck, c.head), []))
+        # a clean-trained curve made only of clean evaluations, whose baseline now serves others: drop it
+        served = {(c.encoder, c.weights_id, c.resolution, c.neck, c.head) for c in out[group] if c.points}
+        out[group] = [
+            c for c in out[group]
+            if c.points or (c.encoder, c.weights_id, c.resolution, c.neck, c.head) not in served
+        ]  # fmt: skip
+    return out, notes

@@ -1,0 +1,244 @@
+"""`featcodec report`: eval results (hand-written and real) and the demo's report.json → report.md/json + plots."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+from click.testing import CliRunner
+
+from bench.rd import bd_rate
+from codec.cli import main
+from tests.bench.test_analysis_results import codec_dir, demo_report, eval_result, write
+
+RATES = [0.0625, 0.125, 0.25, 0.5]  # whole bits at 64 px × 4 images, like real streams
+HIERA_ABS_REL = [0.30, 0.22, 0.18, 0.16]
+HIERA_AP = [0.40, 0.55, 0.62, 0.65]
+POSE_DATA = "coco-kpts:/coco/person_keypoints_val2017.json:/coco/val2017"
+
+
+def run(*args):
+    return CliRunner().invoke(main, ["report", *map(str, args)], catch_exceptions=False)
+
+
+@pytest.fixture
+def results(tmp_path):
+    """Depth: SAM2 needs 1.25× Hiera's bits for the same AbsRel. Pose: SAM2 is 0.02 AP better at every rate."""
+    files = []
+
+    def add(name, result):
+        files.append(write(tmp_path / f"{name}.json", result))
+
+    for i, (rate, abs_rel, ap) in enumerate(zip(RATES, HIERA_ABS_REL, HIERA_AP, strict=True)):
+        for enc, scale in (("hiera-tiny", 1.0), ("sam2.1-hiera-tiny", 1.25)):
+            c = codec_dir(f"{enc}-{i}", 2.0**i)
+            add(
+                f"depth-{enc}-{i}",
+                eval_result("depth", enc, {"abs_rel": abs_rel, "delta1": 0.5}, codec=c, bpp=rate * scale),
+            )
+        for enc, gain in (("hiera-tiny", 0.0), ("sam2.1-hiera-tiny", 0.02)):
+            c = codec_dir(f"pose-{enc}-{i}", 2.0**i)
+            add(f"pose-{enc}-{i}", eval_result("pose", enc, {"AP": ap + gain, "APm": -1.0 if i == 0 else ap},
+                                               codec=c, bpp=rate, data=POSE_DATA))  # fmt: skip
+    for enc in ("hiera-tiny", "sam2.1-hiera-tiny"):
+        add(f"depth-{enc}-clean", eval_result("depth", enc, {"abs_rel": 0.155, "delta1": 0.52}))
+        add(f"pose-{enc}-clean", eval_result("pose", enc, {"AP": 0.66, "APm": 0.6}, data=POSE_DATA))
+    return files
+
+
+def test_report_states_bd_rate_and_task_sufficient_rate(tmp_path, results):
+    out = tmp_path / "report"
+    r = run(*results, "--anchor", "hiera-tiny", "-o", out)
+    assert r.exit_code == 0, r.output
+    report = json.loads((out / "report.json").read_text())
+    assert report["format"] == "featcodec-report" and report["anchor"] == "hiera-tiny"
+    depth, pose = report["sections"]
+    assert (depth["task"], depth["metric"], depth["higher_is_better"]) == ("depth", "abs_rel", False)
+    assert (pose["task"], pose["metric"], pose["higher_is_better"]) == ("pose", "AP", True)
+
+    hiera, sam2 = depth["curves"]
+    assert [q["rate"] for q in hiera["points"]] == pytest.approx(RATES)
+    assert hiera["clean"]["value"] == pytest.approx(0.155) and hiera["bd_rate"] == {}
+    assert sam2["anchor"] == "hiera-tiny"
+    assert sam2["bd_rate"]["pchip"] == pytest.approx(25.0, abs=1e-6)
+    assert sam2["bd_rate"]["cubic"] == pytest.approx(25.0, abs=1e-6)
+    # target 0.155 / 0.95 is crossed between 0.25 bpp (AbsRel 0.18) and 0.5 bpp (0.16), linearly in log-rate
+    t = (0.155 / 0.95 - 0.18) / (0.16 - 0.18)
+    assert hiera["task_sufficient_rate"]["rate"] == pytest.approx(0.25 * 2**t, rel=1e-9)
+    assert sam2["task_sufficient_rate"]["rate"] == pytest.approx(1.25 * 0.25 * 2**t, rel=1e-9)
+
+    p_hiera, p_sam2 = pose["curves"]
+    assert p_sam2["bd_metric"]["pchip"] == pytest.approx(0.02, abs=1e-9)
+    assert p_sam2["bd_rate"]["pchip"] < 0
+    assert p_hiera["task_sufficient_rate"]["target"] == pytest.approx(0.627)
+
+    md = (out / "report.md").read_text()
+    assert "## depth: abs_rel (lower is better)" in md and "## pose: AP (higher is better)" in md
+    assert "+25.00 % (+25.00 %)" in md and "| hiera-tiny |" in md and "anchor" in md
+    for s in report["sections"]:
+        assert (out / s["plot"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert sorted(p.name for p in out.iterdir()) == [
+        "depth-abs_rel.png",
+        "pose-AP.png",
+        "report.json",
+        "report.md",
+    ]
+
+
+def test_several_metrics_and_undefined_coco_values(tmp_path, results):
+    out = tmp_path / "report"
+    r = run(*results, "--metric", "APm", "--metric", "delta1", "-o", out)
+    assert r.exit_code == 0, r.output
+    report = json.loads((out / "report.json").read_text())
+    assert [(s["task"], s["metric"]) for s in report["sections"]] == [("depth", "delta1"), ("pose", "APm")]
+    pose = report["sections"][1]
+    assert len(pose["curves"][0]["points"]) == 3  # the APm = -1 point is skipped, and said so
+    assert any("APm = -1" in n for n in pose["notes"])
+    assert (out / "pose-APm.png").is_file() and (out / "depth-delta1.png").is_file()
+
+
+def test_report_refuses_to_overwrite_without_force(tmp_path, results):
+    out = tmp_path / "report"
+    assert run(*results, "-o", out).exit_code == 0
+    before = (out / "report.json").read_text()
+    r = run(*results, "--fraction", "0.9", "-o", out)
+    assert r.exit_code == 3 and "--force" in r.output and "report.md" in r.output
+    assert (out / "report.json").read_text() == before
+    r = run(*results, "--fraction", "0.9", "--force", "-o", out)
+    assert r.exit_code == 0, r.output
+    assert json.loads((out / "report.json").read_text())["fraction"] == 0.9
+
+
+def test_report_never_overwrites_its_inputs(tmp_path):
+    demo = tmp_path / "demo-out"
+    demo.mkdir()
+    path = write(
+        demo / "report.json", demo_report([("hiera-tiny", 0.25, 0.9, 0.3), ("hiera-tiny", 4.0, 2.0, 0.1)])
+    )
+    r = run(path, "--force", "-o", demo)
+    assert r.exit_code == 3 and "is an input of this report" in r.output
+    assert json.loads((demo / "report.json").read_text())["points"]
+
+
+def test_demo_report_json_becomes_a_feature_distortion_report(tmp_path):
+    points = [("hiera-tiny", 0.25, 0.9, 0.30), ("hiera-tiny", 4.0, 2.0, 0.10),
+              ("sam2.1-hiera-tiny", 0.25, 1.2, 0.28), ("sam2.1-hiera-tiny", 4.0, 2.6, 0.09)]  # fmt: skip
+    demo = tmp_path / "demo-out"
+    demo.mkdir()
+    path = write(demo / "report.json", demo_report(points))
+    out = tmp_path / "demo-report"
+    r = run(path, "-o", out)
+    assert r.exit_code == 0, r.output
+    (section,) = json.loads((out / "report.json").read_text())["sections"]
+    assert (section["task"], section["metric"], section["higher_is_better"]) == (
+        "features",
+        "feature_mse",
+        False,
+    )
+    hiera, sam2 = section["curves"]
+    expected = bd_rate([0.9, 2.0], [0.30, 0.10], [1.2, 2.6], [0.28, 0.09], higher_is_better=False)
+    assert sam2["bd_rate"]["pchip"] == pytest.approx(expected) and expected > 0
+    assert sam2["bd_rate"]["cubic"] is None and any("cubic: needs 4" in n for n in sam2["bd_notes"])
+    assert hiera["clean"] is None and hiera["task_sufficient_rate"] is None
+    md = (out / "report.md").read_text()
+    assert "features: feature_mse (lower is better)" in md and "— (no clean eval)" in md
+    assert (out / "features-feature_mse.png").is_file()
+    # bits per feature element as the rate axis
+    r = run(path, "--rate", "bits_per_element", "-o", tmp_path / "per-element")
+    assert r.exit_code == 0, r.output
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ('{"format": "featcodec-eval", "task": ', "bad.json: not valid JSON"),
+        ('{"format": "featcodec-eval", "task": "depth"}', "bad.json: missing field 'metrics'"),
+        (
+            '{"points": [{"encoder": "hiera-tiny", "lmbda": 1, "bpp": 0.5}]}',
+            "points[0]: missing field 'feature_mse'",
+        ),
+        ("[1, 2]", "bad.json[0]: expected a JSON object"),
+    ],
+)
+def test_malformed_inputs_exit_3_naming_the_file(tmp_path, content, message):
+    (tmp_path / "bad.json").write_text(content)
+    r = run(tmp_path / "bad.json", "-o", tmp_path / "out")
+    assert r.exit_code == 3, r.output
+    assert message in r.output
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    "args, code, message",
+    [
+        (["--anchor", "vit-huge"], 3, "--anchor vit-huge: no such encoder"),
+        (["--metric", "BLEU-4"], 3, "--metric BLEU-4: in none of the results"),
+        (["--rate", "payload_bpp", "--metric", "nope", "--direction", "nope=sideways"], 2, "METRIC=higher"),
+        (["--fraction", "1.5"], 2, "1.5"),
+    ],
+)
+def test_bad_options(tmp_path, results, args, code, message):
+    r = run(*results, *args, "-o", tmp_path / "out")
+    assert r.exit_code == code, r.output
+    assert message in r.output
+
+
+def test_unknown_metric_direction_is_asked_for(tmp_path):
+    path = write(
+        tmp_path / "r.json",
+        eval_result("depth", "hiera-tiny", {"si_log": 12.0}, codec=codec_dir("a", 1), bpp=0.3),
+    )
+    r = run(path, "--metric", "si_log", "-o", tmp_path / "out")
+    assert r.exit_code == 3 and "--direction" in r.output
+    r = run(path, "--metric", "si_log", "--direction", "si_log=lower", "-o", tmp_path / "out")
+    assert r.exit_code == 0, r.output
+
+
+def test_real_eval_results_through_uniform_codecs(tmp_path):
+    """train-neck → eval (clean and through three uniform codecs) for two encoders → report."""
+    from codec.models import create_codec
+    from codec.zoo import save_codec
+    from probes.encoders import get_spec
+    from probes.heads.tiny import save_tiny_head
+    from tests.probes.fixtures import write_nyu_folder
+
+    data = f"nyuv2:{write_nyu_folder(tmp_path / 'nyu')}"
+    head = save_tiny_head("depth", tmp_path / "head")
+    cli = CliRunner()
+    results = []
+    for enc in ("mini-hiera", "mini-sam2"):
+        neck = tmp_path / f"neck-{enc}"
+        r = cli.invoke(main, ["train-neck", "--encoder", enc, "--random-init", "--resolution", "64", "--task", "depth",
+                              "--head", str(head), "--data", data, "--level", "stage4", "--neck-layers", "1",
+                              "--neck-dim", "32", "--neck-heads", "4", "--batch-size", "2", "--steps", "2",
+                              "--device", "cpu", "--workers", "0", "-o", str(neck)])  # fmt: skip
+        assert r.exit_code == 0, r.output
+        codecs = [None]
+        for step in (0.1, 0.5, 2.0):
+            codec = tmp_path / f"codec-{enc}-{step}"
+            save_codec(create_codec("uniform", get_spec(enc), levels=["stage4"], resolution=64, step=step), codec,
+                       encoder=enc, weights_id="random-init", lmbda=step)  # fmt: skip
+            codecs.append(codec)
+        for codec in codecs:
+            out = tmp_path / f"eval-{enc}-{codec.name if codec else 'clean'}.json"
+            extra = ["--codec", str(codec)] if codec else []
+            r = cli.invoke(main, ["eval", "--neck", str(neck), "--data", data, *extra, "--device", "cpu",
+                                  "--workers", "0", "-o", str(out)])  # fmt: skip
+            assert r.exit_code == 0, r.output
+            results.append(out)
+    r = run(*results, "--anchor", "mini-hiera", "-o", tmp_path / "report")
+    assert r.exit_code == 0, r.output
+    (section,) = json.loads((tmp_path / "report" / "report.json").read_text())["sections"]
+    assert section["task"] == "depth" and section["metric"] == "abs_rel"
+    hiera, sam2 = section["curves"]
+    assert (hiera["label"], sam2["label"]) == ("mini-hiera", "mini-sam2")
+    for curve in (hiera, sam2):
+        rates = [q["rate"] for q in curve["points"]]
+        assert len(rates) == 3 and all(r > 0 for r in rates) and rates == sorted(rates)
+        assert curve["clean"]["n"] == 1 and curve["neck"] == "neck-1L d32 stage4"
+        assert curve["task_sufficient_rate"] is not None
+    # random networks: the curves may be flat or may not overlap, but the delta is a number or a stated reason
+    assert sam2["anchor"] == "mini-hiera"
+    value = sam2["bd_rate"]["pchip"]
+    assert (value is not None and math.isfinite(value)) or any("pchip" in n for n in sam2["bd_notes"])
