@@ -16,10 +16,10 @@ from pathlib import Path
 
 import torch
 
+from codec.files import atomic_write_bytes, atomic_write_json
 from codec.pipeline import decode_stream, encode_features
 from codec.train import train_codec
 from probes.encoders import collect_images, create_encoder, extract_features, sample_images_dir
-from probes.encoders.cache import atomic_write_bytes, atomic_write_json
 
 DEFAULT_ENCODERS = ("hiera-tiny", "sam2.1-hiera-tiny")
 DEFAULT_LAMBDAS = (0.25, 4.0)

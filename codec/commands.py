@@ -18,7 +18,7 @@ from .zoo import CodecLoadError, load_codec
 
 
 def _atomic_write(path: Path, data: bytes, force: bool) -> None:
-    from probes.encoders.cache import atomic_write_bytes
+    from codec.files import atomic_write_bytes
 
     if path.exists() and not force:
         raise InputError(f"{path}: exists; pass --force to overwrite")

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from safetensors.torch import load_file, save_file
 
 from probes.encoders.spec import FeatureLevel
 
+from .files import atomic_write, atomic_write_json, sha256_file
 from .models import FeatureCodec, create_codec
 
 CONFIG = "config.json"
@@ -57,25 +57,6 @@ class LoadedCodec:
         return self.config["encoder"]
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def _atomic_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def save_codec(
     model: FeatureCodec, out_dir: str | os.PathLike, *, encoder: str, weights_id: str, lmbda: float,
     extra: dict | None = None,
@@ -87,15 +68,14 @@ def save_codec(
     out_dir.mkdir(parents=True, exist_ok=True)
     model.update(force=True)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=f".{WEIGHTS}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    digests = []
+
+    def write_weights(tmp: str) -> None:
         save_file(state, tmp, metadata={"format": FORMAT, "kind": model.kind})
-        digest = _sha256(Path(tmp))
-        os.replace(tmp, out_dir / WEIGHTS)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        digests.append(sha256_file(tmp))
+
+    atomic_write(out_dir / WEIGHTS, write_weights)
+    digest = digests[0]
     config = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -109,7 +89,7 @@ def save_codec(
         "versions": package_versions(),
     }
     config["config_hash"] = config_hash(config)
-    _atomic_text(out_dir / CONFIG, json.dumps(config, indent=2) + "\n")
+    atomic_write_json(out_dir / CONFIG, config)
     return LoadedCodec(model.eval(), config, out_dir)
 
 
@@ -141,7 +121,7 @@ def load_codec(path: str | os.PathLike, device: str | torch.device = "cpu") -> L
     weights = path / WEIGHTS
     if not weights.is_file():
         raise CodecLoadError(f"{weights}: missing")
-    if _sha256(weights) != config["weights_sha256"]:
+    if sha256_file(weights) != config["weights_sha256"]:
         raise CodecLoadError(f"{weights}: sha256 differs from config.json 'weights_sha256' (mixed-up files?)")
     try:
         levels = [FeatureLevel(d["name"], int(d["channels"]), int(d["stride"])) for d in config["levels"]]

@@ -9,8 +9,9 @@ from pathlib import Path
 import click
 
 from codec.cli import InputError
+from codec.files import atomic_write_json
 from probes.data import DatasetError, dataset_usage
-from probes.encoders.cache import CacheError, atomic_write_json
+from probes.encoders.cache import CacheError
 from probes.encoders.checkpoints import CheckpointError
 from probes.encoders.registry import resolve_device
 from probes.heads import TASKS, HeadError

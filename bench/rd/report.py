@@ -365,7 +365,7 @@ def write_report(
     `protect` (the inputs) are never overwritten, even with `force`.
     """
     # the project's atomic writers; imported here because probes.encoders pulls in torch
-    from probes.encoders.cache import atomic_write_bytes, atomic_write_json
+    from codec.files import atomic_write_bytes, atomic_write_json
 
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():

@@ -8,7 +8,6 @@ a file that needs pickle code execution is refused.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import pickle
 from collections.abc import Iterable, Mapping
@@ -16,17 +15,11 @@ from pathlib import Path
 
 import torch
 
+from codec.files import sha256_file  # noqa: F401  (re-exported)
+
 
 class CheckpointError(ValueError):
     """A checkpoint file that cannot be used; the message names the file and the keys."""
-
-
-def sha256_file(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk_size):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def load_state_dict_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:

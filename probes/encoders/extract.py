@@ -10,7 +10,6 @@ import hashlib
 import logging
 import os
 import platform
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -18,8 +17,10 @@ import torch
 from safetensors.torch import save_file
 from tqdm import tqdm
 
+from codec.files import atomic_write, atomic_write_json
+
 from .base import RANDOM_INIT, FrozenEncoder
-from .cache import FORMAT, FORMAT_VERSION, MANIFEST, CacheError, FeatureCache, atomic_write_json
+from .cache import FORMAT, FORMAT_VERSION, MANIFEST, CacheError, FeatureCache
 from .preprocess import ImageReadError, load_image
 
 log = logging.getLogger(__name__)
@@ -187,11 +188,4 @@ def _resume_or_start(manifest_path: Path, plan: dict, image_list: list[str], for
 
 
 def _atomic_save(tensors: dict[str, torch.Tensor], path: Path, metadata: dict[str, str]) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata=metadata)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))

@@ -57,7 +57,7 @@ def _read_config(path: Path) -> dict:
 
 def save_builtin_head(head: BuiltinHead, path: str | os.PathLike) -> None:
     """Write a (trained) built-in head to `path`: config.json + weights.safetensors, atomically per file."""
-    from probes.encoders.cache import atomic_write_json
+    from codec.files import atomic_write_json
 
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)

@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
 
-from probes.encoders.cache import atomic_write_json
+from codec.files import atomic_write, atomic_write_json
 from probes.necks import CrossNeck, Neck
 
 NECK_FORMAT = "featcodec-neck"
@@ -52,20 +51,9 @@ def write_neck_config(neck_dir: str | os.PathLike, config: dict) -> None:
     atomic_write_json(Path(neck_dir) / CONFIG, config)
 
 
-def _atomic(path: Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def save_weights(module: torch.nn.Module, path: Path) -> None:
     tensors = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
-    _atomic(path, lambda tmp: save_file(tensors, tmp))
+    atomic_write(path, lambda tmp: save_file(tensors, tmp))
 
 
 def load_weights(module: torch.nn.Module, path: Path) -> None:
@@ -78,7 +66,7 @@ def load_weights(module: torch.nn.Module, path: Path) -> None:
 
 
 def save_state(path: Path, state: dict) -> None:
-    _atomic(path, lambda tmp: torch.save(state, tmp))
+    atomic_write(path, lambda tmp: torch.save(state, tmp))
 
 
 def load_state(path: Path) -> dict:

@@ -16,15 +16,8 @@ from pathlib import Path
 
 import torch
 
+from codec.files import sha256_file  # noqa: F401  (re-exported)
 from probes.encoders import FeatureCache, FrozenEncoder
-
-
-def sha256_file(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def sha256_dir(path: str | os.PathLike) -> str:
