@@ -21,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
+from codec.files import atomic_write_bytes, atomic_write_json
+
 from .bdrate import METHODS, MIN_POINTS, bd_metric, bd_rate
 from .curves import COCO_STATS, PRIMARY_METRIC, UNDEFINED_COCO_VALUE, metric_direction, monotone_hull
 from .curves import task_sufficient_rate as compute_task_sufficient_rate
@@ -364,9 +366,6 @@ def write_report(
     Existing files of the same names are replaced only with `force`; the paths in
     `protect` (the inputs) are never overwritten, even with `force`.
     """
-    # the project's atomic writers; imported here because probes.encoders pulls in torch
-    from codec.files import atomic_write_bytes, atomic_write_json
-
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise FileExistsError(f"{out_dir}: exists and is not a directory")
