@@ -3,6 +3,7 @@
     nyuv2:PATH                    depth   (labeled .mat or folder of RGB/depth pairs)
     coco-kpts:ANN_JSON:IMG_DIR    pose    (person_keypoints_*.json, top-down GT-box crops)
     coco-caps:ANN_JSON:IMG_DIR    caption (captions_*.json, optional Karpathy split)
+    synthetic:TASK[:N]            any task, rendered offline (see probes.data.synthetic)
 
 New sources join with `register_dataset(name, factory)`.
 """
@@ -23,10 +24,13 @@ from .coco_captions import CocoCaptionsDataset, open_coco_captions
 from .coco_keypoints import NUM_KEYPOINTS, CocoKeypointsDataset, open_coco_keypoints
 from .crop import CropTransform
 from .nyuv2 import DEPTH_RANGE, EIGEN_CROP, NYUv2Dataset, NYUv2FolderDataset, NYUv2MatDataset, open_nyuv2
+from .synthetic import USAGE as SYNTHETIC_USAGE
+from .synthetic import open_synthetic
 
 register_dataset("nyuv2", open_nyuv2, usage="nyuv2:PATH", num_paths=1)
 register_dataset("coco-kpts", open_coco_keypoints, usage="coco-kpts:ANN_JSON:IMG_DIR", num_paths=2)
 register_dataset("coco-caps", open_coco_captions, usage="coco-caps:ANN_JSON:IMG_DIR", num_paths=2)
+register_dataset("synthetic", open_synthetic, usage=SYNTHETIC_USAGE)
 
 __all__ = [
     "DEPTH_RANGE",
