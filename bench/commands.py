@@ -21,10 +21,14 @@ from .rd.commands import report_command
 @click.option("--images", multiple=True, type=click.Path(exists=True, path_type=Path))
 @click.option("--resolution", default=128, show_default=True, type=int)
 @click.option("--lambda", "lambdas", multiple=True, type=float, default=DEFAULT_LAMBDAS, show_default=True)
-@click.option("--steps", default=60, show_default=True, type=click.IntRange(min=0))
+@click.option("--steps", default=60, show_default=True, type=click.IntRange(min=0), help="Codec training steps.")
+@click.option(
+    "--probe-steps", default=150, show_default=True, type=click.IntRange(min=0),
+    help="Depth-probe training steps on synthetic:depth (0 skips the probe).",
+)
 @click.option("--force", is_flag=True, help="Replace an existing output directory.")
 @click.option("-o", "--output", default="demo-out", show_default=True, type=click.Path(file_okay=False, path_type=Path))
-def demo_command(encoders, checkpoints, images, resolution, lambdas, steps, force, output):
+def demo_command(encoders, checkpoints, images, resolution, lambdas, steps, probe_steps, force, output):
     """Extract → train codecs → encode → decode on the bundled images; prints a rate–distortion table."""
     parsed = {}
     for item in checkpoints:
@@ -35,12 +39,16 @@ def demo_command(encoders, checkpoints, images, resolution, lambdas, steps, forc
     try:
         points = run_demo(
             output, encoders=tuple(encoders), checkpoints=parsed, images=list(images) or None,
-            resolution=resolution, lambdas=tuple(lambdas), steps=steps, force=force,
+            resolution=resolution, lambdas=tuple(lambdas), steps=steps, probe_steps=probe_steps, force=force,
         )
     except FileExistsError as e:
         raise InputError(str(e)) from e
     click.echo(format_table(points))
-    click.echo(f"report: {output / 'report.md'}, {output / 'report.json'}; streams under {output}/*/codec-*/streams")
+    click.echo((output / "rate-accuracy" / "report.md").read_text())
+    click.echo(
+        f"reports: {output / 'report.md'}, {output / 'rate-accuracy'}/ (report.md, report.json, plots); "
+        f"streams under {output}/*/codec-*/streams"
+    )
 
 
 COMMANDS = [demo_command, report_command]

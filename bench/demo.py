@@ -1,7 +1,10 @@
-"""The embedded demo: a small rate–distortion comparison of a generalist and a specialised encoder.
+"""The embedded demo: a small rate–accuracy comparison of a generalist and a specialised encoder.
 
     bundled images → {hiera-tiny, sam2.1-hiera-tiny} → feature cache → hyperprior codecs at several λ
     → .fcb streams (real entropy coding) → decode → bits per pixel and feature MSE per (encoder, λ)
+    synthetic:depth → encoder → neck-2L + built-in depth head (trained on clean features)
+    → eval clean and through every codec's real streams → AbsRel vs bpp
+    → featcodec report: curves, BD-rate of each encoder vs the first, task-sufficient rate
 
 Runs offline on a CPU in minutes. Without checkpoints the encoders have random weights, so the numbers
 exercise the whole pipeline but say nothing about Hiera vs SAM2; pass official checkpoints for that.
@@ -16,6 +19,7 @@ from pathlib import Path
 
 import torch
 
+from bench.rd import report_from_files
 from codec.files import atomic_write_bytes, atomic_write_json
 from codec.pipeline import decode_stream, encode_features
 from codec.train import train_codec
@@ -49,6 +53,7 @@ def run_demo(
     resolution: int = 128,
     lambdas: tuple[float, ...] = DEFAULT_LAMBDAS,
     steps: int = 60,
+    probe_steps: int = 150,
     force: bool = False,
     progress: bool = True,
 ) -> list[DemoPoint]:
@@ -61,6 +66,7 @@ def run_demo(
     paths = collect_images(images or [sample_images_dir()])
     checkpoints = checkpoints or {}
     points: list[DemoPoint] = []
+    probe_results: list[Path] = []
     for name in encoders:
         ckpt = checkpoints.get(name)
         encoder = create_encoder(name, checkpoint=ckpt, random_init=ckpt is None, resolution=resolution)
@@ -102,6 +108,11 @@ def run_demo(
                 bits_per_element=bits_el / n, feature_mse=mse / n, exact=exact,
                 encode_s=enc_s / n, decode_s=dec_s / n,
             ))
+        if probe_steps:
+            codec_dirs = [out_dir / name / f"codec-lambda{lmbda:g}" for lmbda in lambdas]
+            probe_results += run_depth_probe(
+                out_dir / name, name, ckpt, resolution, codec_dirs, steps=probe_steps, progress=progress
+            )
     report = {
         "what": "featcodec demo: rate vs feature distortion per encoder and λ (bundled images)",
         "resolution": resolution,
@@ -110,7 +121,36 @@ def run_demo(
     }
     atomic_write_json(out_dir / "report.json", report)
     atomic_write_bytes(out_dir / "report.md", format_table(points).encode())
+    report_from_files([out_dir / "report.json", *probe_results], out_dir / "rate-accuracy", anchor=encoders[0])
     return points
+
+
+def run_depth_probe(
+    encoder_dir: Path, encoder: str, checkpoint: str | None, resolution: int, codec_dirs: list[Path], *,
+    steps: int, progress: bool,
+) -> list[Path]:
+    """Neck-2L + built-in depth head on synthetic:depth; eval clean and through each codec's streams."""
+    from probes.evaluate import evaluate_neck
+    from probes.training import TrainNeckOptions, train_neck
+
+    neck_dir = encoder_dir / "neck-depth-2L"
+    opts = TrainNeckOptions(
+        task="depth", head="builtin:depth", data="synthetic:depth", split="train", encoder=encoder,
+        checkpoint=checkpoint, random_init=checkpoint is None, resolution=resolution, neck_layers=2,
+        neck_dim=64, neck_heads=4, train_head=True, steps=steps, batch_size=4, lr=1e-3, device="cpu",
+        progress=progress,
+    )
+    train_neck(opts, neck_dir)
+    results = []
+    for codec_dir in [None, *codec_dirs]:
+        result = evaluate_neck(
+            neck_dir, "synthetic:depth", split="test", codec=None if codec_dir is None else str(codec_dir),
+            checkpoint=checkpoint, progress=progress,
+        )
+        path = encoder_dir / f"eval-depth-{'clean' if codec_dir is None else codec_dir.name}.json"
+        atomic_write_json(path, result)
+        results.append(path)
+    return results
 
 
 def format_table(points: list[DemoPoint]) -> str:

@@ -120,13 +120,15 @@ def data_label(data: dict) -> str:
 
 
 def neck_label(neck: dict) -> str:
-    """`neck-2L d256 stage3+stage4 kd=0.5 after depth`: what makes two necks comparable."""
+    """`neck-2L d256 kd=0.5 after depth`: what makes two necks comparable across encoders.
+
+    The encoder levels a neck reads are not part of it: they are named per encoder (stage1..4 for
+    Hiera, fpn0..2 for SAM2), and comparing encoders through the same neck is the point.
+    """
     name = neck.get("name") or (f"neck-{neck['layers']}L" if "layers" in neck else "neck")
     parts = [str(name)]
     if neck.get("dim"):
         parts.append(f"d{neck['dim']}")
-    if isinstance(neck.get("in_shapes"), dict) and neck["in_shapes"]:
-        parts.append("+".join(neck["in_shapes"]))
     if neck.get("kd"):
         parts.append(f"kd={neck['kd']:g}")
     if isinstance(neck.get("after"), dict) and neck["after"].get("task"):

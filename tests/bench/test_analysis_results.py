@@ -156,7 +156,7 @@ def test_a_codec_evaluation_becomes_a_rate_point(tmp_path):
     assert p.rates["bpp"] == pytest.approx(0.25) and p.rates["payload_bpp"] == pytest.approx(0.225, rel=1e-3)
     assert p.metrics == {"abs_rel": 0.2, "delta1": 0.7}
     assert p.codec == f"hyperprior λ=0.5 {c['codec_id']}" and p.lmbda == 0.5
-    assert p.neck == "neck-2L d32 stage3" and p.neck_training == NECK_CLEAN and p.head == "hf:/heads/depth"
+    assert p.neck == "neck-2L d32" and p.neck_training == NECK_CLEAN and p.head == "hf:/heads/depth"
     assert p.data == "nyuv2:/data/nyu"
 
 
@@ -253,10 +253,10 @@ def test_curves_group_by_encoder_neck_and_take_clean_accuracy_from_clean_trained
         for c in depth
     ]
     assert summary == [
-        ("hiera-tiny", "neck-2L d32 stage3", NECK_CLEAN, 1, [0.2]),
-        ("hiera-tiny", "neck-2L d32 stage3", NECK_MATCHED, 1, [0.2]),
-        ("hiera-tiny", "neck-4L d32 stage3", NECK_CLEAN, 1, []),
-        ("sam2-trunk-tiny", "neck-2L d32 stage3", NECK_CLEAN, 1, []),
+        ("hiera-tiny", "neck-2L d32", NECK_CLEAN, 1, [0.2]),
+        ("hiera-tiny", "neck-2L d32", NECK_MATCHED, 1, [0.2]),
+        ("hiera-tiny", "neck-4L d32", NECK_CLEAN, 1, []),
+        ("sam2-trunk-tiny", "neck-2L d32", NECK_CLEAN, 1, []),
     ]
     assert len(notes) == 1 and "3.json" in notes[0] and "no clean baseline" in notes[0]
 

@@ -236,7 +236,7 @@ def test_real_eval_results_through_uniform_codecs(tmp_path):
     for curve in (hiera, sam2):
         rates = [q["rate"] for q in curve["points"]]
         assert len(rates) == 3 and all(r > 0 for r in rates) and rates == sorted(rates)
-        assert curve["clean"]["n"] == 1 and curve["neck"] == "neck-1L d32 stage4"
+        assert curve["clean"]["n"] == 1 and curve["neck"] == "neck-1L d32"
         assert curve["task_sufficient_rate"] is not None
     # random networks: the curves may be flat or may not overlap, but the delta is a number or a stated reason
     assert sam2["anchor"] == "mini-hiera"

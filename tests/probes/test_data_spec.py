@@ -42,11 +42,11 @@ def test_a_new_source_joins_through_the_registry(monkeypatch):
         def __getitem__(self, i):
             return {"id": str(i)}
 
-    register_dataset("synthetic", lambda paths, *, source, split, limit, **kw: Tiny(limit or 5, source))
-    ds = open_dataset("synthetic", limit=3)
-    assert len(ds) == 3 and ds.source == "synthetic" and ds.task == "depth"
+    register_dataset("toy", lambda paths, *, source, split, limit, **kw: Tiny(limit or 5, source))
+    ds = open_dataset("toy", limit=3)
+    assert len(ds) == 3 and ds.source == "toy" and ds.task == "depth"
     with pytest.raises(ValueError, match="already registered"):
-        register_dataset("synthetic", lambda *a, **k: None)
+        register_dataset("toy", lambda *a, **k: None)
     register_dataset("empty", lambda paths, **kw: Tiny(0, "empty"))
     with pytest.raises(DatasetError, match="empty: no samples"):
         open_dataset("empty")
