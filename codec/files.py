@@ -47,3 +47,34 @@ def sha256_file(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:
         while block := f.read(chunk_size):
             digest.update(block)
     return digest.hexdigest()
+
+
+def read_json_document(
+    path: str | os.PathLike,
+    *,
+    format: str,
+    format_version: int,
+    required: tuple[str, ...],
+    error: type[Exception],
+    missing_hint: str,
+) -> dict:
+    """Read a featcodec JSON document (manifest, codec or neck config), checking format, version and fields.
+
+    Every failure raises `error` with a message that starts with the file's path.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise error(f"{path}: {missing_hint}")
+    try:
+        document = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise error(f"{path}: not valid JSON ({e})") from None
+    found = document.get("format") if isinstance(document, dict) else None
+    if found != format:
+        raise error(f"{path}: field 'format' is {found!r}, expected {format!r}")
+    if document.get("format_version") != format_version:
+        raise error(f"{path}: unsupported format_version {document.get('format_version')!r}")
+    for key in required:
+        if key not in document:
+            raise error(f"{path}: missing field {key!r}")
+    return document

@@ -19,7 +19,7 @@ from safetensors.torch import load_file, save_file
 
 from probes.encoders.spec import FeatureLevel
 
-from .files import atomic_write, atomic_write_json, sha256_file
+from .files import atomic_write, atomic_write_json, read_json_document, sha256_file
 from .models import FeatureCodec, create_codec
 
 CONFIG = "config.json"
@@ -96,19 +96,12 @@ def save_codec(
 def read_codec_config(path: str | os.PathLike) -> dict:
     path = Path(path)
     file = path / CONFIG
-    if not file.is_file():
-        raise CodecLoadError(f"{file}: no codec config; is {path} a codec directory (featcodec train-codec -o)?")
-    try:
-        config = json.loads(file.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise CodecLoadError(f"{file}: not valid JSON ({e})") from None
-    if not isinstance(config, dict) or config.get("format") != FORMAT:
-        raise CodecLoadError(f"{file}: field 'format' is not {FORMAT!r}")
-    if config.get("format_version") != FORMAT_VERSION:
-        raise CodecLoadError(f"{file}: unsupported format_version {config.get('format_version')!r}")
-    for key in ("kind", "levels", "hparams", "encoder", "weights_id", "lambda", "weights_sha256", "codec_id"):
-        if key not in config:
-            raise CodecLoadError(f"{file}: missing field {key!r}")
+    config = read_json_document(
+        file, format=FORMAT, format_version=FORMAT_VERSION,
+        required=("kind", "levels", "hparams", "encoder", "weights_id", "lambda", "weights_sha256", "codec_id"),
+        error=CodecLoadError,
+        missing_hint=f"no codec config; is {path} a codec directory (featcodec train-codec -o)?",
+    )
     if config.get("config_hash") != config_hash(config):
         raise CodecLoadError(f"{file}: field 'config_hash' does not match the config (edited by hand?)")
     return config

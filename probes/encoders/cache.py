@@ -13,7 +13,6 @@ stopped and a reader never sees half a shard.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -21,7 +20,7 @@ from pathlib import Path
 import torch
 from safetensors import safe_open
 
-from codec.files import atomic_write_bytes, atomic_write_json  # noqa: F401  (re-exported)
+from codec.files import atomic_write_bytes, atomic_write_json, read_json_document  # noqa: F401  (re-exported)
 
 from .spec import FeatureLevel
 
@@ -35,22 +34,11 @@ class CacheError(ValueError):
 
 
 def read_manifest(cache_dir: str | os.PathLike) -> dict:
-    path = Path(cache_dir) / MANIFEST
-    if not path.is_file():
-        raise CacheError(f"{path}: no manifest; is {cache_dir} a featcodec feature cache (featcodec extract -o)?")
-    try:
-        manifest = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise CacheError(f"{path}: not valid JSON ({e})") from e
-    if manifest.get("format") != FORMAT:
-        raise CacheError(f"{path}: field 'format' is {manifest.get('format')!r}, expected {FORMAT!r}")
-    if manifest.get("format_version") != FORMAT_VERSION:
-        raise CacheError(f"{path}: unsupported format_version {manifest.get('format_version')!r}")
-    for key in ("encoder", "resolution", "levels", "shards", "images", "dtype"):
-        if key not in manifest:
-            raise CacheError(f"{path}: missing field {key!r}")
-    return manifest
-
+    return read_json_document(
+        Path(cache_dir) / MANIFEST, format=FORMAT, format_version=FORMAT_VERSION,
+        required=("encoder", "resolution", "levels", "shards", "images", "dtype"), error=CacheError,
+        missing_hint=f"no manifest; is {cache_dir} a featcodec feature cache (featcodec extract -o)?",
+    )
 
 class FeatureCache:
     """Read-only view of a feature cache; item i is {level: C×H×W}, memory-mapped."""

@@ -57,13 +57,12 @@ def _read_config(path: Path) -> dict:
 
 def save_builtin_head(head: BuiltinHead, path: str | os.PathLike) -> None:
     """Write a (trained) built-in head to `path`: config.json + weights.safetensors, atomically per file."""
-    from codec.files import atomic_write_json
+    from codec.files import atomic_write, atomic_write_json
 
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
-    tmp = path / ".weights.safetensors.tmp"
-    save_file({k: v.detach().cpu().contiguous() for k, v in head.state_dict().items()}, str(tmp))
-    os.replace(tmp, path / "weights.safetensors")
+    tensors = {k: v.detach().cpu().contiguous() for k, v in head.state_dict().items()}
+    atomic_write(path / "weights.safetensors", lambda tmp: save_file(tensors, tmp))
     atomic_write_json(
         path / "config.json",
         {"format": HEAD_FORMAT, "task": head.task, "spec": head.spec, "trained": head.trained, "config": head.config()},

@@ -10,14 +10,13 @@
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
 
-from codec.files import atomic_write, atomic_write_json
+from codec.files import atomic_write, atomic_write_json, read_json_document
 from probes.necks import CrossNeck, Neck
 
 NECK_FORMAT = "featcodec-neck"
@@ -30,22 +29,11 @@ class NeckDirError(ValueError):
 
 
 def read_neck_config(neck_dir: str | os.PathLike) -> dict:
-    path = Path(neck_dir) / CONFIG
-    if not path.is_file():
-        raise NeckDirError(f"{path}: no neck config; is {neck_dir} a featcodec neck directory (train-neck -o)?")
-    try:
-        config = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise NeckDirError(f"{path}: not valid JSON ({e})") from e
-    if config.get("format") != NECK_FORMAT:
-        raise NeckDirError(f"{path}: field 'format' is {config.get('format')!r}, expected {NECK_FORMAT!r}")
-    if config.get("format_version") != NECK_FORMAT_VERSION:
-        raise NeckDirError(f"{path}: unsupported format_version {config.get('format_version')!r}")
-    for key in ("task", "encoder", "levels", "neck", "head"):
-        if key not in config:
-            raise NeckDirError(f"{path}: missing field {key!r}")
-    return config
-
+    return read_json_document(
+        Path(neck_dir) / CONFIG, format=NECK_FORMAT, format_version=NECK_FORMAT_VERSION,
+        required=("task", "encoder", "levels", "neck", "head"), error=NeckDirError,
+        missing_hint=f"no neck config; is {neck_dir} a featcodec neck directory (train-neck -o)?",
+    )
 
 def write_neck_config(neck_dir: str | os.PathLike, config: dict) -> None:
     atomic_write_json(Path(neck_dir) / CONFIG, config)
