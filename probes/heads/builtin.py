@@ -3,7 +3,7 @@
 For users without a pretrained head; small on purpose, each after the simplest
 decoder of its field:
 
-    depth   tokens → map → conv → [ReLU → ×2 bilinear → conv3×3]×k → ReLU → 1×1 → ReLU  (DPT-lite, relative disparity)
+    depth   tokens → map → conv → [ReLU → ×2 bilinear → conv3×3]×k → ReLU → 1×1 → softplus (DPT-lite, relative disparity)
     pose    tokens → map → [deconv 4×4/2 → ReLU]×2 → 1×1 → 17 heatmaps                  (ViTPose classic decoder)
     caption word tokens ─► L × pre-norm TransformerDecoderLayer (cross-attends to the tokens) ─► vocabulary logits
 
@@ -72,7 +72,8 @@ class BuiltinDepthHead(BuiltinHead):
         x = self.stem(_to_map(tokens, self.grid))
         for conv in self.ups:
             x = conv(F.interpolate(F.relu(x), scale_factor=2, mode="bilinear", align_corners=False))
-        return F.relu(self.out(F.relu(x))).squeeze(1)
+        # softplus, not ReLU: a head trained from scratch must not be able to die into a constant 0 map
+        return F.softplus(self.out(F.relu(x))).squeeze(1)
 
 
 class BuiltinPoseHead(BuiltinHead):
