@@ -17,6 +17,7 @@ from codec.bitstream import BitstreamError
 from probes.encoders.spec import FeatureLevel
 
 from .normalization import FeatureNormalization
+from .transforms import MultiLevelAnalysis, MultiLevelSynthesis
 
 # Latent symbols are clamped to ±SYMBOL_CLAMP at quantisation (in forward and compress alike):
 # normalised features never come near it, and CompressAI's rANS bypass coder fails beyond 2**27.
@@ -132,3 +133,22 @@ class FeatureCodec(CompressionModel):
         for name, module in self.named_modules():
             if hasattr(module, "_quantized_cdf") and module._quantized_cdf.numel() == 0:
                 raise RuntimeError(f"codec module {name} has no CDF table; call update() (train-codec does)")
+
+
+class TransformFeatureCodec(FeatureCodec):
+    """A learned codec with the multi-level analysis g_a / synthesis g_s (N hidden, M latent channels).
+
+    The part shared by the factorized and the hyperprior codecs; subclasses add their entropy models.
+    """
+
+    def __init__(
+        self, levels: Sequence[FeatureLevel], resolution: int | None = None, N: int = 128, M: int = 192,
+        grid_stride: int = 16,
+    ):
+        super().__init__(levels, resolution, grid_stride)
+        self.N, self.M = int(N), int(M)
+        self.g_a = MultiLevelAnalysis(self.levels, N, M, grid_stride)
+        self.g_s = MultiLevelSynthesis(self.levels, N, M, grid_stride)
+
+    def hparams(self) -> dict:
+        return {"N": self.N, "M": self.M, "grid_stride": self.grid_stride}

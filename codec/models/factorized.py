@@ -12,12 +12,12 @@ from codec import ops
 from codec.entropy import CdfTable, decode_substreams, encode_substreams, get_coder, split_channels
 from probes.encoders.spec import FeatureLevel
 
-from .base import SYMBOL_CLAMP, FeatureCodec, crc32_arrays
+from .base import SYMBOL_CLAMP, TransformFeatureCodec, crc32_arrays
 from .registry import register_codec
 
 
 @register_codec("factorized")
-class FactorizedFeatureCodec(FeatureCodec):
+class FactorizedFeatureCodec(TransformFeatureCodec):
     r"""One learned, channel-wise density for y; no side information (Ballé et al. 2017).
 
     ::
@@ -34,16 +34,8 @@ class FactorizedFeatureCodec(FeatureCodec):
         self, levels: Sequence[FeatureLevel], resolution: int | None = None, N: int = 128, M: int = 192,
         grid_stride: int = 16,
     ):
-        from .transforms import MultiLevelAnalysis, MultiLevelSynthesis
-
-        super().__init__(levels, resolution, grid_stride)
-        self.N, self.M = int(N), int(M)
-        self.g_a = MultiLevelAnalysis(self.levels, N, M, grid_stride)
-        self.g_s = MultiLevelSynthesis(self.levels, N, M, grid_stride)
+        super().__init__(levels, resolution, N, M, grid_stride)
         self.entropy_bottleneck = EntropyBottleneck(M)
-
-    def hparams(self) -> dict:
-        return {"N": self.N, "M": self.M, "grid_stride": self.grid_stride}
 
     def latent_shapes(self, grid: Sequence[int]) -> dict[str, list[int]]:
         return {"y": [self.M, int(grid[0]), int(grid[1])]}

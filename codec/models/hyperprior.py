@@ -20,7 +20,7 @@ from codec import ops
 from codec.entropy import CdfTable, decode_substreams, encode_substreams, get_coder, split_channels
 from probes.encoders.spec import FeatureLevel
 
-from .base import MEAN_GRID, SYMBOL_CLAMP, FeatureCodec, crc32_arrays
+from .base import MEAN_GRID, SYMBOL_CLAMP, TransformFeatureCodec, crc32_arrays
 from .registry import register_codec
 
 SCALES_MIN, SCALES_MAX, SCALES_LEVELS = 0.11, 256.0, 64
@@ -38,7 +38,7 @@ def _pad4(t: torch.Tensor) -> torch.Tensor:
 
 
 @register_codec("hyperprior")
-class MeanScaleFeatureHyperprior(FeatureCodec):
+class MeanScaleFeatureHyperprior(TransformFeatureCodec):
     r"""Mean-scale hyperprior over features of one or several levels (Minnen et al. 2018).
 
     ::
@@ -70,12 +70,7 @@ class MeanScaleFeatureHyperprior(FeatureCodec):
         self, levels: Sequence[FeatureLevel], resolution: int | None = None, N: int = 128, M: int = 192,
         grid_stride: int = 16,
     ):
-        from .transforms import MultiLevelAnalysis, MultiLevelSynthesis
-
-        super().__init__(levels, resolution, grid_stride)
-        self.N, self.M = int(N), int(M)
-        self.g_a = MultiLevelAnalysis(self.levels, N, M, grid_stride)
-        self.g_s = MultiLevelSynthesis(self.levels, N, M, grid_stride)
+        super().__init__(levels, resolution, N, M, grid_stride)
         self.h_a = nn.Sequential(
             conv(M, N, 3, 1), nn.LeakyReLU(inplace=True), conv(N, N, 5, 2), nn.LeakyReLU(inplace=True), conv(N, N, 5, 2)
         )
@@ -87,9 +82,6 @@ class MeanScaleFeatureHyperprior(FeatureCodec):
         )
         self.entropy_bottleneck = EntropyBottleneck(N)
         self.gaussian_conditional = GaussianConditional(get_scale_table())
-
-    def hparams(self) -> dict:
-        return {"N": self.N, "M": self.M, "grid_stride": self.grid_stride}
 
     def latent_shapes(self, grid: Sequence[int]) -> dict[str, list[int]]:
         gh, gw = grid
