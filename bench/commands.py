@@ -6,10 +6,10 @@ from pathlib import Path
 
 import click
 
-from codec.cli import InputError
+from codec.errors import InputError
 
-from .demo import DEFAULT_ENCODERS, DEFAULT_LAMBDAS, format_table, run_demo
-from .rd.commands import report_command
+DEFAULT_ENCODERS = ("hiera-tiny", "sam2.1-hiera-tiny")  # bench.demo's defaults, spelled out for a torch-free --help
+DEFAULT_LAMBDAS = (0.25, 4.0)
 
 
 @click.command("demo")
@@ -30,6 +30,8 @@ from .rd.commands import report_command
 @click.option("-o", "--output", default="demo-out", show_default=True, type=click.Path(file_okay=False, path_type=Path))
 def demo_command(encoders, checkpoints, images, resolution, lambdas, steps, probe_steps, force, output):
     """Extract → train codecs → encode → decode on the bundled images; prints a rate–distortion table."""
+    from .demo import format_table, run_demo
+
     parsed = {}
     for item in checkpoints:
         name, sep, path = item.partition("=")
@@ -50,5 +52,3 @@ def demo_command(encoders, checkpoints, images, resolution, lambdas, steps, prob
         f"streams under {output}/*/codec-*/streams"
     )
 
-
-COMMANDS = [demo_command, report_command]

@@ -13,7 +13,6 @@ exercise the whole pipeline but say nothing about Hiera vs SAM2; pass official c
 from __future__ import annotations
 
 import shutil
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -21,7 +20,7 @@ import torch
 
 from bench.rd import report_from_files
 from codec.files import atomic_write_bytes, atomic_write_json
-from codec.pipeline import decode_stream, encode_features
+from codec.pipeline import round_trip
 from codec.train import train_codec
 from probes.encoders import collect_images, create_encoder, extract_features, sample_images_dir
 
@@ -82,25 +81,18 @@ def run_demo(
             total_bytes = bits_el = mse = enc_s = dec_s = 0.0
             exact = True
             for i, path in enumerate(cache.image_paths):
-                features = cache[i]
-                start = time.perf_counter()
-                (stream,) = encode_features(codec, {k: v[None].float() for k, v in features.items()})
-                enc_s += time.perf_counter() - start
+                batch = {k: v[None].float() for k, v in cache[i].items()}
+                trip = round_trip(codec, batch, check=True)
+                (stream,) = trip.streams
+                enc_s += trip.timings["encode_s"]
+                dec_s += trip.timings["decode_s"]
+                exact &= bool(trip.exact)
                 atomic_write_bytes(stream_dir / f"{Path(path).stem}.fcb", stream)
-                start = time.perf_counter()
-                decoded = decode_stream(codec, stream)
-                dec_s += time.perf_counter() - start
-                batch = {k: v[None].float() for k, v in features.items()}
-                with torch.no_grad():
-                    own = codec.model.eval()(batch)  # eval forward == the compress path, quantised
-                exact &= all(torch.equal(decoded.features[k], own["x_hat"][k][0]) for k in features)
                 norm = codec.model.normalization
-                decoded_n = norm.normalize({k: v[None] for k, v in decoded.features.items()})
-                original_n = norm.normalize(batch)
-                mse += sum(float(torch.mean((decoded_n[k] - original_n[k]) ** 2)) for k in features) / len(features)
-                elements = sum(v.numel() for v in features.values())
+                decoded_n, original_n = norm.normalize(trip.features), norm.normalize(batch)
+                mse += sum(float(torch.mean((decoded_n[k] - original_n[k]) ** 2)) for k in batch) / len(batch)
                 total_bytes += len(stream)
-                bits_el += 8 * len(stream) / elements
+                bits_el += 8 * len(stream) / sum(v.numel() for v in batch.values())
             n = len(cache)
             points.append(DemoPoint(
                 encoder=name, weights_id=cache.weights_id, lmbda=lmbda, images=n,

@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from codec.codec_dir import save_codec
 from codec.models import create_codec
 from codec.pipeline import decode_stream, encode_features
-from codec.zoo import save_codec
 from probes.encoders import create_encoder
 
 ENCODER, RESOLUTION = "sam2.1-hiera-tiny", 1024

@@ -1,7 +1,13 @@
-"""Atomic writes and file hashes, shared by every layer that writes what a user keeps.
+"""Files a user keeps: atomic writes, hashes, JSON documents and artefact directories.
 
-A file is written to a temp file in its own directory and renamed over the target, so a crash leaves
-either the old file or the new one, never half of one.
+Shared by every layer that writes something a user keeps (codec, neck and head directories, feature
+caches, streams, reports). A file is written to a temp file in its own directory and renamed over the
+target, so a crash leaves either the old file or the new one, never half of one.
+
+An artefact directory is `config.json` (a JSON document with "format" and "format_version", plus the
+package versions that made it) beside `weights.safetensors`; the weights are written first, the config
+last, so a config always names complete weights. This module imports no torch: the tensor helpers
+import safetensors' torch API on first use.
 """
 
 from __future__ import annotations
@@ -9,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import platform
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -78,3 +85,69 @@ def read_json_document(
         if key not in document:
             raise error(f"{path}: missing field {key!r}")
     return document
+
+
+CONFIG = "config.json"
+WEIGHTS = "weights.safetensors"
+_VERSIONED_PACKAGES = ("featcodec", "torch", "timm", "sam2", "compressai", "constriction", "transformers")
+
+
+def package_versions() -> dict[str, str]:
+    """Versions of Python and of the packages whose code shapes a result, for every artefact's record."""
+    import importlib.metadata as md
+
+    versions = {"python": platform.python_version()}
+    for name in _VERSIONED_PACKAGES:
+        try:
+            versions[name] = md.version(name)
+        except md.PackageNotFoundError:
+            pass
+    return versions
+
+
+def save_tensors(path: str | os.PathLike, tensors: dict, metadata: dict[str, str] | None = None) -> str:
+    """Write `{name: tensor}` as safetensors, atomically; returns the file's sha256."""
+    from safetensors.torch import save_file
+
+    tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
+    digests: list[str] = []
+
+    def write(tmp: str) -> None:
+        save_file(tensors, tmp, metadata=metadata)
+        digests.append(sha256_file(tmp))
+
+    atomic_write(path, write)
+    return digests[0]
+
+
+def load_tensors(path: str | os.PathLike, *, error: type[Exception], what: str = "weights") -> dict:
+    """Read a safetensors file (never pickle); a missing or unreadable file raises `error` naming it."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    if not path.is_file():
+        raise error(f"{path}: missing {what}")
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError) as e:
+        raise error(f"{path}: unreadable {what} ({e})") from None
+
+
+def write_artifact(
+    directory: str | os.PathLike, config: dict, tensors: dict | None = None, *,
+    weights_metadata: dict[str, str] | None = None, versions: bool = True,
+) -> dict:
+    """Write an artefact directory: weights (if any) first, then config.json; returns the config written.
+
+    `config` must carry "format"; the package versions are added under "versions" unless present.
+    """
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    config = dict(config)
+    if tensors is not None:
+        config.setdefault("weights_sha256", save_tensors(directory / WEIGHTS, tensors, weights_metadata))
+    if versions:
+        config.setdefault("versions", package_versions())
+    atomic_write_json(directory / CONFIG, config)
+    return config

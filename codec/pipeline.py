@@ -2,7 +2,8 @@
 
     streams = encode_features(codec, {"fpn0": B×C×H×W, ...}, coder="constriction")
     decoded = decode_stream(codec, streams[0])       # .features {level: C×H×W}, .header
-    info = stream_info(streams[0])                   # no codec needed
+    info = stream_info(streams[0])                   # no codec needed (codec.bitstream.info, no torch)
+    trip = round_trip(codec, features, check=True)   # encode → bytes → decode, with the bits
 
 A stream is validated against the codec before any entropy decoding: codec id and config hash,
 levels, grid and latent shapes (bounded, so no field can size an allocation), coder, substream names.
@@ -18,10 +19,12 @@ from dataclasses import dataclass, field
 import torch
 
 from .bitstream import BitstreamError, Container, pack, unpack
+from .codec_dir import LoadedCodec
 from .entropy import CODERS
-from .zoo import LoadedCodec
+from .errors import InputError
 
 STREAM_FORMAT = "featcodec-fcb"
+DEFAULT_CODER = "constriction"
 MAX_GRID = 1024  # grid cells per side: 16384 px at stride 16
 _SUBSTREAM = re.compile(r"^(z|y\.\d{1,4}|x\.[A-Za-z0-9_\-]{1,48})$")
 
@@ -37,7 +40,7 @@ def _batched(codec: LoadedCodec, features: dict[str, torch.Tensor]) -> dict[str,
 
 
 def encode_features(
-    codec: LoadedCodec, features: dict[str, torch.Tensor], *, coder: str = "constriction", groups: int = 1,
+    codec: LoadedCodec, features: dict[str, torch.Tensor], *, coder: str = DEFAULT_CODER, groups: int = 1,
     threads: int | None = None, sources: Sequence[dict | None] | None = None, timings: dict | None = None,
 ) -> list[bytes]:
     """One .fcb stream per item of `features` ({level: B×C×H×W} or C×H×W)."""
@@ -160,45 +163,61 @@ def decode_stream(codec: LoadedCodec, data: bytes, **kwargs) -> Decoded:
     return decode_streams(codec, [data], **kwargs)[0]
 
 
-def stream_info(data: bytes) -> dict:
-    """Header fields, sizes, bits per element and bits per pixel of one stream (no codec needed)."""
-    container = unpack(data)
-    header = container.header
-    payload = container.payload_bytes
-    elements = 0
-    for level in header.get("levels") or []:
-        shape = level.get("shape") if isinstance(level, dict) else None
-        if isinstance(shape, list) and all(type(v) is int and v > 0 for v in shape):
-            n = 1
-            for v in shape:
-                n *= v
-            elements += n
-    info = {
-        "bytes": len(data),
-        "header_bytes": len(data) - payload - 4,
-        "payload_bytes": payload,
-        "codec": header.get("codec"),
-        "encoder": header.get("encoder"),
-        "resolution": header.get("resolution"),
-        "grid": header.get("grid"),
-        "levels": header.get("levels"),
-        "latents": header.get("latents"),
-        "coder": header.get("coder"),
-        "substreams": [{"name": n, "bytes": len(s)} for n, s in container.substreams.items()],
-        "elements": elements,
-        "bits_per_element": 8 * len(data) / elements if elements else None,
-        "payload_bits_per_element": 8 * payload / elements if elements else None,
-        "estimated_bits": header.get("estimated_bits"),
-        "source": header.get("source"),
-    }
-    estimated = header.get("estimated_bits")
-    if isinstance(estimated, (int, float)) and payload:
-        info["coding_overhead"] = (8 * payload - estimated) / (8 * payload)
-    resolution = header.get("resolution")
-    if type(resolution) is int and resolution > 0:
-        info["bpp_input"] = 8 * len(data) / resolution**2
-    source = header.get("source") or {}
-    if isinstance(source, dict) and type(source.get("width")) is int and type(source.get("height")) is int:
-        if source["width"] > 0 and source["height"] > 0:
-            info["bpp_source"] = 8 * len(data) / (source["width"] * source["height"])
-    return info
+@dataclass
+class RoundTrip:
+    """What a batch of features becomes after real coding: decoded features and the streams' sizes."""
+
+    features: dict[str, torch.Tensor]  # {level: B×C×H×W}, decoded from the streams
+    streams: list[bytes]  # one .fcb stream per item
+    bits: int  # whole streams (header included), as a file on disk would count them
+    payload_bits: int  # the substreams only
+    exact: bool | None = None  # decoded == the model's own quantised reconstruction (when checked)
+    timings: dict = field(default_factory=dict)
+
+
+def round_trip(
+    codec: LoadedCodec, features: dict[str, torch.Tensor], *, coder: str = DEFAULT_CODER, groups: int = 1,
+    threads: int | None = None, check: bool = False, sources: Sequence[dict | None] | None = None,
+) -> RoundTrip:
+    """Features → `.fcb` bytes → features: the one round trip used by evaluation, training through a codec,
+    the demo and the sweeps. Bits are the streams' real lengths, not the model's rate estimate.
+
+    With `check`, the decoded features are compared with the model's own quantised reconstruction
+    (its eval forward), which a correct decoder reproduces exactly.
+    """
+    x = {n: features[n].detach() for n in codec.model.level_names}
+    timings: dict = {}
+    start = time.perf_counter()
+    streams = encode_features(codec, x, coder=coder, groups=groups, threads=threads, sources=sources)
+    timings["encode_s"] = time.perf_counter() - start
+    start = time.perf_counter()
+    decoded = decode_streams(codec, streams, threads=threads)
+    timings["decode_s"] = time.perf_counter() - start
+    hat = {n: torch.stack([d.features[n] for d in decoded]).float() for n in codec.model.level_names}
+    exact = None
+    if check:
+        device = next(iter(codec.model.buffers())).device
+        with torch.no_grad():
+            own = codec.model.eval()({k: (v.unsqueeze(0) if v.ndim == 3 else v).to(device, torch.float32)
+                                      for k, v in x.items()})  # fmt: skip
+        exact = all(torch.equal(hat[k], own["x_hat"][k].to(hat[k].device)) for k in hat)
+    payload = sum(unpack(s).payload_bytes for s in streams)
+    return RoundTrip(hat, streams, 8 * sum(len(s) for s in streams), 8 * payload, exact, timings)
+
+
+def read_features_file(path, levels: Sequence[str]) -> dict[str, torch.Tensor]:
+    """A safetensors file of features {level: C×H×W or 1×C×H×W} for `featcodec encode --features`."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        features = load_file(str(path))
+    except (OSError, SafetensorError) as e:
+        raise InputError(f"{path}: not a readable safetensors file ({e})") from e
+    for name in levels:
+        t = features.get(name)
+        if t is None:
+            raise InputError(f"{path}: no tensor {name!r}; the codec codes {list(levels)}")
+        if t.ndim not in (3, 4) or (t.ndim == 4 and t.shape[0] != 1) or not t.is_floating_point():
+            raise InputError(f"{path}: tensor {name!r} must be float C×H×W or 1×C×H×W, got {t.dtype} {tuple(t.shape)}")
+    return features

@@ -1,4 +1,4 @@
-"""Rate–distortion training of a feature codec from a feature cache: loss = R + λ·D.
+"""Rate–distortion training of a feature codec on a set of features: loss = R + λ·D.
 
 R is the model's estimated bits per feature element (−log2 likelihoods, Ballé et al. 2017),
 D the MSE of the normalised features. The run checkpoints (safetensors + JSON) every
@@ -11,30 +11,47 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Protocol
 
 import torch
-from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
-from probes.encoders import FeatureCache
-from probes.encoders.registry import resolve_device
-
+from .batching import batch_indices
+from .codec_dir import CONFIG, LoadedCodec, save_codec
+from .devices import resolve_device
+from .errors import InputError
+from .files import atomic_write_json, load_tensors, save_tensors
+from .levels import FeatureLevel
 from .models import FeatureCodec, create_codec
 from .models.uniform import step_for_lambda
-from .zoo import CONFIG, LoadedCodec, save_codec
 
 log = logging.getLogger(__name__)
 
 CHECKPOINT_DIR = "checkpoint"
 
 
-class TrainingError(ValueError):
-    """Inputs that make a run impossible (cache, resume plan); the message names them."""
+class TrainingError(InputError):
+    """Inputs that make a run impossible (features, resume plan); the message names them."""
+
+
+class FeatureSet(Protocol):
+    """What codec training reads: indexed items {level: C×H×W} and where they came from.
+
+    `probes.encoders.FeatureCache` is one (the codec layer does not import it).
+    """
+
+    path: Path
+    levels: Sequence[FeatureLevel]
+    resolution: int
+    encoder: str
+    weights_id: str
+
+    def __len__(self) -> int: ...
+
+    def get(self, index: int, levels: Sequence[str] | None = None) -> dict[str, torch.Tensor]: ...
 
 
 def rate_distortion(model: FeatureCodec, x: dict[str, torch.Tensor], out: dict) -> tuple[torch.Tensor, torch.Tensor]:
@@ -47,12 +64,8 @@ def rate_distortion(model: FeatureCodec, x: dict[str, torch.Tensor], out: dict) 
     return rate, distortion
 
 
-def _batch(cache: FeatureCache, step: int, batch_size: int, levels: Sequence[str], seed: int) -> dict[str, torch.Tensor]:
-    n = len(cache)
-    per_epoch = math.ceil(n / batch_size)
-    epoch, k = divmod(step, per_epoch)
-    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed + epoch))[k * batch_size : (k + 1) * batch_size]
-    items = [cache.get(int(i), levels) for i in order]
+def _batch(cache: FeatureSet, step: int, batch_size: int, levels: Sequence[str], seed: int) -> dict[str, torch.Tensor]:
+    items = [cache.get(i, levels) for i in batch_indices(step, batch_size, len(cache), seed)]
     return {name: torch.stack([item[name] for item in items]).float() for name in levels}
 
 
@@ -79,18 +92,13 @@ def _save_checkpoint(ckpt: Path, model, optimizers: dict, plan: dict, step: int)
     meta: dict = {}
     for prefix, opt in optimizers.items():
         _flatten_optimizer(prefix, opt, tensors, meta)
-    fd, tmp = tempfile.mkstemp(dir=ckpt, prefix=".state.", suffix=".tmp")
-    os.close(fd)
-    save_file(tensors, tmp)
-    os.replace(tmp, ckpt / "state.safetensors")
-    fd, tmp = tempfile.mkstemp(dir=ckpt, prefix=".state.", suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump({"plan": plan, "step": step, "optimizers": meta}, f)
-    os.replace(tmp, ckpt / "state.json")  # written last: it names a complete state.safetensors
+    save_tensors(ckpt / "state.safetensors", tensors)
+    # written last: it names a complete state.safetensors
+    atomic_write_json(ckpt / "state.json", {"plan": plan, "step": step, "optimizers": meta})
 
 
 def train_codec(
-    features: FeatureCache | str | os.PathLike,
+    features: FeatureSet,
     out_dir: str | os.PathLike,
     *,
     lmbda: float,
@@ -109,10 +117,10 @@ def train_codec(
     norm_items: int = 256,
     progress: bool = True,
 ) -> LoadedCodec:
-    """Train a codec of `kind` on a feature cache and save it to `out_dir`."""
+    """Train a codec of `kind` on `features` (e.g. a `probes.encoders.FeatureCache`) and save it to `out_dir`."""
     if lmbda <= 0 or steps < 0 or batch_size < 1 or checkpoint_every < 1:
         raise TrainingError("lambda must be > 0, steps >= 0, batch_size >= 1, checkpoint_every >= 1")
-    cache = features if isinstance(features, FeatureCache) else FeatureCache(features)
+    cache = features
     if len(cache) == 0:
         raise TrainingError(f"feature cache {cache.path} holds no features")
     out_dir = Path(out_dir)
@@ -145,7 +153,7 @@ def train_codec(
         if meta["plan"] != plan:
             diff = sorted(k for k in plan if meta["plan"].get(k) != plan[k])
             raise TrainingError(f"{ckpt}: checkpoint was made with other settings ({', '.join(diff)}); use --force")
-        tensors = load_file(str(ckpt / "state.safetensors"))
+        tensors = load_tensors(ckpt / "state.safetensors", error=TrainingError, what="training checkpoint")
         model.load_state_dict({k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")})
         model.to(dev)
         for prefix, opt in optimizers.items():

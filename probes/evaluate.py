@@ -20,12 +20,12 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from codec.files import package_versions
 from probes.data import collate_samples
-from probes.encoders.extract import package_versions
 from probes.heads import load_head
 from probes.training.neck_dir import HEAD_DIR, load_neck
+from probes.training.objectives import open_task_data, predict, task_for
 from probes.training.sources import build_feature_source, sha256_file
-from probes.training.tasks import open_task_data, predict, task_for
 
 log = logging.getLogger(__name__)
 

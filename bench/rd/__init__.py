@@ -6,10 +6,24 @@
 - `report`: `featcodec report` (report.md, report.json, one plot per task and metric).
 """
 
-from .bdrate import bd_metric, bd_rate
-from .curves import TaskSufficientRate, metric_direction, monotone_hull, task_sufficient_rate
-from .report import build_report, format_markdown, report_from_files, write_report
-from .results import Curve, RatePoint, ResultsError, group_curves, load_results
+import importlib
+
+# Names resolve on first use (PEP 562), so `featcodec report --help` does not pay for numpy and scipy.
+_WHERE = {
+    "bd_metric": "bdrate", "bd_rate": "bdrate",
+    "TaskSufficientRate": "curves", "metric_direction": "curves", "monotone_hull": "curves",
+    "task_sufficient_rate": "curves",
+    "build_report": "report", "format_markdown": "report", "report_from_files": "report", "write_report": "report",
+    "Curve": "results", "RatePoint": "results", "ResultsError": "results", "group_curves": "results",
+    "load_results": "results",
+}  # fmt: skip
+
+
+def __getattr__(name: str):
+    if name in _WHERE:
+        return getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "Curve",

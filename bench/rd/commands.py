@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from codec.cli import InputError
+from codec.errors import InputError
 
 from .results import RATE_FIELDS, ResultsError
 
@@ -58,5 +58,3 @@ def report_command(results, metrics, anchor, fraction, rate, directions, force, 
     plots = ", ".join(s["plot"] for s in report["sections"])
     click.echo(f"wrote {output / 'report.md'}, {output / 'report.json'}, plots: {plots}")
 
-
-COMMANDS = [report_command]

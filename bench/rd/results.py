@@ -22,6 +22,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from codec.errors import InputError
+
 EVAL_FORMAT = "featcodec-eval"  # probes.evaluate.EVAL_FORMAT (not imported: it pulls in torch)
 REPORT_FORMAT = "featcodec-report"
 RATE_FIELDS = ("bpp", "payload_bpp", "bits_per_element")
@@ -32,7 +34,7 @@ NECK_MATCHED = "codec-trained"  # trained through the same codec it is evaluated
 NECK_OTHER = "other-codec-trained"  # trained through a different codec
 
 
-class ResultsError(ValueError):
+class ResultsError(InputError):
     """A results file that cannot be read; the message names the file and the field."""
 
 

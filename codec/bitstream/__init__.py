@@ -12,5 +12,6 @@ from .container import (
     pack,
     unpack,
 )
+from .info import stream_info
 
-__all__ = ["HEADER_LIMIT", "MAGIC", "VERSION", "BitstreamError", "Container", "pack", "unpack"]
+__all__ = ["HEADER_LIMIT", "MAGIC", "VERSION", "BitstreamError", "Container", "pack", "stream_info", "unpack"]

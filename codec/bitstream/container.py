@@ -22,6 +22,8 @@ import struct
 import zlib
 from dataclasses import dataclass, field
 
+from codec.errors import InputError
+
 MAGIC = b"\x89FCB"
 VERSION = (1, 0)
 HEADER_LIMIT = 1 << 16  # a header is a few hundred bytes; anything larger is not ours
@@ -31,7 +33,7 @@ SUBSTREAM_NAME_LIMIT = 64
 SUBSTREAM_COUNT_LIMIT = 4096
 
 
-class BitstreamError(ValueError):
+class BitstreamError(InputError):
     """A stream that cannot be decoded correctly; the message names what is wrong."""
 
 

@@ -14,7 +14,7 @@ import torch
 from compressai.models import CompressionModel
 
 from codec.bitstream import BitstreamError
-from probes.encoders.spec import FeatureLevel
+from codec.levels import FeatureLevel
 
 from .normalization import FeatureNormalization
 from .transforms import MultiLevelAnalysis, MultiLevelSynthesis

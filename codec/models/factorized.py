@@ -10,7 +10,7 @@ from compressai.entropy_models import EntropyBottleneck
 
 from codec import ops
 from codec.entropy import CdfTable, decode_substreams, encode_substreams, get_coder, split_channels
-from probes.encoders.spec import FeatureLevel
+from codec.levels import FeatureLevel
 
 from .base import SYMBOL_CLAMP, TransformFeatureCodec, crc32_arrays
 from .registry import register_codec

@@ -18,7 +18,7 @@ from torch.func import functional_call
 
 from codec import ops
 from codec.entropy import CdfTable, decode_substreams, encode_substreams, get_coder, split_channels
-from probes.encoders.spec import FeatureLevel
+from codec.levels import FeatureLevel
 
 from .base import MEAN_GRID, SYMBOL_CLAMP, TransformFeatureCodec, crc32_arrays
 from .registry import register_codec

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 import torch
 from torch import nn
 
-from probes.encoders.spec import FeatureLevel
+from codec.levels import FeatureLevel
 
 
 class FeatureNormalization(nn.Module):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from probes.encoders.spec import EncoderSpec, FeatureLevel
+from codec.levels import FeatureLevel
 
 _CODECS: dict[str, type] = {}
 
@@ -24,9 +24,12 @@ def codec_kinds() -> list[str]:
     return sorted(_CODECS)
 
 
-def select_levels(spec: EncoderSpec | Sequence[FeatureLevel], levels: Sequence[str] | None) -> list[FeatureLevel]:
-    """The FeatureLevels to code, in the encoder's order (all of them by default)."""
-    available = list(spec.levels) if isinstance(spec, EncoderSpec) else list(spec)
+def select_levels(spec, levels: Sequence[str] | None) -> list[FeatureLevel]:
+    """The FeatureLevels to code, in the encoder's order (all of them by default).
+
+    `spec` is anything with a `levels` sequence (an encoder spec, a feature cache) or the levels themselves.
+    """
+    available = list(spec.levels) if hasattr(spec, "levels") else list(spec)
     if not levels:
         return available
     by_name = {level.name: level for level in available}
@@ -40,17 +43,17 @@ def select_levels(spec: EncoderSpec | Sequence[FeatureLevel], levels: Sequence[s
 
 def create_codec(
     kind: str,
-    spec: EncoderSpec | Sequence[FeatureLevel],
+    spec,
     levels: Sequence[str] | None = None,
     resolution: int | None = None,
     **hparams,
 ):
-    """Build a codec of `kind` for `levels` of an encoder (spec or its FeatureLevels)."""
+    """Build a codec of `kind` for `levels` of an encoder (its spec, or any object with `levels`, or the levels)."""
     from . import factorized, hyperprior, uniform  # noqa: F401  (register the kinds)
 
     if kind not in _CODECS:
         raise KeyError(f"unknown codec kind {kind!r}; choose from {', '.join(codec_kinds())}")
     chosen = select_levels(spec, levels)
     if resolution is None:
-        resolution = spec.default_resolution if isinstance(spec, EncoderSpec) else None
+        resolution = getattr(spec, "default_resolution", None)
     return _CODECS[kind](chosen, resolution=resolution, **hparams)

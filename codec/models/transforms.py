@@ -18,7 +18,7 @@ from compressai.layers import GDN
 from compressai.models.utils import conv
 from torch import nn
 
-from probes.encoders.spec import FeatureLevel
+from codec.levels import FeatureLevel
 
 
 def grid_channels(level: FeatureLevel, grid_stride: int) -> int:

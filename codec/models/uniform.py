@@ -11,7 +11,7 @@ import torch
 import zstandard
 
 from codec.bitstream import BitstreamError
-from probes.encoders.spec import FeatureLevel
+from codec.levels import FeatureLevel
 
 from .base import FeatureCodec, crc32_arrays
 from .registry import register_codec

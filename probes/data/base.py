@@ -18,10 +18,12 @@ from typing import Any
 from PIL import Image, ImageOps, UnidentifiedImageError
 from torch.utils.data import Dataset
 
+from codec.errors import InputError
+
 TASKS = ("depth", "pose", "caption")
 
 
-class DatasetError(ValueError):
+class DatasetError(InputError):
     """Bad dataset input (missing file, wrong format, empty split); the message names the file."""
 
 

@@ -1,11 +1,13 @@
 """Frozen vision encoders: registry, preprocessing, checkpoints, feature extraction and cache."""
 
+from codec.devices import resolve_device
+
 from .base import RANDOM_INIT, FrozenEncoder
 from .cache import FeatureCache
 from .checkpoints import CheckpointError
 from .extract import extract_features
 from .preprocess import ImageReadError, collect_images, load_image, sample_images_dir
-from .registry import create_encoder, get_spec, list_encoders, register_encoder, resolve_device
+from .registry import create_encoder, get_spec, list_encoders, register_encoder
 from .spec import EncoderSpec, FeatureLevel
 
 __all__ = [

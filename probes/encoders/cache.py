@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 from safetensors import safe_open
 
+from codec.errors import InputError
 from codec.files import atomic_write_bytes, atomic_write_json, read_json_document  # noqa: F401  (re-exported)
 
 from .spec import FeatureLevel
@@ -29,7 +30,7 @@ FORMAT = "featcodec-feature-cache"
 FORMAT_VERSION = 1
 
 
-class CacheError(ValueError):
+class CacheError(InputError):
     """A cache directory that cannot be read; the message names the file."""
 
 

@@ -15,10 +15,11 @@ from pathlib import Path
 
 import torch
 
+from codec.errors import InputError
 from codec.files import sha256_file  # noqa: F401  (re-exported)
 
 
-class CheckpointError(ValueError):
+class CheckpointError(InputError):
     """A checkpoint file that cannot be used; the message names the file and the keys."""
 
 

@@ -9,15 +9,13 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import platform
 from collections.abc import Sequence
 from pathlib import Path
 
 import torch
-from safetensors.torch import save_file
 from tqdm import tqdm
 
-from codec.files import atomic_write, atomic_write_json
+from codec.files import atomic_write_json, package_versions, save_tensors
 
 from .base import RANDOM_INIT, FrozenEncoder
 from .cache import FORMAT, FORMAT_VERSION, MANIFEST, CacheError, FeatureCache
@@ -26,18 +24,6 @@ from .preprocess import ImageReadError, load_image
 log = logging.getLogger(__name__)
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
-
-
-def package_versions() -> dict[str, str]:
-    import importlib.metadata as md
-
-    versions = {"python": platform.python_version()}
-    for name in ("featcodec", "torch", "timm", "sam2", "compressai", "constriction", "transformers"):
-        try:
-            versions[name] = md.version(name)
-        except md.PackageNotFoundError:
-            pass
-    return versions
 
 
 def _sha256_bytes(data: bytes) -> str:
@@ -130,7 +116,7 @@ def extract_features(
             bar.update(len(batch_idx))
         if kept:
             tensors = {name: torch.cat(chunks).contiguous() for name, chunks in rows.items()}
-            _atomic_save(tensors, out_dir / shard["file"], {"images": ",".join(map(str, kept))})
+            save_tensors(out_dir / shard["file"], tensors, {"images": ",".join(map(str, kept))})
         shard["images"] = kept
         shard["complete"] = True
         atomic_write_json(manifest_path, manifest)
@@ -186,6 +172,3 @@ def _resume_or_start(manifest_path: Path, plan: dict, image_list: list[str], for
     atomic_write_json(manifest_path, manifest)
     return manifest
 
-
-def _atomic_save(tensors: dict[str, torch.Tensor], path: Path, metadata: dict[str, str]) -> None:
-    atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))

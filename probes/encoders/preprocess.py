@@ -15,10 +15,12 @@ import torch
 import torchvision.transforms.functional as TF
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from codec.errors import InputError
+
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".ppm")
 
 
-class ImageReadError(ValueError):
+class ImageReadError(InputError):
     """An input that is not a readable image; the message names the file."""
 
 
@@ -33,10 +35,15 @@ def load_image(path: str | os.PathLike) -> Image.Image:
 
 
 def preprocess_image(
-    image: Image.Image, resolution: int, mean: Sequence[float], std: Sequence[float]
+    image: Image.Image, size: int | Sequence[int], mean: Sequence[float], std: Sequence[float]
 ) -> torch.Tensor:
+    """PIL image → 3×H×W normalised pixels: RGB, resize to `size` (R for R×R, or (H, W)), normalise.
+
+    The one preprocessing of featcodec, for encoders (square, SAM2's transform) and heads' own encoders.
+    """
     pixels = TF.to_tensor(image.convert("RGB"))
-    pixels = TF.resize(pixels, [resolution, resolution], antialias=True)
+    size = [size, size] if isinstance(size, int) else [int(size[0]), int(size[1])]
+    pixels = TF.resize(pixels, size, antialias=True)
     return TF.normalize(pixels, list(mean), list(std))
 
 

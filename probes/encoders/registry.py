@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import torch
 
+from codec.devices import resolve_device
+
 from .base import RANDOM_INIT, FrozenEncoder
 from .spec import EncoderSpec
 
@@ -77,15 +79,6 @@ def create_encoder(
     if encoder.weights_id == RANDOM_INIT:
         log.warning("encoder %s uses RANDOM weights (--random-init): outputs are marked random-init", name)
     return encoder.to(resolve_device(device))
-
-
-def resolve_device(device: str | torch.device) -> torch.device:
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' requested but no CUDA device is available (use --device cpu or auto)")
-    return device
 
 
 _FAMILIES_LOADED = False

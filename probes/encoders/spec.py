@@ -8,23 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from codec.levels import FeatureLevel  # re-exported: encoders describe their outputs in codec levels
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-
-
-@dataclass(frozen=True)
-class FeatureLevel:
-    """One feature map: `channels` × (resolution / `stride`)²."""
-
-    name: str
-    channels: int
-    stride: int
-
-    def shape(self, resolution: int) -> tuple[int, int, int]:
-        return (self.channels, resolution // self.stride, resolution // self.stride)
-
-    def to_dict(self) -> dict:
-        return {"name": self.name, "channels": self.channels, "stride": self.stride}
 
 
 @dataclass(frozen=True)

@@ -16,18 +16,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-import torchvision.transforms.functional as TF
 from PIL import Image
 from torch import nn
+
+from codec.errors import InputError
+from probes.encoders.spec import IMAGENET_MEAN, IMAGENET_STD
 
 from .spec import TokenSpec
 
 TASKS = ("depth", "pose", "caption")
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-class HeadError(ValueError):
+class HeadError(InputError):
     """A head spec or directory that cannot be loaded; the message names it."""
 
 
@@ -53,9 +53,9 @@ class FrozenHead(nn.Module):
 
     def preprocess(self, image: Image.Image) -> torch.Tensor:
         """PIL image → 3×H×W normalised pixels for `teacher` (square-free resize to `input_size`)."""
-        pixels = TF.to_tensor(image.convert("RGB"))
-        pixels = TF.resize(pixels, list(self.input_size), antialias=True)
-        return TF.normalize(pixels, list(self.mean), list(self.std))
+        from probes.encoders.preprocess import preprocess_image
+
+        return preprocess_image(image, self.input_size, self.mean, self.std)
 
     def describe(self) -> dict:
         """What a results file records about this head."""

@@ -13,7 +13,7 @@ import json
 import os
 from pathlib import Path
 
-from safetensors.torch import load_file, save_file
+from codec.files import WEIGHTS, load_tensors, write_artifact
 
 from .base import TASKS, FrozenHead, HeadError
 from .builtin import BUILTIN_HEADS, HEAD_FORMAT, BuiltinHead, build_vocabulary
@@ -57,16 +57,9 @@ def _read_config(path: Path) -> dict:
 
 def save_builtin_head(head: BuiltinHead, path: str | os.PathLike) -> None:
     """Write a (trained) built-in head to `path`: config.json + weights.safetensors, atomically per file."""
-    from codec.files import atomic_write, atomic_write_json
-
-    path = Path(path)
-    path.mkdir(parents=True, exist_ok=True)
-    tensors = {k: v.detach().cpu().contiguous() for k, v in head.state_dict().items()}
-    atomic_write(path / "weights.safetensors", lambda tmp: save_file(tensors, tmp))
-    atomic_write_json(
-        path / "config.json",
-        {"format": HEAD_FORMAT, "task": head.task, "spec": head.spec, "trained": head.trained, "config": head.config()},
-    )
+    config = {"format": HEAD_FORMAT, "task": head.task, "spec": head.spec, "trained": head.trained,
+              "config": head.config()}
+    write_artifact(path, config, head.state_dict())
 
 
 def load_builtin_head(path: str | os.PathLike) -> BuiltinHead:
@@ -76,11 +69,10 @@ def load_builtin_head(path: str | os.PathLike) -> BuiltinHead:
     if task not in BUILTIN_HEADS:
         raise HeadError(f"{path / 'config.json'}: field 'task' is {task!r}, expected one of {list(BUILTIN_HEADS)}")
     head = BUILTIN_HEADS[task](config.get("spec", f"builtin:{task}"), **config["config"])
-    weights = path / "weights.safetensors"
-    if not weights.is_file():
-        raise HeadError(f"{weights}: missing head weights")
+    weights = path / WEIGHTS
+    tensors = load_tensors(weights, error=HeadError, what="head weights")
     try:
-        head.load_state_dict(load_file(str(weights)))
+        head.load_state_dict(tensors)
     except RuntimeError as e:
         raise HeadError(f"{weights}: weights do not match the head config ({e})") from e
     head.trained = bool(config.get("trained"))

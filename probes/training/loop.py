@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Sampler
 from tqdm import tqdm
 
+from codec.batching import batch_indices
 from probes.data import collate_samples
 from probes.heads import FrozenHead, save_builtin_head
 from probes.heads.builtin import BuiltinHead
@@ -46,8 +47,8 @@ from .neck_dir import (
     save_weights,
     write_neck_config,
 )
+from .objectives import open_task_data, task_loss
 from .sources import FeatureSource, sha256_dir, sha256_file
-from .tasks import open_task_data, task_loss
 
 log = logging.getLogger(__name__)
 
@@ -94,17 +95,6 @@ class TrainNeckOptions:
 
 def neck_name(layers: int) -> str:
     return next((n for n, k in NECK_SIZES.items() if k == layers), f"neck-{layers}L")
-
-
-def batch_indices(step: int, batch_size: int, n: int, seed: int) -> list[int]:
-    """Sample indices of batch `step`: epoch-wise permutations seeded by (seed, epoch)."""
-    out, cache = [], {}
-    for pos in range(step * batch_size, (step + 1) * batch_size):
-        epoch, k = divmod(pos, n)
-        if epoch not in cache:
-            cache[epoch] = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100003 + epoch))
-        out.append(int(cache[epoch][k]))
-    return out
 
 
 class StepBatches(Sampler):
@@ -213,7 +203,7 @@ class NeckRun:
                 "task": self.first_config["task"],
                 "config_sha256": sha256_file(Path(opts.after) / "config.json"),
             }
-        from probes.encoders.extract import package_versions
+        from codec.files import package_versions
 
         return {
             "format": NECK_FORMAT,

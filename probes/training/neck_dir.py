@@ -14,17 +14,25 @@ import os
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
 
-from codec.files import atomic_write, atomic_write_json, read_json_document
+from codec.errors import InputError
+from codec.files import (
+    CONFIG,
+    WEIGHTS,
+    atomic_write,
+    atomic_write_json,
+    load_tensors,
+    read_json_document,
+    save_tensors,
+)
 from probes.necks import CrossNeck, Neck
 
 NECK_FORMAT = "featcodec-neck"
 NECK_FORMAT_VERSION = 1
-CONFIG, WEIGHTS, STATE, HEAD_DIR = "config.json", "weights.safetensors", "training-state.pt", "head"
+STATE, HEAD_DIR = "training-state.pt", "head"
 
 
-class NeckDirError(ValueError):
+class NeckDirError(InputError):
     """A neck directory that cannot be used; the message names the file."""
 
 
@@ -40,15 +48,13 @@ def write_neck_config(neck_dir: str | os.PathLike, config: dict) -> None:
 
 
 def save_weights(module: torch.nn.Module, path: Path) -> None:
-    tensors = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
-    atomic_write(path, lambda tmp: save_file(tensors, tmp))
+    save_tensors(path, module.state_dict())
 
 
 def load_weights(module: torch.nn.Module, path: Path) -> None:
-    if not path.is_file():
-        raise NeckDirError(f"{path}: missing neck weights (did training finish?)")
+    tensors = load_tensors(path, error=NeckDirError, what="neck weights (did training finish?)")
     try:
-        module.load_state_dict(load_file(str(path)))
+        module.load_state_dict(tensors)
     except RuntimeError as e:
         raise NeckDirError(f"{path}: weights do not match the neck config ({e})") from e
 

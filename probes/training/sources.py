@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from codec.files import sha256_file  # noqa: F401  (re-exported)
+from codec.files import sha256_file
 from probes.encoders import FeatureCache, FrozenEncoder
 
 
@@ -144,13 +144,15 @@ class CodecRoundTrip(FeatureSource):
         self.images = 0
 
     def features(self, samples: Sequence[dict]) -> dict[str, torch.Tensor]:
+        from codec.pipeline import round_trip
+
         clean = self.inner.features(samples)
-        decoded, bits, payload_bits = decode_through_codec(self.codec, clean)
-        self.bits += bits
-        self.payload_bits += payload_bits
+        trip = round_trip(self.codec, clean)  # one real stream per image, as `featcodec encode` writes them
+        self.bits += trip.bits
+        self.payload_bits += trip.payload_bits
         self.images += len(samples)
         device = next(iter(clean.values())).device
-        return {name: decoded[name].to(device) for name in self.levels}
+        return {name: trip.features[name].to(device) for name in self.levels}
 
     @property
     def bits_per_pixel(self) -> float | None:
@@ -180,7 +182,7 @@ class CodecRoundTrip(FeatureSource):
 
 def load_codec_dir(codec_dir: str | os.PathLike, source: FeatureSource):
     """The codec saved in `codec_dir`, checked against the features it will code."""
-    from codec.zoo import load_codec
+    from codec.codec_dir import load_codec
 
     codec = load_codec(codec_dir)
     enc = source.describe()
@@ -193,23 +195,6 @@ def load_codec_dir(codec_dir: str | os.PathLike, source: FeatureSource):
     if c.get("resolution") not in (None, source.resolution):
         raise ValueError(f"codec {codec_dir} codes {c['resolution']} px inputs, the encoder runs at {source.resolution}")
     return codec
-
-
-def decode_through_codec(codec, features: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], int, int]:
-    """Real encode → `.fcb` bytes → decode of a batch; returns (decoded features, stream bits, payload bits).
-
-    One stream per image, as `featcodec encode` writes them; bits are their
-    real lengths (not the model's rate estimate).
-    """
-    from codec.bitstream import unpack
-    from codec.pipeline import decode_streams, encode_features
-
-    streams = encode_features(codec, {n: features[n].detach() for n in codec.model.level_names})
-    decoded = decode_streams(codec, streams)
-    hat = {n: torch.stack([d.features[n] for d in decoded]).float() for n in codec.model.level_names}
-    bits = 8 * sum(len(s) for s in streams)
-    payload_bits = 8 * sum(unpack(s).payload_bytes for s in streams)
-    return hat, bits, payload_bits
 
 
 def build_feature_source(
@@ -228,7 +213,7 @@ def build_feature_source(
     """An encoder run on the fly (one of `checkpoint`, `pretrained`, `random_init`) or a feature cache,
     optionally through a codec (the neck then reads `levels`, default: every coded level)."""
     if codec:
-        from codec.zoo import read_codec_config
+        from codec.codec_dir import read_codec_config
 
         coded = [lv["name"] for lv in read_codec_config(codec)["levels"]]
         inner = build_feature_source(

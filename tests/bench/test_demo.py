@@ -2,7 +2,7 @@ import json
 
 from click.testing import CliRunner
 
-from codec.cli import main
+from bench.cli import main
 
 
 def test_demo_runs_end_to_end_and_reports_exact_decodes(tmp_path):

@@ -8,8 +8,8 @@ import math
 import pytest
 from click.testing import CliRunner
 
+from bench.cli import main
 from bench.rd import bd_rate
-from codec.cli import main
 from tests.bench.test_analysis_results import codec_dir, demo_report, eval_result, write
 
 RATES = [0.0625, 0.125, 0.25, 0.5]  # whole bits at 64 px × 4 images, like real streams
@@ -197,8 +197,8 @@ def test_unknown_metric_direction_is_asked_for(tmp_path):
 
 def test_real_eval_results_through_uniform_codecs(tmp_path):
     """train-neck → eval (clean and through three uniform codecs) for two encoders → report."""
+    from codec.codec_dir import save_codec
     from codec.models import create_codec
-    from codec.zoo import save_codec
     from probes.encoders import get_spec
     from probes.heads.tiny import save_tiny_head
     from tests.probes.fixtures import write_nyu_folder

@@ -5,9 +5,9 @@ import pytest
 import torch
 from PIL import Image
 
+from codec.codec_dir import save_codec
 from codec.models import create_codec
 from codec.train import train_codec
-from codec.zoo import save_codec
 from probes.encoders import collect_images, create_encoder, extract_features, sample_images_dir
 from probes.encoders.spec import FeatureLevel
 

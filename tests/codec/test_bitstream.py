@@ -104,8 +104,8 @@ def test_random_bytes_raise(data):
 
 def test_fuzzed_real_streams_always_raise(fpn_codec, tmp_path):
     """Mutations, truncations, random bytes and a swapped codec: BitstreamError, each under 1 s."""
+    from codec.codec_dir import save_codec
     from codec.models import create_codec
-    from codec.zoo import save_codec
 
     from .conftest import FPN_LEVELS, TINY
 

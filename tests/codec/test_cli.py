@@ -7,7 +7,7 @@ import torch
 from click.testing import CliRunner
 from safetensors.torch import load_file, save_file
 
-from codec.cli import main
+from bench.cli import main
 from codec.pipeline import decode_stream
 
 
@@ -50,7 +50,7 @@ def test_images_round_trip(run, cli_codec, image_paths, tmp_path):
 
 
 def test_features_file_round_trip(run, cli_codec, feature_cache, tmp_path):
-    from codec.zoo import load_codec
+    from codec.codec_dir import load_codec
 
     save_file({k: v.contiguous() for k, v in feature_cache[1].items()}, tmp_path / "in.safetensors")
     result = run("encode", "--features", tmp_path / "in.safetensors", "--codec", cli_codec, "--coder", "compressai",
@@ -94,3 +94,14 @@ def test_bad_inputs_exit_3(run, cli_codec, feature_cache, tmp_path):
 def test_usage_errors_exit_2(run, cli_codec, tmp_path):
     assert run("encode", "--codec", cli_codec, "-o", tmp_path / "x").exit_code == 2
     assert run("train-codec", "--features", tmp_path, "--lambda", "0", "-o", tmp_path / "c").exit_code == 2
+
+
+def test_one_image_to_a_fcb_path_writes_that_file(run, cli_codec, image_paths, tmp_path):
+    target = tmp_path / "photo.fcb"
+    result = run("encode", image_paths[0], "--codec", cli_codec, "--random-init", "-o", target)
+    assert result.exit_code == 0, result.output
+    assert target.is_file() and target.read_bytes()[:4] == b"\x89FCB"
+    assert run("info", target).exit_code == 0
+    # several images cannot go into one .fcb file: a clear error, nothing written
+    result = run("encode", *image_paths[:2], "--codec", cli_codec, "--random-init", "-o", tmp_path / "two.fcb")
+    assert result.exit_code == 3 and "directory" in result.output and not (tmp_path / "two.fcb").exists()

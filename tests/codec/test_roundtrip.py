@@ -3,7 +3,8 @@
 import pytest
 import torch
 
-from codec.pipeline import decode_stream, decode_streams, encode_features, stream_info
+from codec.bitstream import stream_info
+from codec.pipeline import decode_stream, decode_streams, encode_features
 
 from .conftest import cache_batch, fpn_features
 

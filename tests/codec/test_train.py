@@ -6,8 +6,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from codec.codec_dir import CodecLoadError, load_codec
 from codec.train import TrainingError, train_codec
-from codec.zoo import CodecLoadError, load_codec
 
 from .conftest import TINY
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from codec.cli import main
+from bench.cli import main
 from probes.encoders import FeatureCache, ImageReadError, collect_images, create_encoder, extract_features
 from probes.encoders import extract as extract_module
 from probes.encoders.cache import CacheError
@@ -49,15 +49,15 @@ def test_interrupted_run_resumes_and_skips_finished_shards(encoder, photo_dir, t
     images = collect_images([photo_dir])
     out = tmp_path / "c"
     saves = []
-    real_save = extract_module._atomic_save
+    real_save = extract_module.save_tensors
 
-    def crash_on_second_shard(tensors, path, metadata):
+    def crash_on_second_shard(path, tensors, metadata):
         if saves:
             raise KeyboardInterrupt  # simulated interruption mid-run
         saves.append(path.name)
-        real_save(tensors, path, metadata)
+        return real_save(path, tensors, metadata)
 
-    monkeypatch.setattr(extract_module, "_atomic_save", crash_on_second_shard)
+    monkeypatch.setattr(extract_module, "save_tensors", crash_on_second_shard)
     with pytest.raises(KeyboardInterrupt):
         extract_features(encoder, images, out, batch_size=2, shard_size=2, progress=False)
     m = json.loads((out / "manifest.json").read_text())
@@ -66,7 +66,7 @@ def test_interrupted_run_resumes_and_skips_finished_shards(encoder, photo_dir, t
     first_shard_mtime = (out / "shard-00000.safetensors").stat().st_mtime_ns
 
     written = []
-    monkeypatch.setattr(extract_module, "_atomic_save", lambda t, p, md: (written.append(p.name), real_save(t, p, md)))
+    monkeypatch.setattr(extract_module, "save_tensors", lambda p, t, md: (written.append(p.name), real_save(p, t, md)))
     cache = extract_features(encoder, images, out, batch_size=2, shard_size=2, progress=False)
     assert written == ["shard-00001.safetensors", "shard-00002.safetensors"]
     assert (out / "shard-00000.safetensors").stat().st_mtime_ns == first_shard_mtime

@@ -6,7 +6,7 @@ import torch
 from click.testing import CliRunner
 from sam2.build_sam import build_sam2
 
-from codec.cli import main
+from bench.cli import main
 from probes.encoders import FeatureCache, create_encoder, load_image, sample_images_dir
 from probes.encoders.preprocess import preprocess_image
 from probes.encoders.spec import IMAGENET_MEAN, IMAGENET_STD

@@ -7,7 +7,7 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from codec.cli import main
+from bench.cli import main
 from probes.heads.tiny import save_tiny_head
 from tests.probes.fixtures import write_coco_captions, write_coco_keypoints, write_nyu_folder
 
@@ -174,8 +174,8 @@ def test_train_neck_needs_a_weights_source(files, tmp_path):
 
 
 def test_eval_through_a_codec_records_bits_per_pixel(files, tmp_path):
+    from codec.codec_dir import save_codec
     from codec.models import create_codec
-    from codec.zoo import save_codec
     from probes.encoders import get_spec
 
     codec = tmp_path / "codec"

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from PIL import Image
 from pycocotools.coco import COCO
 
-from codec.cli import main
+from bench.cli import main
 from probes.data import DEPTH_RANGE, CropTransform, DatasetError, list_datasets, open_dataset
 from probes.data.synthetic import datasets as synthetic_datasets
 from probes.data.synthetic.rooms import SURFACES

@@ -8,9 +8,10 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from codec.batching import batch_indices
 from probes.encoders import create_encoder, extract_features
 from probes.heads.tiny import save_tiny_head
-from probes.training import NeckDirError, TrainNeckOptions, batch_indices, build_feature_source, train_neck
+from probes.training import NeckDirError, TrainNeckOptions, build_feature_source, train_neck
 from probes.training import loop as loop_module
 from tests.probes.fixtures import write_coco_captions, write_coco_keypoints, write_nyu_folder
 
@@ -160,8 +161,8 @@ def test_cached_features_match_the_encoder_on_the_same_images(probe, tmp_path):
 @pytest.fixture(scope="module")
 def codec_dir(tmp_path_factory):
     """A real (untrained, entropy models updated) hyperprior codec for mini-hiera stage3+stage4 at 64 px."""
+    from codec.codec_dir import save_codec
     from codec.models import create_codec
-    from codec.zoo import save_codec
     from probes.encoders import get_spec
 
     path = tmp_path_factory.mktemp("codec") / "hyperprior"
@@ -171,8 +172,8 @@ def codec_dir(tmp_path_factory):
 
 
 def test_codec_path_feeds_the_neck_decoded_features_and_counts_stream_bits(probe, codec_dir, tmp_path):
+    from codec.codec_dir import load_codec
     from codec.pipeline import decode_stream, encode_features
-    from codec.zoo import load_codec
     from probes.data import open_dataset
 
     dataset = open_dataset(probe["data"]["depth"])

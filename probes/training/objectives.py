@@ -1,4 +1,4 @@
-"""Glue between a head and its `probes.tasks` Task: data with the head's crop size, losses, predictions."""
+"""What a head is trained and scored on: task data at the head's input size, the task loss, decoded predictions."""
 
 from __future__ import annotations
 

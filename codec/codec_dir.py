@@ -1,4 +1,6 @@
-"""Codec directories: `weights.safetensors` + `config.json`, written atomically, loaded safely.
+"""Codec directories (what `featcodec train-codec -o DIR` writes): `weights.safetensors` + `config.json`.
+
+Written with the shared artefact writer (codec.files), loaded safely (safetensors only).
 
 config.json records what the codec was trained for (encoder, its weights id, resolution, levels,
 λ), the model kind and hyper-parameters, and the sha256 of the weights; `codec_id` (the first 16
@@ -15,21 +17,26 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
 
-from probes.encoders.spec import FeatureLevel
-
-from .files import atomic_write, atomic_write_json, read_json_document, sha256_file
+from .errors import InputError
+from .files import (
+    CONFIG,
+    WEIGHTS,
+    load_tensors,
+    read_json_document,
+    save_tensors,
+    sha256_file,
+    write_artifact,
+)
+from .levels import FeatureLevel
 from .models import FeatureCodec, create_codec
 
-CONFIG = "config.json"
-WEIGHTS = "weights.safetensors"
 FORMAT = "featcodec-codec"
 FORMAT_VERSION = 1
 _HASHED = ("kind", "levels", "hparams", "encoder", "weights_id", "resolution", "lambda")
 
 
-class CodecLoadError(ValueError):
+class CodecLoadError(InputError):
     """A codec directory that cannot be loaded; the message names the file and field."""
 
 
@@ -62,20 +69,10 @@ def save_codec(
     extra: dict | None = None,
 ) -> LoadedCodec:
     """Update the entropy models (always), then write weights + config atomically."""
-    from probes.encoders.extract import package_versions
-
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     model.update(force=True)
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    digests = []
-
-    def write_weights(tmp: str) -> None:
-        save_file(state, tmp, metadata={"format": FORMAT, "kind": model.kind})
-        digests.append(sha256_file(tmp))
-
-    atomic_write(out_dir / WEIGHTS, write_weights)
-    digest = digests[0]
+    digest = save_tensors(out_dir / WEIGHTS, model.state_dict(), {"format": FORMAT, "kind": model.kind})
     config = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -86,10 +83,9 @@ def save_codec(
         "weights_sha256": digest,
         "codec_id": digest[:16],
         **(extra or {}),
-        "versions": package_versions(),
     }
     config["config_hash"] = config_hash(config)
-    atomic_write_json(out_dir / CONFIG, config)
+    config = write_artifact(out_dir, config)
     return LoadedCodec(model.eval(), config, out_dir)
 
 
@@ -117,12 +113,12 @@ def load_codec(path: str | os.PathLike, device: str | torch.device = "cpu") -> L
     if sha256_file(weights) != config["weights_sha256"]:
         raise CodecLoadError(f"{weights}: sha256 differs from config.json 'weights_sha256' (mixed-up files?)")
     try:
-        levels = [FeatureLevel(d["name"], int(d["channels"]), int(d["stride"])) for d in config["levels"]]
+        levels = [FeatureLevel.from_dict(d) for d in config["levels"]]
         model = create_codec(config["kind"], levels, resolution=config.get("resolution"), **config["hparams"])
     except (KeyError, TypeError, ValueError) as e:
         raise CodecLoadError(f"{path / CONFIG}: cannot build the codec ({e})") from None
+    state = load_tensors(weights, error=CodecLoadError, what="codec weights")
     try:
-        state = load_file(str(weights))
         model.load_state_dict(state)
     except Exception as e:  # noqa: BLE001 - safetensors / torch raise several types
         raise CodecLoadError(f"{weights}: does not load into a {config['kind']} codec ({e})") from None

@@ -1,4 +1,4 @@
-"""CLI: `featcodec train-neck` and `featcodec eval`, thin over probes.training / probes.evaluate."""
+"""CLI: `featcodec train-neck` and `featcodec eval`, thin over probes.training and probes.evaluate."""
 
 from __future__ import annotations
 
@@ -8,21 +8,15 @@ from pathlib import Path
 
 import click
 
-from codec.cli import InputError
-from codec.files import atomic_write_json
-from probes.data import DatasetError, dataset_usage
-from probes.encoders.cache import CacheError
-from probes.encoders.checkpoints import CheckpointError
-from probes.encoders.registry import resolve_device
-from probes.heads import TASKS, HeadError
-from probes.training.neck_dir import NeckDirError
+from codec.errors import InputError
 
 log = logging.getLogger(__name__)
 
-# errors that mean "bad input" (exit 3); their messages name the file, field or value
-INPUT_ERRORS = (
-    ValueError, KeyError, FileNotFoundError, HeadError, DatasetError, NeckDirError, CacheError, CheckpointError,
-)  # fmt: skip
+# errors that mean "bad input" (exit 3); their messages name the file, field or value. The layers' own
+# errors (HeadError, DatasetError, NeckDirError, CacheError, CheckpointError) are InputErrors already.
+INPUT_ERRORS = (ValueError, KeyError, FileNotFoundError)
+TASKS = ("depth", "pose", "caption")  # probes.heads.TASKS, spelled out so --help needs no torch (tested)
+DATA_USAGE = "nyuv2:PATH, coco-kpts:ANN_JSON:IMG_DIR, coco-caps:ANN_JSON:IMG_DIR or synthetic:TASK[:N]"
 
 
 def _input_error(e: Exception) -> InputError:
@@ -30,6 +24,8 @@ def _input_error(e: Exception) -> InputError:
 
 
 def _device(device: str) -> str:
+    from codec.devices import resolve_device
+
     try:
         return str(resolve_device(device))
     except ValueError as e:
@@ -46,7 +42,7 @@ def _device(device: str) -> str:
 @click.option("--task", required=True, type=click.Choice(TASKS))
 @click.option("--head", "head_spec", required=True,
               help="hf:LOCAL_DIR_OR_HUB_ID (Depth Anything / ViTPose / BLIP), builtin:TASK, or a head directory.")
-@click.option("--data", required=True, help=f"Training data: {dataset_usage()}.")
+@click.option("--data", required=True, help=f"Training data: {DATA_USAGE}.")
 @click.option("--split", help="Dataset split (NYUv2: train/test; COCO captions: a Karpathy split).")
 @click.option("--limit", type=click.IntRange(min=1), help="Use only the first N images.")
 @click.option("--neck-layers", default=2, show_default=True, type=click.IntRange(min=1),
@@ -112,7 +108,7 @@ def train_neck_command(
 
 @click.command("eval")
 @click.option("--neck", "neck_dir", required=True, type=click.Path(file_okay=False), help="A train-neck -o directory.")
-@click.option("--data", required=True, help=f"Evaluation data: {dataset_usage()}.")
+@click.option("--data", required=True, help=f"Evaluation data: {DATA_USAGE}.")
 @click.option("--codec", type=click.Path(file_okay=False), help="Evaluate on features decoded by this codec.")
 @click.option("--split", help="Dataset split (NYUv2: test; COCO captions: a Karpathy split).")
 @click.option("--limit", type=click.IntRange(min=1), help="Evaluate only the first N images.")
@@ -145,6 +141,8 @@ def eval_command(
     except INPUT_ERRORS as e:
         raise _input_error(e) from e
     if output is not None:
+        from codec.files import atomic_write_json
+
         atomic_write_json(output, result)
     if as_json:
         click.echo(json.dumps(result, indent=2))
@@ -157,5 +155,3 @@ def eval_command(
     for name, value in result["metrics"].items():
         click.echo(f"  {name:>10s}  {value:.4f}")
 
-
-COMMANDS = [train_neck_command, eval_command]

@@ -1,4 +1,4 @@
-"""CLI: `featcodec encoders` (the registry as a table) and `featcodec extract`."""
+"""CLI: `featcodec encoders` (the registry as a table) and `featcodec extract` (probes.encoders)."""
 
 from __future__ import annotations
 
@@ -8,15 +8,11 @@ from pathlib import Path
 
 import click
 
-from codec.cli import InputError
-
-from .cache import CacheError
-from .checkpoints import CheckpointError
-from .extract import DTYPES, extract_features
-from .preprocess import ImageReadError, collect_images, sample_images_dir
-from .registry import create_encoder, get_spec, list_encoders
+from codec.errors import InputError
 
 log = logging.getLogger(__name__)
+
+FEATURE_DTYPES = ("bfloat16", "float16", "float32")  # the keys of probes.encoders.extract.DTYPES (tested)
 
 
 def weights_options(func):
@@ -33,6 +29,8 @@ def weights_options(func):
 
 def build_encoder_or_fail(name, checkpoint, pretrained, random_init, resolution, device):
     """create_encoder with CLI-shaped errors (exit code 3 names the file or field)."""
+    from probes.encoders import create_encoder
+
     if sum([checkpoint is not None, pretrained, random_init]) != 1:
         raise click.UsageError("give exactly one of --checkpoint PATH, --pretrained or --random-init")
     try:
@@ -40,7 +38,7 @@ def build_encoder_or_fail(name, checkpoint, pretrained, random_init, resolution,
             name, checkpoint=checkpoint, pretrained=pretrained, random_init=random_init,
             resolution=resolution, device=device,
         )
-    except (KeyError, ValueError, CheckpointError, RuntimeError) as e:
+    except (KeyError, ValueError, RuntimeError) as e:  # CheckpointError is a ValueError (InputError)
         raise InputError(str(e).strip('"')) from e
 
 
@@ -48,6 +46,8 @@ def build_encoder_or_fail(name, checkpoint, pretrained, random_init, resolution,
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def encoders_command(as_json: bool) -> None:
     """List the registered frozen encoders and their feature levels."""
+    from probes.encoders import get_spec, list_encoders
+
     specs = [get_spec(name) for name in list_encoders()]
     if as_json:
         click.echo(json.dumps([s.to_dict() for s in specs], indent=2))
@@ -72,7 +72,7 @@ def encoders_command(as_json: bool) -> None:
 @click.option("--batch-size", default=4, show_default=True, type=click.IntRange(min=1))
 @click.option("--shard-size", default=64, show_default=True, type=click.IntRange(min=1))
 @click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:N or auto.")
-@click.option("--dtype", type=click.Choice(sorted(DTYPES)), default="float32", show_default=True)
+@click.option("--dtype", type=click.Choice(FEATURE_DTYPES), default="float32", show_default=True)
 @click.option("--strict", is_flag=True, help="Abort on an unreadable image instead of skipping it.")
 @click.option("--force", is_flag=True, help="Discard an existing cache in the output directory.")
 @click.option("-o", "--output", required=True, type=click.Path(file_okay=False, path_type=Path))
@@ -81,6 +81,8 @@ def extract_command(
     device, dtype, strict, force, output,
 ):
     """Run a frozen encoder over images and cache its features (resumable)."""
+    from probes.encoders import collect_images, extract_features, sample_images_dir
+
     try:
         paths = collect_images(images or [sample_images_dir()])
     except FileNotFoundError as e:
@@ -88,13 +90,10 @@ def extract_command(
     if not paths:
         raise InputError(f"no images found in {', '.join(map(str, images))}")
     encoder = build_encoder_or_fail(encoder_name, checkpoint, pretrained, random_init, resolution, device)
-    try:
-        cache = extract_features(
-            encoder, paths, output, batch_size=batch_size, shard_size=shard_size,
-            dtype=dtype, strict=strict, force=force,
-        )
-    except (CacheError, ImageReadError) as e:
-        raise InputError(str(e)) from e
+    cache = extract_features(  # CacheError / ImageReadError are InputErrors: exit code 3
+        encoder, paths, output, batch_size=batch_size, shard_size=shard_size, dtype=dtype, strict=strict,
+        force=force,
+    )
     skipped = cache.manifest.get("skipped", [])
     click.echo(
         f"wrote {len(cache)} feature sets ({encoder_name}, {encoder.resolution}px, {dtype}) to {output}"
@@ -102,5 +101,3 @@ def extract_command(
         err=True,
     )
 
-
-COMMANDS = [encoders_command, extract_command]

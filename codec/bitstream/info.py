@@ -1,0 +1,49 @@
+"""What a `.fcb` stream says about itself, without a codec and without torch (`featcodec info`)."""
+
+from __future__ import annotations
+
+from .container import unpack
+
+
+def stream_info(data: bytes) -> dict:
+    """Header fields, sizes, bits per element and bits per pixel of one stream (no codec needed)."""
+    container = unpack(data)
+    header = container.header
+    payload = container.payload_bytes
+    elements = 0
+    for level in header.get("levels") or []:
+        shape = level.get("shape") if isinstance(level, dict) else None
+        if isinstance(shape, list) and all(type(v) is int and v > 0 for v in shape):
+            n = 1
+            for v in shape:
+                n *= v
+            elements += n
+    info = {
+        "bytes": len(data),
+        "header_bytes": len(data) - payload - 4,
+        "payload_bytes": payload,
+        "codec": header.get("codec"),
+        "encoder": header.get("encoder"),
+        "resolution": header.get("resolution"),
+        "grid": header.get("grid"),
+        "levels": header.get("levels"),
+        "latents": header.get("latents"),
+        "coder": header.get("coder"),
+        "substreams": [{"name": n, "bytes": len(s)} for n, s in container.substreams.items()],
+        "elements": elements,
+        "bits_per_element": 8 * len(data) / elements if elements else None,
+        "payload_bits_per_element": 8 * payload / elements if elements else None,
+        "estimated_bits": header.get("estimated_bits"),
+        "source": header.get("source"),
+    }
+    estimated = header.get("estimated_bits")
+    if isinstance(estimated, (int, float)) and payload:
+        info["coding_overhead"] = (8 * payload - estimated) / (8 * payload)
+    resolution = header.get("resolution")
+    if type(resolution) is int and resolution > 0:
+        info["bpp_input"] = 8 * len(data) / resolution**2
+    source = header.get("source") or {}
+    if isinstance(source, dict) and type(source.get("width")) is int and type(source.get("height")) is int:
+        if source["width"] > 0 and source["height"] > 0:
+            info["bpp_source"] = 8 * len(data) / (source["width"] * source["height"])
+    return info

@@ -1,0 +1,125 @@
+"""CLI: `featcodec train-codec` (a feature cache → a codec directory) and `featcodec encode`
+(images or a features file → .fcb streams), thin over codec.train, codec.pipeline and probes.coding.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from codec.commands import CODER_NAMES, stream_summary, write_output
+from codec.errors import InputError
+
+
+@click.command("train-codec")
+@click.option("--features", "features", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Feature cache directory (featcodec extract -o).")
+@click.option("--lambda", "lmbda", required=True, type=click.FloatRange(min=0, min_open=True),
+              help="Rate–distortion trade-off: loss = bits/element + λ·MSE(normalised features).")
+@click.option("--model", "kind", type=click.Choice(["hyperprior", "factorized", "uniform"]), default="hyperprior",
+              show_default=True)
+@click.option("--levels", help="Comma-separated feature levels to code jointly (default: all).")
+@click.option("--steps", default=2000, show_default=True, type=click.IntRange(min=0))
+@click.option("--batch-size", default=8, show_default=True, type=click.IntRange(min=1))
+@click.option("--lr", default=1e-4, show_default=True, type=click.FloatRange(min=0, min_open=True))
+@click.option("--channels", "N", type=click.IntRange(min=1), help="Hidden / hyper channels N (default 128).")
+@click.option("--latent-channels", "M", type=click.IntRange(min=1), help="Latent channels M (default 192).")
+@click.option("--grid-stride", type=click.IntRange(min=1), help="Stride of the common grid (default 16).")
+@click.option("--checkpoint-every", default=100, show_default=True, type=click.IntRange(min=1))
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:N or auto.")
+@click.option("--resume", is_flag=True, help="Continue from the checkpoint in the output directory.")
+@click.option("--force", is_flag=True, help="Overwrite a codec already in the output directory.")
+@click.option("-o", "--output", required=True, type=click.Path(file_okay=False, path_type=Path))
+def train_codec_command(features, lmbda, kind, levels, steps, batch_size, lr, N, M, grid_stride, checkpoint_every,
+                        seed, device, resume, force, output):
+    """Train a feature codec on a feature cache (resumable) and save it as a codec directory."""
+    from codec.train import train_codec
+    from probes.encoders import FeatureCache
+
+    hparams = {k: v for k, v in {"N": N, "M": M, "grid_stride": grid_stride}.items() if v is not None}
+    if kind == "uniform":
+        hparams.pop("N", None)
+        hparams.pop("M", None)
+    try:
+        codec = train_codec(
+            FeatureCache(features), output, lmbda=lmbda, kind=kind, levels=levels.split(",") if levels else None, steps=steps,
+            batch_size=batch_size, lr=lr, device=device, resume=resume, force=force,
+            checkpoint_every=checkpoint_every, seed=seed, hparams=hparams,
+        )
+    except (KeyError, ValueError, FileExistsError) as e:  # CacheError, TrainingError: ValueErrors too
+        raise InputError(str(e).strip('"')) from e
+    click.echo(f"wrote {kind} codec {codec.codec_id} (λ={lmbda:g}, levels {','.join(codec.model.level_names)}) "
+               f"to {output}", err=True)
+
+
+@click.command("encode")
+@click.argument("images", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--features", "features_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Encode features from a safetensors file ({level: C×H×W}) instead of images.")
+@click.option("--codec", "codec_dir", required=True, type=click.Path(file_okay=False, path_type=Path))
+@click.option("--checkpoint", type=click.Path(dir_okay=False, path_type=Path), help="Encoder checkpoint.")
+@click.option("--random-init", is_flag=True, help="Random encoder weights (for codecs trained on such features).")
+@click.option("--ignore-weights-mismatch", is_flag=True,
+              help="Encode although the encoder weights differ from those the codec was trained for.")
+@click.option("--coder", type=click.Choice(CODER_NAMES), default="constriction", show_default=True)
+@click.option("--groups", default=1, show_default=True, type=click.IntRange(min=1),
+              help="Independent channel-group substreams.")
+@click.option("--threads", type=click.IntRange(min=1), help="Threads for substreams.")
+@click.option("--device", default="cpu", show_default=True)
+@click.option("--force", is_flag=True, help="Overwrite existing outputs.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
+@click.option("-o", "--output", required=True, type=click.Path(path_type=Path),
+              help="A .fcb file (--features, or one IMAGE), or a directory for IMAGE inputs (one STEM.fcb each).")
+def encode_command(images, features_file, codec_dir, checkpoint, random_init, ignore_weights_mismatch, coder, groups,
+                   threads, device, force, as_json, output):
+    """Encode images (frozen encoder, then codec) or a features file into .fcb streams.
+
+    With one IMAGE and an -o ending in .fcb, that file is written; otherwise -o is a directory that
+    receives one STEM.fcb per image.
+    """
+    import time
+
+    from codec.codec_dir import load_codec
+    from codec.pipeline import encode_features, read_features_file
+    from probes.coding import encode_images, image_targets
+
+    if bool(images) == bool(features_file):
+        raise click.UsageError("give IMAGE paths or --features FILE (not both)")
+    codec = load_codec(codec_dir, device=device)
+    summaries = []
+    if features_file:
+        if output.exists() and not force:
+            raise InputError(f"{output}: exists; pass --force to overwrite")
+        start = time.perf_counter()
+        features = read_features_file(features_file, codec.model.level_names)
+        timings: dict = {"read_s": time.perf_counter() - start}
+        try:
+            (data,) = encode_features(codec, features, coder=coder, groups=groups, threads=threads, timings=timings)
+        except ValueError as e:
+            raise InputError(f"{features_file}: {e}") from e
+        start = time.perf_counter()
+        write_output(output, data, force)
+        timings["write_s"] = time.perf_counter() - start
+        summaries.append(stream_summary(output, data, timings))
+    else:
+        if (checkpoint is None) == (not random_init):
+            raise click.UsageError("give exactly one of --checkpoint PATH or --random-init for the frozen encoder")
+        paths, targets = image_targets(images, output, force=force)
+        for target, data, timings in encode_images(
+            codec, paths, targets, checkpoint=checkpoint, random_init=random_init,
+            ignore_weights_mismatch=ignore_weights_mismatch, coder=coder, groups=groups, threads=threads,
+            device=device,
+        ):  # fmt: skip
+            start = time.perf_counter()
+            write_output(target, data, force)
+            timings["write_s"] = time.perf_counter() - start
+            summaries.append(stream_summary(target, data, timings))
+    if as_json:
+        click.echo(json.dumps(summaries if len(summaries) != 1 else summaries[0], indent=2))
+    else:
+        for s in summaries:
+            click.echo(f"{s['output']}: {s['bytes']} bytes, {s['bits_per_element']:.4f} bits/element"
+                       + (f", {s['bpp_source']:.4f} bpp" if s.get("bpp_source") else ""), err=True)

@@ -1,0 +1,31 @@
+"""Choices the CLI spells out (so that --help needs no torch) equal the registries they mirror."""
+
+from bench import commands as bench_commands
+from codec.commands import CODER_NAMES
+from probes.commands.encoders import FEATURE_DTYPES
+from probes.commands.necks import TASKS
+
+
+def test_coder_names_are_the_entropy_coders():
+    from codec.entropy import CODERS
+
+    assert CODER_NAMES == tuple(sorted(CODERS))
+
+
+def test_feature_dtypes_are_the_extractors():
+    from probes.encoders.extract import DTYPES
+
+    assert FEATURE_DTYPES == tuple(sorted(DTYPES))
+
+
+def test_tasks_are_the_heads_tasks():
+    from probes.heads import TASKS as HEAD_TASKS
+
+    assert TASKS == HEAD_TASKS
+
+
+def test_demo_defaults_match_the_demo():
+    from bench import demo
+
+    assert bench_commands.DEFAULT_ENCODERS == demo.DEFAULT_ENCODERS
+    assert bench_commands.DEFAULT_LAMBDAS == demo.DEFAULT_LAMBDAS
