@@ -31,6 +31,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "train-neck": ("probes.commands.necks", "train_neck_command", "Train a neck onto a frozen task head (task + KD loss)."),
     "eval": ("probes.commands.necks", "eval_command", "Score a neck + frozen head, clean or through a codec's bitstream."),
     "report": ("bench.rd.commands", "report_command", "Rate–accuracy report: curves, BD-rate, task-sufficient rate."),
+    "sweep": ("bench.commands", "sweep_command", "Run a study file: a resumable, cached graph of steps (local or Ray)."),
     "demo": ("bench.commands", "demo_command", "The embedded demo study (offline, CPU, minutes)."),
 }  # fmt: skip
 

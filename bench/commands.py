@@ -1,4 +1,4 @@
-"""CLI: `featcodec demo` (the embedded default run)."""
+"""CLI: `featcodec sweep` (a study file run as a graph of cached steps) and `featcodec demo` (the embedded study)."""
 
 from __future__ import annotations
 
@@ -52,3 +52,27 @@ def demo_command(encoders, checkpoints, images, resolution, lambdas, steps, prob
         f"streams under {output}/*/codec-*/streams"
     )
 
+
+
+@click.command("sweep")
+@click.argument("study", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("-o", "--output", "run_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Run directory: steps/, results.jsonl, report/.")
+@click.option("--resume", is_flag=True, help="Continue a run directory; finished steps are never recomputed.")
+@click.option("--plan", "plan_only", is_flag=True, help="Print the steps (done / to do) and exit.")
+@click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True)
+@click.option("--jobs", default=1, show_default=True, type=click.IntRange(min=1),
+              help="Local executor: independent steps run in this many processes.")
+@click.option("--address", help="Ray: 'auto' (a running cluster), HOST:PORT, or omit for a local ray.init().")
+@click.option("--no-progress", is_flag=True, help="No progress display.")
+def sweep_command(study, run_dir, resume, plan_only, executor, jobs, address, no_progress):
+    """Run a study file: extract → train codecs → train necks → eval → report, resumable and cached."""
+    from .sweep.runner import run_sweep
+
+    if not study.is_file():
+        raise InputError(f"{study}: no such study file")
+    outcome = run_sweep(study, run_dir, resume=resume, plan_only=plan_only, executor=executor, jobs=jobs,
+                        address=address, progress=not no_progress, echo=click.echo)  # fmt: skip
+    if not plan_only:
+        click.echo(f"{len(outcome.ran)} step(s) ran, {len(outcome.skipped)} reused; results {outcome.results}; "
+                   f"report {run_dir / 'report' / 'report.md'}", err=True)  # fmt: skip

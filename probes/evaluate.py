@@ -49,6 +49,7 @@ def evaluate_neck(
     data: str,
     *,
     codec: str | None = None,
+    coder: str | None = None,
     split: str | None = None,
     limit: int | None = None,
     checkpoint: str | None = None,
@@ -77,6 +78,7 @@ def evaluate_neck(
     source = build_feature_source(
         encoder=enc["name"], checkpoint=checkpoint, random_init=random_init, features=features, pretrained=pretrained,
         resolution=enc["resolution"], levels=config["levels"], dataset=dataset, device=device, codec=codec,
+        coder=coder,
     )  # fmt: skip
     described = source.describe()
     if described["weights_id"] != enc["weights_id"]:

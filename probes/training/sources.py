@@ -129,9 +129,12 @@ class CodecRoundTrip(FeatureSource):
     features past the bitstream).
     """
 
-    def __init__(self, inner: FeatureSource, codec, levels: Sequence[str] | None = None):
+    def __init__(self, inner: FeatureSource, codec, levels: Sequence[str] | None = None, coder: str | None = None):
+        from codec.pipeline import DEFAULT_CODER
+
         self.inner = inner
         self.codec = codec
+        self.coder = coder or DEFAULT_CODER
         coded = list(codec.model.level_names)
         levels = list(levels or coded)
         uncoded = [n for n in levels if n not in coded]
@@ -147,7 +150,7 @@ class CodecRoundTrip(FeatureSource):
         from codec.pipeline import round_trip
 
         clean = self.inner.features(samples)
-        trip = round_trip(self.codec, clean)  # one real stream per image, as `featcodec encode` writes them
+        trip = round_trip(self.codec, clean, coder=self.coder)  # one real stream per image, as `featcodec encode` writes them
         self.bits += trip.bits
         self.payload_bits += trip.payload_bits
         self.images += len(samples)
@@ -171,6 +174,7 @@ class CodecRoundTrip(FeatureSource):
             "config_hash": c.get("config_hash"),
             "kind": c.get("kind"),
             "lambda": c.get("lambda"),
+            "coder": self.coder,
             "levels": list(self.codec.model.level_names),
             "bits": self.bits,
             "payload_bits": self.payload_bits,
@@ -209,6 +213,7 @@ def build_feature_source(
     device: str | torch.device = "cpu",
     pretrained: bool = False,
     codec: str | os.PathLike | None = None,
+    coder: str | None = None,
 ) -> FeatureSource:
     """An encoder run on the fly (one of `checkpoint`, `pretrained`, `random_init`) or a feature cache,
     optionally through a codec (the neck then reads `levels`, default: every coded level)."""
@@ -220,7 +225,7 @@ def build_feature_source(
             encoder=encoder, checkpoint=checkpoint, random_init=random_init, features=features,
             resolution=resolution, levels=coded, dataset=dataset, device=device, pretrained=pretrained,
         )  # fmt: skip
-        return CodecRoundTrip(inner, load_codec_dir(codec, inner), levels)
+        return CodecRoundTrip(inner, load_codec_dir(codec, inner), levels, coder)
     from probes.encoders import create_encoder, get_spec
 
     if features:

@@ -1,0 +1,145 @@
+"""A study expanded into steps: images → extract → codec → neck → eval → report.
+
+A step's id is a hash of its kind, its settings and its inputs' ids, so the same work always has the
+same id (in any run directory: the cache is content-addressed) and an edit to the study file changes the
+ids of exactly the steps it affects and of everything downstream of them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from functools import cached_property
+
+from .study import DataSplit, EncoderEntry, Study, TaskPlan
+
+KINDS = ("images", "extract", "codec", "neck", "eval", "report")
+# what a step asks of a Ray cluster (CPUs, GPUs); the extractor and trainers use a GPU where the study does
+_CPUS = {"images": 1, "extract": 2, "codec": 2, "neck": 2, "eval": 2, "report": 1}
+
+
+@dataclass(frozen=True, eq=False)
+class Step:
+    kind: str
+    settings: dict
+    inputs: tuple[tuple[str, tuple[Step, ...]], ...] = ()  # (role, steps), e.g. ("codec", (codec_step,))
+    label: str = field(default="", compare=False)
+
+    @cached_property
+    def id(self) -> str:
+        doc = {
+            "kind": self.kind,
+            "settings": self.settings,
+            "inputs": {role: [s.id for s in steps] for role, steps in self.inputs},
+        }
+        canonical = json.dumps(doc, sort_keys=True, separators=(",", ":"))
+        return f"{self.kind}-{hashlib.sha256(canonical.encode()).hexdigest()[:16]}"
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Step) and other.id == self.id
+
+    def __hash__(self) -> int:
+        return hash(self.id)
+
+    def input(self, role: str) -> tuple[Step, ...]:
+        for r, steps in self.inputs:
+            if r == role:
+                return steps
+        return ()
+
+    @property
+    def dependencies(self) -> list[Step]:
+        return [s for _, steps in self.inputs for s in steps]
+
+    def resources(self, gpu: bool) -> dict:
+        return {"num_cpus": _CPUS[self.kind], "num_gpus": 1 if gpu and self.kind in ("extract", "codec", "neck", "eval") else 0}
+
+    def to_dict(self) -> dict:
+        return {"id": self.id, "kind": self.kind, "label": self.label, "settings": self.settings,
+                "inputs": {role: [s.id for s in steps] for role, steps in self.inputs}}  # fmt: skip
+
+
+def _encoder_settings(enc: EncoderEntry) -> dict:
+    return enc.to_dict()
+
+
+def plan_steps(study: Study) -> list[Step]:
+    """Every step of the study, dependencies first (a deterministic order: the study file's)."""
+    order: dict[str, Step] = {}
+
+    def add(step: Step) -> Step:
+        order.setdefault(step.id, step)
+        return order[step.id]
+
+    device = study.device
+    image_steps = tuple(
+        add(Step("images", split.to_dict(), label=f"images {split.data} {split.split or ''}".strip()))
+        for split in study.codec.data
+    )
+    evals: list[Step] = []
+    for enc in study.encoders:
+        extract = add(Step("extract", {"encoder": _encoder_settings(enc), "device": device}, (("images", image_steps),),
+                           label=f"extract {enc.name}"))  # fmt: skip
+        for seed in study.seeds:
+            codecs = [
+                add(Step("codec", {**study.codec.settings(), "lambda": lmbda, "seed": seed, "device": device},
+                         (("features", (extract,)),), label=f"codec {enc.name} λ={lmbda:g} seed {seed}"))
+                for lmbda in study.codec.lambdas
+            ]  # fmt: skip
+            for task in study.tasks:
+                for layers in study.necks.layers:
+                    for kd in task.kd if task.kd is not None else study.necks.kd:
+                        for mode in study.necks.modes:
+                            evals += _neck_evals(add, study, enc, task, layers, kd, mode, seed, codecs)
+            for first, second in study.cross_neck:
+                t1 = next(t for t in study.tasks if t.name == first)
+                t2 = next(t for t in study.tasks if t.name == second)
+                for layers in study.necks.layers:
+                    first_neck = add(_neck_step(study, enc, t1, layers, 0.0, seed, None, None))
+                    cross = add(_neck_step(study, enc, t2, layers, 0.0, seed, None, first_neck))
+                    evals += [add(_eval_step(study, t2, cross, c)) for c in (None, *codecs)]
+    report = Step("report", {"anchor": study.anchor, "study": study.name},
+                  (("evals", tuple(dict.fromkeys(evals))),), label="report")  # fmt: skip
+    add(report)
+    return list(order.values())
+
+
+def _neck_step(study: Study, enc: EncoderEntry, task: TaskPlan, layers: int, kd: float, seed: int, codec: Step | None,
+               after: Step | None) -> Step:
+    settings = {
+        **study.necks.settings(), "task": task.name, "head": task.head, "train": task.train.to_dict(),
+        "layers": layers, "kd": kd, "seed": seed, "encoder": _encoder_settings(enc), "device": study.device,
+        "train_head": task.train_head,
+        "mode": "decoded" if codec is not None else "clean",
+    }  # fmt: skip
+    inputs = []
+    if codec is not None:
+        inputs.append(("codec", (codec,)))
+    if after is not None:
+        inputs.append(("after", (after,)))
+    label = (f"neck {enc.name} {task.name} {layers}L" + (f" kd={kd:g}" if kd else "")
+             + (f" on {after.settings['task']}-neck" if after else "") + (" (decoded)" if codec else ""))
+    return Step("neck", settings, tuple(inputs), label=label)
+
+
+def _eval_step(study: Study, task: TaskPlan, neck: Step, codec: Step | None) -> Step:
+    inputs = [("neck", (neck,))] + ([("codec", (codec,))] if codec is not None else [])
+    label = f"eval {neck.label.removeprefix('neck ')} " + (f"λ={codec.settings['lambda']:g}" if codec else "clean")
+    return Step("eval", {"test": task.test.to_dict(), "batch_size": study.eval_batch_size, "device": study.device,
+                         "coder": study.codec.coder}, tuple(inputs), label=label)  # fmt: skip
+
+
+def _neck_evals(add, study, enc, task, layers, kd, mode, seed, codecs) -> list[Step]:
+    if mode == "clean":
+        neck = add(_neck_step(study, enc, task, layers, kd, seed, None, None))
+        return [add(_eval_step(study, task, neck, c)) for c in (None, *codecs)]
+    out = []
+    for c in codecs:  # decoded: one neck per λ, fine-tuned on that codec's decoded features
+        neck = add(_neck_step(study, enc, task, layers, kd, seed, c, None))
+        out.append(add(_eval_step(study, task, neck, c)))
+    return out
+
+
+def describe_split(split: DataSplit) -> str:
+    return split.data + (f" [{split.split}]" if split.split else "") + (f" ≤{split.limit}" if split.limit else "")

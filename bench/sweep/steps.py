@@ -1,0 +1,136 @@
+"""What each kind of step does, by calling the library function behind the matching CLI command.
+
+    images   open_dataset → the images of a split, as files (`images.json` lists them)
+    extract  create_encoder + extract_features        (featcodec extract)
+    codec    train_codec on the feature cache          (featcodec train-codec)
+    neck     train_neck                                (featcodec train-neck)
+    eval     evaluate_neck, clean or through a codec   (featcodec eval)
+    report   report_from_files over results.jsonl      (featcodec report)
+
+`run_step` is a plain function of (step document, run directory), so any executor (in-process, a process
+pool, a Ray worker) can run it; it returns a small JSON summary that the runner records in step.json.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+RESULTS = "results.jsonl"
+REPORT_DIR = "report"
+STEP_FILE = "step.json"
+
+
+def step_dir(run_dir: Path, step_id: str) -> Path:
+    return Path(run_dir) / "steps" / step_id
+
+
+def encoder_weights(weights: str) -> dict:
+    """A study's `weights` → create_encoder's keyword arguments."""
+    if weights == "random":
+        return {"random_init": True}
+    if weights == "pretrained":
+        return {"pretrained": True}
+    if weights == "default":
+        return {}
+    return {"checkpoint": weights}
+
+
+def run_step(doc: dict, run_dir: str | Path, progress: bool = False) -> dict:
+    """Run one step (its inputs are finished); returns the summary stored in step.json."""
+    import torch
+
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    run_dir = Path(run_dir)
+    out = step_dir(run_dir, doc["id"])
+    out.mkdir(parents=True, exist_ok=True)
+    s = doc["settings"]
+    inputs = {role: [step_dir(run_dir, i) for i in ids] for role, ids in doc["inputs"].items()}
+    return _KINDS[doc["kind"]](s, inputs, out, run_dir, progress)
+
+
+def _images(s: dict, inputs: dict, out: Path, run_dir: Path, progress: bool) -> dict:
+    from codec.files import atomic_write_json
+    from probes.data import open_dataset
+
+    dataset = open_dataset(s["data"], split=s["split"], limit=s["limit"])
+    folder = out / "images"
+    folder.mkdir(exist_ok=True)
+    paths = []
+    for i in range(len(dataset)):
+        sample = dataset[i]
+        target = folder / f"{i:06d}.png"
+        sample["image"].save(target)  # the image the task's encoder sees (pose: the person crop)
+        paths.append(str(target))
+    atomic_write_json(out / "images.json", paths)
+    return {"images": len(paths)}
+
+
+def _extract(s: dict, inputs: dict, out: Path, run_dir: Path, progress: bool) -> dict:
+    from probes.encoders import create_encoder, extract_features
+
+    paths = [p for d in inputs["images"] for p in json.loads((d / "images.json").read_text())]
+    enc = s["encoder"]
+    encoder = create_encoder(enc["name"], resolution=enc["resolution"], device=s["device"],
+                             **encoder_weights(enc["weights"]))  # fmt: skip
+    cache = extract_features(encoder, paths, out / "features", batch_size=8, progress=progress, force=True)
+    return {"features": len(cache), "weights_id": cache.weights_id}
+
+
+def _codec(s: dict, inputs: dict, out: Path, run_dir: Path, progress: bool) -> dict:
+    from codec.train import train_codec
+    from probes.encoders import FeatureCache
+
+    hparams = {k: v for k, v in (("N", s["channels"]), ("M", s["latent_channels"])) if v is not None}
+    if s["model"] == "uniform":
+        hparams = {}
+    codec = train_codec(
+        FeatureCache(inputs["features"][0] / "features"), out / "codec", lmbda=s["lambda"], kind=s["model"],
+        steps=s["steps"], batch_size=s["batch_size"], lr=s["lr"], seed=s["seed"], hparams=hparams,
+        device=s["device"], checkpoint_every=max(s["steps"], 1), progress=progress, force=True,
+    )  # fmt: skip
+    return {"codec_id": codec.codec_id, **{k: v for k, v in codec.config["training"].items() if k.startswith("last")}}
+
+
+def _neck(s: dict, inputs: dict, out: Path, run_dir: Path, progress: bool) -> dict:
+    from probes.training import TrainNeckOptions, train_neck
+
+    enc = s["encoder"]
+    after = inputs.get("after")
+    codec = inputs.get("codec")
+    weights = {} if after else encoder_weights(enc["weights"])
+    opts = TrainNeckOptions(
+        task=s["task"], head=s["head"], data=s["train"]["data"], split=s["train"]["split"], limit=s["train"]["limit"],
+        encoder=enc["name"], resolution=enc["resolution"], neck_layers=s["layers"], neck_dim=s["dim"],
+        neck_heads=s["heads"], kd=s["kd"], codec=str(codec[0] / "codec") if codec else None,
+        after=str(after[0] / "neck") if after else None, train_head=s["train_head"], steps=s["steps"],
+        batch_size=s["batch_size"], lr=s["lr"], seed=s["seed"], device=s["device"], progress=progress,
+        checkpoint_every=max(s["steps"], 1), **weights,
+    )  # fmt: skip
+    config = train_neck(opts, out / "neck", force=True)
+    t = config["training"]
+    return {"first_loss": t["first_loss"], "final_loss": t["final_loss"]}
+
+
+def _eval(s: dict, inputs: dict, out: Path, run_dir: Path, progress: bool) -> dict:
+    from codec.files import atomic_write_json
+    from probes.evaluate import evaluate_neck
+
+    codec = inputs.get("codec")
+    result = evaluate_neck(
+        inputs["neck"][0] / "neck", s["test"]["data"], split=s["test"]["split"], limit=s["test"]["limit"],
+        codec=str(codec[0] / "codec") if codec else None, coder=s["coder"], batch_size=s["batch_size"],
+        device=s["device"], progress=progress,
+    )  # fmt: skip
+    atomic_write_json(out / "result.json", result)
+    return {"metrics": result["metrics"], "bpp": result["bpp"]}
+
+
+def _report(s: dict, inputs: dict, out: Path, run_dir: Path, progress: bool) -> dict:
+    from bench.rd import report_from_files
+
+    report = report_from_files([run_dir / RESULTS], run_dir / REPORT_DIR, anchor=s["anchor"], force=True)
+    return {"sections": len(report["sections"]), "dir": str(run_dir / REPORT_DIR)}
+
+
+_KINDS = {"images": _images, "extract": _extract, "codec": _codec, "neck": _neck, "eval": _eval, "report": _report}

@@ -1,0 +1,356 @@
+"""The study file (TOML): what to compare, validated before any work starts.
+
+Every problem is collected and reported in one `StudyError` (unknown keys with the nearest valid one,
+missing files, an unknown encoder, a head that does not fit its task, a task without data), so a user
+fixes a study file in one pass rather than one error per run.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import tomllib
+
+from codec.errors import InputError
+
+NECK_MODES = ("clean", "decoded")
+TASK_NAMES = ("depth", "pose", "caption")
+CODEC_MODELS = ("hyperprior", "factorized", "uniform")
+CODERS = ("compressai", "constriction")
+
+
+class StudyError(InputError):
+    """A study file that cannot be run; the message lists every problem, each naming its key."""
+
+
+@dataclass(frozen=True)
+class DataSplit:
+    data: str
+    split: str | None = None
+    limit: int | None = None
+
+    def to_dict(self) -> dict:
+        return {"data": self.data, "split": self.split, "limit": self.limit}
+
+
+@dataclass(frozen=True)
+class EncoderEntry:
+    name: str
+    weights: str  # "default" (the registry's own weights), "random", "pretrained" or a checkpoint path
+    resolution: int | None
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "weights": self.weights, "resolution": self.resolution}
+
+
+@dataclass(frozen=True)
+class CodecPlan:
+    model: str = "hyperprior"
+    coder: str = "constriction"
+    lambdas: tuple[float, ...] = ()
+    steps: int = 1000
+    batch_size: int = 8
+    lr: float = 1e-4
+    channels: int | None = None
+    latent_channels: int | None = None
+    data: tuple[DataSplit, ...] = ()
+
+    def settings(self) -> dict:
+        return {"model": self.model, "steps": self.steps, "batch_size": self.batch_size, "lr": self.lr,
+                "channels": self.channels, "latent_channels": self.latent_channels}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class NeckPlan:
+    layers: tuple[int, ...] = (2,)
+    dim: int = 256
+    heads: int = 8
+    steps: int = 1000
+    batch_size: int = 8
+    lr: float = 1e-4
+    modes: tuple[str, ...] = ("clean",)
+    kd: tuple[float, ...] = (0.0,)
+
+    def settings(self) -> dict:
+        return {"dim": self.dim, "heads": self.heads, "steps": self.steps, "batch_size": self.batch_size, "lr": self.lr}
+
+
+@dataclass(frozen=True)
+class TaskPlan:
+    name: str
+    head: str
+    train: DataSplit
+    test: DataSplit
+    kd: tuple[float, ...] | None = None  # overrides necks.kd for this task
+    train_head: bool = False  # a new built-in head trained with each neck (not the study's frozen-head setting)
+
+
+@dataclass(frozen=True)
+class Study:
+    path: Path
+    name: str
+    description: str
+    encoders: tuple[EncoderEntry, ...]
+    tasks: tuple[TaskPlan, ...]
+    codec: CodecPlan
+    necks: NeckPlan
+    cross_neck: tuple[tuple[str, str], ...] = ()
+    seeds: tuple[int, ...] = (0,)
+    anchor: str | None = None
+    device: str = "cpu"
+    eval_batch_size: int = 8
+    raw: dict = field(default_factory=dict, compare=False)
+
+
+# The schema: section → {key: expected type(s)}; "*" marks a table of named entries.
+_TOP = {"name": str, "description": str, "seeds": list, "anchor": str, "device": str, "eval_batch_size": int,
+        "encoders": dict, "tasks": dict, "codec": dict, "necks": dict, "cross_neck": list}  # fmt: skip
+_ENCODER = {"weights": str, "resolution": int}
+_CODEC = {"model": str, "coder": str, "lambdas": list, "steps": int, "batch_size": int, "lr": (int, float),
+          "channels": int, "latent_channels": int, "data": list}  # fmt: skip
+_NECKS = {"layers": list, "dim": int, "heads": int, "steps": int, "batch_size": int, "lr": (int, float),
+          "modes": list, "kd": list}  # fmt: skip
+_TASK = {"head": str, "train": dict, "test": dict, "kd": list, "train_head": bool}
+_SPLIT = {"data": str, "split": str, "limit": int}
+_CROSS = {"first": str, "second": str}
+
+
+class _Problems:
+    def __init__(self, path: Path):
+        self.path = path
+        self.items: list[str] = []
+
+    def add(self, where: str, message: str) -> None:
+        self.items.append(f"{where}: {message}")
+
+    def check_keys(self, table: dict, schema: dict, where: str) -> None:
+        for key, value in table.items():
+            if key not in schema:
+                near = difflib.get_close_matches(key, list(schema), n=1)
+                self.add(f"{where}{key}", "unknown key" + (f"; did you mean {near[0]!r}?" if near else
+                                                           f" (known: {', '.join(schema)})"))
+                continue
+            kinds = schema[key] if isinstance(schema[key], tuple) else (schema[key],)
+            if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
+                names = " or ".join(k.__name__ for k in kinds)
+                self.add(f"{where}{key}", f"expected {names}, got {type(value).__name__} {value!r}")
+
+    def raise_if_any(self) -> None:
+        if self.items:
+            lines = "\n".join(f"  - {p}" for p in self.items)
+            raise StudyError(f"{self.path}: {len(self.items)} problem(s) in the study file:\n{lines}")
+
+
+def _typed(table: dict, key: str, kind, default):
+    value = table.get(key, default)
+    return value if isinstance(value, kind) and not isinstance(value, bool) else default
+
+
+def _split(problems: _Problems, table, where: str) -> DataSplit | None:
+    if not isinstance(table, dict):
+        problems.add(where, "expected a table {data = ..., split = ..., limit = ...}")
+        return None
+    problems.check_keys(table, _SPLIT, f"{where}.")
+    if "data" not in table:
+        problems.add(where, "missing key 'data' (a --data spec such as synthetic:depth or nyuv2:PATH)")
+        return None
+    limit = table.get("limit")
+    if isinstance(limit, int) and limit < 1:
+        problems.add(f"{where}.limit", f"must be >= 1, got {limit}")
+    return DataSplit(str(table["data"]), table.get("split"), limit if isinstance(limit, int) else None)
+
+
+def _data_problems(problems: _Problems, split: DataSplit, where: str, base: Path, task: str | None) -> None:
+    """Paths a data spec names must exist; its task must be the task it is used for."""
+    from probes.data import DatasetError, parse_spec
+
+    try:
+        entry, paths = parse_spec(split.data)
+    except DatasetError as e:
+        problems.add(where, str(e))
+        return
+    name = split.data.split(":")[0]
+    for p in paths if name != "synthetic" else []:  # synthetic:TASK[:N] names no files
+        if not Path(p).exists() and not (base / p).exists():
+            problems.add(where, f"{p}: no such file or directory")
+    data_task = {"nyuv2": "depth", "coco-kpts": "pose", "coco-caps": "caption"}.get(name)
+    if name == "synthetic" and paths:
+        data_task = paths[0]
+    if task and data_task and data_task != task and data_task != "mix":
+        problems.add(where, f"{split.data!r} is {data_task} data, but the task is {task}")
+
+
+def load_study(path: str | os.PathLike) -> Study:
+    """Parse and validate a study file; raises StudyError listing every problem."""
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text())
+    except OSError as e:
+        raise StudyError(f"{path}: cannot read ({e.strerror})") from None
+    except tomllib.TOMLDecodeError as e:
+        raise StudyError(f"{path}: not valid TOML ({e})") from None
+    problems = _Problems(path)
+    problems.check_keys(raw, _TOP, "")
+    base = path.parent
+
+    from probes.encoders import get_spec
+
+    encoders = []
+    enc_table = _typed(raw, "encoders", dict, {})
+    if not enc_table:
+        problems.add("encoders", "no encoders: add [encoders.NAME] tables")
+    for name, table in enc_table.items():
+        where = f"encoders.{name}"
+        if not isinstance(table, dict):
+            problems.add(where, "expected a table")
+            continue
+        problems.check_keys(table, _ENCODER, f"{where}.")
+        weights = _typed(table, "weights", str, "default")
+        resolution = _typed(table, "resolution", int, None)
+        try:
+            spec = get_spec(name)
+        except KeyError as e:
+            problems.add(where, str(e).strip('"'))
+            spec = None
+        if spec is not None and resolution is not None:
+            try:
+                spec.check_resolution(resolution)
+            except ValueError as e:
+                problems.add(f"{where}.resolution", str(e))
+        if weights not in ("default", "random", "pretrained"):
+            file = Path(weights) if Path(weights).is_absolute() else base / weights
+            if not file.is_file():
+                problems.add(f"{where}.weights", f"{weights}: checkpoint not found (or use default|random|pretrained)")
+            else:
+                weights = str(file.resolve())
+        encoders.append(EncoderEntry(name, weights, resolution))
+
+    tasks = []
+    task_table = _typed(raw, "tasks", dict, {})
+    if not task_table:
+        problems.add("tasks", "no tasks: add [tasks.depth], [tasks.pose] or [tasks.caption]")
+    for name, table in task_table.items():
+        where = f"tasks.{name}"
+        if name not in TASK_NAMES:
+            near = difflib.get_close_matches(name, TASK_NAMES, n=1)
+            problems.add(where, "unknown task" + (f"; did you mean {near[0]!r}?" if near else f" ({', '.join(TASK_NAMES)})"))
+            continue
+        if not isinstance(table, dict):
+            problems.add(where, "expected a table")
+            continue
+        problems.check_keys(table, _TASK, f"{where}.")
+        head = _typed(table, "head", str, f"builtin:{name}")
+        _head_problems(problems, head, name, f"{where}.head", base)
+        train = _split(problems, table.get("train"), f"{where}.train") if "train" in table else None
+        test = _split(problems, table.get("test"), f"{where}.test") if "test" in table else None
+        if train is None and "train" not in table:
+            problems.add(where, "task without training data: add train = {data = ..., split = ...}")
+        if test is None and "test" not in table:
+            problems.add(where, "task without test data: add test = {data = ..., split = ...}")
+        for split, w in ((train, "train"), (test, "test")):
+            if split is not None:
+                _data_problems(problems, split, f"{where}.{w}", base, name)
+        kd = table.get("kd")
+        kd = tuple(float(v) for v in kd) if isinstance(kd, list) and all(isinstance(v, (int, float)) for v in kd) else None
+        if train and test:
+            train_head = table.get("train_head", False) is True
+            if train_head and not head.startswith("builtin:"):
+                problems.add(f"{where}.train_head", f"only a built-in head can be trained with the neck, not {head!r}")
+            tasks.append(TaskPlan(name, head, train, test, kd, train_head))
+
+    codec_raw = _typed(raw, "codec", dict, {})
+    problems.check_keys(codec_raw, _CODEC, "codec.")
+    lambdas = codec_raw.get("lambdas", [])
+    if not isinstance(lambdas, list) or not lambdas or not all(isinstance(v, (int, float)) and v > 0 for v in lambdas):
+        problems.add("codec.lambdas", "give a non-empty list of positive λ values")
+        lambdas = []
+    model = _typed(codec_raw, "model", str, "hyperprior")
+    if model not in CODEC_MODELS:
+        problems.add("codec.model", f"{model!r}; choose from {', '.join(CODEC_MODELS)}")
+    coder = _typed(codec_raw, "coder", str, "constriction")
+    if coder not in CODERS:
+        problems.add("codec.coder", f"{coder!r}; choose from {', '.join(CODERS)}")
+    codec_data = []
+    for i, item in enumerate(codec_raw.get("data", []) if isinstance(codec_raw.get("data"), list) else []):
+        split = _split(problems, item, f"codec.data[{i}]")
+        if split is not None:
+            _data_problems(problems, split, f"codec.data[{i}]", base, None)
+            codec_data.append(split)
+    if not codec_data:
+        problems.add("codec.data", "no images to train the codecs on: data = [{data = ..., split = ..., limit = ...}]")
+    codec = CodecPlan(
+        model=model, coder=coder, lambdas=tuple(float(v) for v in lambdas),
+        steps=_typed(codec_raw, "steps", int, 1000), batch_size=_typed(codec_raw, "batch_size", int, 8),
+        lr=float(_typed(codec_raw, "lr", (int, float), 1e-4)), channels=_typed(codec_raw, "channels", int, None),
+        latent_channels=_typed(codec_raw, "latent_channels", int, None), data=tuple(codec_data),
+    )  # fmt: skip
+
+    necks_raw = _typed(raw, "necks", dict, {})
+    problems.check_keys(necks_raw, _NECKS, "necks.")
+    layers = necks_raw.get("layers", [2])
+    if not isinstance(layers, list) or not layers or not all(isinstance(v, int) and v > 0 for v in layers):
+        problems.add("necks.layers", "give a list of positive layer counts, e.g. [2, 4, 6]")
+        layers = [2]
+    modes = necks_raw.get("modes", ["clean"])
+    if not isinstance(modes, list) or not modes or any(m not in NECK_MODES for m in modes):
+        problems.add("necks.modes", f"give a list of {' / '.join(NECK_MODES)}, got {modes!r}")
+        modes = ["clean"]
+    kd = necks_raw.get("kd", [0.0])
+    if not isinstance(kd, list) or not all(isinstance(v, (int, float)) and v >= 0 for v in kd):
+        problems.add("necks.kd", "give a list of KD weights >= 0")
+        kd = [0.0]
+    necks = NeckPlan(
+        layers=tuple(layers), dim=_typed(necks_raw, "dim", int, 256), heads=_typed(necks_raw, "heads", int, 8),
+        steps=_typed(necks_raw, "steps", int, 1000), batch_size=_typed(necks_raw, "batch_size", int, 8),
+        lr=float(_typed(necks_raw, "lr", (int, float), 1e-4)), modes=tuple(modes), kd=tuple(float(v) for v in kd),
+    )  # fmt: skip
+    if necks.dim % max(necks.heads, 1):
+        problems.add("necks.dim", f"{necks.dim} is not divisible by necks.heads = {necks.heads}")
+
+    cross = []
+    task_names = {t.name for t in tasks} | set(task_table)
+    for i, item in enumerate(_typed(raw, "cross_neck", list, [])):
+        where = f"cross_neck[{i}]"
+        if not isinstance(item, dict):
+            problems.add(where, "expected a table {first = TASK, second = TASK}")
+            continue
+        problems.check_keys(item, _CROSS, f"{where}.")
+        first, second = item.get("first"), item.get("second")
+        for key, value in (("first", first), ("second", second)):
+            if value not in task_names:
+                problems.add(f"{where}.{key}", f"{value!r} is not a task of this study ({', '.join(sorted(task_names))})")
+        if first == second:
+            problems.add(where, "first and second must be different tasks")
+        cross.append((str(first), str(second)))
+
+    seeds = raw.get("seeds", [0])
+    if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) for s in seeds):
+        problems.add("seeds", "give a non-empty list of integers")
+        seeds = [0]
+    anchor = raw.get("anchor")
+    if anchor is not None and anchor not in enc_table:
+        problems.add("anchor", f"{anchor!r} is not an encoder of this study ({', '.join(enc_table)})")
+    problems.raise_if_any()
+    return Study(
+        path=path.resolve(), name=_typed(raw, "name", str, path.stem), description=_typed(raw, "description", str, ""),
+        encoders=tuple(encoders), tasks=tuple(tasks), codec=codec, necks=necks, cross_neck=tuple(cross),
+        seeds=tuple(seeds), anchor=anchor or (encoders[0].name if encoders else None),
+        device=_typed(raw, "device", str, "cpu"), eval_batch_size=_typed(raw, "eval_batch_size", int, 8), raw=raw,
+    )  # fmt: skip
+
+
+def _head_problems(problems: _Problems, head: str, task: str, where: str, base: Path) -> None:
+    if head.startswith("builtin:"):
+        if head.split(":", 1)[1] != task:
+            problems.add(where, f"{head!r} is not a {task} head (use builtin:{task})")
+    elif head.startswith("hf:"):
+        target = head[3:]
+        if (target.startswith((".", "/")) or os.sep in target and not target.count("/") == 1) and not Path(target).exists():
+            problems.add(where, f"{target}: no such directory")
+    else:
+        file = Path(head) if Path(head).is_absolute() else base / head
+        if not file.is_dir():
+            problems.add(where, f"{head}: not a head directory (or use builtin:{task} / hf:ID_OR_DIR)")
