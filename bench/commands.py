@@ -8,50 +8,34 @@ import click
 
 from codec.errors import InputError
 
-DEFAULT_ENCODERS = ("hiera-tiny", "sam2.1-hiera-tiny")  # bench.demo's defaults, spelled out for a torch-free --help
-DEFAULT_LAMBDAS = (0.25, 4.0)
+EMBEDDED_STUDY = Path(__file__).parent / "studies" / "mini.toml"
 
 
 @click.command("demo")
-@click.option("--encoder", "encoders", multiple=True, default=DEFAULT_ENCODERS, show_default=True)
-@click.option(
-    "--checkpoint", "checkpoints", multiple=True, metavar="ENCODER=PATH",
-    help="Use real weights for an encoder (repeatable); others run with random weights.",
-)
-@click.option("--images", multiple=True, type=click.Path(exists=True, path_type=Path))
-@click.option("--resolution", default=128, show_default=True, type=int)
-@click.option("--lambda", "lambdas", multiple=True, type=float, default=DEFAULT_LAMBDAS, show_default=True)
-@click.option("--steps", default=60, show_default=True, type=click.IntRange(min=0), help="Codec training steps.")
-@click.option(
-    "--probe-steps", default=150, show_default=True, type=click.IntRange(min=0),
-    help="Depth-probe training steps on synthetic:depth (0 skips the probe).",
-)
+@click.option("--study", type=click.Path(dir_okay=False, path_type=Path),
+              help="Study file to run (default: the embedded study, bench/studies/mini.toml).")
+@click.option("--resume", is_flag=True, help="Continue an existing demo run directory.")
 @click.option("--force", is_flag=True, help="Replace an existing output directory.")
+@click.option("--jobs", default=1, show_default=True, type=click.IntRange(min=1))
 @click.option("-o", "--output", default="demo-out", show_default=True, type=click.Path(file_okay=False, path_type=Path))
-def demo_command(encoders, checkpoints, images, resolution, lambdas, steps, probe_steps, force, output):
-    """Extract → train codecs → encode → decode on the bundled images; prints a rate–distortion table."""
-    from .demo import format_table, run_demo
+def demo_command(study, resume, force, jobs, output):
+    """The embedded study: mini-hiera vs mini-sam2 on depth, pose and captioning, clean and at 4 rates."""
+    import json
+    import shutil
 
-    parsed = {}
-    for item in checkpoints:
-        name, sep, path = item.partition("=")
-        if not sep or not path:
-            raise click.BadParameter(f"{item!r}: expected ENCODER=PATH", param_hint="--checkpoint")
-        parsed[name] = path
-    try:
-        points = run_demo(
-            output, encoders=tuple(encoders), checkpoints=parsed, images=list(images) or None,
-            resolution=resolution, lambdas=tuple(lambdas), steps=steps, probe_steps=probe_steps, force=force,
-        )
-    except FileExistsError as e:
-        raise InputError(str(e)) from e
-    click.echo(format_table(points))
-    click.echo((output / "rate-accuracy" / "report.md").read_text())
-    click.echo(
-        f"reports: {output / 'report.md'}, {output / 'rate-accuracy'}/ (report.md, report.json, plots); "
-        f"streams under {output}/*/codec-*/streams"
-    )
+    from .sweep.runner import run_sweep
+    from .sweep.summary import summary_table
 
+    study = study or EMBEDDED_STUDY
+    if output.exists() and any(output.iterdir()) and not resume:
+        if not force:
+            raise InputError(f"{output}: exists and is not empty; pass --force to replace it or --resume to continue")
+        shutil.rmtree(output)
+    outcome = run_sweep(study, output, resume=resume, jobs=jobs, echo=click.echo)
+    report = json.loads((output / "report" / "report.json").read_text())
+    click.echo(f"\n{outcome.study.description}\n")
+    click.echo(summary_table(report))
+    click.echo(f"report: {output / 'report' / 'report.md'}; results: {outcome.results}")
 
 
 @click.command("sweep")

@@ -106,9 +106,16 @@ def package_versions() -> dict[str, str]:
 
 
 def save_tensors(path: str | os.PathLike, tensors: dict, metadata: dict[str, str] | None = None) -> str:
-    """Write `{name: tensor}` as safetensors, atomically; returns the file's sha256."""
+    """Write `{name: tensor}` as safetensors, atomically; returns the file's sha256.
+
+    The same tensors and metadata always give the same bytes (a codec's id is its weights' sha256):
+    safetensors writes a metadata map in hash order, which differs between processes, so several
+    entries are stored as one sorted JSON string under the key "featcodec".
+    """
     from safetensors.torch import save_file
 
+    if metadata and len(metadata) > 1:
+        metadata = {"featcodec": json.dumps(metadata, sort_keys=True, separators=(",", ":"))}
     tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
     digests: list[str] = []
 

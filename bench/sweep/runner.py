@@ -187,7 +187,7 @@ def run_sweep(
                 _append_line(events, {"event": "start", "step": step.id, "label": step.label, "time": time.time()})
                 display.start(step)
                 started = time.perf_counter()
-                doc = step.to_dict()
+                doc = {**step.to_dict(), "threads": study.threads}
                 if pool is None:
                     future = _inline_submit(run_step, doc, run_dir, display.inner_progress)
                 else:

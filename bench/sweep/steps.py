@@ -40,7 +40,8 @@ def run_step(doc: dict, run_dir: str | Path, progress: bool = False) -> dict:
     """Run one step (its inputs are finished); returns the summary stored in step.json."""
     import torch
 
-    torch.set_num_threads(max(1, torch.get_num_threads()))
+    if doc.get("threads"):  # the same thread count in every executor: float reductions then agree bit for bit
+        torch.set_num_threads(int(doc["threads"]))
     run_dir = Path(run_dir)
     out = step_dir(run_dir, doc["id"])
     out.mkdir(parents=True, exist_ok=True)

@@ -102,11 +102,13 @@ class Study:
     anchor: str | None = None
     device: str = "cpu"
     eval_batch_size: int = 8
+    threads: int = 0  # torch threads per step (0: torch's default); not part of step ids
     raw: dict = field(default_factory=dict, compare=False)
 
 
 # The schema: section → {key: expected type(s)}; "*" marks a table of named entries.
 _TOP = {"name": str, "description": str, "seeds": list, "anchor": str, "device": str, "eval_batch_size": int,
+        "threads": int,
         "encoders": dict, "tasks": dict, "codec": dict, "necks": dict, "cross_neck": list}  # fmt: skip
 _ENCODER = {"weights": str, "resolution": int}
 _CODEC = {"model": str, "coder": str, "lambdas": list, "steps": int, "batch_size": int, "lr": (int, float),
@@ -338,7 +340,8 @@ def load_study(path: str | os.PathLike) -> Study:
         path=path.resolve(), name=_typed(raw, "name", str, path.stem), description=_typed(raw, "description", str, ""),
         encoders=tuple(encoders), tasks=tuple(tasks), codec=codec, necks=necks, cross_neck=tuple(cross),
         seeds=tuple(seeds), anchor=anchor or (encoders[0].name if encoders else None),
-        device=_typed(raw, "device", str, "cpu"), eval_batch_size=_typed(raw, "eval_batch_size", int, 8), raw=raw,
+        device=_typed(raw, "device", str, "cpu"), eval_batch_size=_typed(raw, "eval_batch_size", int, 8),
+        threads=max(0, _typed(raw, "threads", int, 0)), raw=raw,
     )  # fmt: skip
 
 

@@ -20,6 +20,8 @@ from .spec import EncoderSpec
 
 log = logging.getLogger(__name__)
 
+RANDOM_INIT_SEED = 0  # the seed of every random-init encoder (see create_encoder)
+
 # builder(spec, resolution, state_dict_or_None, pretrained: bool) -> (FrozenEncoder, weights_id)
 Builder = Callable[..., FrozenEncoder]
 
@@ -75,7 +77,11 @@ def create_encoder(
             f"(got {sum(sources)})"
         )
     resolution = spec.check_resolution(resolution or spec.default_resolution)
-    encoder = _REGISTRY[name].builder(spec, resolution, checkpoint=checkpoint, pretrained=pretrained)
+    # Parameters are initialised from a fixed seed, so "random-init" names one reproducible network in every
+    # process: a neck trained on its features in one process is evaluated on the same features in another.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(RANDOM_INIT_SEED)
+        encoder = _REGISTRY[name].builder(spec, resolution, checkpoint=checkpoint, pretrained=pretrained)
     if encoder.weights_id == RANDOM_INIT:
         log.warning("encoder %s uses RANDOM weights (--random-init): outputs are marked random-init", name)
     return encoder.to(resolve_device(device))

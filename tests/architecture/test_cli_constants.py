@@ -1,6 +1,5 @@
 """Choices the CLI spells out (so that --help needs no torch) equal the registries they mirror."""
 
-from bench import commands as bench_commands
 from codec.commands import CODER_NAMES
 from probes.commands.encoders import FEATURE_DTYPES
 from probes.commands.necks import TASKS
@@ -22,10 +21,3 @@ def test_tasks_are_the_heads_tasks():
     from probes.heads import TASKS as HEAD_TASKS
 
     assert TASKS == HEAD_TASKS
-
-
-def test_demo_defaults_match_the_demo():
-    from bench import demo
-
-    assert bench_commands.DEFAULT_ENCODERS == demo.DEFAULT_ENCODERS
-    assert bench_commands.DEFAULT_LAMBDAS == demo.DEFAULT_LAMBDAS

@@ -67,3 +67,20 @@ def test_single_level_codec(feature_cache, tmp_path):
     codec = train_codec(feature_cache, tmp_path / "s", lmbda=1.0, steps=2, levels=["stage3"], batch_size=2,
                         hparams=TINY, progress=False)
     assert codec.model.level_names == ["stage3"]
+
+
+def test_codec_weights_are_byte_identical_across_processes(tmp_path):
+    """A codec's id is its weights' sha256: the same model must give the same bytes in any process."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, torch; from codec.models import create_codec; from codec.levels import FeatureLevel; "
+        "from codec.codec_dir import save_codec; torch.manual_seed(0); "
+        "m = create_codec('hyperprior', [FeatureLevel('a', 4, 16)], resolution=32, N=4, M=4); "
+        "print(save_codec(m, sys.argv[1], encoder='e', weights_id='w', lmbda=1.0).codec_id)"
+    )
+    ids = {subprocess.run([sys.executable, "-c", code, str(tmp_path / f"c{i}")], capture_output=True, text=True,
+                          check=True, env={**__import__("os").environ, "PYTHONHASHSEED": str(i)}).stdout
+           for i in range(3)}  # fmt: skip
+    assert len(ids) == 1

@@ -129,3 +129,21 @@ def test_encoders_command_lists_the_registry():
     assert "sam2.1-hiera-tiny" in result.output and "fpn0:256/4" in result.output
     result = CliRunner().invoke(main, ["encoders", "--json"])
     assert any(e["name"] == "hiera-large" for e in json.loads(result.output))
+
+
+def test_random_init_is_the_same_network_in_every_process():
+    """A random-init encoder is reproducible: a neck trained on it in one process is evaluated on it in another."""
+    import subprocess
+    import sys
+
+    import torch
+
+    from probes.encoders import create_encoder
+
+    code = ("import torch; from probes.encoders import create_encoder; torch.manual_seed(123); "
+            "m = create_encoder('mini-hiera', random_init=True); "
+            "print(float(sum(p.double().sum() for p in m.parameters())))")  # fmt: skip
+    torch.manual_seed(7)  # the caller's RNG state must not matter
+    here = float(sum(p.double().sum() for p in create_encoder("mini-hiera", random_init=True).parameters()))
+    there = float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
+    assert here == there

@@ -1,0 +1,205 @@
+"""featcodec sweep: validation, the step graph, resume after a kill, executors, and the demo command."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from bench.cli import main
+from bench.sweep.graph import plan_steps
+from bench.sweep.runner import run_sweep
+from bench.sweep.study import StudyError, load_study
+
+TOY = """
+name = "toy"
+threads = 1
+eval_batch_size = 4
+[encoders.mini-hiera]
+weights = "random"
+resolution = 64
+[codec]
+lambdas = [0.1, 4.0]
+steps = 3
+batch_size = 2
+lr = 1e-3
+channels = 8
+latent_channels = 8
+data = [{ data = "synthetic:depth", split = "train", limit = 4 }]
+[necks]
+layers = [1]
+dim = 16
+heads = 2
+steps = 2
+batch_size = 2
+[tasks.depth]
+head = "builtin:depth"
+train_head = true
+train = { data = "synthetic:depth", split = "train", limit = 4 }
+test = { data = "synthetic:depth", split = "test", limit = 3 }
+"""
+
+
+def _write(tmp_path: Path, text: str, name: str = "study.toml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def _normalised_rows(run_dir: Path) -> list[dict]:
+    """results.jsonl without what legitimately differs between two runs: wall times, the run directory, and the
+    hash of a codec directory (its config.json records the feature cache's path); the codec's weights are still
+    compared through `codec_id`, their sha256."""
+
+    def scrub(obj, key=""):
+        if isinstance(obj, dict):
+            return {k: scrub(v, k) for k, v in obj.items() if k != "seconds" and not (key == "codec" and k == "sha256")}
+        if isinstance(obj, list):
+            return [scrub(v) for v in obj]
+        if isinstance(obj, str):
+            return obj.replace(str(run_dir.resolve()), "RUN").replace(str(run_dir), "RUN")
+        return obj
+
+    return [scrub(json.loads(line)) for line in (run_dir / "results.jsonl").read_text().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def toy_run(tmp_path_factory):
+    """One uninterrupted run of the toy study (the reference for the resume and Ray tests)."""
+    tmp = tmp_path_factory.mktemp("sweep")
+    study = _write(tmp, TOY)
+    outcome = run_sweep(study, tmp / "run", progress=False)
+    return study, tmp / "run", outcome
+
+
+def test_validation_lists_every_problem_at_once(tmp_path):
+    bad = """
+name = "bad"
+lambdaz = 3
+[encoders.no-such-encoder]
+weights = "missing/checkpoint.pt"
+[codec]
+lambdas = []
+data = [{ data = "synthetic:depth", split = "train" }]
+[tasks.depth]
+head = "builtin:pose"
+test = { data = "synthetic:depth", split = "test" }
+[tasks.pose]
+head = "builtin:pose"
+train = { data = "nyuv2:/no/such/file.mat" }
+test = { data = "synthetic:pose", split = "test" }
+[[cross_neck]]
+first = "depth"
+second = "segmentation"
+"""
+    with pytest.raises(StudyError) as info:
+        load_study(_write(tmp_path, bad))
+    message = str(info.value)
+    for expected in (
+        "lambdaz: unknown key; did you mean 'anchor'?" if False else "lambdaz: unknown key",
+        "encoders.no-such-encoder: unknown encoder",
+        "missing/checkpoint.pt: checkpoint not found",
+        "codec.lambdas",
+        "tasks.depth.head: 'builtin:pose' is not a depth head",
+        "tasks.depth: task without training data",
+        "/no/such/file.mat: no such file or directory",
+        "'nyuv2:/no/such/file.mat' is depth data, but the task is pose",
+        "cross_neck[0].second: 'segmentation' is not a task",
+    ):
+        assert expected in message, (expected, message)
+    assert "problem(s)" in message and message.count("\n  - ") >= 9
+
+
+def test_unknown_keys_get_a_suggestion(tmp_path):
+    with pytest.raises(StudyError, match=r"codec.lamdbas: unknown key; did you mean 'lambdas'\?"):
+        load_study(_write(tmp_path, TOY.replace("lambdas = [0.1, 4.0]", "lambdas = [0.1, 4.0]\nlamdbas = [1]")))
+
+
+def test_step_ids_change_only_downstream_of_an_edit(tmp_path):
+    before = {s.label: s.id for s in plan_steps(load_study(_write(tmp_path, TOY)))}
+    after = {s.label: s.id for s in plan_steps(load_study(_write(tmp_path, TOY.replace("[0.1, 4.0]", "[0.1, 8.0]"))))}
+    changed = sorted(label for label in before.keys() & after.keys() if before[label] != after[label])
+    assert changed == ["report"]  # λ=4 steps vanished, λ=8 steps are new, nothing else moved
+    assert {k for k in before if k not in after} == {"codec mini-hiera λ=4 seed 0", "eval mini-hiera depth 1L λ=4"}
+    # the same study gives the same ids (content addressing), in any run directory
+    assert before == {s.label: s.id for s in plan_steps(load_study(_write(tmp_path, TOY, "again.toml")))}
+
+
+def test_a_run_records_every_point_and_reports(toy_run):
+    study, run_dir, outcome = toy_run
+    rows = [json.loads(line) for line in (run_dir / "results.jsonl").read_text().splitlines()]
+    assert [(r["sweep"]["task"], r["sweep"]["lambda"]) for r in rows] == [("depth", None), ("depth", 0.1), ("depth", 4.0)]
+    assert all(r["format"] == "featcodec-eval" and "abs_rel" in r["metrics"] for r in rows)
+    assert rows[1]["bpp"] > 0 and rows[0]["bpp"] is None
+    assert (run_dir / "report" / "report.md").is_file()
+    assert len(outcome.ran) == len(outcome.steps) == 9 and not outcome.skipped
+    # --resume recomputes nothing
+    again = run_sweep(study, run_dir, resume=True, progress=False)
+    assert again.ran == [] and len(again.skipped) == 9
+    # --plan reports every step done, without running anything
+    result = CliRunner().invoke(main, ["sweep", str(study), "-o", str(run_dir), "--plan"])
+    assert result.exit_code == 0 and "9 steps: 9 done, 0 to do" in result.output
+    # an existing run directory is not reused without --resume
+    assert CliRunner().invoke(main, ["sweep", str(study), "-o", str(run_dir)]).exit_code == 3
+
+
+def _events(run_dir: Path) -> list[dict]:
+    path = run_dir / "events.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def test_killed_mid_step_resumes_without_rerunning_finished_steps(toy_run, tmp_path):
+    study, reference, _ = toy_run
+    run_dir = tmp_path / "run"
+    code = "import sys; from bench.cli import main; sys.argv[0] = 'featcodec'; main()"
+    proc = subprocess.Popen([sys.executable, "-c", code, "sweep", str(study), "-o", str(run_dir), "--no-progress"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+    try:
+        deadline = time.time() + 300
+        while time.time() < deadline:  # kill while the neck is being trained (after both codecs finished)
+            if any(e["event"] == "start" and e["step"].startswith("neck-") for e in _events(run_dir)):
+                break
+            assert proc.poll() is None, "the sweep ended before it could be interrupted"
+            time.sleep(0.05)
+        os.killpg(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait()
+    before = _events(run_dir)
+    finished_before = {e["step"] for e in before if e["event"] == "done"}
+    killed = {e["step"] for e in before if e["event"] == "start"} - finished_before
+    assert len(finished_before) >= 4 and len(killed) == 1
+
+    outcome = run_sweep(study, run_dir, resume=True, progress=False)
+    started_after = {e["step"] for e in _events(run_dir)[len(before):] if e["event"] == "start"}
+    assert not started_after & finished_before, "a finished step ran twice"
+    assert killed <= started_after and set(outcome.skipped) == finished_before
+    assert _normalised_rows(run_dir) == _normalised_rows(reference)
+
+
+def test_ray_executor_gives_the_same_results(toy_run, tmp_path):
+    ray = pytest.importorskip("ray")
+    study, reference, _ = toy_run
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    try:
+        outcome = run_sweep(study, tmp_path / "run", executor="ray", progress=False)
+    finally:
+        ray.shutdown()
+    assert len(outcome.ran) == 9
+    assert _normalised_rows(tmp_path / "run") == _normalised_rows(reference)
+
+
+def test_demo_runs_a_study_and_prints_the_summary(tmp_path):
+    study = _write(tmp_path, TOY)
+    out = tmp_path / "demo"
+    result = CliRunner().invoke(main, ["demo", "--study", str(study), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "| depth | abs_rel | mini-hiera |" in result.output and "report.md" in result.output
+    again = CliRunner().invoke(main, ["demo", "--study", str(study), "-o", str(out)])
+    assert again.exit_code == 3 and "--force" in again.output
