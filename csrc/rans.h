@@ -33,18 +33,36 @@ constexpr int kBypassBits = 4;                // CompressAI's bypass_precision
 constexpr int kMaxBypassChunks = 9;           // ceil(33 / 4): raw < 2^33 for every int32 symbol
 constexpr int kMaxBytesPerSymbol = 2;         // one coding step emits at most 2 bytes (freq >= 1)
 constexpr int kMaxEscapeBytes = 2 + 1 + kMaxBypassChunks;  // escape bin + count + chunks, bytes bound
-constexpr int kLutBits = 10;                  // decoder buckets per row: 2^10 slots ranges
+constexpr int kLutMaxBits = 12;               // decoder buckets per row: at most 2^12
+
+// Per table row: where its bins are and how to find a slot's bin.
+struct Row {
+  int32_t offset;
+  uint32_t max_value;  // escape bin value (cdf_length - 2)
+  uint32_t base;       // first entry of the row in Table::cdf and Table::enc
+  uint32_t lut_base;   // first bucket of the row in Table::lut
+  uint32_t lut_shift;  // slot >> lut_shift = bucket
+  uint32_t pad[3];
+};
+
+// Encoder constants of one bin (Giesen's rans_byte RansEncSymbol): division by the frequency
+// becomes a multiply and shift.
+struct EncSymbol {
+  uint32_t x_max;      // renormalise while x >= x_max
+  uint32_t rcp_freq;   // fixed-point reciprocal of freq
+  uint32_t bias;
+  uint16_t cmpl_freq;  // 2^precision - freq
+  uint16_t rcp_shift;
+};
 
 // A validated CDF table prepared for coding (immutable; shared by threads).
 struct Table {
   int rows = 0;
   int precision = 16;
-  int lut_shift = 0;                 // slot >> lut_shift = bucket
-  std::vector<int32_t> offset;       // [rows]
-  std::vector<uint32_t> max_value;   // [rows] escape bin value (cdf_length - 2)
-  std::vector<uint32_t> base;        // [rows] first entry of the row in cdf
-  std::vector<uint32_t> cdf;         // concatenated rows, cdf_length[k] entries each, 0 .. 2^precision
-  std::vector<uint16_t> lut;         // [rows << (precision - lut_shift)] bin containing a bucket's first slot
+  std::vector<Row> row;
+  std::vector<uint32_t> cdf;      // concatenated rows, cdf_length[k] entries each, 0 .. 2^precision
+  std::vector<EncSymbol> enc;     // bin v of row k at row[k].base + v
+  std::vector<uint16_t> lut;      // bin containing each bucket's first slot
 
   // From CompressAI's arrays (cdf [rows, width] row-major). Returns an error message or "".
   std::string build(const int32_t* cdf_in, int rows_in, int width, const int32_t* length,
