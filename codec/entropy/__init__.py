@@ -10,14 +10,14 @@ use bit-identical tables); a coder turns (symbols, table indexes) into bytes and
 """
 
 from .coders import CODERS, CompressAICoder, ConstrictionCoder, EntropyCoder, get_coder
-from .native import NativeCoder, native_available
+from .native import NativeCoder, default_coder, native_available
 from .substreams import decode_substreams, encode_substreams, split_channels
 from .tables import CdfTable
 
 # Always registered, so streams naming it are recognised; get_coder("native") raises a clear error
 # where the extension is not built, and new streams then default to constriction.
 CODERS["native"] = NativeCoder
-DEFAULT_CODER = "native" if native_available() else "constriction"
+DEFAULT_CODER = default_coder()
 
 __all__ = [
     "CODERS",
@@ -28,6 +28,7 @@ __all__ = [
     "EntropyCoder",
     "NativeCoder",
     "decode_substreams",
+    "default_coder",
     "encode_substreams",
     "get_coder",
     "native_available",

@@ -47,6 +47,11 @@ def native_available() -> bool:
     return _C is not None
 
 
+def default_coder() -> str:
+    """The coder new streams use: native where the extension is built, else constriction."""
+    return "native" if native_available() else "constriction"
+
+
 def default_threads() -> int:
     """$FEATCODEC_RANS_THREADS, else the CPUs this process may use."""
     value = os.environ.get(THREADS_ENV)
