@@ -12,7 +12,7 @@ import torch
 from codec.cli import InputError
 
 from .bitstream import BitstreamError
-from .entropy import CODERS
+from .entropy import CODERS, DEFAULT_CODER
 from .pipeline import decode_stream, encode_features, stream_info
 from .zoo import CodecLoadError, load_codec
 
@@ -91,7 +91,8 @@ def train_codec_command(features, lmbda, kind, levels, steps, batch_size, lr, N,
 @click.option("--random-init", is_flag=True, help="Random encoder weights (for codecs trained on such features).")
 @click.option("--ignore-weights-mismatch", is_flag=True,
               help="Encode although the encoder weights differ from those the codec was trained for.")
-@click.option("--coder", type=click.Choice(sorted(CODERS)), default="constriction", show_default=True)
+@click.option("--coder", type=click.Choice(sorted(CODERS)), default=DEFAULT_CODER, show_default=True,
+              help="Entropy coder (native: featcodec's rANS, constriction where codec._C is not built).")
 @click.option("--groups", default=1, show_default=True, type=click.IntRange(min=1),
               help="Independent channel-group substreams.")
 @click.option("--threads", type=click.IntRange(min=1), help="Threads for substreams.")

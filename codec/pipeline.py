@@ -1,6 +1,6 @@
 """Features ⇄ `.fcb` streams with a loaded codec, and (for `featcodec encode IMAGE`) images → streams.
 
-    streams = encode_features(codec, {"fpn0": B×C×H×W, ...}, coder="constriction")
+    streams = encode_features(codec, {"fpn0": B×C×H×W, ...})  # coder: native (else constriction)
     decoded = decode_stream(codec, streams[0])       # .features {level: C×H×W}, .header
     info = stream_info(streams[0])                   # no codec needed
 
@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import torch
 
 from .bitstream import BitstreamError, Container, pack, unpack
-from .entropy import CODERS
+from .entropy import CODERS, DEFAULT_CODER
 from .zoo import LoadedCodec
 
 STREAM_FORMAT = "featcodec-fcb"
@@ -37,7 +37,7 @@ def _batched(codec: LoadedCodec, features: dict[str, torch.Tensor]) -> dict[str,
 
 
 def encode_features(
-    codec: LoadedCodec, features: dict[str, torch.Tensor], *, coder: str = "constriction", groups: int = 1,
+    codec: LoadedCodec, features: dict[str, torch.Tensor], *, coder: str = DEFAULT_CODER, groups: int = 1,
     threads: int | None = None, sources: Sequence[dict | None] | None = None, timings: dict | None = None,
 ) -> list[bytes]:
     """One .fcb stream per item of `features` ({level: B×C×H×W} or C×H×W)."""

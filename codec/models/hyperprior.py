@@ -17,7 +17,14 @@ from torch import nn
 from torch.func import functional_call
 
 from codec import ops
-from codec.entropy import CdfTable, decode_substreams, encode_substreams, get_coder, split_channels
+from codec.entropy import (
+    DEFAULT_CODER,
+    CdfTable,
+    decode_substreams,
+    encode_substreams,
+    get_coder,
+    split_channels,
+)
 from probes.encoders.spec import FeatureLevel
 
 from .base import MEAN_GRID, SYMBOL_CLAMP, TransformFeatureCodec, crc32_arrays
@@ -141,7 +148,7 @@ class MeanScaleFeatureHyperprior(TransformFeatureCodec):
 
     @torch.no_grad()
     def compress(
-        self, x: dict[str, torch.Tensor], coder: str = "constriction", groups: int = 1, threads: int | None = None
+        self, x: dict[str, torch.Tensor], coder: str = DEFAULT_CODER, groups: int = 1, threads: int | None = None
     ) -> dict:
         """Per item: substreams {"z", "y.0", ...}, checksums and the model's estimated bits."""
         self._require_updated()
@@ -183,7 +190,7 @@ class MeanScaleFeatureHyperprior(TransformFeatureCodec):
 
     @torch.no_grad()
     def decompress(
-        self, strings: list[dict[str, bytes]], shape: Sequence[int], coder: str = "constriction",
+        self, strings: list[dict[str, bytes]], shape: Sequence[int], coder: str = DEFAULT_CODER,
         threads: int | None = None, checksums: list[dict] | None = None, device: str | torch.device = "cpu",
     ) -> dict:
         """Inverse of compress for items of one grid `shape`; checks the stream's checksums."""
