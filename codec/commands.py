@@ -223,10 +223,12 @@ def encoder_device(encoder) -> torch.device:
 @click.option("--codec", "codec_dir", required=True, type=click.Path(file_okay=False, path_type=Path))
 @click.option("--threads", type=click.IntRange(min=1))
 @click.option("--device", default="cpu", show_default=True)
+@click.option("--max-pixels", type=click.IntRange(min=1),
+              help="Refuse streams whose grid covers more pixels (default: 4× the codec's training resolution²).")
 @click.option("--force", is_flag=True, help="Overwrite an existing output.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path))
-def decode_command(stream, codec_dir, threads, device, force, as_json, output):
+def decode_command(stream, codec_dir, threads, device, max_pixels, force, as_json, output):
     """Decode a .fcb stream into a safetensors file of features {level: C×H×W}."""
     from safetensors.torch import save
 
@@ -235,7 +237,7 @@ def decode_command(stream, codec_dir, threads, device, force, as_json, output):
     codec = _load_codec(codec_dir, device)
     data = _read(stream)
     try:
-        decoded = decode_stream(codec, data, threads=threads, device=device)
+        decoded = decode_stream(codec, data, threads=threads, device=device, max_pixels=max_pixels)
     except BitstreamError as e:
         raise InputError(f"{stream}: {e}") from e
     start = time.perf_counter()

@@ -6,6 +6,8 @@
 
 A stream is validated against the codec before any entropy decoding: codec id and config hash,
 levels, grid and latent shapes (bounded, so no field can size an allocation), coder, substream names.
+The grid's pixel count must also be within the decoder's `max_pixels` (default: MAX_PIXELS_FACTOR
+times the codec's training resolution squared), so a small stream cannot make it allocate gigabytes.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from .zoo import LoadedCodec
 
 STREAM_FORMAT = "featcodec-fcb"
 MAX_GRID = 1024  # grid cells per side: 16384 px at stride 16
+MAX_PIXELS_FACTOR = 4  # default decode limit: 4x the pixels of the codec's training resolution
 _SUBSTREAM = re.compile(r"^(z|y\.\d{1,4}|x\.[A-Za-z0-9_\-]{1,48})$")
 
 
@@ -83,8 +86,30 @@ def _require(header: dict, key: str, kind: type | tuple, what: str = ""):
     return value
 
 
-def check_header(codec: LoadedCodec, container: Container) -> tuple[tuple[int, int], str]:
-    """Validate a parsed stream against `codec`; returns (grid, coder)."""
+def default_max_pixels(codec: LoadedCodec) -> int | None:
+    """MAX_PIXELS_FACTOR × the training resolution², or None (only MAX_GRID) for a codec without one."""
+    resolution = codec.config.get("resolution")
+    return MAX_PIXELS_FACTOR * resolution * resolution if type(resolution) is int and resolution > 0 else None
+
+
+def _check_pixels(codec: LoadedCodec, grid: tuple[int, int], max_pixels: int | None) -> None:
+    limit = default_max_pixels(codec) if max_pixels is None else int(max_pixels)
+    stride = codec.model.grid_stride
+    height, width = grid[0] * stride, grid[1] * stride
+    if limit is not None and height * width > limit:
+        why = (f"max_pixels={limit}" if max_pixels is not None else
+               f"{MAX_PIXELS_FACTOR}× the codec's {codec.config['resolution']}² px training resolution = {limit} px")
+        raise BitstreamError(
+            f"stream declares a {height}×{width} px grid ({height * width} px), over this decoder's limit of "
+            f"{why}; pass a larger max_pixels (featcodec decode --max-pixels) to decode it"
+        )
+
+
+def check_header(
+    codec: LoadedCodec, container: Container, max_pixels: int | None = None
+) -> tuple[tuple[int, int], str]:
+    """Validate a parsed stream against `codec`; returns (grid, coder). Nothing is allocated from the
+    stream's sizes before the grid has passed `max_pixels` (see default_max_pixels)."""
     header, model = container.header, codec.model
     if header.get("format") != STREAM_FORMAT:
         raise BitstreamError(f"header field 'format' is {header.get('format')!r}, expected {STREAM_FORMAT!r}")
@@ -98,6 +123,7 @@ def check_header(codec: LoadedCodec, container: Container) -> tuple[tuple[int, i
     if len(grid) != 2 or not all(type(v) is int and 1 <= v <= MAX_GRID for v in grid):
         raise BitstreamError(f"header field 'grid' {grid!r} is not two integers in [1, {MAX_GRID}]")
     grid = (grid[0], grid[1])
+    _check_pixels(codec, grid, max_pixels)
     shapes = model.level_shapes(grid)
     expected_levels = [{**lv.to_dict(), "shape": list(shapes[lv.name])} for lv in model.levels]
     if header.get("levels") != expected_levels:
@@ -127,12 +153,14 @@ class Decoded:
 
 
 def decode_streams(
-    codec: LoadedCodec, streams: Sequence[bytes], *, threads: int | None = None, device: str | torch.device = "cpu"
+    codec: LoadedCodec, streams: Sequence[bytes], *, threads: int | None = None, device: str | torch.device = "cpu",
+    max_pixels: int | None = None,
 ) -> list[Decoded]:
-    """Decode streams of one grid together (a batch); each is validated first."""
+    """Decode streams of one grid together (a batch); each is validated first, its grid against
+    `max_pixels` (default: default_max_pixels(codec))."""
     start = time.perf_counter()
     containers = [unpack(data) for data in streams]
-    checked = [check_header(codec, c) for c in containers]
+    checked = [check_header(codec, c, max_pixels) for c in containers]
     if len({g for g in checked}) != 1:
         raise BitstreamError("streams decoded as one batch must share grid and coder")
     grid, coder = checked[0]

@@ -176,6 +176,7 @@ class MeanScaleFeatureHyperprior(TransformFeatureCodec):
                 {
                     "strings": strings,
                     "checksums": {
+                        "hyper": crc32_arrays(z_symbols[b]),  # checked before h_s runs on them
                         "probability_model": crc32_arrays(indexes[b], means_grid[b]),
                         "symbols": crc32_arrays(z_symbols[b], symbols[b]),
                     },
@@ -202,6 +203,8 @@ class MeanScaleFeatureHyperprior(TransformFeatureCodec):
         z_shape = self.latent_shapes(grid)["z"]
         z_indexes = self._z_indexes(z_shape)
         z_symbols = np.stack([entropy_coder.decode(s["z"], z_indexes, z_table).reshape(z_shape) for s in strings])
+        for b in range(len(strings)):  # a wrong z would cost the float64 hyper path before failing later
+            self.verify("hyper", (checksums or [{}] * len(strings))[b].get("hyper"), crc32_arrays(z_symbols[b]))
         z_symbols = torch.from_numpy(z_symbols)
         z_hat = ops.dequantize(z_symbols, self._medians().cpu().expand_as(z_symbols).contiguous())
         scales, means = self.entropy_parameters(z_hat, grid)
