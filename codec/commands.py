@@ -124,8 +124,8 @@ def encode_command(images, features_file, codec_dir, checkpoint, random_init, ig
                        + (f", {s['bpp_source']:.4f} bpp" if s.get("bpp_source") else ""), err=True)
 
 
-def _summary(path: Path, data: bytes, seconds: dict) -> dict:
-    info = stream_info(data)
+def _summary(path: Path, data: bytes, seconds: dict, codec) -> dict:
+    info = stream_info(data, codec)
     keys = ("bytes", "payload_bytes", "bits_per_element", "bpp_input", "bpp_source", "estimated_bits", "coder")
     return {"output": str(path), **{k: info.get(k) for k in keys}, "seconds": seconds}
 
@@ -155,7 +155,7 @@ def _encode_features_file(codec, path, output, coder, groups, threads, force) ->
     start = time.perf_counter()
     _atomic_write(output, data, force)
     timings["write_s"] = time.perf_counter() - start
-    return _summary(output, data, timings)
+    return _summary(output, data, timings, codec)
 
 
 def _encode_images(codec, images, output, checkpoint, random_init, ignore_mismatch, coder, groups, threads, device,
@@ -210,7 +210,7 @@ def _encode_images(codec, images, output, checkpoint, random_init, ignore_mismat
         start = time.perf_counter()
         _atomic_write(target, data, force)
         timings["write_s"] = time.perf_counter() - start
-        summaries.append(_summary(target, data, timings))
+        summaries.append(_summary(target, data, timings, codec))
     return summaries
 
 
@@ -258,12 +258,16 @@ def decode_command(stream, codec_dir, threads, device, max_pixels, force, as_jso
 
 @click.command("info")
 @click.argument("stream", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--codec", "codec_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="The codec that wrote the stream: adds what a compact (v2) header leaves to it (levels, latents, "
+                   "encoder, bits per element).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def info_command(stream, as_json):
+def info_command(stream, codec_dir, as_json):
     """Print a .fcb stream's header, sizes, bits per element and bits per pixel."""
     data = _read(stream)
+    codec = _load_codec(codec_dir) if codec_dir else None
     try:
-        info = stream_info(data)
+        info = stream_info(data, codec)
     except BitstreamError as e:
         raise InputError(f"{stream}: {e}") from e
     info = {"file": str(stream), **info}
@@ -272,11 +276,12 @@ def info_command(stream, as_json):
         return
     codec, encoder = info["codec"] or {}, info["encoder"] or {}
     lines = [
-        f"file              {stream}",
+        f"file              {stream} (container {'.'.join(map(str, info['container_version']))})",
         f"codec             {codec.get('kind')} {codec.get('id')} (config {codec.get('config_hash')})",
         f"encoder           {encoder.get('name')} ({encoder.get('weights_id')}) at {info['resolution']} px",
-        "levels            " + ", ".join(f"{lv.get('name')} {tuple(lv.get('shape', ()))}" for lv in info["levels"] or []),
-        f"latents           {info['latents']}",
+        "levels            " + (", ".join(f"{lv.get('name')} {tuple(lv.get('shape', ()))}" for lv in info["levels"])
+                                  if info["levels"] else "(not in a compact stream: pass --codec)"),
+        f"latents           {info['latents'] if info['latents'] else '(pass --codec)'}",
         f"coder             {info['coder']}",
         f"bytes             {info['bytes']} (header {info['header_bytes']}, payload {info['payload_bytes']})",
         "substreams        " + ", ".join(f"{s['name']}:{s['bytes']}" for s in info["substreams"]),

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .bitstream import BitstreamError, Container, pack, unpack
+from .bitstream import BitstreamError, Container, can_pack, pack, pack_compact, unpack
 from .entropy import CODERS, DEFAULT_CODER
 from .zoo import LoadedCodec
 
@@ -42,8 +42,13 @@ def _batched(codec: LoadedCodec, features: dict[str, torch.Tensor]) -> dict[str,
 def encode_features(
     codec: LoadedCodec, features: dict[str, torch.Tensor], *, coder: str = DEFAULT_CODER, groups: int = 1,
     threads: int | None = None, sources: Sequence[dict | None] | None = None, timings: dict | None = None,
+    compact: bool = True,
 ) -> list[bytes]:
-    """One .fcb stream per item of `features` ({level: B×C×H×W} or C×H×W)."""
+    """One .fcb stream per item of `features` ({level: B×C×H×W} or C×H×W).
+
+    compact: learned codecs' streams get the version-2 binary header (≤ 64 bytes for up to 3 channel
+    groups without a source; codec/bitstream/compact.py); False, or the uniform baseline, writes the
+    version-1 JSON header (readable by older readers)."""
     model = codec.model
     if model.kind == "uniform":
         coder = "zstd"
@@ -75,7 +80,8 @@ def encode_features(
             "estimated_bits": item["estimated_bits"],
             "source": source,
         }
-        streams.append(pack(header, item["strings"]))
+        write_compact = compact and can_pack(header, item["strings"])
+        streams.append(pack_compact(header, item["strings"]) if write_compact else pack(header, item["strings"]))
     return streams
 
 
@@ -126,9 +132,12 @@ def check_header(
     _check_pixels(codec, grid, max_pixels)
     shapes = model.level_shapes(grid)
     expected_levels = [{**lv.to_dict(), "shape": list(shapes[lv.name])} for lv in model.levels]
-    if header.get("levels") != expected_levels:
+    if container.version[0] >= 2:  # the compact header leaves levels and latents to the codec
+        if "levels" in header or "latents" in header:
+            raise BitstreamError("a compact stream must not carry 'levels' or 'latents'")
+    elif header.get("levels") != expected_levels:
         raise BitstreamError("header field 'levels' does not match the codec's levels and the stream's grid")
-    if header.get("latents") != model.latent_shapes(grid):
+    elif header.get("latents") != model.latent_shapes(grid):
         raise BitstreamError("header field 'latents' does not match the codec's latent shapes for the grid")
     coder = _require(header, "coder", str, "a string")
     allowed = ("zstd",) if model.kind == "uniform" else tuple(CODERS)
@@ -176,7 +185,7 @@ def decode_streams(
     return [
         Decoded(
             features={name: t[b] for name, t in out["x_hat"].items()},
-            header=c.header,
+            header={**describe(codec, c.header), **c.header} if c.version[0] >= 2 else c.header,
             y_hat=None if out["y_hat"] is None else out["y_hat"][b],
             timings=timings,
         )
@@ -188,10 +197,31 @@ def decode_stream(codec: LoadedCodec, data: bytes, **kwargs) -> Decoded:
     return decode_streams(codec, [data], **kwargs)[0]
 
 
-def stream_info(data: bytes) -> dict:
-    """Header fields, sizes, bits per element and bits per pixel of one stream (no codec needed)."""
+def describe(codec: LoadedCodec, header: dict) -> dict:
+    """The codec-derived fields a compact (version 2) header leaves out, as version 1 writes them."""
+    grid = header.get("grid")
+    if not (isinstance(grid, list) and len(grid) == 2 and all(type(v) is int and 1 <= v <= MAX_GRID for v in grid)):
+        return {}
+    model = codec.model
+    shapes = model.level_shapes(grid)
+    return {
+        "encoder": {"name": codec.encoder, "weights_id": codec.config["weights_id"]},
+        "resolution": codec.config.get("resolution"),
+        "levels": [{**lv.to_dict(), "shape": list(shapes[lv.name])} for lv in model.levels],
+        "latents": model.latent_shapes(grid),
+    }
+
+
+def stream_info(data: bytes, codec: LoadedCodec | None = None) -> dict:
+    """Header fields, sizes, bits per element and bits per pixel of one stream (no codec needed for a
+    version-1 stream; a compact one needs `codec` for its levels, latents and bits per element)."""
     container = unpack(data)
     header = container.header
+    if codec is not None and container.version[0] >= 2:
+        info = header.get("codec") or {}
+        if info.get("id") != codec.codec_id or info.get("config_hash") != codec.config_hash:
+            raise BitstreamError(f"the stream was written by codec {info.get('id')}, not by {codec.codec_id}")
+        header = {**describe(codec, header), **header}
     payload = container.payload_bytes
     elements = 0
     for level in header.get("levels") or []:
@@ -202,6 +232,7 @@ def stream_info(data: bytes) -> dict:
                 n *= v
             elements += n
     info = {
+        "container_version": list(container.version),
         "bytes": len(data),
         "header_bytes": len(data) - payload - 4,
         "payload_bytes": payload,

@@ -3,6 +3,8 @@
 Layout and every check are documented byte-for-byte in docs/bitstream.md.
 """
 
+from .compact import VERSION as COMPACT_VERSION
+from .compact import can_pack, pack_compact
 from .container import (
     HEADER_LIMIT,
     MAGIC,
@@ -13,4 +15,7 @@ from .container import (
     unpack,
 )
 
-__all__ = ["HEADER_LIMIT", "MAGIC", "VERSION", "BitstreamError", "Container", "pack", "unpack"]
+__all__ = [
+    "COMPACT_VERSION", "HEADER_LIMIT", "MAGIC", "VERSION", "BitstreamError", "Container", "can_pack", "pack",
+    "pack_compact", "unpack",
+]

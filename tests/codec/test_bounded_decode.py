@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from codec.bitstream import BitstreamError, pack, unpack
+from codec.bitstream import BitstreamError, pack, pack_compact, unpack
 from codec.cli import main
 from codec.entropy import CdfTable, get_coder
 from codec.models.base import crc32_arrays
@@ -21,7 +21,7 @@ def _huge_stream(codec, grid=(1024, 1024)):
     """A self-consistent stream for `grid`: header fields as the codec derives them, a z substream
     that really decodes (all-zero hyper symbols) and whose hyper checksum matches, so only the
     pixel limit stands between it and a float64 hyper path over gigabytes."""
-    (data,) = encode_features(codec, fpn_features(batch=1))
+    (data,) = encode_features(codec, fpn_features(batch=1), compact=False)
     header = {k: v for k, v in unpack(data).header.items() if k != "substreams"}
     model = codec.model
     shapes = model.level_shapes(grid)
@@ -79,14 +79,15 @@ def test_hyper_checksum_checked_before_the_hyper_path(fpn_codec, monkeypatch):
     (data,) = encode_features(fpn_codec, fpn_features(batch=1))
     container = unpack(data)
     model = fpn_codec.model
-    latents = container.header["latents"]
+    latents = model.latent_shapes(container.header["grid"])
     z_table = CdfTable.from_entropy_model(model.entropy_bottleneck)
     z_indexes = np.repeat(np.arange(latents["z"][0], dtype=np.int32), int(np.prod(latents["z"][1:])))
     coder = get_coder(container.header["coder"])
     z = coder.decode(container.substreams["z"], z_indexes, z_table)
     z[0] += 1
-    forged = pack({k: v for k, v in container.header.items() if k != "substreams"},
-                  {**container.substreams, "z": coder.encode(z, z_indexes, z_table)})
+    assert container.version[0] == 2  # the default, compact container
+    forged = pack_compact({k: v for k, v in container.header.items() if k != "substreams"},
+                          {**container.substreams, "z": coder.encode(z, z_indexes, z_table)})
 
     def must_not_run(*args, **kwargs):
         raise AssertionError("the hyper path ran on unverified z symbols")
