@@ -14,7 +14,8 @@ import click
 
 from .errors import InputError
 
-CODER_NAMES = ("compressai", "constriction")  # codec.entropy.CODERS, spelled out so --help needs no torch (tested)
+CODER_NAMES = ("compressai", "constriction", "native")  # codec.entropy.CODERS, spelled out: --help needs no torch
+CODER_HELP = "Entropy coder (default: native, featcodec's rANS; constriction where codec._C is not built)."
 
 
 def write_output(path: Path, data: bytes, force: bool) -> None:
@@ -33,11 +34,11 @@ def read_input(path: Path) -> bytes:
         raise InputError(f"{path}: cannot read ({e.strerror})") from e
 
 
-def stream_summary(path: Path, data: bytes, seconds: dict) -> dict:
+def stream_summary(path: Path, data: bytes, seconds: dict, codec=None) -> dict:
     """The per-stream summary `featcodec encode` prints (sizes, bits per element, bpp, timings)."""
     from .bitstream import stream_info
 
-    info = stream_info(data)
+    info = stream_info(data, codec)
     keys = ("bytes", "payload_bytes", "bits_per_element", "bpp_input", "bpp_source", "estimated_bits", "coder")
     return {"output": str(path), **{k: info.get(k) for k in keys}, "seconds": seconds}
 
@@ -47,10 +48,12 @@ def stream_summary(path: Path, data: bytes, seconds: dict) -> dict:
 @click.option("--codec", "codec_dir", required=True, type=click.Path(file_okay=False, path_type=Path))
 @click.option("--threads", type=click.IntRange(min=1))
 @click.option("--device", default="cpu", show_default=True)
+@click.option("--max-pixels", type=click.IntRange(min=1),
+              help="Refuse streams whose grid covers more pixels (default: 4× the codec's training resolution²).")
 @click.option("--force", is_flag=True, help="Overwrite an existing output.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path))
-def decode_command(stream, codec_dir, threads, device, force, as_json, output):
+def decode_command(stream, codec_dir, threads, device, max_pixels, force, as_json, output):
     """Decode a .fcb stream into a safetensors file of features {level: C×H×W}."""
     from safetensors.torch import save
 
@@ -63,7 +66,7 @@ def decode_command(stream, codec_dir, threads, device, force, as_json, output):
     codec = load_codec(codec_dir, device=device)
     data = read_input(stream)
     try:
-        decoded = decode_stream(codec, data, threads=threads, device=device)
+        decoded = decode_stream(codec, data, threads=threads, device=device, max_pixels=max_pixels)
     except BitstreamError as e:
         raise InputError(f"{stream}: {e}") from e
     start = time.perf_counter()
@@ -84,14 +87,22 @@ def decode_command(stream, codec_dir, threads, device, force, as_json, output):
 
 @click.command("info")
 @click.argument("stream", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--codec", "codec_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="The codec that wrote the stream: adds what a compact (v2) header leaves to it (levels, latents, "
+                   "encoder, bits per element).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def info_command(stream, as_json):
+def info_command(stream, codec_dir, as_json):
     """Print a .fcb stream's header, sizes, bits per element and bits per pixel."""
     from .bitstream import BitstreamError, stream_info
 
     data = read_input(stream)
+    codec = None
+    if codec_dir:  # only then torch is needed
+        from .codec_dir import load_codec
+
+        codec = load_codec(codec_dir)
     try:
-        info = stream_info(data)
+        info = stream_info(data, codec)
     except BitstreamError as e:
         raise InputError(f"{stream}: {e}") from e
     info = {"file": str(stream), **info}
@@ -100,11 +111,12 @@ def info_command(stream, as_json):
         return
     codec, encoder = info["codec"] or {}, info["encoder"] or {}
     lines = [
-        f"file              {stream}",
+        f"file              {stream} (container {'.'.join(map(str, info['container_version']))})",
         f"codec             {codec.get('kind')} {codec.get('id')} (config {codec.get('config_hash')})",
         f"encoder           {encoder.get('name')} ({encoder.get('weights_id')}) at {info['resolution']} px",
-        "levels            " + ", ".join(f"{lv.get('name')} {tuple(lv.get('shape', ()))}" for lv in info["levels"] or []),
-        f"latents           {info['latents']}",
+        "levels            " + (", ".join(f"{lv.get('name')} {tuple(lv.get('shape', ()))}" for lv in info["levels"])
+                                  if info["levels"] else "(not in a compact stream: pass --codec)"),
+        f"latents           {info['latents'] if info['latents'] else '(pass --codec)'}",
         f"coder             {info['coder']}",
         f"bytes             {info['bytes']} (header {info['header_bytes']}, payload {info['payload_bytes']})",
         "substreams        " + ", ".join(f"{s['name']}:{s['bytes']}" for s in info["substreams"]),

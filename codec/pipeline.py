@@ -1,12 +1,14 @@
 """Features ⇄ `.fcb` streams with a loaded codec, and (for `featcodec encode IMAGE`) images → streams.
 
-    streams = encode_features(codec, {"fpn0": B×C×H×W, ...}, coder="constriction")
+    streams = encode_features(codec, {"fpn0": B×C×H×W, ...})  # coder: native (else constriction)
     decoded = decode_stream(codec, streams[0])       # .features {level: C×H×W}, .header
     info = stream_info(streams[0])                   # no codec needed (codec.bitstream.info, no torch)
     trip = round_trip(codec, features, check=True)   # encode → bytes → decode, with the bits
 
 A stream is validated against the codec before any entropy decoding: codec id and config hash,
 levels, grid and latent shapes (bounded, so no field can size an allocation), coder, substream names.
+The grid's pixel count must also be within the decoder's `max_pixels` (default: MAX_PIXELS_FACTOR
+times the codec's training resolution squared), so a small stream cannot make it allocate gigabytes.
 """
 
 from __future__ import annotations
@@ -18,14 +20,15 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .bitstream import BitstreamError, Container, pack, unpack
+from .bitstream import BitstreamError, Container, can_pack, pack, pack_compact, unpack
+from .bitstream.info import describe, stream_info  # noqa: F401  (stream_info re-exported for callers of the pipeline)
 from .codec_dir import LoadedCodec
-from .entropy import CODERS
+from .entropy import CODERS, DEFAULT_CODER
 from .errors import InputError
 
 STREAM_FORMAT = "featcodec-fcb"
-DEFAULT_CODER = "constriction"
 MAX_GRID = 1024  # grid cells per side: 16384 px at stride 16
+MAX_PIXELS_FACTOR = 4  # default decode limit: 4x the pixels of the codec's training resolution
 _SUBSTREAM = re.compile(r"^(z|y\.\d{1,4}|x\.[A-Za-z0-9_\-]{1,48})$")
 
 
@@ -42,8 +45,13 @@ def _batched(codec: LoadedCodec, features: dict[str, torch.Tensor]) -> dict[str,
 def encode_features(
     codec: LoadedCodec, features: dict[str, torch.Tensor], *, coder: str = DEFAULT_CODER, groups: int = 1,
     threads: int | None = None, sources: Sequence[dict | None] | None = None, timings: dict | None = None,
+    compact: bool = True,
 ) -> list[bytes]:
-    """One .fcb stream per item of `features` ({level: B×C×H×W} or C×H×W)."""
+    """One .fcb stream per item of `features` ({level: B×C×H×W} or C×H×W).
+
+    compact: learned codecs' streams get the version-2 binary header (≤ 64 bytes for up to 3 channel
+    groups without a source; codec/bitstream/compact.py); False, or the uniform baseline, writes the
+    version-1 JSON header (readable by older readers)."""
     model = codec.model
     if model.kind == "uniform":
         coder = "zstd"
@@ -75,7 +83,8 @@ def encode_features(
             "estimated_bits": item["estimated_bits"],
             "source": source,
         }
-        streams.append(pack(header, item["strings"]))
+        write_compact = compact and can_pack(header, item["strings"])
+        streams.append(pack_compact(header, item["strings"]) if write_compact else pack(header, item["strings"]))
     return streams
 
 
@@ -86,8 +95,30 @@ def _require(header: dict, key: str, kind: type | tuple, what: str = ""):
     return value
 
 
-def check_header(codec: LoadedCodec, container: Container) -> tuple[tuple[int, int], str]:
-    """Validate a parsed stream against `codec`; returns (grid, coder)."""
+def default_max_pixels(codec: LoadedCodec) -> int | None:
+    """MAX_PIXELS_FACTOR × the training resolution², or None (only MAX_GRID) for a codec without one."""
+    resolution = codec.config.get("resolution")
+    return MAX_PIXELS_FACTOR * resolution * resolution if type(resolution) is int and resolution > 0 else None
+
+
+def _check_pixels(codec: LoadedCodec, grid: tuple[int, int], max_pixels: int | None) -> None:
+    limit = default_max_pixels(codec) if max_pixels is None else int(max_pixels)
+    stride = codec.model.grid_stride
+    height, width = grid[0] * stride, grid[1] * stride
+    if limit is not None and height * width > limit:
+        why = (f"max_pixels={limit}" if max_pixels is not None else
+               f"{MAX_PIXELS_FACTOR}× the codec's {codec.config['resolution']}² px training resolution = {limit} px")
+        raise BitstreamError(
+            f"stream declares a {height}×{width} px grid ({height * width} px), over this decoder's limit of "
+            f"{why}; pass a larger max_pixels (featcodec decode --max-pixels) to decode it"
+        )
+
+
+def check_header(
+    codec: LoadedCodec, container: Container, max_pixels: int | None = None
+) -> tuple[tuple[int, int], str]:
+    """Validate a parsed stream against `codec`; returns (grid, coder). Nothing is allocated from the
+    stream's sizes before the grid has passed `max_pixels` (see default_max_pixels)."""
     header, model = container.header, codec.model
     if header.get("format") != STREAM_FORMAT:
         raise BitstreamError(f"header field 'format' is {header.get('format')!r}, expected {STREAM_FORMAT!r}")
@@ -101,11 +132,15 @@ def check_header(codec: LoadedCodec, container: Container) -> tuple[tuple[int, i
     if len(grid) != 2 or not all(type(v) is int and 1 <= v <= MAX_GRID for v in grid):
         raise BitstreamError(f"header field 'grid' {grid!r} is not two integers in [1, {MAX_GRID}]")
     grid = (grid[0], grid[1])
+    _check_pixels(codec, grid, max_pixels)
     shapes = model.level_shapes(grid)
     expected_levels = [{**lv.to_dict(), "shape": list(shapes[lv.name])} for lv in model.levels]
-    if header.get("levels") != expected_levels:
+    if container.version[0] >= 2:  # the compact header leaves levels and latents to the codec
+        if "levels" in header or "latents" in header:
+            raise BitstreamError("a compact stream must not carry 'levels' or 'latents'")
+    elif header.get("levels") != expected_levels:
         raise BitstreamError("header field 'levels' does not match the codec's levels and the stream's grid")
-    if header.get("latents") != model.latent_shapes(grid):
+    elif header.get("latents") != model.latent_shapes(grid):
         raise BitstreamError("header field 'latents' does not match the codec's latent shapes for the grid")
     coder = _require(header, "coder", str, "a string")
     allowed = ("zstd",) if model.kind == "uniform" else tuple(CODERS)
@@ -130,12 +165,14 @@ class Decoded:
 
 
 def decode_streams(
-    codec: LoadedCodec, streams: Sequence[bytes], *, threads: int | None = None, device: str | torch.device = "cpu"
+    codec: LoadedCodec, streams: Sequence[bytes], *, threads: int | None = None, device: str | torch.device = "cpu",
+    max_pixels: int | None = None,
 ) -> list[Decoded]:
-    """Decode streams of one grid together (a batch); each is validated first."""
+    """Decode streams of one grid together (a batch); each is validated first, its grid against
+    `max_pixels` (default: default_max_pixels(codec))."""
     start = time.perf_counter()
     containers = [unpack(data) for data in streams]
-    checked = [check_header(codec, c) for c in containers]
+    checked = [check_header(codec, c, max_pixels) for c in containers]
     if len({g for g in checked}) != 1:
         raise BitstreamError("streams decoded as one batch must share grid and coder")
     grid, coder = checked[0]
@@ -151,7 +188,7 @@ def decode_streams(
     return [
         Decoded(
             features={name: t[b] for name, t in out["x_hat"].items()},
-            header=c.header,
+            header={**describe(codec, c.header), **c.header} if c.version[0] >= 2 else c.header,
             y_hat=None if out["y_hat"] is None else out["y_hat"][b],
             timings=timings,
         )

@@ -6,11 +6,18 @@
 #include <torch/library.h>
 
 extern "C" {
-// Importing codec._C only has to run the static TORCH_LIBRARY registrations below; the module
-// itself is empty, so no pybind11 is needed.
+extern PyMethodDef featcodec_rans_methods[];  // csrc/rans_python.cpp
+
+// Importing codec._C runs the static TORCH_LIBRARY registrations below; the module's only functions
+// are the native rANS coder's (plain CPython API, so no pybind11 is needed).
 PyObject* PyInit__C(void) {
   static struct PyModuleDef module_def = {PyModuleDef_HEAD_INIT, "_C", nullptr, -1, nullptr};
-  return PyModule_Create(&module_def);
+  PyObject* m = PyModule_Create(&module_def);
+  if (m && PyModule_AddFunctions(m, featcodec_rans_methods) < 0) {
+    Py_DECREF(m);
+    return nullptr;
+  }
+  return m;
 }
 }
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 
 from codec.codec_dir import LoadedCodec
+from codec.entropy import DEFAULT_CODER
 from codec.errors import InputError
 from codec.pipeline import encode_features
 
@@ -49,7 +50,7 @@ def image_targets(images: Sequence, output: Path, *, force: bool) -> tuple[list[
 
 def encode_images(
     codec: LoadedCodec, paths: Sequence[Path], targets: Sequence[Path], *, checkpoint=None, random_init=False,
-    ignore_weights_mismatch=False, coder: str = "constriction", groups: int = 1, threads: int | None = None,
+    ignore_weights_mismatch=False, coder: str | None = None, groups: int = 1, threads: int | None = None,
     device: str = "cpu",
 ) -> Iterator[tuple[Path, bytes, dict]]:
     """Yield (target, stream, timings) per image; the caller writes the streams."""
@@ -77,6 +78,6 @@ def encode_images(
             features = {k: v.clone() for k, v in encoder(pixels).items()}
         timings["encoder_s"] = time.perf_counter() - start
         source = {"name": path.name, "width": image.size[0], "height": image.size[1]}
-        (data,) = encode_features(codec, features, coder=coder, groups=groups, threads=threads, sources=[source],
+        (data,) = encode_features(codec, features, coder=coder or DEFAULT_CODER, groups=groups, threads=threads, sources=[source],
                                   timings=timings)
         yield target, data, timings

@@ -3,6 +3,8 @@
 Layout and every check are documented byte-for-byte in docs/bitstream.md.
 """
 
+from .compact import VERSION as COMPACT_VERSION
+from .compact import can_pack, pack_compact
 from .container import (
     HEADER_LIMIT,
     MAGIC,
@@ -14,4 +16,7 @@ from .container import (
 )
 from .info import stream_info
 
-__all__ = ["HEADER_LIMIT", "MAGIC", "VERSION", "BitstreamError", "Container", "pack", "stream_info", "unpack"]
+__all__ = [
+    "COMPACT_VERSION", "HEADER_LIMIT", "MAGIC", "VERSION", "BitstreamError", "Container", "can_pack", "pack",
+    "pack_compact", "stream_info", "unpack",
+]

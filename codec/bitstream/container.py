@@ -12,7 +12,8 @@
     16+H+P  4     CRC32 of the payload, u32 LE
 
 Parsing is strict: every length is checked against the bytes actually present before it is used,
-so no field can drive an allocation or a read past the end.
+so no field can drive an allocation or a read past the end. Major version 2 (the compact binary header
+of learned codecs' streams) is parsed by compact.py; both versions are read.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ class Container:
 
     header: dict
     substreams: dict[str, bytes] = field(default_factory=dict)
+    version: tuple[int, int] = VERSION
 
     @property
     def payload_bytes(self) -> int:
@@ -77,8 +79,12 @@ def unpack(data: bytes | bytearray | memoryview) -> Container:
     magic, major, minor, flags, header_len = _FIXED.unpack_from(data, 0)
     if magic != MAGIC:
         raise BitstreamError(f"wrong magic {bytes(magic)!r}: not a featcodec .fcb stream (expected {MAGIC!r})")
+    if major == 2:
+        from .compact import unpack_compact
+
+        return unpack_compact(data)
     if major != VERSION[0]:
-        raise BitstreamError(f"unsupported stream version {major}.{minor} (this reader reads {VERSION[0]}.x)")
+        raise BitstreamError(f"unsupported stream version {major}.{minor} (this reader reads 1.x and 2.x)")
     if flags != 0:
         raise BitstreamError(f"reserved flags field is {flags:#06x}, must be 0")
     if not 2 <= header_len <= HEADER_LIMIT:
@@ -131,4 +137,4 @@ def unpack(data: bytes | bytearray | memoryview) -> Container:
     for name, length in zip(names, lengths, strict=True):
         substreams[name] = bytes(payload[offset : offset + length])
         offset += length
-    return Container(header=header, substreams=substreams)
+    return Container(header=header, substreams=substreams, version=(major, minor))

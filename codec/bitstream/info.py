@@ -1,14 +1,42 @@
-"""What a `.fcb` stream says about itself, without a codec and without torch (`featcodec info`)."""
+"""What a `.fcb` stream says about itself (`featcodec info`), without torch.
+
+A version-1 stream describes itself fully; a compact (version 2) one leaves out what its codec implies
+(levels, shapes, encoder), which `describe(codec, header)` fills in from a loaded codec (any object with
+`codec_id`, `config_hash`, `encoder`, `config` and `model`: nothing here imports the models).
+"""
 
 from __future__ import annotations
 
-from .container import unpack
+from .container import BitstreamError, unpack
+
+MAX_GRID = 1024  # grid cells per side: 16384 px at stride 16 (the pipeline refuses larger grids too)
 
 
-def stream_info(data: bytes) -> dict:
-    """Header fields, sizes, bits per element and bits per pixel of one stream (no codec needed)."""
+def describe(codec, header: dict) -> dict:
+    """The codec-derived fields a compact (version 2) header leaves out, as version 1 writes them."""
+    grid = header.get("grid")
+    if not (isinstance(grid, list) and len(grid) == 2 and all(type(v) is int and 1 <= v <= MAX_GRID for v in grid)):
+        return {}
+    model = codec.model
+    shapes = model.level_shapes(grid)
+    return {
+        "encoder": {"name": codec.encoder, "weights_id": codec.config["weights_id"]},
+        "resolution": codec.config.get("resolution"),
+        "levels": [{**lv.to_dict(), "shape": list(shapes[lv.name])} for lv in model.levels],
+        "latents": model.latent_shapes(grid),
+    }
+
+
+def stream_info(data: bytes, codec=None) -> dict:
+    """Header fields, sizes, bits per element and bits per pixel of one stream (no codec needed for a
+    version-1 stream; a compact one needs `codec` for its levels, latents and bits per element)."""
     container = unpack(data)
     header = container.header
+    if codec is not None and container.version[0] >= 2:
+        info = header.get("codec") or {}
+        if info.get("id") != codec.codec_id or info.get("config_hash") != codec.config_hash:
+            raise BitstreamError(f"the stream was written by codec {info.get('id')}, not by {codec.codec_id}")
+        header = {**describe(codec, header), **header}
     payload = container.payload_bytes
     elements = 0
     for level in header.get("levels") or []:
@@ -19,6 +47,7 @@ def stream_info(data: bytes) -> dict:
                 n *= v
             elements += n
     info = {
+        "container_version": list(container.version),
         "bytes": len(data),
         "header_bytes": len(data) - payload - 4,
         "payload_bytes": payload,

@@ -36,6 +36,9 @@ def encode_substreams(
     groups: Sequence[tuple[int, int]], threads: int | None = None,
 ) -> list[bytes]:
     """symbols / indexes: int32 [C, ...]; one substream per channel group."""
+    if hasattr(coder, "encode_many"):  # the native coder runs the groups on its own threads, GIL released
+        return coder.encode_many([(symbols[a:b], indexes[a:b]) for a, b in groups], table, threads)
+
     def one(group):
         a, b = group
         return coder.encode(symbols[a:b].reshape(-1), indexes[a:b].reshape(-1), table)
@@ -49,6 +52,10 @@ def decode_substreams(
 ) -> np.ndarray:
     if len(strings) != len(groups):
         raise BitstreamError(f"expected {len(groups)} substreams, found {len(strings)}")
+    if hasattr(coder, "decode_many"):
+        parts = coder.decode_many(strings, [indexes[a:b] for a, b in groups], table, threads)
+        parts = [p.reshape(indexes[a:b].shape) for p, (a, b) in zip(parts, groups, strict=True)]
+        return np.concatenate(parts, axis=0) if parts else np.empty_like(indexes)
 
     def one(args):
         data, (a, b) = args

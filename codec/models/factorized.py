@@ -9,7 +9,14 @@ import torch
 from compressai.entropy_models import EntropyBottleneck
 
 from codec import ops
-from codec.entropy import CdfTable, decode_substreams, encode_substreams, get_coder, split_channels
+from codec.entropy import (
+    DEFAULT_CODER,
+    CdfTable,
+    decode_substreams,
+    encode_substreams,
+    get_coder,
+    split_channels,
+)
 from codec.levels import FeatureLevel
 
 from .base import SYMBOL_CLAMP, TransformFeatureCodec, crc32_arrays
@@ -61,7 +68,7 @@ class FactorizedFeatureCodec(TransformFeatureCodec):
 
     @torch.no_grad()
     def compress(
-        self, x: dict[str, torch.Tensor], coder: str = "constriction", groups: int = 1, threads: int | None = None
+        self, x: dict[str, torch.Tensor], coder: str = DEFAULT_CODER, groups: int = 1, threads: int | None = None
     ) -> dict:
         self._require_updated()
         grid = self.grid_of(x)
@@ -87,7 +94,7 @@ class FactorizedFeatureCodec(TransformFeatureCodec):
 
     @torch.no_grad()
     def decompress(
-        self, strings: list[dict[str, bytes]], shape: Sequence[int], coder: str = "constriction",
+        self, strings: list[dict[str, bytes]], shape: Sequence[int], coder: str = DEFAULT_CODER,
         threads: int | None = None, checksums: list[dict] | None = None, device: str | torch.device = "cpu",
     ) -> dict:
         self._require_updated()

@@ -17,7 +17,14 @@ from torch import nn
 from torch.func import functional_call
 
 from codec import ops
-from codec.entropy import CdfTable, decode_substreams, encode_substreams, get_coder, split_channels
+from codec.entropy import (
+    DEFAULT_CODER,
+    CdfTable,
+    decode_substreams,
+    encode_substreams,
+    get_coder,
+    split_channels,
+)
 from codec.levels import FeatureLevel
 
 from .base import MEAN_GRID, SYMBOL_CLAMP, TransformFeatureCodec, crc32_arrays
@@ -141,7 +148,7 @@ class MeanScaleFeatureHyperprior(TransformFeatureCodec):
 
     @torch.no_grad()
     def compress(
-        self, x: dict[str, torch.Tensor], coder: str = "constriction", groups: int = 1, threads: int | None = None
+        self, x: dict[str, torch.Tensor], coder: str = DEFAULT_CODER, groups: int = 1, threads: int | None = None
     ) -> dict:
         """Per item: substreams {"z", "y.0", ...}, checksums and the model's estimated bits."""
         self._require_updated()
@@ -169,6 +176,7 @@ class MeanScaleFeatureHyperprior(TransformFeatureCodec):
                 {
                     "strings": strings,
                     "checksums": {
+                        "hyper": crc32_arrays(z_symbols[b]),  # checked before h_s runs on them
                         "probability_model": crc32_arrays(indexes[b], means_grid[b]),
                         "symbols": crc32_arrays(z_symbols[b], symbols[b]),
                     },
@@ -183,7 +191,7 @@ class MeanScaleFeatureHyperprior(TransformFeatureCodec):
 
     @torch.no_grad()
     def decompress(
-        self, strings: list[dict[str, bytes]], shape: Sequence[int], coder: str = "constriction",
+        self, strings: list[dict[str, bytes]], shape: Sequence[int], coder: str = DEFAULT_CODER,
         threads: int | None = None, checksums: list[dict] | None = None, device: str | torch.device = "cpu",
     ) -> dict:
         """Inverse of compress for items of one grid `shape`; checks the stream's checksums."""
@@ -195,6 +203,8 @@ class MeanScaleFeatureHyperprior(TransformFeatureCodec):
         z_shape = self.latent_shapes(grid)["z"]
         z_indexes = self._z_indexes(z_shape)
         z_symbols = np.stack([entropy_coder.decode(s["z"], z_indexes, z_table).reshape(z_shape) for s in strings])
+        for b in range(len(strings)):  # a wrong z would cost the float64 hyper path before failing later
+            self.verify("hyper", (checksums or [{}] * len(strings))[b].get("hyper"), crc32_arrays(z_symbols[b]))
         z_symbols = torch.from_numpy(z_symbols)
         z_hat = ops.dequantize(z_symbols, self._medians().cpu().expand_as(z_symbols).contiguous())
         scales, means = self.entropy_parameters(z_hat, grid)

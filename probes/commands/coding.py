@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from codec.commands import CODER_NAMES, stream_summary, write_output
+from codec.commands import CODER_HELP, CODER_NAMES, stream_summary, write_output
 from codec.errors import InputError
 
 
@@ -64,7 +64,7 @@ def train_codec_command(features, lmbda, kind, levels, steps, batch_size, lr, N,
 @click.option("--random-init", is_flag=True, help="Random encoder weights (for codecs trained on such features).")
 @click.option("--ignore-weights-mismatch", is_flag=True,
               help="Encode although the encoder weights differ from those the codec was trained for.")
-@click.option("--coder", type=click.Choice(CODER_NAMES), default="constriction", show_default=True)
+@click.option("--coder", type=click.Choice(CODER_NAMES), help=CODER_HELP)
 @click.option("--groups", default=1, show_default=True, type=click.IntRange(min=1),
               help="Independent channel-group substreams.")
 @click.option("--threads", type=click.IntRange(min=1), help="Threads for substreams.")
@@ -83,11 +83,13 @@ def encode_command(images, features_file, codec_dir, checkpoint, random_init, ig
     import time
 
     from codec.codec_dir import load_codec
+    from codec.entropy import DEFAULT_CODER
     from codec.pipeline import encode_features, read_features_file
     from probes.coding import encode_images, image_targets
 
     if bool(images) == bool(features_file):
         raise click.UsageError("give IMAGE paths or --features FILE (not both)")
+    coder = coder or DEFAULT_CODER
     codec = load_codec(codec_dir, device=device)
     summaries = []
     if features_file:
@@ -103,7 +105,7 @@ def encode_command(images, features_file, codec_dir, checkpoint, random_init, ig
         start = time.perf_counter()
         write_output(output, data, force)
         timings["write_s"] = time.perf_counter() - start
-        summaries.append(stream_summary(output, data, timings))
+        summaries.append(stream_summary(output, data, timings, codec))
     else:
         if (checkpoint is None) == (not random_init):
             raise click.UsageError("give exactly one of --checkpoint PATH or --random-init for the frozen encoder")
@@ -116,7 +118,7 @@ def encode_command(images, features_file, codec_dir, checkpoint, random_init, ig
             start = time.perf_counter()
             write_output(target, data, force)
             timings["write_s"] = time.perf_counter() - start
-            summaries.append(stream_summary(target, data, timings))
+            summaries.append(stream_summary(target, data, timings, codec))
     if as_json:
         click.echo(json.dumps(summaries if len(summaries) != 1 else summaries[0], indent=2))
     else:

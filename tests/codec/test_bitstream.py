@@ -48,8 +48,8 @@ def test_wrong_magic_and_version():
     data = bytearray(_stream())
     with pytest.raises(BitstreamError, match="magic"):
         unpack(b"PK\x03\x04" + bytes(data[4:]))
-    data[4] = 2
-    with pytest.raises(BitstreamError, match="version 2"):
+    data[4] = 3  # 1 is the JSON header, 2 the compact one (test_compact_header.py)
+    with pytest.raises(BitstreamError, match="version 3"):
         unpack(bytes(data))
 
 
@@ -133,7 +133,7 @@ def test_fuzzed_real_streams_always_raise(fpn_codec, tmp_path):
 
 
 def test_header_fields_checked_against_codec(fpn_codec):
-    (data,) = encode_features(fpn_codec, fpn_features(batch=1))
+    (data,) = encode_features(fpn_codec, fpn_features(batch=1), compact=False)  # version 1: JSON fields to edit
     container = unpack(data)
     base = {k: v for k, v in container.header.items() if k != "substreams"}
     edits = [

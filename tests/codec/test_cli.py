@@ -38,7 +38,7 @@ def test_images_round_trip(run, cli_codec, image_paths, tmp_path):
     summaries = json.loads(result.stdout)
     assert len(summaries) == 2 and summaries[0]["bpp_source"] > 0 and "encoder_s" in summaries[0]["seconds"]
     stream = tmp_path / "fcb" / f"{image_paths[0].stem}.fcb"
-    info = json.loads(run("info", stream, "--json").stdout)
+    info = json.loads(run("info", stream, "--codec", cli_codec, "--json").stdout)  # compact: codec fields
     from PIL import Image
 
     assert info["source"]["width"] == Image.open(image_paths[0]).width and info["encoder"]["name"] == "mini-hiera"

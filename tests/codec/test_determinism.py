@@ -53,7 +53,7 @@ def test_desynchronised_probability_model_raises(fpn_codec, monkeypatch):
 def test_wrong_symbols_checksum_raises(fpn_codec):
     from codec.bitstream import pack, unpack
 
-    (data,) = encode_features(fpn_codec, fpn_features(batch=1))
+    (data,) = encode_features(fpn_codec, fpn_features(batch=1), compact=False)  # a JSON header to edit
     container = unpack(data)
     header = {k: v for k, v in container.header.items() if k != "substreams"}
     header["checksums"] = {**header["checksums"], "symbols": header["checksums"]["symbols"] ^ 1}

@@ -9,7 +9,7 @@ from codec.pipeline import decode_stream, decode_streams, encode_features
 from .conftest import cache_batch, fpn_features
 
 
-@pytest.mark.parametrize("coder", ["constriction", "compressai"])
+@pytest.mark.parametrize("coder", ["native", "constriction", "compressai"])
 @pytest.mark.parametrize("key", [("hyperprior", 0.3), ("hyperprior", 10.0), ("hyperprior", 300.0), ("factorized", 10.0)])
 def test_decode_equals_model_quantised_reconstruction(trained_codecs, feature_cache, key, coder):
     codec = trained_codecs[key]
@@ -52,8 +52,9 @@ def test_streams_grow_with_lambda(trained_codecs, feature_cache):
 def test_multilevel_fpn_codec_roundtrip_with_substreams(fpn_codec):
     x = fpn_features(batch=2)
     reference = fpn_codec.model(x)
-    for coder in ("constriction", "compressai"):
+    for coder in ("native", "constriction", "compressai"):
         streams = encode_features(fpn_codec, x, coder=coder, groups=3, threads=2)
+        assert stream_info(streams[0])["coder"] == coder
         assert [s["name"] for s in stream_info(streams[0])["substreams"]] == ["z", "y.0", "y.1", "y.2"]
         decoded = decode_streams(fpn_codec, streams, threads=1)
         for b in range(2):
