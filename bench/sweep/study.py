@@ -19,7 +19,7 @@ from codec.errors import InputError
 NECK_MODES = ("clean", "decoded")
 TASK_NAMES = ("depth", "pose", "caption")
 CODEC_MODELS = ("hyperprior", "factorized", "uniform")
-CODERS = ("compressai", "constriction")
+CODERS = ("compressai", "constriction", "native")
 
 
 class StudyError(InputError):
@@ -49,7 +49,7 @@ class EncoderEntry:
 @dataclass(frozen=True)
 class CodecPlan:
     model: str = "hyperprior"
-    coder: str = "constriction"
+    coder: str = "native"
     lambdas: tuple[float, ...] = ()
     steps: int = 1000
     batch_size: int = 8
@@ -272,7 +272,7 @@ def load_study(path: str | os.PathLike) -> Study:
     model = _typed(codec_raw, "model", str, "hyperprior")
     if model not in CODEC_MODELS:
         problems.add("codec.model", f"{model!r}; choose from {', '.join(CODEC_MODELS)}")
-    coder = _typed(codec_raw, "coder", str, "constriction")
+    coder = _typed(codec_raw, "coder", str, "native")
     if coder not in CODERS:
         problems.add("codec.coder", f"{coder!r}; choose from {', '.join(CODERS)}")
     codec_data = []

@@ -203,3 +203,15 @@ def test_demo_runs_a_study_and_prints_the_summary(tmp_path):
     assert "| depth | abs_rel | mini-hiera |" in result.output and "report.md" in result.output
     again = CliRunner().invoke(main, ["demo", "--study", str(study), "-o", str(out)])
     assert again.exit_code == 3 and "--force" in again.output
+
+
+def test_the_shipped_studies_validate():
+    """The embedded study is runnable as shipped; the full-scale one only lacks the downloads it names."""
+    from bench.commands import EMBEDDED_STUDY
+
+    mini = load_study(EMBEDDED_STUDY)
+    assert {t.name for t in mini.tasks} == {"depth", "pose", "caption"} and len(mini.codec.lambdas) >= 4
+    with pytest.raises(StudyError) as info:
+        load_study(EMBEDDED_STUDY.with_name("full.toml"))
+    problems = [line for line in str(info.value).splitlines() if line.startswith("  - ")]
+    assert problems and all("not found" in p or "no such file" in p for p in problems), problems
