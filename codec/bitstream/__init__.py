@@ -12,6 +12,6 @@ from .container import (
     pack,
     unpack,
 )
-from .info import stream_info
+from .info import BYTE_SPLIT, byte_split, stream_info
 
-__all__ = ["HEADER_LIMIT", "MAGIC", "VERSION", "BitstreamError", "Container", "pack", "stream_info", "unpack"]
+__all__ = ["BYTE_SPLIT", "HEADER_LIMIT", "MAGIC", "VERSION", "BitstreamError", "Container", "byte_split", "pack", "stream_info", "unpack"]
