@@ -5,7 +5,8 @@
 
 The result records everything needed to reproduce it: encoder and weights id,
 neck config (and the first neck of a cross-neck), head, codec directory + hash +
-bits per pixel, dataset spec/split/limit, metrics and package versions.
+bits per pixel and byte split (header / hyper-latent / main latent), dataset spec/split/limit,
+metrics, per-image scores keyed by image id and package versions.
 """
 
 from __future__ import annotations
@@ -97,12 +98,14 @@ def evaluate_neck(
         predictions.extend(predict(head, tokens, samples, max_new_tokens=max_new_tokens, num_beams=num_beams))
         bar.update(len(samples))
     bar.close()
-    metrics = task_for(head).evaluate(predictions, dataset)
+    metrics, per_image = task_for(head).evaluate_per_image(predictions, dataset)
 
     return {
         "format": EVAL_FORMAT,
         "task": task,
         "metrics": metrics,
+        # each test image's own scores (probes.tasks.base.per_image_scores): the report's bootstrap
+        "per_image": per_image,
         "encoder": described,
         "random_init": bool(described.get("random_init")),
         "neck": {
