@@ -79,11 +79,21 @@ def test_report_states_bd_rate_and_task_sufficient_rate(tmp_path, results):
     for s in report["sections"]:
         assert (out / s["plot"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert sorted(p.name for p in out.iterdir()) == [
+        "curves",
         "depth-abs_rel.png",
         "pose-AP.png",
         "report.json",
         "report.md",
     ]
+    # one CompressAI-style results file per curve
+    assert sorted(p.name for p in (out / "curves").iterdir()) == [
+        "depth-hiera_tiny-neck_2L_d32.json", "depth-sam2_1_hiera_tiny-neck_2L_d32.json",
+        "pose-hiera_tiny-neck_2L_d32.json", "pose-sam2_1_hiera_tiny-neck_2L_d32.json",
+    ]  # fmt: skip
+    curve = json.loads((out / "curves" / "depth-sam2_1_hiera_tiny-neck_2L_d32.json").read_text())
+    assert curve["name"] == "sam2.1-hiera-tiny" and "depth" in curve["description"]
+    assert curve["results"]["bpp"] == pytest.approx([1.25 * r for r in RATES])
+    assert curve["results"]["abs_rel"] == HIERA_ABS_REL and curve["results"]["delta1"] == [0.5] * 4
 
 
 def test_several_metrics_and_undefined_coco_values(tmp_path, results):
