@@ -237,7 +237,15 @@ def test_real_eval_results_through_uniform_codecs(tmp_path):
                                   "--workers", "0", "-o", str(out)])  # fmt: skip
             assert r.exit_code == 0, r.output
             results.append(out)
-    r = run(*results, "--anchor", "mini-hiera", "-o", tmp_path / "report")
+    # what evaluate_neck records for the report: per-image scores, and the byte split of every stream
+    coded = json.loads(results[1].read_text())
+    assert coded["per_image"]["ids"] == json.loads(results[0].read_text())["per_image"]["ids"]
+    assert sum(coded["per_image"]["scores"]["abs_rel"]) / coded["data"]["samples"] == pytest.approx(
+        coded["metrics"]["abs_rel"]
+    )
+    split = coded["codec"]["stream_bytes"]  # uniform codec: no hyper-latent, the x.* payload is main
+    assert split["hyper"] == 0 and split["main"] > 0 and 8 * sum(split.values()) == coded["codec"]["bits"]
+    r = run(*results, "--anchor", "mini-hiera", "--bootstrap", "200", "-o", tmp_path / "report")
     assert r.exit_code == 0, r.output
     (section,) = json.loads((tmp_path / "report" / "report.json").read_text())["sections"]
     assert section["task"] == "depth" and section["metric"] == "abs_rel"
@@ -252,3 +260,6 @@ def test_real_eval_results_through_uniform_codecs(tmp_path):
     assert sam2["anchor"] == "mini-hiera"
     value = sam2["bd_rate"]["pchip"]
     assert (value is not None and math.isfinite(value)) or any("pchip" in n for n in sam2["bd_notes"])
+    if value is not None:
+        assert sam2["bd_rate_ci"]["estimate"] == pytest.approx(value, rel=1e-6)
+    assert all(q["stream_bytes"]["main"] > 0 for q in hiera["points"])
