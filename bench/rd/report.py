@@ -422,11 +422,11 @@ def _tsr(entry: dict) -> str:
     return ("≤ " if t.get("upper_bound") else "") + f"{t['rate']:.4g}"
 
 
-def _ci(ci: dict | None) -> str:
+def _ci(ci: dict | None, metric: str = "") -> str:
     """`[+3.1, +9.8] %` and the share of resamples where the test curve needs more bits."""
     if not ci or ci.get("low") is None:
         return "—"
-    proxy = "" if ci.get("metric") is None else f" on {ci['metric']}"
+    proxy = "" if ci.get("metric") in (None, metric) else f", on per-image {ci['metric']}"
     return (f"[{ci['low']:+.2f}, {ci['high']:+.2f}] %, P(>0) = {ci['fraction_positive']:.2f}"
             f" (n = {ci['images']}{proxy})")  # fmt: skip
 
@@ -461,7 +461,7 @@ def _pair_table(pairs: list[dict], what: str, metric: str, rate: str) -> list[st
         lines.append(
             f"| {r['encoder']} | {r['neck_off']} | {r['neck_on']} | {_num(r['clean_off'])} → {_num(r['clean_on'])} | "
             f"{_num(r['task_sufficient_rate_off'])} → {_num(r['task_sufficient_rate_on'])} | {_percent(r['bd_rate'])} | "
-            f"{_ci(r['bd_rate_ci'])} |"
+            f"{_ci(r['bd_rate_ci'], metric)} |"
         )
     notes = [f"- {r['encoder']} {r['neck_on']}: {n}" for r in pairs for n in r["notes"]]
     return lines + (["", *notes] if notes else [])
@@ -511,7 +511,7 @@ def format_markdown(report: dict) -> str:
                 or "—"
             )
             clean = "—" if e["clean"] is None else _num(e["clean"]["value"])
-            ci = _ci(e.get("bd_rate_ci"))
+            ci = _ci(e.get("bd_rate_ci"), s["metric"])
             if e["anchor"] is None:
                 bdr = bdm = ci = "—"
             elif e["anchor"] == e["label"]:

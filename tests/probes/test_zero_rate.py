@@ -98,3 +98,21 @@ def test_zero_rate_caption_is_the_most_common_training_caption(tmp_path):
     cider = r["per_image"]["scores"]["CIDEr-D"]
     assert r["per_image"]["ids"] == ["1", "2", "3"] and cider[2] == max(cider) > 0
     assert r["metrics"]["CIDEr-D"] == pytest.approx(np.mean(cider))
+
+
+def test_zero_rate_command_writes_the_record_the_report_reads(nyu, tmp_path):
+    from click.testing import CliRunner
+
+    from bench.cli import main
+    from bench.rd import load_results
+
+    out = tmp_path / "zero.json"
+    r = CliRunner().invoke(main, ["zero-rate", "--task", "depth", "--train-data", nyu, "--train-split", "train",
+                                  "--data", nyu, "--split", "test", "--depth-output", "metric-depth", "-o", str(out)])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    assert "depth at 0 bits" in r.output and "abs_rel" in r.output
+    (point,) = load_results([out])
+    assert point.zero_rate and point.task == "depth" and point.data == f"{nyu} (split=test)"
+    assert point.per_image["ids"] == ["0001", "0003"]
+    r = CliRunner().invoke(main, ["zero-rate", "--task", "depth", "--train-data", nyu, "--data", nyu, "-o", str(out)])
+    assert r.exit_code == 3 and "--force" in r.output
