@@ -105,6 +105,9 @@ def test_pose_ap_is_bootstrapped_through_its_per_image_proxy(tmp_path):
             files.append(write(tmp_path / f"pose-{enc}-{i}.json", r))
     sam2 = report_of(files, bootstrap=100)["sections"][0]["curves"][1]
     assert sam2["bd_rate_ci"]["metric"] == "oks_ar" and sam2["bd_rate"]["pchip"] < 0
+    # the proxy is a metric of its own too (higher is better), bootstrapped directly
+    (section,) = report_of(files, bootstrap=100, metrics=["oks_ar"])["sections"]
+    assert section["higher_is_better"] and section["curves"][1]["bd_rate_ci"]["metric"] == "oks_ar"
 
 
 def test_zero_rate_record_joins_its_section(paired, tmp_path):
