@@ -30,6 +30,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "info": ("codec.commands", "info_command", "Print a .fcb stream's header, sizes, bits per element and bpp."),
     "train-neck": ("probes.commands.necks", "train_neck_command", "Train a neck onto a frozen task head (task + KD loss)."),
     "eval": ("probes.commands.necks", "eval_command", "Score a neck + frozen head, clean or through a codec's bitstream."),
+    "zero-rate": ("probes.commands.necks", "zero_rate_command", "Score the best feature-free prediction (a curve's 0-bit point)."),
     "report": ("bench.rd.commands", "report_command", "Rate–accuracy report: curves, BD-rate, task-sufficient rate."),
     "sweep": ("bench.commands", "sweep_command", "Run a study file: a resumable, cached graph of steps (local or Ray)."),
     "demo": ("bench.commands", "demo_command", "The embedded demo study (offline, CPU, minutes)."),

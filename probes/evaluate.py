@@ -5,7 +5,8 @@
 
 The result records everything needed to reproduce it: encoder and weights id,
 neck config (and the first neck of a cross-neck), head, codec directory + hash +
-bits per pixel, dataset spec/split/limit, metrics and package versions.
+bits per pixel and byte split (header / hyper-latent / main latent), dataset spec/split/limit,
+metrics, per-image scores keyed by image id and package versions.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from tqdm import tqdm
 from codec.files import package_versions
 from probes.data import collate_samples
 from probes.heads import load_head
+from probes.tasks import Task
 from probes.training.neck_dir import HEAD_DIR, load_neck
 from probes.training.objectives import open_task_data, predict, task_for
 from probes.training.sources import build_feature_source, sha256_file
@@ -30,6 +32,7 @@ from probes.training.sources import build_feature_source, sha256_file
 log = logging.getLogger(__name__)
 
 EVAL_FORMAT = "featcodec-eval"
+ZERO_RATE_FORMAT = "featcodec-zero-rate"
 
 
 def load_trained_head(neck_dir: str | os.PathLike, config: dict, device="cpu"):
@@ -99,12 +102,14 @@ def evaluate_neck(
         predictions.extend(predict(head, tokens, samples, max_new_tokens=max_new_tokens, num_beams=num_beams))
         bar.update(len(samples))
     bar.close()
-    metrics = task_for(head).evaluate(predictions, dataset)
+    metrics, per_image = task_for(head).evaluate_per_image(predictions, dataset)
 
     return {
         "format": EVAL_FORMAT,
         "task": task,
         "metrics": metrics,
+        # each test image's own scores (probes.tasks.base.per_image_scores): the report's bootstrap
+        "per_image": per_image,
         "encoder": described,
         "random_init": bool(described.get("random_init")),
         "neck": {
@@ -125,5 +130,47 @@ def evaluate_neck(
         "seconds": round(time.perf_counter() - started, 3),
         "device": str(device),
         "machine": platform.machine(),
+        "versions": package_versions(),
+    }
+
+
+def evaluate_zero_rate(
+    task: str | Task,
+    train_data: str,
+    test_data: str,
+    *,
+    train_split: str | None = None,
+    split: str | None = None,
+    train_limit: int | None = None,
+    limit: int | None = None,
+    task_options: dict | None = None,
+) -> dict:
+    """The zero-rate point of every curve on `test_data`: the task's best feature-free prediction
+    (probes/tasks/baselines.py), fitted on `train_data`, scored as `evaluate_neck` scores a neck.
+
+    `task` is a name (with `task_options` for its constructor, e.g. a depth head's `output_kind`)
+    or a Task; its `data` record matches the `data` of the evaluations it anchors.
+    """
+    from probes.data import open_dataset
+    from probes.tasks import get_task
+    from probes.tasks.baselines import zero_rate_predictions
+
+    started = time.perf_counter()
+    task_obj = get_task(task, **(task_options or {})) if isinstance(task, str) else task
+    train = open_dataset(train_data, split=train_split, limit=train_limit)
+    test = open_dataset(test_data, split=split, limit=limit)
+    predictions, predictor = zero_rate_predictions(task_obj, train, test)
+    metrics, per_image = task_obj.evaluate_per_image(predictions, test)
+    return {
+        "format": ZERO_RATE_FORMAT,
+        "task": task_obj.name,
+        "task_config": repr(task_obj),
+        "predictor": predictor,
+        "bpp": 0.0,
+        "metrics": metrics,
+        "per_image": per_image,
+        "data": {"spec": test_data, "split": split, "limit": limit, "samples": len(test)},
+        "train": {"spec": train_data, "split": train_split, "limit": train_limit, "samples": len(train)},
+        "seconds": round(time.perf_counter() - started, 3),
         "versions": package_versions(),
     }

@@ -39,18 +39,24 @@ def _directions(items: tuple[str, ...]) -> dict[str, bool]:
               help="Rate axis: whole streams (bpp), payload only, or bits per feature element (demo).")  # fmt: skip
 @click.option("--direction", "directions", multiple=True, metavar="METRIC=higher|lower",
               help="Which way a metric unknown to featcodec improves (repeatable).")  # fmt: skip
+@click.option("--bootstrap", default=1000, show_default=True, type=click.IntRange(0),
+              help="Resamples of the test images for each BD-rate's confidence interval (0: none).")
+@click.option("--confidence", default=0.95, show_default=True, type=click.FloatRange(0, 1, min_open=True, max_open=True),
+              help="Level of the bootstrap interval.")
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the bootstrap resamples.")
 @click.option("--force", is_flag=True, help="Replace an existing report in REPORT_DIR.")
 @click.option(
     "-o", "--output", required=True, type=click.Path(file_okay=False, path_type=Path), help="REPORT_DIR"
 )
-def report_command(results, metrics, anchor, fraction, rate, directions, force, output):
-    """Rate–accuracy report of `featcodec eval` results (or a demo report.json): curves, BD-rate, task-sufficient rate."""
+def report_command(results, metrics, anchor, fraction, rate, directions, bootstrap, confidence, seed, force, output):
+    """Rate–accuracy report of `featcodec eval` results (or a demo report.json): curves, BD-rate with bootstrap CI,
+    task-sufficient rate, zero-rate point, stream bytes, KD and cross-neck tables, CompressAI-style curve JSON."""
     from .report import format_markdown, report_from_files
 
     try:
         report = report_from_files(
             list(results), output, force=force, metrics=list(metrics) or None, anchor=anchor, fraction=fraction,
-            rate=rate, directions=_directions(directions),
+            rate=rate, directions=_directions(directions), bootstrap=bootstrap, confidence=confidence, seed=seed,
         )  # fmt: skip
     except (ResultsError, FileExistsError) as e:
         raise InputError(str(e)) from e

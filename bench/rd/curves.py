@@ -19,6 +19,7 @@ import numpy as np
 HIGHER_IS_BETTER = frozenset(
     ["delta1", "delta2", "delta3"]  # depth: fraction of pixels with max(p/g, g/p) < 1.25^k
     + ["AP", "AP50", "AP75", "APm", "APl", "AR", "AR50", "AR75", "ARm", "ARl"]  # COCO keypoints (OKS)
+    + ["oks", "oks_ar"]  # pose, per person: OKS with its own ground truth, fraction of OKS thresholds passed
     + ["BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4", "CIDEr-D"]  # captions
 )
 LOWER_IS_BETTER = frozenset(["abs_rel", "sq_rel", "rmse", "rmse_log", "log10", "feature_mse", "mse"])

@@ -24,11 +24,13 @@ import numpy as np
 from codec.files import atomic_write_bytes, atomic_write_json
 
 from .bdrate import METHODS, MIN_POINTS, bd_metric, bd_rate
+from .bootstrap import bootstrap_bd_rate
 from .curves import COCO_STATS, PRIMARY_METRIC, UNDEFINED_COCO_VALUE, metric_direction, monotone_hull
 from .curves import task_sufficient_rate as compute_task_sufficient_rate
 from .results import REPORT_FORMAT, Curve, RatePoint, ResultsError, group_curves
 
-REPORT_FORMAT_VERSION = 1
+REPORT_FORMAT_VERSION = 2  # 2: bootstrap CIs, zero-rate points, stream byte split, KD / cross-neck pairs
+BOOTSTRAP_METHOD = "pchip"  # the CI is of the primary BD-rate
 RATE_NAMES = {
     "bpp": "bits per pixel",
     "payload_bpp": "payload bits per pixel",
@@ -72,9 +74,10 @@ def _curve_entry(curve: Curve, metric: str, rate: str, hib: bool, fraction: floa
             raise ResultsError(
                 f"{p.source}: no rate {rate!r} (it has {sorted(p.rates)}); choose another --rate"
             )
-        points.append(
-            {"rate": p.rates[rate], "metric": value, "codec": p.codec, "lambda": p.lmbda, "source": p.source}
-        )
+        points.append({
+            "rate": p.rates[rate], "metric": value, "codec": p.codec, "lambda": p.lmbda, "source": p.source,
+            "stream_bytes": p.stream_bytes,
+        })  # fmt: skip
     points.sort(key=lambda q: q["rate"])
     if points:
         hull = set(monotone_hull([q["rate"] for q in points], [q["metric"] for q in points], hib).tolist())
@@ -103,18 +106,116 @@ def _curve_entry(curve: Curve, metric: str, rate: str, hib: bool, fraction: floa
             sufficient = {"rate": None, "reason": str(e)}
     return {
         "label": curve.label, "encoder": curve.encoder, "weights_id": curve.weights_id, "resolution": curve.resolution,
-        "neck": curve.neck, "neck_training": curve.neck_training, "head": curve.head,
+        "neck": curve.neck, "neck_base": curve.neck_base, "kd": curve.kd, "after": curve.after,
+        "neck_training": curve.neck_training, "head": curve.head,
         "points": points, "clean": clean, "task_sufficient_rate": sufficient,
     }  # fmt: skip
 
 
-def _bd_entries(entries: list[dict], curves: list[Curve], anchor: str, hib: bool) -> None:
-    """BD-rate and BD-metric of every curve vs the anchor curve with the same neck, neck training and head."""
-    anchors = {c.comparable: e for c, e in zip(curves, entries, strict=True) if c.label == anchor}
+def _bootstrap_scores(points: list[RatePoint], metric: str) -> tuple[str | None, str | None]:
+    """The per-image score that stands for `metric` in every point: itself, or the points' common proxy."""
+    for p in points:
+        if p.per_image is None:
+            return None, f"{p.source}: no per-image scores ('per_image')"
+    if all(metric in p.per_image["scores"] for p in points):
+        return metric, None
+    proxies = {p.per_image["proxies"].get(metric) for p in points}
+    proxy = proxies.pop() if len(proxies) == 1 else None
+    if proxy and all(proxy in p.per_image["scores"] for p in points):
+        return proxy, None
+    return None, f"no per-image {metric} (nor a proxy for it) in every point"
+
+
+def _aligned(points: list[RatePoint], score: str) -> tuple[np.ndarray, list | None, list[str], str | None]:
+    """points × images matrix of `score` on the image ids every point has, their weights, and any note."""
+    common = set(points[0].per_image["ids"])
+    for p in points[1:]:
+        common &= set(p.per_image["ids"])
+    ids = [i for i in points[0].per_image["ids"] if i in common]
+    rows, weights, note = [], None, None
+    for p in points:
+        where = {i: k for k, i in enumerate(p.per_image["ids"])}
+        idx = [where[i] for i in ids]
+        rows.append(np.asarray(p.per_image["scores"][score], dtype=np.float64)[idx])
+        if p.per_image["weights"] is not None:
+            w = np.asarray(p.per_image["weights"], dtype=np.float64)[idx]
+            if weights is not None and not np.array_equal(w, weights):
+                raise ValueError(f"{p.source}: per-image weights differ from other points' on the same images")
+            weights = w
+    if len(ids) < max(len(p.per_image["ids"]) for p in points):
+        note = f"bootstrap over the {len(ids)} images every point was scored on"
+    return np.vstack(rows), weights, ids, note
+
+
+def _points_of(entry: dict, curve: Curve) -> list[RatePoint]:
+    by_source = {p.source: p for p in curve.points}
+    return [by_source[q["source"]] for q in entry["points"]]
+
+
+def _compare(ref: dict, ref_curve: Curve, entry: dict, curve: Curve, metric: str, hib: bool, boot: dict) -> dict:
+    """PCHIP BD-rate of `entry` vs `ref` on their hulls, and its bootstrap CI over test images where possible."""
+    out: dict = {"bd_rate": None, "ci": None, "notes": []}
+    hull_a = [q for q in ref["points"] if q["on_hull"]]
+    hull_b = [q for q in entry["points"] if q["on_hull"]]
+    if min(len(hull_a), len(hull_b)) < MIN_POINTS[BOOTSTRAP_METHOD]:
+        out["notes"].append(f"needs {MIN_POINTS[BOOTSTRAP_METHOD]} hull points per curve")
+        return out
+    try:
+        out["bd_rate"] = bd_rate([q["rate"] for q in hull_a], [q["metric"] for q in hull_a],
+                                 [q["rate"] for q in hull_b], [q["metric"] for q in hull_b],
+                                 method=BOOTSTRAP_METHOD, higher_is_better=hib)  # fmt: skip
+    except ValueError as e:
+        out["notes"].append(str(e))
+        return out
+    out["ci"] = _bootstrap(ref, ref_curve, entry, curve, metric, hib, boot, out["notes"])
+    return out
+
+
+def _bootstrap(ref, ref_curve, entry, curve, metric, hib, boot, notes: list[str]) -> dict | None:
+    if not boot.get("resamples"):
+        return None
+    pa, pb = _points_of(ref, ref_curve), _points_of(entry, curve)
+    score, why = _bootstrap_scores(pa + pb, metric)
+    if score is None:
+        notes.append(f"no bootstrap CI: {why}")
+        return None
+    try:
+        matrix, weights, ids, note = _aligned(pa + pb, score)
+    except ValueError as e:
+        notes.append(f"no bootstrap CI: {e}")
+        return None
+    if not ids:
+        notes.append("no bootstrap CI: the points share no image id")
+        return None
+    if not np.all(np.isfinite(matrix)):
+        notes.append(f"no bootstrap CI: a per-image {score} is not finite")
+        return None
+    if note:
+        notes.append(note)
+    ci = bootstrap_bd_rate(
+        [q["rate"] for q in ref["points"]], matrix[: len(pa)], [q["rate"] for q in entry["points"]],
+        matrix[len(pa):], weights=weights, higher_is_better=hib, resamples=boot["resamples"],
+        level=boot["level"], seed=boot["seed"],
+    )  # fmt: skip
+    ci["metric"] = score
+    ci["method"] = BOOTSTRAP_METHOD
+    if ci["valid"] < ci["resamples"]:
+        notes.append(f"bootstrap: {ci['resamples'] - ci['valid']} of {ci['resamples']} resamples gave no "
+                     "BD-rate (too few hull points or no overlap) and are left out")  # fmt: skip
+    return ci
+
+
+def _bd_entries(
+    entries: list[dict], curves: list[Curve], anchor: str, hib: bool, metric: str = "", boot: dict | None = None
+) -> None:
+    """BD-rate and BD-metric of every curve vs the anchor curve with the same neck, neck training and head,
+    and the bootstrap CI of the BD-rate over test images (`boot`: resamples, level, seed)."""
+    anchors = {c.comparable: (e, c) for c, e in zip(curves, entries, strict=True) if c.label == anchor}
     for curve, entry in zip(curves, entries, strict=True):
-        ref = anchors.get(curve.comparable)
+        ref, ref_curve = anchors.get(curve.comparable, (None, None))
         entry["anchor"] = None if ref is None else ref["label"]
         entry["bd_rate"], entry["bd_metric"], entry["bd_notes"] = {}, {}, []
+        entry["bd_rate_ci"] = None
         if ref is None:
             entry["bd_notes"].append(f"no {anchor} curve with this neck and head")
             continue
@@ -135,6 +236,51 @@ def _bd_entries(entries: list[dict], curves: list[Curve], anchor: str, hib: bool
                 except ValueError as e:
                     entry[key][method] = None
                     entry["bd_notes"].append(f"{key} ({method}): {e}")
+        if entry["bd_rate"].get(BOOTSTRAP_METHOD) is not None and boot:
+            entry["bd_rate_ci"] = _bootstrap(ref, ref_curve, entry, curve, metric, hib, boot, entry["bd_notes"])
+
+
+def _pairs(entries: list[dict], curves: list[Curve], metric: str, hib: bool, boot: dict, what: str) -> list[dict]:
+    """Curves that differ only in KD weight (`what` = "kd": kd 0 vs > 0) or in being a cross neck
+    (`what` = "after": direct vs on a frozen first neck), same encoder, neck training and head."""
+    def off(c):
+        return not c.kd if what == "kd" else c.after is None
+
+    def group(c):  # what must match between the two curves of a pair
+        if what == "kd":
+            return (c.label, c.neck_base, c.after, c.neck_training, c.head)
+        return (c.label, bool(c.kd) and c.kd, c.neck_training, c.head)
+
+    out = []
+    both = list(zip(curves, entries, strict=True))
+    for c_on, e_on in both:
+        if off(c_on):
+            continue
+        for c_off, e_off in both:
+            if not off(c_off) or group(c_off) != group(c_on):
+                continue
+            cmp = _compare(e_off, c_off, e_on, c_on, metric, hib, boot)
+            tsr = (e_off["task_sufficient_rate"] or {}).get("rate"), (e_on["task_sufficient_rate"] or {}).get("rate")
+            out.append({
+                "encoder": c_on.label, "neck_off": c_off.neck, "neck_on": c_on.neck,
+                "kd": c_on.kd, "after": c_on.after, "neck_training": c_on.neck_training,
+                "clean_off": (e_off["clean"] or {}).get("value"), "clean_on": (e_on["clean"] or {}).get("value"),
+                "task_sufficient_rate_off": tsr[0], "task_sufficient_rate_on": tsr[1],
+                "bd_rate": cmp["bd_rate"], "bd_rate_ci": cmp["ci"], "notes": cmp["notes"],
+            })  # fmt: skip
+    return out
+
+
+def _zero_rate(points: Sequence[RatePoint], task: str, data: str, metric: str, notes: list[str]) -> list[dict]:
+    out = []
+    for p in points:
+        if p.zero_rate and p.task == task and p.data == data:
+            value, why = _metric_value(p, metric)
+            if why:
+                notes.append(why)
+                continue
+            out.append({"value": value, "predictor": p.predictor, "task_config": p.head, "source": p.source})
+    return out
 
 
 def resolve_anchor(anchor: str | None, curves: Sequence[Curve]) -> str:
@@ -169,10 +315,19 @@ def build_report(
     fraction: float = 0.95,
     directions: dict[str, bool] | None = None,
     inputs: Sequence[str] = (),
+    bootstrap: int = 1000,
+    confidence: float = 0.95,
+    seed: int = 0,
 ) -> dict:
-    """The report as a JSON-ready dict: one section per (task, dataset, metric)."""
+    """The report as a JSON-ready dict: one section per (task, dataset, metric).
+
+    `bootstrap` resamples of the test images (0: none) give each BD-rate a `confidence` interval.
+    """
     if not 0 < fraction <= 1:
         raise ValueError(f"fraction must be in (0, 1], got {fraction}")
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    boot = {"resamples": int(bootstrap), "level": confidence, "seed": seed}
     groups, notes = group_curves(points)
     all_curves = [c for curves in groups.values() for c in curves]
     anchor_label = resolve_anchor(anchor, all_curves)
@@ -188,7 +343,7 @@ def build_report(
                 raise ResultsError(str(e)) from e
             section_notes: list[str] = []
             entries = [_curve_entry(c, metric, rate, hib, fraction, section_notes) for c in curves]
-            _bd_entries(entries, curves, anchor_label, hib)
+            _bd_entries(entries, curves, anchor_label, hib, metric, boot)
             plot = f"{_slug(task)}-{_slug(metric)}.png"
             n = 2
             while plot in plots_used:  # the same task on several datasets
@@ -197,6 +352,9 @@ def build_report(
             sections.append({
                 "task": task, "data": data, "metric": metric, "higher_is_better": hib,
                 "plot": plot, "curves": entries, "notes": section_notes,
+                "zero_rate": _zero_rate(points, task, data, metric, section_notes),
+                "kd_pairs": _pairs(entries, curves, metric, hib, boot, "kd"),
+                "cross_neck_pairs": _pairs(entries, curves, metric, hib, boot, "after"),
             })  # fmt: skip
     if metrics and not sections:
         raise ResultsError(f"--metric {', '.join(metrics)}: in none of the results")
@@ -208,9 +366,40 @@ def build_report(
         "fraction": fraction,
         "anchor": anchor_label,
         "methods": list(METHODS),
+        "bootstrap": {**boot, "method": BOOTSTRAP_METHOD},
         "sections": sections,
+        "curve_files": _compressai_curves(groups, rate),
         "notes": notes,
     }
+
+
+def _compressai_curves(groups: dict, rate: str) -> list[dict]:
+    """One CompressAI-style results JSON per curve ({"name", "description", "results": {"bpp": [...], METRIC: [...]}}),
+    every metric the curve's points all have, by increasing rate; `file` is where it goes in REPORT_DIR."""
+    out, used = [], set()
+    for (task, data), curves in groups.items():
+        for c in curves:
+            points = sorted((p for p in c.points if rate in p.rates), key=lambda p: p.rates[rate])
+            if not points:
+                continue
+            names = [m for m in points[0].metrics if m != "num_images" and all(m in p.metrics for p in points)]
+            stem = f"curves/{_slug(task)}-{_slug(c.label)}-{_slug(c.neck)}"
+            if c.neck_training != "clean-trained":
+                stem += f"-{_slug(c.neck_training)}"
+            file, n = f"{stem}.json", 2
+            while file in used:
+                file, n = f"{stem}-{n}.json", n + 1
+            used.add(file)
+            training = "" if c.neck_training == "clean-trained" else f", {c.neck_training} neck"
+            out.append({
+                "file": file,
+                "name": c.label,
+                "description": f"{task} on {data}: {c.label}, {c.neck}{training}, head {c.head}; "
+                               f"'bpp' is featcodec's {rate} ({RATE_NAMES.get(rate, rate)}), one entry per codec",
+                "results": {"bpp": [p.rates[rate] for p in points], **{m: [p.metrics[m] for p in points] for m in names},
+                            "lambda": [p.lmbda for p in points]},
+            })  # fmt: skip
+    return out
 
 
 # --- markdown --------------------------------------------------------------------------------------
@@ -233,6 +422,51 @@ def _tsr(entry: dict) -> str:
     return ("≤ " if t.get("upper_bound") else "") + f"{t['rate']:.4g}"
 
 
+def _ci(ci: dict | None, metric: str = "") -> str:
+    """`[+3.1, +9.8] %` and the share of resamples where the test curve needs more bits."""
+    if not ci or ci.get("low") is None:
+        return "—"
+    proxy = "" if ci.get("metric") in (None, metric) else f", on per-image {ci['metric']}"
+    return (f"[{ci['low']:+.2f}, {ci['high']:+.2f}] %, P(>0) = {ci['fraction_positive']:.2f}"
+            f" (n = {ci['images']}{proxy})")  # fmt: skip
+
+
+def _byte_table(s: dict) -> list[str]:
+    rows = [(e, q) for e in s["curves"] for q in e["points"] if q.get("stream_bytes")]
+    if not rows:
+        return []
+    lines = ["", "Stream bytes per image (header = container + JSON header; hyper = z; main = y, or x for "
+             "the uniform codec):", "",
+             "| encoder | neck | codec | rate | header | hyper (z) | main (y) | total |", "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for e, q in rows:
+        b = q["stream_bytes"]
+        total = sum(b.values())
+        cells = " | ".join(f"{b[k]:.1f} ({100 * b[k] / total:.0f} %)" if total else f"{b[k]:.1f}"
+                           for k in ("header", "hyper", "main"))  # fmt: skip
+        lines.append(f"| {e['label']} | {e['neck']} | {q['codec']} | {q['rate']:.4g} | {cells} | {total:.1f} |")
+    return lines
+
+
+def _pair_table(pairs: list[dict], what: str, metric: str, rate: str) -> list[str]:
+    if not pairs:
+        return []
+    if what == "kd":
+        title, off, on = "KD on/off (same encoder, neck architecture, head)", "KD off", "KD on"
+    else:
+        title, off, on = "Cross-neck: task directly vs on a frozen first-task neck", "direct", "cross"
+    lines = ["", f"{title}: BD-rate of *{on}* vs *{off}*, negative = {on} needs fewer bits.", "",
+             f"| encoder | {off} neck | {on} neck | clean {metric} ({off} → {on}) | task-sufficient {rate} "
+             f"({off} → {on}) | BD-rate | CI |", "|---|---|---|---|---|---|---|"]  # fmt: skip
+    for r in pairs:
+        lines.append(
+            f"| {r['encoder']} | {r['neck_off']} | {r['neck_on']} | {_num(r['clean_off'])} → {_num(r['clean_on'])} | "
+            f"{_num(r['task_sufficient_rate_off'])} → {_num(r['task_sufficient_rate_on'])} | {_percent(r['bd_rate'])} | "
+            f"{_ci(r['bd_rate_ci'], metric)} |"
+        )
+    notes = [f"- {r['encoder']} {r['neck_on']}: {n}" for r in pairs for n in r["notes"]]
+    return lines + (["", *notes] if notes else [])
+
+
 def format_markdown(report: dict) -> str:
     rate = report["rate"]
     lines = [
@@ -242,7 +476,13 @@ def format_markdown(report: dict) -> str:
         f"Task-sufficient rate: lowest rate reaching {report['fraction']:g} of the clean accuracy "
         "(interpolated in log-rate on the monotone hull). BD-rate: Bjøntegaard delta-rate vs the anchor "
         "(PCHIP; classic cubic in brackets), negative = fewer bits than the anchor for equal accuracy. "
-        "Formulas: docs/analysis.md.",
+        + (
+            f"CI: {100 * report['bootstrap']['level']:g} % percentile interval of the PCHIP BD-rate over "
+            f"{report['bootstrap']['resamples']} paired bootstrap resamples of the test images (seed "
+            f"{report['bootstrap']['seed']}); P(>0): share of resamples where the encoder needs more bits. "
+            if report.get("bootstrap", {}).get("resamples") else ""
+        )
+        + "Zero rate: the best prediction without features (0 bits). Formulas: docs/analysis.md.",
         "",
     ]
     for s in report["sections"]:
@@ -255,10 +495,12 @@ def format_markdown(report: dict) -> str:
             f"![{s['task']} {s['metric']}]({s['plot']})",
             "",
         ]
+        for z in s.get("zero_rate", []):
+            lines += [f"Zero rate (no features, 0 bits): {s['metric']} = {_num(z['value'])} — {z['predictor']}.", ""]
         lines += [
             f"| encoder | neck | head | points ({rate} → {s['metric']}) | clean | task-sufficient {rate} | "
-            f"BD-rate vs {report['anchor']} | BD-{s['metric']} |",
-            "|---|---|---|---|---|---|---|---|",
+            f"BD-rate vs {report['anchor']} | BD-rate CI | BD-{s['metric']} |",
+            "|---|---|---|---|---|---|---|---|---|",
         ]
         for e in s["curves"]:
             pts = (
@@ -269,17 +511,21 @@ def format_markdown(report: dict) -> str:
                 or "—"
             )
             clean = "—" if e["clean"] is None else _num(e["clean"]["value"])
+            ci = _ci(e.get("bd_rate_ci"), s["metric"])
             if e["anchor"] is None:
-                bdr = bdm = "—"
+                bdr = bdm = ci = "—"
             elif e["anchor"] == e["label"]:
-                bdr = bdm = "anchor"
+                bdr = bdm = ci = "anchor"
             else:
                 bdr = f"{_percent(e['bd_rate'].get('pchip'))} ({_percent(e['bd_rate'].get('cubic'))})"
                 bdm = f"{_num(e['bd_metric'].get('pchip'))} ({_num(e['bd_metric'].get('cubic'))})"
             neck = e["neck"] + ("" if e["neck_training"] == "clean-trained" else f" ({e['neck_training']})")
             lines.append(
-                f"| {e['label']} | {neck} | {e['head']} | {pts} | {clean} | {_tsr(e)} | {bdr} | {bdm} |"
+                f"| {e['label']} | {neck} | {e['head']} | {pts} | {clean} | {_tsr(e)} | {bdr} | {ci} | {bdm} |"
             )
+        lines += _byte_table(s)
+        lines += _pair_table(s.get("cross_neck_pairs", []), "after", s["metric"], rate)
+        lines += _pair_table(s.get("kd_pairs", []), "kd", s["metric"], rate)
         why = [f"- {e['label']}: {n}" for e in s["curves"] for n in e["bd_notes"]]
         why += [
             f"- {e['label']}: task-sufficient rate: {e['task_sufficient_rate']['reason']}"
@@ -292,6 +538,8 @@ def format_markdown(report: dict) -> str:
         lines.append("")
     if report["notes"]:
         lines += ["## Notes", "", *[f"- {n}" for n in report["notes"]], ""]
+    if report.get("curve_files"):
+        lines += ["CompressAI-style curves: " + ", ".join(f"`{c['file']}`" for c in report["curve_files"]), ""]
     lines += ["Inputs:", "", *[f"- `{p}`" for p in report["inputs"]], ""]
     return "\n".join(lines)
 
@@ -301,7 +549,7 @@ def format_markdown(report: dict) -> str:
 
 def plot_section(section: dict, rate: str, fraction: float) -> bytes:
     """PNG of one section: log-rate axis, hull as lines, dominated points hollow, clean accuracy dashed,
-    task-sufficient rates as stars."""
+    task-sufficient rates as stars, the zero-rate accuracy dotted (rate 0 has no place on a log axis)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
     from matplotlib.ticker import FuncFormatter
@@ -330,6 +578,8 @@ def plot_section(section: dict, rate: str, fraction: float) -> bytes:
         if t and t.get("rate"):
             ax.plot([t["rate"]], [t["target"]], "*", ms=11, color=color)
             has_star = True
+    for z in section.get("zero_rate", []):
+        ax.axhline(z["value"], ls=":", lw=1.2, color="k", label="zero rate (no features)")
     if has_star:
         ax.plot(
             [], [], "*", ms=9, color="0.4", ls="none", label=f"task-sufficient rate ({fraction:g} of clean)"
@@ -369,7 +619,8 @@ def write_report(
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise FileExistsError(f"{out_dir}: exists and is not a directory")
-    names = ["report.md", "report.json", *[s["plot"] for s in report["sections"]]]
+    curve_files = report.get("curve_files", [])
+    names = ["report.md", "report.json", *[s["plot"] for s in report["sections"]], *[c["file"] for c in curve_files]]
     targets = [out_dir / n for n in names]
     protected = {Path(p).resolve() for p in protect}
     clash = [str(t) for t in targets if t.resolve() in protected]
@@ -381,8 +632,11 @@ def write_report(
     if existing and not force:
         raise FileExistsError(f"{out_dir}: already holds {', '.join(existing)}; pass --force to replace")
     out_dir.mkdir(parents=True, exist_ok=True)
-    for section, target in zip(report["sections"], targets[2:], strict=True):
-        atomic_write_bytes(target, plot_section(section, report["rate"], report["fraction"]))
+    for section in report["sections"]:
+        atomic_write_bytes(out_dir / section["plot"], plot_section(section, report["rate"], report["fraction"]))
+    for curve in curve_files:
+        (out_dir / curve["file"]).parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(out_dir / curve["file"], {k: v for k, v in curve.items() if k != "file"})
     atomic_write_json(out_dir / "report.json", report)
     atomic_write_bytes(out_dir / "report.md", format_markdown(report).encode())
     return targets

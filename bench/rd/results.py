@@ -5,6 +5,8 @@ Reads what the pipeline writes:
 - `featcodec eval -o R.json` / `--json` (probes/evaluate.py, format "featcodec-eval"): one
   evaluation of a neck + frozen head; through a codec (`codec` set, `bpp` = real stream bits
   per input pixel) or clean (`codec` and `bpp` null). A `.jsonl` file holds one per line.
+- `evaluate_zero_rate` records (format "featcodec-zero-rate"): the accuracy of the best
+  feature-free prediction on a dataset, the rate-0 point of every curve on it.
 - the demo's `report.json` (bench/demo.py): `points` with encoder, lmbda, bpp and
   feature_mse, the feature distortion of each encoder's codecs (task "features", no neck).
 
@@ -25,6 +27,7 @@ from pathlib import Path
 from codec.errors import InputError
 
 EVAL_FORMAT = "featcodec-eval"  # probes.evaluate.EVAL_FORMAT (not imported: it pulls in torch)
+ZERO_RATE_FORMAT = "featcodec-zero-rate"  # probes.evaluate.ZERO_RATE_FORMAT: the feature-free prediction
 REPORT_FORMAT = "featcodec-report"
 RATE_FIELDS = ("bpp", "payload_bpp", "bits_per_element")
 
@@ -55,10 +58,17 @@ class RatePoint:
     codec: str | None = None  # codec label (kind, λ, id); None: clean features
     lmbda: float | None = None
     rates: dict[str, float] = field(default_factory=dict)  # RATE_FIELDS present, for codec points
+    per_image: dict | None = None  # the eval's `per_image` (checked): scores keyed by image id, for the bootstrap
+    stream_bytes: dict[str, float] | None = None  # bytes per image: header / hyper (z) / main (y)
+    neck_base: str = ""  # the neck without its KD weight and cross-neck first task
+    kd: float | None = None  # KD weight the neck was trained with (None or 0: no distillation)
+    after: str | None = None  # cross-neck: the task of the frozen first neck it sits on
+    zero_rate: bool = False  # a zero-rate record (no features, 0 bits), not a point of any curve
+    predictor: str | None = None  # zero-rate: what was predicted
 
     @property
     def clean(self) -> bool:
-        return self.codec is None
+        return self.codec is None and not self.zero_rate
 
 
 # --- field access with messages that name the file and the field -----------------------------------
@@ -112,6 +122,38 @@ def _positive_rate(obj: dict, path: str, source: str, optional: bool = False) ->
     return float(value)
 
 
+def _per_image(obj: dict, source: str) -> dict | None:
+    """The `per_image` record (probes.tasks.base.per_image_scores), checked so that the bootstrap can trust it."""
+    per = _get(obj, "per_image", source, dict, optional=True)
+    if per is None:
+        return None
+    ids = _get(per, "ids", f"{source}: per_image", list)
+    if len(set(map(str, ids))) != len(ids):
+        raise ResultsError(f"{source}: field 'per_image.ids' repeats an image id")
+    n = len(ids)
+    weights = _get(per, "weights", f"{source}: per_image", list, optional=True)
+    scores = _get(per, "scores", f"{source}: per_image", dict)
+    for name, values in [("weights", weights), *[(f"scores.{k}", v) for k, v in scores.items()]]:
+        if values is None:
+            continue
+        if not isinstance(values, list) or len(values) != n or not all(_is(v, float) for v in values):
+            raise ResultsError(f"{source}: field 'per_image.{name}' must be {n} numbers (one per id)")
+    if weights is not None and not all(w > 0 for w in weights):
+        raise ResultsError(f"{source}: field 'per_image.weights' must be positive")
+    proxies = per.get("proxies") or {}
+    return {"ids": [str(i) for i in ids], "weights": weights, "scores": scores,
+            "proxies": proxies if isinstance(proxies, dict) else {}}  # fmt: skip
+
+
+def _stream_bytes(codec: dict | None, source: str) -> dict[str, float] | None:
+    per = None if codec is None else codec.get("stream_bytes_per_image")
+    if per is None:
+        return None
+    if not isinstance(per, dict) or not all(_is(per.get(k), float) for k in ("header", "hyper", "main")):
+        raise ResultsError(f"{source}: field 'codec.stream_bytes_per_image' must hold header, hyper and main bytes")
+    return {k: float(per[k]) for k in ("header", "hyper", "main")}
+
+
 # --- labels ----------------------------------------------------------------------------------------
 
 
@@ -121,16 +163,22 @@ def data_label(data: dict) -> str:
     return f"{label} ({', '.join(extra)})" if extra else label
 
 
+def neck_base_label(neck: dict) -> str:
+    """`neck-2L d256`: the architecture alone, without KD weight and cross-neck first task."""
+    name = neck.get("name") or (f"neck-{neck['layers']}L" if "layers" in neck else "neck")
+    parts = [str(name)]
+    if neck.get("dim"):
+        parts.append(f"d{neck['dim']}")
+    return " ".join(parts)
+
+
 def neck_label(neck: dict) -> str:
     """`neck-2L d256 kd=0.5 after depth`: what makes two necks comparable across encoders.
 
     The encoder levels a neck reads are not part of it: they are named per encoder (stage1..4 for
     Hiera, fpn0..2 for SAM2), and comparing encoders through the same neck is the point.
     """
-    name = neck.get("name") or (f"neck-{neck['layers']}L" if "layers" in neck else "neck")
-    parts = [str(name)]
-    if neck.get("dim"):
-        parts.append(f"d{neck['dim']}")
+    parts = [neck_base_label(neck)]
     if neck.get("kd"):
         parts.append(f"kd={neck['kd']:g}")
     if isinstance(neck.get("after"), dict) and neck["after"].get("task"):
@@ -203,6 +251,30 @@ def eval_point(result: dict, source: str) -> RatePoint:
         codec=None if codec is None else codec_label(codec),
         lmbda=None if codec is None else _get(result, "codec.lambda", source, float, optional=True),
         rates=rates,
+        per_image=_per_image(result, source),
+        stream_bytes=_stream_bytes(codec, source),
+        neck_base=neck_base_label(neck),
+        kd=float(neck["kd"]) if _is(neck.get("kd"), float) else None,
+        after=str(neck["after"]["task"]) if isinstance(neck.get("after"), dict) and neck["after"].get("task") else None,
+    )
+
+
+def zero_rate_point(result: dict, source: str) -> RatePoint:
+    """The zero-rate record of a (task, dataset): probes.evaluate.evaluate_zero_rate's dict."""
+    return RatePoint(
+        source=source,
+        task=_get(result, "task", source, str),
+        data=data_label(_get(result, "data", source, dict)),
+        encoder="—",
+        weights_id="—",
+        resolution=None,
+        neck="—",
+        neck_training=NECK_CLEAN,
+        head=str(result.get("task_config") or "—"),
+        metrics=_metrics(result, "metrics", source),
+        per_image=_per_image(result, source),
+        zero_rate=True,
+        predictor=str(result.get("predictor") or "feature-free prediction"),
     )
 
 
@@ -246,6 +318,8 @@ def _points_of(obj, source: str) -> list[RatePoint]:
         raise ResultsError(f"{source}: expected a JSON object, got {type(obj).__name__}")
     if obj.get("format") == EVAL_FORMAT:
         return [eval_point(obj, source)]
+    if obj.get("format") == ZERO_RATE_FORMAT:
+        return [zero_rate_point(obj, source)]
     if obj.get("format") == REPORT_FORMAT:
         raise ResultsError(f"{source}: is a featcodec report (the output of `featcodec report`), not results")
     if "points" in obj:
@@ -303,6 +377,9 @@ class Curve:
     label: str = ""  # encoder label, unique within the inputs (set by `group_curves`)
     points: list[RatePoint] = field(default_factory=list)  # through a codec
     clean: list[RatePoint] = field(default_factory=list)  # clean baselines (clean-trained neck, no codec)
+    neck_base: str = ""  # the neck's architecture (its label without KD weight and first task)
+    kd: float | None = None
+    after: str | None = None  # cross-neck: the first neck's task
 
     @property
     def key(self) -> tuple:
@@ -346,6 +423,8 @@ def group_curves(points: Sequence[RatePoint]) -> tuple[dict[tuple[str, str], lis
     groups: dict[tuple[str, str], dict[tuple, Curve]] = OrderedDict()
     notes: list[str] = []
     for p in points:
+        if p.zero_rate:  # belongs to its (task, dataset) section, not to a curve
+            continue
         if p.clean and p.neck_training != NECK_CLEAN:
             notes.append(
                 f"{p.source}: a clean evaluation of a neck trained through a codec is no clean baseline; skipped"
@@ -358,7 +437,8 @@ def group_curves(points: Sequence[RatePoint]) -> tuple[dict[tuple[str, str], lis
         if curve is None:
             curve = curves[key] = Curve(
                 p.task, p.data, p.encoder, p.weights_id, p.resolution, p.neck, training, p.head,
-                label=labels[(p.encoder, p.weights_id, p.resolution)],
+                label=labels[(p.encoder, p.weights_id, p.resolution)], neck_base=p.neck_base or p.neck, kd=p.kd,
+                after=p.after,
             )  # fmt: skip
         (curve.clean if p.clean else curve.points).append(p)
     out: dict[tuple[str, str], list[Curve]] = OrderedDict()

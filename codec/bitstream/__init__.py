@@ -14,9 +14,9 @@ from .container import (
     pack,
     unpack,
 )
-from .info import stream_info
+from .info import BYTE_SPLIT, byte_split, stream_info
 
 __all__ = [
-    "COMPACT_VERSION", "HEADER_LIMIT", "MAGIC", "VERSION", "BitstreamError", "Container", "can_pack", "pack",
-    "pack_compact", "stream_info", "unpack",
+    "BYTE_SPLIT", "COMPACT_VERSION", "HEADER_LIMIT", "MAGIC", "VERSION", "BitstreamError", "Container",
+    "byte_split", "can_pack", "pack", "pack_compact", "stream_info", "unpack",
 ]

@@ -76,3 +76,18 @@ def stream_info(data: bytes, codec=None) -> dict:
         if source["width"] > 0 and source["height"] > 0:
             info["bpp_source"] = 8 * len(data) / (source["width"] * source["height"])
     return info
+
+
+# Which part of a stream its bytes pay for: the hyper-latent z (side information), the main latent
+# y.* of the learned codecs, or x.* (the quantised features themselves, the uniform codec's only
+# payload, so it counts as main); everything else — preamble, JSON header, CRCs — is header.
+BYTE_SPLIT = ("header", "hyper", "main")
+
+
+def byte_split(data: bytes) -> dict[str, int]:
+    """Bytes of one stream by what they code: {"header", "hyper" (z), "main" (y.* / x.*)}; they sum to len(data)."""
+    info = stream_info(data)
+    hyper = sum(s["bytes"] for s in info["substreams"] if s["name"] == "z")
+    main = sum(s["bytes"] for s in info["substreams"] if s["name"].startswith(("y.", "x.")))
+    other = info["payload_bytes"] - hyper - main  # a substream of no known kind: counted with the header
+    return {"header": info["bytes"] - info["payload_bytes"] + other, "hyper": hyper, "main": main}

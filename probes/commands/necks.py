@@ -155,3 +155,37 @@ def eval_command(
     for name, value in result["metrics"].items():
         click.echo(f"  {name:>10s}  {value:.4f}")
 
+
+
+@click.command("zero-rate")
+@click.option("--task", required=True, type=click.Choice(TASKS))
+@click.option("--train-data", required=True, help=f"Data the feature-free predictor is fitted on: {DATA_USAGE}.")
+@click.option("--train-split", help="Split of --train-data (NYUv2: train).")
+@click.option("--train-limit", type=click.IntRange(min=1), help="Fit on the first N training images only.")
+@click.option("--data", required=True, help="Evaluation data, as given to `featcodec eval --data`.")
+@click.option("--split", help="Evaluation split, as given to `featcodec eval --split`.")
+@click.option("--limit", type=click.IntRange(min=1), help="Evaluate only the first N images (as `featcodec eval`).")
+@click.option("--depth-output", type=click.Choice(["relative-disparity", "metric-depth"]), default="relative-disparity",
+              show_default=True, help="Depth: the protocol of the heads it is compared with (alignment).")  # fmt: skip
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Also write the result here.")
+@click.option("--force", is_flag=True, help="Overwrite an existing -o file.")
+def zero_rate_command(task, train_data, train_split, train_limit, data, split, limit, depth_output, output, force):
+    """The zero-rate point: the accuracy of the best prediction made without features (0 bits)."""
+    from probes.evaluate import evaluate_zero_rate
+
+    if output is not None and output.exists() and not force:
+        raise InputError(f"{output}: exists; pass --force to overwrite")
+    try:
+        result = evaluate_zero_rate(
+            task, train_data, data, train_split=train_split, split=split, train_limit=train_limit, limit=limit,
+            task_options={"output_kind": depth_output} if task == "depth" else None,
+        )  # fmt: skip
+    except INPUT_ERRORS as e:
+        raise _input_error(e) from e
+    if output is not None:
+        from codec.files import atomic_write_json
+
+        atomic_write_json(output, result)
+    click.echo(f"{task} at 0 bits on {data} ({result['data']['samples']} samples): {result['predictor']}")
+    for name, value in result["metrics"].items():
+        click.echo(f"  {name:>10s}  {value:.4f}")

@@ -32,6 +32,10 @@ class Task:
         raise NotImplementedError
 
     def evaluate(self, predictions: Sequence[Any], dataset: Any) -> dict[str, float]:
+        return self.evaluate_per_image(predictions, dataset)[0]
+
+    def evaluate_per_image(self, predictions: Sequence[Any], dataset: Any) -> tuple[dict[str, float], dict | None]:
+        """The metrics and, where the task defines them, per-image scores (`per_image_scores`), or None."""
         raise NotImplementedError
 
     def __repr__(self) -> str:
@@ -57,6 +61,35 @@ def get_task(name: str, **options: Any) -> Task:
     if name not in _TASKS:
         raise ValueError(f"unknown task {name!r}; expected one of {', '.join(list_tasks())}")
     return _TASKS[name](**options)
+
+
+def per_image_scores(
+    ids: Sequence[Any],
+    scores: dict[str, Sequence[float]],
+    *,
+    weights: Sequence[float] | None = None,
+    proxies: dict[str, str] | None = None,
+    note: str = "",
+) -> dict:
+    """Per-image scores as an eval result records them (field `per_image`), keyed by image id.
+
+    A corpus metric of any subset of the images is the weighted mean Σ wᵢ sᵢ / Σ wᵢ of its per-image
+    scores (wᵢ = 1 when `weights` is None), which is what lets the report bootstrap over test images:
+    the same ids line up across every point of a sweep. `proxies` maps a corpus metric that has no
+    per-image form (COCO AP) to the per-image score that stands in for it.
+    """
+    ids = [str(i) for i in ids]
+    if len(set(ids)) != len(ids):
+        raise ValueError("per-image scores: image ids repeat")
+    out = {"ids": ids, "weights": None if weights is None else [float(w) for w in weights],
+           "scores": {k: [float(v) for v in vals] for k, vals in scores.items()},
+           "proxies": dict(proxies or {}), "note": note}  # fmt: skip
+    for name, vals in out["scores"].items():
+        if len(vals) != len(ids):
+            raise ValueError(f"per-image scores: {name} has {len(vals)} values for {len(ids)} images")
+    if out["weights"] is not None and len(out["weights"]) != len(ids):
+        raise ValueError(f"per-image scores: {len(out['weights'])} weights for {len(ids)} images")
+    return out
 
 
 def samples_by_id(dataset: Any, key: str = "id") -> dict[Any, int]:

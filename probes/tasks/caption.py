@@ -24,7 +24,7 @@ from pycocoevalcap.bleu.bleu import Bleu
 from pycocoevalcap.cider.cider import Cider
 from torch import Tensor
 
-from .base import Task
+from .base import Task, per_image_scores
 
 IGNORE_INDEX = -100  # labels the loss skips (padding, prompt tokens)
 # coco-caption's PUNCTUATIONS (after PTB's bracket/quote escaping), plus the raw brackets/quotes.
@@ -63,6 +63,18 @@ def caption_metrics(
     references: Mapping[Any, Sequence[str]], candidates: Mapping[Any, str]
 ) -> dict[str, float]:
     """Corpus BLEU-1..4 and CIDEr-D of one candidate per image against its references."""
+    return caption_scores(references, candidates)[0]
+
+
+def caption_scores(
+    references: Mapping[Any, Sequence[str]], candidates: Mapping[Any, str]
+) -> tuple[dict[str, float], dict]:
+    """`caption_metrics` and the per-image CIDEr-D (pycocoevalcap's own per-image scores).
+
+    Corpus CIDEr-D is the mean of the per-image scores; the document frequencies behind them come
+    from all the evaluated references and stay fixed when a subset is averaged. BLEU is a corpus
+    statistic (clipped counts summed before the ratio), not a mean of per-image BLEU, so it has none.
+    """
     if set(references) != set(candidates):
         missing = sorted(set(references) - set(candidates), key=str)[:3]
         extra = sorted(set(candidates) - set(references), key=str)[:3]
@@ -75,10 +87,10 @@ def caption_metrics(
     res = {k: [ptb_tokenize(candidates[k])] for k in references}
     with contextlib.redirect_stdout(io.StringIO()):  # Bleu prints its length ratios
         bleu, _ = Bleu(4).compute_score(gts, res, verbose=0)
-        cider, _ = Cider().compute_score(gts, res)
+        cider, per_image = Cider().compute_score(gts, res)  # per image in the order of gts' keys
     out = {f"BLEU-{n + 1}": float(b) for n, b in enumerate(bleu)}
     out["CIDEr-D"] = float(cider)
-    return out
+    return out, per_image_scores(list(gts), {"CIDEr-D": list(per_image)})
 
 
 class CaptionTask(Task):
@@ -111,7 +123,9 @@ class CaptionTask(Task):
             {"image_id": s["id"], "caption": str(c).strip()} for c, s in zip(outputs, samples, strict=True)
         ]
 
-    def evaluate(self, predictions: Sequence[dict[str, Any]], dataset: Any) -> dict[str, float]:
+    def evaluate_per_image(
+        self, predictions: Sequence[dict[str, Any]], dataset: Any
+    ) -> tuple[dict[str, float], dict]:
         candidates = {p["image_id"]: p["caption"] for p in predictions}
         references = {i: dataset.captions[i] for i in dataset.image_ids}
-        return caption_metrics(references, candidates)
+        return caption_scores(references, candidates)

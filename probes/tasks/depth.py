@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .base import Task
+from .base import Task, per_image_scores
 
 OUTPUT_KINDS = ("relative-disparity", "metric-depth")
 ALIGNMENTS = ("scale-shift", "median", "none")
@@ -227,11 +227,14 @@ class DepthTask(Task):
             preds.append({"id": s["id"], "depth": up.numpy().astype(np.float32)})
         return preds
 
-    def evaluate(self, predictions: Sequence[dict[str, Any]], dataset: Any) -> dict[str, float]:
+    def evaluate_per_image(
+        self, predictions: Sequence[dict[str, Any]], dataset: Any
+    ) -> tuple[dict[str, float], dict]:
+        """Eigen metrics averaged over images, and each image's own (the mean of which they are)."""
         by_id = {p["id"]: p["depth"] for p in predictions}
         depth_range = self.depth_range or getattr(dataset, "depth_range", (1e-3, 10.0))
         crop = getattr(dataset, "eval_crop", None)
-        per_image, seen = [], set()
+        per_image, seen, ids = [], set(), []
         for i in range(len(dataset)):
             if hasattr(dataset, "ground_truth"):  # skips decoding the image
                 sample_id, gt = dataset.ground_truth(i)
@@ -242,6 +245,7 @@ class DepthTask(Task):
                 raise ValueError(f"{dataset.source}: no prediction for sample {sample_id!r}")
             gt = np.asarray(gt)
             seen.add(sample_id)
+            ids.append(sample_id)
             per_image.append(
                 depth_metrics(by_id[sample_id], gt, eval_crop_mask(gt.shape, crop), self.align, depth_range)
             )
@@ -250,4 +254,4 @@ class DepthTask(Task):
             raise ValueError(f"{dataset.source}: predictions for unknown sample(s) {sorted(extra)[:3]}")
         out = {k: float(np.mean([m[k] for m in per_image])) for k in METRICS}
         out["num_images"] = float(len(per_image))
-        return out
+        return out, per_image_scores(ids, {k: [m[k] for m in per_image] for k in METRICS})

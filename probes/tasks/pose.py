@@ -26,17 +26,19 @@ from typing import Any
 
 import numpy as np
 import torch
-from pycocotools.cocoeval import COCOeval
+from pycocotools.cocoeval import COCOeval, Params
 from scipy.ndimage import gaussian_filter
 from torch import Tensor
 
-from .base import Task
+from .base import Task, per_image_scores
 
 NUM_KEYPOINTS = 17
 SIGMA = 2.0  # at a 48-pixel-wide heatmap (ViTPose 64×48)
 SCORE_THRESHOLD = 0.2  # mmpose `vis_thr` for rescoring
 DARK_RADIUS = 5  # HF ViTPose post-processing kernel 11
 COCO_STATS = ("AP", "AP50", "AP75", "APm", "APl", "AR", "AR50", "AR75", "ARm", "ARl")
+OKS_SIGMAS = Params(iouType="keypoints").kpt_oks_sigmas  # COCO's per-keypoint σ, as COCOeval uses them
+OKS_THRESHOLDS = np.linspace(0.5, 0.95, 10)  # COCO's AP/AR thresholds
 
 
 def encode_heatmaps(
@@ -120,6 +122,49 @@ def keypoint_ap(
     return {name: float(v) for name, v in zip(COCO_STATS, ev.stats, strict=True)}
 
 
+def person_oks(gt_keypoints: np.ndarray, areas: np.ndarray, pred_xy: np.ndarray) -> np.ndarray:
+    """OKS of each person's prediction (N×17×2, image pixels) with its own ground truth (N×17×3, area N).
+
+    pycocotools' `computeOks`: mean over labelled keypoints of exp(−d² / (2·area·(2σ)²)).
+    """
+    gt = np.asarray(gt_keypoints, dtype=np.float64).reshape(-1, NUM_KEYPOINTS, 3)
+    d2 = ((np.asarray(pred_xy, dtype=np.float64).reshape(-1, NUM_KEYPOINTS, 2) - gt[..., :2]) ** 2).sum(-1)
+    e = d2 / (2 * OKS_SIGMAS) ** 2 / (np.asarray(areas, dtype=np.float64)[:, None] + np.spacing(1)) / 2
+    labelled = gt[..., 2] > 0
+    return (np.exp(-e) * labelled).sum(-1) / np.maximum(labelled.sum(-1), 1)
+
+
+def pose_per_image(samples: Sequence[dict[str, Any]], detections: Sequence[dict[str, Any]]) -> dict:
+    """Per-image OKS scores of top-down detections (one per ground-truth person, matched by `ann_id`).
+
+    Per person: `oks` (its prediction against its own ground truth) and `oks_ar`, the fraction of
+    COCO's ten OKS thresholds 0.50:0.05:0.95 it passes. COCO AP ranks detections by score across
+    the dataset and has no per-image form; with ground-truth boxes every person has one detection,
+    so the person-mean of `oks_ar` is COCO AR (up to greedy matching in crowds) and stands in for AP
+    and AR when the report bootstraps. Per image: the mean over its persons, weighted by their count.
+    """
+    by_ann = {d["ann_id"]: d for d in detections if "ann_id" in d}
+    gt = np.stack([np.asarray(s["ann"]["keypoints"], dtype=np.float64) for s in samples]).reshape(-1, NUM_KEYPOINTS, 3)
+    areas = np.array([float(s["ann"]["area"]) for s in samples])
+    pred = np.zeros((len(samples), NUM_KEYPOINTS, 2))
+    found = np.zeros(len(samples), dtype=bool)  # a person without a detection scores OKS 0
+    for i, s in enumerate(samples):
+        d = by_ann.get(s["ann_id"])
+        if d is not None:
+            pred[i] = np.asarray(d["keypoints"], dtype=np.float64).reshape(NUM_KEYPOINTS, 3)[:, :2]
+            found[i] = True
+    oks = person_oks(gt, areas, pred) * found
+    passed = (oks[:, None] >= OKS_THRESHOLDS[None, :]).mean(1)
+    image_of = np.array([s["image_id"] for s in samples])
+    images, inverse, counts = np.unique(image_of, return_inverse=True, return_counts=True)
+    per = {k: np.bincount(inverse, weights=v) / counts for k, v in (("oks", oks), ("oks_ar", passed))}
+    return per_image_scores(
+        images.tolist(), per, weights=counts.tolist(), proxies={"AP": "oks_ar", "AR": "oks_ar"},
+        note="per image: mean over its persons (weight: persons); oks_ar = fraction of OKS thresholds "
+             "0.50:0.05:0.95 passed, whose person-mean is COCO AR",
+    )  # fmt: skip
+
+
 class PoseTask(Task):
     name = "pose"
 
@@ -174,6 +219,7 @@ class PoseTask(Task):
             dets.append(
                 {
                     "image_id": int(s["image_id"]),
+                    "ann_id": s.get("id"),  # the person it was cropped for: per-person OKS (pose_per_image)
                     "category_id": 1,
                     "keypoints": [float(x) for x in kpts],
                     "score": score,
@@ -181,9 +227,20 @@ class PoseTask(Task):
             )
         return dets
 
-    def evaluate(self, predictions: Sequence[dict[str, Any]], dataset: Any) -> dict[str, float]:
+    def evaluate_per_image(
+        self, predictions: Sequence[dict[str, Any]], dataset: Any
+    ) -> tuple[dict[str, float], dict | None]:
+        """COCO keypoint AP/AR, plus the person-means of `oks` and `oks_ar` and their per-image scores."""
         if not hasattr(dataset, "coco"):
             raise ValueError(
                 f"{getattr(dataset, 'source', dataset)}: pose evaluation needs a COCO keypoints dataset"
             )
-        return keypoint_ap(dataset.coco, predictions, dataset.image_ids)
+        metrics = keypoint_ap(dataset.coco, predictions, dataset.image_ids)
+        samples = getattr(dataset, "samples", None)
+        if not samples:
+            return metrics, None
+        per_image = pose_per_image(samples, predictions)
+        weights = np.asarray(per_image["weights"])
+        for name in ("oks", "oks_ar"):
+            metrics[name] = float(np.dot(weights, per_image["scores"][name]) / weights.sum())
+        return metrics, per_image

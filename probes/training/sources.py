@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 
+from codec.bitstream import BYTE_SPLIT, byte_split
 from codec.files import sha256_file
 from probes.encoders import FeatureCache, FrozenEncoder
 
@@ -145,6 +146,8 @@ class CodecRoundTrip(FeatureSource):
         self.bits = 0
         self.payload_bits = 0
         self.images = 0
+        # where the bytes go, summed over every stream: container + JSON header, hyper-latent z, main latent
+        self.stream_bytes = dict.fromkeys(BYTE_SPLIT, 0)
 
     def features(self, samples: Sequence[dict]) -> dict[str, torch.Tensor]:
         from codec.pipeline import round_trip
@@ -154,6 +157,9 @@ class CodecRoundTrip(FeatureSource):
         self.bits += trip.bits
         self.payload_bits += trip.payload_bits
         self.images += len(samples)
+        for stream in trip.streams:
+            for part, n in byte_split(stream).items():
+                self.stream_bytes[part] += n
         device = next(iter(clean.values())).device
         return {name: trip.features[name].to(device) for name in self.levels}
 
@@ -181,6 +187,10 @@ class CodecRoundTrip(FeatureSource):
             "images": self.images,
             "bpp": self.bits_per_pixel,
             "payload_bpp": self.payload_bits / (self.images * self.resolution**2) if self.images else None,
+            "stream_bytes": dict(self.stream_bytes),
+            "stream_bytes_per_image": (
+                {k: v / self.images for k, v in self.stream_bytes.items()} if self.images else None
+            ),
         }
 
 

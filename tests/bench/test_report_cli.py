@@ -79,11 +79,21 @@ def test_report_states_bd_rate_and_task_sufficient_rate(tmp_path, results):
     for s in report["sections"]:
         assert (out / s["plot"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert sorted(p.name for p in out.iterdir()) == [
+        "curves",
         "depth-abs_rel.png",
         "pose-AP.png",
         "report.json",
         "report.md",
     ]
+    # one CompressAI-style results file per curve
+    assert sorted(p.name for p in (out / "curves").iterdir()) == [
+        "depth-hiera_tiny-neck_2L_d32.json", "depth-sam2_1_hiera_tiny-neck_2L_d32.json",
+        "pose-hiera_tiny-neck_2L_d32.json", "pose-sam2_1_hiera_tiny-neck_2L_d32.json",
+    ]  # fmt: skip
+    curve = json.loads((out / "curves" / "depth-sam2_1_hiera_tiny-neck_2L_d32.json").read_text())
+    assert curve["name"] == "sam2.1-hiera-tiny" and "depth" in curve["description"]
+    assert curve["results"]["bpp"] == pytest.approx([1.25 * r for r in RATES])
+    assert curve["results"]["abs_rel"] == HIERA_ABS_REL and curve["results"]["delta1"] == [0.5] * 4
 
 
 def test_several_metrics_and_undefined_coco_values(tmp_path, results):
@@ -227,7 +237,15 @@ def test_real_eval_results_through_uniform_codecs(tmp_path):
                                   "--workers", "0", "-o", str(out)])  # fmt: skip
             assert r.exit_code == 0, r.output
             results.append(out)
-    r = run(*results, "--anchor", "mini-hiera", "-o", tmp_path / "report")
+    # what evaluate_neck records for the report: per-image scores, and the byte split of every stream
+    coded = json.loads(results[1].read_text())
+    assert coded["per_image"]["ids"] == json.loads(results[0].read_text())["per_image"]["ids"]
+    assert sum(coded["per_image"]["scores"]["abs_rel"]) / coded["data"]["samples"] == pytest.approx(
+        coded["metrics"]["abs_rel"]
+    )
+    split = coded["codec"]["stream_bytes"]  # uniform codec: no hyper-latent, the x.* payload is main
+    assert split["hyper"] == 0 and split["main"] > 0 and 8 * sum(split.values()) == coded["codec"]["bits"]
+    r = run(*results, "--anchor", "mini-hiera", "--bootstrap", "200", "-o", tmp_path / "report")
     assert r.exit_code == 0, r.output
     (section,) = json.loads((tmp_path / "report" / "report.json").read_text())["sections"]
     assert section["task"] == "depth" and section["metric"] == "abs_rel"
@@ -242,3 +260,6 @@ def test_real_eval_results_through_uniform_codecs(tmp_path):
     assert sam2["anchor"] == "mini-hiera"
     value = sam2["bd_rate"]["pchip"]
     assert (value is not None and math.isfinite(value)) or any("pchip" in n for n in sam2["bd_notes"])
+    if value is not None:
+        assert sam2["bd_rate_ci"]["estimate"] == pytest.approx(value, rel=1e-6)
+    assert all(q["stream_bytes"]["main"] > 0 for q in hiera["points"])

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from codec.bitstream import MAGIC, BitstreamError, pack, unpack
+from codec.bitstream import MAGIC, BitstreamError, byte_split, pack, unpack
 from codec.pipeline import decode_stream, encode_features
 
 from .conftest import fpn_features
@@ -30,6 +30,15 @@ def test_pack_unpack_roundtrip():
     c = unpack(_stream())
     assert c.header["n"] == 1 and list(c.substreams) == ["a", "b", "c"]
     assert c.substreams["c"] == bytes(range(256))
+
+
+def test_byte_split_names_hyper_main_and_header_bytes():
+    data = pack({"format": "x"}, {"z": b"12345", "y.0": b"a" * 40, "y.1": b"b" * 7, "q": b"??"})
+    split = byte_split(data)
+    # z is the hyper-latent, y.* the main latent; an unknown substream counts with the header
+    assert split["hyper"] == 5 and split["main"] == 47
+    assert split["header"] == len(data) - 5 - 47 and sum(split.values()) == len(data)
+    assert byte_split(pack({"format": "x"}, {"x.stage3": b"c" * 9}))["main"] == 9  # uniform codec payload
 
 
 def test_every_truncation_raises():

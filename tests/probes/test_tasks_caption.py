@@ -77,3 +77,14 @@ def test_decode_and_evaluate_on_a_coco_captions_dataset(tmp_path):
     )
     with pytest.raises(ValueError, match=r"without a candidate \[3\]"):
         task.evaluate(preds[:2], ds)
+
+
+def test_per_image_cider_averages_to_the_corpus_cider(tmp_path):
+    ann, img = write_coco_captions(tmp_path)
+    ds = open_dataset(f"coco-caps:{ann}:{img}")
+    preds = [{"image_id": i, "caption": "a cat on a mat" if i == 1 else CAPTIONS[i][0]} for i in ds.image_ids]
+    metrics, per = get_task("caption").evaluate_per_image(preds, ds)
+    assert per["ids"] == [str(i) for i in ds.image_ids] and per["weights"] is None
+    cider = per["scores"]["CIDEr-D"]
+    assert sum(cider) / len(cider) == pytest.approx(metrics["CIDEr-D"], abs=1e-12)
+    assert cider[0] < min(cider[1:])  # the wrong caption scores lowest

@@ -154,3 +154,15 @@ def test_decode_resizes_to_ground_truth_and_evaluate_scores_it(tmp_path):
 def test_bad_output_kind():
     with pytest.raises(ValueError, match="output_kind 'disparity'"):
         get_task("depth", output_kind="disparity")
+
+
+def test_per_image_scores_are_what_the_metrics_average(tmp_path):
+    ds = open_dataset(f"nyuv2:{write_nyu_mat(tmp_path)}")
+    task = get_task("depth", output_kind="metric-depth")
+    samples = [ds[i] for i in range(len(ds))]
+    scaled = [{"id": s["id"], "depth": (1.1 if k == 2 else 1.0) * s["depth"]} for k, s in enumerate(samples)]
+    metrics, per = task.evaluate_per_image(scaled, ds)
+    assert per["ids"] == ["0000", "0001", "0002", "0003"]
+    assert per["scores"]["abs_rel"] == pytest.approx([0, 0, 0.1, 0], abs=1e-6)
+    for name in ("abs_rel", "delta1", "rmse"):
+        assert sum(per["scores"][name]) / 4 == pytest.approx(metrics[name], abs=1e-12)

@@ -147,3 +147,31 @@ def test_crop_and_decoding_agree_with_hf_vitpose_processing():
     assert np.allclose(coords, ref, atol=1e-4) and np.allclose(maxvals, ref_scores[..., 0])
     image_xy = hf.transform_preds(ref[0], center=center, scale=scale, output_size=[64, 48])
     assert np.allclose(crop.to_image(coords[0] * np.array([191 / 47, 255 / 63])), image_xy, atol=1e-3)
+
+
+def test_per_image_oks_scores_follow_the_thresholds(coco):
+    """OKS 0.72 for every person (as above): oks = 0.72, oks_ar = 5/10 passed; one person missed scores 0."""
+
+    def shift(ann):
+        return np.sqrt(-2 * np.log(0.72) * ann["area"] * (2 * COCO_SIGMAS) ** 2)
+
+    dets = _gt_detections(coco, shift)
+    for d, s in zip(dets, coco.samples, strict=True):
+        d["ann_id"] = s["ann_id"]
+    metrics, per = get_task("pose").evaluate_per_image(dets, coco)
+    assert metrics["AP"] == pytest.approx(0.5) and metrics["oks"] == pytest.approx(0.72)
+    assert per["ids"] == ["1", "2", "3"] and per["weights"] == [2.0, 1.0, 1.0]  # image 1 holds two persons
+    assert per["scores"]["oks_ar"] == pytest.approx([0.5, 0.5, 0.5]) and per["proxies"]["AP"] == "oks_ar"
+    _, per = get_task("pose").evaluate_per_image(dets[1:], coco)  # the first person of image 1: no detection
+    assert per["scores"]["oks"][0] == pytest.approx(0.36) and per["scores"]["oks_ar"][0] == pytest.approx(0.25)
+
+
+def test_decoded_detections_carry_their_person(coco):
+    task = get_task("pose")
+    samples = [coco[i] for i in range(len(coco))]
+    dets = task.decode(task.make_targets(samples, (64, 48))["heatmaps"], samples)
+    assert [d["ann_id"] for d in dets] == [s["ann_id"] for s in coco.samples]
+    metrics, per = task.evaluate_per_image(dets, coco)
+    assert metrics["AP"] == 1.0 and min(per["scores"]["oks"]) > 0.9
+    weights = np.array(per["weights"])
+    assert metrics["oks_ar"] == pytest.approx(weights @ per["scores"]["oks_ar"] / weights.sum())

@@ -190,6 +190,9 @@ def test_codec_path_feeds_the_neck_decoded_features_and_counts_stream_bits(probe
     assert source.bits == 8 * sum(len(s) for s in streams) and source.images == 2
     torch.testing.assert_close(decoded["stage3"][1], decode_stream(codec, streams[1]).features["stage3"])
     assert source.bits_per_pixel == source.bits / (2 * 64 * 64)
+    split = source.describe_codec()["stream_bytes"]  # a hyperprior: header, z and y.* bytes, all non-empty
+    assert sum(split.values()) == source.bits // 8 and min(split.values()) > 0
+    assert source.describe_codec()["stream_bytes_per_image"]["hyper"] == split["hyper"] / 2
 
     config = train_neck(_opts(probe, "depth", codec=str(codec_dir), steps=2), tmp_path / "neck")
     assert config["codec"]["codec_id"] == codec.codec_id and config["codec"]["train_bpp"] > 0
