@@ -21,6 +21,7 @@ _COMMAND_MODULES = (
     "probes.encoders.commands",  # encoders, extract
     "codec.commands",  # train-codec, encode, decode, info
     "probes.commands",  # train-neck, eval
+    "probes.heads.pretrain",  # pretrain-heads, eval-head
     "bench.commands",  # sweep, report, demo
 )
 
