@@ -133,3 +133,16 @@ def test_eval_head_command_reports_the_head_and_its_baseline():
     assert "CIDEr-D" in result["metrics"] and "CIDEr-D" in result["baseline"]["metrics"]
     r = CliRunner().invoke(main, ["eval-head", "--head", "builtin-new:depth"], catch_exceptions=False)
     assert r.exit_code == 3 and "no teacher" in r.output
+
+
+def test_pretrain_heads_command_writes_resumes_and_refuses_to_overwrite(tmp_path):
+    args = ["pretrain-heads", "-o", tmp_path, "--task", "pose", "--steps", 3, "--train-images", 2,
+            "--eval-images", 1]  # fmt: skip
+    r = CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    assert "pose: AP" in r.output and "mean keypoint layout" in r.output
+    assert json.loads((tmp_path / "pose" / "config.json").read_text())["pretraining"]["recipe"]["steps"] == 3
+    r = CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+    assert r.exit_code == 3 and "--resume" in r.output
+    r = CliRunner().invoke(main, [str(a) for a in [*args, "--resume"]], catch_exceptions=False)
+    assert r.exit_code == 0 and "pose: AP" in r.output
