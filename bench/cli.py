@@ -31,6 +31,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "train-neck": ("probes.commands.necks", "train_neck_command", "Train a neck onto a frozen task head (task + KD loss)."),
     "eval": ("probes.commands.necks", "eval_command", "Score a neck + frozen head, clean or through a codec's bitstream."),
     "zero-rate": ("probes.commands.necks", "zero_rate_command", "Score the best feature-free prediction (a curve's 0-bit point)."),
+    "pretrain-heads": ("probes.commands.heads", "pretrain_heads_command", "Pretrain the built-in heads with their teachers (the shipped weights)."),
+    "eval-head": ("probes.commands.heads", "eval_head_command", "Score a head fed by its own teacher, next to a trivial predictor."),
     "report": ("bench.rd.commands", "report_command", "Rate–accuracy report: curves, BD-rate, task-sufficient rate."),
     "sweep": ("bench.commands", "sweep_command", "Run a study file: a resumable, cached graph of steps (local or Ray)."),
     "demo": ("bench.commands", "demo_command", "The embedded demo study (offline, CPU, minutes)."),

@@ -41,7 +41,8 @@ def _device(device: str) -> str:
 @click.option("--resolution", type=int, help="Encoder input size (default: the encoder's).")
 @click.option("--task", required=True, type=click.Choice(TASKS))
 @click.option("--head", "head_spec", required=True,
-              help="hf:LOCAL_DIR_OR_HUB_ID (Depth Anything / ViTPose / BLIP), builtin:TASK, or a head directory.")
+              help="hf:LOCAL_DIR_OR_HUB_ID (Depth Anything / ViTPose / BLIP), builtin:TASK (pretrained, with a "
+                   "teacher), builtin-new:TASK (untrained: --train-head), or a head directory.")
 @click.option("--data", required=True, help=f"Training data: {DATA_USAGE}.")
 @click.option("--split", help="Dataset split (NYUv2: train/test; COCO captions: a Karpathy split).")
 @click.option("--limit", type=click.IntRange(min=1), help="Use only the first N images.")
@@ -55,7 +56,7 @@ def _device(device: str) -> str:
 @click.option("--codec", type=click.Path(file_okay=False), help="Train on features decoded by this codec.")
 @click.option("--after", type=click.Path(file_okay=False),
               help="Cross-neck: freeze this neck (task A) and train a second one on its output.")
-@click.option("--train-head", is_flag=True, help="Train a builtin:TASK head jointly; it is then saved frozen in -o/head.")
+@click.option("--train-head", is_flag=True, help="Train a builtin-new:TASK head jointly (or fine-tune builtin:TASK); saved frozen in -o/head.")
 @click.option("--steps", default=1000, show_default=True, type=click.IntRange(min=1))
 @click.option("--batch-size", default=8, show_default=True, type=click.IntRange(min=1))
 @click.option("--lr", default=1e-4, show_default=True, type=click.FloatRange(min=0, min_open=True))

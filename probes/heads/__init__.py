@@ -1,13 +1,14 @@
 """Frozen task heads behind one interface: `expects()`, `forward(tokens)`, `teacher(pixels)`.
 
 Pretrained heads come from HF transformers (Depth Anything, ViTPose, BLIP);
-built-in light heads are trained by featcodec and then frozen.
+built-in light heads are pretrained by featcodec on the synthetic world and
+shipped (`builtin:TASK`), or trained new with a neck (`builtin-new:TASK`), then frozen.
 """
 
 from .base import TASKS, CaptionHead, FrozenHead, HeadError
 from .builtin import BUILTIN_HEADS, BuiltinCaptionHead, BuiltinDepthHead, BuiltinHead, BuiltinPoseHead
 from .hf import BlipCaptionHead, DepthAnythingHead, VitPoseHead, load_hf_head
-from .registry import load_builtin_head, load_head, save_builtin_head
+from .registry import load_builtin_head, load_head, save_builtin_head, shipped_head_dir
 from .spec import TokenSpec
 
 __all__ = [
@@ -28,4 +29,5 @@ __all__ = [
     "load_head",
     "load_hf_head",
     "save_builtin_head",
+    "shipped_head_dir",
 ]

@@ -7,7 +7,10 @@ decoder of its field:
     pose    tokens → map → [deconv 4×4/2 → ReLU]×2 → 1×1 → 17 heatmaps                  (ViTPose classic decoder)
     caption word tokens ─► L × pre-norm TransformerDecoderLayer (cross-attends to the tokens) ─► vocabulary logits
 
-They have no encoder of their own, hence no distillation teacher.
+A new head (`builtin-new:TASK`) has no encoder of its own, hence no distillation
+teacher. The pretrained heads shipped with featcodec (`builtin:TASK`, see
+`probes.heads.pretrain`) were trained end to end with a small encoder of their
+own (`teacher.TinyViT`, config "teacher"), which `teacher()` runs for `--kd`.
 A head directory holds `config.json` ("format": "featcodec-head") + `weights.safetensors`.
 """
 
@@ -23,6 +26,7 @@ from torch import nn
 
 from .base import CaptionHead, FrozenHead
 from .spec import TokenSpec
+from .teacher import TinyViT
 
 HEAD_FORMAT = "featcodec-head"
 COCO_KEYPOINTS = 17
@@ -33,23 +37,46 @@ def _to_map(tokens: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
 
 
 class BuiltinHead(FrozenHead):
-    """Common part: a fixed token spec, a JSON config, no teacher."""
+    """Common part: a fixed token spec, a JSON config, and a teacher encoder when pretrained with one.
 
-    has_teacher = False
+    `patch` is the teacher's (and the preprocessed image's) pixels per token: input_size = grid × patch.
+    """
+
     defaults: dict = {}
 
-    def __init__(self, spec: str, grid=(16, 16), width: int = 128, **options):
-        super().__init__(spec, (grid[0] * 16, grid[1] * 16))
+    def __init__(self, spec: str, grid=(16, 16), width: int = 128, patch: int = 16, teacher: dict | None = None,
+                 **options):  # fmt: skip
+        super().__init__(spec, (grid[0] * patch, grid[1] * patch))
         self.grid = (int(grid[0]), int(grid[1]))
         self.width = int(width)
+        self.patch = int(patch)
         self.options = {**self.defaults, **options}
+        self.teacher_config = dict(teacher) if teacher else None
+        # built before the task layers, so a seed fixes the teacher's initial weights whatever the head
+        self.encoder = TinyViT(self.grid, self.width, self.patch, **self.teacher_config) if teacher else None
+        self.has_teacher = self.encoder is not None
         self.trained = False
 
     def expects(self) -> TokenSpec:
         return TokenSpec(self.grid, self.width, 1, False)
 
     def config(self) -> dict:
-        return {"grid": list(self.grid), "width": self.width, **self.options}
+        out = {"grid": list(self.grid), "width": self.width, "patch": self.patch, **self.options}
+        if self.teacher_config:
+            out["teacher"] = self.teacher_config
+        return out
+
+    @torch.no_grad()
+    def teacher(self, pixels: torch.Tensor) -> torch.Tensor:
+        if self.encoder is None:
+            return super().teacher(pixels)  # raises: a new head has no encoder of its own
+        return self.encoder(pixels)
+
+    def unfreeze(self) -> BuiltinHead:
+        super().unfreeze()
+        if self.encoder is not None:  # fine-tuning a pretrained head moves its decoder, never the KD target
+            self.encoder.requires_grad_(False)
+        return self
 
     def describe(self) -> dict:
         return {**super().describe(), "builtin": self.config(), "trained": self.trained}
@@ -60,7 +87,7 @@ class BuiltinDepthHead(BuiltinHead):
     output_kind = "relative-disparity"
     defaults = {"channels": 64, "upsample": 3}
 
-    def __init__(self, spec: str = "builtin:depth", grid=(16, 16), width: int = 128, **options):
+    def __init__(self, spec: str = "builtin-new:depth", grid=(16, 16), width: int = 128, **options):
         super().__init__(spec, grid, width, **options)
         c, k = int(self.options["channels"]), int(self.options["upsample"])
         self.stem = nn.Conv2d(self.width, c, 3, padding=1)
@@ -80,7 +107,7 @@ class BuiltinPoseHead(BuiltinHead):
     task = "pose"
     defaults = {"channels": 128}
 
-    def __init__(self, spec: str = "builtin:pose", grid=(16, 12), width: int = 128, **options):
+    def __init__(self, spec: str = "builtin-new:pose", grid=(16, 12), width: int = 128, **options):
         super().__init__(spec, grid, width, **options)
         c = int(self.options["channels"])
         self.deconv = nn.Sequential(
@@ -113,7 +140,7 @@ class BuiltinCaptionHead(BuiltinHead, CaptionHead):
     task = "caption"
     defaults = {"layers": 2, "heads": 4, "max_length": 24}
 
-    def __init__(self, spec: str = "builtin:caption", grid=(12, 12), width: int = 128, vocab=None, **options):
+    def __init__(self, spec: str = "builtin-new:caption", grid=(12, 12), width: int = 128, vocab=None, **options):
         super().__init__(spec, grid, width, **options)
         if not vocab or list(vocab[:4]) != [PAD, BOS, EOS, UNK]:
             raise ValueError("the built-in caption head needs a vocabulary from build_vocabulary(training captions)")

@@ -29,7 +29,7 @@ from tqdm import tqdm
 
 from codec.batching import batch_indices
 from probes.data import collate_samples
-from probes.heads import FrozenHead, save_builtin_head
+from probes.heads import FrozenHead, save_builtin_head, shipped_head_dir
 from probes.heads.builtin import BuiltinHead
 from probes.necks import NECK_SIZES, CrossNeck, Neck
 
@@ -186,7 +186,13 @@ class NeckRun:
         head = self.head.describe()
         if isinstance(self.head, BuiltinHead):
             head["trained_here"] = bool(opts.train_head)
-            head["dir"] = HEAD_DIR if opts.train_head else str(Path(opts.head).resolve())
+            if opts.train_head:
+                head["dir"] = HEAD_DIR
+            elif opts.head.startswith("builtin:"):  # shipped: reloaded by spec, its exact files recorded
+                head["dir"] = None
+                head["source_sha256"] = sha256_dir(shipped_head_dir(self.head.task))
+            else:
+                head["dir"] = str(Path(opts.head).resolve())
         else:
             local = Path(opts.head[3:] if opts.head.startswith("hf:") else opts.head)
             if local.is_dir():  # a local checkpoint: record where and exactly what

@@ -31,7 +31,8 @@ def open_task_data(task: str, head_spec: str, data: str, split, limit, device, h
     if task == "caption":
         dataset = open_dataset(data, split=split, limit=limit)
         if head is None:
-            captions = _dataset_captions(dataset) if head_spec == "builtin:caption" else None
+            # only a new built-in head builds its vocabulary from the data (a pretrained one ships its own)
+            captions = _dataset_captions(dataset) if head_spec == "builtin-new:caption" else None
             head = load_head(head_spec, captions=captions, device=device)
     else:
         head = head if head is not None else load_head(head_spec, device=device)

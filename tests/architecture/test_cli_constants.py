@@ -21,3 +21,10 @@ def test_tasks_are_the_heads_tasks():
     from probes.heads import TASKS as HEAD_TASKS
 
     assert TASKS == HEAD_TASKS
+
+
+def test_shipped_heads_path_is_the_registrys():
+    from probes.commands.heads import SHIPPED_HEADS
+    from probes.heads.registry import SHIPPED_WEIGHTS
+
+    assert SHIPPED_HEADS == SHIPPED_WEIGHTS.resolve()

@@ -41,7 +41,6 @@ steps = 2
 batch_size = 2
 [tasks.depth]
 head = "builtin:depth"
-train_head = true
 train = { data = "synthetic:depth", split = "train", limit = 4 }
 test = { data = "synthetic:depth", split = "test", limit = 3 }
 """

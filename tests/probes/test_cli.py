@@ -60,13 +60,13 @@ def test_train_neck_then_eval_round_trip_with_json(files, tmp_path, task):
 
 def test_builtin_head_round_trip_and_human_output(files, tmp_path):
     neck = tmp_path / "neck"
-    r = run("train-neck", *FAST, "--task", "depth", "--head", "builtin:depth", "--train-head",
+    r = run("train-neck", *FAST, "--task", "depth", "--head", "builtin-new:depth", "--train-head",
             "--data", files["depth"], "--steps", 2, "--level", "stage3", "-o", neck)  # fmt: skip
     assert r.exit_code == 0, r.output
     assert (neck / "head" / "weights.safetensors").is_file()
     r = run("eval", "--neck", neck, "--data", files["depth"], "--limit", 2, "--device", "cpu")
     assert r.exit_code == 0, r.output
-    assert "abs_rel" in r.stdout and "builtin:depth" in r.stdout
+    assert "abs_rel" in r.stdout and "builtin-new:depth" in r.stdout
 
 
 def test_train_neck_resume_continues_and_refuses_to_overwrite(files, tmp_path):

@@ -142,13 +142,15 @@ def test_unsupported_model_type_is_a_clear_error(tmp_path):
 def test_unknown_spec_is_a_clear_error():
     with pytest.raises(HeadError, match="builtin:depth"):
         load_head("builtin:segmentation")
+    with pytest.raises(HeadError, match="builtin-new:depth"):
+        load_head("builtin-new:segmentation")
     with pytest.raises(HeadError, match="expected hf:"):
         load_head("no/such/dir")
 
 
 @pytest.mark.parametrize("task", ["depth", "pose"])
-def test_builtin_dense_heads_shapes_and_save_load(tmp_path, task):
-    head = load_head(f"builtin:{task}")
+def test_new_builtin_dense_heads_shapes_and_save_load(tmp_path, task):
+    head = load_head(f"builtin-new:{task}")
     assert not head.has_teacher
     tokens = torch.randn(2, *head.expects().shape(1)[1:])
     out = head(tokens)
@@ -165,10 +167,10 @@ def test_builtin_dense_heads_shapes_and_save_load(tmp_path, task):
         head.teacher(torch.randn(1, 3, 8, 8))
 
 
-def test_builtin_caption_head_vocabulary_training_and_generation(tmp_path):
+def test_new_builtin_caption_head_vocabulary_training_and_generation(tmp_path):
     with pytest.raises(HeadError, match="training captions"):
-        load_head("builtin:caption")
-    head = load_head("builtin:caption", captions=CAPTIONS)
+        load_head("builtin-new:caption")
+    head = load_head("builtin-new:caption", captions=CAPTIONS)
     assert head.vocab[:4] == ["<pad>", "<bos>", "<eos>", "<unk>"] and "horse" in head.vocab
     assert caption_words("A Man's dog, 2 cats.") == ["a", "man's", "dog", "2", "cats"]
     head.unfreeze()

@@ -83,15 +83,30 @@ def test_caption_neck_trains_against_the_blip_decoder(probe, tmp_path):
     assert _mean(losses, "task", "last") < _mean(losses, "task", "first")
 
 
-def test_builtin_head_is_trained_jointly_then_saved_frozen(probe, tmp_path):
+def test_new_builtin_head_is_trained_jointly_then_saved_frozen(probe, tmp_path):
     with pytest.raises(ValueError, match="--train-head"):
-        train_neck(_opts(probe, "pose", head="builtin:pose"), tmp_path / "untrained")
+        train_neck(_opts(probe, "pose", head="builtin-new:pose"), tmp_path / "untrained")
     with pytest.raises(ValueError, match="--kd needs"):
-        train_neck(_opts(probe, "pose", head="builtin:pose", train_head=True, kd=1.0), tmp_path / "kd")
-    config = train_neck(_opts(probe, "pose", head="builtin:pose", train_head=True, steps=4), tmp_path / "b")
+        train_neck(_opts(probe, "pose", head="builtin-new:pose", train_head=True, kd=1.0), tmp_path / "kd")
+    config = train_neck(_opts(probe, "pose", head="builtin-new:pose", train_head=True, steps=4), tmp_path / "b")
     assert config["head"]["trained_here"] is True and config["head"]["dir"] == "head"
     head_config = json.loads((tmp_path / "b" / "head" / "config.json").read_text())
     assert head_config["trained"] is True and head_config["task"] == "pose"
+
+
+def test_neck_distils_towards_the_shipped_heads_teacher_and_evaluates(probe, tmp_path):
+    from probes.evaluate import evaluate_neck
+    from probes.heads import shipped_head_dir
+    from probes.training.sources import sha256_dir
+
+    config = train_neck(_opts(probe, "pose", head="builtin:pose", kd=1.0), tmp_path / "neck")
+    losses = config["training"]["losses"]
+    assert _mean(losses, "kd", "last") < _mean(losses, "kd", "first")
+    head = config["head"]
+    assert head["spec"] == "builtin:pose" and head["trained"] is True and head["trained_here"] is False
+    assert head["dir"] is None and head["source_sha256"] == sha256_dir(shipped_head_dir("pose"))
+    result = evaluate_neck(tmp_path / "neck", probe["data"]["pose"], progress=False)  # reloads the head by spec
+    assert "AP" in result["metrics"] and result["head"]["spec"] == "builtin:pose"
 
 
 def test_head_and_data_must_be_for_the_task(probe, tmp_path):
