@@ -14,9 +14,9 @@ from functools import cached_property
 
 from .study import DataSplit, EncoderEntry, Study, TaskPlan
 
-KINDS = ("images", "extract", "codec", "neck", "eval", "report")
+KINDS = ("images", "extract", "codec", "neck", "eval", "zero-rate", "report")
 # what a step asks of a Ray cluster (CPUs, GPUs); the extractor and trainers use a GPU where the study does
-_CPUS = {"images": 1, "extract": 2, "codec": 2, "neck": 2, "eval": 2, "report": 1}
+_CPUS = {"images": 1, "extract": 2, "codec": 2, "neck": 2, "eval": 2, "zero-rate": 1, "report": 1}
 
 
 @dataclass(frozen=True, eq=False)
@@ -99,6 +99,9 @@ def plan_steps(study: Study) -> list[Step]:
                     first_neck = add(_neck_step(study, enc, t1, layers, 0.0, seed, None, None))
                     cross = add(_neck_step(study, enc, t2, layers, 0.0, seed, None, first_neck))
                     evals += [add(_eval_step(study, t2, cross, c)) for c in (None, *codecs)]
+    for task in study.tasks:  # every curve's 0-bit point: the best prediction made without any features
+        evals.append(add(Step("zero-rate", {"task": task.name, "head": task.head, "train": task.train.to_dict(),
+                                            "test": task.test.to_dict()}, label=f"zero-rate {task.name}")))  # fmt: skip
     report = Step("report", {"anchor": study.anchor, "study": study.name},
                   (("evals", tuple(dict.fromkeys(evals))),), label="report")  # fmt: skip
     add(report)

@@ -74,8 +74,15 @@ def _append_line(path: Path, obj: dict) -> None:
         os.fsync(f.fileno())
 
 
+POINT_KINDS = ("eval", "zero-rate")  # steps whose result is a line of results.jsonl
+
+
 def _result_row(run_dir: Path, study: Study, step: Step, by_id: dict[str, Step]) -> dict:
     result = json.loads((step_dir(run_dir, step.id) / "result.json").read_text())
+    if step.kind == "zero-rate":
+        result["sweep"] = {"study": study.name, "step": step.id, "task": step.settings["task"],
+                           "test": step.settings["test"], "lambda": None}  # fmt: skip
+        return result
     neck = step.input("neck")[0]
     codec = step.input("codec")
     after = neck.input("after")
@@ -93,7 +100,7 @@ def _result_row(run_dir: Path, study: Study, step: Step, by_id: dict[str, Step])
 def _write_results(run_dir: Path, study: Study, steps: list[Step]) -> None:
     """results.jsonl in plan order, holding every finished eval once (atomic rewrite)."""
     by_id = {s.id: s for s in steps}
-    rows = [_result_row(run_dir, study, s, by_id) for s in steps if s.kind == "eval" and is_done(run_dir, s)]
+    rows = [_result_row(run_dir, study, s, by_id) for s in steps if s.kind in POINT_KINDS and is_done(run_dir, s)]
     atomic_write_bytes(run_dir / RESULTS, "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows).encode())
 
 
@@ -213,7 +220,7 @@ def run_sweep(
                 done.add(step.id)
                 ran.append(step.id)
                 display.finish(step, seconds)
-                if step.kind == "eval":
+                if step.kind in POINT_KINDS:
                     _append_line(run_dir / RESULTS, _result_row(run_dir, study, step, {}))
     finally:
         display.close()

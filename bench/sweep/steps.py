@@ -5,6 +5,7 @@
     codec    train_codec on the feature cache          (featcodec train-codec)
     neck     train_neck                                (featcodec train-neck)
     eval     evaluate_neck, clean or through a codec   (featcodec eval)
+    zero-rate  evaluate_zero_rate: no features at all   (featcodec zero-rate)
     report   report_from_files over results.jsonl      (featcodec report)
 
 `run_step` is a plain function of (step document, run directory), so any executor (in-process, a process
@@ -127,6 +128,22 @@ def _eval(s: dict, inputs: dict, out: Path, run_dir: Path, progress: bool) -> di
     return {"metrics": result["metrics"], "bpp": result["bpp"]}
 
 
+def _zero_rate(s: dict, inputs: dict, out: Path, run_dir: Path, progress: bool) -> dict:
+    from codec.files import atomic_write_json
+    from probes.evaluate import evaluate_zero_rate
+    from probes.heads import load_head
+
+    # scored as the task's heads are scored (a depth head's output kind decides the alignment)
+    head = load_head(s["head"]) if s["task"] != "caption" else None
+    options = {"output_kind": head.output_kind} if head is not None and s["task"] == "depth" else {}
+    result = evaluate_zero_rate(
+        s["task"], s["train"]["data"], s["test"]["data"], train_split=s["train"]["split"], split=s["test"]["split"],
+        train_limit=s["train"]["limit"], limit=s["test"]["limit"], task_options=options,
+    )  # fmt: skip
+    atomic_write_json(out / "result.json", result)
+    return {"metrics": result["metrics"]}
+
+
 def _report(s: dict, inputs: dict, out: Path, run_dir: Path, progress: bool) -> dict:
     from bench.rd import report_from_files
 
@@ -134,4 +151,5 @@ def _report(s: dict, inputs: dict, out: Path, run_dir: Path, progress: bool) -> 
     return {"sections": len(report["sections"]), "dir": str(run_dir / REPORT_DIR)}
 
 
-_KINDS = {"images": _images, "extract": _extract, "codec": _codec, "neck": _neck, "eval": _eval, "report": _report}
+_KINDS = {"images": _images, "extract": _extract, "codec": _codec, "neck": _neck, "eval": _eval,
+          "zero-rate": _zero_rate, "report": _report}

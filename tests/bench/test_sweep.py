@@ -134,17 +134,23 @@ def test_step_ids_change_only_downstream_of_an_edit(tmp_path):
 def test_a_run_records_every_point_and_reports(toy_run):
     study, run_dir, outcome = toy_run
     rows = [json.loads(line) for line in (run_dir / "results.jsonl").read_text().splitlines()]
-    assert [(r["sweep"]["task"], r["sweep"]["lambda"]) for r in rows] == [("depth", None), ("depth", 0.1), ("depth", 4.0)]
-    assert all(r["format"] == "featcodec-eval" and "abs_rel" in r["metrics"] for r in rows)
-    assert rows[1]["bpp"] > 0 and rows[0]["bpp"] is None
+    assert [(r["format"], r["sweep"]["lambda"]) for r in rows] == [
+        ("featcodec-eval", None), ("featcodec-eval", 0.1), ("featcodec-eval", 4.0), ("featcodec-zero-rate", None)
+    ]
+    assert all(r["task"] == "depth" and "abs_rel" in r["metrics"] for r in rows)
+    assert rows[1]["bpp"] > 0 and rows[0]["bpp"] is None and rows[3]["bpp"] == 0
+    assert rows[1]["codec"]["stream_bytes"]["main"] > 0  # the header / z / y split of the streams
+    report = json.loads((run_dir / "report" / "report.json").read_text())
+    (depth,) = [s for s in report["sections"] if s["metric"] == "abs_rel"]
+    assert depth["zero_rate"] is not None
     assert (run_dir / "report" / "report.md").is_file()
-    assert len(outcome.ran) == len(outcome.steps) == 9 and not outcome.skipped
+    assert len(outcome.ran) == len(outcome.steps) == 10 and not outcome.skipped
     # --resume recomputes nothing
     again = run_sweep(study, run_dir, resume=True, progress=False)
-    assert again.ran == [] and len(again.skipped) == 9
+    assert again.ran == [] and len(again.skipped) == 10
     # --plan reports every step done, without running anything
     result = CliRunner().invoke(main, ["sweep", str(study), "-o", str(run_dir), "--plan"])
-    assert result.exit_code == 0 and "9 steps: 9 done, 0 to do" in result.output
+    assert result.exit_code == 0 and "10 steps: 10 done, 0 to do" in result.output
     # an existing run directory is not reused without --resume
     assert CliRunner().invoke(main, ["sweep", str(study), "-o", str(run_dir)]).exit_code == 3
 
@@ -190,7 +196,7 @@ def test_ray_executor_gives_the_same_results(toy_run, tmp_path):
         outcome = run_sweep(study, tmp_path / "run", executor="ray", progress=False)
     finally:
         ray.shutdown()
-    assert len(outcome.ran) == 9
+    assert len(outcome.ran) == 10
     assert _normalised_rows(tmp_path / "run") == _normalised_rows(reference)
 
 
