@@ -98,17 +98,36 @@ def neck_name(layers: int) -> str:
 
 
 class StepBatches(Sampler):
-    """Batch sampler of steps `start`..`steps`-1 (for a DataLoader with workers decoding images)."""
+    """Batch sampler of steps `start`..`steps`-1 (for a DataLoader with workers decoding images).
 
-    def __init__(self, start: int, steps: int, batch_size: int, n: int, seed: int):
+    Under torchrun each of the `world` processes takes an interleaved shard of every global batch (rank r:
+    items r, r + world, …), as DistributedSampler shards a dataset, so the ranks together see exactly the
+    batches a single process would.
+    """
+
+    def __init__(self, start: int, steps: int, batch_size: int, n: int, seed: int, rank: int = 0, world: int = 1):
         self.start, self.steps, self.batch_size, self.n, self.seed = start, steps, batch_size, n, seed
+        self.rank, self.world = rank, world
 
     def __iter__(self):
         for step in range(self.start, self.steps):
-            yield batch_indices(step, self.batch_size, self.n, self.seed)
+            yield batch_indices(step, self.batch_size, self.n, self.seed)[self.rank :: self.world]
 
     def __len__(self) -> int:
         return max(0, self.steps - self.start)
+
+
+def distributed_context(device: torch.device) -> tuple[int, int]:
+    """(rank, world size): (0, 1) normally; under torchrun (WORLD_SIZE > 1) the process group is joined
+    (gloo on CPU, NCCL on CUDA) and this process's rank returned."""
+    import torch.distributed as dist
+
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1 or not dist.is_available():
+        return 0, 1
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+    return dist.get_rank(), dist.get_world_size()
 
 
 def learning_rate(step: int, opts: TrainNeckOptions) -> float:
@@ -242,8 +261,11 @@ def train_neck(opts: TrainNeckOptions, out_dir: str | os.PathLike, *, resume: bo
         for stale in (state_path, config_path, out_dir / WEIGHTS):
             stale.unlink(missing_ok=True)
 
-    torch.manual_seed(opts.seed)
+    torch.manual_seed(opts.seed)  # the same initial weights on every rank
     run = NeckRun(opts)
+    rank, world = distributed_context(run.device)
+    if world > 1 and opts.batch_size % world:
+        raise ValueError(f"--batch-size {opts.batch_size} must be a multiple of the {world} torchrun processes")
     params = [p for p in run.trainable.parameters()]
     if opts.train_head:
         params += list(run.head.parameters())
@@ -261,6 +283,8 @@ def train_neck(opts: TrainNeckOptions, out_dir: str | os.PathLike, *, resume: bo
         log.info("resuming %s at step %d of %d", out_dir, start, opts.steps)
 
     def checkpoint(step: int) -> None:
+        if rank:  # rank 0 writes; the others hold the same weights
+            return
         save_state(
             state_path,
             {
@@ -274,9 +298,18 @@ def train_neck(opts: TrainNeckOptions, out_dir: str | os.PathLike, *, resume: bo
         )
 
     run.trainable.train()
+    neck = run.neck
+    if world > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        # DDP averages the neck's gradients over the ranks (equal shards: the gradient of the global batch's
+        # mean loss); a head trained with the neck is outside the DDP module, so its gradients are averaged
+        # by hand in the same way.
+        neck = DistributedDataParallel(run.neck, device_ids=[run.device.index] if run.device.type == "cuda" else None)
     rng = random.Random(opts.seed)
     loader = DataLoader(
-        run.dataset, batch_sampler=StepBatches(start, opts.steps, opts.batch_size, len(run.dataset), opts.seed),
+        run.dataset,
+        batch_sampler=StepBatches(start, opts.steps, opts.batch_size, len(run.dataset), opts.seed, rank, world),
         collate_fn=collate_samples, num_workers=opts.workers,
     )  # fmt: skip
     bar = tqdm(loader, desc=f"train-neck {opts.task}", unit="step", disable=not opts.progress,
@@ -285,7 +318,7 @@ def train_neck(opts: TrainNeckOptions, out_dir: str | os.PathLike, *, resume: bo
         rng.seed(opts.seed * 7919 + step)  # caption choice: a function of the step too
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(step, opts)
-        tokens = run.neck(run.source.features(samples))
+        tokens = neck(run.source.features(samples))
         loss_task = task_loss(opts.task, run.head, tokens, samples, rng)
         loss = loss_task
         record = {"step": step + 1, "task": loss_task.item()}
@@ -297,9 +330,11 @@ def train_neck(opts: TrainNeckOptions, out_dir: str | os.PathLike, *, resume: bo
             raise FloatingPointError(f"train-neck: loss became {loss.item()} at step {step + 1}; lower --lr")
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        if world > 1:
+            _average_over_ranks(record, loss, list(run.head.parameters()) if opts.train_head else [])
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         optimizer.step()
-        record["loss"] = loss.item()
+        record.setdefault("loss", loss.item())
         losses.append(record)
         bar.set_postfix(loss=f"{record['loss']:.4f}")
         if (step + 1) % opts.checkpoint_every == 0 and step + 1 < opts.steps:
@@ -307,11 +342,9 @@ def train_neck(opts: TrainNeckOptions, out_dir: str | os.PathLike, *, resume: bo
     bar.close()
 
     checkpoint(opts.steps)
-    save_weights(run.trainable, out_dir / WEIGHTS)
     if opts.train_head:
         run.head.trained = True
         run.head.freeze()
-        save_builtin_head(run.head, out_dir / HEAD_DIR)
     config = run.config()
     tail = losses[-max(1, len(losses) // 10) :]
     config["training"] = {
@@ -322,8 +355,28 @@ def train_neck(opts: TrainNeckOptions, out_dir: str | os.PathLike, *, resume: bo
     }
     if opts.codec:
         config["codec"]["train_bpp"] = run.source.bits_per_pixel
-    write_neck_config(out_dir, config)
+    if rank == 0:  # rank 0 writes the neck directory; the other ranks hold the same weights
+        save_weights(run.trainable, out_dir / WEIGHTS)
+        if opts.train_head:
+            save_builtin_head(run.head, out_dir / HEAD_DIR)
+        write_neck_config(out_dir, config)
+    if world > 1:
+        torch.distributed.barrier()
     return config
+
+
+def _average_over_ranks(record: dict, loss: torch.Tensor, extra_params: list) -> None:
+    """The global batch's loss for the record, and DDP's gradient averaging for parameters outside DDP."""
+    import torch.distributed as dist
+
+    world = dist.get_world_size()
+    total = loss.detach().clone()
+    dist.all_reduce(total)
+    record["loss"] = total.item() / world
+    for p in extra_params:
+        if p.grad is not None:
+            dist.all_reduce(p.grad)
+            p.grad /= world
 
 
 def _jsonable(d: dict) -> dict:
