@@ -19,6 +19,7 @@ EXIT_INTERNAL = 4
 
 _COMMAND_MODULES = (
     "probes.encoders.commands",  # encoders, extract
+    "probes.pretrain.commands",  # pretrain-mini
     "codec.commands",  # train-codec, encode, decode, info
     "probes.commands",  # train-neck, eval
     "bench.commands",  # sweep, report, demo
