@@ -14,7 +14,7 @@ from .cache import CacheError
 from .checkpoints import CheckpointError
 from .extract import DTYPES, extract_features
 from .preprocess import ImageReadError, collect_images, sample_images_dir
-from .registry import create_encoder, get_spec, list_encoders
+from .registry import bundled_weights, create_encoder, get_spec, list_encoders
 
 log = logging.getLogger(__name__)
 
@@ -26,14 +26,16 @@ def weights_options(func):
     func = click.option(
         "--checkpoint",
         type=click.Path(dir_okay=False, path_type=Path),
-        help="Local checkpoint: official SAM2 / Hiera-MAE / timm (.pt, .pth, .safetensors).",
+        help="Local checkpoint: official SAM2 / Hiera-MAE / timm (.pt, .pth, .safetensors). "
+        "Encoders with bundled weights (mini-hiera, mini-sam2) use those when no weights option is given.",
     )(func)
     return func
 
 
 def build_encoder_or_fail(name, checkpoint, pretrained, random_init, resolution, device):
     """create_encoder with CLI-shaped errors (exit code 3 names the file or field)."""
-    if sum([checkpoint is not None, pretrained, random_init]) != 1:
+    given = sum([checkpoint is not None, pretrained, random_init])
+    if given > 1 or (given == 0 and not _has_bundled(name)):
         raise click.UsageError("give exactly one of --checkpoint PATH, --pretrained or --random-init")
     try:
         return create_encoder(
@@ -44,18 +46,37 @@ def build_encoder_or_fail(name, checkpoint, pretrained, random_init, resolution,
         raise InputError(str(e).strip('"')) from e
 
 
+def _has_bundled(name: str) -> bool:
+    try:
+        return bundled_weights(name) is not None
+    except KeyError:
+        return False  # unknown names are reported by create_encoder
+
+
+def _weights_column(name: str) -> str:
+    """What `featcodec extract --encoder NAME` uses without a weights option: bundled file's sha256."""
+    path = bundled_weights(name)
+    if path is None:
+        return "-"
+    if not path.is_file():
+        return "bundled (missing)"
+    from .checkpoints import sha256_file
+
+    return f"bundled:{sha256_file(path)[:12]}"
+
+
 @click.command("encoders")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def encoders_command(as_json: bool) -> None:
     """List the registered frozen encoders and their feature levels."""
     specs = [get_spec(name) for name in list_encoders()]
     if as_json:
-        click.echo(json.dumps([s.to_dict() for s in specs], indent=2))
+        click.echo(json.dumps([{**s.to_dict(), "weights": _weights_column(s.name)} for s in specs], indent=2))
         return
-    rows = [("name", "source", "family", "levels (channels/stride)", "default res")]
+    rows = [("name", "source", "family", "levels (channels/stride)", "default res", "weights")]
     for s in specs:
         levels = " ".join(f"{lv.name}:{lv.channels}/{lv.stride}" for lv in s.levels)
-        rows.append((s.name, s.source, s.family, levels, str(s.default_resolution)))
+        rows.append((s.name, s.source, s.family, levels, str(s.default_resolution), _weights_column(s.name)))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for r in rows:
         click.echo("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())

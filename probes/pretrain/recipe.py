@@ -42,10 +42,10 @@ CKPT_EVERY = 25
 @dataclass(frozen=True)
 class Recipe:
     corpus_images: int = 3000
-    mae_steps: int = 360
+    mae_steps: int = 240
     mae_batch: int = 32
     mae_lr: float = 2e-3
-    sam_steps: int = 240
+    sam_steps: int = 160
     sam_batch: int = 8
     sam_lr: float = 1e-3
     sam_trunk_lr: float = 3e-4
