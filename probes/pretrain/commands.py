@@ -25,7 +25,7 @@ SHIPPED = ("mini-hiera.safetensors", "mini-sam2.safetensors")
 @click.option("--evaluate", "evaluate_only", is_flag=True,
               help="Only evaluate the weights already in the output directory (held-out test images).")
 @click.option("--install", is_flag=True,
-              help=f"Copy the produced weights into the package ({WEIGHTS_DIR}).")
+              help="Copy the produced weights into the package (probes/encoders/weights/).")
 def pretrain_mini(output, device, resume, steps_scale, threads, evaluate_only, install):
     """Pretrain mini-hiera (MAE) and mini-sam2 (SAM) on synthetic:mix, then evaluate on held-out images."""
     from .recipe import Recipe, check_trunk_config, evaluate_outputs, run_recipe

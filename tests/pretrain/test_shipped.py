@@ -82,3 +82,18 @@ def test_cli_lists_weights_and_extracts_without_a_weights_option(tmp_path):
     assert cache.manifest["random_init"] is False and cache.manifest["resolution"] == 128
     result = CliRunner().invoke(main, ["extract", "--encoder", "hiera-tiny", "-o", str(tmp_path / "d")])
     assert result.exit_code == 2 and "exactly one" in result.output  # no bundled weights: still required
+
+
+def test_registry_features_equal_the_official_sam2_model_loaded_from_the_shipped_file():
+    shipped = load_file(str(bundled_weights("mini-sam2")))
+    official = build_sam2_model(seed=1).eval()
+    missing, unexpected = official.load_state_dict(shipped, strict=False)
+    assert not unexpected and not [k for k in missing if k.startswith(SHIPPED_PREFIXES)]
+    encoder = create_encoder("mini-sam2")
+    x = torch.randn(2, 3, 128, 128, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        reference = official.image_encoder(x)["backbone_fpn"]
+    for name, ref in zip(encoder.spec.level_names, reference, strict=True):
+        torch.testing.assert_close(encoder(x)[name], ref, rtol=1e-5, atol=1e-5)
+    mae = build_mae(seed=1)
+    mae.load_state_dict(load_file(str(bundled_weights("mini-hiera"))), strict=True)  # the official class
