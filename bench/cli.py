@@ -31,6 +31,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "train-neck": ("probes.commands.necks", "train_neck_command", "Train a neck onto a frozen task head (task + KD loss)."),
     "eval": ("probes.commands.necks", "eval_command", "Score a neck + frozen head, clean or through a codec's bitstream."),
     "zero-rate": ("probes.commands.necks", "zero_rate_command", "Score the best feature-free prediction (a curve's 0-bit point)."),
+    "pretrain-mini": ("probes.commands.pretrain", "pretrain_mini", "Pretrain mini-hiera (MAE) and mini-sam2 (SAM) on the synthetic world."),
     "pretrain-heads": ("probes.commands.heads", "pretrain_heads_command", "Pretrain the built-in heads with their teachers (the shipped weights)."),
     "eval-head": ("probes.commands.heads", "eval_head_command", "Score a head fed by its own teacher, next to a trivial predictor."),
     "report": ("bench.rd.commands", "report_command", "Rate–accuracy report: curves, BD-rate, task-sufficient rate."),

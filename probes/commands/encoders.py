@@ -22,7 +22,8 @@ def weights_options(func):
     func = click.option(
         "--checkpoint",
         type=click.Path(dir_okay=False, path_type=Path),
-        help="Local checkpoint: official SAM2 / Hiera-MAE / timm (.pt, .pth, .safetensors).",
+        help="Local checkpoint: official SAM2 / Hiera-MAE / timm (.pt, .pth, .safetensors). "
+        "Encoders with bundled weights (mini-hiera, mini-sam2) use those when no weights option is given.",
     )(func)
     return func
 
@@ -31,7 +32,8 @@ def build_encoder_or_fail(name, checkpoint, pretrained, random_init, resolution,
     """create_encoder with CLI-shaped errors (exit code 3 names the file or field)."""
     from probes.encoders import create_encoder
 
-    if sum([checkpoint is not None, pretrained, random_init]) != 1:
+    given = sum([checkpoint is not None, pretrained, random_init])
+    if given > 1 or (given == 0 and not _has_bundled(name)):
         raise click.UsageError("give exactly one of --checkpoint PATH, --pretrained or --random-init")
     try:
         return create_encoder(
@@ -42,6 +44,28 @@ def build_encoder_or_fail(name, checkpoint, pretrained, random_init, resolution,
         raise InputError(str(e).strip('"')) from e
 
 
+def _has_bundled(name: str) -> bool:
+    from probes.encoders import bundled_weights
+
+    try:
+        return bundled_weights(name) is not None
+    except KeyError:
+        return False  # unknown names are reported by create_encoder
+
+
+def _weights_column(name: str) -> str:
+    """What `featcodec extract --encoder NAME` uses without a weights option: bundled file's sha256."""
+    from codec.files import sha256_file
+    from probes.encoders import bundled_weights
+
+    path = bundled_weights(name)
+    if path is None:
+        return "-"
+    if not path.is_file():
+        return "bundled (missing)"
+    return f"bundled:{sha256_file(path)[:12]}"
+
+
 @click.command("encoders")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def encoders_command(as_json: bool) -> None:
@@ -50,12 +74,12 @@ def encoders_command(as_json: bool) -> None:
 
     specs = [get_spec(name) for name in list_encoders()]
     if as_json:
-        click.echo(json.dumps([s.to_dict() for s in specs], indent=2))
+        click.echo(json.dumps([{**s.to_dict(), "weights": _weights_column(s.name)} for s in specs], indent=2))
         return
-    rows = [("name", "source", "family", "levels (channels/stride)", "default res")]
+    rows = [("name", "source", "family", "levels (channels/stride)", "default res", "weights")]
     for s in specs:
         levels = " ".join(f"{lv.name}:{lv.channels}/{lv.stride}" for lv in s.levels)
-        rows.append((s.name, s.source, s.family, levels, str(s.default_resolution)))
+        rows.append((s.name, s.source, s.family, levels, str(s.default_resolution), _weights_column(s.name)))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for r in rows:
         click.echo("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())

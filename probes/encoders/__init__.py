@@ -7,7 +7,7 @@ from .cache import FeatureCache
 from .checkpoints import CheckpointError
 from .extract import extract_features
 from .preprocess import ImageReadError, collect_images, load_image, sample_images_dir
-from .registry import create_encoder, get_spec, list_encoders, register_encoder
+from .registry import bundled_weights, create_encoder, get_spec, list_encoders, register_encoder
 from .spec import EncoderSpec, FeatureLevel
 
 __all__ = [
@@ -18,6 +18,7 @@ __all__ = [
     "FeatureLevel",
     "FrozenEncoder",
     "ImageReadError",
+    "bundled_weights",
     "collect_images",
     "create_encoder",
     "extract_features",

@@ -10,6 +10,7 @@ import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
@@ -30,15 +31,23 @@ Builder = Callable[..., FrozenEncoder]
 class _Entry:
     spec: EncoderSpec
     builder: Builder
+    bundled: Path | None = None  # weights shipped inside the package: the default weights source
 
 
 _REGISTRY: dict[str, _Entry] = {}
 
 
-def register_encoder(spec: EncoderSpec, builder: Builder) -> None:
+def register_encoder(spec: EncoderSpec, builder: Builder, bundled: str | os.PathLike | None = None) -> None:
+    """`bundled`: a weights file shipped in the package, used when no weights source is given."""
     if spec.name in _REGISTRY:
         raise ValueError(f"encoder {spec.name!r} registered twice")
-    _REGISTRY[spec.name] = _Entry(spec, builder)
+    _REGISTRY[spec.name] = _Entry(spec, builder, Path(bundled) if bundled is not None else None)
+
+
+def bundled_weights(name: str) -> Path | None:
+    """The weights file shipped with encoder `name`, or None (then a weights source must be given)."""
+    get_spec(name)
+    return _REGISTRY[name].bundled
 
 
 def list_encoders() -> list[str]:
@@ -68,8 +77,15 @@ def create_encoder(
     checkpoint: a local file (official SAM2 / Hiera-MAE / timm layouts);
     pretrained: download through timm / the hub (needs a network);
     random_init: random weights, only when asked for (outputs are marked).
+    Encoders with bundled weights (`mini-hiera`, `mini-sam2`) use them when none of the three is given.
     """
     spec = get_spec(name)
+    bundled = _REGISTRY[name].bundled
+    if bundled is not None and checkpoint is None and not pretrained and not random_init:
+        if not bundled.is_file():
+            raise ValueError(f"encoder {name!r}: its bundled weights {bundled} are missing from this install "
+                             "(`featcodec pretrain-mini -o DIR --install` reproduces them)")
+        checkpoint = bundled
     sources = [checkpoint is not None, pretrained, random_init]
     if sum(sources) != 1:
         raise ValueError(

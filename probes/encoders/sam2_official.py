@@ -7,6 +7,8 @@ hydra configs; only `image_encoder` is instantiated, not the whole SAM2 model.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 
 from .base import RANDOM_INIT, FrozenEncoder
@@ -34,7 +36,10 @@ class Sam2ImageEncoder(FrozenEncoder):
 
 
 def build_sam2_image_encoder(config_name: str) -> torch.nn.Module:
-    """Instantiate `model.image_encoder` from a sam2 hydra config (random weights)."""
+    """Instantiate `model.image_encoder` from a sam2 hydra config (random weights).
+
+    `config_name`: a config inside the sam2 package, or the path of a yaml file in the same layout.
+    """
     try:
         import sam2  # noqa: F401  (initialises hydra's global config module)
         from hydra import compose
@@ -45,12 +50,17 @@ def build_sam2_image_encoder(config_name: str) -> torch.nn.Module:
             "the official 'sam2' package is needed for sam2*-hiera-* encoders: "
             "SAM2_BUILD_CUDA=0 pip install --no-build-isolation sam2"
         ) from e
-    cfg = compose(config_name=config_name)
+    if Path(config_name).is_absolute():  # a config file of ours (mini-sam2), not in sam2's search path
+        cfg = OmegaConf.load(config_name)
+    else:
+        cfg = compose(config_name=config_name)
     OmegaConf.resolve(cfg)
     return instantiate(cfg.model.image_encoder, _recursive_=True)
 
 
 def _builder(config_name: str):
+    config_name = str(config_name)
+
     def build(spec: EncoderSpec, resolution: int, *, checkpoint=None, pretrained=False) -> FrozenEncoder:
         model = build_sam2_image_encoder(config_name)
         weights_id = RANDOM_INIT
@@ -91,3 +101,21 @@ for (_version, _size), _config in _CONFIGS.items():
         ),
         _builder(_config),
     )
+
+# mini-sam2: the sam2 package's ImageEncoder at a small size (config beside the weights), trunk
+# initialised from mini-hiera and trained SAM-style by `featcodec pretrain-mini` (docs/model_card.md).
+# The bundled file uses the official checkpoint keys (image_encoder.*, sam_prompt_encoder.*, ...).
+_MINI_DIR = Path(__file__).resolve().parent / "weights"
+register_encoder(
+    EncoderSpec(
+        name="mini-sam2",
+        source="sam2",
+        family="sam2",
+        levels=tuple(FeatureLevel(f"fpn{i}", 64, 4 * 2**i) for i in range(3)),
+        default_resolution=128,
+        description="mini SAM2 ImageEncoder (trunk + FPN) trained on synthetic:mix (specialist, bundled weights)",
+        model_id=str(_MINI_DIR / "mini-sam2.yaml"),
+    ),
+    _builder(_MINI_DIR / "mini-sam2.yaml"),
+    bundled=_MINI_DIR / "mini-sam2.safetensors",
+)

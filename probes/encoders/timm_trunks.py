@@ -8,6 +8,8 @@ the target size and resize the checkpoint's embedding bicubically.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import timm
 import torch
 import torch.nn.functional as F
@@ -19,6 +21,8 @@ from .base import RANDOM_INIT, FrozenEncoder
 from .checkpoints import CheckpointError, load_state_dict_file, load_strict, sha256_file
 from .registry import register_encoder
 from .spec import EncoderSpec, FeatureLevel
+
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 
 # Parts of Hiera/MAE checkpoints that are not the trunk we use.
 _HIERA_UNUSED = ("head.", "decoder", "mask_token", "multi_scale_fusion_heads", "pred_", "norm_pix")
@@ -139,28 +143,27 @@ for _size, (_timm_name, _dim) in _SAM2_TRUNK_SIZES.items():
         _timm_builder(_timm_name, _convert_sam2_trunk),
     )
 
-# Tiny random-init configurations for tests and the embedded demo: the same
-# model classes, a fraction of the size.
+# Tiny random-init configurations for tests: the same model classes, a fraction of the size.
 register_encoder(
     EncoderSpec(
-        name="mini-hiera",
+        name="mini-hiera-random",
         source="timm",
         family="hiera",
         levels=_stage_levels(16),
         default_resolution=64,
-        description="tiny MAE-Hiera config (tests, demo)",
+        description="tiny MAE-Hiera config, no weights (tests)",
         model_id="hiera_tiny_224",
     ),
     _timm_builder("hiera_tiny_224", _convert_hiera, {"embed_dim": 16, "num_heads": 1, "stages": (1, 1, 1, 1)}),
 )
 register_encoder(
     EncoderSpec(
-        name="mini-sam2",
+        name="mini-sam2-random",
         source="timm",
         family="sam2",
         levels=_stage_levels(16),
         default_resolution=64,
-        description="tiny SAM2-trunk config (tests, demo)",
+        description="tiny SAM2-trunk config, no weights (tests)",
         model_id="sam2_hiera_tiny",
     ),
     _timm_builder(
@@ -170,4 +173,20 @@ register_encoder(
     ),
 )
 
-
+# mini-hiera: MAE-pretrained on the synthetic world by `featcodec pretrain-mini` (docs/model_card.md).
+# The bundled file holds the official MAE checkpoint keys and loads exactly as a downloaded
+# mae_hiera_*.pth does (timm checkpoint_filter_fn; the MAE decoder is dropped).
+MINI_HIERA_TRUNK = {"embed_dim": 16, "num_heads": 1, "stages": (1, 2, 2, 1)}  # = probes.pretrain.mae.TRUNK
+register_encoder(
+    EncoderSpec(
+        name="mini-hiera",
+        source="timm",
+        family="hiera",
+        levels=_stage_levels(16),
+        default_resolution=128,
+        description="mini MAE Hiera pretrained on synthetic:mix (generalist, bundled weights)",
+        model_id="hiera_tiny_224",
+    ),
+    _timm_builder("hiera_tiny_224", _convert_hiera, MINI_HIERA_TRUNK),
+    bundled=WEIGHTS_DIR / "mini-hiera.safetensors",
+)

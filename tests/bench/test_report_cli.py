@@ -217,7 +217,7 @@ def test_real_eval_results_through_uniform_codecs(tmp_path):
     head = save_tiny_head("depth", tmp_path / "head")
     cli = CliRunner()
     results = []
-    for enc in ("mini-hiera", "mini-sam2"):
+    for enc in ("mini-hiera-random", "mini-sam2-random"):
         neck = tmp_path / f"neck-{enc}"
         r = cli.invoke(main, ["train-neck", "--encoder", enc, "--random-init", "--resolution", "64", "--task", "depth",
                               "--head", str(head), "--data", data, "--level", "stage4", "--neck-layers", "1",
@@ -245,19 +245,19 @@ def test_real_eval_results_through_uniform_codecs(tmp_path):
     )
     split = coded["codec"]["stream_bytes"]  # uniform codec: no hyper-latent, the x.* payload is main
     assert split["hyper"] == 0 and split["main"] > 0 and 8 * sum(split.values()) == coded["codec"]["bits"]
-    r = run(*results, "--anchor", "mini-hiera", "--bootstrap", "200", "-o", tmp_path / "report")
+    r = run(*results, "--anchor", "mini-hiera-random", "--bootstrap", "200", "-o", tmp_path / "report")
     assert r.exit_code == 0, r.output
     (section,) = json.loads((tmp_path / "report" / "report.json").read_text())["sections"]
     assert section["task"] == "depth" and section["metric"] == "abs_rel"
     hiera, sam2 = section["curves"]
-    assert (hiera["label"], sam2["label"]) == ("mini-hiera", "mini-sam2")
+    assert (hiera["label"], sam2["label"]) == ("mini-hiera-random", "mini-sam2-random")
     for curve in (hiera, sam2):
         rates = [q["rate"] for q in curve["points"]]
         assert len(rates) == 3 and all(r > 0 for r in rates) and rates == sorted(rates)
         assert curve["clean"]["n"] == 1 and curve["neck"] == "neck-1L d32"
         assert curve["task_sufficient_rate"] is not None
     # random networks: the curves may be flat or may not overlap, but the delta is a number or a stated reason
-    assert sam2["anchor"] == "mini-hiera"
+    assert sam2["anchor"] == "mini-hiera-random"
     value = sam2["bd_rate"]["pchip"]
     assert (value is not None and math.isfinite(value)) or any("pchip" in n for n in sam2["bd_notes"])
     if value is not None:

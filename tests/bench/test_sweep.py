@@ -22,7 +22,7 @@ TOY = """
 name = "toy"
 threads = 1
 eval_batch_size = 4
-[encoders.mini-hiera]
+[encoders.mini-hiera-random]
 weights = "random"
 resolution = 64
 [codec]
@@ -126,7 +126,7 @@ def test_step_ids_change_only_downstream_of_an_edit(tmp_path):
     after = {s.label: s.id for s in plan_steps(load_study(_write(tmp_path, TOY.replace("[0.1, 4.0]", "[0.1, 8.0]"))))}
     changed = sorted(label for label in before.keys() & after.keys() if before[label] != after[label])
     assert changed == ["report"]  # λ=4 steps vanished, λ=8 steps are new, nothing else moved
-    assert {k for k in before if k not in after} == {"codec mini-hiera λ=4 seed 0", "eval mini-hiera depth 1L λ=4"}
+    assert {k for k in before if k not in after} == {"codec mini-hiera-random λ=4 seed 0", "eval mini-hiera-random depth 1L λ=4"}
     # the same study gives the same ids (content addressing), in any run directory
     assert before == {s.label: s.id for s in plan_steps(load_study(_write(tmp_path, TOY, "again.toml")))}
 
@@ -205,7 +205,7 @@ def test_demo_runs_a_study_and_prints_the_summary(tmp_path):
     out = tmp_path / "demo"
     result = CliRunner().invoke(main, ["demo", "--study", str(study), "-o", str(out)])
     assert result.exit_code == 0, result.output
-    assert "| depth | abs_rel | mini-hiera |" in result.output and "report.md" in result.output
+    assert "| depth | abs_rel | mini-hiera-random |" in result.output and "report.md" in result.output
     again = CliRunner().invoke(main, ["demo", "--study", str(study), "-o", str(out)])
     assert again.exit_code == 3 and "--force" in again.output
 

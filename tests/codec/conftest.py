@@ -37,7 +37,7 @@ def image_paths():
 
 @pytest.fixture(scope="session")
 def feature_cache(tmp_path_factory, image_paths):
-    encoder = create_encoder("mini-hiera", random_init=True, resolution=64)
+    encoder = create_encoder("mini-hiera-random", random_init=True, resolution=64)
     return extract_features(encoder, image_paths, tmp_path_factory.mktemp("cache"), batch_size=2, progress=False)
 
 

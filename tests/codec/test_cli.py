@@ -41,7 +41,7 @@ def test_images_round_trip(run, cli_codec, image_paths, tmp_path):
     info = json.loads(run("info", stream, "--codec", cli_codec, "--json").stdout)  # compact: codec fields
     from PIL import Image
 
-    assert info["source"]["width"] == Image.open(image_paths[0]).width and info["encoder"]["name"] == "mini-hiera"
+    assert info["source"]["width"] == Image.open(image_paths[0]).width and info["encoder"]["name"] == "mini-hiera-random"
     assert run("info", stream).exit_code == 0
     result = run("decode", stream, "--codec", cli_codec, "-o", tmp_path / "f.safetensors", "--json")
     assert result.exit_code == 0, result.output

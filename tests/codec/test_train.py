@@ -15,7 +15,7 @@ from .conftest import TINY
 def test_saved_codec_records_what_it_was_trained_for(trained_codecs, feature_cache):
     codec = trained_codecs[("hyperprior", 10.0)]
     config = json.loads((codec.path / "config.json").read_text())
-    assert config["encoder"] == "mini-hiera" and config["weights_id"] == feature_cache.weights_id
+    assert config["encoder"] == "mini-hiera-random" and config["weights_id"] == feature_cache.weights_id
     assert config["resolution"] == 64 and config["lambda"] == 10.0 and config["kind"] == "hyperprior"
     assert [lv["name"] for lv in config["levels"]] == feature_cache.level_names
     assert {"torch", "compressai", "constriction"} <= set(config["versions"])

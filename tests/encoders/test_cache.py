@@ -15,14 +15,14 @@ from probes.encoders.checkpoints import sha256_file
 
 @pytest.fixture
 def encoder():
-    return create_encoder("mini-hiera", random_init=True, resolution=64)
+    return create_encoder("mini-hiera-random", random_init=True, resolution=64)
 
 
 def test_manifest_records_what_made_the_features(encoder, photo_dir, tmp_path):
     images = collect_images([photo_dir])
     cache = extract_features(encoder, images, tmp_path / "c", batch_size=2, shard_size=2, progress=False)
     m = json.loads((tmp_path / "c" / "manifest.json").read_text())
-    assert m["encoder"] == "mini-hiera" and m["resolution"] == 64 and m["dtype"] == "float32"
+    assert m["encoder"] == "mini-hiera-random" and m["resolution"] == 64 and m["dtype"] == "float32"
     assert m["weights"]["id"] == "random-init" and m["random_init"] is True
     assert [lv["name"] for lv in m["levels"]] == ["stage1", "stage2", "stage3", "stage4"]
     assert m["levels"][0] == {"name": "stage1", "channels": 16, "stride": 4, "shape": [16, 16, 16]}
@@ -102,7 +102,7 @@ def test_reader_errors_name_the_file(tmp_path):
 
 def test_extract_cli_defaults_to_the_bundled_samples_and_refuses_to_mix_settings(tmp_path):
     runner = CliRunner()
-    args = ["extract", "--encoder", "mini-sam2", "--random-init", "--device", "cpu", "-o", str(tmp_path / "c")]
+    args = ["extract", "--encoder", "mini-sam2-random", "--random-init", "--device", "cpu", "-o", str(tmp_path / "c")]
     result = runner.invoke(main, args)
     assert result.exit_code == 0, result.output
     assert len(FeatureCache(tmp_path / "c")) >= 4
@@ -112,12 +112,12 @@ def test_extract_cli_defaults_to_the_bundled_samples_and_refuses_to_mix_settings
 
 def test_extract_cli_usage_and_input_errors(tmp_path):
     runner = CliRunner()
-    result = runner.invoke(main, ["extract", "--encoder", "mini-sam2", "-o", str(tmp_path / "c")])
+    result = runner.invoke(main, ["extract", "--encoder", "mini-sam2-random", "-o", str(tmp_path / "c")])
     assert result.exit_code == 2 and "exactly one" in result.output
     result = runner.invoke(main, ["extract", "--encoder", "nope", "--random-init", "-o", str(tmp_path / "c")])
     assert result.exit_code == 3 and "unknown encoder" in result.output
     result = runner.invoke(
-        main, ["extract", "--encoder", "mini-sam2", "--random-init", "--images", str(tmp_path / "absent"),
+        main, ["extract", "--encoder", "mini-sam2-random", "--random-init", "--images", str(tmp_path / "absent"),
                "-o", str(tmp_path / "c")]
     )
     assert result.exit_code == 3 and "absent" in result.output
@@ -141,9 +141,9 @@ def test_random_init_is_the_same_network_in_every_process():
     from probes.encoders import create_encoder
 
     code = ("import torch; from probes.encoders import create_encoder; torch.manual_seed(123); "
-            "m = create_encoder('mini-hiera', random_init=True); "
+            "m = create_encoder('mini-hiera-random', random_init=True); "
             "print(float(sum(p.double().sum() for p in m.parameters())))")  # fmt: skip
     torch.manual_seed(7)  # the caller's RNG state must not matter
-    here = float(sum(p.double().sum() for p in create_encoder("mini-hiera", random_init=True).parameters()))
+    here = float(sum(p.double().sum() for p in create_encoder("mini-hiera-random", random_init=True).parameters()))
     there = float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
     assert here == there

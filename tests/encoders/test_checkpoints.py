@@ -50,21 +50,21 @@ def test_hiera_mae_checkpoint_with_model_state_and_224_pos_embed_is_resized(tmp_
 
 
 def test_timm_safetensors_checkpoint_loads(tmp_path):
-    source = create_encoder("mini-sam2", random_init=True)
+    source = create_encoder("mini-sam2-random", random_init=True)
     save_file({k: v.contiguous() for k, v in source.model.state_dict().items()}, tmp_path / "w.safetensors")
-    loaded = create_encoder("mini-sam2", checkpoint=tmp_path / "w.safetensors")
+    loaded = create_encoder("mini-sam2-random", checkpoint=tmp_path / "w.safetensors")
     x = torch.randn(1, 3, 64, 64)
     torch.testing.assert_close(source(x)["stage4"], loaded(x)["stage4"], rtol=0, atol=0)
 
 
 def test_wrong_keys_are_an_error_naming_them(tmp_path):
-    source = create_encoder("mini-sam2", random_init=True)
+    source = create_encoder("mini-sam2-random", random_init=True)
     sd = dict(source.model.state_dict())
     sd.pop("pos_embed")
     sd["blocks.99.attn.qkv.weight"] = torch.zeros(1)
     torch.save(sd, tmp_path / "bad.pt")
     with pytest.raises(CheckpointError) as err:
-        create_encoder("mini-sam2", checkpoint=tmp_path / "bad.pt")
+        create_encoder("mini-sam2-random", checkpoint=tmp_path / "bad.pt")
     message = str(err.value)
     assert "bad.pt" in message and "pos_embed" in message and "blocks.99.attn.qkv.weight" in message
 
@@ -85,29 +85,29 @@ def test_pickle_only_checkpoint_is_refused(tmp_path):
     with open(path, "wb") as f:
         pickle.dump({"model": _Custom()}, f)
     with pytest.raises(CheckpointError, match="pickle code execution"):
-        create_encoder("mini-hiera", checkpoint=path)
+        create_encoder("mini-hiera-random", checkpoint=path)
     torch.save({"model": _Custom()}, tmp_path / "pickled_zip.pt")
     with pytest.raises(CheckpointError, match="pickle code execution"):
-        create_encoder("mini-hiera", checkpoint=tmp_path / "pickled_zip.pt")
+        create_encoder("mini-hiera-random", checkpoint=tmp_path / "pickled_zip.pt")
 
 
 def test_truncated_checkpoints_are_reported(tmp_path):
-    source = create_encoder("mini-hiera", random_init=True)
+    source = create_encoder("mini-hiera-random", random_init=True)
     torch.save(source.model.state_dict(), tmp_path / "full.pt")
     data = (tmp_path / "full.pt").read_bytes()
     (tmp_path / "cut.pt").write_bytes(data[: len(data) // 2])
     with pytest.raises(CheckpointError, match="cut.pt"):
-        create_encoder("mini-hiera", checkpoint=tmp_path / "cut.pt")
+        create_encoder("mini-hiera-random", checkpoint=tmp_path / "cut.pt")
     save_file({k: v.contiguous() for k, v in source.model.state_dict().items()}, tmp_path / "w.safetensors")
     data = (tmp_path / "w.safetensors").read_bytes()
     (tmp_path / "cut.safetensors").write_bytes(data[: len(data) - 100])
     with pytest.raises(CheckpointError, match="cut.safetensors"):
-        create_encoder("mini-hiera", checkpoint=tmp_path / "cut.safetensors")
+        create_encoder("mini-hiera-random", checkpoint=tmp_path / "cut.safetensors")
 
 
 def test_missing_checkpoint_file(tmp_path):
     with pytest.raises(CheckpointError, match="no such file"):
-        create_encoder("mini-hiera", checkpoint=tmp_path / "absent.pt")
+        create_encoder("mini-hiera-random", checkpoint=tmp_path / "absent.pt")
 
 
 def test_pretrained_without_network_fails_clearly(monkeypatch):

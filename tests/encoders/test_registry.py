@@ -28,7 +28,7 @@ def test_official_sam2_encoder_gives_fpn_levels_at_strides_4_8_16():
 
 
 def test_encoder_is_frozen_and_stays_in_eval_mode():
-    encoder = create_encoder("mini-hiera", random_init=True)
+    encoder = create_encoder("mini-hiera-random", random_init=True)
     encoder.train()
     assert not encoder.training and not encoder.model.training
     assert not any(p.requires_grad for p in encoder.parameters())
@@ -37,16 +37,16 @@ def test_encoder_is_frozen_and_stays_in_eval_mode():
 
 def test_exactly_one_weights_source_is_required():
     with pytest.raises(ValueError, match="exactly one"):
-        create_encoder("mini-hiera")
+        create_encoder("mini-hiera-random")
     with pytest.raises(ValueError, match="exactly one"):
-        create_encoder("mini-hiera", random_init=True, pretrained=True)
+        create_encoder("mini-hiera-random", random_init=True, pretrained=True)
 
 
 def test_unknown_encoder_and_bad_resolution_are_named():
     with pytest.raises(KeyError, match="unknown encoder 'nope'"):
         get_spec("nope")
     with pytest.raises(ValueError, match="multiple of 32"):
-        create_encoder("mini-hiera", random_init=True, resolution=50)
+        create_encoder("mini-hiera-random", random_init=True, resolution=50)
 
 
 def test_hiera_runs_at_resolutions_other_than_224():

@@ -11,7 +11,7 @@ from bench.cli import main
 from probes.heads.tiny import save_tiny_head
 from tests.probes.fixtures import write_coco_captions, write_coco_keypoints, write_nyu_folder
 
-FAST = ["--encoder", "mini-hiera", "--random-init", "--resolution", "64", "--neck-layers", "1", "--neck-dim", "32",
+FAST = ["--encoder", "mini-hiera-random", "--random-init", "--resolution", "64", "--neck-layers", "1", "--neck-dim", "32",
         "--neck-heads", "4", "--batch-size", "2", "--lr", "1e-3", "--device", "cpu", "--workers", "0"]  # fmt: skip
 
 
@@ -45,7 +45,7 @@ def test_train_neck_then_eval_round_trip_with_json(files, tmp_path, task):
     result = json.loads(r.stdout)
     assert result == json.loads((tmp_path / "result.json").read_text())
     assert result["task"] == task and result["random_init"] is True
-    assert result["encoder"]["name"] == "mini-hiera" and result["encoder"]["resolution"] == 64
+    assert result["encoder"]["name"] == "mini-hiera-random" and result["encoder"]["resolution"] == 64
     assert (
         result["neck"]["layers"] == 1
         and result["neck"]["kd"] == 0.5
@@ -168,7 +168,7 @@ def test_eval_of_a_directory_that_is_not_a_neck_exits_3(files, tmp_path):
 
 
 def test_train_neck_needs_a_weights_source(files, tmp_path):
-    r = run("train-neck", "--encoder", "mini-hiera", "--task", "depth", "--head", "builtin:depth",
+    r = run("train-neck", "--encoder", "mini-hiera-random", "--task", "depth", "--head", "builtin:depth",
             "--data", files["depth"], "-o", tmp_path / "n")  # fmt: skip
     assert r.exit_code == 2 and "--random-init" in r.output
 
@@ -179,8 +179,8 @@ def test_eval_through_a_codec_records_bits_per_pixel(files, tmp_path):
     from probes.encoders import get_spec
 
     codec = tmp_path / "codec"
-    save_codec(create_codec("uniform", get_spec("mini-hiera"), levels=["stage4"], resolution=64), codec,
-               encoder="mini-hiera", weights_id="random-init", lmbda=0.0)  # fmt: skip
+    save_codec(create_codec("uniform", get_spec("mini-hiera-random"), levels=["stage4"], resolution=64), codec,
+               encoder="mini-hiera-random", weights_id="random-init", lmbda=0.0)  # fmt: skip
     neck = tmp_path / "neck"
     r = run("train-neck", *FAST, "--task", "pose", "--head", files["heads"]["pose"], "--data", files["pose"],
             "--codec", codec, "--steps", 2, "-o", neck)  # fmt: skip

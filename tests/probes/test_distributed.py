@@ -11,7 +11,7 @@ from safetensors.torch import load_file
 
 ARGS = [
     "train-neck", "--task", "depth", "--head", "builtin:depth", "--data", "synthetic:depth", "--split", "train",
-    "--limit", "8", "--encoder", "mini-hiera", "--random-init", "--resolution", "64", "--neck-layers", "1",
+    "--limit", "8", "--encoder", "mini-hiera-random", "--random-init", "--resolution", "64", "--neck-layers", "1",
     "--neck-dim", "16", "--neck-heads", "2", "--steps", "3", "--batch-size", "4", "--lr", "1e-3",
     "--device", "cpu", "--workers", "0",
 ]  # fmt: skip

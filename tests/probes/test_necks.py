@@ -36,7 +36,7 @@ def test_neck_output_is_exactly_what_every_head_expects(encoder):
         assert tuple(out.shape) == spec.shape(1), head
 
 
-@pytest.mark.parametrize("encoder", ["mini-hiera", "mini-sam2"])
+@pytest.mark.parametrize("encoder", ["mini-hiera-random", "mini-sam2-random"])
 def test_single_level_neck_reads_only_its_level(encoder):
     shapes = get_spec(encoder).shapes(64)
     level = get_spec(encoder).level_names[-1]
@@ -49,24 +49,24 @@ def test_single_level_neck_reads_only_its_level(encoder):
 
 
 def test_anchor_grid_is_the_level_closest_to_the_head_grid():
-    shapes = get_spec("mini-hiera").shapes(256)  # grids 64, 32, 16, 8
+    shapes = get_spec("mini-hiera-random").shapes(256)  # grids 64, 32, 16, 8
     neck = Neck(shapes, TokenSpec((16, 12), 32), layers=1, dim=32, heads=4)
     assert neck.grid == (16, 16)
 
 
 def test_positions_are_interpolated_when_the_input_resolution_changes():
     spec = TokenSpec((4, 4), 24, maps=2, cls_token=True)
-    neck = Neck(get_spec("mini-hiera").shapes(64), spec, layers=1, dim=32, heads=4)
-    out = neck(_features(get_spec("mini-hiera").shapes(128), batch=2))
+    neck = Neck(get_spec("mini-hiera-random").shapes(64), spec, layers=1, dim=32, heads=4)
+    out = neck(_features(get_spec("mini-hiera-random").shapes(128), batch=2))
     assert tuple(out.shape) == spec.shape(2)
 
 
 def test_neck_round_trips_its_config():
     spec = TokenSpec((3, 5), 16, maps=4, cls_token=True)
-    neck = Neck(get_spec("mini-sam2").shapes(64), spec, layers=2, dim=32, heads=4)
+    neck = Neck(get_spec("mini-sam2-random").shapes(64), spec, layers=2, dim=32, heads=4)
     again = Neck.from_config(neck.config())
     again.load_state_dict(neck.state_dict())
-    x = _features(get_spec("mini-sam2").shapes(64))
+    x = _features(get_spec("mini-sam2-random").shapes(64))
     torch.testing.assert_close(neck(x), again(x))
 
 
@@ -76,7 +76,7 @@ def test_neck_rejects_width_not_divisible_by_heads():
 
 
 def test_cross_neck_trains_only_the_second_neck():
-    shapes = get_spec("mini-hiera").shapes(64)
+    shapes = get_spec("mini-hiera-random").shapes(64)
     first = Neck(shapes, TokenSpec((4, 4), 24, maps=4, cls_token=True), layers=1, dim=32, heads=4)
     second = Neck(CrossNeck.second_in_shapes(first), TokenSpec((4, 3), 16), layers=1, dim=32, heads=4)
     cross = CrossNeck(first, second).train()

@@ -36,7 +36,7 @@ def probe(tmp_path_factory):
 
 def _opts(probe, task, **kw) -> TrainNeckOptions:
     base = dict(
-        task=task, head=probe["head"][task], data=probe["data"][task], encoder="mini-hiera", random_init=True,
+        task=task, head=probe["head"][task], data=probe["data"][task], encoder="mini-hiera-random", random_init=True,
         resolution=64, neck_layers=1, neck_dim=32, neck_heads=4, steps=12, batch_size=2, lr=2e-3,
         warmup_steps=0, progress=False,
     )  # fmt: skip
@@ -57,7 +57,7 @@ def test_kd_path_trains_with_both_losses_going_down(probe, tmp_path):
     assert _mean(losses, "kd", "last") < _mean(losses, "kd", "first")
     saved = json.loads((tmp_path / "neck" / "config.json").read_text())
     assert saved["kd"] == 1.0 and saved["task"] == "depth" and saved["neck"]["name"] == "neck-1L"
-    assert saved["encoder"]["name"] == "mini-hiera" and saved["encoder"]["weights_id"] == "random-init"
+    assert saved["encoder"]["name"] == "mini-hiera-random" and saved["encoder"]["weights_id"] == "random-init"
     assert saved["head"]["class"] == "DepthAnythingHead" and saved["head"]["output_kind"] == "relative-disparity"
     assert set(load_file(str(tmp_path / "neck" / "weights.safetensors"))) == set(
         loop_module.Neck.from_config(saved["neck"]).state_dict()
@@ -71,7 +71,7 @@ def test_cross_neck_trains_a_second_neck_on_a_frozen_first(probe, tmp_path):
                         tmp_path / "cross")  # fmt: skip
     losses = config["training"]["losses"]
     assert _mean(losses, "loss", "last") < _mean(losses, "loss", "first")
-    assert config["after"]["task"] == "depth" and config["encoder"]["name"] == "mini-hiera"
+    assert config["after"]["task"] == "depth" and config["encoder"]["name"] == "mini-hiera-random"
     assert list(config["neck"]["in_shapes"]) == ["neck"]
     for k, v in load_file(str(tmp_path / "depth" / "weights.safetensors")).items():
         torch.testing.assert_close(v, first[k])  # the first neck stayed frozen
@@ -156,7 +156,7 @@ def test_batches_are_a_function_of_seed_and_step():
 def test_cached_features_match_the_encoder_on_the_same_images(probe, tmp_path):
     from probes.data import open_dataset
 
-    encoder = create_encoder("mini-hiera", random_init=True, resolution=64)
+    encoder = create_encoder("mini-hiera-random", random_init=True, resolution=64)
     images = sorted(probe["caption_images"].iterdir())
     extract_features(encoder, images, tmp_path / "cache", batch_size=2, progress=False)
     dataset = open_dataset(probe["data"]["caption"])
@@ -181,8 +181,8 @@ def codec_dir(tmp_path_factory):
     from probes.encoders import get_spec
 
     path = tmp_path_factory.mktemp("codec") / "hyperprior"
-    model = create_codec("hyperprior", get_spec("mini-hiera"), levels=["stage3", "stage4"], resolution=64, N=16, M=16)
-    save_codec(model, path, encoder="mini-hiera", weights_id="random-init", lmbda=0.01)
+    model = create_codec("hyperprior", get_spec("mini-hiera-random"), levels=["stage3", "stage4"], resolution=64, N=16, M=16)
+    save_codec(model, path, encoder="mini-hiera-random", weights_id="random-init", lmbda=0.01)
     return path
 
 
@@ -194,7 +194,7 @@ def test_codec_path_feeds_the_neck_decoded_features_and_counts_stream_bits(probe
     dataset = open_dataset(probe["data"]["depth"])
     samples = [dataset[0], dataset[1]]
     source = build_feature_source(
-        encoder="mini-hiera", checkpoint=None, random_init=True, features=None, resolution=64, levels=[],
+        encoder="mini-hiera-random", checkpoint=None, random_init=True, features=None, resolution=64, levels=[],
         dataset=dataset, codec=codec_dir,
     )  # fmt: skip
     decoded = source.features(samples)
@@ -218,4 +218,4 @@ def test_codec_must_code_the_neck_levels_of_the_same_encoder(probe, codec_dir, t
     with pytest.raises(ValueError, match="not coded"):
         train_neck(_opts(probe, "depth", codec=str(codec_dir), levels=["stage1"]), tmp_path / "a")
     with pytest.raises(ValueError, match="trained for mini-hiera"):
-        train_neck(_opts(probe, "depth", encoder="mini-sam2", codec=str(codec_dir)), tmp_path / "b")
+        train_neck(_opts(probe, "depth", encoder="mini-sam2-random", codec=str(codec_dir)), tmp_path / "b")

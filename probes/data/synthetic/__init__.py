@@ -3,6 +3,8 @@
     synthetic:depth[:N]     ray-cast rooms with exact metric depth       (samples as nyuv2)
     synthetic:pose[:N]      articulated figures with 17 COCO keypoints   (samples and `.coco` as coco-kpts)
     synthetic:caption[:N]   coloured shapes with 5 templated references  (samples as coco-caps)
+    synthetic:mix[:N]       the pretraining corpus: all three renderers, with instance masks,
+                            from seeds disjoint from every split (see corpus.py; N default 3000)
 
 N is the number of images of the split (default 64 for train, 16 for val and
 test); `split` is train (the default), val or test, each from its own seed
@@ -18,6 +20,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..base import TASKS, DatasetError
+from .corpus import CORPUS_IMAGE_SIZE, DEFAULT_CORPUS_IMAGES, SyntheticMixDataset
 from .datasets import (
     DATASETS,
     SyntheticCaptionsDataset,
@@ -27,10 +30,12 @@ from .datasets import (
 )
 from .world import DEFAULT_IMAGE_SIZE, DEFAULT_NUM_IMAGES, SPLITS
 
-USAGE = "synthetic:depth|pose|caption[:N]"
+USAGE = "synthetic:depth|pose|caption[:N] or synthetic:mix[:N]"
 
 
 def open_synthetic(paths: list[str], *, source: str, split: str | None, limit: int | None, **options: Any):
+    if paths[:1] == ["mix"]:
+        return _open_mix(paths, source=source, split=split, limit=limit, **options)
     if len(paths) not in (1, 2) or paths[0] not in TASKS:
         raise DatasetError(f"--data {source!r}: expected {USAGE} (a task: {', '.join(TASKS)}; N images)")
     task = paths[0]
@@ -54,10 +59,26 @@ def open_synthetic(paths: list[str], *, source: str, split: str | None, limit: i
     return DATASETS[task](source=source, split=split, num_images=num_images, **kw)
 
 
+def _open_mix(paths: list[str], *, source: str, split: str | None, limit: int | None, **options: Any):
+    if split not in (None, "train", "pretrain"):
+        raise DatasetError(f"{source}: the pretraining corpus has one split; held-out images are the probe splits")
+    if len(paths) > 2 or (len(paths) == 2 and (not paths[1].isdigit() or int(paths[1]) < 1)):
+        raise DatasetError(f"--data {source!r}: expected synthetic:mix[:N] with N a positive number of images")
+    num_images = int(paths[1]) if len(paths) == 2 else DEFAULT_CORPUS_IMAGES
+    if limit is not None:
+        num_images = min(num_images, limit)
+    unknown = set(options) - {"image_size"}
+    if unknown:
+        raise DatasetError(f"{source}: unknown option(s) for synthetic:mix: {', '.join(sorted(unknown))}")
+    size = check_size(options.get("image_size", CORPUS_IMAGE_SIZE), "image_size", source, 32)
+    return SyntheticMixDataset(source=source, num_images=num_images, image_size=size)
+
+
 __all__ = [
     "USAGE",
     "SyntheticCaptionsDataset",
     "SyntheticDepthDataset",
     "SyntheticKeypointsDataset",
+    "SyntheticMixDataset",
     "open_synthetic",
 ]

@@ -18,6 +18,7 @@ from ..base import DatasetError, TaskDataset
 from ..coco_keypoints import DEFAULT_CROP_SIZE, NUM_KEYPOINTS, clean_box, load_coco
 from ..crop import CropTransform
 from ..nyuv2 import DEPTH_RANGE
+from .instances import Instances, people_instances, room_instances, shapes_instances
 from .people import PERSON_CATEGORY, person_annotations, render_people, sample_people_scene
 from .rooms import RoomRender, render_room, sample_room
 from .shapes import render_shapes, sample_shape_scene
@@ -55,6 +56,18 @@ class SyntheticDataset(TaskDataset):
         self.split = split
         self.num_images = num_images
         self.image_size = image_size
+
+    def instances(self, image_index: int) -> Instances:
+        """Segmentation ground truth of image `image_index` of the split (for pose: of the full
+        image, not of a person crop): one mask and class per object / figure / shape."""
+        if not 0 <= image_index < self.num_images:
+            raise IndexError(f"{self.source}: image {image_index} outside 0..{self.num_images - 1}")
+        rng = image_rng(self.task, self.split, image_index)
+        if self.task == "depth":
+            return room_instances(room_render(self.split, image_index, self.image_size))
+        if self.task == "pose":
+            return people_instances(sample_people_scene(rng, self.image_size))
+        return shapes_instances(sample_shape_scene(rng, self.image_size))
 
 
 class SyntheticDepthDataset(SyntheticDataset):
