@@ -45,6 +45,7 @@ def build_encoder_or_fail(name, checkpoint, pretrained, random_init, resolution,
 
 
 def _has_bundled(name: str) -> bool:
+    """Whether NAME runs without a weights option (its weights ship with featcodec)."""
     from probes.encoders import bundled_weights
 
     try:

@@ -10,6 +10,8 @@ import click
 
 from codec.errors import InputError
 
+from .encoders import _has_bundled
+
 log = logging.getLogger(__name__)
 
 # errors that mean "bad input" (exit 3); their messages name the file, field or value. The layers' own
@@ -79,8 +81,9 @@ def train_neck_command(
 
     if sum(map(bool, (checkpoint, pretrained, random_init, features))) > 1:
         raise click.UsageError("give one of --checkpoint, --pretrained, --random-init or --features")
-    if not after and not (checkpoint or pretrained or random_init or features):
-        raise click.UsageError("give --checkpoint PATH, --pretrained, --random-init or --features CACHE")
+    if not after and not (checkpoint or pretrained or random_init or features) and not _has_bundled(encoder or ""):
+        raise click.UsageError("give --checkpoint PATH, --pretrained, --random-init or --features CACHE "
+                               "(encoders with bundled weights, e.g. mini-hiera, need none)")
     opts = TrainNeckOptions(
         task=task, head=head_spec, data=data, encoder=encoder, checkpoint=checkpoint, pretrained=pretrained,
         random_init=random_init, features=features, resolution=resolution, levels=list(levels),
