@@ -47,6 +47,14 @@ def preprocess_image(
     return TF.normalize(pixels, list(mean), list(std))
 
 
+def normalize_uint8(pixels: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
+    """The batched form of `preprocess_image` for images already at their size: uint8 B×3×H×W → normalised
+    float (the recipes keep whole training sets as uint8 tensors and normalise a batch at a time)."""
+    m = torch.tensor(list(mean), dtype=torch.float32).view(1, 3, 1, 1)
+    s = torch.tensor(list(std), dtype=torch.float32).view(1, 3, 1, 1)
+    return (pixels.float() / 255.0 - m) / s
+
+
 def sample_images_dir() -> Path:
     """Small images shipped with featcodec, so every command runs without user data."""
     return Path(__file__).parent / "samples"

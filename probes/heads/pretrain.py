@@ -12,7 +12,7 @@ metrics next to the task's trivial predictor (`assess.py`):
 
 Neither of the study's encoders is involved, so the heads judge both alike.
 Images are rendered once into memory; batches are a pure function of
-(seed, step) (`training.loop.batch_indices`; horizontal flips for depth, and
+(seed, step) (`codec.batching.batch_indices`; horizontal flips for depth, and
 for pose with left/right keypoints swapped, drawn from the step's generator;
 captions are not flipped: their "left"/"right" would lie), so a run resumed
 from its checkpoint (`TASK/training-state.pt`, every `checkpoint_every`
@@ -175,9 +175,9 @@ def render_train_set(recipe: HeadRecipe, head: BuiltinHead, progress: bool = Tru
 
 def _normalise(pixels: torch.Tensor, head: BuiltinHead) -> torch.Tensor:
     """uint8 → the head's `preprocess` normalisation (identical to it when no resize was needed)."""
-    mean = torch.tensor(head.mean).view(1, 3, 1, 1)
-    std = torch.tensor(head.std).view(1, 3, 1, 1)
-    return (pixels.float() / 255.0 - mean) / std
+    from probes.encoders.preprocess import normalize_uint8
+
+    return normalize_uint8(pixels, head.mean, head.std)
 
 
 # -- one step ------------------------------------------------------------------------------------------
@@ -238,7 +238,7 @@ def _vocab_for(recipe: HeadRecipe) -> list[str] | None:
 def pretrain_head(recipe: HeadRecipe, out_dir: str | os.PathLike, *, resume: bool = False, progress: bool = True,
                   dtype: torch.dtype = torch.float16) -> dict:  # fmt: skip
     """Train `recipe`'s teacher + head into `out_dir` (config.json + weights.safetensors); returns config.json."""
-    from probes.training.loop import batch_indices
+    from codec.batching import batch_indices
     from probes.training.neck_dir import load_state, save_state
 
     out_dir = Path(out_dir)

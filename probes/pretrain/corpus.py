@@ -88,14 +88,11 @@ def held_out_images(per_task: int, size: int, split: str = "test") -> ImageSet:
     return ImageSet(np.stack(images), np.stack(labels), np.asarray(renderer, dtype=np.int8))
 
 
-_MEAN = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
-_STD = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
-
-
 def to_pixels(images: np.ndarray) -> torch.Tensor:
     """uint8 N×H×W×3 → normalised float N×3×H×W, as the encoders' preprocessing gives."""
-    x = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float() / 255.0
-    return (x - _MEAN) / _STD
+    from ..encoders.preprocess import normalize_uint8
+
+    return normalize_uint8(torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2), IMAGENET_MEAN, IMAGENET_STD)
 
 
 def sample_batch(data: ImageSet, batch: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
