@@ -14,11 +14,11 @@ def _bd(entry: dict) -> str:
     value = bd.get("pchip") if isinstance(bd, dict) else None
     if value is None:
         return "—"
-    text = f"{100 * value:+.1f} %"
+    text = f"{value:+.1f} %"  # report.json holds BD-rates in percent
     ci = entry.get("bd_rate_ci") or {}
     low, high = ci.get("low"), ci.get("high")
     if low is not None and high is not None:
-        text += f" [{100 * low:+.1f}, {100 * high:+.1f}]"
+        text += f" [{low:+.1f}, {high:+.1f}]"
     return text
 
 
