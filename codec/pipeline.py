@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import torch
 
 from .bitstream import BitstreamError, Container, can_pack, pack, pack_compact, unpack
-from .bitstream.info import describe, stream_info  # noqa: F401  (stream_info re-exported for callers of the pipeline)
+from .bitstream.info import BYTE_SPLIT, byte_split, describe, stream_info
 from .codec_dir import LoadedCodec
 from .entropy import CODERS, DEFAULT_CODER
 from .errors import InputError
@@ -210,6 +210,7 @@ class RoundTrip:
     payload_bits: int  # the substreams only
     exact: bool | None = None  # decoded == the model's own quantised reconstruction (when checked)
     timings: dict = field(default_factory=dict)
+    stream_bytes: dict = field(default_factory=dict)  # {"header", "hyper", "main"} summed over the streams
 
 
 def round_trip(
@@ -238,8 +239,11 @@ def round_trip(
             own = codec.model.eval()({k: (v.unsqueeze(0) if v.ndim == 3 else v).to(device, torch.float32)
                                       for k, v in x.items()})  # fmt: skip
         exact = all(torch.equal(hat[k], own["x_hat"][k].to(hat[k].device)) for k in hat)
-    payload = sum(unpack(s).payload_bytes for s in streams)
-    return RoundTrip(hat, streams, 8 * sum(len(s) for s in streams), 8 * payload, exact, timings)
+    infos = [stream_info(s) for s in streams]  # parsed once for both the payload and the byte split
+    splits = [byte_split(i) for i in infos]
+    split = {part: sum(x[part] for x in splits) for part in BYTE_SPLIT}
+    payload = sum(i["payload_bytes"] for i in infos)
+    return RoundTrip(hat, streams, 8 * sum(len(s) for s in streams), 8 * payload, exact, timings, split)
 
 
 def read_features_file(path, levels: Sequence[str]) -> dict[str, torch.Tensor]:

@@ -64,8 +64,8 @@ def encode_images(
             f"encoder weights {encoder.weights_id} differ from the codec's ({codec.config['weights_id']}); "
             "pass --ignore-weights-mismatch to encode anyway"
         )
-    if targets and targets[0].parent != Path("."):
-        targets[0].parent.mkdir(parents=True, exist_ok=True)
+    for folder in {t.parent for t in targets}:
+        folder.mkdir(parents=True, exist_ok=True)
     encoder_device = next(encoder.parameters()).device
     for path, target in zip(paths, targets, strict=True):
         timings: dict = {}

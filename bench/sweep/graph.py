@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass, field
 from functools import cached_property
 
-from .study import DataSplit, EncoderEntry, Study, TaskPlan
+from .study import EncoderEntry, Study, TaskPlan
 
 KINDS = ("images", "extract", "codec", "neck", "eval", "zero-rate", "report")
 # what a step asks of a Ray cluster (CPUs, GPUs); the extractor and trainers use a GPU where the study does
@@ -60,10 +60,6 @@ class Step:
                 "inputs": {role: [s.id for s in steps] for role, steps in self.inputs}}  # fmt: skip
 
 
-def _encoder_settings(enc: EncoderEntry) -> dict:
-    return enc.to_dict()
-
-
 def plan_steps(study: Study) -> list[Step]:
     """Every step of the study, dependencies first (a deterministic order: the study file's)."""
     order: dict[str, Step] = {}
@@ -79,7 +75,7 @@ def plan_steps(study: Study) -> list[Step]:
     )
     evals: list[Step] = []
     for enc in study.encoders:
-        extract = add(Step("extract", {"encoder": _encoder_settings(enc), "device": device}, (("images", image_steps),),
+        extract = add(Step("extract", {"encoder": enc.to_dict(), "device": device}, (("images", image_steps),),
                            label=f"extract {enc.name}"))  # fmt: skip
         for seed in study.seeds:
             codecs = [
@@ -112,7 +108,7 @@ def _neck_step(study: Study, enc: EncoderEntry, task: TaskPlan, layers: int, kd:
                after: Step | None) -> Step:
     settings = {
         **study.necks.settings(), "task": task.name, "head": task.head, "train": task.train.to_dict(),
-        "layers": layers, "kd": kd, "seed": seed, "encoder": _encoder_settings(enc), "device": study.device,
+        "layers": layers, "kd": kd, "seed": seed, "encoder": enc.to_dict(), "device": study.device,
         "train_head": task.train_head,
         "mode": "decoded" if codec is not None else "clean",
     }  # fmt: skip
@@ -142,7 +138,3 @@ def _neck_evals(add, study, enc, task, layers, kd, mode, seed, codecs) -> list[S
         neck = add(_neck_step(study, enc, task, layers, kd, seed, c, None))
         out.append(add(_eval_step(study, task, neck, c)))
     return out
-
-
-def describe_split(split: DataSplit) -> str:
-    return split.data + (f" [{split.split}]" if split.split else "") + (f" ≤{split.limit}" if split.limit else "")

@@ -77,7 +77,7 @@ def _append_line(path: Path, obj: dict) -> None:
 POINT_KINDS = ("eval", "zero-rate")  # steps whose result is a line of results.jsonl
 
 
-def _result_row(run_dir: Path, study: Study, step: Step, by_id: dict[str, Step]) -> dict:
+def _result_row(run_dir: Path, study: Study, step: Step) -> dict:
     result = json.loads((step_dir(run_dir, step.id) / "result.json").read_text())
     if step.kind == "zero-rate":
         result["sweep"] = {"study": study.name, "step": step.id, "task": step.settings["task"],
@@ -99,8 +99,7 @@ def _result_row(run_dir: Path, study: Study, step: Step, by_id: dict[str, Step])
 
 def _write_results(run_dir: Path, study: Study, steps: list[Step]) -> None:
     """results.jsonl in plan order, holding every finished eval once (atomic rewrite)."""
-    by_id = {s.id: s for s in steps}
-    rows = [_result_row(run_dir, study, s, by_id) for s in steps if s.kind in POINT_KINDS and is_done(run_dir, s)]
+    rows = [_result_row(run_dir, study, s) for s in steps if s.kind in POINT_KINDS and is_done(run_dir, s)]
     atomic_write_bytes(run_dir / RESULTS, "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows).encode())
 
 
@@ -183,8 +182,9 @@ def run_sweep(
     try:
         while pending or running:
             ready = [s for s in pending if all(d.id in done for d in s.dependencies)]
-            capacity = 1 if pool is None else max(1, jobs if executor == "local" else len(ready))
-            for step in ready[: max(0, capacity - len(running))] if failure is None else []:
+            # Ray queues tasks against its own resources; local pools take `jobs` steps at a time
+            slots = len(ready) if executor == "ray" else (jobs if pool is not None else 1) - len(running)
+            for step in ready[: max(0, slots)] if failure is None else []:
                 pending.remove(step)
                 partial = step_dir(run_dir, step.id)
                 if partial.exists():  # killed mid-step last time: only that step is lost
@@ -221,7 +221,7 @@ def run_sweep(
                 ran.append(step.id)
                 display.finish(step, seconds)
                 if step.kind in POINT_KINDS:
-                    _append_line(run_dir / RESULTS, _result_row(run_dir, study, step, {}))
+                    _append_line(run_dir / RESULTS, _result_row(run_dir, study, step))
     finally:
         display.close()
         if pool is not None:
@@ -267,12 +267,12 @@ class _RayPool:
             ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False,
                      runtime_env={"env_vars": {"PYTHONPATH": os.pathsep.join(sys.path)}})  # fmt: skip
         self.remote = ray.remote(run_step)
-        self.gpu = bool(ray.cluster_resources().get("GPU"))
+        cluster = ray.cluster_resources()
+        self.gpu, self.cpus = bool(cluster.get("GPU")), cluster.get("CPU", 1)
 
     def submit(self, step: Step, doc: dict, run_dir: Path) -> Future:
         resources = step.resources(self.gpu)
-        available = self.ray.cluster_resources().get("CPU", 1)
-        resources["num_cpus"] = min(resources["num_cpus"], available)
+        resources["num_cpus"] = min(resources["num_cpus"], self.cpus)  # a step must fit the cluster
         return self.remote.options(**resources).remote(doc, str(run_dir), False).future()
 
     def shutdown(self) -> None:

@@ -351,7 +351,8 @@ def _head_problems(problems: _Problems, head: str, task: str, where: str, base: 
             problems.add(where, f"{head!r} is not a {task} head (use builtin:{task})")
     elif head.startswith("hf:"):
         target = head[3:]
-        if (target.startswith((".", "/")) or os.sep in target and not target.count("/") == 1) and not Path(target).exists():
+        looks_local = target.startswith((".", "/")) or target.count("/") > 1  # a hub id is ORG/NAME
+        if looks_local and not Path(target).exists():
             problems.add(where, f"{target}: no such directory")
     else:
         file = Path(head) if Path(head).is_absolute() else base / head

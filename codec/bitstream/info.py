@@ -84,9 +84,12 @@ def stream_info(data: bytes, codec=None) -> dict:
 BYTE_SPLIT = ("header", "hyper", "main")
 
 
-def byte_split(data: bytes) -> dict[str, int]:
-    """Bytes of one stream by what they code: {"header", "hyper" (z), "main" (y.* / x.*)}; they sum to len(data)."""
-    info = stream_info(data)
+def byte_split(data: bytes | dict) -> dict[str, int]:
+    """Bytes of one stream by what they code: {"header", "hyper" (z), "main" (y.* / x.*)}; they sum to len(data).
+
+    `data` is the stream, or its `stream_info` when the caller has parsed it already.
+    """
+    info = data if isinstance(data, dict) else stream_info(data)
     hyper = sum(s["bytes"] for s in info["substreams"] if s["name"] == "z")
     main = sum(s["bytes"] for s in info["substreams"] if s["name"].startswith(("y.", "x.")))
     other = info["payload_bytes"] - hyper - main  # a substream of no known kind: counted with the header

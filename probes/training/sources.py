@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from codec.bitstream import BYTE_SPLIT, byte_split
+from codec.bitstream import BYTE_SPLIT
 from codec.files import sha256_file
 from probes.encoders import FeatureCache, FrozenEncoder
 
@@ -157,9 +157,8 @@ class CodecRoundTrip(FeatureSource):
         self.bits += trip.bits
         self.payload_bits += trip.payload_bits
         self.images += len(samples)
-        for stream in trip.streams:
-            for part, n in byte_split(stream).items():
-                self.stream_bytes[part] += n
+        for part, n in trip.stream_bytes.items():
+            self.stream_bytes[part] += n
         device = next(iter(clean.values())).device
         return {name: trip.features[name].to(device) for name in self.levels}
 

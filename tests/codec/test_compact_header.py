@@ -10,9 +10,9 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from codec.bitstream import MAGIC, BitstreamError, unpack
+from codec.bitstream import MAGIC, BitstreamError, stream_info, unpack
 from codec.bitstream.compact import pack_compact
-from codec.pipeline import decode_stream, encode_features, stream_info
+from codec.pipeline import decode_stream, encode_features
 
 from .conftest import fpn_features
 
