@@ -62,6 +62,13 @@ def kernel_summary_lines(medians: dict[tuple[str, str, str], float]) -> list[str
 
 
 def pytest_terminal_summary(terminalreporter):
+    import sys
+
+    steps = sys.modules.get("bench.test_bench_gpu_steps")
+    if steps is not None and steps.ROWS:
+        terminalreporter.section("featcodec study steps (median; CUDA and CPU side by side in this run)")
+        for line in steps.pytest_terminal_summary_lines():
+            terminalreporter.line(line)
     if not KERNEL_MEDIANS:
         return
     tr = terminalreporter

@@ -40,15 +40,22 @@ CPU_SHAPES = {"tiny-1x8x16x16", "fpn2-1x256x64x64", "fpn0-1x256x256x256"}
 BYTES_PER_ELEMENT = 20
 
 
+# dequantize reads symbols (int32) and means (float32) and writes float32: 12 bytes per element.
+DEQUANTIZE_BYTES_PER_ELEMENT = 12
+DEQUANTIZE = "dequantize/"  # prefix of the dequantize benchmarks' shape names in KERNEL_MEDIANS
+
+
 def numel(shape_name: str) -> int:
     n = 1
-    for d in SHAPES[shape_name]:
+    for d in SHAPES[shape_name.removeprefix(DEQUANTIZE)]:
         n *= d
     return n
 
 
 def bytes_moved(shape_name: str, impl: str) -> int:
     """Bytes the op (or the equivalent copy) reads plus writes; `impl` kept for other op families."""
+    if shape_name.startswith(DEQUANTIZE):
+        return numel(shape_name) * DEQUANTIZE_BYTES_PER_ELEMENT
     return numel(shape_name) * BYTES_PER_ELEMENT
 
 
@@ -135,3 +142,57 @@ def test_quantize_index(benchmark, bench_size, bench_threads, device, shape_name
         benchmark(fn)
     if benchmark.stats is not None:
         KERNEL_MEDIANS[(device, shape_name, impl)] = benchmark.stats.stats.median
+
+
+def dequantize_impls(inputs: dict) -> dict[str, Callable[[], object]]:
+    """dequantize(symbols, means) as CompressAI writes it, fused, and a copy of the same bytes."""
+    y, means = inputs["y"], inputs["means"]
+    symbols = torch.round(y - means).to(torch.int32)
+    n_bytes = y.numel() * DEQUANTIZE_BYTES_PER_ELEMENT // 2
+    src = torch.empty(n_bytes, dtype=torch.uint8, device=y.device).fill_(1)
+    dst = torch.empty_like(src)
+    impls = {
+        "compressai": lambda: inputs["gc"].dequantize(symbols, means),
+        "copy": lambda: dst.copy_(src),
+    }
+    if ops.native_available(y.device):
+        impls["fused"] = lambda: ops.dequantize(symbols, means)
+        impls["fused-op"] = lambda: torch.ops.featcodec.dequantize(symbols, means, means.dtype)
+    return impls
+
+
+def _dequantize_params():
+    out = []
+    for shape_name in SHAPES:
+        for device in ("cpu", "cuda"):
+            for impl in ("compressai", "fused", "fused-op", "copy"):
+                marks = [pytest.mark.cuda] if device == "cuda" else []
+                out.append(pytest.param(device, shape_name, impl, marks=marks, id=f"{device}-{shape_name}-{impl}"))
+    return out
+
+
+@pytest.mark.parametrize(("device", "shape_name", "impl"), _dequantize_params())
+def test_dequantize(benchmark, bench_size, bench_threads, device, shape_name, impl):
+    if shape_name not in SIZE_SETS[bench_size]:
+        pytest.skip(f"not in --bench-size {bench_size}")
+    if device == "cuda" and not torch.cuda.is_available():
+        pytest.skip("needs a CUDA device")
+    if device == "cpu" and shape_name not in CPU_SHAPES:
+        pytest.skip("GPU-sized tensor")
+    impls = dequantize_impls(make_inputs(SHAPES[shape_name], device))
+    if impl not in impls:
+        pytest.skip("codec._C not built for this device")
+    fn = impls[impl]
+    if device == "cuda":
+        inner = fn
+
+        def fn():
+            inner()
+            torch.cuda.synchronize()
+
+    benchmark.group = f"dequantize {device} {shape_name}"
+    benchmark.extra_info["bytes_moved"] = bytes_moved(DEQUANTIZE + shape_name, impl)
+    benchmark.extra_info["threads"] = bench_threads
+    benchmark(fn)
+    if benchmark.stats is not None:
+        KERNEL_MEDIANS[(device, DEQUANTIZE + shape_name, impl)] = benchmark.stats.stats.median
