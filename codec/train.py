@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Protocol
 
 import torch
-from tqdm import tqdm
 
 from .batching import batch_indices
 from .codec_dir import CONFIG, LoadedCodec, save_codec
@@ -27,6 +26,7 @@ from .files import atomic_write_json, load_tensors, save_tensors
 from .levels import FeatureLevel
 from .models import FeatureCodec, create_codec
 from .models.uniform import step_for_lambda
+from .progress import progress as progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -173,7 +173,7 @@ def train_codec(
     rate = distortion = torch.zeros(())
     if kind != "uniform" and start < steps:
         model.train()
-        bar = tqdm(range(start, steps), initial=start, total=steps, desc=f"train-codec {kind} λ={lmbda:g}",
+        bar = progress_bar(range(start, steps), initial=start, total=steps, desc=f"train-codec {kind} λ={lmbda:g}",
                    disable=not progress)
         for step in bar:
             torch.manual_seed(seed * 1_000_003 + step)

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import torch
 from torch.utils.data import DataLoader
-from tqdm import tqdm
 
 from codec.files import package_versions
+from codec.progress import progress as progress_bar
 from probes.data import collate_samples
 from probes.heads import load_head
 from probes.tasks import Task
@@ -95,7 +95,7 @@ def evaluate_neck(
 
     predictions, started = [], time.perf_counter()
     loader = DataLoader(dataset, batch_size=batch_size, collate_fn=collate_samples, num_workers=workers)
-    bar = tqdm(total=len(dataset), desc=f"eval {task}", unit="sample", disable=not progress)
+    bar = progress_bar(total=len(dataset), desc=f"eval {task}", unit="sample", disable=not progress)
     for samples in loader:
         with torch.no_grad():
             tokens = neck(source.features(samples))

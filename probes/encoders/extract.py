@@ -13,9 +13,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import torch
-from tqdm import tqdm
 
 from codec.files import atomic_write_json, package_versions, save_tensors
+from codec.progress import progress as progress_bar
 
 from .base import RANDOM_INIT, FrozenEncoder
 from .cache import FORMAT, FORMAT_VERSION, MANIFEST, CacheError, FeatureCache
@@ -85,7 +85,7 @@ def extract_features(
     todo = [s for s in manifest["shards"] if not (s["complete"] and (out_dir / s["file"]).is_file())]
     if len(todo) < n_shards:
         log.info("resuming: %d of %d shards already complete", n_shards - len(todo), n_shards)
-    bar = tqdm(total=len(images), desc=f"extract {encoder.spec.name}", unit="img", disable=not progress, file=None)
+    bar = progress_bar(total=len(images), desc=f"extract {encoder.spec.name}", unit="img", disable=not progress)
     bar.update(sum(len(s["planned"]) for s in manifest["shards"]) - sum(len(s["planned"]) for s in todo))
     for shard in todo:
         rows: dict[str, list[torch.Tensor]] = {level.name: [] for level in encoder.spec.levels}

@@ -29,14 +29,14 @@ import math
 import os
 import platform
 import random
-import sys
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
 import torchvision.transforms.functional as TF
-from tqdm import tqdm
+
+from codec.progress import progress as progress_bar
 
 from .assess import (
     BASELINES,
@@ -108,26 +108,9 @@ def _lr(step: int, recipe: HeadRecipe) -> float:
     return recipe.lr * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * min(1.0, t))))
 
 
-class _LogLines:
-    """A stream for tqdm in a log file: each refresh on a line of its own instead of after a carriage return."""
-
-    def __init__(self, stream):
-        self.stream = stream
-
-    def write(self, text: str) -> None:
-        for part in text.split("\r"):
-            if part.strip():
-                self.stream.write(part.rstrip("\n") + "\n")
-
-    def flush(self) -> None:
-        self.stream.flush()
-
-
 def _progress(iterable=None, **kw):
-    """tqdm that writes a line per minute when stderr is a log file, not a terminal."""
-    if sys.stderr.isatty():
-        return tqdm(iterable, mininterval=0.5, dynamic_ncols=True, **kw)
-    return tqdm(iterable, mininterval=60.0, ascii=True, file=_LogLines(sys.stderr), **kw)
+    """A bar that writes a line per minute when stderr is a log file, not a terminal."""
+    return progress_bar(iterable, **kw)
 
 
 # -- data ---------------------------------------------------------------------------------------------

@@ -25,9 +25,9 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Sampler
-from tqdm import tqdm
 
 from codec.batching import batch_indices
+from codec.progress import progress as progress_bar
 from probes.data import collate_samples
 from probes.heads import FrozenHead, save_builtin_head, shipped_head_dir
 from probes.heads.builtin import BuiltinHead
@@ -312,7 +312,7 @@ def train_neck(opts: TrainNeckOptions, out_dir: str | os.PathLike, *, resume: bo
         batch_sampler=StepBatches(start, opts.steps, opts.batch_size, len(run.dataset), opts.seed, rank, world),
         collate_fn=collate_samples, num_workers=opts.workers,
     )  # fmt: skip
-    bar = tqdm(loader, desc=f"train-neck {opts.task}", unit="step", disable=not opts.progress,
+    bar = progress_bar(loader, desc=f"train-neck {opts.task}", unit="step", disable=not opts.progress,
                initial=start, total=opts.steps)  # fmt: skip
     for step, samples in enumerate(bar, start=start):
         rng.seed(opts.seed * 7919 + step)  # caption choice: a function of the step too
