@@ -67,6 +67,8 @@ def _device(device: str) -> str:
 @click.option("--checkpoint-every", default=200, show_default=True, type=click.IntRange(min=1))
 @click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:N or auto.")
 @click.option("--workers", default=2, show_default=True, type=click.IntRange(min=0), help="Image-decoding processes.")
+@click.option("--feature-memory", "feature_memory_mb", default=2048, show_default=True, type=click.IntRange(min=0),
+              help="MiB for computing every training sample's features once before the first step (0: on the fly).")
 @click.option("--resume", is_flag=True, help="Continue an interrupted run in -o.")
 @click.option("--force", is_flag=True, help="Start over, replacing what -o holds.")
 @click.option("--json", "as_json", is_flag=True, help="Print the neck's config as JSON.")
@@ -74,7 +76,7 @@ def _device(device: str) -> str:
 def train_neck_command(
     encoder, checkpoint, pretrained, random_init, features, resolution, task, head_spec, data, split, limit,
     neck_layers, neck_dim, neck_heads, levels, kd, codec, after, train_head, steps, batch_size, lr, weight_decay,
-    seed, checkpoint_every, device, workers, resume, force, as_json, output,
+    seed, checkpoint_every, device, workers, feature_memory_mb, resume, force, as_json, output,
 ):
     """Train a neck mapping encoder features onto a frozen task head (loss = task + W·KD)."""
     from probes.training import TrainNeckOptions, train_neck
@@ -90,7 +92,7 @@ def train_neck_command(
         neck_layers=neck_layers, neck_dim=neck_dim, neck_heads=neck_heads, kd=kd, codec=codec, after=after,
         train_head=train_head, split=split, limit=limit, steps=steps, batch_size=batch_size, lr=lr,
         weight_decay=weight_decay, seed=seed, checkpoint_every=checkpoint_every, device=_device(device),
-        workers=workers,
+        workers=workers, feature_memory_mb=feature_memory_mb,
     )  # fmt: skip
     try:
         config = train_neck(opts, output, resume=resume, force=force)

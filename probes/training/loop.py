@@ -48,7 +48,7 @@ from .neck_dir import (
     write_neck_config,
 )
 from .objectives import open_task_data, task_loss
-from .sources import FeatureSource, sha256_dir, sha256_file
+from .sources import FeatureSource, PrecomputedFeatures, sha256_dir, sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -84,11 +84,14 @@ class TrainNeckOptions:
     device: str = "cpu"
     workers: int = 0  # DataLoader processes decoding images
     progress: bool = True
+    # Features (and KD teacher tokens) of every training sample computed once before the first step when
+    # they fit in this many MiB and the run visits a sample more than once (0: always on the fly).
+    feature_memory_mb: int = 2048
 
     def plan(self) -> dict:
         """The options a resumed run must share with the interrupted one."""
         d = asdict(self)
-        for k in ("device", "workers", "progress", "checkpoint_every"):
+        for k in ("device", "workers", "progress", "checkpoint_every", "feature_memory_mb"):
             d.pop(k)
         return d
 
@@ -139,10 +142,46 @@ def learning_rate(step: int, opts: TrainNeckOptions) -> float:
     return opts.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, t))))
 
 
-def distillation_loss(tokens: torch.Tensor, head: FrozenHead, samples, device) -> torch.Tensor:
-    """MSE between the neck's tokens and the head's own encoder tokens on the same images."""
+def teacher_tokens(head: FrozenHead, samples, device) -> torch.Tensor:
+    """The head's own encoder tokens on the samples' images: the KD target."""
     pixels = torch.stack([head.preprocess(s["image"]) for s in samples]).to(device)
-    return F.mse_loss(tokens, head.teacher(pixels))
+    return head.teacher(pixels)
+
+
+def distillation_loss(tokens: torch.Tensor, head: FrozenHead, samples, device, memo: dict | None = None) -> torch.Tensor:
+    """MSE between the neck's tokens and the head's own encoder tokens on the same images (from `memo`,
+    {sample id: tokens}, where precomputed)."""
+    target = torch.stack([memo[s["id"]] for s in samples]) if memo is not None else teacher_tokens(head, samples, device)
+    return F.mse_loss(tokens, target)
+
+
+def precompute(run: NeckRun, opts: TrainNeckOptions) -> dict | None:
+    """Replace the run's feature source by PrecomputedFeatures (and return the KD targets by sample id) when
+    every sample's features fit in opts.feature_memory_mb and the run visits a sample more than once. The
+    choice depends on the options only (not on a resume point), so a resumed run computes what an
+    uninterrupted one does."""
+    from torch.utils.data import DataLoader
+
+    from probes.data import collate_samples
+
+    from .sources import feature_bytes
+
+    n = len(run.dataset)
+    need = n * feature_bytes(run.source)
+    if opts.kd:
+        need += n * 4 * math.prod(run.head.expects().shape(1)[1:])
+    if not opts.feature_memory_mb or opts.steps * opts.batch_size <= n or need > opts.feature_memory_mb * 2**20:
+        return None
+    log.info("precomputing the features of %d training samples (%.0f MiB)", n, need / 2**20)
+    run.source = PrecomputedFeatures(run.source, run.dataset, progress=opts.progress)
+    if not opts.kd:
+        return None
+    memo = {}
+    with torch.no_grad():
+        for samples in DataLoader(run.dataset, batch_size=16, collate_fn=collate_samples):
+            tokens = teacher_tokens(run.head, samples, run.device)
+            memo.update({s["id"]: t.clone() for s, t in zip(samples, tokens, strict=True)})
+    return memo
 
 
 class NeckRun:
@@ -297,6 +336,7 @@ def train_neck(opts: TrainNeckOptions, out_dir: str | os.PathLike, *, resume: bo
             },
         )
 
+    kd_targets = precompute(run, opts)
     run.trainable.train()
     neck = run.neck
     if world > 1:
@@ -323,7 +363,7 @@ def train_neck(opts: TrainNeckOptions, out_dir: str | os.PathLike, *, resume: bo
         loss = loss_task
         record = {"step": step + 1, "task": loss_task.item()}
         if opts.kd:
-            loss_kd = distillation_loss(tokens, run.head, samples, run.device)
+            loss_kd = distillation_loss(tokens, run.head, samples, run.device, kd_targets)
             loss = loss + opts.kd * loss_kd
             record["kd"] = loss_kd.item()
         if not torch.isfinite(loss):
@@ -346,6 +386,7 @@ def train_neck(opts: TrainNeckOptions, out_dir: str | os.PathLike, *, resume: bo
         run.head.trained = True
         run.head.freeze()
     config = run.config()
+    config["training_features"] = "precomputed" if isinstance(run.source, PrecomputedFeatures) else "on the fly"
     tail = losses[-max(1, len(losses) // 10) :]
     config["training"] = {
         "steps": opts.steps,

@@ -254,3 +254,52 @@ def build_feature_source(
         device=device,
     )
     return EncoderFeatures(model, list(levels) or spec.level_names, checkpoint)
+
+
+def feature_bytes(source: FeatureSource) -> int:
+    """Bytes of one sample's float32 features from `source`."""
+    total = 0
+    for c, h, w in source.levels.values():
+        total += 4 * c * h * w
+    return total
+
+
+class PrecomputedFeatures(FeatureSource):
+    """Every sample's features computed once, before the first training step, then read from memory.
+
+    A frozen encoder (and a deterministic codec) gives each sample the same features at every visit, so a
+    neck trained for several epochs over a small set need not run them again (in the embedded study the
+    encoder forward was ~40 % of a neck step). They are computed in dataset order and fixed batches — the
+    same numbers whether a run starts or resumes, on every DDP rank.
+    """
+
+    def __init__(self, inner: FeatureSource, dataset, *, batch_size: int = 16, progress: bool = False):
+        from torch.utils.data import DataLoader
+
+        from codec.progress import progress as progress_bar
+        from probes.data import collate_samples
+
+        self.inner = inner
+        self.levels = dict(inner.levels)
+        self.resolution = inner.resolution
+        self._rows: dict = {}
+        loader = DataLoader(dataset, batch_size=batch_size, collate_fn=collate_samples)
+        for samples in progress_bar(loader, desc="features", unit="batch", disable=not progress):
+            with torch.no_grad():
+                batch = inner.features(samples)
+            for j, sample in enumerate(samples):
+                self._rows[sample["id"]] = {name: t[j].clone() for name, t in batch.items()}
+        if len(self._rows) != len(dataset):
+            raise ValueError(f"{len(dataset)} samples but {len(self._rows)} distinct sample ids: cannot precompute")
+
+    def features(self, samples: Sequence[dict]) -> dict[str, torch.Tensor]:
+        rows = [self._rows[s["id"]] for s in samples]
+        return {name: torch.stack([r[name] for r in rows]) for name in self.levels}
+
+    def describe(self) -> dict:
+        return self.inner.describe()
+
+    def __getattr__(self, name: str):  # bits_per_pixel, describe_codec, ... of the inner source
+        if name == "inner":
+            raise AttributeError(name)
+        return getattr(self.inner, name)

@@ -219,3 +219,27 @@ def test_codec_must_code_the_neck_levels_of_the_same_encoder(probe, codec_dir, t
         train_neck(_opts(probe, "depth", codec=str(codec_dir), levels=["stage1"]), tmp_path / "a")
     with pytest.raises(ValueError, match="trained for mini-hiera"):
         train_neck(_opts(probe, "depth", encoder="mini-sam2-random", codec=str(codec_dir)), tmp_path / "b")
+
+
+@pytest.mark.parametrize(("task", "kd"), [("depth", 0.5), ("pose", 0.0), ("caption", 0.0)])
+def test_precomputed_features_train_the_same_neck_as_on_the_fly(probe, tmp_path, task, kd):
+    """Features (and KD targets) computed once before the first step: the same run as with the encoder
+    on the fly, up to the float rounding of another batch composition."""
+    fly = train_neck(_opts(probe, task, kd=kd, feature_memory_mb=0), tmp_path / "fly")
+    pre = train_neck(_opts(probe, task, kd=kd), tmp_path / "pre")
+    assert fly["training_features"] == "on the fly" and pre["training_features"] == "precomputed"
+    for a, b in zip(fly["training"]["losses"], pre["training"]["losses"], strict=True):
+        for key in ("loss", "task", "kd"):
+            if key in a:
+                assert b[key] == pytest.approx(a[key], rel=1e-4, abs=1e-5), (a["step"], key)
+
+
+def test_features_are_precomputed_only_when_they_fit_and_repeat(probe, tmp_path, monkeypatch):
+    from probes.training import sources
+
+    monkeypatch.setattr(sources, "feature_bytes", lambda source: 2**30)
+    big = train_neck(_opts(probe, "depth"), tmp_path / "big")  # 1 GiB a sample: over the 2 GiB default
+    assert big["training_features"] == "on the fly"
+    monkeypatch.undo()
+    once = train_neck(_opts(probe, "depth", steps=1, batch_size=1), tmp_path / "once")  # each sample seen ≤ once
+    assert once["training_features"] == "on the fly"
