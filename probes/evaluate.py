@@ -153,14 +153,13 @@ def evaluate_zero_rate(
     """
     from probes.data import open_dataset
     from probes.tasks import get_task
-    from probes.tasks.baselines import zero_rate_predictions
+    from probes.tasks.baselines import score_zero_rate
 
     started = time.perf_counter()
     task_obj = get_task(task, **(task_options or {})) if isinstance(task, str) else task
     train = open_dataset(train_data, split=train_split, limit=train_limit)
     test = open_dataset(test_data, split=split, limit=limit)
-    predictions, predictor = zero_rate_predictions(task_obj, train, test)
-    metrics, per_image = task_obj.evaluate_per_image(predictions, test)
+    metrics, per_image, predictor = score_zero_rate(task_obj, train, test)
     return {
         "format": ZERO_RATE_FORMAT,
         "task": task_obj.name,

@@ -55,14 +55,7 @@ def eval_head_command(head_spec, data, split, baseline_data, threads, as_json):
     """Score a head fed by its own teacher, next to its task's trivial predictor."""
     import torch
 
-    from probes.heads.assess import (
-        BASELINES,
-        evaluate_baseline,
-        evaluate_with_teacher,
-        headline,
-        open_eval_data,
-        training_statistics,
-    )
+    from probes.heads.assess import evaluate_baseline, evaluate_with_teacher, headline, open_eval_data
     from probes.heads.base import HeadError
     from probes.heads.pretrain import RECIPES
     from probes.heads.registry import load_head
@@ -77,16 +70,15 @@ def eval_head_command(head_spec, data, split, baseline_data, threads, as_json):
         metrics = evaluate_with_teacher(head, dataset)
         recipe = RECIPES[head.task]
         baseline_data = baseline_data or f"synthetic:{head.task}:{recipe.train_images}"
-        stats = training_statistics(head.task, data=baseline_data, crop_size=head.input_size)
-        baseline = evaluate_baseline(head, dataset, stats)
+        baseline = evaluate_baseline(head, dataset, baseline_data)
     except (HeadError, ValueError) as e:
         raise InputError(str(e)) from e
     result = {
         "head": head_spec, "task": head.task, "data": {"spec": data, "split": split, "samples": len(dataset)},
-        "metrics": metrics, "baseline": {"name": BASELINES[head.task], "data": baseline_data, "metrics": baseline},
+        "metrics": metrics, "baseline": baseline,
     }  # fmt: skip
     if as_json:
         click.echo(json.dumps(result, indent=2))
         return
     click.echo(f"{head_spec} with its teacher on {data} ({split}, {len(dataset)} samples): {headline(head.task, metrics)}")
-    click.echo(f"{BASELINES[head.task]} ({baseline_data}): {headline(head.task, baseline)}")
+    click.echo(f"{baseline['name']} ({baseline_data}): {headline(head.task, baseline['metrics'])}")

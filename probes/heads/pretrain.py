@@ -5,7 +5,8 @@ trained end to end, from seeds, on the synthetic world's **train** split with
 the task's own loss (`probes.tasks`: MiDaS scale-and-shift-invariant loss on
 disparity, weighted heatmap MSE, caption cross-entropy), then frozen, stored
 in float16 and scored on the world's **test** split with the project's
-metrics next to the task's trivial predictor (`assess.py`):
+metrics next to the task's trivial predictor (`assess.py`, the sweep's zero-rate
+predictor of `probes.tasks.baselines` fitted on the same training split):
 
     synthetic:TASK:N (train) ─► pixels ─► TinyViT ─► tokens (= head.expects()) ─► head ─► task loss
                                               └──────── shipped as the head's teacher (--kd)
@@ -38,13 +39,7 @@ import torchvision.transforms.functional as TF
 
 from codec.progress import progress as progress_bar
 
-from .assess import (
-    BASELINES,
-    evaluate_baseline,
-    evaluate_with_teacher,
-    open_eval_data,
-    training_statistics,
-)
+from .assess import evaluate_baseline, evaluate_with_teacher, open_eval_data
 from .base import TASKS, HeadError
 from .builtin import BUILTIN_HEADS, BuiltinHead, build_vocabulary
 from .registry import load_builtin_head, save_builtin_head
@@ -122,7 +117,6 @@ class TrainSet:
 
     pixels: torch.Tensor  # N×3×H×W uint8
     labels: list = field(default_factory=list)  # per sample: depth map / (keypoints, crop) / captions
-    samples: list = field(default_factory=list)  # label-only samples for `training_statistics`
 
     def __len__(self) -> int:
         return self.pixels.shape[0]
@@ -140,20 +134,17 @@ def render_train_set(recipe: HeadRecipe, head: BuiltinHead, progress: bool = Tru
 
     options = {"crop_size": head.input_size} if recipe.task == "pose" else {}
     dataset = open_dataset(f"synthetic:{recipe.task}:{recipe.train_images}", split="train", **options)
-    pixels, labels, samples = [], [], []
+    pixels, labels = [], []
     for i in _progress(range(len(dataset)), desc=f"render {recipe.task} train", unit="sample", disable=not progress):
         s = dataset[i]
         pixels.append(_uint8(s["image"], head.input_size))
         if recipe.task == "depth":
             labels.append(torch.as_tensor(s["depth"]))
-            samples.append({"depth": s["depth"]})
         elif recipe.task == "pose":
             labels.append({"keypoints": s["keypoints"], "crop": s["crop"]})
-            samples.append({"keypoints": s["keypoints"]})
         else:
             labels.append(list(s["captions"]))
-            samples.append({"captions": list(s["captions"])})
-    return TrainSet(torch.stack(pixels), labels, samples)
+    return TrainSet(torch.stack(pixels), labels)
 
 
 def _normalise(pixels: torch.Tensor, head: BuiltinHead) -> torch.Tensor:
@@ -302,8 +293,7 @@ def pretrain_head(recipe: HeadRecipe, out_dir: str | os.PathLike, *, resume: boo
     dataset = open_eval_data(shipped, data, "test", None)
     record["test"] = {"data": data, "split": "test", "samples": len(dataset),
                       "metrics": evaluate_with_teacher(shipped, dataset)}  # fmt: skip
-    stats = training_statistics(recipe.task, train.samples)
-    record["baseline"] = {"name": BASELINES[recipe.task], "metrics": evaluate_baseline(shipped, dataset, stats)}
+    record["baseline"] = evaluate_baseline(shipped, dataset, record["data"]["spec"])
     record["loadavg_end"] = [round(v, 2) for v in os.getloadavg()]
     record["seconds_with_eval"] = round(seconds_before + time.perf_counter() - started, 1)
     record["cpu_seconds_with_eval"] = round(cpu_before + time.process_time() - cpu_started, 1)

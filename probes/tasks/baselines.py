@@ -13,6 +13,11 @@ free; what a curve gains above it is what the bits buy.
   person's ground-truth box — the same boxes the top-down probes crop.
 - caption: the most common training caption (after coco-caption tokenisation; ties → the
   lexicographically first), given for every test image.
+
+This is the one implementation of a task's trivial predictor: the sweep's zero-rate point
+(`probes.evaluate.evaluate_zero_rate`, `featcodec zero-rate`) and the baseline recorded next to
+each built-in head (`probes.heads.assess.evaluate_baseline`: `featcodec eval-head`,
+`featcodec pretrain-heads`) both come from `score_zero_rate`.
 """
 
 from __future__ import annotations
@@ -138,3 +143,11 @@ def zero_rate_predictions(task: Any, train: Any, test: Any) -> tuple[list[dict],
     if task.name not in ZERO_RATE:
         raise ValueError(f"no zero-rate predictor for task {task.name!r}; expected one of {sorted(ZERO_RATE)}")
     return ZERO_RATE[task.name](task, train, test)
+
+
+def score_zero_rate(task: Any, train: Any, test: Any) -> tuple[dict, dict | None, str]:
+    """(metrics, per-image scores, what was predicted) of `task`'s zero-rate predictions for `test`,
+    fitted on `train` and scored by the task's own metrics, as every evaluation is scored."""
+    predictions, predictor = zero_rate_predictions(task, train, test)
+    metrics, per_image = task.evaluate_per_image(predictions, test)
+    return metrics, per_image, predictor

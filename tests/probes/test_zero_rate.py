@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
 from probes.data import open_dataset
 from probes.evaluate import ZERO_RATE_FORMAT, evaluate_zero_rate
+from probes.heads import load_head
+from probes.heads.assess import evaluate_baseline, open_eval_data
 from probes.tasks import get_task
 from probes.tasks.baselines import mean_depth_map, mean_pose_layout, most_common_caption, zero_rate_pose
 from tests.probes.fixtures import (
@@ -116,3 +120,19 @@ def test_zero_rate_command_writes_the_record_the_report_reads(nyu, tmp_path):
     assert point.per_image["ids"] == ["0001", "0003"]
     r = CliRunner().invoke(main, ["zero-rate", "--task", "depth", "--train-data", nyu, "--data", nyu, "-o", str(out)])
     assert r.exit_code == 3 and "--force" in r.output
+
+
+@pytest.mark.parametrize("task, train_images, test_images", [("depth", 6, 3), ("pose", 8, 3), ("caption", 16, 6)])
+def test_a_heads_trivial_baseline_is_the_sweeps_zero_rate_point(task, train_images, test_images, tmp_path):
+    """`featcodec eval-head` / `pretrain-heads` record the numbers the sweep's zero-rate step writes."""
+    from bench.sweep.steps import run_step
+
+    train, test = f"synthetic:{task}:{train_images}", f"synthetic:{task}:{test_images}"
+    head = load_head(f"builtin:{task}")
+    baseline = evaluate_baseline(head, open_eval_data(head, test, "test", None), train)
+    run_step({"id": "zero", "kind": "zero-rate", "inputs": {}, "settings": {
+        "task": task, "head": f"builtin:{task}", "train": {"data": train, "split": "train", "limit": None},
+        "test": {"data": test, "split": "test", "limit": None}}}, tmp_path)  # fmt: skip
+    point = json.loads((tmp_path / "steps" / "zero" / "result.json").read_text())
+    assert baseline["metrics"] == point["metrics"]
+    assert baseline["name"] == point["predictor"] and baseline["samples"] == point["train"]["samples"]
