@@ -18,7 +18,6 @@ import json
 import logging
 import os
 import platform
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -26,7 +25,8 @@ from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
-from tqdm import tqdm
+
+from codec.progress import progress as progress_bar
 
 from .corpus import held_out_images, load_or_render_corpus
 from .mae import MAE_CONFIG, RESOLUTION, build_mae, mae_eval, mae_step, make_optimizer
@@ -41,11 +41,11 @@ CKPT_EVERY = 25
 
 @dataclass(frozen=True)
 class Recipe:
-    corpus_images: int = 3000
-    mae_steps: int = 240
+    corpus_images: int = 6000
+    mae_steps: int = 2000
     mae_batch: int = 32
     mae_lr: float = 2e-3
-    sam_steps: int = 160
+    sam_steps: int = 2000
     sam_batch: int = 8
     sam_lr: float = 1e-3
     sam_trunk_lr: float = 3e-4
@@ -67,9 +67,7 @@ class Recipe:
 
 
 def _progress(total: int, desc: str, initial: int = 0):
-    tty = sys.stderr.isatty()
-    return tqdm(total=total, initial=initial, desc=desc, mininterval=0.5 if tty else 30.0,
-                file=sys.stderr, dynamic_ncols=tty, ascii=not tty)
+    return progress_bar(total=total, initial=initial, desc=desc)
 
 
 def _atomic_torch_save(obj, path: Path) -> None:
