@@ -86,7 +86,7 @@ def plan_steps(study: Study) -> list[Step]:
             for task in study.tasks:
                 for layers in study.necks.layers:
                     for kd in task.kd if task.kd is not None else study.necks.kd:
-                        for mode in study.necks.modes:
+                        for mode in task.modes or study.necks.modes:
                             evals += _neck_evals(add, study, enc, task, layers, kd, mode, seed, codecs)
             for first, second in study.cross_neck:
                 t1 = next(t for t in study.tasks if t.name == first)
@@ -105,18 +105,22 @@ def plan_steps(study: Study) -> list[Step]:
 
 
 def _neck_step(study: Study, enc: EncoderEntry, task: TaskPlan, layers: int, kd: float, seed: int, codec: Step | None,
-               after: Step | None) -> Step:
+               after: Step | None, init: Step | None = None) -> Step:
     settings = {
         **study.necks.settings(), "task": task.name, "head": task.head, "train": task.train.to_dict(),
         "layers": layers, "kd": kd, "seed": seed, "encoder": enc.to_dict(), "device": study.device,
         "train_head": task.train_head,
         "mode": "decoded" if codec is not None else "clean",
     }  # fmt: skip
+    if init is not None:  # fine-tuned from the clean neck `init`
+        settings["steps"] = study.necks.finetune_steps
     inputs = []
     if codec is not None:
         inputs.append(("codec", (codec,)))
     if after is not None:
         inputs.append(("after", (after,)))
+    if init is not None:
+        inputs.append(("init", (init,)))
     label = (f"neck {enc.name} {task.name} {layers}L" + (f" kd={kd:g}" if kd else "")
              + (f" on {after.settings['task']}-neck" if after else "") + (" (decoded)" if codec else ""))
     return Step("neck", settings, tuple(inputs), label=label)
@@ -134,7 +138,10 @@ def _neck_evals(add, study, enc, task, layers, kd, mode, seed, codecs) -> list[S
         neck = add(_neck_step(study, enc, task, layers, kd, seed, None, None))
         return [add(_eval_step(study, task, neck, c)) for c in (None, *codecs)]
     out = []
-    for c in codecs:  # decoded: one neck per λ, fine-tuned on that codec's decoded features
-        neck = add(_neck_step(study, enc, task, layers, kd, seed, c, None))
+    # decoded: one neck per λ on that codec's decoded features, fine-tuned from the clean neck
+    # (necks.finetune_steps) or trained from scratch (finetune_steps = 0)
+    init = add(_neck_step(study, enc, task, layers, kd, seed, None, None)) if study.necks.finetune_steps else None
+    for c in codecs:
+        neck = add(_neck_step(study, enc, task, layers, kd, seed, c, None, init))
         out.append(add(_eval_step(study, task, neck, c)))
     return out

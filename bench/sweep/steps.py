@@ -100,12 +100,14 @@ def _neck(s: dict, inputs: dict, out: Path, run_dir: Path, progress: bool) -> di
     enc = s["encoder"]
     after = inputs.get("after")
     codec = inputs.get("codec")
+    init = inputs.get("init")
     weights = {} if after else encoder_weights(enc["weights"])
     opts = TrainNeckOptions(
         task=s["task"], head=s["head"], data=s["train"]["data"], split=s["train"]["split"], limit=s["train"]["limit"],
         encoder=enc["name"], resolution=enc["resolution"], neck_layers=s["layers"], neck_dim=s["dim"],
         neck_heads=s["heads"], kd=s["kd"], codec=str(codec[0] / "codec") if codec else None,
-        after=str(after[0] / "neck") if after else None, train_head=s["train_head"], steps=s["steps"],
+        after=str(after[0] / "neck") if after else None, init=str(init[0] / "neck") if init else None,
+        train_head=s["train_head"], steps=s["steps"],
         batch_size=s["batch_size"], lr=s["lr"], seed=s["seed"], device=s["device"], progress=progress,
         checkpoint_every=max(s["steps"], 1), **weights,
     )  # fmt: skip

@@ -73,6 +73,9 @@ class NeckPlan:
     lr: float = 1e-4
     modes: tuple[str, ...] = ("clean",)
     kd: tuple[float, ...] = (0.0,)
+    # decoded mode: fine-tune the clean neck for this many steps on each λ's decoded features (0: train a
+    # neck from scratch for `steps` on them instead)
+    finetune_steps: int = 0
 
     def settings(self) -> dict:
         return {"dim": self.dim, "heads": self.heads, "steps": self.steps, "batch_size": self.batch_size, "lr": self.lr}
@@ -86,6 +89,7 @@ class TaskPlan:
     test: DataSplit
     kd: tuple[float, ...] | None = None  # overrides necks.kd for this task
     train_head: bool = False  # a new built-in head trained with each neck (not the study's frozen-head setting)
+    modes: tuple[str, ...] | None = None  # overrides necks.modes for this task
 
 
 @dataclass(frozen=True)
@@ -114,8 +118,8 @@ _ENCODER = {"weights": str, "resolution": int}
 _CODEC = {"model": str, "coder": str, "lambdas": list, "steps": int, "batch_size": int, "lr": (int, float),
           "channels": int, "latent_channels": int, "data": list}  # fmt: skip
 _NECKS = {"layers": list, "dim": int, "heads": int, "steps": int, "batch_size": int, "lr": (int, float),
-          "modes": list, "kd": list}  # fmt: skip
-_TASK = {"head": str, "train": dict, "test": dict, "kd": list, "train_head": bool}
+          "modes": list, "kd": list, "finetune_steps": int}  # fmt: skip
+_TASK = {"head": str, "train": dict, "test": dict, "kd": list, "modes": list, "train_head": bool}
 _SPLIT = {"data": str, "split": str, "limit": int}
 _CROSS = {"first": str, "second": str}
 
@@ -257,11 +261,17 @@ def load_study(path: str | os.PathLike) -> Study:
                 _data_problems(problems, split, f"{where}.{w}", base, name)
         kd = table.get("kd")
         kd = tuple(float(v) for v in kd) if isinstance(kd, list) and all(isinstance(v, (int, float)) for v in kd) else None
+        task_modes = table.get("modes")
+        if task_modes is not None and (not isinstance(task_modes, list) or not task_modes
+                                       or any(m not in NECK_MODES for m in task_modes)):
+            problems.add(f"{where}.modes", f"give a list of {' / '.join(NECK_MODES)}, got {task_modes!r}")
+            task_modes = None
         if train and test:
             train_head = table.get("train_head", False) is True
             if train_head and not head.startswith("builtin:"):
                 problems.add(f"{where}.train_head", f"only a built-in head can be trained with the neck, not {head!r}")
-            tasks.append(TaskPlan(name, head, train, test, kd, train_head))
+            tasks.append(TaskPlan(name, head, train, test, kd, train_head,
+                                  tuple(task_modes) if task_modes else None))
 
     codec_raw = _typed(raw, "codec", dict, {})
     problems.check_keys(codec_raw, _CODEC, "codec.")
@@ -308,7 +318,10 @@ def load_study(path: str | os.PathLike) -> Study:
         layers=tuple(layers), dim=_typed(necks_raw, "dim", int, 256), heads=_typed(necks_raw, "heads", int, 8),
         steps=_typed(necks_raw, "steps", int, 1000), batch_size=_typed(necks_raw, "batch_size", int, 8),
         lr=float(_typed(necks_raw, "lr", (int, float), 1e-4)), modes=tuple(modes), kd=tuple(float(v) for v in kd),
+        finetune_steps=_typed(necks_raw, "finetune_steps", int, 0),
     )  # fmt: skip
+    if necks.finetune_steps < 0:
+        problems.add("necks.finetune_steps", f"must be >= 0, got {necks.finetune_steps}")
     if necks.dim % max(necks.heads, 1):
         problems.add("necks.dim", f"{necks.dim} is not divisible by necks.heads = {necks.heads}")
 

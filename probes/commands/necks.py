@@ -58,6 +58,8 @@ def _device(device: str) -> str:
 @click.option("--codec", type=click.Path(file_okay=False), help="Train on features decoded by this codec.")
 @click.option("--after", type=click.Path(file_okay=False),
               help="Cross-neck: freeze this neck (task A) and train a second one on its output.")
+@click.option("--init", "init_dir", type=click.Path(exists=True, file_okay=False),
+              help="Fine-tune: start from this trained neck (same task, encoder and shape), e.g. on decoded features.")
 @click.option("--train-head", is_flag=True, help="Train a builtin-new:TASK head jointly (or fine-tune builtin:TASK); saved frozen in -o/head.")
 @click.option("--steps", default=1000, show_default=True, type=click.IntRange(min=1))
 @click.option("--batch-size", default=8, show_default=True, type=click.IntRange(min=1))
@@ -75,7 +77,7 @@ def _device(device: str) -> str:
 @click.option("-o", "--output", required=True, type=click.Path(file_okay=False, path_type=Path))
 def train_neck_command(
     encoder, checkpoint, pretrained, random_init, features, resolution, task, head_spec, data, split, limit,
-    neck_layers, neck_dim, neck_heads, levels, kd, codec, after, train_head, steps, batch_size, lr, weight_decay,
+    neck_layers, neck_dim, neck_heads, levels, kd, codec, after, init_dir, train_head, steps, batch_size, lr, weight_decay,
     seed, checkpoint_every, device, workers, feature_memory_mb, resume, force, as_json, output,
 ):
     """Train a neck mapping encoder features onto a frozen task head (loss = task + W·KD)."""
@@ -90,7 +92,7 @@ def train_neck_command(
         task=task, head=head_spec, data=data, encoder=encoder, checkpoint=checkpoint, pretrained=pretrained,
         random_init=random_init, features=features, resolution=resolution, levels=list(levels),
         neck_layers=neck_layers, neck_dim=neck_dim, neck_heads=neck_heads, kd=kd, codec=codec, after=after,
-        train_head=train_head, split=split, limit=limit, steps=steps, batch_size=batch_size, lr=lr,
+        init=init_dir, train_head=train_head, split=split, limit=limit, steps=steps, batch_size=batch_size, lr=lr,
         weight_decay=weight_decay, seed=seed, checkpoint_every=checkpoint_every, device=_device(device),
         workers=workers, feature_memory_mb=feature_memory_mb,
     )  # fmt: skip

@@ -42,6 +42,7 @@ from .neck_dir import (
     NeckDirError,
     load_neck,
     load_state,
+    load_weights,
     read_neck_config,
     save_state,
     save_weights,
@@ -71,6 +72,7 @@ class TrainNeckOptions:
     kd: float = 0.0
     codec: str | None = None
     after: str | None = None
+    init: str | None = None  # a neck directory whose trained weights this neck starts from (fine-tuning)
     train_head: bool = False
     split: str | None = None
     limit: int | None = None
@@ -234,6 +236,17 @@ class NeckRun:
         else:
             self.neck = Neck(self.source.levels, spec, **kw)
             self.trainable = self.neck
+        self.init_config = None
+        if opts.init:  # fine-tune: start from another neck of the same shape (e.g. the clean neck)
+            self.init_config = read_neck_config(opts.init)
+            if {k: v for k, v in self.init_config["neck"].items() if k != "name"} != self.trainable.config():
+                raise NeckDirError(
+                    f"--init {opts.init}: its neck {self.init_config['neck']} is not this run's {self.trainable.config()}"
+                )
+            if self.init_config["encoder"].get("name") != opts.encoder or self.init_config["task"] != opts.task:
+                raise NeckDirError(f"--init {opts.init}: a {self.init_config['task']} neck on "
+                                   f"{self.init_config['encoder'].get('name')}, not {opts.task} on {opts.encoder}")
+            load_weights(self.trainable, Path(opts.init) / WEIGHTS)
         self.neck.to(device)
         if opts.train_head:
             self.head.unfreeze()
@@ -280,6 +293,10 @@ class NeckRun:
             "kd": opts.kd,
             "codec": codec,
             "after": after,
+            "init": None if self.init_config is None else {
+                "dir": str(Path(self.opts.init).resolve()),
+                "config_sha256": sha256_file(Path(self.opts.init) / "config.json"),
+            },
             "data": {"spec": opts.data, "split": opts.split, "limit": opts.limit, "samples": len(self.dataset)},
             "train": opts.plan(),
             "versions": package_versions(),
@@ -347,11 +364,11 @@ def train_neck(opts: TrainNeckOptions, out_dir: str | os.PathLike, *, resume: bo
         # by hand in the same way.
         neck = DistributedDataParallel(run.neck, device_ids=[run.device.index] if run.device.type == "cuda" else None)
     rng = random.Random(opts.seed)
-    loader = DataLoader(
-        run.dataset,
-        batch_sampler=StepBatches(start, opts.steps, opts.batch_size, len(run.dataset), opts.seed, rank, world),
-        collate_fn=collate_samples, num_workers=opts.workers,
-    )  # fmt: skip
+    sampler = StepBatches(start, opts.steps, opts.batch_size, len(run.dataset), opts.seed, rank, world)
+    if isinstance(run.source, PrecomputedFeatures):  # labels in memory too: no image is decoded again
+        loader = run.source.batches(sampler)
+    else:
+        loader = DataLoader(run.dataset, batch_sampler=sampler, collate_fn=collate_samples, num_workers=opts.workers)
     bar = progress_bar(loader, desc=f"train-neck {opts.task}", unit="step", disable=not opts.progress,
                initial=start, total=opts.steps)  # fmt: skip
     for step, samples in enumerate(bar, start=start):

@@ -283,14 +283,21 @@ class PrecomputedFeatures(FeatureSource):
         self.levels = dict(inner.levels)
         self.resolution = inner.resolution
         self._rows: dict = {}
+        self.samples: list[dict] = []  # dataset order, without their images: what the losses read
         loader = DataLoader(dataset, batch_size=batch_size, collate_fn=collate_samples)
         for samples in progress_bar(loader, desc="features", unit="batch", disable=not progress):
             with torch.no_grad():
                 batch = inner.features(samples)
             for j, sample in enumerate(samples):
                 self._rows[sample["id"]] = {name: t[j].clone() for name, t in batch.items()}
+                self.samples.append({k: v for k, v in sample.items() if k != "image"})
         if len(self._rows) != len(dataset):
             raise ValueError(f"{len(dataset)} samples but {len(self._rows)} distinct sample ids: cannot precompute")
+
+    def batches(self, sampler):
+        """The samples of each batch of index lists from `sampler`, from memory (no image is read again)."""
+        for indexes in sampler:
+            yield [self.samples[i] for i in indexes]
 
     def features(self, samples: Sequence[dict]) -> dict[str, torch.Tensor]:
         rows = [self._rows[s["id"]] for s in samples]

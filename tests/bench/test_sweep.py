@@ -220,3 +220,32 @@ def test_the_shipped_studies_validate():
         load_study(EMBEDDED_STUDY.with_name("full.toml"))
     problems = [line for line in str(info.value).splitlines() if line.startswith("  - ")]
     assert problems and all("not found" in p or "no such file" in p for p in problems), problems
+
+
+def test_decoded_necks_are_fine_tuned_from_the_clean_neck(tmp_path):
+    text = TOY.replace("heads = 2\nsteps = 2\n", "heads = 2\nsteps = 2\nfinetune_steps = 1\n").replace(
+        'head = "builtin:depth"\n', 'head = "builtin:depth"\nmodes = ["clean", "decoded"]\n'
+    )
+    steps = plan_steps(load_study(_write(tmp_path, text)))
+    clean = [s for s in steps if s.kind == "neck" and s.settings["mode"] == "clean"]
+    decoded = [s for s in steps if s.kind == "neck" and s.settings["mode"] == "decoded"]
+    assert len(clean) == 1 and len(decoded) == 2  # one per λ
+    for s in decoded:
+        roles = dict(s.inputs)
+        assert roles["init"] == (clean[0],) and roles["codec"][0].kind == "codec" and s.settings["steps"] == 1
+    run_sweep(_write(tmp_path, text), tmp_path / "run", progress=False)
+    rows = [json.loads(line) for line in (tmp_path / "run" / "results.jsonl").read_text().splitlines()]
+    trained_through = [r for r in rows if (r.get("neck") or {}).get("trained_codec")]
+    assert len(trained_through) == 2
+    for row in trained_through:
+        config = json.loads((Path(row["neck"]["dir"]) / "config.json").read_text())
+        assert Path(config["init"]["dir"]).parent.name == clean[0].id
+    report = json.loads((tmp_path / "run" / "report" / "report.json").read_text())
+    entries = [e for sec in report["sections"] for e in sec["curves"] if e["neck_training"] != "clean-trained"]
+    assert entries and all(e["clean"] is not None for e in entries)  # the clean neck's clean accuracy
+
+
+def test_task_modes_are_validated(tmp_path):
+    text = TOY.replace('head = "builtin:depth"\n', 'head = "builtin:depth"\nmodes = ["noisy"]\n')
+    with pytest.raises(StudyError, match="tasks.depth.modes"):
+        load_study(_write(tmp_path, text))

@@ -243,3 +243,17 @@ def test_features_are_precomputed_only_when_they_fit_and_repeat(probe, tmp_path,
     monkeypatch.undo()
     once = train_neck(_opts(probe, "depth", steps=1, batch_size=1), tmp_path / "once")  # each sample seen ≤ once
     assert once["training_features"] == "on the fly"
+
+
+def test_init_fine_tunes_from_a_trained_neck(probe, tmp_path):
+    train_neck(_opts(probe, "depth"), tmp_path / "a")
+    config = train_neck(_opts(probe, "depth", init=str(tmp_path / "a"), lr=1e-12, steps=2), tmp_path / "b")
+    assert config["init"]["dir"] == str((tmp_path / "a").resolve())
+    a = load_file(str(tmp_path / "a" / "weights.safetensors"))
+    b = load_file(str(tmp_path / "b" / "weights.safetensors"))
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=1e-6)  # lr ~0: b is a, not a fresh init
+    with pytest.raises(NeckDirError, match="--init"):
+        train_neck(_opts(probe, "depth", init=str(tmp_path / "a"), neck_dim=64), tmp_path / "c")
+    with pytest.raises(NeckDirError, match="--init"):
+        train_neck(_opts(probe, "pose", init=str(tmp_path / "a")), tmp_path / "d")
