@@ -16,7 +16,8 @@ EMBEDDED_STUDY = Path(__file__).parent / "studies" / "mini.toml"
               help="Study file to run (default: the embedded study, bench/studies/mini.toml).")
 @click.option("--resume", is_flag=True, help="Continue an existing demo run directory.")
 @click.option("--force", is_flag=True, help="Replace an existing output directory.")
-@click.option("--jobs", default=1, show_default=True, type=click.IntRange(min=1))
+@click.option("--jobs", default=2, show_default=True, type=click.IntRange(min=1),
+              help="Steps run at a time (processes; the study sets one torch thread each).")
 @click.option("-o", "--output", default="demo-out", show_default=True, type=click.Path(file_okay=False, path_type=Path))
 def demo_command(study, resume, force, jobs, output):
     """The embedded study: mini-hiera vs mini-sam2 on depth, pose and captioning, clean and at 4 rates."""
