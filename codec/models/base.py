@@ -133,6 +133,8 @@ class FeatureCodec(CompressionModel):
         for name, module in self.named_modules():
             if hasattr(module, "_quantized_cdf") and module._quantized_cdf.numel() == 0:
                 raise RuntimeError(f"codec module {name} has no CDF table; call update() (train-codec does)")
+            if getattr(module, "frozen", True) is False:
+                raise RuntimeError(f"codec module {name} has no integer parameters; call update() (train-codec does)")
 
 
 class TransformFeatureCodec(FeatureCodec):
