@@ -60,14 +60,30 @@ class IntegerBoundError(ValueError):
     """An integer layer whose partial sums could reach 2^24 (float32 evaluation would not be exact)."""
 
 
+class _BoundedClamp(torch.autograd.Function):
+    """clamp(x, low, high) forward; backward, the gradient also passes outside [low, high] when it points back
+    inside (CompressAI's LowerBound, on both sides), so a unit pushed past a bound is not stuck there."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, low: float, high: float) -> Tensor:
+        ctx.save_for_backward(x)
+        ctx.low, ctx.high = low, high
+        return x.clamp(low, high)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        (x,) = ctx.saved_tensors
+        passes = ((x >= ctx.low) | (grad < 0)) & ((x <= ctx.high) | (grad > 0))
+        return grad * passes, None, None
+
+
+def bounded_clamp(x: Tensor, low: float, high: float) -> Tensor:
+    return _BoundedClamp.apply(x, low, high) if x.requires_grad else x.clamp(low, high)
+
+
 def _ste(x: Tensor, rounded: Tensor) -> Tensor:
     """`rounded` forward, identity gradient (straight-through)."""
     return x + (rounded - x).detach()
-
-
-def _round_division(numerator: Tensor, divisor: Tensor) -> Tensor:
-    """⌊numerator / divisor⌋ for integer-valued float tensors (the numerator already holds ⌊c/2⌋)."""
-    return torch.div(numerator, divisor, rounding_mode="floor")
 
 
 class IntegerLayer(nn.Module):
@@ -148,7 +164,7 @@ class IntegerLayer(nn.Module):
         h, b, c = self.integer_parameters()
         v = (self._linear(u, h) + b.view(1, -1, 1, 1)) / c.view(1, -1, 1, 1)
         v = _ste(v, torch.floor(v))
-        return v.clamp(0, ACTIVATION_MAX) if self.qrelu else v
+        return bounded_clamp(v, 0, ACTIVATION_MAX) if self.qrelu else v
 
     # -- the integer network ------------------------------------------------------------------
     @property
@@ -213,7 +229,7 @@ class IntegerLayer(nn.Module):
         else:
             acc = torch.matmul(self._gemm_weight, u.reshape(batch, channels, height * width))
             acc = acc.reshape(batch, self.out_channels, height, width)
-        v = _round_division(acc + self._gemm_bias, self._gemm_divisor)
+        v = acc.add_(self._gemm_bias).div_(self._gemm_divisor, rounding_mode="floor")  # in place: no new pages
         return v.clamp_(0, ACTIVATION_MAX) if self.qrelu else v
 
     def reference_forward(self, u: Tensor) -> Tensor:
@@ -237,7 +253,7 @@ class IntegerHyperSynthesis(nn.Module):
     the 1/MEAN_GRID grid, so they are the coder's inputs with no further rounding.
     """
 
-    def __init__(self, N: int, M: int, *, scale_levels: int, mean_grid: int, index_step: float = 0.25,
+    def __init__(self, N: int, M: int, *, scale_levels: int, mean_grid: int, index_step: float = 1 / 16,
                  initial_index: int = 16):
         super().__init__()
         self.M, self.scale_levels = int(M), int(scale_levels)
@@ -254,7 +270,7 @@ class IntegerHyperSynthesis(nn.Module):
 
     def _split(self, out: Tensor) -> tuple[Tensor, Tensor]:
         index, mean = out.chunk(2, dim=1)
-        return index.clamp(0, self.scale_levels - 1), mean
+        return bounded_clamp(index, 0, self.scale_levels - 1), mean
 
     def forward(self, z: Tensor) -> tuple[Tensor, Tensor]:
         """Training (straight-through): z − medians (noisy) → (scale index, mean·MEAN_GRID), integer-valued."""

@@ -121,6 +121,18 @@ def test_exact_on_cuda_even_with_tf32(wide_h_s):
     assert_bit_exact(batched, wide_h_s.reference_forward(z), "cuda, TF32 allowed")
 
 
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=CUDA)])
+def test_rounding_division_is_exact_in_float32(device):
+    """⌊n / c⌋ by torch.div(rounding_mode="floor") on float32 integers below 2^24 equals integer division."""
+    g = torch.Generator().manual_seed(0)
+    n = torch.randint(-EXACT_LIMIT + 1, EXACT_LIMIT, (1 << 20,), generator=g)
+    c = torch.randint(1, 1 << 22, (1 << 20,), generator=g)
+    c[: 1 << 16] = torch.randint(1, 64, (1 << 16,), generator=g)  # small divisors: many exact multiples and ties
+    n[: 1 << 10] = c[: 1 << 10] * torch.randint(-64, 64, (1 << 10,), generator=g)
+    as_float = n.to(device, torch.float32).div_(c.to(device, torch.float32), rounding_mode="floor")
+    assert torch.equal(as_float.cpu().to(torch.int64), torch.div(n, c, rounding_mode="floor"))
+
+
 def _largest_partial_sums(layer: IntegerLayer, u: torch.Tensor) -> torch.Tensor:
     """Per output: Σ|H||u| + |b + ⌊c/2⌋|, which bounds every partial sum of it (float64, exact)."""
     h = layer.int_weight.to(torch.float64).abs()
