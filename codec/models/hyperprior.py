@@ -140,17 +140,15 @@ class MeanScaleFeatureHyperprior(TransformFeatureCodec):
         return self._medians().device if self.hyper_path == "integer" else torch.device("cpu")
 
     @torch.no_grad()
-    def entropy_parameters(
-        self, z_hat: torch.Tensor, grid: Sequence[int], z_symbols: torch.Tensor | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    def entropy_parameters(self, z_hat: torch.Tensor, grid: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
         """(scales, quantised means) of y from z_hat, by the deterministic path (see class doc).
 
-        Integer path: the integer h_s on the z symbols (`z_symbols`, else round(z_hat − medians)),
-        batched in float32 on z_hat's device; scales are scale-table entries, means on the 1/MEAN_GRID grid.
+        Integer path: the integer h_s on the z symbols round(z_hat − medians) (z_hat = symbols + medians, so
+        this gives the symbols back, by the same float32 operations on both sides), batched in float32 on
+        z_hat's device; scales are scale-table entries, means on the 1/MEAN_GRID grid.
         """
         if self.hyper_path == "integer":
-            if z_symbols is None:
-                z_symbols = torch.round(z_hat.detach() - self._medians().to(z_hat))
+            z_symbols = torch.round(z_hat.detach() - self._medians().to(z_hat))
             index, mean = self.h_s.integer_forward(z_symbols)
             index, mean = index[:, :, : grid[0], : grid[1]], mean[:, :, : grid[0], : grid[1]]
             scales = self.gaussian_conditional.scale_table.to(index.device)[index.long()]
@@ -177,8 +175,8 @@ class MeanScaleFeatureHyperprior(TransformFeatureCodec):
         likelihoods = gc._likelihood(y_hat, scales, means)
         return gc.likelihood_lower_bound(likelihoods) if gc.use_likelihood_bound else likelihoods
 
-    def _quantize_y(self, y: torch.Tensor, z_hat: torch.Tensor, z_symbols: torch.Tensor):
-        scales, means = self.entropy_parameters(z_hat, y.shape[-2:], z_symbols)
+    def _quantize_y(self, y: torch.Tensor, z_hat: torch.Tensor):
+        scales, means = self.entropy_parameters(z_hat, y.shape[-2:])
         scales, means = scales.to(y.device), means.to(y.device)
         symbols, indexes = ops.quantize_index(
             y.detach(), means, scales, self.gaussian_conditional.scale_table, clamp=SYMBOL_CLAMP
@@ -196,12 +194,12 @@ class MeanScaleFeatureHyperprior(TransformFeatureCodec):
             _, y_likelihoods = self.gaussian_conditional(y, scales, means)
             y_hat = ops.ste_round(y, means)
         else:  # exactly what compress / decompress compute
-            z_symbols, z_hat = self._quantize_z(z)
+            _, z_hat = self._quantize_z(z)
             _, z_likelihoods = self.entropy_bottleneck(z_hat, training=False)
-            symbols, indexes, means = self._quantize_y(y, z_hat, z_symbols)
+            symbols, indexes, means = self._quantize_y(y, z_hat)
             y_hat = ops.dequantize(symbols, means)
             y_likelihoods = self._y_likelihoods(y_hat, indexes, means)
-        x_hat = self.normalization.denormalize(self.g_s(y_hat))
+        x_hat = self.normalization.denormalize(self.g_s(y_hat) if self.training else self.synthesize(y_hat))
         return {"x_hat": x_hat, "likelihoods": {"y": y_likelihoods, "z": z_likelihoods}, "y_hat": y_hat}
 
     @torch.no_grad()
@@ -216,7 +214,7 @@ class MeanScaleFeatureHyperprior(TransformFeatureCodec):
         z = self.h_a(_pad4(y))
         z_symbols, z_hat = self._quantize_z(z)
         _, z_likelihoods = self.entropy_bottleneck(z_hat, training=False)
-        symbols, indexes, means = self._quantize_y(y, z_hat, z_symbols)
+        symbols, indexes, means = self._quantize_y(y, z_hat)
         y_likelihoods = self._y_likelihoods(ops.dequantize(symbols, means), indexes, means)
         z_table = CdfTable.from_entropy_model(self.entropy_bottleneck)
         y_table = CdfTable.from_entropy_model(self.gaussian_conditional)
@@ -267,7 +265,7 @@ class MeanScaleFeatureHyperprior(TransformFeatureCodec):
         hyper_device = self._hyper_device()
         z_on = z_symbols.to(hyper_device)
         z_hat = ops.dequantize(z_on, self._medians().to(hyper_device).expand_as(z_on).contiguous())
-        scales, means = self.entropy_parameters(z_hat, grid, z_on)
+        scales, means = self.entropy_parameters(z_hat, grid)
         table = self.gaussian_conditional.scale_table.to(hyper_device)
         _, indexes = ops.quantize_index(means, means, scales, table)
         indexes_np = indexes.cpu().numpy()
@@ -282,5 +280,5 @@ class MeanScaleFeatureHyperprior(TransformFeatureCodec):
             self.verify("symbols", check.get("symbols"), crc32_arrays(z_symbols[b].numpy(), sym))
             symbols.append(sym)
         y_hat = ops.dequantize(torch.from_numpy(np.stack(symbols)).to(hyper_device), means).to(device)
-        x_hat = self.normalization.denormalize_(self.g_s(y_hat))
+        x_hat = self.normalization.denormalize_(self.synthesize(y_hat))
         return {"x_hat": x_hat, "y_hat": y_hat}
