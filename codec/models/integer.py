@@ -6,9 +6,12 @@ encoder did. A float network gives slightly different numbers on another device,
 convolution algorithm, so h_s is made an integer network: each layer computes on integers
 
     v = (H u + b) ⊘ c          H, b integers, c ≥ 1 an integer per output channel
-    w = QReLU(v) = min(max(v, 0), ACTIVATION_MAX)      (hidden layers; the last layer has none)
+    w = g(v)                   hidden layers; the last layer has none
 
-where a ⊘ c = ⌊(a + ⌊c/2⌋) / c⌋ is rounding division (ties up). Evaluated in float32, every value is
+where a ⊘ c = ⌊(a + ⌊c/2⌋) / c⌋ is rounding division (ties up) and g a bounded integer activation: the
+paper's QReLU min(max(v, 0), 255) with a leak, g(v) = v for v ≥ 0 and ⌊v / 8⌋ below, clamped to
+[−32, 255] — the integer counterpart of the float h_s's LeakyReLU (measured: QReLU lost 1–3 % more in
+R + λ·D at high rates, bench/RESULTS.md). |w| ≤ 255 either way, which is all the bound below needs. Evaluated in float32, every value is
 an integer; it is exact, in any summation order, when every partial sum is an integer of magnitude
 < 2^24 (float32 has a 24-bit significand). Any partial sum of output o is bounded by
 
@@ -46,10 +49,12 @@ from torch import Tensor, nn
 EXACT_LIMIT = 1 << 24  # float32 represents every integer of magnitude ≤ 2^24
 TERM_BUDGET = (1 << 23) - 1  # max|H|·fan_in·max|u| ≤ this and |b + ⌊c/2⌋| ≤ this: bound < 2^24
 WEIGHT_MAX = 127  # 8-bit weights at most
-ACTIVATION_MAX = 255  # QReLU: 8-bit activations
+ACTIVATION_MAX = 255  # hidden activations: 8-bit above zero …
+NEGATIVE_SHIFT = 3  # … and ⌊v / 8⌋ below (an integer leaky ReLU, like the float h_s's LeakyReLU) …
+ACTIVATION_MIN = -32  # … down to ⌊−256 / 8⌋, so |u| ≤ ACTIVATION_MAX still bounds the next layer's inputs
 INPUT_CLAMP = 127  # z symbols enter h_s clamped to ±INPUT_CLAMP (integers; a decoder clamps them too)
 DIVISOR_MAX = 1 << 22
-HIDDEN_STEP = 1 / 16  # float value of one step of a hidden activation (QReLU range 0 … 255/16)
+HIDDEN_STEP = 1 / 16  # float value of one step of a hidden activation (range −2 … 255/16)
 
 # (output phase, patch offset) → kernel tap of a 3×3 transposed convolution, stride 2, padding 1,
 # output padding 1: output 2r + a receives input r + d through tap a + 1 − 2d (when in 0..2).
@@ -88,15 +93,15 @@ def _ste(x: Tensor, rounded: Tensor) -> Tensor:
 
 class IntegerLayer(nn.Module):
     """One integer layer: a 1×1 convolution or a 3×3 transposed convolution of stride 2 (h_s's upsampling),
-    a per-channel rounding division and, for hidden layers, QReLU."""
+    a per-channel rounding division and, for hidden layers, the bounded integer leaky ReLU."""
 
     def __init__(
         self, in_channels: int, out_channels: int, *, transposed: bool, input_max: int, input_step: float,
-        output_step: float | Sequence[float], qrelu: bool,
+        output_step: float | Sequence[float], activation: bool,
     ):
         super().__init__()
         self.in_channels, self.out_channels = int(in_channels), int(out_channels)
-        self.transposed, self.qrelu = bool(transposed), bool(qrelu)
+        self.transposed, self.activation = bool(transposed), bool(activation)
         self.input_max, self.input_step = int(input_max), float(input_step)
         # fan_in: the most products one output sums (see the module docstring)
         self.fan_in = self.in_channels * (4 if transposed else 1)
@@ -129,7 +134,7 @@ class IntegerLayer(nn.Module):
     def extra_repr(self) -> str:
         kind = "transposed 3×3/2" if self.transposed else "1×1"
         return (f"{self.in_channels}→{self.out_channels}, {kind}, |H| ≤ {self.weight_max}, |u| ≤ {self.input_max}, "
-                f"qrelu={self.qrelu}")
+                f"activation={self.activation}")
 
     # -- quantisation-aware training --------------------------------------------------------
     def _scale(self, weight: Tensor) -> Tensor:
@@ -164,7 +169,10 @@ class IntegerLayer(nn.Module):
         h, b, c = self.integer_parameters()
         v = (self._linear(u, h) + b.view(1, -1, 1, 1)) / c.view(1, -1, 1, 1)
         v = _ste(v, torch.floor(v))
-        return bounded_clamp(v, 0, ACTIVATION_MAX) if self.qrelu else v
+        if not self.activation:
+            return v
+        low = v / (1 << NEGATIVE_SHIFT)
+        return bounded_clamp(torch.where(v >= 0, v, _ste(low, torch.floor(low))), ACTIVATION_MIN, ACTIVATION_MAX)
 
     # -- the integer network ------------------------------------------------------------------
     @property
@@ -230,14 +238,19 @@ class IntegerLayer(nn.Module):
             acc = torch.matmul(self._gemm_weight, u.reshape(batch, channels, height * width))
             acc = acc.reshape(batch, self.out_channels, height, width)
         v = acc.add_(self._gemm_bias).div_(self._gemm_divisor, rounding_mode="floor")  # in place: no new pages
-        return v.clamp_(0, ACTIVATION_MAX) if self.qrelu else v
+        if not self.activation:
+            return v
+        low = torch.div(v, 1 << NEGATIVE_SHIFT, rounding_mode="floor")  # exact: a power of two
+        return torch.where(v >= 0, v, low).clamp_(ACTIVATION_MIN, ACTIVATION_MAX)
 
     def reference_forward(self, u: Tensor) -> Tensor:
         """The specification of integer_forward: plain convolutions in float64 (exact below 2^53)."""
         h = self.int_weight.to(torch.float64)
         acc = self._linear(u.to(torch.float64), h) + self.int_bias.to(torch.float64).view(1, -1, 1, 1)
         v = torch.floor(acc / self.divisor.to(torch.float64).view(1, -1, 1, 1))  # exact: |acc| < 2^24 ≪ 2^53
-        return v.clamp(0, ACTIVATION_MAX) if self.qrelu else v
+        if not self.activation:
+            return v
+        return torch.where(v >= 0, v, torch.floor(v / (1 << NEGATIVE_SHIFT))).clamp(ACTIVATION_MIN, ACTIVATION_MAX)
 
 
 class IntegerHyperSynthesis(nn.Module):
@@ -245,12 +258,12 @@ class IntegerHyperSynthesis(nn.Module):
 
     ::
 
-        z symbols (int) ─ clamp ±127 ─► 3×3/2ᵀ, QReLU ─► 3×3/2ᵀ, QReLU ─► 1×1 ─┬─► scale index, clamp 0…L−1
-                                        (N ch, 8 bit)   (N ch, 8 bit)  (2M ch) └─► mean·16 (integer)
+        z symbols (int) ─ clamp ±127 ─► 3×3/2ᵀ, g ─► 3×3/2ᵀ, g ─► 1×1 ─┬─► scale index, clamp 0…L−1
+                                        (N ch)          (N ch)   (2M ch) └─► mean·16 (integer)
 
-    Same shape as the float h_s (two stride-2 transposed convolutions, then a 1×1 to 2M channels), with
-    QReLU instead of LeakyReLU. The outputs are integers: `scale_levels` scale-table indexes and means on
-    the 1/MEAN_GRID grid, so they are the coder's inputs with no further rounding.
+    Same shape as the float h_s (two stride-2 transposed convolutions, then a 1×1 to 2M channels), with g
+    the bounded integer leaky ReLU (module docstring). The outputs are integers: `scale_levels` scale-table
+    indexes and means on the 1/MEAN_GRID grid, so they are the coder's inputs with no further rounding.
     """
 
     def __init__(self, N: int, M: int, *, scale_levels: int, mean_grid: int, index_step: float = 1 / 16,
@@ -259,11 +272,11 @@ class IntegerHyperSynthesis(nn.Module):
         self.M, self.scale_levels = int(M), int(scale_levels)
         self.layers = nn.ModuleList([
             IntegerLayer(N, N, transposed=True, input_max=INPUT_CLAMP, input_step=1.0, output_step=HIDDEN_STEP,
-                         qrelu=True),
+                         activation=True),
             IntegerLayer(N, N, transposed=True, input_max=ACTIVATION_MAX, input_step=HIDDEN_STEP,
-                         output_step=HIDDEN_STEP, qrelu=True),
+                         output_step=HIDDEN_STEP, activation=True),
             IntegerLayer(N, 2 * M, transposed=False, input_max=ACTIVATION_MAX, input_step=HIDDEN_STEP,
-                         output_step=[index_step] * M + [1 / mean_grid] * M, qrelu=False),
+                         output_step=[index_step] * M + [1 / mean_grid] * M, activation=False),
         ])  # fmt: skip
         with torch.no_grad():  # start in the middle of the scale table (the float h_s starts at its bound)
             self.layers[-1].bias[:M] = initial_index * index_step

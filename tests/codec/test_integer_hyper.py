@@ -17,6 +17,7 @@ from codec.levels import FeatureLevel
 from codec.models import create_codec
 from codec.models.integer import (
     ACTIVATION_MAX,
+    ACTIVATION_MIN,
     EXACT_LIMIT,
     INPUT_CLAMP,
     IntegerBoundError,
@@ -162,14 +163,15 @@ def test_partial_sums_stay_below_2_24(trained_codecs, wide_h_s, model):
         largest = _largest_partial_sums(layer, x)
         assert float(largest.max()) <= bound < EXACT_LIMIT
         x = layer.reference_forward(x)
-        assert float(x.abs().max()) <= (ACTIVATION_MAX if layer.qrelu else bound)
+        assert float(x.abs().max()) <= (ACTIVATION_MAX if layer.activation else bound)
+        assert float(x.min()) >= (ACTIVATION_MIN if layer.activation else -bound)
     assert_bit_exact(h_s.integer_forward(z), h_s.reference_forward(z), "adversarial z")
 
 
 def test_bound_is_enforced():
     with pytest.raises(IntegerBoundError, match="fewer channels"):  # no weight precision left
-        IntegerLayer(1 << 16, 4, transposed=True, input_max=ACTIVATION_MAX, input_step=1, output_step=1, qrelu=True)
-    layer = IntegerLayer(8, 4, transposed=False, input_max=ACTIVATION_MAX, input_step=1, output_step=1, qrelu=True)
+        IntegerLayer(1 << 16, 4, transposed=True, input_max=ACTIVATION_MAX, input_step=1, output_step=1, activation=True)
+    layer = IntegerLayer(8, 4, transposed=False, input_max=ACTIVATION_MAX, input_step=1, output_step=1, activation=True)
     layer.freeze()
     assert layer.check_bound() < EXACT_LIMIT
     layer.int_bias[0] = EXACT_LIMIT
@@ -177,7 +179,7 @@ def test_bound_is_enforced():
         layer.check_bound()
     with pytest.raises(IntegerBoundError):  # a codec file holding such integers is refused when loaded
         IntegerLayer(8, 4, transposed=False, input_max=ACTIVATION_MAX, input_step=1, output_step=1,
-                     qrelu=True).load_state_dict(layer.state_dict())  # fmt: skip
+                     activation=True).load_state_dict(layer.state_dict())  # fmt: skip
 
 
 def test_the_bit_exact_check_catches_non_integer_nets(wide_h_s, trained_codecs):
@@ -191,7 +193,7 @@ def test_the_bit_exact_check_catches_non_integer_nets(wide_h_s, trained_codecs):
         assert_bit_exact([as_float32], [as_float64], "float h_s")
 
     layer = IntegerLayer(128, 128, transposed=True, input_max=INPUT_CLAMP, input_step=1, output_step=1 / 16,
-                         qrelu=False)  # fmt: skip
+                         activation=False)  # fmt: skip
     layer.freeze()
     with torch.no_grad():  # integers, but partial sums ~2^31: float32 rounds them
         layer.int_weight.mul_(1 << 10)
