@@ -10,10 +10,12 @@ convolution algorithm, so h_s is made an integer network: each layer computes on
 
 where a ⊘ c = ⌊(a + ⌊c/2⌋) / c⌋ is rounding division (ties up) and g a bounded integer activation: the
 paper's QReLU min(max(v, 0), 255) with a leak, g(v) = v for v ≥ 0 and ⌊v / 8⌋ below, clamped to
-[−32, 255] — the integer counterpart of the float h_s's LeakyReLU (measured: QReLU lost 1–3 % more in
-R + λ·D at high rates, bench/RESULTS.md). |w| ≤ 255 either way, which is all the bound below needs. Evaluated in float32, every value is
-an integer; it is exact, in any summation order, when every partial sum is an integer of magnitude
-< 2^24 (float32 has a 24-bit significand). Any partial sum of output o is bounded by
+[−32, 255] — the integer counterpart of the float h_s's LeakyReLU (with plain QReLU, R + λ·D was 1.6–1.9 %
+higher at λ = 12.5; bench/RESULTS.md). |g(v)| ≤ 255 either way, which is all the bound below needs.
+
+Evaluated in float32, every value is an integer; it is exact, in any summation order, when every partial
+sum is an integer of magnitude < 2^24 (float32 has a 24-bit significand). Any partial sum of output o is
+bounded by
 
     Σ_i |H_oi| |u_i| + |b_o + ⌊c_o/2⌋|  ≤  max|H| · fan_in · max|u| + max|b + ⌊c/2⌋|  =: bound
 
