@@ -113,7 +113,7 @@ def train_codec(
     force: bool = False,
     checkpoint_every: int = 100,
     seed: int = 0,
-    hparams: dict | None = None,
+    hparams: dict | None = None,  # the model's; a hyperprior gets hyper_path="integer" unless it names one
     norm_items: int = 256,
     progress: bool = True,
 ) -> LoadedCodec:
@@ -131,6 +131,8 @@ def train_codec(
     hparams = dict(hparams or {})
     if kind == "uniform":
         hparams.setdefault("step", step_for_lambda(lmbda))
+    if kind == "hyperprior":
+        hparams.setdefault("hyper_path", "integer")  # exact on any device (codec.models.integer)
     torch.manual_seed(seed)  # the initial weights are part of the run's plan too
     model = create_codec(kind, cache.levels, levels=levels, resolution=cache.resolution, **hparams)
     level_names = model.level_names

@@ -6,8 +6,9 @@ likelihoods), `compress` (per-item substreams + the shape they need) and `decomp
 
 from __future__ import annotations
 
+import contextlib
 import zlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -24,6 +25,18 @@ from .transforms import MultiLevelAnalysis, MultiLevelSynthesis
 SYMBOL_CLAMP = 1 << 20
 # Hyper-decoded means are quantised to this grid (1/16): both sides must use identical means.
 MEAN_GRID = 16
+
+
+@contextlib.contextmanager
+def ieee_float32_convolutions() -> Iterator[None]:
+    """cuDNN convolutions in IEEE float32, not TF32 (PyTorch's default for them): decoded features then stay
+    within the tolerance of docs/bitstream.md ("Conformance") on every device."""
+    before = torch.backends.cudnn.allow_tf32
+    torch.backends.cudnn.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32 = before
 
 
 def crc32_arrays(*arrays: np.ndarray | torch.Tensor) -> int:
@@ -133,6 +146,8 @@ class FeatureCodec(CompressionModel):
         for name, module in self.named_modules():
             if hasattr(module, "_quantized_cdf") and module._quantized_cdf.numel() == 0:
                 raise RuntimeError(f"codec module {name} has no CDF table; call update() (train-codec does)")
+            if getattr(module, "frozen", True) is False:
+                raise RuntimeError(f"codec module {name} has no integer parameters; call update() (train-codec does)")
 
 
 class TransformFeatureCodec(FeatureCodec):
@@ -152,3 +167,10 @@ class TransformFeatureCodec(FeatureCodec):
 
     def hparams(self) -> dict:
         return {"N": self.N, "M": self.M, "grid_stride": self.grid_stride}
+
+    def synthesize(self, y_hat: torch.Tensor) -> dict[str, torch.Tensor]:
+        """g_s as a decoder runs it (eval forward, decompress): float32 convolutions without TF32 on CUDA."""
+        if not y_hat.is_cuda:
+            return self.g_s(y_hat)
+        with ieee_float32_convolutions():
+            return self.g_s(y_hat)

@@ -60,7 +60,7 @@ class FactorizedFeatureCodec(TransformFeatureCodec):
         else:
             _, y_hat = self._quantize_y(y)
             _, y_likelihoods = self.entropy_bottleneck(y_hat, training=False)
-        x_hat = self.normalization.denormalize(self.g_s(y_hat))
+        x_hat = self.normalization.denormalize(self.g_s(y_hat) if self.training else self.synthesize(y_hat))
         return {"x_hat": x_hat, "likelihoods": {"y": y_likelihoods}, "y_hat": y_hat}
 
     def _indexes(self, grid: Sequence[int]) -> np.ndarray:
@@ -112,5 +112,5 @@ class FactorizedFeatureCodec(TransformFeatureCodec):
         symbols = torch.from_numpy(np.stack(symbols))
         medians = self.entropy_bottleneck._get_medians().detach().reshape(1, -1, 1, 1).cpu()
         y_hat = ops.dequantize(symbols, medians.expand_as(symbols).contiguous()).to(device)
-        x_hat = self.normalization.denormalize_(self.g_s(y_hat))
+        x_hat = self.normalization.denormalize_(self.synthesize(y_hat))
         return {"x_hat": x_hat, "y_hat": y_hat}

@@ -28,14 +28,25 @@ from codec.entropy import (
 from codec.levels import FeatureLevel
 
 from .base import MEAN_GRID, SYMBOL_CLAMP, TransformFeatureCodec, crc32_arrays
+from .integer import IntegerHyperSynthesis
 from .registry import register_codec
 
 SCALES_MIN, SCALES_MAX, SCALES_LEVELS = 0.11, 256.0, 64
+# How h_s turns z into the coder's inputs: "integer" (an integer network, exact in float32 on any device,
+# batched; train-codec's default) or "float64" (float h_s in float64 on the CPU, one item at a time; codecs
+# written before the integer path, whose config has no hyper_path, are float64).
+HYPER_PATHS = ("float64", "integer")
 
 
 def get_scale_table() -> list[float]:
     """CompressAI's 64 log-spaced scales (compressai.models.google.get_scale_table)."""
     return np.exp(np.linspace(np.log(SCALES_MIN), np.log(SCALES_MAX), SCALES_LEVELS)).tolist()
+
+
+def scale_of_index(index: torch.Tensor) -> torch.Tensor:
+    """The scale-table entry of a (straight-through, integer-valued) index, differentiable in it."""
+    step = (np.log(SCALES_MAX) - np.log(SCALES_MIN)) / (SCALES_LEVELS - 1)
+    return torch.exp(np.log(SCALES_MIN) + index * step)
 
 
 def _pad4(t: torch.Tensor) -> torch.Tensor:
@@ -53,42 +64,63 @@ class MeanScaleFeatureHyperprior(TransformFeatureCodec):
         x {level: B×C×H×W}
           │ normalise (per-channel stats), rearrange onto the stride-`grid_stride` grid
           ▼
-        ┌─────┐ y  ┌─────┐ z  ┌───┐ ┌────┐ z_hat ┌──────────────────────────┐
-        │ g_a ├─┬─►│ h_a ├───►│ Q ├►│ EB ├──────►│ h_s (float64, CPU, per   │
-        └─────┘ │  └─────┘    └───┘ └────┘       │ item) → scales, means    │
-                │                                └────────────┬─────────────┘
-                │      indexes = scale_table bin of scales;   │ means on a 1/16 grid
-                │  ┌───┐ symbols ┌────┐                       │
-                └─►│ Q ├────────►│ GC │◄──────────────────────┘
+        ┌─────┐ y  ┌─────┐ z  ┌───┐ ┌────┐ z symbols ┌──────────────────────────┐
+        │ g_a ├─┬─►│ h_a ├───►│ Q ├►│ EB ├──────────►│ h_s → scales, means      │
+        └─────┘ │  └─────┘    └───┘ └────┘           │ (integer net, or float64 │
+                │                                    │ on the CPU per item)     │
+                │                                    └────────────┬─────────────┘
+                │      indexes = scale_table bin of scales;       │ means on a 1/16 grid
+                │  ┌───┐ symbols ┌────┐                           │
+                └─►│ Q ├────────►│ GC │◄──────────────────────────┘
                    └───┘         └─┬──┘  y_hat = symbols + means
                                    ▼
                                  ┌─────┐  split per level, rearrange back, denormalise
                                  │ g_s ├──► x_hat {level: B×C×H×W}
                                  └─────┘
 
-    Determinism: the decoder must rebuild exactly the (indexes, means) the encoder used. They come
-    from z_hat (exact integers + medians) through h_s evaluated in float64 on the CPU, one item at
-    a time (independent of batch size and device), then quantised to discrete values; a CRC32 of
-    them travels in the stream, so a decoder that disagrees fails with BitstreamError instead of
-    returning wrong features.
+    Determinism: the decoder must rebuild exactly the (indexes, means) the encoder used. With
+    `hyper_path="integer"` (what train-codec trains) h_s is an integer network (Ballé, Johnston &
+    Minnen, ICLR 2019; codec.models.integer): from the z symbols it computes integer scale-table
+    indexes and means·16 whose partial sums stay below 2^24, so float32 evaluation is exact, batched,
+    on the model's device. With `hyper_path="float64"` (codecs written before it) h_s is a float net
+    evaluated in float64 on the CPU, one item at a time, its outputs then quantised. Either way a
+    CRC32 of (indexes, means) travels in the stream, so a decoder that disagrees fails with
+    BitstreamError instead of returning wrong features.
     """
 
     def __init__(
         self, levels: Sequence[FeatureLevel], resolution: int | None = None, N: int = 128, M: int = 192,
-        grid_stride: int = 16,
+        grid_stride: int = 16, hyper_path: str = "float64",
     ):
         super().__init__(levels, resolution, N, M, grid_stride)
+        if hyper_path not in HYPER_PATHS:
+            raise ValueError(f"hyper_path {hyper_path!r}: choose from {', '.join(HYPER_PATHS)}")
+        self.hyper_path = hyper_path
         self.h_a = nn.Sequential(
             conv(M, N, 3, 1), nn.LeakyReLU(inplace=True), conv(N, N, 5, 2), nn.LeakyReLU(inplace=True), conv(N, N, 5, 2)
         )
-        # Lighter than Minnen's (5×5 kernels, 1.5·M channels): h_s runs in float64 for determinism,
-        # inside a budget of 10 % of the encoder forward.
-        self.h_s = nn.Sequential(
-            deconv(N, N, 3, 2), nn.LeakyReLU(inplace=True), deconv(N, N, 3, 2), nn.LeakyReLU(inplace=True),
-            conv(N, 2 * M, 1, 1),
-        )
+        if hyper_path == "integer":
+            self.h_s = IntegerHyperSynthesis(N, M, scale_levels=SCALES_LEVELS, mean_grid=MEAN_GRID)
+        else:
+            # Lighter than Minnen's (5×5 kernels, 1.5·M channels): h_s runs in float64 for determinism,
+            # inside a budget of 10 % of the encoder forward.
+            self.h_s = nn.Sequential(
+                deconv(N, N, 3, 2), nn.LeakyReLU(inplace=True), deconv(N, N, 3, 2), nn.LeakyReLU(inplace=True),
+                conv(N, 2 * M, 1, 1),
+            )
         self.entropy_bottleneck = EntropyBottleneck(N)
         self.gaussian_conditional = GaussianConditional(get_scale_table())
+
+    def hparams(self) -> dict:
+        return {**super().hparams(), "hyper_path": self.hyper_path}
+
+    def update(self, scale_table=None, force: bool = False, update_quantiles: bool = False) -> bool:
+        """CompressAI's update (CDF tables), and for the integer path the integer h_s (freeze)."""
+        updated = super().update(scale_table, force=force, update_quantiles=update_quantiles)
+        if self.hyper_path == "integer" and (force or not self.h_s.frozen):
+            self.h_s.freeze()
+            updated = True
+        return updated
 
     def latent_shapes(self, grid: Sequence[int]) -> dict[str, list[int]]:
         gh, gw = grid
@@ -103,15 +135,39 @@ class MeanScaleFeatureHyperprior(TransformFeatureCodec):
         symbols = torch.round(z.detach() - medians).clamp_(-SYMBOL_CLAMP, SYMBOL_CLAMP).to(torch.int32)
         return symbols, ops.dequantize(symbols, medians.expand_as(z).contiguous())
 
+    def _hyper_device(self) -> torch.device:
+        """Where h_s runs at coding time: the model's device (integer path) or the CPU (float64 path)."""
+        return self._medians().device if self.hyper_path == "integer" else torch.device("cpu")
+
     @torch.no_grad()
     def entropy_parameters(self, z_hat: torch.Tensor, grid: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
-        """(scales, quantised means) of y from z_hat, by the deterministic path (see class doc)."""
+        """(scales, quantised means) of y from z_hat, by the deterministic path (see class doc).
+
+        Integer path: the integer h_s on the z symbols round(z_hat − medians) (z_hat = symbols + medians, so
+        this gives the symbols back, by the same float32 operations on both sides), batched in float32 on
+        z_hat's device; scales are scale-table entries, means on the 1/MEAN_GRID grid.
+        """
+        if self.hyper_path == "integer":
+            z_symbols = torch.round(z_hat.detach() - self._medians().to(z_hat))
+            index, mean = self.h_s.integer_forward(z_symbols)
+            index, mean = index[:, :, : grid[0], : grid[1]], mean[:, :, : grid[0], : grid[1]]
+            scales = self.gaussian_conditional.scale_table.to(index.device)[index.long()]
+            return scales.contiguous(), (mean / MEAN_GRID).contiguous()  # exact: |mean| < 2**24
         params = {k: v.detach().to("cpu", torch.float64) for k, v in self.h_s.state_dict().items()}
         z64 = z_hat.detach().to("cpu", torch.float64)
         gp = torch.cat([functional_call(self.h_s, params, (z64[i : i + 1],)) for i in range(z64.shape[0])])
         scales, means = gp[:, :, : grid[0], : grid[1]].chunk(2, dim=1)
         means_q = torch.round(means * MEAN_GRID) / MEAN_GRID  # exact in float32 for |means| < 2**19
         return scales.float().contiguous(), means_q.float().contiguous()
+
+    def _training_parameters(self, z_hat: torch.Tensor, grid: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(scales, means) of y in training: float h_s, or the integer h_s with straight-through rounding."""
+        if self.hyper_path == "integer":
+            index, mean = self.h_s(z_hat - self._medians())
+            index, mean = index[:, :, : grid[0], : grid[1]], mean[:, :, : grid[0], : grid[1]]
+            return scale_of_index(index), mean / MEAN_GRID
+        scales, means = self.h_s(z_hat)[:, :, : grid[0], : grid[1]].chunk(2, dim=1)
+        return scales, means
 
     def _y_likelihoods(self, y_hat: torch.Tensor, indexes: torch.Tensor, means: torch.Tensor) -> torch.Tensor:
         gc = self.gaussian_conditional
@@ -134,7 +190,7 @@ class MeanScaleFeatureHyperprior(TransformFeatureCodec):
         z = self.h_a(_pad4(y))
         if self.training:
             z_hat, z_likelihoods = self.entropy_bottleneck(z)
-            scales, means = self.h_s(z_hat)[:, :, : y.shape[-2], : y.shape[-1]].chunk(2, dim=1)
+            scales, means = self._training_parameters(z_hat, y.shape[-2:])
             _, y_likelihoods = self.gaussian_conditional(y, scales, means)
             y_hat = ops.ste_round(y, means)
         else:  # exactly what compress / decompress compute
@@ -143,7 +199,7 @@ class MeanScaleFeatureHyperprior(TransformFeatureCodec):
             symbols, indexes, means = self._quantize_y(y, z_hat)
             y_hat = ops.dequantize(symbols, means)
             y_likelihoods = self._y_likelihoods(y_hat, indexes, means)
-        x_hat = self.normalization.denormalize(self.g_s(y_hat))
+        x_hat = self.normalization.denormalize(self.g_s(y_hat) if self.training else self.synthesize(y_hat))
         return {"x_hat": x_hat, "likelihoods": {"y": y_likelihoods, "z": z_likelihoods}, "y_hat": y_hat}
 
     @torch.no_grad()
@@ -206,11 +262,14 @@ class MeanScaleFeatureHyperprior(TransformFeatureCodec):
         for b in range(len(strings)):  # a wrong z would cost the float64 hyper path before failing later
             self.verify("hyper", (checksums or [{}] * len(strings))[b].get("hyper"), crc32_arrays(z_symbols[b]))
         z_symbols = torch.from_numpy(z_symbols)
-        z_hat = ops.dequantize(z_symbols, self._medians().cpu().expand_as(z_symbols).contiguous())
+        hyper_device = self._hyper_device()
+        z_on = z_symbols.to(hyper_device)
+        z_hat = ops.dequantize(z_on, self._medians().to(hyper_device).expand_as(z_on).contiguous())
         scales, means = self.entropy_parameters(z_hat, grid)
-        _, indexes = ops.quantize_index(means, means, scales, self.gaussian_conditional.scale_table.cpu())
-        indexes_np = indexes.numpy()
-        means_grid = torch.round(means * MEAN_GRID).to(torch.int32).numpy()
+        table = self.gaussian_conditional.scale_table.to(hyper_device)
+        _, indexes = ops.quantize_index(means, means, scales, table)
+        indexes_np = indexes.cpu().numpy()
+        means_grid = torch.round(means * MEAN_GRID).to(torch.int32).cpu().numpy()
         channel_groups = self._groups(strings, self.M)
         symbols = []
         for b, item in enumerate(strings):
@@ -220,6 +279,6 @@ class MeanScaleFeatureHyperprior(TransformFeatureCodec):
             sym = decode_substreams(entropy_coder, y_strings, indexes_np[b], y_table, channel_groups, threads)
             self.verify("symbols", check.get("symbols"), crc32_arrays(z_symbols[b].numpy(), sym))
             symbols.append(sym)
-        y_hat = ops.dequantize(torch.from_numpy(np.stack(symbols)), means).to(device)
-        x_hat = self.normalization.denormalize_(self.g_s(y_hat))
+        y_hat = ops.dequantize(torch.from_numpy(np.stack(symbols)).to(hyper_device), means).to(device)
+        x_hat = self.normalization.denormalize_(self.synthesize(y_hat))
         return {"x_hat": x_hat, "y_hat": y_hat}

@@ -12,6 +12,8 @@ import click
 from codec.commands import CODER_HELP, CODER_NAMES, stream_summary, write_output
 from codec.errors import InputError
 
+HYPER_PATH_NAMES = ("float64", "integer")  # codec.models.hyperprior.HYPER_PATHS, spelled out: --help needs no torch
+
 
 @click.command("train-codec")
 @click.option("--features", "features", required=True, type=click.Path(file_okay=False, path_type=Path),
@@ -27,14 +29,17 @@ from codec.errors import InputError
 @click.option("--channels", "N", type=click.IntRange(min=1), help="Hidden / hyper channels N (default 128).")
 @click.option("--latent-channels", "M", type=click.IntRange(min=1), help="Latent channels M (default 192).")
 @click.option("--grid-stride", type=click.IntRange(min=1), help="Stride of the common grid (default 16).")
+@click.option("--hyper-path", type=click.Choice(HYPER_PATH_NAMES), default="integer", show_default=True,
+              help="hyperprior h_s: an integer network, exact in float32 on any device (Ballé et al. 2019), or "
+                   "the float64 CPU path of earlier codecs.")
 @click.option("--checkpoint-every", default=100, show_default=True, type=click.IntRange(min=1))
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:N or auto.")
 @click.option("--resume", is_flag=True, help="Continue from the checkpoint in the output directory.")
 @click.option("--force", is_flag=True, help="Overwrite a codec already in the output directory.")
 @click.option("-o", "--output", required=True, type=click.Path(file_okay=False, path_type=Path))
-def train_codec_command(features, lmbda, kind, levels, steps, batch_size, lr, N, M, grid_stride, checkpoint_every,
-                        seed, device, resume, force, output):
+def train_codec_command(features, lmbda, kind, levels, steps, batch_size, lr, N, M, grid_stride, hyper_path,
+                        checkpoint_every, seed, device, resume, force, output):
     """Train a feature codec on a feature cache (resumable) and save it as a codec directory."""
     from codec.train import train_codec
     from probes.encoders import FeatureCache
@@ -43,6 +48,8 @@ def train_codec_command(features, lmbda, kind, levels, steps, batch_size, lr, N,
     if kind == "uniform":
         hparams.pop("N", None)
         hparams.pop("M", None)
+    if kind == "hyperprior":
+        hparams["hyper_path"] = hyper_path
     try:
         codec = train_codec(
             FeatureCache(features), output, lmbda=lmbda, kind=kind, levels=levels.split(",") if levels else None, steps=steps,

@@ -1,6 +1,7 @@
 """Choices the CLI spells out (so that --help needs no torch) equal the registries they mirror."""
 
 from codec.commands import CODER_NAMES
+from probes.commands.coding import HYPER_PATH_NAMES
 from probes.commands.encoders import FEATURE_DTYPES
 from probes.commands.necks import TASKS
 
@@ -9,6 +10,12 @@ def test_coder_names_are_the_entropy_coders():
     from codec.entropy import CODERS
 
     assert CODER_NAMES == tuple(sorted(CODERS))
+
+
+def test_hyper_path_names_are_the_hyperpriors():
+    from codec.models.hyperprior import HYPER_PATHS
+
+    assert HYPER_PATH_NAMES == tuple(sorted(HYPER_PATHS))
 
 
 def test_feature_dtypes_are_the_extractors():

@@ -1,0 +1,130 @@
+"""Rate cost of the integer-exact hyper path: the same hyperprior trained with `hyper_path="integer"` and
+`"float64"` (same λ, steps, seed, data), scored on held-out features through real streams.
+
+    .venv/bin/python -m bench.hyper_path_rate -o /tmp/hyper-rate [--lambdas 0.1,0.5,2.5] [--steps 2000] [--seeds 0]
+
+Features: the bundled `mini-hiera` encoder at 128 px on the synthetic world (`synthetic:depth`, train
+split for training, test split held out). Rate = whole `.fcb` streams (`codec.pipeline.round_trip`,
+headers included) and payload alone, in bits per feature element; distortion = MSE of the normalised
+decoded features. Prints markdown tables (those in bench/RESULTS.md): per λ, and the BD-rate of the
+integer path against float64 at equal MSE over the λ sweep (bench.rd.bdrate, pchip); writes `results.json`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+ENCODER, RESOLUTION, DATA = "mini-hiera", 128, "synthetic:depth"
+
+
+def feature_cache(out: Path, split: str, limit: int):
+    from probes.data import open_dataset
+    from probes.encoders import FeatureCache, create_encoder, extract_features
+
+    folder = out / f"features-{split}"
+    if (folder / "manifest.json").is_file():
+        return FeatureCache(folder)
+    dataset = open_dataset(DATA, split=split, limit=limit)
+    images = out / f"images-{split}"
+    images.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i in range(len(dataset)):
+        path = images / f"{i:06d}.png"
+        dataset[i]["image"].save(path)
+        paths.append(path)
+    encoder = create_encoder(ENCODER, resolution=RESOLUTION)
+    return extract_features(encoder, paths, folder, batch_size=8, progress=False)
+
+
+def score(codec, cache, batch: int = 8) -> dict:
+    """Bits per element (whole streams and payload) and normalised MSE over the held-out cache."""
+    import torch
+
+    from codec.pipeline import round_trip
+
+    names = codec.model.level_names
+    bits = payload = elements = 0
+    squared = 0.0
+    exact = True
+    for start in range(0, len(cache), batch):
+        items = [cache.get(i, names) for i in range(start, min(start + batch, len(cache)))]
+        x = {n: torch.stack([it[n] for it in items]).float() for n in names}
+        trip = round_trip(codec, x, check=True)
+        exact &= bool(trip.exact)
+        bits += trip.bits
+        payload += trip.payload_bits
+        elements += sum(t.numel() for t in x.values())
+        norm = codec.model.normalization
+        xn, xn_hat = norm.normalize(x), norm.normalize(trip.features)
+        squared += float(sum(((xn_hat[k] - xn[k]) ** 2).sum() for k in xn))
+    return {"bits_per_element": bits / elements, "payload_bits_per_element": payload / elements,
+            "mse": squared / elements, "exact": exact, "elements": elements}  # fmt: skip
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("-o", "--out", type=Path, required=True)
+    parser.add_argument("--lambdas", default="0.1,0.5,2.5")
+    parser.add_argument("--seeds", default="0")
+    parser.add_argument("--steps", type=int, default=2000)
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--lr", type=float, default=2e-3)
+    parser.add_argument("--channels", type=int, default=32)
+    parser.add_argument("--latent-channels", type=int, default=48)
+    parser.add_argument("--train-images", type=int, default=96)
+    parser.add_argument("--test-images", type=int, default=32)
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args(argv)
+
+    import torch
+
+    from codec.train import train_codec
+
+    torch.set_num_threads(args.threads)
+    args.out.mkdir(parents=True, exist_ok=True)
+    train = feature_cache(args.out, "train", args.train_images)
+    test = feature_cache(args.out, "test", args.test_images)
+    rows = []
+    for seed in [int(s) for s in args.seeds.split(",")]:
+        for lmbda in [float(v) for v in args.lambdas.split(",")]:
+            for path in ("float64", "integer"):
+                start = time.perf_counter()
+                codec = train_codec(
+                    train, args.out / f"codec-{path}-{lmbda:g}-{seed}", lmbda=lmbda, steps=args.steps,
+                    batch_size=args.batch_size, lr=args.lr, seed=seed, progress=False, force=True,
+                    checkpoint_every=max(args.steps, 1),
+                    hparams={"N": args.channels, "M": args.latent_channels, "hyper_path": path},
+                )  # fmt: skip
+                row = {"hyper_path": path, "lambda": lmbda, "seed": seed, "train_s": time.perf_counter() - start,
+                       **score(codec, test)}  # fmt: skip
+                row["loss"] = row["bits_per_element"] + lmbda * row["mse"]
+                rows.append(row)
+                print(json.dumps(row), flush=True)
+    (args.out / "results.json").write_text(json.dumps(rows, indent=1))
+    print("\n| λ | seed | hyper path | bits/element (streams) | payload bits/element | MSE | R + λ·D | rate vs float64 |")
+    print("|---|---|---|---|---|---|---|---|")
+    for row in rows:
+        base = next(r for r in rows if r["lambda"] == row["lambda"] and r["seed"] == row["seed"]
+                    and r["hyper_path"] == "float64")  # fmt: skip
+        ratio = row["bits_per_element"] / base["bits_per_element"] - 1
+        print(f"| {row['lambda']:g} | {row['seed']} | {row['hyper_path']} | {row['bits_per_element']:.5f} | "
+              f"{row['payload_bits_per_element']:.5f} | {row['mse']:.5f} | {row['loss']:.5f} | {ratio:+.2%} |")
+    if len({r["lambda"] for r in rows}) >= 2:
+        from bench.rd.bdrate import bd_rate
+
+        print("\n| seed | BD-rate integer vs float64 (streams) | (payload) |")
+        print("|---|---|---|")
+        for seed in sorted({r["seed"] for r in rows}):
+            curve = {p: [r for r in rows if r["seed"] == seed and r["hyper_path"] == p] for p in ("float64", "integer")}
+            bd = [bd_rate([r[key] for r in curve["float64"]], [r["mse"] for r in curve["float64"]],
+                          [r[key] for r in curve["integer"]], [r["mse"] for r in curve["integer"]],
+                          higher_is_better=False)
+                  for key in ("bits_per_element", "payload_bits_per_element")]  # fmt: skip
+            print(f"| {seed} | {bd[0]:+.2f} % | {bd[1]:+.2f} % |")
+
+
+if __name__ == "__main__":
+    main()
