@@ -78,33 +78,34 @@ class _Codec:
     stream: bytes
 
 
-@pytest.fixture(scope="module")
-def sam2_codec(tmp_path_factory, resolution):
-    """SAM2.1-tiny's three FPN levels of one image and an updated default-size hyperprior over them."""
+@pytest.fixture(scope="module", params=["integer", "float64"])
+def sam2_codec(request, tmp_path_factory, resolution):
+    """SAM2.1-tiny's three FPN levels of one image and an updated default-size hyperprior over them, with the
+    integer hyper path (what train-codec trains) or the float64 one (codecs written before it)."""
     encoder = create_encoder("sam2.1-hiera-tiny", random_init=True, resolution=resolution)
     torch.manual_seed(0)
-    model = create_codec("hyperprior", encoder.spec, resolution=resolution)
+    model = create_codec("hyperprior", encoder.spec, resolution=resolution, hyper_path=request.param)
     path = tmp_path_factory.mktemp("codec")
     save_codec(model, path, encoder=encoder.spec.name, weights_id=encoder.weights_id, lmbda=1.0)
     with torch.no_grad():
         features = {k: v.clone() for k, v in encoder(torch.randn(1, 3, resolution, resolution)).items()}
-    return path, features
+    return path, features, request.param
 
 
 @pytest.mark.parametrize("device", DEVICES)
 def test_codec_encode(benchmark, sam2_codec, resolution, device):
     _need(device)
-    path, features = sam2_codec
+    path, features, hyper = sam2_codec
     codec = load_codec(path, device=device)
     x = {k: v.to(device) for k, v in features.items()}
     benchmark.pedantic(lambda: encode_features(codec, x), rounds=5, warmup_rounds=1)
-    _record(benchmark, f"codec encode (SAM2.1 FPN, {resolution}px), 1 image", device)
+    _record(benchmark, f"codec encode ({hyper} hyper path; SAM2.1 FPN, {resolution}px), 1 image", device)
 
 
 @pytest.mark.parametrize("device", DEVICES)
 def test_codec_decode(benchmark, sam2_codec, resolution, device):
     _need(device)
-    path, features = sam2_codec
+    path, features, hyper = sam2_codec
     codec = load_codec(path, device=device)
     (data,) = encode_features(codec, {k: v.to(device) for k, v in features.items()})
 
@@ -113,7 +114,7 @@ def test_codec_decode(benchmark, sam2_codec, resolution, device):
         _sync(device)
 
     benchmark.pedantic(decode, rounds=5, warmup_rounds=1)
-    _record(benchmark, f"codec decode (SAM2.1 FPN, {resolution}px), 1 image", device)
+    _record(benchmark, f"codec decode ({hyper} hyper path; SAM2.1 FPN, {resolution}px), 1 image", device)
 
 
 class _MemoryFeatures:
@@ -195,11 +196,11 @@ def pytest_terminal_summary_lines() -> list[str]:
         fmt = lambda t: "–" if t is None else f"{t * 1e3:.1f} ms"  # noqa: E731
         ratio = f"{cpu / gpu:.1f}×" if gpu and cpu else "–"
         lines.append(f"| {what} | {fmt(gpu)} | {fmt(cpu)} | {ratio} |")
-    enc, codec = ROWS.get(("encoder forward sam2.1-hiera-tiny 1024px, 1 image", "cuda")), None
-    for (what, device), t in ROWS.items():
-        if what.startswith("codec encode") and device == "cuda":
-            codec = t
-    if enc and codec:
-        lines.append(f"\ncodec share of `featcodec encode` on CUDA (SAM2.1-tiny 1024 px): codec {codec * 1e3:.1f} ms "
-                     f"= {100 * codec / enc:.0f} % of the encoder forward ({enc * 1e3:.1f} ms)")
+    for device in ("cuda", "cpu"):
+        enc = next((t for (w, d), t in ROWS.items() if d == device and w.startswith("encoder forward sam2.1-hiera-tiny")),
+                   None)  # fmt: skip
+        for (what, d), t in ROWS.items():
+            if what.startswith("codec encode") and d == device and enc:
+                lines.append(f"codec share of `featcodec encode` on {device}, {what.removeprefix('codec encode ')}: "
+                             f"{t * 1e3:.1f} ms = {100 * t / enc:.0f} % of the SAM2.1-tiny forward ({enc * 1e3:.1f} ms)")
     return lines
