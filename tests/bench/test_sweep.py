@@ -249,3 +249,12 @@ def test_task_modes_are_validated(tmp_path):
     text = TOY.replace('head = "builtin:depth"\n', 'head = "builtin:depth"\nmodes = ["noisy"]\n')
     with pytest.raises(StudyError, match="tasks.depth.modes"):
         load_study(_write(tmp_path, text))
+
+
+def test_the_readme_study_example_validates(tmp_path):
+    """The complete example in the README is a study file that loads and plans."""
+    text = (Path(__file__).parents[2] / "README.md").read_text()
+    start = text.index('```toml\nname = "featcodec-mini"') + len("```toml\n")
+    study = load_study(_write(tmp_path, text[start : text.index("```", start)]))
+    steps = plan_steps(study)
+    assert {s.settings.get("mode") for s in steps if s.kind == "neck"} == {"clean", "decoded"}
