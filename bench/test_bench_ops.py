@@ -99,39 +99,49 @@ def quantize_index_impls(inputs: dict) -> dict[str, Callable[[], object]]:
     return impls
 
 
-def _params():
+def _params(impls: tuple[str, ...]) -> list:
+    """(device, shape, implementation) for every shape, on the CPU and (marked cuda) on CUDA."""
     out = []
     for shape_name in SHAPES:
         for device in ("cpu", "cuda"):
-            for impl in ("compressai", "reference", "fused", "fused-out", "fused-op", "copy"):
+            for impl in impls:
                 marks = [pytest.mark.cuda] if device == "cuda" else []
                 out.append(pytest.param(device, shape_name, impl, marks=marks, id=f"{device}-{shape_name}-{impl}"))
     return out
 
 
-@pytest.mark.parametrize(("device", "shape_name", "impl"), _params())
-def test_quantize_index(benchmark, bench_size, bench_threads, device, shape_name, impl):
-    if shape_name not in SIZE_SETS[bench_size]:
-        pytest.skip(f"not in --bench-size {bench_size}")
+def _timed(impls: dict, impl: str, device: str) -> Callable[[], object]:
+    """The implementation to time (synchronised on CUDA), or a skip if it is not built here."""
+    if impl not in impls:
+        pytest.skip("codec._C not built for this device")
+    fn = impls[impl]
+    if device != "cuda":
+        return fn
+
+    def synchronised():
+        fn()
+        torch.cuda.synchronize()
+
+    return synchronised
+
+
+def _runnable(device: str, shape_name: str) -> None:
     if device == "cuda" and not torch.cuda.is_available():
         pytest.skip("needs a CUDA device")
     if device == "cpu" and shape_name not in CPU_SHAPES:
         pytest.skip("GPU-sized tensor")
+
+
+@pytest.mark.parametrize(("device", "shape_name", "impl"),
+                         _params(("compressai", "reference", "fused", "fused-out", "fused-op", "copy")))
+def test_quantize_index(benchmark, bench_size, bench_threads, device, shape_name, impl):
+    if shape_name not in SIZE_SETS[bench_size]:
+        pytest.skip(f"not in --bench-size {bench_size}")
+    _runnable(device, shape_name)
     big = numel(shape_name) > 2**22
     if impl == "reference" and big and device == "cpu":
         pytest.skip("the reference is ~10x slower than the op; measured on the small shape only")
-    inputs = make_inputs(SHAPES[shape_name], device)
-    impls = quantize_index_impls(inputs)
-    if impl not in impls:
-        pytest.skip("codec._C not built for this device")
-    fn = impls[impl]
-    if device == "cuda":
-        inner = fn
-
-        def fn():
-            inner()
-            torch.cuda.synchronize()
-
+    fn = _timed(quantize_index_impls(make_inputs(SHAPES[shape_name], device)), impl, device)
     benchmark.group = f"quantize_index {device} {shape_name}"
     benchmark.extra_info["bytes_moved"] = bytes_moved(shape_name, impl)
     benchmark.extra_info["threads"] = bench_threads
@@ -161,35 +171,12 @@ def dequantize_impls(inputs: dict) -> dict[str, Callable[[], object]]:
     return impls
 
 
-def _dequantize_params():
-    out = []
-    for shape_name in SHAPES:
-        for device in ("cpu", "cuda"):
-            for impl in ("compressai", "fused", "fused-op", "copy"):
-                marks = [pytest.mark.cuda] if device == "cuda" else []
-                out.append(pytest.param(device, shape_name, impl, marks=marks, id=f"{device}-{shape_name}-{impl}"))
-    return out
-
-
-@pytest.mark.parametrize(("device", "shape_name", "impl"), _dequantize_params())
+@pytest.mark.parametrize(("device", "shape_name", "impl"), _params(("compressai", "fused", "fused-op", "copy")))
 def test_dequantize(benchmark, bench_size, bench_threads, device, shape_name, impl):
     if shape_name not in SIZE_SETS[bench_size]:
         pytest.skip(f"not in --bench-size {bench_size}")
-    if device == "cuda" and not torch.cuda.is_available():
-        pytest.skip("needs a CUDA device")
-    if device == "cpu" and shape_name not in CPU_SHAPES:
-        pytest.skip("GPU-sized tensor")
-    impls = dequantize_impls(make_inputs(SHAPES[shape_name], device))
-    if impl not in impls:
-        pytest.skip("codec._C not built for this device")
-    fn = impls[impl]
-    if device == "cuda":
-        inner = fn
-
-        def fn():
-            inner()
-            torch.cuda.synchronize()
-
+    _runnable(device, shape_name)
+    fn = _timed(dequantize_impls(make_inputs(SHAPES[shape_name], device)), impl, device)
     benchmark.group = f"dequantize {device} {shape_name}"
     benchmark.extra_info["bytes_moved"] = bytes_moved(DEQUANTIZE + shape_name, impl)
     benchmark.extra_info["threads"] = bench_threads
