@@ -13,6 +13,8 @@ BENCH_SIZES = ("sam2", "small", "tiny")
 
 # (device, shape name, implementation) -> median seconds, filled by bench/test_bench_ops.py
 KERNEL_MEDIANS: dict[tuple[str, str, str], float] = {}
+# (step, device) -> median seconds (or seconds per training step), filled by bench/test_bench_gpu_steps.py
+STEP_MEDIANS: dict[tuple[str, str], float] = {}
 
 
 def pytest_addoption(parser):
@@ -61,13 +63,28 @@ def kernel_summary_lines(medians: dict[tuple[str, str, str], float]) -> list[str
     return lines
 
 
-def pytest_terminal_summary(terminalreporter):
-    import sys
+def step_summary_lines(rows: dict[tuple[str, str], float]) -> list[str]:
+    """Markdown rows for bench/RESULTS.md: each step's median on CUDA and CPU, and their ratio."""
+    lines = ["| step | CUDA | CPU | CPU / CUDA |", "|---|---|---|---|"]
+    for what in dict.fromkeys(w for w, _ in rows):
+        gpu, cpu = rows.get((what, "cuda")), rows.get((what, "cpu"))
+        fmt = lambda t: "–" if t is None else f"{t * 1e3:.1f} ms"  # noqa: E731
+        ratio = f"{cpu / gpu:.1f}×" if gpu and cpu else "–"
+        lines.append(f"| {what} | {fmt(gpu)} | {fmt(cpu)} | {ratio} |")
+    for device in ("cuda", "cpu"):
+        enc = next((t for (w, d), t in rows.items() if d == device and w.startswith("encoder forward sam2.1-hiera-tiny")),
+                   None)  # fmt: skip
+        for (what, d), t in rows.items():
+            if what.startswith("codec encode") and d == device and enc:
+                lines.append(f"codec share of `featcodec encode` on {device}, {what.removeprefix('codec encode ')}: "
+                             f"{t * 1e3:.1f} ms = {100 * t / enc:.0f} % of the SAM2.1-tiny forward ({enc * 1e3:.1f} ms)")
+    return lines
 
-    steps = sys.modules.get("bench.test_bench_gpu_steps")
-    if steps is not None and steps.ROWS:
+
+def pytest_terminal_summary(terminalreporter):
+    if STEP_MEDIANS:
         terminalreporter.section("featcodec study steps (median; CUDA and CPU side by side in this run)")
-        for line in steps.pytest_terminal_summary_lines():
+        for line in step_summary_lines(STEP_MEDIANS):
             terminalreporter.line(line)
     if not KERNEL_MEDIANS:
         return

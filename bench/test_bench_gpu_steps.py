@@ -27,7 +27,8 @@ from codec.pipeline import decode_stream, encode_features
 from codec.train import train_codec
 from probes.encoders import create_encoder
 
-ROWS: dict[tuple[str, str], float] = {}  # (what, device) -> median seconds (or seconds per step)
+from .conftest import STEP_MEDIANS as ROWS
+
 DEVICES = [pytest.param("cuda", marks=pytest.mark.cuda), "cpu"]
 ENCODERS_1024 = ["sam2.1-hiera-tiny", "hiera-tiny", "sam2.1-hiera-base-plus", "hiera-base-plus"]
 
@@ -186,21 +187,3 @@ def test_neck_training_steps(benchmark, tmp_path, device):
     seconds = benchmark.pedantic(lambda: _seconds_per_step(run, 10, 60), rounds=1, iterations=1)
     benchmark.extra_info["seconds_per_step"] = seconds
     _record(benchmark, "neck training (mini-sam2 128px → builtin:depth, 2L d64, batch 8), s/step", device, seconds)
-
-
-def pytest_terminal_summary_lines() -> list[str]:
-    """Markdown rows for bench/RESULTS.md: each step's median on CUDA and CPU, and their ratio."""
-    lines = ["| step | CUDA | CPU | CPU / CUDA |", "|---|---|---|---|"]
-    for what in dict.fromkeys(w for w, _ in ROWS):
-        gpu, cpu = ROWS.get((what, "cuda")), ROWS.get((what, "cpu"))
-        fmt = lambda t: "–" if t is None else f"{t * 1e3:.1f} ms"  # noqa: E731
-        ratio = f"{cpu / gpu:.1f}×" if gpu and cpu else "–"
-        lines.append(f"| {what} | {fmt(gpu)} | {fmt(cpu)} | {ratio} |")
-    for device in ("cuda", "cpu"):
-        enc = next((t for (w, d), t in ROWS.items() if d == device and w.startswith("encoder forward sam2.1-hiera-tiny")),
-                   None)  # fmt: skip
-        for (what, d), t in ROWS.items():
-            if what.startswith("codec encode") and d == device and enc:
-                lines.append(f"codec share of `featcodec encode` on {device}, {what.removeprefix('codec encode ')}: "
-                             f"{t * 1e3:.1f} ms = {100 * t / enc:.0f} % of the SAM2.1-tiny forward ({enc * 1e3:.1f} ms)")
-    return lines

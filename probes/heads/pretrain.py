@@ -103,11 +103,6 @@ def _lr(step: int, recipe: HeadRecipe) -> float:
     return recipe.lr * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * min(1.0, t))))
 
 
-def _progress(iterable=None, **kw):
-    """A bar that writes a line per minute when stderr is a log file, not a terminal."""
-    return progress_bar(iterable, **kw)
-
-
 # -- data ---------------------------------------------------------------------------------------------
 
 
@@ -135,7 +130,7 @@ def render_train_set(recipe: HeadRecipe, head: BuiltinHead, progress: bool = Tru
     options = {"crop_size": head.input_size} if recipe.task == "pose" else {}
     dataset = open_dataset(f"synthetic:{recipe.task}:{recipe.train_images}", split="train", **options)
     pixels, labels = [], []
-    for i in _progress(range(len(dataset)), desc=f"render {recipe.task} train", unit="sample", disable=not progress):
+    for i in progress_bar(range(len(dataset)), desc=f"render {recipe.task} train", unit="sample", disable=not progress):
         s = dataset[i]
         pixels.append(_uint8(s["image"], head.input_size))
         if recipe.task == "depth":
@@ -245,7 +240,7 @@ def pretrain_head(recipe: HeadRecipe, out_dir: str | os.PathLike, *, resume: boo
             "cpu_seconds": cpu_before + time.process_time() - cpu_started,
         })  # fmt: skip
 
-    bar = _progress(range(start, recipe.steps), desc=f"pretrain {recipe.task}", unit="step", disable=not progress,
+    bar = progress_bar(range(start, recipe.steps), desc=f"pretrain {recipe.task}", unit="step", disable=not progress,
                     initial=start, total=recipe.steps)  # fmt: skip
     for step in bar:
         for group in optimizer.param_groups:

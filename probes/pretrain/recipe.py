@@ -66,10 +66,6 @@ class Recipe:
         )
 
 
-def _progress(total: int, desc: str, initial: int = 0):
-    return progress_bar(total=total, initial=initial, desc=desc)
-
-
 def _atomic_torch_save(obj, path: Path) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
     torch.save(obj, tmp)
@@ -94,7 +90,7 @@ def _train(name: str, model, opt, steps: int, step_fn: Callable[[int], dict | fl
         opt.load_state_dict(state["opt"])
         start, losses, seconds = int(state["step"]), list(state["losses"]), float(state["seconds"])
         log.info("%s: resuming at step %d/%d", name, start, steps)
-    bar = _progress(steps, name, start)
+    bar = progress_bar(total=steps, initial=start, desc=name)
     t0 = time.perf_counter() - seconds
     for step in range(start, steps):
         result = step_fn(step)
@@ -122,7 +118,7 @@ def run_recipe(out: Path, *, recipe: Recipe = Recipe(), device: str = "cpu", res
     report.update({"recipe": asdict(recipe), "seed": SEED, "machine": _machine()})
     t_start = time.perf_counter()
 
-    bar = _progress(recipe.corpus_images, "corpus")
+    bar = progress_bar(total=recipe.corpus_images, desc="corpus")
     t0 = time.perf_counter()
     corpus = load_or_render_corpus(out, recipe.corpus_images, RESOLUTION, bar)
     bar.close()

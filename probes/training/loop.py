@@ -158,14 +158,10 @@ def distillation_loss(tokens: torch.Tensor, head: FrozenHead, samples, device, m
 
 
 def precompute(run: NeckRun, opts: TrainNeckOptions) -> dict | None:
-    """Replace the run's feature source by PrecomputedFeatures (and return the KD targets by sample id) when
-    every sample's features fit in opts.feature_memory_mb and the run visits a sample more than once. The
-    choice depends on the options only (not on a resume point), so a resumed run computes what an
-    uninterrupted one does."""
-    from torch.utils.data import DataLoader
-
-    from probes.data import collate_samples
-
+    """Replace the run's feature source by PrecomputedFeatures (and return the KD targets by sample id, computed
+    in the same pass) when every sample's features fit in opts.feature_memory_mb and the run visits a sample
+    more than once. The choice depends on the options only (not on a resume point), so a resumed run computes
+    what an uninterrupted one does."""
     from .sources import feature_bytes
 
     n = len(run.dataset)
@@ -175,15 +171,9 @@ def precompute(run: NeckRun, opts: TrainNeckOptions) -> dict | None:
     if not opts.feature_memory_mb or opts.steps * opts.batch_size <= n or need > opts.feature_memory_mb * 2**20:
         return None
     log.info("precomputing the features of %d training samples (%.0f MiB)", n, need / 2**20)
-    run.source = PrecomputedFeatures(run.source, run.dataset, progress=opts.progress)
-    if not opts.kd:
-        return None
-    memo = {}
-    with torch.no_grad():
-        for samples in DataLoader(run.dataset, batch_size=16, collate_fn=collate_samples):
-            tokens = teacher_tokens(run.head, samples, run.device)
-            memo.update({s["id"]: t.clone() for s, t in zip(samples, tokens, strict=True)})
-    return memo
+    teacher = (lambda samples: teacher_tokens(run.head, samples, run.device)) if opts.kd else None
+    run.source = PrecomputedFeatures(run.source, run.dataset, progress=opts.progress, targets=teacher)
+    return run.source.targets
 
 
 class NeckRun:

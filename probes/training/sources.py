@@ -273,7 +273,8 @@ class PrecomputedFeatures(FeatureSource):
     same numbers whether a run starts or resumes, on every DDP rank.
     """
 
-    def __init__(self, inner: FeatureSource, dataset, *, batch_size: int = 16, progress: bool = False):
+    def __init__(self, inner: FeatureSource, dataset, *, batch_size: int = 16, progress: bool = False,
+                 targets=None):
         from torch.utils.data import DataLoader
 
         from codec.progress import progress as progress_bar
@@ -284,12 +285,16 @@ class PrecomputedFeatures(FeatureSource):
         self.resolution = inner.resolution
         self._rows: dict = {}
         self.samples: list[dict] = []  # dataset order, without their images: what the losses read
+        self.targets: dict | None = {} if targets is not None else None  # {sample id: targets(samples)[j]}
         loader = DataLoader(dataset, batch_size=batch_size, collate_fn=collate_samples)
         for samples in progress_bar(loader, desc="features", unit="batch", disable=not progress):
             with torch.no_grad():
                 batch = inner.features(samples)
+                extra = targets(samples) if targets is not None else None
             for j, sample in enumerate(samples):
                 self._rows[sample["id"]] = {name: t[j].clone() for name, t in batch.items()}
+                if extra is not None:
+                    self.targets[sample["id"]] = extra[j].clone()
                 self.samples.append({k: v for k, v in sample.items() if k != "image"})
         if len(self._rows) != len(dataset):
             raise ValueError(f"{len(dataset)} samples but {len(self._rows)} distinct sample ids: cannot precompute")
