@@ -432,7 +432,13 @@ def _ci(ci: dict | None, metric: str = "") -> str:
 
 
 def _byte_table(s: dict) -> list[str]:
-    rows = [(e, q) for e in s["curves"] for q in e["points"] if q.get("stream_bytes")]
+    # the split is a property of an encoder's streams on this test set: one row per (encoder, codec), not per neck
+    rows, seen = [], set()
+    for e in s["curves"]:
+        for q in e["points"]:
+            if q.get("stream_bytes") and (e["label"], q["codec"]) not in seen:
+                seen.add((e["label"], q["codec"]))
+                rows.append((e, q))
     if not rows:
         return []
     lines = ["", "Stream bytes per image (header = container + JSON header; hyper = z; main = y, or x for "

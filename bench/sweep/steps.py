@@ -83,7 +83,8 @@ def _codec(s: dict, inputs: dict, out: Path, run_dir: Path, progress: bool) -> d
     from codec.train import train_codec
     from probes.encoders import FeatureCache
 
-    hparams = {k: v for k, v in (("N", s["channels"]), ("M", s["latent_channels"])) if v is not None}
+    hparams = {k: v for k, v in (("N", s["channels"]), ("M", s["latent_channels"]),
+                                 ("grid_stride", s.get("grid_stride"))) if v is not None}  # fmt: skip
     if s["model"] == "uniform":
         hparams = {}
     codec = train_codec(

@@ -56,11 +56,15 @@ class CodecPlan:
     lr: float = 1e-4
     channels: int | None = None
     latent_channels: int | None = None
+    grid_stride: int | None = None  # the latent's stride in input pixels (None: the model's default, 16)
     data: tuple[DataSplit, ...] = ()
 
     def settings(self) -> dict:
-        return {"model": self.model, "steps": self.steps, "batch_size": self.batch_size, "lr": self.lr,
-                "channels": self.channels, "latent_channels": self.latent_channels}  # fmt: skip
+        settings = {"model": self.model, "steps": self.steps, "batch_size": self.batch_size, "lr": self.lr,
+                    "channels": self.channels, "latent_channels": self.latent_channels}  # fmt: skip
+        if self.grid_stride is not None:  # only when set: the ids of studies without it stay as they were
+            settings["grid_stride"] = self.grid_stride
+        return settings
 
 
 @dataclass(frozen=True)
@@ -110,13 +114,45 @@ class Study:
     raw: dict = field(default_factory=dict, compare=False)
 
 
+def _grid_stride(problems: _Problems, codec_raw: dict, model: str, encoders: list[EncoderEntry]) -> int | None:
+    """`codec.grid_stride`, checked against every encoder's levels and resolution before any work: each level
+    must rearrange losslessly onto the grid (codec.models.transforms.grid_channels, restated here without torch)."""
+    stride = _typed(codec_raw, "grid_stride", int, None)
+    if stride is None:
+        return None
+    if stride < 1 or stride & (stride - 1):
+        problems.add("codec.grid_stride", f"must be a positive power of two, got {stride}")
+        return None
+    if model == "uniform":
+        problems.add("codec.grid_stride", "the uniform codec has no latent grid; remove grid_stride")
+        return None
+    from probes.encoders import get_spec
+
+    for entry in encoders:
+        try:
+            spec = get_spec(entry.name)
+        except KeyError:
+            continue  # already reported under encoders
+        for level in spec.levels:
+            fine = level.stride <= stride
+            factor = stride // level.stride if fine else level.stride // stride
+            ok = (stride % level.stride == 0) if fine else (level.stride % stride == 0 and level.channels % factor**2 == 0)
+            if not ok:
+                problems.add("codec.grid_stride", f"{stride}: level {level.name} of {entry.name} (stride {level.stride}, "
+                             f"{level.channels} channels) cannot be rearranged onto a stride-{stride} grid")  # fmt: skip
+        resolution = entry.resolution or spec.default_resolution
+        if resolution % stride:
+            problems.add("codec.grid_stride", f"{stride} does not divide {entry.name}'s resolution {resolution}")
+    return stride
+
+
 # The schema: section → {key: expected type(s)}; "*" marks a table of named entries.
 _TOP = {"name": str, "description": str, "seeds": list, "anchor": str, "device": str, "eval_batch_size": int,
         "threads": int,
         "encoders": dict, "tasks": dict, "codec": dict, "necks": dict, "cross_neck": list}  # fmt: skip
 _ENCODER = {"weights": str, "resolution": int}
 _CODEC = {"model": str, "coder": str, "lambdas": list, "steps": int, "batch_size": int, "lr": (int, float),
-          "channels": int, "latent_channels": int, "data": list}  # fmt: skip
+          "channels": int, "latent_channels": int, "grid_stride": int, "data": list}  # fmt: skip
 _NECKS = {"layers": list, "dim": int, "heads": int, "steps": int, "batch_size": int, "lr": (int, float),
           "modes": list, "kd": list, "finetune_steps": int}  # fmt: skip
 _TASK = {"head": str, "train": dict, "test": dict, "kd": list, "modes": list, "train_head": bool}
@@ -297,7 +333,8 @@ def load_study(path: str | os.PathLike) -> Study:
         model=model, coder=coder, lambdas=tuple(float(v) for v in lambdas),
         steps=_typed(codec_raw, "steps", int, 1000), batch_size=_typed(codec_raw, "batch_size", int, 8),
         lr=float(_typed(codec_raw, "lr", (int, float), 1e-4)), channels=_typed(codec_raw, "channels", int, None),
-        latent_channels=_typed(codec_raw, "latent_channels", int, None), data=tuple(codec_data),
+        latent_channels=_typed(codec_raw, "latent_channels", int, None),
+        grid_stride=_grid_stride(problems, codec_raw, model, encoders), data=tuple(codec_data),
     )  # fmt: skip
 
     necks_raw = _typed(raw, "necks", dict, {})

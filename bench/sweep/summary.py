@@ -7,7 +7,7 @@ def _fmt(value, digits=4) -> str:
     return "—" if value is None else f"{value:.{digits}g}"
 
 
-def _bd(entry: dict) -> str:
+def _bd(entry: dict, metric: str = "") -> str:
     bd = entry.get("bd_rate") or {}
     if entry.get("encoder") == entry.get("anchor") and not bd:
         return "anchor"
@@ -18,14 +18,20 @@ def _bd(entry: dict) -> str:
     ci = entry.get("bd_rate_ci") or {}
     low, high = ci.get("low"), ci.get("high")
     if low is not None and high is not None:
-        text += f" [{low:+.1f}, {high:+.1f}]"
+        if ci.get("metric") in (None, metric):
+            text += f" [{low:+.1f}, {high:+.1f}]"
+        else:  # the interval is of a per-image proxy (pose: OKS-AR): give it with the proxy's own estimate
+            estimate = ci.get("estimate")
+            text += f"; {ci['metric']}: {_fmt(estimate, 3) if estimate is None else f'{estimate:+.1f}'} % [{low:+.1f}, {high:+.1f}]"
     return text
 
 
 def _tsr(entry: dict) -> str:
     tsr = entry.get("task_sufficient_rate") or {}
+    if not tsr:
+        return "—"  # no clean accuracy to take a fraction of
     if tsr.get("rate") is None:
-        return "not reached" if tsr.get("reason") is None else "—"
+        return "not reached" if str(tsr.get("reason", "")).startswith("never reached") else "—"
     return ("≤ " if tsr.get("upper_bound") else "") + f"{tsr['rate']:.4g}"
 
 
@@ -37,6 +43,8 @@ def summary_table(report: dict) -> str:
     for section in report.get("sections", []):
         for entry in section.get("curves", []):
             clean = (entry.get("clean") or {}).get("value")
-            lines.append(f"| {section['task']} | {section['metric']} | {entry['encoder']} | {entry['neck']} | "
-                         f"{_fmt(clean)} | {_tsr(entry)} | {_bd(entry)} |")  # fmt: skip
+            training = entry.get("neck_training", "clean-trained")
+            neck = entry["neck"] + ("" if training == "clean-trained" else f" ({training})")
+            lines.append(f"| {section['task']} | {section['metric']} | {entry['encoder']} | {neck} | "
+                         f"{_fmt(clean)} | {_tsr(entry)} | {_bd(entry, section['metric'])} |")  # fmt: skip
     return "\n".join(lines) + "\n"

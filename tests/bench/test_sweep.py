@@ -258,3 +258,35 @@ def test_the_readme_study_example_validates(tmp_path):
     study = load_study(_write(tmp_path, text[start : text.index("```", start)]))
     steps = plan_steps(study)
     assert {s.settings.get("mode") for s in steps if s.kind == "neck"} == {"clean", "decoded"}
+
+
+def test_codec_grid_stride_is_checked_against_the_encoders_and_reaches_the_codec(tmp_path):
+    # mini-hiera's stride-32 level (128 channels) rearranges onto a stride-8 grid (128 / 4² channels) …
+    study = load_study(_write(tmp_path, TOY.replace("channels = 8\n", "channels = 8\ngrid_stride = 8\n", 1)))
+    codec_steps = [s for s in plan_steps(study) if s.kind == "codec"]
+    assert codec_steps and all(s.settings["grid_stride"] == 8 for s in codec_steps)
+    # … an unset grid stride leaves the step ids of existing studies unchanged (not in the settings) …
+    assert all("grid_stride" not in s.settings for s in plan_steps(load_study(_write(tmp_path, TOY))) if s.kind == "codec")
+    # … and a stride that does not divide the resolution, or is no power of two, is a problem named before any work
+    for bad, message in (("128", "does not divide mini-hiera-random's resolution 64"), ("6", "power of two")):
+        text = TOY.replace("channels = 8\n", f"channels = 8\ngrid_stride = {bad}\n", 1)
+        with pytest.raises(StudyError, match=message):
+            load_study(_write(tmp_path, text))
+
+
+def test_summary_table_names_the_neck_training_the_proxy_interval_and_unreached_targets():
+    from bench.sweep.summary import summary_table
+
+    ci = {"low": -67.8, "high": -42.2, "estimate": -57.4, "metric": "oks_ar"}
+    curves = [
+        {"encoder": "a", "anchor": "a", "neck": "n", "neck_training": "clean-trained", "clean": {"value": 0.2},
+         "task_sufficient_rate": {"rate": None, "reason": "never reached: the best point …"}},
+        {"encoder": "b", "anchor": "a", "neck": "n", "neck_training": "codec-trained", "clean": {"value": 0.3},
+         "task_sufficient_rate": {"rate": 3.9}, "bd_rate": {"pchip": -70.1}, "bd_rate_ci": ci},
+        {"encoder": "b", "anchor": "a", "neck": "n", "neck_training": "clean-trained", "clean": None,
+         "task_sufficient_rate": None, "bd_rate": {"pchip": -5.0}, "bd_rate_ci": {**ci, "metric": "AP"}},
+    ]  # fmt: skip
+    rows = summary_table({"anchor": "a", "sections": [{"task": "pose", "metric": "AP", "curves": curves}]}).splitlines()
+    assert rows[2].endswith("| n | 0.2 | not reached | anchor |")
+    assert "| n (codec-trained) | 0.3 | 3.9 | -70.1 %; oks_ar: -57.4 % [-67.8, -42.2] |" in rows[3]
+    assert rows[4].endswith("| n | — | — | -5.0 % [-67.8, -42.2] |")  # an interval on the metric itself
