@@ -77,6 +77,8 @@ def main(argv=None) -> None:
     parser.add_argument("--train-images", type=int, default=96)
     parser.add_argument("--test-images", type=int, default=32)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--hyper-distill-steps", type=int, default=None,
+                        help="integer path: distillation steps after float training (default: --steps; 0: joint QAT)")
     args = parser.parse_args(argv)
 
     import torch
@@ -97,6 +99,7 @@ def main(argv=None) -> None:
                     batch_size=args.batch_size, lr=args.lr, seed=seed, progress=False, force=True,
                     checkpoint_every=max(args.steps, 1),
                     hparams={"N": args.channels, "M": args.latent_channels, "hyper_path": path},
+                    hyper_distill_steps=args.hyper_distill_steps,
                 )  # fmt: skip
                 row = {"hyper_path": path, "lambda": lmbda, "seed": seed, "train_s": time.perf_counter() - start,
                        **score(codec, test)}  # fmt: skip
