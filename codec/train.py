@@ -141,7 +141,7 @@ def distill_integer_hyper(
             x = {n: torch.stack([it[n] for it in items]).float().to(dev) for n in names}
             y = teacher.g_a(teacher.normalization.normalize(x))
             _, z_hat = teacher._quantize_z(teacher.h_a(_pad4(y)))
-            z_hats.append(z_hat)
+            z_hats.append(z_hat.cpu())  # on the CPU: a large training set's z need not fit the device
             grid, per_item = tuple(y.shape[-2:]), sum(t[0].numel() for t in x.values())
     z_hats = torch.cat(z_hats)
     student.train()
@@ -152,7 +152,7 @@ def distill_integer_hyper(
     bar = progress_bar(range(steps), total=steps, desc="distil integer h_s", disable=not progress)
     for step in bar:
         torch.manual_seed(seed * 1_000_003 + 500_009 + step)
-        z = z_hats[torch.randint(0, len(z_hats), (batch_size,), device=dev)]
+        z = z_hats[torch.randint(0, len(z_hats), (batch_size,))].to(dev)
         z = z + torch.empty_like(z).uniform_(-0.5, 0.5)
         with torch.no_grad():
             s_t, mu_t = teacher._training_parameters(z, grid)
@@ -219,8 +219,9 @@ def train_codec(
         "lr": lr, "aux_lr": aux_lr, "seed": seed, "encoder": cache.encoder, "weights_id": cache.weights_id,
         "resolution": cache.resolution,
     }
-    if distill:  # the checkpoint holds the float stage; None (= steps) is recorded as given, so steps may grow
-        plan.update(hparams={**plan["hparams"], "hyper_path": "integer"}, hyper_distill_steps=hyper_distill_steps)
+    if distill:  # the checkpoint holds the float stage; the default (= steps) is recorded as such, so steps may grow
+        plan.update(hparams={**plan["hparams"], "hyper_path": "integer"},
+                    hyper_distill_steps="steps" if hyper_distill_steps is None else hyper_distill_steps)  # fmt: skip
     main_params = [p for n, p in model.named_parameters() if not n.endswith(".quantiles")]
     aux_params = [p for n, p in model.named_parameters() if n.endswith(".quantiles")]
     optimizers = {}
