@@ -120,6 +120,9 @@ def distill_integer_hyper(
 ) -> float:
     """Train `student`'s integer h_s to reproduce `teacher`'s float h_s; every other weight is copied, frozen.
 
+    A float-path student (`hyper_path="float64"`) is trained the same way, its scales through the
+    GaussianConditional's lower bound (a control: bench.hyper_path_rate --float-student).
+
     Inputs are the training set's z (the teacher's g_a and h_a in eval mode, quantised as in coding) plus
     uniform noise in [−½, ½); the loss is the Gaussian KL from the teacher's (mean, scale) of y to the
     student's, in bits per feature element. Returns the last batch's loss.
@@ -157,6 +160,8 @@ def distill_integer_hyper(
         with torch.no_grad():
             s_t, mu_t = teacher._training_parameters(z, grid)
         s_s, mu_s = student._training_parameters(z, grid)
+        if student.hyper_path != "integer":  # the float h_s's scales: LowerBound, gradient passes upwards
+            s_s = student.gaussian_conditional.lower_bound_scale(s_s)
         loss = _gaussian_kl_bits(mu_t, s_t.clamp_min(SCALES_MIN), mu_s, s_s) / (batch_size * per_item)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
