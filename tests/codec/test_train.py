@@ -110,6 +110,10 @@ def test_integer_hyper_is_distilled_from_the_float_run_of_the_same_seed(feature_
     kl = [distill_integer_hyper(floating.model, student, feature_cache, steps=n, batch_size=4, seed=0)
           for n in (1, 60)]  # fmt: skip
     assert 0 <= kl[1] < kl[0]
+    # a float h_s can be distilled the same way (bench.hyper_path_rate --float-student, the control)
+    control = create_codec("hyperprior", feature_cache.levels, resolution=feature_cache.resolution,
+                           **TINY, hyper_path="float64")  # fmt: skip
+    assert 0 <= distill_integer_hyper(floating.model, control, feature_cache, steps=5, batch_size=4, seed=0) < 1e3
 
 
 def test_joint_integer_training_is_kept_and_distillation_steps_are_part_of_the_plan(feature_cache, tmp_path):
