@@ -2,12 +2,19 @@
 `"float64"` (same λ, steps, seed, data), scored on held-out features through real streams.
 
     .venv/bin/python -m bench.hyper_path_rate -o /tmp/hyper-rate [--lambdas 0.1,0.5,2.5] [--steps 2000] [--seeds 0]
+        [--float-student] [--reuse] [--hyper-distill-steps N]
 
 Features: the bundled `mini-hiera` encoder at 128 px on the synthetic world (`synthetic:depth`, train
 split for training, test split held out). Rate = whole `.fcb` streams (`codec.pipeline.round_trip`,
 headers included) and payload alone, in bits per feature element; distortion = MSE of the normalised
 decoded features. Prints markdown tables (those in bench/RESULTS.md): per λ, and the BD-rate of the
 integer path against float64 at equal MSE over the λ sweep (bench.rd.bdrate, pchip); writes `results.json`.
+
+The integer codec is the float64 one of the same seed with its h_s distilled into the integer h_s
+(codec.train, `--hyper-distill-steps`, default = `--steps`; 0 trains it jointly instead). As a control,
+`--float-student` adds a row "float64-distilled": the float64 codec with a freshly initialised float h_s
+distilled the same way (same steps, seed, batches), so that integer vs float64-distilled isolates the
+integer network from the regularisation that distillation brings.
 """
 
 from __future__ import annotations
@@ -64,6 +71,24 @@ def score(codec, cache, batch: int = 8) -> dict:
             "mse": squared / elements, "exact": exact, "elements": elements}  # fmt: skip
 
 
+def float_student(codec, train, args, seed: int):
+    """The float64 codec with a fresh float h_s distilled from its own, as train-codec distils the integer one."""
+    import torch
+
+    from codec.codec_dir import save_codec
+    from codec.models import create_codec
+    from codec.train import distill_integer_hyper
+
+    steps = args.steps if args.hyper_distill_steps is None else args.hyper_distill_steps
+    torch.manual_seed(seed)
+    student = create_codec("hyperprior", train.levels, resolution=train.resolution, N=args.channels,
+                           M=args.latent_channels, hyper_path="float64")  # fmt: skip
+    distill_integer_hyper(codec.model, student, train, steps=steps, batch_size=args.batch_size, seed=seed)
+    out = args.out / f"codec-float64-distilled-{codec.config['lambda']:g}-{seed}"
+    return save_codec(student, out, encoder=codec.encoder, weights_id=codec.config["weights_id"],
+                      lmbda=codec.config["lambda"])  # fmt: skip
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-o", "--out", type=Path, required=True)
@@ -77,10 +102,15 @@ def main(argv=None) -> None:
     parser.add_argument("--train-images", type=int, default=96)
     parser.add_argument("--test-images", type=int, default=32)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--float-student", action="store_true", help="add the float64-distilled control row")
+    parser.add_argument("--reuse", action="store_true", help="score codecs already in --out instead of training them")
+    parser.add_argument("--hyper-distill-steps", type=int, default=None,
+                        help="integer path: distillation steps after float training (default: --steps; 0: joint QAT)")
     args = parser.parse_args(argv)
 
     import torch
 
+    from codec.codec_dir import load_codec
     from codec.train import train_codec
 
     torch.set_num_threads(args.threads)
@@ -92,17 +122,26 @@ def main(argv=None) -> None:
         for lmbda in [float(v) for v in args.lambdas.split(",")]:
             for path in ("float64", "integer"):
                 start = time.perf_counter()
-                codec = train_codec(
+                folder = args.out / f"codec-{path}-{lmbda:g}-{seed}"
+                reused = args.reuse and (folder / "config.json").is_file()
+                codec = load_codec(folder) if reused else train_codec(
                     train, args.out / f"codec-{path}-{lmbda:g}-{seed}", lmbda=lmbda, steps=args.steps,
                     batch_size=args.batch_size, lr=args.lr, seed=seed, progress=False, force=True,
                     checkpoint_every=max(args.steps, 1),
                     hparams={"N": args.channels, "M": args.latent_channels, "hyper_path": path},
+                    hyper_distill_steps=args.hyper_distill_steps,
                 )  # fmt: skip
-                row = {"hyper_path": path, "lambda": lmbda, "seed": seed, "train_s": time.perf_counter() - start,
-                       **score(codec, test)}  # fmt: skip
+                row = {"hyper_path": path, "lambda": lmbda, "seed": seed,
+                       "train_s": None if reused else time.perf_counter() - start, **score(codec, test)}  # fmt: skip
                 row["loss"] = row["bits_per_element"] + lmbda * row["mse"]
                 rows.append(row)
                 print(json.dumps(row), flush=True)
+                if path == "float64" and args.float_student:
+                    row = {"hyper_path": "float64-distilled", "lambda": lmbda, "seed": seed,
+                           **score(float_student(codec, train, args, seed), test)}  # fmt: skip
+                    row["loss"] = row["bits_per_element"] + lmbda * row["mse"]
+                    rows.append(row)
+                    print(json.dumps(row), flush=True)
     (args.out / "results.json").write_text(json.dumps(rows, indent=1))
     print("\n| λ | seed | hyper path | bits/element (streams) | payload bits/element | MSE | R + λ·D | rate vs float64 |")
     print("|---|---|---|---|---|---|---|---|")
@@ -115,15 +154,17 @@ def main(argv=None) -> None:
     if len({r["lambda"] for r in rows}) >= 2:
         from bench.rd.bdrate import bd_rate
 
-        print("\n| seed | BD-rate integer vs float64 (streams) | (payload) |")
-        print("|---|---|---|")
+        print("\n| seed | integer vs | BD-rate (streams) | (payload) |")
+        print("|---|---|---|---|")
+        references = [p for p in ("float64", "float64-distilled") if any(r["hyper_path"] == p for r in rows)]
         for seed in sorted({r["seed"] for r in rows}):
-            curve = {p: [r for r in rows if r["seed"] == seed and r["hyper_path"] == p] for p in ("float64", "integer")}
-            bd = [bd_rate([r[key] for r in curve["float64"]], [r["mse"] for r in curve["float64"]],
-                          [r[key] for r in curve["integer"]], [r["mse"] for r in curve["integer"]],
-                          higher_is_better=False)
-                  for key in ("bits_per_element", "payload_bits_per_element")]  # fmt: skip
-            print(f"| {seed} | {bd[0]:+.2f} % | {bd[1]:+.2f} % |")
+            curve = {p: [r for r in rows if r["seed"] == seed and r["hyper_path"] == p] for p in (*references, "integer")}
+            for ref in references:
+                bd = [bd_rate([r[key] for r in curve[ref]], [r["mse"] for r in curve[ref]],
+                              [r[key] for r in curve["integer"]], [r["mse"] for r in curve["integer"]],
+                              higher_is_better=False)
+                      for key in ("bits_per_element", "payload_bits_per_element")]  # fmt: skip
+                print(f"| {seed} | {ref} | {bd[0]:+.2f} % | {bd[1]:+.2f} % |")
 
 
 if __name__ == "__main__":

@@ -38,6 +38,9 @@ kept, scaled per output channel so that the largest magnitude maps to `weight_ma
 c = round(Δ_out / (s · Δ_in)), where Δ_in, Δ_out are the float values of one integer step of the
 layer's input and output. The bias is stored in float units of the output (b = round(b'/(s Δ_in))).
 `freeze()` writes H, b, c as int32 buffers: they, not the float parameters, define the decoder.
+train-codec does not train this network jointly with the codec by default: it trains the codec with a float
+h_s, then distils that h_s into this one with the rest frozen (`codec.train.distill_integer_hyper`; joint
+training cost 11–16 % rate at λ = 12.5, bench/RESULTS.md). The network, and so the bound, is the same either way.
 """
 
 from __future__ import annotations

@@ -32,6 +32,9 @@ HYPER_PATH_NAMES = ("float64", "integer")  # codec.models.hyperprior.HYPER_PATHS
 @click.option("--hyper-path", type=click.Choice(HYPER_PATH_NAMES), default="integer", show_default=True,
               help="hyperprior h_s: an integer network, exact in float32 on any device (Ballé et al. 2019), or "
                    "the float64 CPU path of earlier codecs.")
+@click.option("--hyper-distill-steps", type=click.IntRange(min=0),
+              help="Integer hyper path: steps distilling the integer h_s from the float h_s the codec is first "
+                   "trained with (default: --steps; 0: train the integer h_s jointly instead).")
 @click.option("--checkpoint-every", default=100, show_default=True, type=click.IntRange(min=1))
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:N or auto.")
@@ -39,7 +42,7 @@ HYPER_PATH_NAMES = ("float64", "integer")  # codec.models.hyperprior.HYPER_PATHS
 @click.option("--force", is_flag=True, help="Overwrite a codec already in the output directory.")
 @click.option("-o", "--output", required=True, type=click.Path(file_okay=False, path_type=Path))
 def train_codec_command(features, lmbda, kind, levels, steps, batch_size, lr, N, M, grid_stride, hyper_path,
-                        checkpoint_every, seed, device, resume, force, output):
+                        hyper_distill_steps, checkpoint_every, seed, device, resume, force, output):
     """Train a feature codec on a feature cache (resumable) and save it as a codec directory."""
     from codec.train import train_codec
     from probes.encoders import FeatureCache
@@ -54,7 +57,7 @@ def train_codec_command(features, lmbda, kind, levels, steps, batch_size, lr, N,
         codec = train_codec(
             FeatureCache(features), output, lmbda=lmbda, kind=kind, levels=levels.split(",") if levels else None, steps=steps,
             batch_size=batch_size, lr=lr, device=device, resume=resume, force=force,
-            checkpoint_every=checkpoint_every, seed=seed, hparams=hparams,
+            checkpoint_every=checkpoint_every, seed=seed, hparams=hparams, hyper_distill_steps=hyper_distill_steps,
         )
     except (KeyError, ValueError, FileExistsError) as e:  # CacheError, TrainingError: ValueErrors too
         raise InputError(str(e).strip('"')) from e

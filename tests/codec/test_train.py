@@ -7,6 +7,7 @@ import torch
 from safetensors.torch import load_file
 
 from codec.codec_dir import CodecLoadError, load_codec
+from codec.models import create_codec
 from codec.train import TrainingError, train_codec
 
 from .conftest import TINY
@@ -84,3 +85,43 @@ def test_codec_weights_are_byte_identical_across_processes(tmp_path):
                           check=True, env={**__import__("os").environ, "PYTHONHASHSEED": str(i)}).stdout
            for i in range(3)}  # fmt: skip
     assert len(ids) == 1
+
+
+def test_integer_hyper_is_distilled_from_the_float_run_of_the_same_seed(feature_cache, tmp_path):
+    """Default integer recipe: the float hyperprior of the same seed, then its h_s distilled into the integer h_s;
+    every other weight is the float run's, and the integer h_s is frozen, within 2^24 and bit-exact."""
+    from codec.train import distill_integer_hyper
+
+    common = dict(lmbda=5.0, steps=6, batch_size=2, lr=3e-3, progress=False)
+    floating = train_codec(feature_cache, tmp_path / "f", hparams={**TINY, "hyper_path": "float64"}, **common)
+    integer = train_codec(feature_cache, tmp_path / "i", hparams=TINY, **common)
+    assert integer.config["hparams"]["hyper_path"] == "integer"
+    assert integer.config["training"]["hyper_distillation"]["steps"] == 6
+    a, b = floating.model.state_dict(), integer.model.state_dict()
+    shared = [k for k in a if not k.startswith("h_s.")]
+    assert shared and all(torch.equal(a[k], b[k]) for k in shared)
+    h_s = integer.model.h_s
+    assert h_s.frozen and all(bound < 1 << 24 for bound in h_s.partial_sum_bounds())
+    z = torch.randint(-20, 21, (2, TINY["N"], 3, 4)).float()
+    assert all(torch.equal(u, v.float()) for u, v in zip(h_s.integer_forward(z), h_s.reference_forward(z), strict=True))
+    # more distillation steps bring the integer h_s closer to the float one (KL in bits per element)
+    student = create_codec("hyperprior", feature_cache.levels, resolution=feature_cache.resolution,
+                           **TINY, hyper_path="integer")  # fmt: skip
+    kl = [distill_integer_hyper(floating.model, student, feature_cache, steps=n, batch_size=4, seed=0)
+          for n in (1, 60)]  # fmt: skip
+    assert 0 <= kl[1] < kl[0]
+    # a float h_s can be distilled the same way (bench.hyper_path_rate --float-student, the control)
+    control = create_codec("hyperprior", feature_cache.levels, resolution=feature_cache.resolution,
+                           **TINY, hyper_path="float64")  # fmt: skip
+    assert 0 <= distill_integer_hyper(floating.model, control, feature_cache, steps=5, batch_size=4, seed=0) < 1e3
+
+
+def test_joint_integer_training_is_kept_and_distillation_steps_are_part_of_the_plan(feature_cache, tmp_path):
+    common = dict(lmbda=5.0, batch_size=2, lr=3e-3, hparams=TINY, progress=False)
+    joint = train_codec(feature_cache, tmp_path / "j", steps=2, hyper_distill_steps=0, **common)
+    assert "hyper_distillation" not in joint.config["training"]
+    assert joint.config["hparams"]["hyper_path"] == "integer" and joint.model.h_s.frozen
+    with pytest.raises(TrainingError, match="hyper_distill_steps"):  # a joint run is not resumed as a distilled one
+        train_codec(feature_cache, tmp_path / "j", steps=4, resume=True, **common)
+    with pytest.raises(TrainingError, match="hyper_distill_steps"):
+        train_codec(feature_cache, tmp_path / "n", steps=2, hyper_distill_steps=-1, **common)
