@@ -27,3 +27,19 @@ class FeatureLevel:
     @classmethod
     def from_dict(cls, d: dict) -> FeatureLevel:
         return cls(str(d["name"]), int(d["channels"]), int(d["stride"]))
+
+
+def grid_channels(level: FeatureLevel, grid_stride: int) -> int:
+    """Channels of `level` after lossless rearrangement onto a stride-`grid_stride` grid (pixel unshuffle /
+    shuffle, codec.models.transforms); ValueError if it does not fit."""
+    if level.stride <= grid_stride:
+        if grid_stride % level.stride:
+            raise ValueError(f"level {level.name}: stride {level.stride} does not divide grid stride {grid_stride}")
+        return level.channels * (grid_stride // level.stride) ** 2
+    factor = level.stride // grid_stride
+    if level.stride % grid_stride or level.channels % (factor * factor):
+        raise ValueError(
+            f"level {level.name}: stride {level.stride} / {level.channels} channels cannot be "
+            f"rearranged onto a stride-{grid_stride} grid"
+        )
+    return level.channels // (factor * factor)

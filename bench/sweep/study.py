@@ -116,7 +116,7 @@ class Study:
 
 def _grid_stride(problems: _Problems, codec_raw: dict, model: str, encoders: list[EncoderEntry]) -> int | None:
     """`codec.grid_stride`, checked against every encoder's levels and resolution before any work: each level
-    must rearrange losslessly onto the grid (codec.models.transforms.grid_channels, restated here without torch)."""
+    must rearrange losslessly onto the grid (codec.levels.grid_channels, as the codec's transforms do)."""
     stride = _typed(codec_raw, "grid_stride", int, None)
     if stride is None:
         return None
@@ -126,6 +126,7 @@ def _grid_stride(problems: _Problems, codec_raw: dict, model: str, encoders: lis
     if model == "uniform":
         problems.add("codec.grid_stride", "the uniform codec has no latent grid; remove grid_stride")
         return None
+    from codec.levels import grid_channels
     from probes.encoders import get_spec
 
     for entry in encoders:
@@ -134,12 +135,10 @@ def _grid_stride(problems: _Problems, codec_raw: dict, model: str, encoders: lis
         except KeyError:
             continue  # already reported under encoders
         for level in spec.levels:
-            fine = level.stride <= stride
-            factor = stride // level.stride if fine else level.stride // stride
-            ok = (stride % level.stride == 0) if fine else (level.stride % stride == 0 and level.channels % factor**2 == 0)
-            if not ok:
-                problems.add("codec.grid_stride", f"{stride}: level {level.name} of {entry.name} (stride {level.stride}, "
-                             f"{level.channels} channels) cannot be rearranged onto a stride-{stride} grid")  # fmt: skip
+            try:
+                grid_channels(level, stride)
+            except ValueError as e:
+                problems.add("codec.grid_stride", f"{stride}: {entry.name}: {e}")
         resolution = entry.resolution or spec.default_resolution
         if resolution % stride:
             problems.add("codec.grid_stride", f"{stride} does not divide {entry.name}'s resolution {resolution}")

@@ -18,22 +18,7 @@ from compressai.layers import GDN
 from compressai.models.utils import conv
 from torch import nn
 
-from codec.levels import FeatureLevel
-
-
-def grid_channels(level: FeatureLevel, grid_stride: int) -> int:
-    """Channels of `level` after rearrangement onto the grid."""
-    if level.stride <= grid_stride:
-        if grid_stride % level.stride:
-            raise ValueError(f"level {level.name}: stride {level.stride} does not divide grid stride {grid_stride}")
-        return level.channels * (grid_stride // level.stride) ** 2
-    factor = level.stride // grid_stride
-    if level.stride % grid_stride or level.channels % (factor * factor):
-        raise ValueError(
-            f"level {level.name}: stride {level.stride} / {level.channels} channels cannot be "
-            f"rearranged onto a stride-{grid_stride} grid"
-        )
-    return level.channels // (factor * factor)
+from codec.levels import FeatureLevel, grid_channels
 
 
 def to_grid(x: torch.Tensor, stride: int, grid_stride: int) -> torch.Tensor:
