@@ -70,7 +70,7 @@ def train_codec_command(features, lmbda, kind, levels, steps, batch_size, lr, N,
 @click.option("--features", "features_file", type=click.Path(dir_okay=False, path_type=Path),
               help="Encode features from a safetensors file ({level: C×H×W}) instead of images.")
 @click.option("--codec", "codec_dir", required=True, type=click.Path(file_okay=False, path_type=Path))
-@click.option("--checkpoint", type=click.Path(dir_okay=False, path_type=Path), help="Encoder checkpoint.")
+@click.option("--checkpoint", type=click.Path(dir_okay=False, path_type=Path), help="Encoder checkpoint (default for mini-hiera / mini-sam2: their bundled weights).")
 @click.option("--random-init", is_flag=True, help="Random encoder weights (for codecs trained on such features).")
 @click.option("--ignore-weights-mismatch", is_flag=True,
               help="Encode although the encoder weights differ from those the codec was trained for.")
@@ -117,7 +117,11 @@ def encode_command(images, features_file, codec_dir, checkpoint, random_init, ig
         timings["write_s"] = time.perf_counter() - start
         summaries.append(stream_summary(output, data, timings, codec))
     else:
-        if (checkpoint is None) == (not random_init):
+        from .encoders import _has_bundled
+
+        # as `extract`: an encoder with bundled weights (mini-hiera, mini-sam2) uses them when none is given
+        if (checkpoint is not None and random_init) or (checkpoint is None and not random_init
+                                                         and not _has_bundled(codec.encoder)):
             raise click.UsageError("give exactly one of --checkpoint PATH or --random-init for the frozen encoder")
         paths, targets = image_targets(images, output, force=force)
         for target, data, timings in encode_images(
