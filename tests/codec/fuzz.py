@@ -43,7 +43,7 @@ def make_codecs(root: Path) -> dict:
     out = {}
     for kind in ("hyperprior", "factorized", "uniform"):
         torch.manual_seed(0)
-        hparams = HPARAMS if kind != "uniform" else {}
+        hparams = {} if kind == "uniform" else {**HPARAMS, "hyper_path": "integer"} if kind == "hyperprior" else HPARAMS
         model = create_codec(kind, LEVELS, resolution=64, **hparams)
         out[kind] = save_codec(model, root / kind, encoder="fuzz-levels", weights_id="random-init", lmbda=1.0)
     return out
@@ -67,19 +67,21 @@ def base_streams(codec, coder: str) -> list[bytes]:
     return out
 
 
-def craft_stream(codec, coder: str, grid: tuple[int, int], groups: int, seed: int = 0, compact: bool = False) -> bytes:
-    """A fully consistent stream for any grid, odd ones included: random small symbols, entropy-coded with
-    `coder` in `groups` channel groups, with the checksums a correct encoder would write."""
+def craft_stream(codec, coder: str, grid: tuple[int, int], groups: int, seed: int = 0, compact: bool = False,
+                 spread: int = 3) -> bytes:
+    """A fully consistent stream for any grid, odd ones included: random symbols in [-spread, spread]
+    (large ones escape), entropy-coded with `coder` in `groups` channel groups, with the checksums a correct
+    encoder would write."""
     from codec import ops
     from codec.entropy import encode_substreams, split_channels
     from codec.models.hyperprior import MEAN_GRID
 
     model, rng = codec.model, np.random.default_rng(seed)
     shapes = model.latent_shapes(grid)
-    y = rng.integers(-3, 4, shapes["y"]).astype(np.int32)
+    y = rng.integers(-spread, spread + 1, shapes["y"]).astype(np.int32)
     strings, checksums = {}, {}
     if model.kind == "hyperprior":
-        z = rng.integers(-2, 3, shapes["z"]).astype(np.int32)
+        z = rng.integers(-spread, spread + 1, shapes["z"]).astype(np.int32)
         z_table = CdfTable.from_entropy_model(model.entropy_bottleneck)
         strings["z"] = get_coder(coder).encode(z.reshape(-1), model._z_indexes(shapes["z"]), z_table)
         z_t = torch.from_numpy(z)[None]
