@@ -304,9 +304,24 @@ def _raw_json_stream(text: str, subs: dict) -> bytes:
     return pre + struct.pack("<I", zlib.crc32(pre)) + payload + struct.pack("<I", zlib.crc32(payload))
 
 
-def run(codecs: dict, mutations_per_combo: int, seed: int) -> dict:
-    """Counts per outcome; `findings` lists crashes (other exceptions) and silent wrong decodes."""
+def _exit_code(codec, data: bytes, folder: Path) -> int:
+    """`featcodec decode`'s exit code on `data` (in-process, through the CLI root's error mapping)."""
+    from click.testing import CliRunner
+
+    from bench.cli import main
+
+    (folder / "s.fcb").write_bytes(data)
+    result = CliRunner().invoke(main, ["decode", str(folder / "s.fcb"), "--codec", str(codec.path), "-o",
+                                       str(folder / "o.safetensors"), "--force"])
+    return result.exit_code
+
+
+def run(codecs: dict, mutations_per_combo: int, seed: int, cli_every: int = 0, folder: Path | None = None) -> dict:
+    """Counts per outcome; `findings` lists crashes (other exceptions) and silent wrong decodes. With
+    `cli_every` = k, every k-th mutated stream also goes through `featcodec decode` (exit codes counted)."""
     counts: Counter = Counter()
+    exits: Counter = Counter()
+    kinds: Counter = Counter()  # mutations per kind (its name up to the first digit-free part)
     findings = []
     for kind, coder in COMBOS:
         codec = codecs[kind]
@@ -316,6 +331,9 @@ def run(codecs: dict, mutations_per_combo: int, seed: int) -> dict:
         for i in range(mutations_per_combo):
             k = rng.randrange(len(bases))
             what, data = mutate(rng, bases[k], codec)
+            kinds[what.split("-grid-")[0] if what.startswith("crafted") else what] += 1
+            if cli_every and i % cli_every == 0:
+                exits[_exit_code(codec, data, folder)] += 1
             try:
                 decoded = decode_stream(codec, data).features
             except BitstreamError:
@@ -336,7 +354,7 @@ def run(codecs: dict, mutations_per_combo: int, seed: int) -> dict:
             counts["decoded-identical" if same else "silent-wrong"] += 1
             if not same:
                 findings.append((kind, coder, i, what, "silent wrong decode", data))
-    return {"counts": dict(counts), "findings": findings}
+    return {"counts": dict(counts), "exit_codes": dict(exits), "mutations": dict(kinds), "findings": findings}
 
 
 def main() -> None:
@@ -346,11 +364,12 @@ def main() -> None:
     parser.add_argument("--mutations", type=int, default=12000, help="in all, spread over the kind/coder pairs")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--save", type=Path, help="write findings' streams into this folder")
+    parser.add_argument("--cli-every", type=int, default=10, help="run every k-th stream through featcodec decode")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         codecs = make_codecs(Path(tmp))
-        result = run(codecs, -(-args.mutations // len(COMBOS)), args.seed)
-    print(json.dumps(result["counts"]))
+        result = run(codecs, -(-args.mutations // len(COMBOS)), args.seed, args.cli_every, Path(tmp))
+    print(json.dumps({k: result[k] for k in ("counts", "exit_codes", "mutations")}))
     for kind, coder, i, what, message, data in result["findings"][:50]:
         print(kind, coder, i, what, message)
         if args.save:

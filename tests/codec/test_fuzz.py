@@ -16,10 +16,11 @@ def codecs(tmp_path_factory):
     return fuzz.make_codecs(tmp_path_factory.mktemp("fuzz"))
 
 
-def test_mutated_streams_are_refused_or_decode_exactly(codecs):
-    result = fuzz.run(codecs, MUTATIONS_PER_PAIR, seed=22)
+def test_mutated_streams_are_refused_or_decode_exactly(codecs, tmp_path):
+    result = fuzz.run(codecs, MUTATIONS_PER_PAIR, seed=22, cli_every=20, folder=tmp_path)
     assert not result["findings"], [f[:5] for f in result["findings"][:5]]
     assert result["counts"]["refused"] > 0.8 * MUTATIONS_PER_PAIR * len(fuzz.COMBOS)
+    assert set(result["exit_codes"]) <= {0, 3} and result["exit_codes"][3] > 0  # every refusal: exit code 3
 
 
 @pytest.mark.parametrize("what", ["odd-grid", "huge-int", "json-bomb", "tiny-compressai", "empty-checksums"])
