@@ -221,17 +221,9 @@ def _fits_rans64_buffer(symbols: np.ndarray, indexes: np.ndarray, table: CdfTabl
 
     Each emitted word takes 32 bits of the state, which grows by at most log2(2**16 / freq) + 2**-15 bits
     per coded symbol and 4 bits per bypass chunk; the flush adds 2 words (docs/bitstream.md)."""
-    idx = indexes.astype(np.int64)
-    values = symbols.astype(np.int64) - table.offset[idx]
-    escape = table.escape[idx].astype(np.int64)
-    escaped = (values < 0) | (values >= escape)
-    bins = np.where(escaped, escape, values)
-    freq = table.cdf[idx, bins + 1].astype(np.int64) - table.cdf[idx, bins]
-    bits = float(np.sum(table.precision - np.log2(freq)))
-    raw = np.where(values < 0, -2 * values - 1, 2 * (values - escape))[escaped]
-    chunks = np.ceil(np.log2(raw + 1) / _BYPASS_BITS) if raw.size else raw
-    bits += float(_BYPASS_BITS * np.sum(1 + chunks))
-    steps = symbols.size + 9 * int(escaped.sum())
+    escapes = int(((symbols < table.offset[indexes]) | (symbols >= table.offset[indexes] + table.escape[indexes])).sum())
+    steps = symbols.size + 9 * escapes  # puts: one per symbol, at most 1 + 8 more per escape
+    bits = table.ideal_bits(symbols, indexes)
     return (bits + steps * 1e-4) / 32 + 3 <= symbols.size
 
 
