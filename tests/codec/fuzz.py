@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from codec.bitstream import BitstreamError, pack, pack_compact, unpack
+from codec.bitstream import BitstreamError, pack, pack_compact, stream_info, unpack
 from codec.codec_dir import save_codec
 from codec.entropy import CdfTable, get_coder
 from codec.models import create_codec
@@ -334,6 +334,14 @@ def run(codecs: dict, mutations_per_combo: int, seed: int, cli_every: int = 0, f
             kinds[what.split("-grid-")[0] if what.startswith("crafted") else what] += 1
             if cli_every and i % cli_every == 0:
                 exits[_exit_code(codec, data, folder)] += 1
+            for args in ((data,), (data, codec)):  # `featcodec info` reads every stream too, with or without --codec
+                try:
+                    stream_info(*args)
+                except BitstreamError:
+                    pass
+                except Exception as e:  # noqa: BLE001 - the finding itself
+                    counts["crash"] += 1
+                    findings.append((kind, coder, i, what, f"stream_info {type(e).__name__}: {e}"[:200], data))
             try:
                 decoded = decode_stream(codec, data).features
             except BitstreamError:
