@@ -2,7 +2,8 @@
 
 It parses both container versions, reads the CDF tables and the integer hyper-synthesis from a codec
 directory (`config.json`, `weights.safetensors`), entropy-decodes every substream with each coder as the
-document describes it, and returns the symbols with the three checksums recomputed — the conformance test
+document describes it (no coder library: native, compressai's rans64 and constriction's ANS by hand), and
+returns the symbols with the three checksums recomputed — the conformance test
 (test_conformance.py) compares them with the stream's own.
 
     symbols = read_symbols(stream_bytes, codec_dir)   # {"z": N×h×w, "y": M×gh×gw, "crc": {...}}
@@ -176,26 +177,54 @@ def decode_compressai(data: bytes, rows: np.ndarray, table: Table) -> np.ndarray
     return out
 
 
-def decode_constriction(data: bytes, rows: np.ndarray, table: Table) -> np.ndarray:
-    import constriction
+def _leaky_cdf(cdf16: list[int]) -> list[int]:
+    """constriction's `Categorical(p, perfect=False)` of a 16-bit table row, as the doc states it: 24-bit left
+    cumulatives floor(scale · Σ_{i<j} p_i) + j with scale = (2^24 − n) / Σp, all in float64, then 2^24."""
+    probabilities = [(b - a) / 65536 for a, b in zip(cdf16[:-1], cdf16[1:], strict=True)]
+    n, total = len(probabilities), 0.0
+    for p in probabilities:
+        total += p
+    scale, cumulative, left = float((1 << 24) - n) / total, 0.0, []
+    for j, p in enumerate(probabilities):
+        left.append(int(cumulative * scale) + j)
+        cumulative += p
+    return left + [1 << 24]
 
-    coder = constriction.stream.stack.AnsCoder(np.frombuffer(data, "<u4").astype(np.uint32))
+
+def decode_constriction(data: bytes, rows: np.ndarray, table: Table) -> np.ndarray:
+    """constriction's AnsCoder (u32 words, u64 state, 24-bit precision), read as the doc describes it."""
+    words = list(struct.unpack(f"<{len(data) // 4}I", data))
+    state = 0
+    if words:  # the last word is the state's most significant one; it must not be 0
+        if words[-1] == 0:
+            raise ReadError("constriction: trailing zero word")
+        state = words.pop()
+        while words and state < 1 << 32:
+            state = state << 32 | words.pop()
+
+    def pop(left: list[int]) -> int:
+        nonlocal state
+        quantile = state & ((1 << 24) - 1)
+        v = bisect_right(left, quantile) - 1
+        state = (state >> 24) * (left[v + 1] - left[v]) + quantile - left[v]
+        if state < 1 << 32 and words:
+            state = state << 32 | words.pop()
+        return v
+
     order = np.argsort(rows, kind="stable")
-    values = np.empty(rows.size, np.int64)
-    position = 0
-    for k in np.unique(rows).tolist():
-        count = int((rows == k).sum())
-        probabilities = np.diff(np.asarray(table.row(k), np.float64)) / 65536
-        model = constriction.stream.model.Categorical(probabilities, perfect=False)
-        values[position : position + count] = coder.decode(model, count)
-        position += count
     grouped_rows = rows[order]
+    values = np.empty(rows.size, np.int64)
+    for i, k in enumerate(grouped_rows.tolist()):
+        if i == 0 or grouped_rows[i - 1] != k:
+            left = _leaky_cdf(table.row(k))
+        values[i] = pop(left)
     escaped = values == table.length[grouped_rows] - 2
-    halves = coder.decode(constriction.stream.model.Uniform(65536), 2 * int(escaped.sum())).astype(np.int64)
-    u = halves[0::2] * 65536 + halves[1::2]
+    uniform = [256 * j for j in range(65537)]  # Uniform(65536): 2^24 / 65536 = 256 per value
+    halves = [pop(uniform) for _ in range(2 * int(escaped.sum()))]
+    u = np.asarray(halves[0::2], np.int64) * 65536 + np.asarray(halves[1::2], np.int64)
     values = values + table.offset[grouped_rows]
     values[escaped] = (u >> 1) ^ -(u & 1)
-    if not coder.is_empty():
+    if state or words:
         raise ReadError("constriction: data left")
     out = np.empty_like(values)
     out[order] = values
