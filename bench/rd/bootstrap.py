@@ -16,7 +16,8 @@ several scored items (pose: an image's persons).
 
 `pchip_bd_rate` is `bd_rate(method="pchip")` in plain numpy, and `pchip_bd_rates` the same for
 many metric vectors at once (grouped by hull shape), so a thousand resamples take milliseconds;
-tests check both agree with `bd_rate` to 1e-9.
+tests check both agree with `bd_rate` to 1e-9. `pchip_bd_metrics` and `task_sufficient_rates` do the
+same for `bd_metric` and `curves.task_sufficient_rate`, for the intervals across seeds (`seeds.py`).
 """
 
 from __future__ import annotations
