@@ -75,20 +75,32 @@ def _pchip_integral(x: np.ndarray, y: np.ndarray, lo: float, hi: float) -> float
 
 def pchip_bd_rate(rate_a, metric_a, rate_b, metric_b, higher_is_better: bool = True) -> float:
     """`bd_rate(..., method="pchip")`; NaN where it would raise (fewer than 2 hull points, no overlap)."""
+    return float(np.expm1(_pchip_mean_difference(rate_a, metric_a, rate_b, metric_b, higher_is_better, "rate"))
+                 * 100.0)  # fmt: skip
+
+
+def pchip_bd_metric(rate_a, metric_a, rate_b, metric_b, higher_is_better: bool = True) -> float:
+    """`bd_metric(..., method="pchip")`; NaN where it would raise (fewer than 2 hull points, no overlap)."""
+    return _pchip_mean_difference(rate_a, metric_a, rate_b, metric_b, higher_is_better, "metric")
+
+
+def _pchip_mean_difference(rate_a, metric_a, rate_b, metric_b, higher_is_better: bool, kind: str) -> float:
+    """Mean of B − A over the overlap, on the hulls: log-rate over the metric (kind "rate") or the metric over
+    log-rate (kind "metric"); NaN with fewer than 2 hull points or no overlap."""
     curves = []
     for r, m in ((rate_a, metric_a), (rate_b, metric_b)):
         r, m = np.asarray(r, dtype=np.float64), np.asarray(m, dtype=np.float64)
         keep = hull_mask(r, m, higher_is_better)
         if keep.size < 2:
             return float("nan")
-        order = np.argsort(m[keep])
-        curves.append((m[keep][order], np.log(r[keep][order])))
-    (ma, la), (mb, lb) = curves
-    lo, hi = max(ma[0], mb[0]), min(ma[-1], mb[-1])
+        x, y = (m[keep], np.log(r[keep])) if kind == "rate" else (np.log(r[keep]), m[keep])
+        order = np.argsort(x)
+        curves.append((x[order], y[order]))
+    (xa, ya), (xb, yb) = curves
+    lo, hi = max(xa[0], xb[0]), min(xa[-1], xb[-1])
     if not lo < hi:
         return float("nan")
-    mean = (_pchip_integral(mb, lb, lo, hi) - _pchip_integral(ma, la, lo, hi)) / (hi - lo)
-    return float(np.expm1(mean) * 100.0)
+    return float((_pchip_integral(xb, yb, lo, hi) - _pchip_integral(xa, ya, lo, hi)) / (hi - lo))
 
 
 def _pchip_slopes_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -138,23 +150,6 @@ def pchip_bd_rates(rates_a, metrics_a: np.ndarray, rates_b, metrics_b: np.ndarra
 def pchip_bd_metrics(rates_a, metrics_a: np.ndarray, rates_b, metrics_b: np.ndarray, higher_is_better: bool = True):
     """`bd_metric(method="pchip")` (B − A, metric units) of every row pair, at once, as `pchip_bd_rates`."""
     return _pchip_deltas(rates_a, metrics_a, rates_b, metrics_b, higher_is_better, "metric")
-
-
-def pchip_bd_metric(rate_a, metric_a, rate_b, metric_b, higher_is_better: bool = True) -> float:
-    """`bd_metric(..., method="pchip")`; NaN where it would raise (fewer than 2 hull points, no overlap)."""
-    curves = []
-    for r, m in ((rate_a, metric_a), (rate_b, metric_b)):
-        r, m = np.asarray(r, dtype=np.float64), np.asarray(m, dtype=np.float64)
-        keep = hull_mask(r, m, higher_is_better)
-        if keep.size < 2:
-            return float("nan")
-        order = np.argsort(r[keep])
-        curves.append((np.log(r[keep][order]), m[keep][order]))
-    (la, ma), (lb, mb) = curves
-    lo, hi = max(la[0], lb[0]), min(la[-1], lb[-1])
-    if not lo < hi:
-        return float("nan")
-    return float((_pchip_integral(lb, mb, lo, hi) - _pchip_integral(la, ma, lo, hi)) / (hi - lo))
 
 
 def _pchip_deltas(rates_a, metrics_a, rates_b, metrics_b, higher_is_better: bool, kind: str) -> np.ndarray:

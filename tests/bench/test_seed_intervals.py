@@ -216,8 +216,11 @@ def test_vectorised_bd_metric_and_task_sufficient_rate_equal_the_reference(hib):
     assert np.array_equal(np.isnan(got), np.isnan(ref)) and 0 < np.isnan(ref).sum() < 300
     np.testing.assert_allclose(got, ref, rtol=1e-12)
     tied = np.array([0.05, 0.05, 0.2, 0.8])  # ties in rate: the row-by-row path
-    ref = [_reference(task_sufficient_rate, tied, x, c, 0.9, hib) for x, c in zip(ma[:20], clean[:20], strict=True)]
-    np.testing.assert_allclose(task_sufficient_rates(tied, ma[:20], clean[:20], 0.9, hib), ref, rtol=1e-12)
+    ref = [_reference(task_sufficient_rate, tied, x, c, 0.9, hib) for x, c in zip(ma[:40], clean[:40], strict=True)]
+    np.testing.assert_allclose(task_sufficient_rates(tied, ma[:40], clean[:40], 0.9, hib), ref, rtol=1e-12)
+    ref = [_reference(bd_metric, tied, x, RATES, y, method="pchip", higher_is_better=hib)
+           for x, y in zip(ma[:40], mb[:40], strict=True)]  # fmt: skip
+    np.testing.assert_allclose(pchip_bd_metrics(tied, ma[:40], RATES, mb[:40], hib), ref, rtol=1e-9, atol=1e-12)
 
 
 def test_verdict_reads_the_whole_interval_against_the_finding_side():
