@@ -143,7 +143,8 @@ def combine(per_seed: np.ndarray, resampled: np.ndarray | None, *, scale: Scale 
                  var_images=None, share_training=None, df=None, seeds=S, defined=D, images=images, resamples=B,
                  valid=0, scale=scale.name)  # fmt: skip
     if D == 0:
-        return SeedInterval(**empty, method=method or METHOD, covers=COVERS_BOTH, notes=(*notes, "undefined on every seed"))
+        return SeedInterval(**empty, method=method or METHOD, covers=COVERS_BOTH if S > 1 else COVERS_IMAGES,
+                            notes=(*notes, "undefined on every seed"))  # fmt: skip
     gd = g[defined]
     mean = float(gd.mean())
     estimate = _finite(scale.back(mean))
@@ -177,7 +178,7 @@ def combine(per_seed: np.ndarray, resampled: np.ndarray | None, *, scale: Scale 
         return SeedInterval(**{**base, "low": _finite(low), "high": _finite(high), "var_training": None,
                                "var_images": v_img},
                             method=METHOD_ONE_SEED, covers=COVERS_IMAGES,
-                            notes=(*notes, "one training seed: the interval covers test images only"))  # fmt: skip
+                            notes=(*notes, "one seed: the interval covers test images only"))  # fmt: skip
     v_train = float(np.var(gd, ddof=1)) / D
     v_img = float(np.var(boot.mean(axis=1), ddof=1))
     total = v_train + v_img
@@ -200,6 +201,8 @@ def seed_interval(scores: Sequence[Sequence[np.ndarray]], statistic: Statistic, 
     """
     if not scores:
         raise ValueError("no seeds: scores must hold one list of curves per training seed")
+    if resamples < 2:
+        raise ValueError(f"resamples must be at least 2, got {resamples}")
     mats = [[np.atleast_2d(np.asarray(c, dtype=np.float64)) for c in curves] for curves in scores]
     n = mats[0][0].shape[1]
     shapes = [[m.shape for m in curves] for curves in mats]
