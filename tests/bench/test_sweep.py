@@ -126,7 +126,8 @@ def test_step_ids_change_only_downstream_of_an_edit(tmp_path):
     after = {s.label: s.id for s in plan_steps(load_study(_write(tmp_path, TOY.replace("[0.1, 4.0]", "[0.1, 8.0]"))))}
     changed = sorted(label for label in before.keys() & after.keys() if before[label] != after[label])
     assert changed == ["report"]  # λ=4 steps vanished, λ=8 steps are new, nothing else moved
-    assert {k for k in before if k not in after} == {"codec mini-hiera-random λ=4 seed 0", "eval mini-hiera-random depth 1L λ=4"}
+    assert {k for k in before if k not in after} == {"codec mini-hiera-random λ=4 seed 0", "eval mini-hiera-random depth 1L λ=4",
+                                                    "streams mini-hiera-random depth λ=4 seed 0"}  # fmt: skip
     # the same study gives the same ids (content addressing), in any run directory
     assert before == {s.label: s.id for s in plan_steps(load_study(_write(tmp_path, TOY, "again.toml")))}
 
@@ -144,13 +145,13 @@ def test_a_run_records_every_point_and_reports(toy_run):
     (depth,) = [s for s in report["sections"] if s["metric"] == "abs_rel"]
     assert depth["zero_rate"] is not None
     assert (run_dir / "report" / "report.md").is_file()
-    assert len(outcome.ran) == len(outcome.steps) == 10 and not outcome.skipped
+    assert len(outcome.ran) == len(outcome.steps) == 12 and not outcome.skipped  # 2 streams: the test split per codec
     # --resume recomputes nothing
     again = run_sweep(study, run_dir, resume=True, progress=False)
-    assert again.ran == [] and len(again.skipped) == 10
+    assert again.ran == [] and len(again.skipped) == 12
     # --plan reports every step done, without running anything
     result = CliRunner().invoke(main, ["sweep", str(study), "-o", str(run_dir), "--plan"])
-    assert result.exit_code == 0 and "10 steps: 10 done, 0 to do" in result.output
+    assert result.exit_code == 0 and "12 steps: 12 done, 0 to do" in result.output
     # an existing run directory is not reused without --resume
     assert CliRunner().invoke(main, ["sweep", str(study), "-o", str(run_dir)]).exit_code == 3
 
@@ -196,7 +197,7 @@ def test_ray_executor_gives_the_same_results(toy_run, tmp_path):
         outcome = run_sweep(study, tmp_path / "run", executor="ray", progress=False)
     finally:
         ray.shutdown()
-    assert len(outcome.ran) == 10
+    assert len(outcome.ran) == 12
     assert _normalised_rows(tmp_path / "run") == _normalised_rows(reference)
 
 
@@ -241,8 +242,8 @@ def test_decoded_necks_are_fine_tuned_from_the_clean_neck(tmp_path):
         config = json.loads((Path(row["neck"]["dir"]) / "config.json").read_text())
         assert Path(config["init"]["dir"]).parent.name == clean[0].id
     report = json.loads((tmp_path / "run" / "report" / "report.json").read_text())
-    entries = [e for sec in report["sections"] for e in sec["curves"] if e["neck_training"] != "clean-trained"]
-    assert entries and all(e["clean"] is not None for e in entries)  # the clean neck's clean accuracy
+    probes = [p for sec in report["sections"] for p in sec["probes"] if p["neck_training"] != "clean-trained"]
+    assert probes and all(p["clean"] is not None for p in probes)  # the clean neck's clean accuracy
 
 
 def test_task_modes_are_validated(tmp_path):
@@ -274,19 +275,26 @@ def test_codec_grid_stride_is_checked_against_the_encoders_and_reaches_the_codec
             load_study(_write(tmp_path, text))
 
 
-def test_summary_table_names_the_neck_training_the_proxy_interval_and_unreached_targets():
-    from bench.sweep.summary import summary_table
+def test_summary_table_names_the_neck_training_the_proxy_score_and_unreached_targets():
+    from bench.rd.markdown import summary_table
+    from bench.rd.records import Estimate, Probe, Report, Section
 
-    ci = {"low": -67.8, "high": -42.2, "estimate": -57.4, "metric": "oks_ar"}
-    curves = [
-        {"encoder": "a", "anchor": "a", "neck": "n", "neck_training": "clean-trained", "clean": {"value": 0.2},
-         "task_sufficient_rate": {"rate": None, "reason": "never reached: the best point …"}},
-        {"encoder": "b", "anchor": "a", "neck": "n", "neck_training": "codec-trained", "clean": {"value": 0.3},
-         "task_sufficient_rate": {"rate": 3.9}, "bd_rate": {"pchip": -70.1}, "bd_rate_ci": ci},
-        {"encoder": "b", "anchor": "a", "neck": "n", "neck_training": "clean-trained", "clean": None,
-         "task_sufficient_rate": None, "bd_rate": {"pchip": -5.0}, "bd_rate_ci": {**ci, "metric": "AP"}},
-    ]  # fmt: skip
-    rows = summary_table({"anchor": "a", "sections": [{"task": "pose", "metric": "AP", "curves": curves}]}).splitlines()
-    assert rows[2].endswith("| n | 0.2 | not reached | anchor |")
-    assert "| n (codec-trained) | 0.3 | 3.9 | -70.1 %; oks_ar: -57.4 % [-67.8, -42.2] |" in rows[3]
-    assert rows[4].endswith("| n | — | — | -5.0 % [-67.8, -42.2] |")  # an interval on the metric itself
+    def probe(label, training, clean, tsr, bd=None):
+        return Probe(label, label, "w", 128, "n", "n", training, "h", None, None, [], clean=clean,
+                     task_sufficient_rate=tsr, anchor="a", bd_rate=bd)  # fmt: skip
+
+    seeds = {"0": 1.0, "1": 2.0, "2": 3.0}
+    never = Estimate(None, per_seed=dict.fromkeys(seeds))
+    bd = Estimate(-57.4, -67.8, -42.2, per_seed={"0": -50.0, "1": -60.0, "2": -62.0}, score="oks_ar")
+    probes = [probe("a", "clean-trained", Estimate(0.2, 0.1, 0.3, per_seed=seeds), never),
+              probe("b", "codec-trained", Estimate(0.3), Estimate(3.9, 3.0, 5.0, per_seed=seeds), bd),
+              probe("b", "clean-trained", None, None, Estimate(-5.0, -7.0, -3.0, score="AP"))]  # fmt: skip
+    report = Report("featcodec-report", 3, [], "bpp", 0.95, "a", ["0", "1", "2"],
+                    {"method": "m", "level": 0.95, "resamples": 10, "seed": 0},
+                    [Section("pose", "d", "AP", True, "p.png", probes)], [], [], [])  # fmt: skip
+    rows = summary_table(report).splitlines()
+    assert "across 3 training seeds" in rows[0]
+    table = [r for r in rows if r.startswith("| pose")]
+    assert table[0].endswith("| n | 0.2 [0.1, 0.3] | not reached | anchor | — |")
+    assert "| n (codec-trained) | 0.3 | 3.9 [3, 5] | -57.4 % [-67.8, -42.2] (oks_ar) | -50.0, -60.0, -62.0 |" in table[1]
+    assert table[2].endswith("| n | — | — (no clean eval) | -5.0 % [-7.0, -3.0] | — |")  # on the metric itself
