@@ -298,3 +298,40 @@ def test_summary_table_names_the_neck_training_the_proxy_score_and_unreached_tar
     assert table[0].endswith("| n | 0.2 [0.1, 0.3] | not reached | anchor | — |")
     assert "| n (codec-trained) | 0.3 | 3.9 [3, 5] | -57.4 % [-67.8, -42.2] (oks_ar) | -50.0, -60.0, -62.0 |" in table[1]
     assert table[2].endswith("| n | — | — (no clean eval) | -5.0 % [-7.0, -3.0] | — |")  # on the metric itself
+
+
+def test_an_eval_through_a_streams_step_scores_what_a_fresh_round_trip_scores(toy_run):
+    """Computed once: the decoded test split gives the metrics, per-image scores and bits of encoding it again."""
+    from probes.evaluate import evaluate_neck
+
+    study, run_dir, outcome = toy_run
+    rows = [json.loads(line) for line in (run_dir / "results.jsonl").read_text().splitlines()]
+    row = next(r for r in rows if r["format"] == "featcodec-eval" and r["sweep"]["lambda"] == 4.0)
+    codec_dir = run_dir / "steps" / row["sweep"]["codec_step"] / "codec"
+    fresh = evaluate_neck(row["neck"]["dir"], "synthetic:depth", split="test", limit=3, codec=str(codec_dir),
+                          batch_size=4, progress=False)  # fmt: skip
+    assert fresh["metrics"] == row["metrics"] and fresh["per_image"] == row["per_image"]
+    assert fresh["bpp"] == row["bpp"] and fresh["codec"]["stream_bytes"] == row["codec"]["stream_bytes"]
+    streams = [s for s in outcome.steps if s.kind == "streams"]
+    assert len(streams) == 2 and all(len(list((run_dir / "steps" / s.id / "decoded" / "streams").iterdir())) == 3
+                                     for s in streams)  # one real .fcb per test image  # fmt: skip
+
+
+def test_seeds_and_a_variable_rate_codec_give_per_seed_curves_and_verdicts(tmp_path):
+    text = TOY.replace('name = "toy"', 'name = "toy"\nseeds = [0, 1]').replace(
+        "lambdas = [0.1, 4.0]", "lambdas = [0.1, 4.0]\nvariable_rate = true")
+    study = load_study(_write(tmp_path, text))
+    steps = plan_steps(study)
+    sets = [s for s in steps if s.kind == "codec-set"]
+    assert len(sets) == 2 and {s.settings["seed"] for s in sets} == {0, 1}  # one network per seed, both λ
+    assert all(dict(s.inputs)["trained"][0].kind == "codec-set" for s in steps if s.kind == "codec")
+    run_sweep(study.path, tmp_path / "run", progress=False)
+    report = json.loads((tmp_path / "run" / "report" / "report.json").read_text())
+    (depth,) = [s for s in report["sections"] if s["metric"] == "abs_rel"]
+    (probe,) = depth["probes"]
+    assert [c["seed"] for c in probe["seeds"]] == [0, 1] and all(len(c["points"]) == 2 for c in probe["seeds"])
+    assert probe["clean"]["covers"] == "training seeds and test images" and set(probe["clean"]["per_seed"]) == {"0", "1"}
+    assert report["seeds"] == ["0", "1"] and [v["finding"] for v in report["verdicts"]] == ["a", "b", "c", "d"]
+    assert all(v["outcome"] == "not measured" for v in report["verdicts"])  # one encoder: nothing to compare
+    summary = (tmp_path / "run" / "report" / "summary.md").read_text()
+    assert "across 2 training seeds" in summary and "| finding | verdict |" in summary
