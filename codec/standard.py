@@ -40,6 +40,9 @@ class VideoFormat:
     qp_range: tuple[int, int]
     default_preset: str
     bitstream: str  # what the bytes are, for docs/bitstream.md and `featcodec info`
+    # frames are padded to this many times the mosaic's height: ffmpeg's libvvenc wrapper gives a coded
+    # picture one byte per luma sample and fails beyond it (10-bit detail at low QP needs more)
+    height_factor: int = 1
 
     def encoder_args(self, qp: int, preset: str | None, threads: int) -> list[str]:
         preset = preset or self.default_preset
@@ -56,7 +59,7 @@ class VideoFormat:
 
 VIDEO_FORMATS = {
     "vvc": VideoFormat("vvc", "libvvenc", "vvc", "vvc", (0, 63), "faster",
-                       "H.266/VVC elementary stream, Annex B byte stream (start codes)"),
+                       "H.266/VVC elementary stream, Annex B byte stream (start codes)", height_factor=2),
     "hevc": VideoFormat("hevc", "libx265", "hevc", "hevc", (0, 51), "fast",
                         "H.265/HEVC elementary stream, Annex B byte stream (start codes)"),
     "av1": VideoFormat("av1", "libsvtav1", "obu", "libdav1d", (1, 63), "8",

@@ -39,21 +39,22 @@ def tile_grid(channels: int) -> tuple[int, int]:
     return -(-channels // cols), cols
 
 
-def frame_shape(channels: int, height: int, width: int) -> tuple[int, int]:
-    """The coded picture's H×W: the tile mosaic padded to a multiple of ALIGN, at least MIN_FRAME a side."""
+def frame_shape(channels: int, height: int, width: int, height_factor: int = 1) -> tuple[int, int]:
+    """The coded picture's H×W: the tile mosaic (its height times the standard's `height_factor`) padded to
+    a multiple of ALIGN, at least MIN_FRAME a side."""
     rows, cols = tile_grid(channels)
 
     def side(n: int) -> int:
         return max(MIN_FRAME, -(-n // ALIGN) * ALIGN)
 
-    return side(rows * height), side(cols * width)
+    return side(height_factor * rows * height), side(cols * width)
 
 
-def pack_level(q: np.ndarray) -> np.ndarray:
+def pack_level(q: np.ndarray, height_factor: int = 1) -> np.ndarray:
     """C×h×w samples → the H×W frame (tiles in raster order, FILL elsewhere)."""
     c, h, w = q.shape
     rows, cols = tile_grid(c)
-    frame = np.full(frame_shape(c, h, w), FILL, dtype=np.uint16)
+    frame = np.full(frame_shape(c, h, w, height_factor), FILL, dtype=np.uint16)
     mosaic = np.full((rows * cols, h, w), FILL, dtype=np.uint16)
     mosaic[:c] = q
     frame[: rows * h, : cols * w] = mosaic.reshape(rows, cols, h, w).transpose(0, 2, 1, 3).reshape(rows * h, cols * w)
@@ -112,7 +113,10 @@ class PackedFeatureCodec(FeatureCodec):
 
     def latent_shapes(self, grid: Sequence[int]) -> dict[str, list[int]]:
         """The coded pictures (H×W luma) per level."""
-        return {f"s.{name}": list(frame_shape(*shape)) for name, shape in self.level_shapes(grid).items()}
+        return {f"s.{name}": list(self._frame(shape)) for name, shape in self.level_shapes(grid).items()}
+
+    def _frame(self, shape: Sequence[int]) -> tuple[int, int]:
+        return frame_shape(*shape, standard.video_format(self.standard).height_factor)
 
     def stream_fields(self, grid: Sequence[int]) -> dict:
         """The `packing` header field: everything another program needs to pull out and decode the frames."""
@@ -120,7 +124,7 @@ class PackedFeatureCodec(FeatureCodec):
         levels = []
         for name, (c, h, w) in self.level_shapes(grid).items():
             levels.append({"name": name, "channels": c, "tile": [h, w], "tiles": list(tile_grid(c)),
-                           "frame": list(frame_shape(c, h, w)), "ranges": f"r.{name}", "stream": f"s.{name}"})
+                           "frame": list(self._frame((c, h, w))), "ranges": f"r.{name}", "stream": f"s.{name}"})
         return {"packing": {"standard": self.standard, "bitstream": fmt.bitstream, "pix_fmt": standard.PIX_FMT,
                             "bit_depth": standard.BIT_DEPTH, "tile_order": "raster", "fill": FILL, "qp": self.qp,
                             "levels": levels}}
@@ -142,13 +146,14 @@ class PackedFeatureCodec(FeatureCodec):
     def compress(self, x: dict[str, torch.Tensor], coder: str | None = None, groups: int = 1,
                  threads: int | None = None) -> dict:
         grid = self.grid_of(x)
+        fmt = standard.video_format(self.standard)
         arrays = {n: x[n].detach().to("cpu", torch.float32).numpy() for n in self.level_names}
         items = []
         for b in range(next(iter(arrays.values())).shape[0]):
             strings = {}
             for name in self.level_names:
                 lo, hi = channel_ranges(arrays[name][b])
-                frame = pack_level(quantise(arrays[name][b], lo, hi))
+                frame = pack_level(quantise(arrays[name][b], lo, hi), fmt.height_factor)
                 strings[f"r.{name}"] = lo.astype("<f2").tobytes() + hi.astype("<f2").tobytes()
                 strings[f"s.{name}"] = standard.encode_plane(frame, self.standard, self.qp, preset=self.preset,
                                                              threads=threads or 1)
@@ -173,7 +178,7 @@ class PackedFeatureCodec(FeatureCodec):
                 lo, hi = np.frombuffer(ranges, "<f2", c), np.frombuffer(ranges, "<f2", c, offset=2 * c)
                 if not (np.isfinite(lo).all() and np.isfinite(hi).all() and (lo <= hi).all()):
                     raise BitstreamError(f"substream r.{name}: ranges must be finite with min ≤ max")
-                frame = standard.decode_plane(data, self.standard, frame_shape(c, h, w))
+                frame = standard.decode_plane(data, self.standard, self._frame((c, h, w)))
                 if frame.max(initial=0) > standard.MAX_SAMPLE:
                     raise BitstreamError(f"substream s.{name}: samples beyond {standard.BIT_DEPTH} bits")
                 out[name].append(torch.from_numpy(dequantise(unpack_level(frame, c, h, w), lo, hi)))
