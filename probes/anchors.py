@@ -20,7 +20,7 @@ import torchvision.transforms.functional as TF
 from PIL import Image
 
 from codec import standard
-from probes.training.sources import EncoderFeatures, FeatureSource
+from probes.training.sources import CodedFeatures, EncoderFeatures, FeatureSource
 
 IMAGE_CODECS = tuple(standard.IMAGE_FORMATS)  # vvc (QP), jxl (Butteraugli distance), jpeg (q-scale 2..31)
 
@@ -38,8 +38,9 @@ def code_picture(image: Image.Image, resolution: int, image_codec: str, quality:
     return Image.fromarray(np.ascontiguousarray(decoded)), record
 
 
-class RemoteInference(FeatureSource):
-    """The frozen encoder on each sample's picture after a standard image codec; counts the picture's bits."""
+class RemoteInference(CodedFeatures):
+    """The frozen encoder on each sample's picture after a standard image codec; counts the picture's bits
+    (the whole image file or elementary stream)."""
 
     def __init__(self, inner: FeatureSource, image_codec: str, quality: float):
         if not isinstance(inner, EncoderFeatures):
@@ -59,14 +60,6 @@ class RemoteInference(FeatureSource):
             coded.append({**sample, "image": picture})
         self.images += len(samples)
         return self.inner.features(coded)
-
-    @property
-    def bits_per_pixel(self) -> float | None:
-        """Bits of the coded R×R pictures per pixel (the whole image file or elementary stream)."""
-        return self.bits / (self.images * self.resolution**2) if self.images else None
-
-    def describe(self) -> dict:
-        return self.inner.describe()
 
     def describe_codec(self) -> dict:
         """What an evaluation records in its `codec` field (the report's anchor rows read `anchor`)."""
