@@ -30,6 +30,8 @@ STREAM_FORMAT = "featcodec-fcb"
 MAX_GRID = 1024  # grid cells per side: 16384 px at stride 16
 MAX_PIXELS_FACTOR = 4  # default decode limit: 4x the pixels of the codec's training resolution
 _SUBSTREAM = re.compile(r"^(z|y\.\d{1,4}|x\.[A-Za-z0-9_\-]{1,48})$")
+# packed-feature anchors (codec.models.packed): "r.<level>" ranges, "s.<level>" the standard bitstream
+_PACKED_SUBSTREAM = re.compile(r"^[rs]\.[A-Za-z0-9_\-]{1,48}$")
 
 
 def _batched(codec: LoadedCodec, features: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -55,6 +57,8 @@ def encode_features(
     model = codec.model
     if model.kind == "uniform":
         coder = "zstd"
+    elif getattr(model, "standard", ""):  # a packed anchor: the "coder" is the standard that codes the frames
+        coder = model.standard
     elif coder not in CODERS:
         raise ValueError(f"unknown coder {coder!r}; choose from {', '.join(CODERS)}")
     x = _batched(codec, features)
@@ -83,6 +87,8 @@ def encode_features(
             "estimated_bits": item["estimated_bits"],
             "source": source,
         }
+        if hasattr(model, "stream_fields"):  # the packed anchors' `packing` (docs/bitstream.md, "Packed features")
+            header.update(model.stream_fields(grid))
         write_compact = compact and can_pack(header, item["strings"])
         streams.append(pack_compact(header, item["strings"]) if write_compact else pack(header, item["strings"]))
     return streams
@@ -144,6 +150,11 @@ def check_header(
         raise BitstreamError("header field 'latents' does not match the codec's latent shapes for the grid")
     coder = _require(header, "coder", str, "a string")
     allowed = ("zstd",) if model.kind == "uniform" else tuple(CODERS)
+    if getattr(model, "standard", ""):
+        allowed = (model.standard,)
+        for key, value in model.stream_fields(grid).items():
+            if header.get(key) != value:
+                raise BitstreamError(f"header field {key!r} does not match the {model.kind} codec's packing for the grid")
     if coder not in allowed:
         raise BitstreamError(f"header field 'coder' is {coder!r}; a {model.kind} codec reads {', '.join(allowed)}")
     checksums = _require(header, "checksums", dict, "an object")
@@ -151,7 +162,7 @@ def check_header(
         if type(value) is not int or not 0 <= value < 1 << 32:
             raise BitstreamError(f"header checksums[{key!r}] is not a 32-bit unsigned integer")
     for name in container.substreams:
-        if not _SUBSTREAM.match(name):
+        if not (_SUBSTREAM.match(name) or getattr(model, "standard", "") and _PACKED_SUBSTREAM.match(name)):
             raise BitstreamError(f"unknown substream {name!r}")
     return grid, coder
 

@@ -22,6 +22,7 @@ from torch.utils.data import DataLoader
 
 from codec.files import package_versions
 from codec.progress import progress as progress_bar
+from probes.anchors import RemoteInference, coding_complexity
 from probes.data import collate_samples
 from probes.heads import load_head
 from probes.tasks import Task
@@ -64,9 +65,14 @@ def evaluate_neck(
     workers: int = 0,
     progress: bool = True,
     decoded: str | os.PathLike | None = None,
+    image_codec: str | None = None,
+    image_quality: float | None = None,
 ) -> dict:
     """Metrics of the neck in `neck_dir` on `data`; the encoder is rebuilt from the neck's config, or (`decoded`)
-    the features are those a `streams` step decoded once for this split and codec (probes/streams.py)."""
+    the features are those a `streams` step decoded once for this split and codec (probes/streams.py).
+
+    `image_codec` (vvc, jxl, jpeg) at `image_quality`: the remote-inference anchor (probes.anchors) — the
+    picture is coded instead of the features. Every coded evaluation records its `complexity`."""
     neck_dir = Path(neck_dir)
     device = torch.device(device)
     neck, config = load_neck(neck_dir, device)
@@ -91,6 +97,10 @@ def evaluate_neck(
             pretrained=pretrained, resolution=enc["resolution"], levels=config["levels"], dataset=dataset,
             device=device, codec=codec, coder=coder,
         )  # fmt: skip
+    if image_codec:
+        if codec or image_quality is None:
+            raise ValueError("remote inference takes image_quality and no feature codec")
+        source = RemoteInference(source, image_codec, image_quality)
     described = source.describe()
     if described["weights_id"] != enc["weights_id"]:
         raise ValueError(
@@ -135,8 +145,9 @@ def evaluate_neck(
             "seed": (config.get("train") or {}).get("seed"),  # the neck's training seed: a study's seed axis
         },
         "head": config["head"],
-        "codec": source.describe_codec() if codec else None,
-        "bpp": source.bits_per_pixel if codec else None,
+        "codec": source.describe_codec() if codec or image_codec else None,
+        "bpp": source.bits_per_pixel if codec or image_codec else None,
+        "complexity": coding_complexity(source, collate_samples([dataset[0]])) if codec or image_codec else None,
         "data": {"spec": data, "split": split, "limit": limit, "samples": len(dataset)},
         "generation": {"max_new_tokens": max_new_tokens, "num_beams": num_beams} if task == "caption" else None,
         "seconds": round(time.perf_counter() - started, 3),

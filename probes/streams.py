@@ -72,11 +72,15 @@ def write_decoded_split(
         source.images += len(samples)
         for part, count in trip.stream_bytes.items():
             source.stream_bytes[part] += count
+    from .anchors import coding_complexity
+
+    complexity = coding_complexity(source, collate_samples([dataset[0]]))
     if len(set(ids)) != len(ids):
         raise ValueError(f"{data}: sample ids repeat; a decoded split is matched by id")
     save_tensors(out_dir / FEATURES, {n: torch.cat(v).contiguous() for n, v in rows.items()}, {"format": FORMAT})
     record = {"format": FORMAT, "format_version": FORMAT_VERSION, "ids": ids, "encoder": source.describe(),
-              "codec": source.describe_codec(), "levels": {n: list(v) for n, v in clean.levels.items()},
+              "codec": source.describe_codec(), "complexity": complexity,
+              "levels": {n: list(v) for n, v in clean.levels.items()},
               "data": {"spec": data, "split": split, "limit": limit, "task": task}}  # fmt: skip
     atomic_write_json(out_dir / RECORD, record)  # written last: it names complete features
     return record
@@ -118,3 +122,6 @@ class DecodedFeatures(FeatureSource):
 
     def describe_codec(self) -> dict:
         return self.record["codec"]
+
+    def complexity(self) -> dict | None:
+        return self.record.get("complexity")

@@ -53,13 +53,14 @@ def _write(tmp_path: Path, text: str, name: str = "study.toml") -> Path:
 
 
 def _normalised_rows(run_dir: Path) -> list[dict]:
-    """results.jsonl without what legitimately differs between two runs: wall times, the run directory, and the
-    hash of a codec directory (its config.json records the feature cache's path); the codec's weights are still
-    compared through `codec_id`, their sha256."""
+    """results.jsonl without what legitimately differs between two runs: wall times (`seconds`, `*_ms`), the run
+    directory, and the hash of a codec directory (its config.json records the feature cache's path); the codec's
+    weights are still compared through `codec_id`, their sha256."""
 
     def scrub(obj, key=""):
         if isinstance(obj, dict):
-            return {k: scrub(v, k) for k, v in obj.items() if k != "seconds" and not (key == "codec" and k == "sha256")}
+            return {k: scrub(v, k) for k, v in obj.items()
+                    if k != "seconds" and not k.endswith("_ms") and not (key == "codec" and k == "sha256")}
         if isinstance(obj, list):
             return [scrub(v) for v in obj]
         if isinstance(obj, str):

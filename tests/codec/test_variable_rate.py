@@ -40,7 +40,8 @@ def test_one_training_exports_an_ordinary_codec_per_lambda(feature_cache, tmp_pa
                                        hparams=TINY, hyper_distill_steps=2, progress=False)  # fmt: skip
     x = cache_batch(feature_cache)
     bits = []
-    for lmbda, directory, codec in zip([0.1, 100.0], dirs, codecs, strict=True):
+    assert [c.config["lambda"] for c in codecs] == [0.1, 100.0]
+    for lmbda, directory in zip([0.1, 100.0], dirs, strict=True):
         loaded = load_codec(directory)  # a plain hyperprior directory: every consumer reads it as before
         assert loaded.config["kind"] == "hyperprior" and loaded.config["lambda"] == lmbda
         assert loaded.config["hparams"]["hyper_path"] == "integer"
