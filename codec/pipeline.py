@@ -29,10 +29,13 @@ from .errors import InputError
 STREAM_FORMAT = "featcodec-fcb"
 MAX_GRID = 1024  # grid cells per side: 16384 px at stride 16
 MAX_PIXELS_FACTOR = 4  # default decode limit: 4x the pixels of the codec's training resolution
-# every key a header may hold (docs/bitstream.md, section 2; `source` is the compact header's extension)
+# every key a header may hold (docs/bitstream.md, section 2; `source` is the compact header's extension); a
+# packed anchor's also holds `packing` (section 8)
 _HEADER_KEYS = {"format", "codec", "encoder", "resolution", "grid", "levels", "latents", "coder", "checksums",
                 "estimated_bits", "source", "substreams"}
-_CHECKSUMS = {"hyperprior": {"symbols", "probability_model", "hyper"}}  # other kinds: {"symbols"}
+# the checksums each kind's encoder writes, all required; a packed anchor's standard bitstream has none
+_CHECKSUMS = {"hyperprior": {"symbols", "probability_model", "hyper"}, "factorized": {"symbols"},
+              "uniform": {"symbols"}}
 
 
 def _batched(codec: LoadedCodec, features: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -58,6 +61,8 @@ def encode_features(
     model = codec.model
     if model.kind == "uniform":
         coder = "zstd"
+    elif getattr(model, "standard", ""):  # a packed anchor: the "coder" is the standard that codes the frames
+        coder = model.standard
     elif coder not in CODERS:
         raise ValueError(f"unknown coder {coder!r}; choose from {', '.join(CODERS)}")
     x = _batched(codec, features)
@@ -86,6 +91,8 @@ def encode_features(
             "estimated_bits": item["estimated_bits"],
             "source": source,
         }
+        if hasattr(model, "stream_fields"):  # the packed anchors' `packing` (docs/bitstream.md, "Packed features")
+            header.update(model.stream_fields(grid))
         write_compact = compact and can_pack(header, item["strings"])
         streams.append(pack_compact(header, item["strings"]) if write_compact else pack(header, item["strings"]))
     return streams
@@ -134,6 +141,8 @@ def expected_substreams(codec: LoadedCodec, names: Sequence[str]) -> list[str]:
     model = codec.model
     if model.kind == "uniform":
         return [f"x.{name}" for name in model.level_names]
+    if getattr(model, "standard", ""):  # a packed anchor: per level its ranges, then its standard bitstream
+        return [f"{part}.{name}" for name in model.level_names for part in ("r", "s")]
     groups = sum(1 for n in names if n.startswith("y."))
     return (["z"] if model.kind == "hyperprior" else []) + [f"y.{g}" for g in range(groups)]
 
@@ -168,7 +177,7 @@ def check_header(
     header, model = container.header, codec.model
     if header.get("format") != STREAM_FORMAT:
         raise BitstreamError(f"header field 'format' is {header.get('format')!r}, expected {STREAM_FORMAT!r}")
-    unknown = set(header) - _HEADER_KEYS
+    unknown = set(header) - _HEADER_KEYS - ({"packing"} if getattr(model, "standard", "") else set())
     if unknown:
         raise BitstreamError(f"unknown header field(s) {sorted(unknown)}")
     _check_identity(codec, header, container.version)
@@ -186,10 +195,15 @@ def check_header(
             raise BitstreamError("header field 'latents' does not match the codec's latent shapes for the grid")
     coder = _require(header, "coder", str, "a string")
     allowed = ("zstd",) if model.kind == "uniform" else tuple(CODERS)
+    if getattr(model, "standard", ""):
+        allowed = (model.standard,)
+        for key, value in model.stream_fields(grid).items():
+            if header.get(key) != value:
+                raise BitstreamError(f"header field {key!r} does not match the {model.kind} codec's packing for the grid")
     if coder not in allowed:
         raise BitstreamError(f"header field 'coder' is {coder!r}; a {model.kind} codec reads {', '.join(allowed)}")
     checksums = _require(header, "checksums", dict, "an object")
-    required = _CHECKSUMS.get(model.kind, {"symbols"})
+    required = set() if getattr(model, "standard", "") else _CHECKSUMS[model.kind]
     if set(checksums) != required:
         raise BitstreamError(f"header field 'checksums' has {sorted(checksums)}; a {model.kind} stream carries "
                              f"exactly {sorted(required)}")
@@ -206,8 +220,9 @@ def check_header(
     if names != expected:
         raise BitstreamError(f"substreams {names} are not the {model.kind} codec's {expected} (unknown, unused, "
                              "missing or out of order)")
-    if model.kind != "uniform" and not 1 <= len(expected) - (model.kind == "hyperprior") <= model.latent_shapes(grid)["y"][0]:
-        raise BitstreamError(f"{len(names)} substreams: the channel-group count must be in [1, M]")
+    groups = sum(1 for n in names if n.startswith("y."))
+    if model.kind in ("hyperprior", "factorized") and not 1 <= groups <= model.latent_shapes(grid)["y"][0]:
+        raise BitstreamError(f"{groups} channel groups: the count must be in [1, M]")
     return grid, coder
 
 

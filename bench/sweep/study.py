@@ -57,6 +57,8 @@ class CodecPlan:
     channels: int | None = None
     latent_channels: int | None = None
     grid_stride: int | None = None  # the latent's stride in input pixels (None: the model's default, 16)
+    # one gain-unit network for every λ (codec.variable_rate), trained once per (encoder, seed)
+    variable_rate: bool = False
     data: tuple[DataSplit, ...] = ()
 
     def settings(self) -> dict:
@@ -64,6 +66,8 @@ class CodecPlan:
                     "channels": self.channels, "latent_channels": self.latent_channels}  # fmt: skip
         if self.grid_stride is not None:  # only when set: the ids of studies without it stay as they were
             settings["grid_stride"] = self.grid_stride
+        if self.variable_rate:  # likewise
+            settings["variable_rate"] = True
         return settings
 
 
@@ -151,7 +155,8 @@ _TOP = {"name": str, "description": str, "seeds": list, "anchor": str, "device":
         "encoders": dict, "tasks": dict, "codec": dict, "necks": dict, "cross_neck": list}  # fmt: skip
 _ENCODER = {"weights": str, "resolution": int}
 _CODEC = {"model": str, "coder": str, "lambdas": list, "steps": int, "batch_size": int, "lr": (int, float),
-          "channels": int, "latent_channels": int, "grid_stride": int, "data": list}  # fmt: skip
+          "channels": int, "latent_channels": int, "grid_stride": int, "variable_rate": bool,
+          "data": list}  # fmt: skip
 _NECKS = {"layers": list, "dim": int, "heads": int, "steps": int, "batch_size": int, "lr": (int, float),
           "modes": list, "kd": list, "finetune_steps": int}  # fmt: skip
 _TASK = {"head": str, "train": dict, "test": dict, "kd": list, "modes": list, "train_head": bool}
@@ -334,7 +339,11 @@ def load_study(path: str | os.PathLike) -> Study:
         lr=float(_typed(codec_raw, "lr", (int, float), 1e-4)), channels=_typed(codec_raw, "channels", int, None),
         latent_channels=_typed(codec_raw, "latent_channels", int, None),
         grid_stride=_grid_stride(problems, codec_raw, model, encoders), data=tuple(codec_data),
+        variable_rate=codec_raw.get("variable_rate") is True,
     )  # fmt: skip
+    if codec.variable_rate and (model != "hyperprior" or len(codec.lambdas) < 2):
+        problems.add("codec.variable_rate", f"needs model = \"hyperprior\" and ≥ 2 lambdas (got {model!r}, "
+                                            f"{len(codec.lambdas)} λ)")  # fmt: skip
 
     necks_raw = _typed(raw, "necks", dict, {})
     problems.check_keys(necks_raw, _NECKS, "necks.")
