@@ -132,3 +132,19 @@ def test_grids_a_level_does_not_fit_are_refused_before_decoding(codecs, grid):
         with pytest.raises(BitstreamError, match="does not fit level 'coarse'"):
             decode_stream(codecs[kind], data)
     assert decode_stream(codecs["factorized"], fuzz.craft_stream(codecs["factorized"], "native", (2, 6), 1))
+
+
+def test_packed_anchor_streams_are_checked_as_strictly(tmp_path):
+    from codec.codec_dir import save_codec
+    from codec.models import create_codec
+
+    model = create_codec("hevc", fuzz.LEVELS, resolution=64, qp=30)
+    codec = save_codec(model, tmp_path / "hevc", encoder="fuzz-levels", weights_id="random-init", lmbda=None)
+    (data,) = encode_features(codec, fuzz.features((2, 2)))
+    assert decode_stream(codec, data).features["coarse"].shape == (8, 1, 1)
+    subs = unpack(data).substreams
+    for changes, message in (({"checksums": {"symbols": 0}}, "'checksums' has"),
+                             ({"substreams": {**subs, "y.0": b""}}, "not the hevc codec's"),
+                             ({"packing": None}, "packing"), ({"extra": 1}, "unknown header field")):
+        with pytest.raises(BitstreamError, match=message):
+            decode_stream(codec, _repack(data, **changes))
