@@ -50,10 +50,11 @@ def image_targets(images: Sequence, output: Path, *, force: bool) -> tuple[list[
 
 def encode_images(
     codec: LoadedCodec, paths: Sequence[Path], targets: Sequence[Path], *, checkpoint=None, random_init=False,
-    ignore_weights_mismatch=False, coder: str | None = None, groups: int = 1, threads: int | None = None,
+    ignore_weights_mismatch=False, coder: str | None = None, groups: int | None = None, threads: int | None = None,
     device: str = "cpu",
 ) -> Iterator[tuple[Path, bytes, dict]]:
-    """Yield (target, stream, timings) per image; the caller writes the streams."""
+    """Yield (target, stream, timings) per image; the caller writes the streams. groups=None: one channel
+    group per 2^18 latent symbols (codec.entropy.auto_groups), coded on `threads` (default: the CPUs)."""
     try:
         encoder = create_encoder(codec.encoder, checkpoint=checkpoint, random_init=random_init,
                                  resolution=codec.config.get("resolution"), device=device)

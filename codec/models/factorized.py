@@ -68,7 +68,8 @@ class FactorizedFeatureCodec(TransformFeatureCodec):
 
     @torch.no_grad()
     def compress(
-        self, x: dict[str, torch.Tensor], coder: str = DEFAULT_CODER, groups: int = 1, threads: int | None = None
+        self, x: dict[str, torch.Tensor], coder: str = DEFAULT_CODER, groups: int | None = 1,
+        threads: int | None = None,
     ) -> dict:
         self._require_updated()
         grid = self.grid_of(x)
@@ -78,7 +79,7 @@ class FactorizedFeatureCodec(TransformFeatureCodec):
         _, likelihoods = self.entropy_bottleneck(y_hat, training=False)
         table = CdfTable.from_entropy_model(self.entropy_bottleneck)
         indexes = self._indexes(grid)
-        channel_groups = split_channels(self.M, groups)
+        channel_groups = split_channels(self.M, groups, symbols[0].numel())  # groups=None: auto_groups
         symbols = symbols.cpu().numpy()
         items = []
         for b in range(symbols.shape[0]):

@@ -204,7 +204,8 @@ class MeanScaleFeatureHyperprior(TransformFeatureCodec):
 
     @torch.no_grad()
     def compress(
-        self, x: dict[str, torch.Tensor], coder: str = DEFAULT_CODER, groups: int = 1, threads: int | None = None
+        self, x: dict[str, torch.Tensor], coder: str = DEFAULT_CODER, groups: int | None = 1,
+        threads: int | None = None,
     ) -> dict:
         """Per item: substreams {"z", "y.0", ...}, checksums and the model's estimated bits."""
         self._require_updated()
@@ -219,7 +220,7 @@ class MeanScaleFeatureHyperprior(TransformFeatureCodec):
         z_table = CdfTable.from_entropy_model(self.entropy_bottleneck)
         y_table = CdfTable.from_entropy_model(self.gaussian_conditional)
         z_indexes = self._z_indexes(z.shape[1:])
-        channel_groups = split_channels(self.M, groups)
+        channel_groups = split_channels(self.M, groups, symbols[0].numel())  # groups=None: auto_groups
         symbols, indexes, z_symbols = symbols.cpu().numpy(), indexes.cpu().numpy(), z_symbols.cpu().numpy()
         means_grid = torch.round(means * MEAN_GRID).to(torch.int32).cpu().numpy()
         items = []

@@ -89,8 +89,9 @@ def train_codec_command(features, lmbda, kind, qp, preset, levels, steps, batch_
 @click.option("--ignore-weights-mismatch", is_flag=True,
               help="Encode although the encoder weights differ from those the codec was trained for.")
 @click.option("--coder", type=click.Choice(CODER_NAMES), help=CODER_HELP)
-@click.option("--groups", default=1, show_default=True, type=click.IntRange(min=1),
-              help="Independent channel-group substreams.")
+@click.option("--groups", type=click.IntRange(min=1),
+              help="Independent channel-group substreams, coded in parallel (default: one per 2^18 latent "
+                   "symbols, at most 16; the same on every machine).")
 @click.option("--threads", type=click.IntRange(min=1), help="Threads for substreams.")
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--force", is_flag=True, help="Overwrite existing outputs.")
