@@ -69,6 +69,7 @@ struct Table {
                     const int32_t* offset_in, int precision_in);
 };
 
+// Substream format 1 (coder "native"): always kWays lanes, no lane byte.
 // Encodes n symbols (row indexes[i] each) into out (cleared first). Returns "" or an error (an index
 // outside the table): inputs are the caller's, so this is a usage error, not a stream error.
 std::string encode(const Table& t, const int32_t* symbols, const int32_t* indexes, size_t n,
@@ -78,6 +79,18 @@ std::string encode(const Table& t, const int32_t* symbols, const int32_t* indexe
 // with the stream (an index outside the table is reported too, prefixed "index").
 std::string decode(const Table& t, const uint8_t* data, size_t size, const int32_t* indexes, size_t n,
                    int32_t* symbols);
+
+// Substream format 2 (coder "native2"): a lane byte log2(W), W in {1, 2, 4, 8}, then format 1's layout
+// on W lanes (symbol i on state i mod W, min(n, W) final states). The encoder codes on 8 lanes and keeps
+// them when the payload after the states is at least kBytesPerLane bytes per lane, else halves the lanes
+// until it is (or one is left) and codes again: the states then cost at most 4 / kBytesPerLane (0.5 %)
+// of the payload, and a near-empty substream 1 + 4 bytes.
+constexpr size_t kBytesPerLane = 800;
+int lanes_for(size_t payload_bytes);
+std::string encode_sized(const Table& t, const int32_t* symbols, const int32_t* indexes, size_t n,
+                         std::vector<uint8_t>& out);
+std::string decode_sized(const Table& t, const uint8_t* data, size_t size, const int32_t* indexes, size_t n,
+                         int32_t* symbols);
 
 }  // namespace rans
 }  // namespace featcodec

@@ -109,7 +109,7 @@ inline void put_bits(uint32_t& x, uint8_t*& ptr, uint32_t value, int bits) {
 // Grows the buffer (keeping the written tail at its end) so that symbol i can take an escape
 // and the i symbols before it their worst case.
 void reserve(Out& out, size_t i) {
-  const size_t need = kMaxEscapeBytes + kMaxBytesPerSymbol * i + 4 * kWays;
+  const size_t need = kMaxEscapeBytes + kMaxBytesPerSymbol * i + 4 * kWays + 1;  // + format 2's lane byte
   const size_t room = static_cast<size_t>(out.ptr - out.buf.get());
   if (room >= need) return;
   const size_t used = out.cap - room;
@@ -138,17 +138,16 @@ __attribute__((noinline)) uint32_t put_escape(const Table& t, Out& out, size_t i
   return x;
 }
 
-}  // namespace
-
-std::string encode(const Table& t, const int32_t* symbols, const int32_t* indexes, size_t n,
-                   std::vector<uint8_t>& result) {
-  result.clear();
-  if (n == 0) return "";
-  Out out;
-  out.cap = kMaxBytesPerSymbol * n + 4 * kWays;
+// Codes n >= 1 symbols on W interleaved states into out; `first` = the first byte (the final states),
+// with at least one free byte in front of it.
+template <int W>
+std::string encode_lanes(const Table& t, const int32_t* symbols, const int32_t* indexes, size_t n, Out& out,
+                         uint8_t*& first) {
+  static_assert(W >= 1 && W <= kWays && (W & (W - 1)) == 0, "lanes: a power of two up to kWays");
+  out.cap = kMaxBytesPerSymbol * n + 4 * kWays + 1;
   out.buf.reset(new uint8_t[out.cap]);
   out.ptr = out.buf.get() + out.cap;
-  uint32_t st[kWays];
+  uint32_t st[W];
   for (auto& x : st) x = kLow;
   const uint32_t rows = static_cast<uint32_t>(t.rows);
   const Row* row = t.row.data();
@@ -175,28 +174,69 @@ std::string encode(const Table& t, const int32_t* symbols, const int32_t* indexe
     return true;
   };
   size_t i = n;
-  const size_t full = n - n % kWays;
+  const size_t full = n - n % W;
   while (i > full) {  // the tail first: encoding runs backwards
     --i;
-    if (!step(st[i & (kWays - 1)], i)) break;
+    if (!step(st[i & (W - 1)], i)) break;
   }
   if (bad == n) {
     while (i > 0) {
-      i -= kWays;
+      i -= W;
       bool ok = true;
 #pragma GCC unroll 8
-      for (int j = kWays - 1; j >= 0; --j) ok &= step(st[j], i + j);
+      for (int j = W - 1; j >= 0; --j) ok &= step(st[j], i + j);
       if (!ok) break;
     }
   }
   if (bad != n) return "index " + std::to_string(indexes[bad]) + " at position " + std::to_string(bad) +
                        " outside the CDF table's " + std::to_string(t.rows) + " rows";
-  const int states = static_cast<int>(std::min<size_t>(n, kWays));
+  const int states = static_cast<int>(std::min<size_t>(n, W));
   for (int j = states - 1; j >= 0; --j) {
     ptr -= 4;
     for (int b = 0; b < 4; ++b) ptr[b] = static_cast<uint8_t>(st[j] >> (8 * b));
   }
-  result.assign(ptr, out.buf.get() + out.cap);
+  first = ptr;
+  return "";
+}
+
+}  // namespace
+
+std::string encode(const Table& t, const int32_t* symbols, const int32_t* indexes, size_t n,
+                   std::vector<uint8_t>& result) {
+  result.clear();
+  if (n == 0) return "";
+  Out out;
+  uint8_t* first = nullptr;
+  const std::string err = encode_lanes<kWays>(t, symbols, indexes, n, out, first);
+  if (err.empty()) result.assign(first, out.buf.get() + out.cap);
+  return err;
+}
+
+int lanes_for(size_t payload_bytes) {
+  int lanes = kWays;
+  while (lanes > 1 && payload_bytes < kBytesPerLane * static_cast<size_t>(lanes)) lanes /= 2;
+  return lanes;
+}
+
+std::string encode_sized(const Table& t, const int32_t* symbols, const int32_t* indexes, size_t n,
+                         std::vector<uint8_t>& result) {
+  result.clear();
+  if (n == 0) return "";
+  Out out;
+  uint8_t* first = nullptr;
+  std::string err = encode_lanes<kWays>(t, symbols, indexes, n, out, first);
+  if (!err.empty()) return err;
+  // The 8-lane payload is the estimate: the same symbols cost the same bytes on fewer lanes, give or take
+  // the renormalisation's rounding. Small substreams are coded again on fewer lanes (fast: few bytes
+  // means mostly one-byte-or-less steps, and a small substream is rarely many symbols).
+  const size_t states = std::min<size_t>(n, kWays);
+  const int lanes = lanes_for(static_cast<size_t>(out.buf.get() + out.cap - first) - 4 * states);
+  if (lanes == 4) err = encode_lanes<4>(t, symbols, indexes, n, out, first);
+  if (lanes == 2) err = encode_lanes<2>(t, symbols, indexes, n, out, first);
+  if (lanes == 1) err = encode_lanes<1>(t, symbols, indexes, n, out, first);
+  if (!err.empty()) return err;
+  *--first = static_cast<uint8_t>(__builtin_ctz(static_cast<unsigned>(lanes)));  // the lane byte: log2(lanes)
+  result.assign(first, out.buf.get() + out.cap);
   return "";
 }
 
@@ -265,17 +305,16 @@ __attribute__((noinline)) Escape get_escape(const Row& r, const uint8_t* p, cons
   return {nullptr, x, static_cast<int32_t>(value), in.p};
 }
 
-}  // namespace
-
-std::string decode(const Table& t, const uint8_t* data, size_t size, const int32_t* indexes, size_t n,
-                   int32_t* symbols) {
-  if (n == 0) return size == 0 ? "" : "data for an empty message";
-  const size_t states = std::min<size_t>(n, kWays);
+// Decodes n >= 1 symbols coded on W interleaved states.
+template <int W>
+std::string decode_lanes(const Table& t, const uint8_t* data, size_t size, const int32_t* indexes, size_t n,
+                         int32_t* symbols) {
+  const size_t states = std::min<size_t>(n, W);
   if (size < 4 * states)
     return "substream of " + std::to_string(size) + " bytes is shorter than its " + std::to_string(states) +
            " states";
-  uint32_t st[kWays];
-  for (size_t j = 0; j < kWays; ++j) {
+  uint32_t st[W];
+  for (size_t j = 0; j < W; ++j) {
     st[j] = kLow;
     if (j >= states) continue;
     const uint8_t* b = data + 4 * j;
@@ -326,19 +365,40 @@ std::string decode(const Table& t, const uint8_t* data, size_t size, const int32
     }
     return true;
   };
-  const size_t full = n - n % kWays;
+  const size_t full = n - n % W;
   size_t i = 0;
-  for (; i < full && !err; i += kWays) {
+  for (; i < full && !err; i += W) {
 #pragma GCC unroll 8
-    for (int j = 0; j < kWays; ++j)
+    for (int j = 0; j < W; ++j)
       if (!step(st[j], i + j)) break;
   }
-  for (; i < n && !err; ++i) step(st[i & (kWays - 1)], i);
+  for (; i < n && !err; ++i) step(st[i & (W - 1)], i);
   if (err) return std::string(err) + " at symbol " + std::to_string(where);
   for (size_t j = 0; j < states; ++j)
     if (st[j] != kLow) return "final rANS state differs from the initial state (corrupted or truncated substream)";
   if (p != end) return std::to_string(end - p) + " bytes left over after the last symbol";
   return "";
+}
+
+}  // namespace
+
+std::string decode(const Table& t, const uint8_t* data, size_t size, const int32_t* indexes, size_t n,
+                   int32_t* symbols) {
+  if (n == 0) return size == 0 ? "" : "data for an empty message";
+  return decode_lanes<kWays>(t, data, size, indexes, n, symbols);
+}
+
+std::string decode_sized(const Table& t, const uint8_t* data, size_t size, const int32_t* indexes, size_t n,
+                         int32_t* symbols) {
+  if (n == 0) return size == 0 ? "" : "data for an empty message";
+  if (size == 0) return "substream of 0 bytes has no lane byte";
+  switch (data[0]) {  // log2 of the lane count
+    case 0: return decode_lanes<1>(t, data + 1, size - 1, indexes, n, symbols);
+    case 1: return decode_lanes<2>(t, data + 1, size - 1, indexes, n, symbols);
+    case 2: return decode_lanes<4>(t, data + 1, size - 1, indexes, n, symbols);
+    case 3: return decode_lanes<8>(t, data + 1, size - 1, indexes, n, symbols);
+    default: return "lane byte " + std::to_string(data[0]) + " is not log2 of 1, 2, 4 or 8 lanes";
+  }
 }
 
 }  // namespace rans

@@ -128,11 +128,18 @@ bool gather(PyObject* seq_obj, const char* what, std::vector<Buffer>& out, size_
   return ok;
 }
 
-// rans_encode(table, [symbols int32], [indexes int32], threads) -> [bytes]
+bool check_format(int format) {
+  if (format == 1 || format == 2) return true;
+  PyErr_Format(PyExc_ValueError, "substream format must be 1 or 2, not %d", format);
+  return false;
+}
+
+// rans_encode(table, [symbols int32], [indexes int32], threads, format=1) -> [bytes]
 PyObject* rans_encode(PyObject*, PyObject* args) {
   PyObject *capsule, *sym_obj, *idx_obj;
-  int threads;
-  if (!PyArg_ParseTuple(args, "OOOi", &capsule, &sym_obj, &idx_obj, &threads)) return nullptr;
+  int threads, format = 1;
+  if (!PyArg_ParseTuple(args, "OOOi|i", &capsule, &sym_obj, &idx_obj, &threads, &format) || !check_format(format))
+    return nullptr;
   const Table* table = table_of(capsule);
   if (!table) return nullptr;
   const Py_ssize_t count = PySequence_Size(sym_obj);
@@ -152,8 +159,9 @@ PyObject* rans_encode(PyObject*, PyObject* args) {
   Py_BEGIN_ALLOW_THREADS
   parallel_for(count, threads, [&](size_t i) {
     try {
-      errors[i] = featcodec::rans::encode(*table, static_cast<const int32_t*>(symbols[i].view.buf),
-                                          static_cast<const int32_t*>(indexes[i].view.buf), symbols[i].count(), out[i]);
+      errors[i] = (format == 2 ? featcodec::rans::encode_sized : featcodec::rans::encode)(
+          *table, static_cast<const int32_t*>(symbols[i].view.buf), static_cast<const int32_t*>(indexes[i].view.buf),
+          symbols[i].count(), out[i]);
     } catch (const std::bad_alloc&) {
       errors[i] = "out of memory";
     }
@@ -179,13 +187,15 @@ PyObject* rans_encode(PyObject*, PyObject* args) {
   return result;
 }
 
-// rans_decode(table, [data bytes], [indexes int32], [out int32, writable], threads) -> None | str
+// rans_decode(table, [data bytes], [indexes int32], [out int32, writable], threads, format=1) -> None | str
 // A malformed stream is not an exception here: the message is returned and codec/entropy/native.py
 // raises BitstreamError with it (argument errors raise ValueError).
 PyObject* rans_decode(PyObject*, PyObject* args) {
   PyObject *capsule, *data_obj, *idx_obj, *out_obj;
-  int threads;
-  if (!PyArg_ParseTuple(args, "OOOOi", &capsule, &data_obj, &idx_obj, &out_obj, &threads)) return nullptr;
+  int threads, format = 1;
+  if (!PyArg_ParseTuple(args, "OOOOi|i", &capsule, &data_obj, &idx_obj, &out_obj, &threads, &format) ||
+      !check_format(format))
+    return nullptr;
   const Table* table = table_of(capsule);
   if (!table) return nullptr;
   const Py_ssize_t count = PySequence_Size(data_obj);
@@ -205,7 +215,8 @@ PyObject* rans_decode(PyObject*, PyObject* args) {
   Py_BEGIN_ALLOW_THREADS
   parallel_for(count, threads, [&](size_t i) {
     try {
-      errors[i] = featcodec::rans::decode(*table, static_cast<const uint8_t*>(data[i].view.buf),
+      errors[i] = (format == 2 ? featcodec::rans::decode_sized : featcodec::rans::decode)(
+                                          *table, static_cast<const uint8_t*>(data[i].view.buf),
                                           static_cast<size_t>(data[i].view.len),
                                           static_cast<const int32_t*>(indexes[i].view.buf), indexes[i].count(),
                                           static_cast<int32_t*>(out[i].view.buf));
@@ -230,9 +241,9 @@ PyObject* rans_decode(PyObject*, PyObject* args) {
 extern "C" {
 PyMethodDef featcodec_rans_methods[] = {
     {"rans_table", rans_table, METH_VARARGS, "Prepared CDF table (capsule) for the native rANS coder."},
-    {"rans_encode", rans_encode, METH_VARARGS, "Encode substreams: (table, [symbols], [indexes], threads) -> [bytes]."},
+    {"rans_encode", rans_encode, METH_VARARGS, "Encode substreams: (table, [symbols], [indexes], threads, format=1) -> [bytes]."},
     {"rans_decode", rans_decode, METH_VARARGS,
-     "Decode substreams into out arrays: (table, [data], [indexes], [out], threads) -> None or error message."},
+     "Decode substreams into out arrays: (table, [data], [indexes], [out], threads, format=1) -> None or error message."},
     {nullptr, nullptr, 0, nullptr},
 };
 }

@@ -10,7 +10,7 @@ Version 2 keeps only what the stream itself must say (docs/bitstream.md, section
     5       1     minor version (0)
     6       1     flags: bit 0 = a JSON extension follows the lengths; other bits 0
     7       1     codec kind: 1 hyperprior, 2 factorized
-    8       1     coder: 1 native, 2 constriction, 3 compressai
+    8       1     coder: 1 native, 2 constriction, 3 compressai, 4 native2
     9       1     substream count S, 1..255 (hyperprior: z, y.0 .. y.{S-2}; factorized: y.0 .. y.{S-1})
     10      8     codec id (its 16 hex digits as 8 bytes)
     18      8     codec config hash (16 hex digits as 8 bytes)
@@ -42,7 +42,7 @@ from .container import _CRC, MAGIC, BitstreamError, Container, parse_json_header
 VERSION = (2, 1)  # minor 1: integer channel-group bounds (docs/bitstream.md, section 3); 0: the old ones
 FORMAT = "featcodec-fcb"  # the `format` of the header dict a version-2 stream parses into
 KINDS = {"hyperprior": 1, "factorized": 2}
-CODERS = {"native": 1, "constriction": 2, "compressai": 3}
+CODERS = {"native": 1, "constriction": 2, "compressai": 3, "native2": 4}
 CHECKSUMS = ("symbols", "probability_model", "hyper")
 MAX_GRID = 1024
 _FIXED = struct.Struct("<4sBBBBBB8s8sHHIIIf")  # offsets 0..45 above

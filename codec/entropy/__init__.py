@@ -4,19 +4,20 @@ The probability model is a `CdfTable` (CompressAI's quantised CDFs of a Gaussian
 scale table or of an EntropyBottleneck's channels, stored with the codec weights so both sides
 use bit-identical tables); a coder turns (symbols, table indexes) into bytes and back.
 
-    coder = get_coder(DEFAULT_CODER)            # "native" when codec._C is built, else "constriction"
+    coder = get_coder(DEFAULT_CODER)            # "native2" when codec._C is built, else "constriction"
     data = coder.encode(symbols, indexes, table)
     symbols = coder.decode(data, indexes, table)
 """
 
 from .coders import CODERS, CompressAICoder, ConstrictionCoder, EntropyCoder, get_coder
-from .native import NativeCoder, default_coder, native_available
+from .native import NativeCoder, SizedNativeCoder, default_coder, native_available
 from .substreams import auto_groups, decode_substreams, encode_substreams, legacy_group_bounds, split_channels
 from .tables import CdfTable
 
-# Always registered, so streams naming it are recognised; get_coder("native") raises a clear error
+# Always registered, so streams naming them are recognised; get_coder("native") raises a clear error
 # where the extension is not built, and new streams then default to constriction.
 CODERS["native"] = NativeCoder
+CODERS["native2"] = SizedNativeCoder
 DEFAULT_CODER = default_coder()
 
 __all__ = [
@@ -27,6 +28,7 @@ __all__ = [
     "ConstrictionCoder",
     "EntropyCoder",
     "NativeCoder",
+    "SizedNativeCoder",
     "auto_groups",
     "decode_substreams",
     "default_coder",

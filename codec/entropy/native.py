@@ -1,4 +1,6 @@
-"""featcodec's own coder: 8-way interleaved 32-bit rANS in C++ (csrc/rans_coder.cpp), `coder = "native"`.
+"""featcodec's own coder: interleaved 32-bit rANS in C++ (csrc/rans_coder.cpp), `coder = "native2"` (new
+streams: 1, 2, 4 or 8 lanes chosen from the substream's coded size, in a lane byte) and `coder = "native"`
+(substream format 1: always 8 lanes; what streams written before format 2 say, still decoded).
 
 Written by hand because neither library coder can use several cores: constriction holds the GIL for
 the whole call, and CompressAI's rans64 converts every symbol through Python lists. This one reads
@@ -6,7 +8,7 @@ the numpy int32 buffers directly, releases the GIL, codes the substreams of one 
 and checks every byte it reads (a malformed stream raises BitstreamError, never reads out of bounds).
 Same CdfTable, escape bin and bypass idea as CompressAI; the exact format is in docs/bitstream.md.
 
-    coder = get_coder("native")
+    coder = get_coder("native2")
     strings = coder.encode_many([(symbols, indexes), ...], table, threads=2)
 """
 
@@ -26,6 +28,7 @@ from .tables import CdfTable
 
 THREADS_ENV = "FEATCODEC_RANS_THREADS"
 STATES = 8  # interleaved rANS states (csrc/rans.h kWays); a substream starts with min(n, 8) u32 states
+BYTES_PER_LANE = 800  # format 2 keeps W lanes when the payload after the states is >= 800·W bytes (rans.h)
 
 
 def _load():
@@ -48,8 +51,8 @@ def native_available() -> bool:
 
 
 def default_coder() -> str:
-    """The coder new streams use: native where the extension is built, else constriction."""
-    return "native" if native_available() else "constriction"
+    """The coder new streams use: native2 where the extension is built, else constriction."""
+    return "native2" if native_available() else "constriction"
 
 
 def default_threads() -> int:
@@ -71,7 +74,10 @@ def _int32(a: np.ndarray) -> np.ndarray:
 
 
 class NativeCoder(EntropyCoder):
+    """Substream format 1: 8 lanes always (docs/bitstream.md, `coder = "native"`)."""
+
     name = "native"
+    format = 1
 
     def __init__(self) -> None:
         if _C is None:
@@ -117,7 +123,7 @@ class NativeCoder(EntropyCoder):
                 raise ValueError(f"symbols {symbols.shape} and indexes {indexes.shape} differ in shape")
         return _C.rans_encode(
             self._table(table), [_int32(s) for s, _ in items], [_int32(i) for _, i in items],
-            default_threads() if threads is None else int(threads),
+            default_threads() if threads is None else int(threads), self.format,
         )
 
     def decode_many(
@@ -128,8 +134,17 @@ class NativeCoder(EntropyCoder):
         out = [np.empty(i.size, np.int32) for i in flat]
         error = _C.rans_decode(
             self._table(table), [bytes(s) for s in strings], flat, out,
-            default_threads() if threads is None else int(threads),
+            default_threads() if threads is None else int(threads), self.format,
         )
         if error is not None:
             raise BitstreamError(f"native rANS {error}")
         return out
+
+
+class SizedNativeCoder(NativeCoder):
+    """Substream format 2 (docs/bitstream.md, `coder = "native2"`): a lane byte, then 1, 2, 4 or 8 lanes
+    chosen from the coded size, so a near-empty substream costs 5 bytes instead of 32 and the final states
+    stay ≤ 0.5 % of larger ones."""
+
+    name = "native2"
+    format = 2

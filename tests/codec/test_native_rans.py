@@ -199,7 +199,8 @@ def test_missing_extension_is_a_clear_error_and_constriction_the_default(monkeyp
 def test_native_is_the_default_when_built():
     from codec import entropy
 
-    assert entropy.DEFAULT_CODER == native.default_coder() == "native"
+    # native2: substream format 2 (lanes sized to the substream); "native" streams still decode
+    assert entropy.DEFAULT_CODER == native.default_coder() == "native2"
 
 
 def test_thread_count_from_environment(monkeypatch):
