@@ -74,7 +74,7 @@ class FactorizedFeatureCodec(TransformFeatureCodec):
         self._require_updated()
         grid = self.grid_of(x)
         entropy_coder = get_coder(coder)
-        y = self.g_a(self.normalization.normalize(x))
+        y = self.g_a(x, self.normalization)  # normalised in the grid pass
         symbols, y_hat = self._quantize_y(y)
         _, likelihoods = self.entropy_bottleneck(y_hat, training=False)
         table = CdfTable.from_entropy_model(self.entropy_bottleneck)

@@ -211,7 +211,7 @@ class MeanScaleFeatureHyperprior(TransformFeatureCodec):
         self._require_updated()
         grid = self.grid_of(x)
         entropy_coder = get_coder(coder)
-        y = self.g_a(self.normalization.normalize(x))
+        y = self.g_a(x, self.normalization)  # normalised in the grid pass
         z = self.h_a(_pad4(y))
         z_symbols, z_hat = self._quantize_z(z)
         _, z_likelihoods = self.entropy_bottleneck(z_hat, training=False)

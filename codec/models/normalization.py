@@ -28,11 +28,18 @@ class FeatureNormalization(nn.Module):
         std = getattr(self, f"{name}_std").to(x.dtype)[None, :, None, None]
         return mean, std
 
+    def affine(self, name: str, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+        """(shift, scale) per channel of level `name`: normalised = shift + x·scale."""
+        mean = getattr(self, f"{name}_mean").to(dtype)
+        std = getattr(self, f"{name}_std").to(dtype)
+        return -mean / std, 1 / std
+
     def normalize(self, x: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         out = {}
         for name in self.names:
-            mean, std = self._stats(name, x[name])
-            out[name] = torch.addcmul(-mean / std, x[name], 1 / std)  # one pass over the features
+            shift, scale = self.affine(name, x[name].dtype)
+            # one pass over the features
+            out[name] = torch.addcmul(shift[None, :, None, None], x[name], scale[None, :, None, None])
         return out
 
     def denormalize(self, x: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

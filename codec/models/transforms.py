@@ -21,12 +21,39 @@ from torch import nn
 from codec.levels import FeatureLevel, grid_channels
 
 
-def to_grid(x: torch.Tensor, stride: int, grid_stride: int) -> torch.Tensor:
-    if stride < grid_stride:
-        return F.pixel_unshuffle(x, grid_stride // stride)
-    if stride > grid_stride:
-        return F.pixel_shuffle(x, stride // grid_stride)
-    return x
+def to_grid(
+    x: torch.Tensor, stride: int, grid_stride: int, affine: tuple[torch.Tensor, torch.Tensor] | None = None
+) -> torch.Tensor:
+    """Level → grid. affine = (shift, scale) per channel: to_grid(shift + x·scale) computed in the
+    rearrangement's one pass (a strided read into the grid layout) instead of two, with bit-identical
+    values (an elementwise op commutes with a permutation); `out=` allows no autograd."""
+    if affine is None:
+        if stride < grid_stride:
+            return F.pixel_unshuffle(x, grid_stride // stride)
+        if stride > grid_stride:
+            return F.pixel_shuffle(x, stride // grid_stride)
+        return x
+    shift, scale = affine
+    b, c, h, w = x.shape
+    if stride == grid_stride:
+        return torch.addcmul(shift[None, :, None, None], x, scale[None, :, None, None])
+    x = x.contiguous()
+    if stride < grid_stride:  # pixel_unshuffle's order: channel c·r² + i·r + j <- pixel (h·r + i, w·r + j)
+        r = grid_stride // stride
+        src = x.view(b, c, h // r, r, w // r, r).permute(0, 1, 3, 5, 2, 4)
+        params = (1, c, 1, 1, 1, 1)
+        out = x.new_empty(b, c, r, r, h // r, w // r)
+        grid = (b, c * r * r, h // r, w // r)
+    else:  # pixel_shuffle's order: pixel (h·r + i, w·r + j) <- channel c·r² + i·r + j
+        r = stride // grid_stride
+        c //= r * r
+        src = x.view(b, c, r, r, h, w).permute(0, 1, 4, 2, 5, 3)
+        shift, scale = (t.view(1, c, r, r, 1, 1).permute(0, 1, 4, 2, 5, 3) for t in (shift, scale))
+        params = shift.shape
+        out = x.new_empty(b, c, h, r, w, r)
+        grid = (b, c, h * r, w * r)
+    torch.addcmul(shift.reshape(params), src, scale.reshape(params), out=out)
+    return out.view(grid)
 
 
 def from_grid(x: torch.Tensor, stride: int, grid_stride: int) -> torch.Tensor:
@@ -49,11 +76,18 @@ class MultiLevelAnalysis(nn.Module):
         )
         self.trunk = nn.Sequential(conv(N * len(self.levels), N, 1, 1), GDN(N), conv(N, M, 3, 1))
 
-    def forward(self, x: dict[str, torch.Tensor]) -> torch.Tensor:
+    def forward(self, x: dict[str, torch.Tensor], normalization: nn.Module | None = None) -> torch.Tensor:
+        """x normalised, or raw with `normalization` (a FeatureNormalization): without autograd each level is
+        then normalised in the same pass that rearranges it onto the grid (the codec's compress)."""
+        if normalization is not None and torch.is_grad_enabled():
+            x, normalization = normalization.normalize(x), None
         parts = [
-            self.adapters[level.name](to_grid(x[level.name], level.stride, self.grid_stride))
+            self.adapters[level.name](to_grid(
+                x[level.name], level.stride, self.grid_stride,
+                normalization.affine(level.name, x[level.name].dtype) if normalization is not None else None,
+            ))
             for level in self.levels
-        ]
+        ]  # fmt: skip
         return self.trunk(torch.cat(parts, dim=1))
 
 
