@@ -6,9 +6,12 @@ Workloads, symbols drawn from the model they are coded with:
   (Gaussian means, log-uniform scales in [0.2, 16], quantize_index → symbols + GaussianConditional rows);
 * `sam2`: the latents the default hyperprior (N=128, M=192) of a SAM2.1 1024 px codec codes per image:
   y 192×64×64 drawn as above, and z 128×16×16 with an EntropyBottleneck(128) table (sampled from its CDFs);
-* `wide`: 192×64×64 with all 64 scale-table rows equally likely (scales up to 256), a worst case.
+* `wide`: 192×64×64 with all 64 scale-table rows equally likely (scales up to 256), a worst case;
+* `gauss1m`: 1 M symbols, each from a Gaussian of scale log-uniform in [0.11, 256] coded with the nearest
+  scale-table row (issue 21's held-back measurement: one core, native vs constriction in the same run).
 
-Coders: `native` (codec.entropy.native), `constriction` (codec.entropy's ConstrictionCoder, the
+Coders: `native` (codec.entropy.native, substream format 1: 8 lanes), `native2` (format 2, the default:
+lanes sized to the substream; the same speed on large substreams), `constriction` (codec.entropy's ConstrictionCoder, the
 previous default) and `compressai` (`compressai.ans.RansEncoder.encode_with_indexes` /
 `RansDecoder.decode_with_indexes` called directly; the `.tolist()` conversions its pybind interface
 needs are included, the table lists are prepared once). Threads: native on G = 4 channel-group
@@ -72,7 +75,11 @@ def workloads():
     eb_table = CdfTable.from_entropy_model(eb)
     z_idx = np.repeat(np.arange(128, dtype=np.int32), 16 * 16).reshape(128, 16, 16)
     wide_idx = rng.integers(0, gc_table.size, (192, 64, 64)).astype(np.int32)
+    scales = np.exp(rng.uniform(np.log(0.11), np.log(256), 1_000_000))
+    rows = np.searchsorted(np.asarray(get_scale_table()), scales).clip(0, gc_table.size - 1).astype(np.int32)
+    gauss1m = np.round(rng.normal(0, scales)).astype(np.int32)
     return {
+        "gauss1m": [(gauss1m.reshape(250, 4000), rows.reshape(250, 4000), gc_table)],  # 250 "channels"
         "y256": [(*_gaussian_latent((1, 256, 64, 64), g, gc), gc_table)],
         "sam2": [(*_gaussian_latent((1, 192, 64, 64), g, gc), gc_table),
                  (_sample(eb_table, z_idx.ravel(), rng).reshape(z_idx.shape), z_idx, eb_table)],
@@ -107,10 +114,11 @@ class CompressAIDirect:
 
 
 COMPRESSAI = CompressAIDirect()
-WORKLOADS = ["y256", "sam2", "wide"]
+WORKLOADS = ["gauss1m", "y256", "sam2", "wide"]
 # name -> (coder, groups, threads)
 VARIANTS = {
     "native": ("native", 1, 1),
+    "native2": ("native2", 1, 1),
     "native G=4, 1 thread": ("native", 4, 1),
     "native G=4, 2 threads": ("native", 4, 2),
     # finer work units: the threads take substreams dynamically, so with 16 a thread that the hypervisor
@@ -159,7 +167,7 @@ def _record(benchmark, workload, name, op, parts, cpu, nbytes):
 
 
 def _rounds(coder):
-    return 9 if coder == "native" else 3
+    return 9 if coder.startswith("native") else 3
 
 
 @pytest.mark.parametrize("name", list(VARIANTS))
@@ -214,6 +222,17 @@ def summary_lines() -> list[str]:
         out.append(f"| {workload} | {name} | {op} | {r['wall'] * 1e3:.2f} | {r['n'] / r['wall'] / 1e6:.1f} | "
                    f"{r['n'] / r['cpu'] / 1e6:.1f} | {r['bytes']} | {speedup} |")
     for workload in WORKLOADS:
+        ratios = []
+        for op in ("encode", "decode"):
+            native_row, reference = ROWS.get((workload, "native", op)), ROWS.get((workload, "constriction", op))
+            if native_row and reference:
+                ratios.append(f"{op} {reference['wall'] / native_row['wall']:.1f}× (wall), "
+                              f"{reference['cpu'] / native_row['cpu']:.1f}× (CPU)")
+        if ratios:
+            out.append(f"{workload}: native vs constriction: " + "; ".join(ratios))
+        encode, decode = ROWS.get((workload, "native", "encode")), ROWS.get((workload, "native", "decode"))
+        if encode and decode:
+            out.append(f"{workload}: native encode / decode speed = {decode['cpu'] / encode['cpu']:.2f}× (CPU)")
         for op in ("encode", "decode"):
             for groups in (4, 16):
                 one = ROWS.get((workload, f"native G={groups}, 1 thread", op))
