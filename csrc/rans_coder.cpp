@@ -201,43 +201,47 @@ std::string encode_lanes(const Table& t, const int32_t* symbols, const int32_t* 
 
 }  // namespace
 
-std::string encode(const Table& t, const int32_t* symbols, const int32_t* indexes, size_t n,
-                   std::vector<uint8_t>& result) {
-  result.clear();
-  if (n == 0) return "";
-  Out out;
-  uint8_t* first = nullptr;
-  const std::string err = encode_lanes<kWays>(t, symbols, indexes, n, out, first);
-  if (err.empty()) result.assign(first, out.buf.get() + out.cap);
-  return err;
-}
-
 int lanes_for(size_t payload_bytes) {
   int lanes = kWays;
   while (lanes > 1 && payload_bytes < kBytesPerLane * static_cast<size_t>(lanes)) lanes /= 2;
   return lanes;
 }
 
-std::string encode_sized(const Table& t, const int32_t* symbols, const int32_t* indexes, size_t n,
-                         std::vector<uint8_t>& result) {
+namespace {
+
+// Format 1 (8 lanes) or, `sized`, format 2 (rans.h).
+std::string encode_substream(const Table& t, const int32_t* symbols, const int32_t* indexes, size_t n,
+                             std::vector<uint8_t>& result, bool sized) {
   result.clear();
   if (n == 0) return "";
   Out out;
   uint8_t* first = nullptr;
   std::string err = encode_lanes<kWays>(t, symbols, indexes, n, out, first);
-  if (!err.empty()) return err;
-  // The 8-lane payload is the estimate: the same symbols cost the same bytes on fewer lanes, give or take
-  // the renormalisation's rounding. Small substreams are coded again on fewer lanes (fast: few bytes
-  // means mostly one-byte-or-less steps, and a small substream is rarely many symbols).
-  const size_t states = std::min<size_t>(n, kWays);
-  const int lanes = lanes_for(static_cast<size_t>(out.buf.get() + out.cap - first) - 4 * states);
-  if (lanes == 4) err = encode_lanes<4>(t, symbols, indexes, n, out, first);
-  if (lanes == 2) err = encode_lanes<2>(t, symbols, indexes, n, out, first);
-  if (lanes == 1) err = encode_lanes<1>(t, symbols, indexes, n, out, first);
-  if (!err.empty()) return err;
-  *--first = static_cast<uint8_t>(__builtin_ctz(static_cast<unsigned>(lanes)));  // the lane byte: log2(lanes)
-  result.assign(first, out.buf.get() + out.cap);
-  return "";
+  if (err.empty() && sized) {
+    // The 8-lane payload is the estimate: the same symbols cost the same bytes on fewer lanes, give or
+    // take the renormalisation's rounding. Small substreams are coded again on fewer lanes (cheap: few
+    // bytes means mostly steps that emit none).
+    const size_t states = std::min<size_t>(n, kWays);
+    const int lanes = lanes_for(static_cast<size_t>(out.buf.get() + out.cap - first) - 4 * states);
+    if (lanes == 4) err = encode_lanes<4>(t, symbols, indexes, n, out, first);
+    if (lanes == 2) err = encode_lanes<2>(t, symbols, indexes, n, out, first);
+    if (lanes == 1) err = encode_lanes<1>(t, symbols, indexes, n, out, first);
+    *--first = static_cast<uint8_t>(__builtin_ctz(static_cast<unsigned>(lanes)));  // lane byte: log2(lanes)
+  }
+  if (err.empty()) result.assign(first, out.buf.get() + out.cap);
+  return err;
+}
+
+}  // namespace
+
+std::string encode(const Table& t, const int32_t* symbols, const int32_t* indexes, size_t n,
+                   std::vector<uint8_t>& result) {
+  return encode_substream(t, symbols, indexes, n, result, false);
+}
+
+std::string encode_sized(const Table& t, const int32_t* symbols, const int32_t* indexes, size_t n,
+                         std::vector<uint8_t>& result) {
+  return encode_substream(t, symbols, indexes, n, result, true);
 }
 
 namespace {
