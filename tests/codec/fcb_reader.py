@@ -52,7 +52,7 @@ def parse(data: bytes) -> dict:
         fields = struct.unpack_from("<BBBB8s8sHHIIIf", data, 6)
         flags, kind_code, coder_code, count, _, _, gh, gw, symbols, model, hyper, _ = fields
         kind = {1: "hyperprior", 2: "factorized"}[kind_code]
-        coder = {1: "native", 2: "constriction", 3: "compressai"}[coder_code]
+        coder = {1: "native", 2: "constriction", 3: "compressai", 4: "native2"}[coder_code]
         grid, pos, lengths = (gh, gw), 46, []
         for _ in range(count):
             value = shift = 0
@@ -106,13 +106,13 @@ def _unescape(raw: int, top: int) -> int:
     return -(raw + 1) // 2 if raw & 1 else raw // 2 + top
 
 
-def decode_native(data: bytes, rows: np.ndarray, table: Table) -> np.ndarray:
+def decode_native(data: bytes, rows: np.ndarray, table: Table, ways: int = 8) -> np.ndarray:
     n = rows.size
     if n == 0:
         if data:
             raise ReadError("native: bytes for no symbols")
         return np.zeros(0, np.int64)
-    lanes = min(n, 8)
+    lanes = min(n, ways)
     states = list(struct.unpack_from(f"<{lanes}I", data, 0))
     pos, out = 4 * lanes, np.empty(n, np.int64)
 
@@ -124,7 +124,7 @@ def decode_native(data: bytes, rows: np.ndarray, table: Table) -> np.ndarray:
         return x
 
     for i in range(n):
-        k, x = int(rows[i]), states[i % 8]
+        k, x = int(rows[i]), states[i % ways]
         cdf, top = table.row(k), int(table.length[k]) - 2
         slot = x & 0xFFFF
         v = bisect_right(cdf, slot) - 1
@@ -136,11 +136,20 @@ def decode_native(data: bytes, rows: np.ndarray, table: Table) -> np.ndarray:
                 raw |= (x & 15) << (4 * j)
                 x = refill(x >> 4)
             v = _unescape(raw, top)
-        states[i % 8] = x
+        states[i % ways] = x
         out[i] = v + table.offset[k]
     if pos != len(data) or any(s != 1 << 23 for s in states):
         raise ReadError("native: state or bytes left")
     return out
+
+
+def decode_native2(data: bytes, rows: np.ndarray, table: Table) -> np.ndarray:
+    """'coder = native2': a lane byte log2(W), W in {1, 2, 4, 8}, then the native layout on W lanes."""
+    if rows.size == 0:
+        return decode_native(data, rows, table)
+    if not data or data[0] > 3:
+        raise ReadError("native2: lane byte")
+    return decode_native(data[1:], rows, table, ways=1 << data[0])
 
 
 def decode_compressai(data: bytes, rows: np.ndarray, table: Table) -> np.ndarray:
@@ -231,7 +240,8 @@ def decode_constriction(data: bytes, rows: np.ndarray, table: Table) -> np.ndarr
     return out
 
 
-DECODERS = {"native": decode_native, "compressai": decode_compressai, "constriction": decode_constriction}
+DECODERS = {"native": decode_native, "native2": decode_native2, "compressai": decode_compressai,
+            "constriction": decode_constriction}
 
 
 # -- section 7: the integer hyper-synthesis ---------------------------------------------------------------

@@ -15,7 +15,7 @@ from . import fcb_reader, fuzz
 GOLDEN = Path(__file__).parent / "data" / "golden"
 # (kind, coder, groups, compact, legacy bounds): what the golden set holds
 CASES = [(kind, coder, 22, True, False) for kind in ("factorized", "hyperprior")
-         for coder in ("native", "constriction", "compressai")]
+         for coder in ("native", "native2", "constriction", "compressai")]
 CASES += [("factorized", "native", 1, False, False), ("hyperprior", "native", 3, False, False),
           ("factorized", "native", 2, True, True), ("hyperprior", "compressai", 4, False, True)]
 
@@ -57,12 +57,23 @@ def test_the_independent_reader_decodes_the_golden_streams(codecs, case):
 
 def test_the_reader_agrees_on_other_grids_and_groups(codecs):
     for kind in ("factorized", "hyperprior"):
-        for coder in ("native", "constriction", "compressai"):
+        for coder in ("native", "native2", "constriction", "compressai"):
             for grid, groups, spread in (((2, 2), 25, 3), ((4, 6), 7, 40), ((2, 8), 16, 1 << 20)):  # large: escapes
                 data = fuzz.craft_stream(codecs[kind], coder, grid, groups, seed=groups, compact=groups % 2 == 1,
                                          spread=spread)
                 out = fcb_reader.read_symbols(data, codecs[kind].path)
                 assert out["crc"] == out["checksums"], (kind, coder, grid, groups)
+
+
+def test_the_reader_decodes_every_native2_lane_count(codecs):
+    lanes = set()
+    for grid, spread in (((4, 4), 3), ((8, 8), 40), ((16, 16), 3), ((16, 16), 40)):  # 1, 2, 4 and 8 lanes
+        data = fuzz.craft_stream(codecs["factorized"], "native2", grid, 1, seed=spread, compact=True,
+                                 spread=spread)
+        out = fcb_reader.read_symbols(data, codecs["factorized"].path)
+        assert out["crc"] == out["checksums"], (grid, spread)
+        lanes.add(fcb_reader.parse(data)["substreams"]["y.0"][0])
+    assert lanes == {0, 1, 2, 3}, lanes
 
 
 if __name__ == "__main__":  # regenerate the golden streams (only when the format deliberately changes)
