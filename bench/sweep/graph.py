@@ -15,8 +15,10 @@ from functools import cached_property
 from .study import EncoderEntry, Study, TaskPlan
 
 KINDS = ("images", "extract", "codec", "neck", "eval", "zero-rate", "report")
-# what a step asks of a Ray cluster (CPUs, GPUs); the extractor and trainers use a GPU where the study does
+# what a step asks of a Ray cluster by default (CPUs; a GPU for these kinds where the cluster has one); a study's
+# [resources.KIND] tables override them (cpus, gpus, memory in GiB)
 _CPUS = {"images": 1, "extract": 2, "codec": 2, "neck": 2, "eval": 2, "zero-rate": 1, "report": 1}
+_GPU_KINDS = ("extract", "codec", "neck", "eval", "features", "streams")
 
 
 @dataclass(frozen=True, eq=False)
@@ -52,8 +54,14 @@ class Step:
     def dependencies(self) -> list[Step]:
         return [s for _, steps in self.inputs for s in steps]
 
-    def resources(self, gpu: bool) -> dict:
-        return {"num_cpus": _CPUS[self.kind], "num_gpus": 1 if gpu and self.kind in ("extract", "codec", "neck", "eval") else 0}
+    def resources(self, gpu: bool, study: dict | None = None) -> dict:
+        """Ray's options for this step: the defaults above, then the study's `resources` for its kind."""
+        request = (study or {}).get(self.kind, {})
+        out = {"num_cpus": request.get("cpus", _CPUS.get(self.kind, 1)),
+               "num_gpus": request.get("gpus", 1 if gpu and self.kind in _GPU_KINDS else 0)}  # fmt: skip
+        if request.get("memory"):
+            out["memory"] = int(request["memory"] * 2**30)
+        return out
 
     def to_dict(self) -> dict:
         return {"id": self.id, "kind": self.kind, "label": self.label, "settings": self.settings,

@@ -1,0 +1,208 @@
+"""`featcodec calibrate --device cpu|cuda`: measure the per-operation costs `--plan --estimate` prices with.
+
+Each operation is timed by running the real step (`steps.run_step`, the function every executor calls) at
+two sizes and fitting a line: the slope is the cost per unit (per training step, per image), the intercept
+the step's fixed start-up (loading a head, building an encoder, writing its directory). The steps are the
+study's own (encoders at its resolutions, its codec and neck settings, its heads and data), shrunk: what is
+unreachable here (a checkpoint or data not downloaded, a hub head offline) is measured with random weights
+or skipped, and the shipped figure for it stays, labelled with its source.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from codec.files import atomic_write_json
+
+from .estimate import Calibration, calibration_about, op_key
+from .graph import Step, plan_steps
+from .steps import run_step, step_dir
+from .study import Study
+
+log = logging.getLogger(__name__)
+
+
+class _Bench:
+    """Runs shrunk copies of a study's steps in a scratch run directory and records what they cost."""
+
+    def __init__(self, study: Study, device: str, root: Path, echo: Callable[[str], None]):
+        self.study, self.device, self.root, self.echo = study, device, root, echo
+        self.ops: dict[str, dict] = {}
+        self.source = ""
+        self.count = 0
+
+    def run(self, step: Step, settings: dict, inputs: dict[str, list[str]]) -> tuple[str, float]:
+        """Run `step` with `settings` on the finished steps `inputs`; (its scratch id, seconds)."""
+        self.count += 1
+        sid = f"{step.kind}-calibrate-{self.count}"
+        doc = {"id": sid, "kind": step.kind, "settings": {**settings, "device": self.device},
+               "inputs": inputs, "threads": self.study.threads}  # fmt: skip
+        started = time.perf_counter()
+        run_step(doc, self.root)
+        return sid, time.perf_counter() - started
+
+    def line(self, step, make: Callable[[int], tuple[dict, dict]], sizes: tuple[int, int]) -> tuple[float, float, str]:
+        """(intercept, slope, id of the larger run) of a step's time against a size."""
+        runs = [self.run(step, *make(n)) for n in sizes]
+        slope = max(0.0, (runs[1][1] - runs[0][1]) / (sizes[1] - sizes[0]))
+        return max(0.0, runs[0][1] - slope * sizes[0]), slope, runs[1][0]
+
+    def record(self, name: str, seconds: float, note: str = "", **attrs) -> None:
+        self.ops[op_key(name, **attrs)] = {"seconds": seconds, "source": self.source + (f"; {note}" if note else "")}
+        self.echo(f"  {op_key(name, **attrs)}: {seconds:.4g} s")
+
+
+def _first(steps: list[Step], kind: str, **match) -> Step | None:
+    return next((s for s in steps if s.kind == kind and all(s.settings.get(k) == v for k, v in match.items())), None)
+
+
+def calibrate(study: Study, device: str, out: str | Path, *, base: Calibration | None = None,
+              echo: Callable[[str], None] = print) -> Calibration:  # fmt: skip
+    """Measure the study's operations on `device`; write them over `base` (the shipped file) to `out`."""
+    import torch
+
+    from probes.data import open_dataset
+
+    if study.threads:
+        torch.set_num_threads(study.threads)
+    base = base or Calibration.shipped(device)
+    steps = plan_steps(study)
+    root = Path(tempfile.mkdtemp(prefix="featcodec-calibrate-"))
+    bench = _Bench(study, device, root, echo)
+    about = calibration_about(device)
+    bench.source = f"measured by featcodec calibrate on {about['machine']}, {about['date']}, study {study.name}"
+    try:
+        # images: written PNGs, per image
+        images = next(s for s in steps if s.kind == "images")
+        source = images.settings["data"].split(":")[0]
+
+        def image_set(n):
+            return {**images.settings, "limit": min(n, images.settings.get("limit") or n)}, {}
+
+        bench.run(images, *image_set(4))  # imports and first-call costs, which a sweep's worker pays once
+        a, b, image_id = bench.line(images, image_set, (4, 16))
+        bench.record("step_start", a, kind="images")
+        bench.record("image_write", b, source=source)
+        files = json.loads((step_dir(root, image_id) / "images.json").read_text())
+        bench.ops[op_key("image_bytes", source=source)] = {
+            "seconds": sum(Path(f).stat().st_size for f in files) / len(files),
+            "source": bench.source + "; bytes per image, not seconds",
+        }
+        small, _ = bench.run(images, *image_set(4))
+        for enc in study.encoders:
+            entry = dict(enc.to_dict(), weights="random" if enc.weights not in ("default", "random") else enc.weights)
+            res = enc.resolution or _resolution(enc.name)
+            echo(f"{enc.name} at {res} px")
+            extract = _first(steps, "extract", encoder=enc.to_dict())
+            runs = [bench.run(extract, {**extract.settings, "encoder": entry}, {"images": [i]}) for i in (small, image_id)]
+            slope = max(0.0, (runs[1][1] - runs[0][1]) / 12)
+            bench.record("step_start", max(0.0, runs[0][1] - 4 * slope), kind="extract")
+            bench.record("encoder_forward", slope, "incl. decoding the image and writing its features",
+                         encoder=enc.name, resolution=res)  # fmt: skip
+            cache = runs[1][0]
+            codec = next(s for s in steps if s.kind == "codec" and s.input("features") == (extract,))
+            cs = codec.settings
+            a, b, codec_id = bench.line(codec, lambda n, cs=cs, cache=cache: ({**cs, "steps": n}, {"features": [cache]}), (2, 8))
+            bench.record("step_start", a, kind="codec")
+            bench.record("codec_train_step", b, "incl. the integer h_s distillation step", encoder=enc.name,
+                         resolution=res, model=cs["model"], channels=cs.get("channels"),
+                         latent_channels=cs.get("latent_channels"), grid_stride=cs.get("grid_stride"),
+                         batch=cs["batch_size"])  # fmt: skip
+            _coding(bench, step_dir(root, codec_id) / "codec", step_dir(root, cache) / "features", enc.name, res,
+                    cs["model"], device)  # fmt: skip
+            for task in study.tasks:
+                neck = _first(steps, "neck", task=task.name, encoder=enc.to_dict(), mode="clean")
+                if neck is None:
+                    continue
+                ns = {**neck.settings, "encoder": entry}
+                try:
+                    n = len(open_dataset(ns["train"]["data"], split=ns["train"]["split"], limit=ns["train"]["limit"]))
+                    first = n // ns["batch_size"] + 2  # past one epoch: the features are computed once, as in the study
+                    a, b, neck_id = bench.line(neck, lambda k, ns=ns: ({**ns, "steps": k, "kd": 0.0}, {}), (first, first + 8))
+                except Exception as e:  # noqa: BLE001 - a head or data not reachable here: keep the shipped figure
+                    echo(f"  {task.name} neck skipped ({type(e).__name__}: {e}); the shipped cost stays")
+                    continue
+                forward = bench.ops[op_key("encoder_forward", encoder=enc.name, resolution=res)]["seconds"]
+                bench.record("step_start", max(0.0, a - n * forward), kind="neck")
+                attrs = dict(encoder=enc.name, resolution=res, task=task.name, head=task.head)
+                bench.record("neck_train_step", b, **attrs, layers=ns["layers"], dim=ns["dim"], batch=ns["batch_size"])
+                if any(k for k in (task.kd or study.necks.kd)):
+                    _teacher(bench, task, device)
+                evals = _first(steps, "eval", test=task.test.to_dict())
+                es = evals.settings
+                limit = es["test"]["limit"]
+                sizes = (4, min(16, limit or 16))
+
+                def test_set(k, es=es, neck_id=neck_id):
+                    return {**es, "test": {**es["test"], "limit": k}}, {"neck": [neck_id]}
+
+                counts = [len(open_dataset(es["test"]["data"], split=es["test"]["split"], limit=k)) for k in sizes]
+                runs = [bench.run(evals, *test_set(k)) for k in sizes]
+                per = max(0.0, (runs[1][1] - runs[0][1]) / max(1, counts[1] - counts[0]))
+                bench.record("step_start", max(0.0, runs[0][1] - counts[0] * per), kind="eval")
+                bench.record("neck_eval", max(0.0, per - forward), **attrs, layers=ns["layers"], dim=ns["dim"])
+        zero = next(s for s in steps if s.kind == "zero-rate")
+        _, seconds = bench.run(zero, zero.settings, {})
+        n = sum(len(open_dataset(zero.settings[k]["data"], split=zero.settings[k]["split"],
+                                 limit=zero.settings[k]["limit"])) for k in ("train", "test"))  # fmt: skip
+        bench.record("zero_rate_sample", seconds / n, "the whole step over its samples")
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    merged = Calibration(device, {**base.ops, **bench.ops}, None, {**about, "based_on": str(base.path)})
+    atomic_write_json(out, merged.to_doc())
+    merged.path = Path(out)
+    return merged
+
+
+def _resolution(name: str) -> int:
+    from probes.encoders import get_spec
+
+    return get_spec(name).default_resolution
+
+
+def _coding(bench: _Bench, codec_dir: Path, cache_dir: Path, encoder: str, res: int, model: str, device: str) -> None:
+    """codec_encode / codec_decode per image: the trained (shrunk) codec on 8 cached items."""
+    import torch
+
+    from codec.codec_dir import load_codec
+    from codec.pipeline import decode_streams, encode_features
+    from probes.encoders import FeatureCache
+
+    codec = load_codec(codec_dir, device=device)
+    cache = FeatureCache(cache_dir)
+    items = [cache.get(i, codec.model.level_names) for i in range(min(8, len(cache)))]
+    x = {k: torch.stack([it[k] for it in items]).float().to(device) for k in codec.model.level_names}
+    encode_features(codec, x)  # warm-up
+    started = time.perf_counter()
+    streams = encode_features(codec, x)
+    encode = (time.perf_counter() - started) / len(items)
+    started = time.perf_counter()
+    decode_streams(codec, streams, device=device)
+    decode = (time.perf_counter() - started) / len(items)
+    bench.record("codec_encode", encode, encoder=encoder, resolution=res, model=model)
+    bench.record("codec_decode", decode, encoder=encoder, resolution=res, model=model)
+    bench.ops[op_key("stream_bits_per_pixel")] = {
+        "seconds": 8 * sum(map(len, streams)) / len(streams) / res**2,
+        "source": bench.source + "; bits per pixel of a shrunk codec's streams, not seconds",
+    }
+
+
+def _teacher(bench: _Bench, task, device: str) -> None:
+    """head_teacher: the head's own encoder on one image (the KD target)."""
+    import torch
+    from PIL import Image
+
+    from probes.heads import load_head
+
+    head = load_head(task.head, device=device)
+    pixels = torch.stack([head.preprocess(Image.new("RGB", (256, 256))) for _ in range(8)]).to(device)
+    head.teacher(pixels)
+    started = time.perf_counter()
+    head.teacher(pixels)
+    bench.record("head_teacher", (time.perf_counter() - started) / 8, head=task.head)
