@@ -6,6 +6,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from codec.checkpoint import CheckpointError
 from codec.codec_dir import CodecLoadError, load_codec
 from codec.models import create_codec
 from codec.train import TrainingError, train_codec
@@ -60,7 +61,7 @@ def test_existing_codec_not_overwritten_and_resume_plan_checked(feature_cache, t
     train_codec(feature_cache, tmp_path / "c", lmbda=1.0, steps=2, **common)
     with pytest.raises(FileExistsError):
         train_codec(feature_cache, tmp_path / "c", lmbda=1.0, steps=2, **common)
-    with pytest.raises(TrainingError, match="lambda"):
+    with pytest.raises(CheckpointError, match="lambda"):
         train_codec(feature_cache, tmp_path / "c", lmbda=2.0, steps=4, resume=True, **common)
 
 
@@ -121,7 +122,7 @@ def test_joint_integer_training_is_kept_and_distillation_steps_are_part_of_the_p
     joint = train_codec(feature_cache, tmp_path / "j", steps=2, hyper_distill_steps=0, **common)
     assert "hyper_distillation" not in joint.config["training"]
     assert joint.config["hparams"]["hyper_path"] == "integer" and joint.model.h_s.frozen
-    with pytest.raises(TrainingError, match="hyper_distill_steps"):  # a joint run is not resumed as a distilled one
+    with pytest.raises(CheckpointError, match="hyper_distill_steps"):  # a joint run is not resumed as a distilled one
         train_codec(feature_cache, tmp_path / "j", steps=4, resume=True, **common)
     with pytest.raises(TrainingError, match="hyper_distill_steps"):
         train_codec(feature_cache, tmp_path / "n", steps=2, hyper_distill_steps=-1, **common)
