@@ -84,8 +84,10 @@ def sweep_command(study, run_dir, resume, plan_only, estimate, calibration, exec
               help="The study whose operations to measure (default: the embedded study).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
               help="Calibration file to write (default: calibration-DEVICE.json).")
+@click.option("--jobs", default=2, show_default=True, type=click.IntRange(min=1),
+              help="CPU: also measure how much slower steps run when up to this many run at once.")
 @click.option("--force", is_flag=True, help="Replace an existing calibration file.")
-def calibrate_command(device, study, output, force):
+def calibrate_command(device, study, output, jobs, force):
     """Measure per-operation costs on this machine for `featcodec sweep --plan --estimate --calibration`."""
     from .sweep.calibrate import calibrate
     from .sweep.study import load_study
@@ -98,5 +100,5 @@ def calibrate_command(device, study, output, force):
 
         if not torch.cuda.is_available():
             raise InputError("--device cuda: no CUDA device here")
-    calibration = calibrate(load_study(study or EMBEDDED_STUDY), device, output, echo=click.echo)
+    calibration = calibrate(load_study(study or EMBEDDED_STUDY), device, output, jobs=jobs, echo=click.echo)
     click.echo(f"{len(calibration.ops)} operation costs in {output}")

@@ -10,12 +10,18 @@
 
 `run_step` is a plain function of (step document, run directory), so any executor (in-process, a process
 pool, a Ray worker) can run it; it returns a small JSON summary that the runner records in step.json.
+A step run again over its own unfinished directory (after a kill, a preemption or a Ray retry) resumes:
+extraction skips its complete shards, codec and neck training continue from their last checkpoint
+(`codec.checkpoint`, saved every `checkpoint_minutes` / `checkpoint_steps` of the study), and the other
+kinds, which are short, write their outputs again atomically.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+
+from codec.errors import InputError
 
 RESULTS = "results.jsonl"
 REPORT_DIR = "report"
@@ -45,10 +51,92 @@ def run_step(doc: dict, run_dir: str | Path, progress: bool = False) -> dict:
         torch.set_num_threads(int(doc["threads"]))
     run_dir = Path(run_dir)
     out = step_dir(run_dir, doc["id"])
-    out.mkdir(parents=True, exist_ok=True)
-    s = doc["settings"]
     inputs = {role: [step_dir(run_dir, i) for i in ids] for role, ids in doc["inputs"].items()}
-    return _KINDS[doc["kind"]](s, inputs, out, run_dir, progress)
+    check_reachable(doc, run_dir, inputs)
+    out.mkdir(parents=True, exist_ok=True)
+    s = {**doc["settings"], "checkpoint": _checkpointing(doc)}
+    return {**_KINDS[doc["kind"]](s, inputs, out, run_dir, progress), "worker": _worker()}
+
+
+def _worker() -> dict:
+    """Where the step ran (step.json): host, process, and the Ray node when under Ray."""
+    import os
+    import socket
+    import sys
+
+    where = {"host": socket.gethostname(), "pid": os.getpid()}
+    if "ray" in sys.modules:
+        import ray
+
+        if ray.is_initialized():
+            where["ray_node"] = ray.get_runtime_context().get_node_id()
+    return where
+
+
+def _checkpointing(doc: dict) -> dict:
+    """train_codec / TrainNeckOptions arguments: checkpoint every N steps (only at the end when unset) and
+    every M minutes."""
+    steps = doc["settings"].get("steps") or 1
+    every = doc.get("checkpoint_steps") or steps
+    minutes = doc.get("checkpoint_minutes")
+    return {"checkpoint_every": max(1, every), "checkpoint_seconds": 60 * minutes if minutes else None}
+
+
+class UnreachableError(InputError):
+    """A step's worker cannot see what the step needs (data, checkpoints, heads, its inputs, the run dir)."""
+
+
+def check_reachable(doc: dict, run_dir: Path, inputs: dict[str, list[Path]]) -> None:
+    """Before any work: every file the step names, its finished inputs and the run directory must be here.
+
+    On a cluster each worker sees the shared filesystem at its own mounts; a step that cannot see them stops
+    with one message naming everything missing, rather than failing an hour in.
+    """
+    import os
+    import socket
+
+    missing = []
+    if not run_dir.is_dir() or not os.access(run_dir, os.W_OK):
+        missing.append(f"run directory {run_dir} (not a writable directory here)")
+    for role, dirs in inputs.items():
+        missing += [f"input {role}: {d} (not finished)" for d in dirs if not (d / STEP_FILE).is_file()]
+    for where, path in _named_files(doc["settings"]):
+        if not Path(path).exists():
+            missing.append(f"{where}: {path}")
+    if missing:
+        lines = "\n".join(f"  - {m}" for m in missing)
+        raise UnreachableError(f"step {doc['id']} on {socket.gethostname()} (cwd {os.getcwd()}): cannot reach\n{lines}")
+
+
+def _named_files(settings: dict):
+    """(setting, path) of every local file a step's settings name: data, encoder checkpoints, head folders."""
+    for key in ("data", "train", "test"):
+        spec = settings.get(key)
+        spec = spec.get("data") if isinstance(spec, dict) else spec
+        if isinstance(spec, str) and not spec.startswith("synthetic:"):
+            for p in spec.split(":")[1:]:
+                yield key, p
+    weights = (settings.get("encoder") or {}).get("weights", "default")
+    if weights not in ("default", "random", "pretrained"):
+        yield "encoder.weights", weights
+    head = settings.get("head", "")
+    local = head[3:] if head.startswith("hf:") else head
+    if local and not head.startswith(("builtin:", "builtin-new:")) and Path(local).is_absolute():
+        yield "head", local
+    elif head.startswith("hf:") and _hub_offline() and not _in_hub_cache(local):
+        yield "head (hub cache, HF_HUB_OFFLINE set)", local
+
+
+def _hub_offline() -> bool:
+    import os
+
+    return os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes")
+
+
+def _in_hub_cache(repo_id: str) -> bool:
+    from huggingface_hub import try_to_load_from_cache
+
+    return isinstance(try_to_load_from_cache(repo_id, "config.json"), str)
 
 
 def _images(s: dict, inputs: dict, out: Path, run_dir: Path, progress: bool) -> dict:
@@ -75,7 +163,8 @@ def _extract(s: dict, inputs: dict, out: Path, run_dir: Path, progress: bool) ->
     enc = s["encoder"]
     encoder = create_encoder(enc["name"], resolution=enc["resolution"], device=s["device"],
                              **encoder_weights(enc["weights"]))  # fmt: skip
-    cache = extract_features(encoder, paths, out / "features", batch_size=8, progress=progress, force=True)
+    # a rerun over this step's directory keeps the shards already written (extract_features resumes)
+    cache = extract_features(encoder, paths, out / "features", batch_size=8, progress=progress)
     return {"features": len(cache), "weights_id": cache.weights_id}
 
 
@@ -90,7 +179,7 @@ def _codec(s: dict, inputs: dict, out: Path, run_dir: Path, progress: bool) -> d
     codec = train_codec(
         FeatureCache(inputs["features"][0] / "features"), out / "codec", lmbda=s["lambda"], kind=s["model"],
         steps=s["steps"], batch_size=s["batch_size"], lr=s["lr"], seed=s["seed"], hparams=hparams,
-        device=s["device"], checkpoint_every=max(s["steps"], 1), progress=progress, force=True,
+        device=s["device"], progress=progress, resume=True, **s["checkpoint"],
     )  # fmt: skip
     return {"codec_id": codec.codec_id, **{k: v for k, v in codec.config["training"].items() if k.startswith("last")}}
 
@@ -110,9 +199,9 @@ def _neck(s: dict, inputs: dict, out: Path, run_dir: Path, progress: bool) -> di
         after=str(after[0] / "neck") if after else None, init=str(init[0] / "neck") if init else None,
         train_head=s["train_head"], steps=s["steps"],
         batch_size=s["batch_size"], lr=s["lr"], seed=s["seed"], device=s["device"], progress=progress,
-        checkpoint_every=max(s["steps"], 1), **weights,
+        **s["checkpoint"], **weights,
     )  # fmt: skip
-    config = train_neck(opts, out / "neck", force=True)
+    config = train_neck(opts, out / "neck", resume=True)
     t = config["training"]
     return {"first_loss": t["first_loss"], "final_loss": t["final_loss"]}
 

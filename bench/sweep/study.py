@@ -124,6 +124,10 @@ class Study:
     device: str = "cpu"
     eval_batch_size: int = 8
     threads: int = 0  # torch threads per step (0: torch's default); not part of step ids
+    # codec, neck and extract steps save their state this often (and on kill -9 lose at most that much work):
+    # every `checkpoint_minutes` and, when > 0, every `checkpoint_steps` training steps; not part of step ids
+    checkpoint_minutes: float = 10.0
+    checkpoint_steps: int = 0
     # what a step of each kind asks of a Ray cluster: {kind: {"cpus", "gpus", "memory" (GiB)}}; not in step ids
     resources: dict = field(default_factory=dict, metadata={"toml": dict})
     raw: dict = field(default_factory=dict, compare=False, metadata={"toml": False})
@@ -470,12 +474,16 @@ def load_study(path: str | os.PathLike, *, require_data: bool = True) -> Study:
     if anchor is not None and anchor not in enc_table:
         problems.add("anchor", f"{anchor!r} is not an encoder of this study ({', '.join(enc_table)})")
     resources = _resources(problems, raw["resources"]) if isinstance(raw.get("resources"), dict) else {}
+    for key in ("checkpoint_minutes", "checkpoint_steps"):
+        if top[key] < 0:
+            problems.add(key, f"must be >= 0, got {top[key]}")
     problems.raise_if_any()
     return Study(
         path=path, name=top["name"] or path.stem, description=top["description"], encoders=tuple(encoders),
         tasks=tuple(tasks), codec=codec, necks=necks, cross_neck=tuple(cross), seeds=tuple(seeds),
         anchor=anchor or (encoders[0].name if encoders else None), device=top["device"],
         eval_batch_size=top["eval_batch_size"], threads=max(0, top["threads"]), resources=resources, raw=raw,
+        checkpoint_minutes=top["checkpoint_minutes"], checkpoint_steps=top["checkpoint_steps"],
     )  # fmt: skip
 
 
