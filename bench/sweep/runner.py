@@ -277,13 +277,14 @@ class _RayPool:
             ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False,
                      runtime_env={"py_modules": [codec, probes, bench], "excludes": ["__pycache__"]})  # fmt: skip
         self.remote = ray.remote(run_step)
-        cluster = ray.cluster_resources()
-        self.gpu, self.cpus = bool(cluster.get("GPU")), cluster.get("CPU", 1)
+        nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
+        # a task runs on one node: it must fit the largest, not the cluster's sum
+        self.gpu, self.cpus = any(n.get("GPU") for n in nodes), max((n.get("CPU", 0) for n in nodes), default=1)
         self.study_resources = resources or {}
 
     def submit(self, step: Step, doc: dict, run_dir: Path) -> Future:
         resources = step.resources(self.gpu, self.study_resources)
-        resources["num_cpus"] = min(resources["num_cpus"], self.cpus)  # a step must fit the cluster
+        resources["num_cpus"] = min(resources["num_cpus"], self.cpus)  # a step must fit a node
         return self.remote.options(**resources, max_retries=self.RETRIES, retry_exceptions=False).remote(
             doc, str(run_dir), False).future()  # fmt: skip
 
