@@ -180,7 +180,9 @@ class Context:
             declared = self.declared.get((split["data"], split.get("split"), split.get("limit")))
             n, source = data_size({**split, "size": declared})
             self.sizes[key] = n
-            label = split["data"] + "".join(f" {k}={split[k]}" for k in ("split", "limit") if split.get(k))
+            name, *paths = split["data"].split(":")
+            label = ":".join([name, *(Path(p).name for p in paths)])
+            label += "".join(f" {k}={split[k]}" for k in ("split", "limit") if split.get(k))
             self.sources[label] = f"{n} ({source})"
         return self.sizes[key]
 
@@ -454,7 +456,8 @@ class Estimate:
             f"critical path: {length / 3600:.2f} h through {len(chain)} steps: "
             + " → ".join(dict.fromkeys(s.kind for s in chain)),
             f"wall time with {self.jobs} step(s) at a time: {self.wall_seconds() / 60:.1f} min",
-            "data sizes: " + "; ".join(f"{k}: {v}" for k, v in self.sizes.items()),
+            "data sizes:",
+            *(f"  {k}: {v}" for k, v in self.sizes.items()),
         ]
         return "\n".join(lines)
 
