@@ -33,7 +33,7 @@ from .graph import Step
 from .study import DataSplit, Study
 
 CALIBRATION_DIR = Path(__file__).parent / "calibration"
-CALIBRATION_FORMAT = "featcodec-calibration"
+CALIBRATION_FORMAT, CALIBRATION_VERSION = "featcodec-calibration", 1
 FP16, FP32 = 2, 4
 GiB = 2**30
 
@@ -73,23 +73,19 @@ class Calibration:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Calibration:
-        path = Path(path)
-        try:
-            doc = json.loads(path.read_text())
-        except OSError as e:
-            raise InputError(f"{path}: cannot read the calibration ({e.strerror}); run featcodec calibrate") from None
-        except json.JSONDecodeError as e:
-            raise InputError(f"{path}: not a calibration file ({e})") from None
-        if not isinstance(doc, dict) or doc.get("format") != CALIBRATION_FORMAT or not isinstance(doc.get("ops"), dict):
-            raise InputError(f"{path}: not a {CALIBRATION_FORMAT} file (written by featcodec calibrate)")
-        return cls(doc.get("device", "?"), doc["ops"], path, {k: v for k, v in doc.items() if k not in ("ops",)})
+        from codec.files import read_json_document
+
+        doc = read_json_document(path, format=CALIBRATION_FORMAT, format_version=CALIBRATION_VERSION, required=("ops",),
+                                 error=InputError, missing_hint="no calibration file; run featcodec calibrate")  # fmt: skip
+        return cls(doc.get("device", "?"), doc["ops"], Path(path), {k: v for k, v in doc.items() if k != "ops"})
 
     @classmethod
     def shipped(cls, device: str) -> Calibration:
         return cls.load(CALIBRATION_DIR / f"{'cuda' if device.startswith('cuda') else 'cpu'}.json")
 
     def to_doc(self) -> dict:
-        return {**self.about, "format": CALIBRATION_FORMAT, "device": self.device, "ops": dict(sorted(self.ops.items()))}
+        return {**self.about, "format": CALIBRATION_FORMAT, "format_version": CALIBRATION_VERSION, "device": self.device,
+                "ops": dict(sorted(self.ops.items()))}  # fmt: skip
 
     def seconds(self, name: str, **attrs) -> float:
         """The cost of operation `name` with `attrs`: the calibrated entry sharing most attributes with them,

@@ -24,7 +24,7 @@ from bench.sweep.runner import run_sweep
 from bench.sweep.steps import UnreachableError, run_step
 from bench.sweep.study import DataSplit, StudyError, load_study
 
-from .test_sweep import TOY, _normalised_rows, _write
+from .test_sweep import TOY, _normalised_rows, _write, kill_sweep_when
 
 FULL = Path(__file__).parents[2] / "bench" / "studies" / "full.toml"
 
@@ -145,17 +145,7 @@ def test_a_neck_step_killed_midway_resumes_from_its_checkpoint_to_the_same_resul
     study = _write(tmp_path, LONG_NECK)
     reference = run_sweep(study, tmp_path / "reference", progress=False)
     run_dir = tmp_path / "run"
-    code = "import sys; from bench.cli import main; sys.argv[0] = 'featcodec'; main()"
-    proc = subprocess.Popen([sys.executable, "-c", code, "sweep", str(study), "-o", str(run_dir), "--no-progress"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
-    try:
-        deadline = time.time() + 300
-        while not list(run_dir.glob("steps/neck-*/neck/checkpoint/state.json")):
-            assert proc.poll() is None and time.time() < deadline, "the sweep ended before a neck checkpoint"
-            time.sleep(0.01)
-        os.killpg(proc.pid, signal.SIGKILL)
-    finally:
-        proc.wait()
+    kill_sweep_when(study, run_dir, lambda: bool(list(run_dir.glob("steps/neck-*/neck/checkpoint/state.json"))))
     (state,) = run_dir.glob("steps/neck-*/neck/checkpoint/state.json")
     killed_at = json.loads(state.read_text())["step"]
     assert 0 < killed_at < 120 and not (state.parents[2] / "step.json").exists()
