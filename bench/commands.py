@@ -21,11 +21,10 @@ EMBEDDED_STUDY = Path(__file__).parent / "studies" / "mini.toml"
 @click.option("-o", "--output", default="demo-out", show_default=True, type=click.Path(file_okay=False, path_type=Path))
 def demo_command(study, resume, force, jobs, output):
     """The embedded study: mini-hiera vs mini-sam2 on depth, pose and captioning, clean and at 4 rates."""
-    import json
     import shutil
 
     from .sweep.runner import run_sweep
-    from .sweep.summary import summary_table
+    from .sweep.steps import REPORT_DIR, SUMMARY
 
     study = study or EMBEDDED_STUDY
     if output.exists() and any(output.iterdir()) and not resume:
@@ -33,9 +32,8 @@ def demo_command(study, resume, force, jobs, output):
             raise InputError(f"{output}: exists and is not empty; pass --force to replace it or --resume to continue")
         shutil.rmtree(output)
     outcome = run_sweep(study, output, resume=resume, jobs=jobs, echo=click.echo)
-    report = json.loads((output / "report" / "report.json").read_text())
     click.echo(f"\n{outcome.study.description}\n")
-    click.echo(summary_table(report))
+    click.echo((output / REPORT_DIR / SUMMARY).read_text())
     click.echo(f"report: {output / 'report' / 'report.md'}; results: {outcome.results}")
 
 

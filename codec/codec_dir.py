@@ -65,7 +65,7 @@ class LoadedCodec:
 
 
 def save_codec(
-    model: FeatureCodec, out_dir: str | os.PathLike, *, encoder: str, weights_id: str, lmbda: float,
+    model: FeatureCodec, out_dir: str | os.PathLike, *, encoder: str, weights_id: str, lmbda: float | None,
     extra: dict | None = None,
 ) -> LoadedCodec:
     """Update the entropy models (always), then write weights + config atomically."""
@@ -79,7 +79,7 @@ def save_codec(
         **model.config(),
         "encoder": encoder,
         "weights_id": weights_id,
-        "lambda": float(lmbda),
+        "lambda": None if lmbda is None else float(lmbda),  # None: a packed anchor (its rate point is hparams.qp)
         "weights_sha256": digest,
         "codec_id": digest[:16],
         **(extra or {}),

@@ -13,7 +13,7 @@ times the codec's training resolution squared), so a small stream cannot make it
 
 from __future__ import annotations
 
-import re
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -23,13 +23,19 @@ import torch
 from .bitstream import BitstreamError, Container, can_pack, pack, pack_compact, unpack
 from .bitstream.info import BYTE_SPLIT, byte_split, describe, stream_info
 from .codec_dir import LoadedCodec
-from .entropy import CODERS, DEFAULT_CODER
+from .entropy import CODERS, DEFAULT_CODER, legacy_group_bounds
 from .errors import InputError
 
 STREAM_FORMAT = "featcodec-fcb"
 MAX_GRID = 1024  # grid cells per side: 16384 px at stride 16
 MAX_PIXELS_FACTOR = 4  # default decode limit: 4x the pixels of the codec's training resolution
-_SUBSTREAM = re.compile(r"^(z|y\.\d{1,4}|x\.[A-Za-z0-9_\-]{1,48})$")
+# every key a header may hold (docs/bitstream.md, section 2; `source` is the compact header's extension); a
+# packed anchor's also holds `packing` (section 8)
+_HEADER_KEYS = {"format", "codec", "encoder", "resolution", "grid", "levels", "latents", "coder", "checksums",
+                "estimated_bits", "source", "substreams"}
+# the checksums each kind's encoder writes, all required; a packed anchor's standard bitstream has none
+_CHECKSUMS = {"hyperprior": {"symbols", "probability_model", "hyper"}, "factorized": {"symbols"},
+              "uniform": {"symbols"}}
 
 
 def _batched(codec: LoadedCodec, features: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -55,6 +61,8 @@ def encode_features(
     model = codec.model
     if model.kind == "uniform":
         coder = "zstd"
+    elif getattr(model, "standard", ""):  # a packed anchor: the "coder" is the standard that codes the frames
+        coder = model.standard
     elif coder not in CODERS:
         raise ValueError(f"unknown coder {coder!r}; choose from {', '.join(CODERS)}")
     x = _batched(codec, features)
@@ -83,6 +91,8 @@ def encode_features(
             "estimated_bits": item["estimated_bits"],
             "source": source,
         }
+        if hasattr(model, "stream_fields"):  # the packed anchors' `packing` (docs/bitstream.md, "Packed features")
+            header.update(model.stream_fields(grid))
         write_compact = compact and can_pack(header, item["strings"])
         streams.append(pack_compact(header, item["strings"]) if write_compact else pack(header, item["strings"]))
     return streams
@@ -114,6 +124,51 @@ def _check_pixels(codec: LoadedCodec, grid: tuple[int, int], max_pixels: int | N
         )
 
 
+def check_grid(codec: LoadedCodec, grid: tuple[int, int]) -> None:
+    """Every level must tile the grid exactly: (grid · grid_stride) divisible by the level's stride, so that
+    its shape is (C, grid·grid_stride/stride) and the lossless rearrangement onto the grid is defined."""
+    stride = codec.model.grid_stride
+    for level in codec.model.levels:
+        if any(g * stride % level.stride for g in grid):
+            raise BitstreamError(
+                f"grid {grid[0]}×{grid[1]} does not fit level {level.name!r}: {grid[0] * stride}×{grid[1] * stride} px "
+                f"is not a multiple of its stride {level.stride}"
+            )
+
+
+def expected_substreams(codec: LoadedCodec, names: Sequence[str]) -> list[str]:
+    """The substream names, in order, a stream of this codec must carry (the group count G is the stream's)."""
+    model = codec.model
+    if model.kind == "uniform":
+        return [f"x.{name}" for name in model.level_names]
+    if getattr(model, "standard", ""):  # a packed anchor: per level its ranges, then its standard bitstream
+        return [f"{part}.{name}" for name in model.level_names for part in ("r", "s")]
+    groups = sum(1 for n in names if n.startswith("y."))
+    return (["z"] if model.kind == "hyperprior" else []) + [f"y.{g}" for g in range(groups)]
+
+
+def _check_identity(codec: LoadedCodec, header: dict, version: tuple[int, int]) -> None:
+    info, model = _require(header, "codec", dict, "an object"), codec.model
+    if info != {"kind": info.get("kind"), "id": info.get("id"), "config_hash": info.get("config_hash")}:
+        raise BitstreamError(f"header field 'codec' has fields other than kind, id, config_hash: {sorted(info)}")
+    if (info.get("kind"), info.get("id"), info.get("config_hash")) != (model.kind, codec.codec_id, codec.config_hash):
+        raise BitstreamError(
+            f"codec mismatch: the stream was written by codec {info.get('kind')}:{info.get('id')} "
+            f"(config {info.get('config_hash')}), this is {model.kind}:{codec.codec_id} (config {codec.config_hash})"
+        )
+    if version[0] >= 2:  # the compact header leaves encoder, resolution, levels and latents to the codec
+        if set(header) & {"encoder", "resolution", "levels", "latents"}:
+            raise BitstreamError("a compact stream must not carry 'encoder', 'resolution', 'levels' or 'latents'")
+        return
+    encoder = {"name": codec.encoder, "weights_id": codec.config["weights_id"]}
+    if header.get("encoder") != encoder:
+        raise BitstreamError(f"codec mismatch: the stream's encoder is {header.get('encoder')!r}, the codec "
+                             f"directory's {encoder!r}")
+    if header.get("resolution") != codec.config.get("resolution"):
+        raise BitstreamError(f"codec mismatch: the stream's resolution is {header.get('resolution')!r}, the codec "
+                             f"directory's {codec.config.get('resolution')!r}")
+
+
 def check_header(
     codec: LoadedCodec, container: Container, max_pixels: int | None = None
 ) -> tuple[tuple[int, int], str]:
@@ -122,37 +177,52 @@ def check_header(
     header, model = container.header, codec.model
     if header.get("format") != STREAM_FORMAT:
         raise BitstreamError(f"header field 'format' is {header.get('format')!r}, expected {STREAM_FORMAT!r}")
-    info = _require(header, "codec", dict, "an object")
-    if info.get("id") != codec.codec_id or info.get("config_hash") != codec.config_hash:
-        raise BitstreamError(
-            f"codec mismatch: the stream was written by codec {info.get('kind')}:{info.get('id')} "
-            f"(config {info.get('config_hash')}), this is {model.kind}:{codec.codec_id} (config {codec.config_hash})"
-        )
+    unknown = set(header) - _HEADER_KEYS - ({"packing"} if getattr(model, "standard", "") else set())
+    if unknown:
+        raise BitstreamError(f"unknown header field(s) {sorted(unknown)}")
+    _check_identity(codec, header, container.version)
     grid = _require(header, "grid", list, "a list")
     if len(grid) != 2 or not all(type(v) is int and 1 <= v <= MAX_GRID for v in grid):
         raise BitstreamError(f"header field 'grid' {grid!r} is not two integers in [1, {MAX_GRID}]")
     grid = (grid[0], grid[1])
     _check_pixels(codec, grid, max_pixels)
-    shapes = model.level_shapes(grid)
-    expected_levels = [{**lv.to_dict(), "shape": list(shapes[lv.name])} for lv in model.levels]
-    if container.version[0] >= 2:  # the compact header leaves levels and latents to the codec
-        if "levels" in header or "latents" in header:
-            raise BitstreamError("a compact stream must not carry 'levels' or 'latents'")
-    elif header.get("levels") != expected_levels:
-        raise BitstreamError("header field 'levels' does not match the codec's levels and the stream's grid")
-    elif header.get("latents") != model.latent_shapes(grid):
-        raise BitstreamError("header field 'latents' does not match the codec's latent shapes for the grid")
+    check_grid(codec, grid)
+    if container.version[0] < 2:
+        shapes = model.level_shapes(grid)
+        if header.get("levels") != [{**lv.to_dict(), "shape": list(shapes[lv.name])} for lv in model.levels]:
+            raise BitstreamError("header field 'levels' does not match the codec's levels and the stream's grid")
+        if header.get("latents") != model.latent_shapes(grid):
+            raise BitstreamError("header field 'latents' does not match the codec's latent shapes for the grid")
     coder = _require(header, "coder", str, "a string")
     allowed = ("zstd",) if model.kind == "uniform" else tuple(CODERS)
+    if getattr(model, "standard", ""):
+        allowed = (model.standard,)
+        for key, value in model.stream_fields(grid).items():
+            if header.get(key) != value:
+                raise BitstreamError(f"header field {key!r} does not match the {model.kind} codec's packing for the grid")
     if coder not in allowed:
         raise BitstreamError(f"header field 'coder' is {coder!r}; a {model.kind} codec reads {', '.join(allowed)}")
     checksums = _require(header, "checksums", dict, "an object")
+    required = set() if getattr(model, "standard", "") else _CHECKSUMS[model.kind]
+    if set(checksums) != required:
+        raise BitstreamError(f"header field 'checksums' has {sorted(checksums)}; a {model.kind} stream carries "
+                             f"exactly {sorted(required)}")
     for key, value in checksums.items():
         if type(value) is not int or not 0 <= value < 1 << 32:
             raise BitstreamError(f"header checksums[{key!r}] is not a 32-bit unsigned integer")
-    for name in container.substreams:
-        if not _SUBSTREAM.match(name):
-            raise BitstreamError(f"unknown substream {name!r}")
+    estimated = header.get("estimated_bits")
+    if estimated is not None and (type(estimated) not in (int, float) or not math.isfinite(estimated)):
+        raise BitstreamError(f"header field 'estimated_bits' {estimated!r} is not a finite number or null")
+    if not isinstance(header.get("source"), dict | None):
+        raise BitstreamError("header field 'source' is not an object or null")
+    names = list(container.substreams)
+    expected = expected_substreams(codec, names)
+    if names != expected:
+        raise BitstreamError(f"substreams {names} are not the {model.kind} codec's {expected} (unknown, unused, "
+                             "missing or out of order)")
+    groups = sum(1 for n in names if n.startswith("y."))
+    if model.kind in ("hyperprior", "factorized") and not 1 <= groups <= model.latent_shapes(grid)["y"][0]:
+        raise BitstreamError(f"{groups} channel groups: the count must be in [1, M]")
     return grid, coder
 
 
@@ -172,18 +242,17 @@ def decode_streams(
     `max_pixels` (default: default_max_pixels(codec))."""
     start = time.perf_counter()
     containers = [unpack(data) for data in streams]
-    checked = [check_header(codec, c, max_pixels) for c in containers]
-    if len({g for g in checked}) != 1:
-        raise BitstreamError("streams decoded as one batch must share grid and coder")
-    grid, coder = checked[0]
+    # minor version 0 (1.0, 2.0) streams were written with the old channel-group bounds (docs/bitstream.md)
+    checked = [(*check_header(codec, c, max_pixels), c.version[1] == 0) for c in containers]
+    if len(set(checked)) != 1:
+        raise BitstreamError("streams decoded as one batch must share grid, coder and container minor version")
+    grid, coder, legacy = checked[0]
     parsed = time.perf_counter()
-    try:
+    with legacy_group_bounds(legacy):
         out = codec.model.decompress(
             [c.substreams for c in containers], grid, coder=coder, threads=threads,
             checksums=[c.header["checksums"] for c in containers], device=device,
         )
-    except KeyError as e:
-        raise BitstreamError(f"substream {e} missing") from None
     timings = {"parse_s": parsed - start, "decode_s": time.perf_counter() - parsed}
     return [
         Decoded(

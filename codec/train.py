@@ -34,6 +34,7 @@ from .errors import InputError
 from .levels import FeatureLevel
 from .models import FeatureCodec, create_codec
 from .models.hyperprior import SCALES_MIN, _pad4
+from .models.packed import PACKED_KINDS, create_packed_codec
 from .models.uniform import step_for_lambda
 from .progress import progress as progress_bar
 
@@ -149,7 +150,7 @@ def train_codec(
     features: FeatureSet,
     out_dir: str | os.PathLike,
     *,
-    lmbda: float,
+    lmbda: float | None,  # None only for a packed anchor (codec.models.packed), whose rate point is hparams["qp"]
     kind: str = "hyperprior",
     levels: Sequence[str] | None = None,
     steps: int = 2000,
@@ -168,6 +169,10 @@ def train_codec(
     progress: bool = True,
 ) -> LoadedCodec:
     """Train a codec of `kind` on `features` (e.g. a `probes.encoders.FeatureCache`) and save it to `out_dir`."""
+    if kind in PACKED_KINDS:  # a standard anchor: nothing to train
+        return create_packed_codec(features, out_dir, kind=kind, levels=levels, hparams=hparams, force=force)
+    if lmbda is None:
+        raise TrainingError(f"a {kind} codec needs lambda")
     if lmbda <= 0 or steps < 0 or batch_size < 1 or checkpoint_every < 1 or (hyper_distill_steps or 0) < 0:
         raise TrainingError(
             "lambda must be > 0, steps >= 0, batch_size >= 1, checkpoint_every >= 1, hyper_distill_steps >= 0"

@@ -22,6 +22,7 @@ from torch.utils.data import DataLoader
 
 from codec.files import package_versions
 from codec.progress import progress as progress_bar
+from probes.anchors import RemoteInference, coding_complexity
 from probes.data import collate_samples
 from probes.heads import load_head
 from probes.tasks import Task
@@ -63,8 +64,15 @@ def evaluate_neck(
     num_beams: int = 1,
     workers: int = 0,
     progress: bool = True,
+    decoded: str | os.PathLike | None = None,
+    image_codec: str | None = None,
+    image_quality: float | None = None,
 ) -> dict:
-    """Metrics of the neck in `neck_dir` on `data`; the encoder is rebuilt from the neck's config."""
+    """Metrics of the neck in `neck_dir` on `data`; the encoder is rebuilt from the neck's config, or (`decoded`)
+    the features are those a `streams` step decoded once for this split and codec (probes/streams.py).
+
+    `image_codec` (vvc, jxl, jpeg) at `image_quality`: the remote-inference anchor (probes.anchors) — the
+    picture is coded instead of the features. Every coded evaluation records its `complexity`."""
     neck_dir = Path(neck_dir)
     device = torch.device(device)
     neck, config = load_neck(neck_dir, device)
@@ -78,11 +86,21 @@ def evaluate_neck(
     given = bool(checkpoint or features)
     random_init = bool(enc.get("random_init")) and not given
     pretrained = str(enc.get("weights_id", "")).startswith("pretrained:") and not given
-    source = build_feature_source(
-        encoder=enc["name"], checkpoint=checkpoint, random_init=random_init, features=features, pretrained=pretrained,
-        resolution=enc["resolution"], levels=config["levels"], dataset=dataset, device=device, codec=codec,
-        coder=coder,
-    )  # fmt: skip
+    if decoded is not None:
+        from probes.streams import DecodedFeatures
+
+        source = DecodedFeatures(decoded, config["levels"], device)
+        codec = source.describe_codec()["dir"]
+    else:
+        source = build_feature_source(
+            encoder=enc["name"], checkpoint=checkpoint, random_init=random_init, features=features,
+            pretrained=pretrained, resolution=enc["resolution"], levels=config["levels"], dataset=dataset,
+            device=device, codec=codec, coder=coder,
+        )  # fmt: skip
+    if image_codec:
+        if codec or image_quality is None:
+            raise ValueError("remote inference takes image_quality and no feature codec")
+        source = RemoteInference(source, image_codec, image_quality)
     described = source.describe()
     if described["weights_id"] != enc["weights_id"]:
         raise ValueError(
@@ -102,6 +120,9 @@ def evaluate_neck(
         predictions.extend(predict(head, tokens, samples, max_new_tokens=max_new_tokens, num_beams=num_beams))
         bar.update(len(samples))
     bar.close()
+    if decoded is not None and len(source.served) != len(source.record["ids"]):
+        raise ValueError(f"{decoded}: decoded {len(source.record['ids'])} samples, the evaluation read "
+                         f"{len(source.served)}: its bits would not be this evaluation's")  # fmt: skip
     metrics, per_image = task_for(head).evaluate_per_image(predictions, dataset)
 
     return {
@@ -121,10 +142,12 @@ def evaluate_neck(
             "after": config.get("after"),
             "trained_on": config.get("data"),
             "trained_codec": config.get("codec"),
+            "seed": (config.get("train") or {}).get("seed"),  # the neck's training seed: a study's seed axis
         },
         "head": config["head"],
-        "codec": source.describe_codec() if codec else None,
-        "bpp": source.bits_per_pixel if codec else None,
+        "codec": source.describe_codec() if codec or image_codec else None,
+        "bpp": source.bits_per_pixel if codec or image_codec else None,
+        "complexity": coding_complexity(source, collate_samples([dataset[0]])) if codec or image_codec else None,
         "data": {"spec": data, "split": split, "limit": limit, "samples": len(dataset)},
         "generation": {"max_new_tokens": max_new_tokens, "num_beams": num_beams} if task == "caption" else None,
         "seconds": round(time.perf_counter() - started, 3),

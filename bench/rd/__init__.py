@@ -2,8 +2,10 @@
 
 - `bdrate`: Bjøntegaard delta-rate / delta-metric between two curves (VCEG-M33 cubic, CTC PCHIP).
 - `curves`: metric directions, the monotone hull, the task-sufficient rate.
-- `results`: `featcodec eval` JSON and the demo's report.json → points → curves.
-- `report`: `featcodec report` (report.md, report.json, one plot per task and metric).
+- `results`: `featcodec eval` JSON → points → curves per seed.
+- `bootstrap`, `seeds`: the image bootstrap and the intervals across training seeds and test images.
+- `records`, `compare`, `verdicts`: the report's typed records, comparisons, and the verdicts on the paper's findings.
+- `report`, `markdown`, `plot`: `featcodec report` (report.md, report.json, one plot per task and metric).
 """
 
 import importlib

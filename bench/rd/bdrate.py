@@ -107,3 +107,20 @@ def bd_metric(
     lb, mb = _hull_curve(rate_b, metric_b, higher_is_better, method, "curve B")
     # the metric as a function of log-rate, averaged over the common rate range
     return float(_mean_difference(la, ma, lb, mb, method, "rate", shown=np.exp))
+
+
+def cubic_is_monotone(rates: Sequence[float], metric: Sequence[float], higher_is_better: bool = True) -> bool:
+    """Whether VCEG-M33's cubic of log-rate in the metric is monotone over the curve's hull range.
+
+    The cubic BD-rate integrates that polynomial; where it turns (a saturating curve fitted through 4 points),
+    log-rate is no longer a function the metric decides, and the BD-rate can run to "+685 578 %". The report
+    marks such a value unreliable instead of printing it (docs/analysis.md).
+    """
+    la, ma = _hull_curve(rates, metric, higher_is_better, "cubic", "curve")
+    order = np.argsort(ma)
+    x, y = ma[order], la[order]
+    centre, scale = (x[0] + x[-1]) / 2, (x[-1] - x[0]) / 2
+    slope = np.polyder(np.polyfit((x - centre) / scale, y, 3))
+    grid = np.linspace(-1.0, 1.0, 257)
+    values = np.polyval(slope, grid)
+    return bool(np.all(values > 0) or np.all(values < 0))

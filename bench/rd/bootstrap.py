@@ -16,7 +16,8 @@ several scored items (pose: an image's persons).
 
 `pchip_bd_rate` is `bd_rate(method="pchip")` in plain numpy, and `pchip_bd_rates` the same for
 many metric vectors at once (grouped by hull shape), so a thousand resamples take milliseconds;
-tests check both agree with `bd_rate` to 1e-9.
+tests check both agree with `bd_rate` to 1e-9. `pchip_bd_metrics` and `task_sufficient_rates` do the
+same for `bd_metric` and `curves.task_sufficient_rate`, for the intervals across seeds (`seeds.py`).
 """
 
 from __future__ import annotations
@@ -74,20 +75,32 @@ def _pchip_integral(x: np.ndarray, y: np.ndarray, lo: float, hi: float) -> float
 
 def pchip_bd_rate(rate_a, metric_a, rate_b, metric_b, higher_is_better: bool = True) -> float:
     """`bd_rate(..., method="pchip")`; NaN where it would raise (fewer than 2 hull points, no overlap)."""
+    return float(np.expm1(_pchip_mean_difference(rate_a, metric_a, rate_b, metric_b, higher_is_better, "rate"))
+                 * 100.0)  # fmt: skip
+
+
+def pchip_bd_metric(rate_a, metric_a, rate_b, metric_b, higher_is_better: bool = True) -> float:
+    """`bd_metric(..., method="pchip")`; NaN where it would raise (fewer than 2 hull points, no overlap)."""
+    return _pchip_mean_difference(rate_a, metric_a, rate_b, metric_b, higher_is_better, "metric")
+
+
+def _pchip_mean_difference(rate_a, metric_a, rate_b, metric_b, higher_is_better: bool, kind: str) -> float:
+    """Mean of B − A over the overlap, on the hulls: log-rate over the metric (kind "rate") or the metric over
+    log-rate (kind "metric"); NaN with fewer than 2 hull points or no overlap."""
     curves = []
     for r, m in ((rate_a, metric_a), (rate_b, metric_b)):
         r, m = np.asarray(r, dtype=np.float64), np.asarray(m, dtype=np.float64)
         keep = hull_mask(r, m, higher_is_better)
         if keep.size < 2:
             return float("nan")
-        order = np.argsort(m[keep])
-        curves.append((m[keep][order], np.log(r[keep][order])))
-    (ma, la), (mb, lb) = curves
-    lo, hi = max(ma[0], mb[0]), min(ma[-1], mb[-1])
+        x, y = (m[keep], np.log(r[keep])) if kind == "rate" else (np.log(r[keep]), m[keep])
+        order = np.argsort(x)
+        curves.append((x[order], y[order]))
+    (xa, ya), (xb, yb) = curves
+    lo, hi = max(xa[0], xb[0]), min(xa[-1], xb[-1])
     if not lo < hi:
         return float("nan")
-    mean = (_pchip_integral(mb, lb, lo, hi) - _pchip_integral(ma, la, lo, hi)) / (hi - lo)
-    return float(np.expm1(mean) * 100.0)
+    return float((_pchip_integral(xb, yb, lo, hi) - _pchip_integral(xa, ya, lo, hi)) / (hi - lo))
 
 
 def _pchip_slopes_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -131,10 +144,21 @@ def pchip_bd_rates(rates_a, metrics_a: np.ndarray, rates_b, metrics_b: np.ndarra
     The rates are fixed and only the metrics vary (a bootstrap), so rows are grouped by which points
     are on their monotone hulls, and each group is one set of array operations. NaN where undefined.
     """
+    return _pchip_deltas(rates_a, metrics_a, rates_b, metrics_b, higher_is_better, "rate")
+
+
+def pchip_bd_metrics(rates_a, metrics_a: np.ndarray, rates_b, metrics_b: np.ndarray, higher_is_better: bool = True):
+    """`bd_metric(method="pchip")` (B − A, metric units) of every row pair, at once, as `pchip_bd_rates`."""
+    return _pchip_deltas(rates_a, metrics_a, rates_b, metrics_b, higher_is_better, "metric")
+
+
+def _pchip_deltas(rates_a, metrics_a, rates_b, metrics_b, higher_is_better: bool, kind: str) -> np.ndarray:
+    """Row-wise PCHIP BD-rate (kind "rate", %) or BD-metric (kind "metric"), grouped by hull pattern."""
     ra, rb = np.asarray(rates_a, dtype=np.float64), np.asarray(rates_b, dtype=np.float64)
     ma, mb = np.atleast_2d(metrics_a).astype(np.float64), np.atleast_2d(metrics_b).astype(np.float64)
     if len(np.unique(ra)) < ra.size or len(np.unique(rb)) < rb.size:  # ties in rate: the hull's tie-break
-        return np.array([pchip_bd_rate(ra, a, rb, b, higher_is_better) for a, b in zip(ma, mb, strict=True)])
+        one = pchip_bd_rate if kind == "rate" else pchip_bd_metric
+        return np.array([one(ra, a, rb, b, higher_is_better) for a, b in zip(ma, mb, strict=True)])
     sign = 1.0 if higher_is_better else -1.0
     oa, ob = np.argsort(ra), np.argsort(rb)
     ra, rb, ma, mb = ra[oa], rb[ob], ma[:, oa], mb[:, ob]
@@ -153,6 +177,17 @@ def pchip_bd_rates(rates_a, metrics_a: np.ndarray, rates_b, metrics_b: np.ndarra
         ka, kb = pattern[: ra.size], pattern[ra.size:]
         if ka.sum() < 2 or kb.sum() < 2:
             continue
+        if kind == "metric":  # the metric as a function of log-rate, over the common log-rate range
+            la, lb = np.log(ra[ka]), np.log(rb[kb])
+            lo, hi = max(la[0], lb[0]), min(la[-1], lb[-1])
+            if not lo < hi:
+                continue
+            ya, yb = ma[np.ix_(rows, np.flatnonzero(ka))], mb[np.ix_(rows, np.flatnonzero(kb))]
+            bound = np.full(rows.size, lo), np.full(rows.size, hi)
+            diff = (_pchip_integral_rows(np.broadcast_to(lb, yb.shape), yb, *bound)
+                    - _pchip_integral_rows(np.broadcast_to(la, ya.shape), ya, *bound))  # fmt: skip
+            out[rows] = diff / (hi - lo)
+            continue
         # on the hull the metric is monotone in rate: ascending metric = ascending rate, or descending
         step = 1 if higher_is_better else -1
         xa, la = ma[np.ix_(rows, np.flatnonzero(ka))][:, ::step], np.log(ra[ka])[::step]
@@ -166,6 +201,51 @@ def pchip_bd_rates(rates_a, metrics_a: np.ndarray, rates_b, metrics_b: np.ndarra
                 - _pchip_integral_rows(xa[ok], la_rows[ok], lo[ok], hi[ok]))  # fmt: skip
         out[rows[ok]] = np.expm1(diff / (hi[ok] - lo[ok])) * 100.0
     return out
+
+
+def task_sufficient_rates(rates, metrics: np.ndarray, clean: np.ndarray, fraction: float = 0.95,
+                          higher_is_better: bool = True) -> np.ndarray:
+    """`curves.task_sufficient_rate(...).rate` for every row of metrics (R×P) with its clean value, at once.
+
+    NaN where the target is never reached on the row's hull or is undefined (clean ≤ 0 for a
+    higher-is-better metric); met at the cheapest point gives that rate (the upper bound).
+    """
+    r = np.asarray(rates, dtype=np.float64)
+    m = np.atleast_2d(metrics).astype(np.float64)
+    clean = np.broadcast_to(np.asarray(clean, dtype=np.float64), (m.shape[0],))
+    if not 0 < fraction <= 1:
+        raise ValueError(f"fraction must be in (0, 1], got {fraction}")
+    if len(np.unique(r)) < r.size:  # ties in rate: the hull's tie-break, row by row
+        from .curves import task_sufficient_rate
+
+        def one(row, c):
+            try:
+                t = task_sufficient_rate(r, row, c, fraction, higher_is_better).rate
+            except ValueError:
+                return np.nan
+            return np.nan if t is None else t
+
+        return np.array([one(row, c) for row, c in zip(m, clean, strict=True)])
+    order = np.argsort(r)
+    r, m = r[order], m[:, order]
+    sign = 1.0 if higher_is_better else -1.0
+    s = sign * m
+    keep = np.ones(m.shape, dtype=bool)
+    keep[:, 1:] = s[:, 1:] > np.maximum.accumulate(s, axis=1)[:, :-1]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        target = fraction * clean if higher_is_better else clean / fraction
+    defined = np.isfinite(clean) & ((clean > 0) if higher_is_better else (clean >= 0))
+    meets = keep & (s >= sign * target[:, None])
+    k = np.argmax(meets, axis=1)
+    rows = np.arange(m.shape[0])
+    # the hull point before k: the last kept index below k (index 0, the cheapest point, is always kept)
+    last = np.maximum.accumulate(np.where(keep, np.arange(r.size), 0), axis=1)
+    prev = last[rows, np.maximum(k - 1, 0)]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = (target - m[rows, prev]) / (m[rows, k] - m[rows, prev])
+        log_rate = np.log(r[prev]) + t * (np.log(r[k]) - np.log(r[prev]))
+    out = np.where(k == 0, r[0], np.exp(log_rate))
+    return np.where(meets.any(axis=1) & defined, out, np.nan)
 
 
 def resample_counts(n: int, resamples: int, seed: int) -> np.ndarray:

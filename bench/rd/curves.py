@@ -15,16 +15,16 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-# Which way each metric the probes and the demo report improves (probes/tasks, bench/demo.py).
+# Which way each metric the probes report improves (probes/tasks, bench/demo.py).
 HIGHER_IS_BETTER = frozenset(
     ["delta1", "delta2", "delta3"]  # depth: fraction of pixels with max(p/g, g/p) < 1.25^k
     + ["AP", "AP50", "AP75", "APm", "APl", "AR", "AR50", "AR75", "ARm", "ARl"]  # COCO keypoints (OKS)
     + ["oks", "oks_ar"]  # pose, per person: OKS with its own ground truth, fraction of OKS thresholds passed
     + ["BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4", "CIDEr-D"]  # captions
 )
-LOWER_IS_BETTER = frozenset(["abs_rel", "sq_rel", "rmse", "rmse_log", "log10", "feature_mse", "mse"])
-# The metric a report plots when none is asked for, per task ("features": the demo's feature distortion).
-PRIMARY_METRIC = {"depth": "abs_rel", "pose": "AP", "caption": "CIDEr-D", "features": "feature_mse"}
+LOWER_IS_BETTER = frozenset(["abs_rel", "sq_rel", "rmse", "rmse_log", "log10", "mse"])
+# The metric a report plots when none is asked for, per task.
+PRIMARY_METRIC = {"depth": "abs_rel", "pose": "AP", "caption": "CIDEr-D"}
 # pycocotools writes -1 for a statistic with no ground truth in its area range: undefined, not a score.
 UNDEFINED_COCO_VALUE = -1.0
 COCO_STATS = frozenset(["AP", "AP50", "AP75", "APm", "APl", "AR", "AR50", "AR75", "ARm", "ARl"])

@@ -7,8 +7,6 @@ Reads what the pipeline writes:
   per input pixel) or clean (`codec` and `bpp` null). A `.jsonl` file holds one per line.
 - `evaluate_zero_rate` records (format "featcodec-zero-rate"): the accuracy of the best
   feature-free prediction on a dataset, the rate-0 point of every curve on it.
-- the demo's `report.json` (bench/demo.py): `points` with encoder, lmbda, bpp and
-  feature_mse, the feature distortion of each encoder's codecs (task "features", no neck).
 
 A clean evaluation gives a curve its clean accuracy only if its neck never saw a codec
 (`neck.trained_codec` null); a codec-trained neck scored on clean features is no baseline.
@@ -29,7 +27,7 @@ from codec.errors import InputError
 EVAL_FORMAT = "featcodec-eval"  # probes.evaluate.EVAL_FORMAT (not imported: it pulls in torch)
 ZERO_RATE_FORMAT = "featcodec-zero-rate"  # probes.evaluate.ZERO_RATE_FORMAT: the feature-free prediction
 REPORT_FORMAT = "featcodec-report"
-RATE_FIELDS = ("bpp", "payload_bpp", "bits_per_element")
+RATE_FIELDS = ("bpp", "payload_bpp")
 
 # How the neck of a point relates to the codec it is scored through.
 NECK_CLEAN = "clean-trained"  # trained on clean features
@@ -65,6 +63,7 @@ class RatePoint:
     after: str | None = None  # cross-neck: the task of the frozen first neck it sits on
     zero_rate: bool = False  # a zero-rate record (no features, 0 bits), not a point of any curve
     predictor: str | None = None  # zero-rate: what was predicted
+    seed: int | None = None  # the training seed of the neck (and, in a sweep, of the codec): one curve per seed
 
     @property
     def clean(self) -> bool:
@@ -256,7 +255,19 @@ def eval_point(result: dict, source: str) -> RatePoint:
         neck_base=neck_base_label(neck),
         kd=float(neck["kd"]) if _is(neck.get("kd"), float) else None,
         after=str(neck["after"]["task"]) if isinstance(neck.get("after"), dict) and neck["after"].get("task") else None,
+        seed=_seed(result, source),
     )
+
+
+def _seed(result: dict, source: str) -> int | None:
+    """A sweep row's seed (codec and neck), else the neck's own training seed, else None (one unnamed seed)."""
+    for path in ("sweep.seed", "neck.seed"):
+        value = _get(result, path, source, optional=True)
+        if value is not None:
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise ResultsError(f"{source}: field {path!r} is {value!r}, expected an integer")
+            return value
+    return None
 
 
 def zero_rate_point(result: dict, source: str) -> RatePoint:
@@ -278,39 +289,6 @@ def zero_rate_point(result: dict, source: str) -> RatePoint:
     )
 
 
-def demo_points(report: dict, source: str) -> list[RatePoint]:
-    """Points from the demo's report.json: feature distortion per encoder and λ (no neck, no head)."""
-    points = _get(report, "points", source, list)
-    resolution = _get(report, "resolution", source, int, optional=True)
-    data = f"demo images @ {resolution} px" if resolution else "demo images"
-    out = []
-    for i, p in enumerate(points):
-        where = f"{source}: points[{i}]"
-        if not isinstance(p, dict):
-            raise ResultsError(f"{where}: expected an object, got {p!r}")
-        lmbda = _get(p, "lmbda", where, float)
-        rates = {"bpp": _positive_rate(p, "bpp", where)}
-        per_element = _positive_rate(p, "bits_per_element", where, optional=True)
-        if per_element is not None:
-            rates["bits_per_element"] = per_element
-        out.append(RatePoint(
-            source=f"{source}#points[{i}]",
-            task="features",
-            data=data,
-            encoder=_get(p, "encoder", where, str),
-            weights_id=str(_get(p, "weights_id", where, str, optional=True) or "unknown"),
-            resolution=resolution,
-            neck="—",
-            neck_training=NECK_CLEAN,
-            head="—",
-            metrics={"feature_mse": float(_get(p, "feature_mse", where, float))},
-            codec=f"hyperprior λ={lmbda:g}",
-            lmbda=float(lmbda),
-            rates=rates,
-        ))  # fmt: skip
-    return out
-
-
 def _points_of(obj, source: str) -> list[RatePoint]:
     if isinstance(obj, list):
         return [p for i, item in enumerate(obj) for p in _points_of(item, f"{source}[{i}]")]
@@ -322,20 +300,17 @@ def _points_of(obj, source: str) -> list[RatePoint]:
         return [zero_rate_point(obj, source)]
     if obj.get("format") == REPORT_FORMAT:
         raise ResultsError(f"{source}: is a featcodec report (the output of `featcodec report`), not results")
-    if "points" in obj:
-        return demo_points(obj, source)
     if "format" in obj:
         raise ResultsError(
             f"{source}: field 'format' is {obj['format']!r}, expected {EVAL_FORMAT!r} (a `featcodec eval` result)"
         )
     raise ResultsError(
-        f"{source}: neither a `featcodec eval` result (field 'format' = {EVAL_FORMAT!r}) "
-        f"nor a demo report.json (field 'points'); fields: {sorted(obj)[:8]}"
+        f"{source}: not a `featcodec eval` result (field 'format' = {EVAL_FORMAT!r}); fields: {sorted(obj)[:8]}"
     )
 
 
 def load_results(paths: Iterable[str | os.PathLike]) -> list[RatePoint]:
-    """Every point in the given files (eval JSON, eval JSON lines, demo report.json), in file order."""
+    """Every point in the given files (eval JSON, eval JSON lines), in file order."""
     points: list[RatePoint] = []
     for path in paths:
         path = Path(path)
@@ -380,10 +355,16 @@ class Curve:
     neck_base: str = ""  # the neck's architecture (its label without KD weight and first task)
     kd: float | None = None
     after: str | None = None  # cross-neck: the first neck's task
+    seed: int | None = None  # one curve per training seed; never merged across seeds
+
+    @property
+    def probe(self) -> tuple:
+        """What a curve measures, whatever its seed: encoder, neck, neck training, head."""
+        return (self.encoder, self.weights_id, self.resolution, self.neck, self.neck_training, self.head)
 
     @property
     def key(self) -> tuple:
-        return (self.encoder, self.weights_id, self.resolution, self.neck, self.neck_training, self.head)
+        return (*self.probe, self.seed)
 
     @property
     def comparable(self) -> tuple:
@@ -432,29 +413,26 @@ def group_curves(points: Sequence[RatePoint]) -> tuple[dict[tuple[str, str], lis
             continue
         curves = groups.setdefault((p.task, p.data), OrderedDict())
         training = NECK_CLEAN if p.clean else p.neck_training
-        key = (p.encoder, p.weights_id, p.resolution, p.neck, training, p.head)
+        key = (p.encoder, p.weights_id, p.resolution, p.neck, training, p.head, p.seed)
         curve = curves.get(key)
         if curve is None:
             curve = curves[key] = Curve(
                 p.task, p.data, p.encoder, p.weights_id, p.resolution, p.neck, training, p.head,
                 label=labels[(p.encoder, p.weights_id, p.resolution)], neck_base=p.neck_base or p.neck, kd=p.kd,
-                after=p.after,
+                after=p.after, seed=p.seed,
             )  # fmt: skip
         (curve.clean if p.clean else curve.points).append(p)
     out: dict[tuple[str, str], list[Curve]] = OrderedDict()
     for group, curves in groups.items():
         out[group] = list(curves.values())
-        baselines = {}
-        for c in out[group]:
-            if c.neck_training == NECK_CLEAN:
-                baselines[(c.encoder, c.weights_id, c.resolution, c.neck, c.head)] = c.clean
+        def twin(c: Curve) -> tuple:  # the clean-trained curve of the same probe and seed
+            return (c.encoder, c.weights_id, c.resolution, c.neck, c.head, c.seed)
+
+        baselines = {twin(c): c.clean for c in out[group] if c.neck_training == NECK_CLEAN}
         for c in out[group]:  # codec-trained necks share the clean baseline of their clean-trained twin
             if c.neck_training != NECK_CLEAN:
-                c.clean = list(baselines.get((c.encoder, c.weights_id, c.resolution, c.neck, c.head), []))
+                c.clean = list(baselines.get(twin(c), []))
         # a clean-trained curve made only of clean evaluations, whose baseline now serves others: drop it
-        served = {(c.encoder, c.weights_id, c.resolution, c.neck, c.head) for c in out[group] if c.points}
-        out[group] = [
-            c for c in out[group]
-            if c.points or (c.encoder, c.weights_id, c.resolution, c.neck, c.head) not in served
-        ]  # fmt: skip
+        served = {twin(c) for c in out[group] if c.points}
+        out[group] = [c for c in out[group] if c.points or twin(c) not in served]
     return out, notes

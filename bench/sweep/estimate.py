@@ -276,15 +276,20 @@ def _activations(ctx: Context, batch_feature_bytes: int) -> int:
 
 
 def _codec(step: Step, ctx: Context) -> Cost:
+    """A codec trained for one λ, a variable-rate `codec-set` trained once for all its λ (exported: one codec
+    directory per λ), or one rate copied out of a codec-set (`trained` input: start-up only)."""
     s = step.settings
     enc = _encoder_of(step)
+    if step.input("trained"):
+        return Cost(ctx.start("codec"), 64 * 2**20, GiB)
     per_step = ctx.calibration.seconds(
         "codec_train_step", encoder=enc["name"], resolution=ctx.resolution(enc), model=s["model"],
         channels=s.get("channels"), latent_channels=s.get("latent_channels"), grid_stride=s.get("grid_stride"),
         batch=s["batch_size"],
     )  # fmt: skip
     batch_bytes = s["batch_size"] * feature_elements(ctx.shapes(enc)) * FP32
-    return Cost(ctx.start("codec") + s["steps"] * per_step, 64 * 2**20, 4 * batch_bytes + GiB,
+    codecs = len(s.get("lambdas") or [0])
+    return Cost(ctx.start("codec") + s["steps"] * per_step, codecs * 64 * 2**20, 4 * batch_bytes + GiB,
                 _activations(ctx, batch_bytes))  # fmt: skip
 
 
@@ -294,8 +299,8 @@ FEATURE_MEMORY = 2048 * 2**20  # probes.training: a neck's training features are
 def _first_pass(step: Step, ctx: Context, enc: dict, n: int) -> float:
     """Seconds to give `n` samples their features once: read from a `streams` step (decoded), from a
     `features` step (free), or computed here by the encoder (plus a codec's round trip in decoded mode)."""
-    if step.input("streams"):
-        return n * ctx.coding("codec_decode", enc)
+    if step.input("streams"):  # decoded once by the streams step, or decoded here from its .fcb files
+        return 0.0 if _stores_decoded(step.input("streams")[0]) else n * ctx.coding("codec_decode", enc)
     seconds = 0.0 if step.input("features") else n * ctx.forward(enc)
     if step.input("codec"):
         seconds += n * (ctx.coding("codec_encode", enc) + ctx.coding("codec_decode", enc))
@@ -350,14 +355,25 @@ def _features(step: Step, ctx: Context) -> Cost:
                 _activations(ctx, batch))  # fmt: skip
 
 
+def _stores_decoded(step: Step) -> bool:
+    # probes.streams.write_decoded_split keeps the split's decoded features (float32) beside its streams;
+    # a streams step planned with store_decoded = false leaves decoding to its consumers
+    return step.settings.get("store_decoded", True)
+
+
 def _streams(step: Step, ctx: Context) -> Cost:
-    """The .fcb streams of a split through one codec: one encode per image."""
+    """The .fcb streams of a split through one codec: one encoder forward and one encode per image (and one
+    decode, with the decoded features, where the step stores them)."""
     enc = _encoder_of(step)
     n = ctx.size(_split_of(step))
     bpp = ctx.calibration.ops.get(op_key("stream_bits_per_pixel"), {"seconds": 1.0})["seconds"]
     per_image = int(bpp * ctx.resolution(enc) ** 2 / 8)
+    seconds = n * ctx.coding("codec_encode", enc) + (0.0 if step.input("features") else n * ctx.forward(enc))
+    decoded = feature_elements(ctx.shapes(enc)) * FP32 if _stores_decoded(step) else 0
+    if decoded:
+        seconds += n * ctx.coding("codec_decode", enc)
     batch = 8 * feature_elements(ctx.shapes(enc)) * FP32
-    return Cost(ctx.start("codec") + n * ctx.coding("codec_encode", enc), n * per_image, 2 * batch + GiB,
+    return Cost(ctx.start("codec") + seconds, n * (per_image + decoded), 2 * batch + n * decoded + GiB,
                 _activations(ctx, batch))  # fmt: skip
 
 
@@ -372,10 +388,11 @@ def _report(step: Step, ctx: Context) -> Cost:
 
 # step kind → cost function; a new kind needs one entry here
 COSTS: dict[str, Callable[[Step, Context], Cost]] = {
-    "images": _images, "extract": _extract, "codec": _codec, "neck": _neck, "eval": _eval, "features": _features,
+    "images": _images, "extract": _extract, "codec-set": _codec, "codec": _codec, "neck": _neck, "eval": _eval,
+    "features": _features,
     "streams": _streams, "zero-rate": _zero_rate, "report": _report,
 }  # fmt: skip
-DEVICE_KINDS = ("extract", "codec", "neck", "eval", "features", "streams")  # run on the study's device
+DEVICE_KINDS = ("extract", "codec-set", "codec", "neck", "eval", "features", "streams")  # run on the study's device
 
 
 @dataclass

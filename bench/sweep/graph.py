@@ -14,11 +14,11 @@ from functools import cached_property
 
 from .study import EncoderEntry, Study, TaskPlan
 
-KINDS = ("images", "extract", "codec", "neck", "eval", "zero-rate", "report")
+KINDS = ("images", "extract", "codec-set", "codec", "streams", "neck", "eval", "zero-rate", "report")
 # what a step asks of a Ray cluster by default (CPUs; a GPU for these kinds where the cluster has one); a study's
 # [resources.KIND] tables override them (cpus, gpus, memory in GiB)
-_CPUS = {"images": 1, "extract": 2, "codec": 2, "neck": 2, "eval": 2, "zero-rate": 1, "report": 1}
-_GPU_KINDS = ("extract", "codec", "neck", "eval", "features", "streams")
+_CPUS = {"images": 1, "extract": 2, "codec-set": 2, "codec": 2, "streams": 2, "neck": 2, "eval": 2, "zero-rate": 1, "report": 1}
+_GPU_KINDS = ("extract", "codec-set", "codec", "streams", "features", "neck", "eval")
 
 
 @dataclass(frozen=True, eq=False)
@@ -86,11 +86,7 @@ def plan_steps(study: Study) -> list[Step]:
         extract = add(Step("extract", {"encoder": enc.to_dict(), "device": device}, (("images", image_steps),),
                            label=f"extract {enc.name}"))  # fmt: skip
         for seed in study.seeds:
-            codecs = [
-                add(Step("codec", {**study.codec.settings(), "lambda": lmbda, "seed": seed, "device": device},
-                         (("features", (extract,)),), label=f"codec {enc.name} λ={lmbda:g} seed {seed}"))
-                for lmbda in study.codec.lambdas
-            ]  # fmt: skip
+            codecs = _codec_steps(add, study, enc, extract, seed)
             for task in study.tasks:
                 for layers in study.necks.layers:
                     for kd in task.kd if task.kd is not None else study.necks.kd:
@@ -102,7 +98,7 @@ def plan_steps(study: Study) -> list[Step]:
                 for layers in study.necks.layers:
                     first_neck = add(_neck_step(study, enc, t1, layers, 0.0, seed, None, None))
                     cross = add(_neck_step(study, enc, t2, layers, 0.0, seed, None, first_neck))
-                    evals += [add(_eval_step(study, t2, cross, c)) for c in (None, *codecs)]
+                    evals += [add(_eval_step(study, t2, cross, c, add)) for c in (None, *codecs)]
     for task in study.tasks:  # every curve's 0-bit point: the best prediction made without any features
         evals.append(add(Step("zero-rate", {"task": task.name, "head": task.head, "train": task.train.to_dict(),
                                             "test": task.test.to_dict()}, label=f"zero-rate {task.name}")))  # fmt: skip
@@ -110,6 +106,22 @@ def plan_steps(study: Study) -> list[Step]:
                   (("evals", tuple(dict.fromkeys(evals))),), label="report")  # fmt: skip
     add(report)
     return list(order.values())
+
+
+def _codec_steps(add, study: Study, enc: EncoderEntry, extract: Step, seed: int) -> list[Step]:
+    """One codec per λ: each trained alone, or (codec.variable_rate) exported from one gain-unit network
+    trained once for every λ (a `codec-set` step; each `codec` step then copies its rate's directory)."""
+    device, lambdas = study.device, study.codec.lambdas
+    if not study.codec.variable_rate:
+        return [add(Step("codec", {**study.codec.settings(), "lambda": lmbda, "seed": seed, "device": device},
+                         (("features", (extract,)),), label=f"codec {enc.name} λ={lmbda:g} seed {seed}"))
+                for lmbda in lambdas]  # fmt: skip
+    trained = add(Step("codec-set", {**study.codec.settings(), "lambdas": list(lambdas), "seed": seed,
+                                     "device": device}, (("features", (extract,)),),
+                       label=f"codec-set {enc.name} ×{len(lambdas)} λ seed {seed}"))  # fmt: skip
+    return [add(Step("codec", {"lambda": lmbda, "index": i, "seed": seed}, (("trained", (trained,)),),
+                     label=f"codec {enc.name} λ={lmbda:g} seed {seed}"))
+            for i, lmbda in enumerate(lambdas)]  # fmt: skip
 
 
 def _neck_step(study: Study, enc: EncoderEntry, task: TaskPlan, layers: int, kd: float, seed: int, codec: Step | None,
@@ -134,8 +146,18 @@ def _neck_step(study: Study, enc: EncoderEntry, task: TaskPlan, layers: int, kd:
     return Step("neck", settings, tuple(inputs), label=label)
 
 
-def _eval_step(study: Study, task: TaskPlan, neck: Step, codec: Step | None) -> Step:
+def _streams_step(study: Study, enc: EncoderEntry, task: TaskPlan, codec: Step) -> Step:
+    """The task's test split coded once by `codec`: every neck scored through it reads these decoded features."""
+    return Step("streams", {"task": task.name, "head": task.head, "test": task.test.to_dict(), "encoder": enc.to_dict(),
+                            "coder": study.codec.coder, "batch_size": study.eval_batch_size, "device": study.device},
+                (("codec", (codec,)),), label=f"streams {enc.name} {task.name} λ={codec.settings['lambda']:g} "
+                                              f"seed {codec.settings['seed']}")  # fmt: skip
+
+
+def _eval_step(study: Study, task: TaskPlan, neck: Step, codec: Step | None, add) -> Step:
     inputs = [("neck", (neck,))] + ([("codec", (codec,))] if codec is not None else [])
+    if codec is not None:
+        inputs.append(("streams", (add(_streams_step(study, EncoderEntry(**neck.settings["encoder"]), task, codec)),)))
     label = f"eval {neck.label.removeprefix('neck ')} " + (f"λ={codec.settings['lambda']:g}" if codec else "clean")
     return Step("eval", {"test": task.test.to_dict(), "batch_size": study.eval_batch_size, "device": study.device,
                          "coder": study.codec.coder}, tuple(inputs), label=label)  # fmt: skip
@@ -144,12 +166,12 @@ def _eval_step(study: Study, task: TaskPlan, neck: Step, codec: Step | None) -> 
 def _neck_evals(add, study, enc, task, layers, kd, mode, seed, codecs) -> list[Step]:
     if mode == "clean":
         neck = add(_neck_step(study, enc, task, layers, kd, seed, None, None))
-        return [add(_eval_step(study, task, neck, c)) for c in (None, *codecs)]
+        return [add(_eval_step(study, task, neck, c, add)) for c in (None, *codecs)]
     out = []
     # decoded: one neck per λ on that codec's decoded features, fine-tuned from the clean neck
     # (necks.finetune_steps) or trained from scratch (finetune_steps = 0)
     init = add(_neck_step(study, enc, task, layers, kd, seed, None, None)) if study.necks.finetune_steps else None
     for c in codecs:
         neck = add(_neck_step(study, enc, task, layers, kd, seed, c, None, init))
-        out.append(add(_eval_step(study, task, neck, c)))
+        out.append(add(_eval_step(study, task, neck, c, add)))
     return out

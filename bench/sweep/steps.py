@@ -2,7 +2,9 @@
 
     images   open_dataset → the images of a split, as files (`images.json` lists them)
     extract  create_encoder + extract_features        (featcodec extract)
-    codec    train_codec on the feature cache          (featcodec train-codec)
+    codec-set  train_variable_rate_codec: one gain-unit network for every λ (codec.variable_rate)
+    codec    train_codec on the feature cache          (featcodec train-codec), or one rate of a codec-set
+    streams  write_decoded_split: a test split coded once per codec; every eval through it reads the result
     neck     train_neck                                (featcodec train-neck)
     eval     evaluate_neck, clean or through a codec   (featcodec eval)
     zero-rate  evaluate_zero_rate: no features at all   (featcodec zero-rate)
@@ -26,6 +28,7 @@ from codec.errors import InputError
 RESULTS = "results.jsonl"
 REPORT_DIR = "report"
 STEP_FILE = "step.json"
+SUMMARY = "summary.md"
 
 
 def step_dir(run_dir: Path, step_id: str) -> Path:
@@ -168,12 +171,36 @@ def _extract(s: dict, inputs: dict, out: Path, run_dir: Path, progress: bool) ->
     return {"features": len(cache), "weights_id": cache.weights_id}
 
 
+def _codec_hparams(s: dict) -> dict:
+    return {k: v for k, v in (("N", s["channels"]), ("M", s["latent_channels"]),
+                              ("grid_stride", s.get("grid_stride"))) if v is not None}  # fmt: skip
+
+
+def _codec_set(s: dict, inputs: dict, out: Path, run_dir: Path, progress: bool) -> dict:
+    from codec.variable_rate import train_variable_rate_codec
+    from probes.encoders import FeatureCache
+
+    codecs = train_variable_rate_codec(
+        FeatureCache(inputs["features"][0] / "features"), [out / "codecs" / str(i) for i in range(len(s["lambdas"]))],
+        lambdas=s["lambdas"], steps=s["steps"], batch_size=s["batch_size"], lr=s["lr"], seed=s["seed"],
+        hparams=_codec_hparams(s), device=s["device"], progress=progress, resume=True, **s["checkpoint"],
+    )  # fmt: skip
+    return {"codec_ids": [c.codec_id for c in codecs]}
+
+
 def _codec(s: dict, inputs: dict, out: Path, run_dir: Path, progress: bool) -> dict:
+    import shutil
+
+    from codec.codec_dir import read_codec_config
     from codec.train import train_codec
     from probes.encoders import FeatureCache
 
-    hparams = {k: v for k, v in (("N", s["channels"]), ("M", s["latent_channels"]),
-                                 ("grid_stride", s.get("grid_stride"))) if v is not None}  # fmt: skip
+    if "trained" in inputs:  # one rate of a variable-rate codec-set: its exported directory
+        shutil.copytree(inputs["trained"][0] / "codecs" / str(s["index"]), out / "codec", dirs_exist_ok=True)
+        config = read_codec_config(out / "codec")
+        return {"codec_id": config["codec_id"], **{k: v for k, v in config["training"].items() if k.startswith("last")}}
+
+    hparams = _codec_hparams(s)
     if s["model"] == "uniform":
         hparams = {}
     codec = train_codec(
@@ -206,15 +233,28 @@ def _neck(s: dict, inputs: dict, out: Path, run_dir: Path, progress: bool) -> di
     return {"first_loss": t["first_loss"], "final_loss": t["final_loss"]}
 
 
+def _streams(s: dict, inputs: dict, out: Path, run_dir: Path, progress: bool) -> dict:
+    from probes.streams import write_decoded_split
+
+    enc = s["encoder"]
+    record = write_decoded_split(
+        out / "decoded", task=s["task"], head=s["head"], data=s["test"]["data"], split=s["test"]["split"],
+        limit=s["test"]["limit"], encoder=enc["name"], resolution=enc["resolution"],
+        encoder_weights=encoder_weights(enc["weights"]), codec=inputs["codec"][0] / "codec", coder=s["coder"],
+        batch_size=s["batch_size"], device=s["device"], progress=progress,
+    )  # fmt: skip
+    return {"images": len(record["ids"]), "bpp": record["codec"]["bpp"]}
+
+
 def _eval(s: dict, inputs: dict, out: Path, run_dir: Path, progress: bool) -> dict:
     from codec.files import atomic_write_json
     from probes.evaluate import evaluate_neck
 
-    codec = inputs.get("codec")
+    codec, streams = inputs.get("codec"), inputs.get("streams")
     result = evaluate_neck(
         inputs["neck"][0] / "neck", s["test"]["data"], split=s["test"]["split"], limit=s["test"]["limit"],
         codec=str(codec[0] / "codec") if codec else None, coder=s["coder"], batch_size=s["batch_size"],
-        device=s["device"], progress=progress,
+        device=s["device"], progress=progress, decoded=streams[0] / "decoded" if streams else None,
     )  # fmt: skip
     atomic_write_json(out / "result.json", result)
     return {"metrics": result["metrics"], "bpp": result["bpp"]}
@@ -238,10 +278,15 @@ def _zero_rate(s: dict, inputs: dict, out: Path, run_dir: Path, progress: bool) 
 
 def _report(s: dict, inputs: dict, out: Path, run_dir: Path, progress: bool) -> dict:
     from bench.rd import report_from_files
+    from bench.rd.markdown import summary_table
+    from codec.files import atomic_write_bytes
 
     report = report_from_files([run_dir / RESULTS], run_dir / REPORT_DIR, anchor=s["anchor"], force=True)
-    return {"sections": len(report["sections"]), "dir": str(run_dir / REPORT_DIR)}
+    # what `featcodec demo` prints: the verdicts and the across-seed table, by the report's own formatters
+    atomic_write_bytes(run_dir / REPORT_DIR / SUMMARY, summary_table(report).encode())
+    return {"sections": len(report.sections), "verdicts": {v.finding: v.outcome for v in report.verdicts},
+            "dir": str(run_dir / REPORT_DIR)}
 
 
-_KINDS = {"images": _images, "extract": _extract, "codec": _codec, "neck": _neck, "eval": _eval,
+_KINDS = {"images": _images, "extract": _extract, "codec-set": _codec_set, "codec": _codec, "streams": _streams, "neck": _neck, "eval": _eval,
           "zero-rate": _zero_rate, "report": _report}

@@ -64,6 +64,8 @@ class CodecPlan:
     channels: int | None = None
     latent_channels: int | None = None
     grid_stride: int | None = None  # the latent's stride in input pixels (None: the model's default, 16)
+    # one gain-unit network for every λ (codec.variable_rate), trained once per (encoder, seed)
+    variable_rate: bool = False
     data: tuple[DataSplit, ...] = ()
 
     def settings(self) -> dict:
@@ -71,6 +73,8 @@ class CodecPlan:
                     "channels": self.channels, "latent_channels": self.latent_channels}  # fmt: skip
         if self.grid_stride is not None:  # only when set: the ids of studies without it stay as they were
             settings["grid_stride"] = self.grid_stride
+        if self.variable_rate:  # likewise
+            settings["variable_rate"] = True
         return settings
 
 
@@ -431,6 +435,9 @@ def load_study(path: str | os.PathLike, *, require_data: bool = True) -> Study:
     values["data"] = tuple(codec_data)
     values["grid_stride"] = _grid_stride(problems, values["grid_stride"], values["model"], encoders)
     codec = CodecPlan(**values)
+    if codec.variable_rate and (codec.model != "hyperprior" or len(codec.lambdas) < 2):
+        problems.add("codec.variable_rate", f"needs model = \"hyperprior\" and ≥ 2 lambdas (got {codec.model!r}, "
+                                            f"{len(codec.lambdas)} λ)")  # fmt: skip
 
     necks_raw = raw.get("necks") if isinstance(raw.get("necks"), dict) else {}
     values = _read(problems, NeckPlan, necks_raw, "necks.")

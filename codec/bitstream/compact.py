@@ -37,9 +37,9 @@ import math
 import struct
 import zlib
 
-from .container import _CRC, MAGIC, BitstreamError, Container
+from .container import _CRC, MAGIC, BitstreamError, Container, parse_json_header
 
-VERSION = (2, 0)
+VERSION = (2, 1)  # minor 1: integer channel-group bounds (docs/bitstream.md, section 3); 0: the old ones
 FORMAT = "featcodec-fcb"  # the `format` of the header dict a version-2 stream parses into
 KINDS = {"hyperprior": 1, "factorized": 2}
 CODERS = {"native": 1, "constriction": 2, "compressai": 3}
@@ -123,6 +123,8 @@ def unpack_compact(data: memoryview) -> Container:
         raise BitstreamError(f"truncated stream: {len(data)} bytes, shorter than the {_FIXED.size}-byte compact header")
     (_, _, minor, flags, kind_code, coder_code, count, codec_id, config_hash, gh, gw,
      *checks, estimated) = _FIXED.unpack_from(data, 0)
+    if minor > VERSION[1]:
+        raise BitstreamError(f"unsupported stream version 2.{minor} (this reader reads 1.0–1.1 and 2.0–2.1)")
     if flags & ~_FLAG_EXTENSION:
         raise BitstreamError(f"reserved flag bits set ({flags:#04x})")
     kind = {v: k for k, v in KINDS.items()}.get(kind_code)
@@ -168,10 +170,7 @@ def unpack_compact(data: memoryview) -> Container:
     if zlib.crc32(data[:pos]) != head_crc:
         raise BitstreamError("header CRC32 mismatch: the header is corrupted")
     if flags & _FLAG_EXTENSION:
-        try:
-            extension = json.loads(raw.decode("ascii"))
-        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
-            raise BitstreamError(f"header extension is not valid ASCII JSON ({e})") from None
+        extension = parse_json_header(raw, "header extension")
         if not isinstance(extension, dict) or set(extension) & (_CORE | _DERIVED | {"substreams"}):
             raise BitstreamError("header extension must be a JSON object without core or codec-derived fields")
     payload_start = pos + _CRC.size

@@ -19,6 +19,7 @@ of learned codecs' streams) is parsed by compact.py; both versions are read.
 from __future__ import annotations
 
 import json
+import math
 import struct
 import zlib
 from dataclasses import dataclass, field
@@ -26,12 +27,14 @@ from dataclasses import dataclass, field
 from codec.errors import InputError
 
 MAGIC = b"\x89FCB"
-VERSION = (1, 0)
+VERSION = (1, 1)  # minor 1: integer channel-group bounds; minor 0 streams are read with the old ones
 HEADER_LIMIT = 1 << 16  # a header is a few hundred bytes; anything larger is not ours
 _FIXED = struct.Struct("<4sBBHI")  # magic, major, minor, flags, header length
 _CRC = struct.Struct("<I")
 SUBSTREAM_NAME_LIMIT = 64
 SUBSTREAM_COUNT_LIMIT = 4096
+JSON_DEPTH_LIMIT = 8  # featcodec's headers nest 3 deep (levels[i].shape)
+JSON_NUMBER_LIMIT = 32  # characters of one JSON number: u32 checksums and float estimates need ≤ 25
 
 
 class BitstreamError(InputError):
@@ -49,6 +52,47 @@ class Container:
     @property
     def payload_bytes(self) -> int:
         return sum(len(s) for s in self.substreams.values())
+
+
+def _number(text: str, kind: type):
+    if len(text) > JSON_NUMBER_LIMIT:
+        raise BitstreamError(f"header JSON number of {len(text)} characters (limit {JSON_NUMBER_LIMIT})")
+    value = kind(text)
+    if not math.isfinite(value):
+        raise BitstreamError(f"header JSON number {text} overflows a float64")
+    return value
+
+
+def _refuse_constant(name: str):
+    raise BitstreamError(f"header JSON holds {name}, which is not JSON")
+
+
+def parse_json_header(raw: bytes, what: str = "header"):
+    """Parse a header's ASCII JSON with its nesting depth and number sizes bounded *before* Python's
+    parser sees them (so neither a deep array nor a 5000-digit integer reaches json.loads)."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for byte in raw:  # a bracket counter that skips strings: the depth bound is checked before parsing
+        if in_string:
+            escaped, in_string = (False, True) if escaped else (byte == 0x5C, byte != 0x22)
+        elif byte == 0x22:
+            in_string = True
+        elif byte in b"[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif byte in b"]}":
+            depth -= 1
+    if deepest > JSON_DEPTH_LIMIT:
+        raise BitstreamError(f"{what} JSON nests {deepest} deep (limit {JSON_DEPTH_LIMIT})")
+    try:
+        return json.loads(
+            raw.decode("ascii"), parse_int=lambda t: _number(t, int), parse_float=lambda t: _number(t, float),
+            parse_constant=_refuse_constant,
+        )
+    except (UnicodeDecodeError, ValueError, RecursionError) as e:  # JSONDecodeError is a ValueError
+        if isinstance(e, BitstreamError):
+            raise
+        raise BitstreamError(f"{what} is not valid ASCII JSON ({e})") from None
 
 
 def pack(header: dict, substreams: dict[str, bytes]) -> bytes:
@@ -83,8 +127,8 @@ def unpack(data: bytes | bytearray | memoryview) -> Container:
         from .compact import unpack_compact
 
         return unpack_compact(data)
-    if major != VERSION[0]:
-        raise BitstreamError(f"unsupported stream version {major}.{minor} (this reader reads 1.x and 2.x)")
+    if major != VERSION[0] or minor > VERSION[1]:
+        raise BitstreamError(f"unsupported stream version {major}.{minor} (this reader reads 1.0–1.1 and 2.0–2.1)")
     if flags != 0:
         raise BitstreamError(f"reserved flags field is {flags:#06x}, must be 0")
     if not 2 <= header_len <= HEADER_LIMIT:
@@ -97,10 +141,7 @@ def unpack(data: bytes | bytearray | memoryview) -> Container:
     (head_crc,) = _CRC.unpack_from(data, head_end)
     if zlib.crc32(data[:head_end]) != head_crc:
         raise BitstreamError("header CRC32 mismatch: the header is corrupted")
-    try:
-        header = json.loads(bytes(data[_FIXED.size : head_end]).decode("ascii"))
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
-        raise BitstreamError(f"header is not valid ASCII JSON ({e})") from None
+    header = parse_json_header(bytes(data[_FIXED.size : head_end]))
     if not isinstance(header, dict):
         raise BitstreamError("header is not a JSON object")
     entries = header.get("substreams")

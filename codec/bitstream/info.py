@@ -91,6 +91,8 @@ def byte_split(data: bytes | dict) -> dict[str, int]:
     """
     info = data if isinstance(data, dict) else stream_info(data)
     hyper = sum(s["bytes"] for s in info["substreams"] if s["name"] == "z")
-    main = sum(s["bytes"] for s in info["substreams"] if s["name"].startswith(("y.", "x.")))
+    main = sum(s["bytes"] for s in info["substreams"] if s["name"].startswith(("y.", "x.", "s.")))
+    # a packed anchor's per-channel ranges "r.<level>" are its side information, as z is a hyperprior's
+    hyper += sum(s["bytes"] for s in info["substreams"] if s["name"].startswith("r."))
     other = info["payload_bytes"] - hyper - main  # a substream of no known kind: counted with the header
     return {"header": info["bytes"] - info["payload_bytes"] + other, "hyper": hyper, "main": main}

@@ -11,7 +11,7 @@ use bit-identical tables); a coder turns (symbols, table indexes) into bytes and
 
 from .coders import CODERS, CompressAICoder, ConstrictionCoder, EntropyCoder, get_coder
 from .native import NativeCoder, default_coder, native_available
-from .substreams import decode_substreams, encode_substreams, split_channels
+from .substreams import decode_substreams, encode_substreams, legacy_group_bounds, split_channels
 from .tables import CdfTable
 
 # Always registered, so streams naming it are recognised; get_coder("native") raises a clear error
@@ -31,6 +31,7 @@ __all__ = [
     "default_coder",
     "encode_substreams",
     "get_coder",
+    "legacy_group_bounds",
     "native_available",
     "split_channels",
 ]

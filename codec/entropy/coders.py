@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 from abc import ABC, abstractmethod
+from bisect import bisect_right
 
 import numpy as np
 import torch
@@ -18,7 +19,6 @@ from codec.bitstream import BitstreamError
 from .tables import CdfTable
 
 RANS_SYMBOL_LIMIT = 1 << 27
-
 
 
 def _check_inputs(symbols: np.ndarray | None, indexes: np.ndarray, table: CdfTable) -> None:
@@ -163,10 +163,13 @@ def _uniform16():
 
 
 class CompressAICoder(EntropyCoder):
-    """CompressAI's rANS (`compressai.ans`, Giesen's rans64) with the same tables.
+    """CompressAI's rANS (`compressai.ans`, Giesen's rans64, 32-bit words) with the same tables.
 
-    Its pybind interface takes Python lists, so symbols and indexes are converted once per
-    substream; the table lists are cached (GaussianConditional.compress rebuilds them every call).
+    Encoding calls the library where its fixed output buffer (one u32 word per symbol) provably holds
+    the message, and `rans64_encode` (the same bytes) where it might not: the library's buffer overflows
+    on tiny or escape-heavy substreams. Decoding always uses `rans64_decode`, a bounded reader of the
+    same format: the library's decoder has no bounds checks, so a crafted substream makes it read past
+    its end (docs/bitstream.md, "coder = compressai").
     """
 
     name = "compressai"
@@ -178,7 +181,8 @@ class CompressAICoder(EntropyCoder):
         digest = table.digest()
         lists = self._tables.get(digest)
         if lists is None:
-            lists = (table.cdf.tolist(), table.cdf_length.tolist(), table.offset.tolist())
+            rows = [row[: int(n)] for row, n in zip(table.cdf.tolist(), table.cdf_length, strict=True)]
+            lists = (rows, table.cdf_length.tolist(), table.offset.tolist())
             self._tables[digest] = lists
         return lists
 
@@ -191,20 +195,116 @@ class CompressAICoder(EntropyCoder):
         if int(np.abs(symbols.astype(np.int64)).max()) >= RANS_SYMBOL_LIMIT:
             # rans64's bypass coder loops forever on such values (measured with compressai 1.2.8).
             raise ValueError(f"compressai rANS cannot code symbols with |s| >= 2**27; got {int(np.abs(symbols).max())}")
+        if not _fits_rans64_buffer(symbols, indexes, table):
+            return rans64_encode(symbols.tolist(), indexes.tolist(), *self._lists(table))
         return ans.RansEncoder().encode_with_indexes(symbols.tolist(), indexes.tolist(), *self._lists(table))
 
     def decode(self, data: bytes, indexes: np.ndarray, table: CdfTable) -> np.ndarray:
-        from compressai import ans
-
         _check_inputs(None, indexes, table)
         if indexes.size == 0:
             if data:
                 raise BitstreamError("compressai rANS substream: data for an empty message")
             return np.zeros(0, np.int32)
-        if len(data) < 8:  # rans64 always flushes its 8-byte state; its reader has no bounds checks
-            raise BitstreamError(f"compressai rANS substream of {len(data)} bytes is shorter than its 8-byte state")
-        values = ans.RansDecoder().decode_with_indexes(data, indexes.tolist(), *self._lists(table))
-        return np.asarray(values, dtype=np.int32)
+        return np.asarray(rans64_decode(data, indexes.tolist(), *self._lists(table)), dtype=np.int32)
+
+
+RANS64_L = 1 << 31  # rans64's lower state bound; states live in [L, 2**63)
+_BYPASS_BITS = 4
+
+
+def _bypass_chunks(raw: int) -> int:
+    return (raw.bit_length() + _BYPASS_BITS - 1) // _BYPASS_BITS
+
+
+def _fits_rans64_buffer(symbols: np.ndarray, indexes: np.ndarray, table: CdfTable) -> bool:
+    """Whether compressai's encoder, whose output buffer is one u32 word per symbol, cannot overflow it.
+
+    Each emitted word takes 32 bits of the state, which grows by at most log2(2**16 / freq) + 2**-15 bits
+    per coded symbol and 4 bits per bypass chunk; the flush adds 2 words (docs/bitstream.md)."""
+    escapes = int(((symbols < table.offset[indexes]) | (symbols >= table.offset[indexes] + table.escape[indexes])).sum())
+    steps = symbols.size + 9 * escapes  # puts: one per symbol, at most 1 + 8 more per escape
+    bits = table.ideal_bits(symbols, indexes)
+    return (bits + steps * 1e-4) / 32 + 3 <= symbols.size
+
+
+def rans64_encode(symbols: list, indexes: list, cdfs: list, lengths: list, offsets: list) -> bytes:
+    """compressai's `RansEncoder.encode_with_indexes`, byte for byte, without its fixed-size buffer.
+
+    Written by hand because the library's buffer overflows on short messages (docs/bitstream.md)."""
+    words: list[int] = []  # emitted backwards; reversed at the end
+    x = RANS64_L
+
+    def put(x: int, start: int, freq: int, bits: int) -> int:
+        if x >= ((RANS64_L >> bits) << 32) * freq:
+            words.append(x & 0xFFFFFFFF)
+            x >>= 32
+        return ((x // freq) << bits) + x % freq + start
+
+    for i in range(len(symbols) - 1, -1, -1):
+        k = indexes[i]
+        cdf, top = cdfs[k], lengths[k] - 2
+        value = symbols[i] - offsets[k]
+        if value < 0 or value >= top:
+            raw = -2 * value - 1 if value < 0 else 2 * (value - top)
+            n = _bypass_chunks(raw)
+            for j in range(n - 1, -1, -1):
+                x = put(x, (raw >> (j * _BYPASS_BITS)) & 15, 1, _BYPASS_BITS)
+            while n >= 15:
+                x, n = put(x, 15, 1, _BYPASS_BITS), n - 15
+            x = put(x, n, 1, _BYPASS_BITS)
+            value = top
+        x = put(x, cdf[value], cdf[value + 1] - cdf[value], 16)
+    words += [x >> 32, x & 0xFFFFFFFF]
+    return np.asarray(words[::-1], dtype="<u4").tobytes()
+
+
+def rans64_decode(data: bytes, indexes: list, cdfs: list, lengths: list, offsets: list) -> list[int]:
+    """Decode a compressai rANS substream with every read bounded; BitstreamError where it cannot be
+    what the encoder wrote (too short, reads past the end, bytes or state left over, bad escape).
+
+    Written by hand because compressai's decoder reads past the end of a crafted substream."""
+    if len(data) % 4 or len(data) < 8:
+        raise BitstreamError(f"compressai rANS substream of {len(data)} bytes is not 2 or more 32-bit words")
+    words = np.frombuffer(data, "<u4").tolist()
+    end, pos = len(words), 2
+    x = words[0] | words[1] << 32
+    out = []
+    append, search = out.append, bisect_right
+    try:
+        for k in indexes:
+            cdf = cdfs[k]
+            slot = x & 0xFFFF
+            s = search(cdf, slot) - 1
+            start = cdf[s]
+            x = (cdf[s + 1] - start) * (x >> 16) + slot - start
+            if x < RANS64_L:
+                x = x << 32 | words[pos]
+                pos += 1
+            top = lengths[k] - 2
+            if s == top:  # escape: a count, then that many 4-bit chunks, least significant first
+                n = x & 15
+                x >>= 4
+                if x < RANS64_L:
+                    x = x << 32 | words[pos]
+                    pos += 1
+                if n > 8:  # an int32 needs at most 8 chunks; compressai's encoder never writes more
+                    raise BitstreamError(f"compressai rANS substream: escape with {n} bypass chunks")
+                raw = 0
+                for j in range(n):
+                    raw |= (x & 15) << (4 * j)
+                    x >>= 4
+                    if x < RANS64_L:
+                        x = x << 32 | words[pos]
+                        pos += 1
+                s = -(raw >> 1) - 1 if raw & 1 else (raw >> 1) + top
+            append(s + offsets[k])
+    except IndexError:
+        raise BitstreamError("compressai rANS substream is truncated (read past its end)") from None
+    if pos != end or x != RANS64_L:
+        raise BitstreamError("compressai rANS substream is corrupted or has bytes left over after its last symbol")
+    if out and not -(1 << 31) <= min(out) <= max(out) < 1 << 31:
+        raise BitstreamError("compressai rANS substream decodes to a value outside int32")
+    return out
 
 
 _UNIFORM16 = _uniform16()

@@ -6,8 +6,10 @@ recorded in the stream (as the substream names).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from contextvars import ContextVar
 
 import numpy as np
 
@@ -16,11 +18,29 @@ from codec.bitstream import BitstreamError
 from .coders import EntropyCoder
 from .tables import CdfTable
 
+# Streams of container minor version 0 (1.0, 2.0) were split with float bounds; the decoder of such a
+# stream sets this (codec.pipeline) so the codec's decompress splits as their encoder did.
+_LEGACY_BOUNDS: ContextVar[bool] = ContextVar("legacy_group_bounds", default=False)
+
+
+@contextmanager
+def legacy_group_bounds(enabled: bool = True) -> Iterator[None]:
+    token = _LEGACY_BOUNDS.set(enabled)
+    try:
+        yield
+    finally:
+        _LEGACY_BOUNDS.reset(token)
+
 
 def split_channels(channels: int, groups: int) -> list[tuple[int, int]]:
-    """Contiguous channel ranges [start, end) of `groups` near-equal groups."""
+    """Contiguous channel ranges [b_g, b_{g+1}) of `groups` near-equal groups (docs/bitstream.md, section 3):
+    b_g = floor((2·g·M + G) / (2·G)), g·M/G rounded half up in exact integers. Inside
+    `legacy_group_bounds()`: numpy's `linspace(0, M, G+1).round()`, what version x.0 streams used."""
     groups = max(1, min(groups, channels))
-    bounds = np.linspace(0, channels, groups + 1).round().astype(int)
+    if _LEGACY_BOUNDS.get():
+        bounds = np.linspace(0, channels, groups + 1).round().astype(int).tolist()
+    else:
+        bounds = [(2 * g * channels + groups) // (2 * groups) for g in range(groups + 1)]
     return [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
 
 

@@ -53,3 +53,16 @@ class CdfTable:
         """Bin probabilities of row k (exact dyadic float64, escape bin last)."""
         row = self.cdf[k, : int(self.cdf_length[k])].astype(np.float64)
         return np.diff(row) / float(1 << self.precision)
+
+    def ideal_bits(self, symbols: np.ndarray, indexes: np.ndarray) -> float:
+        """−Σ log2 p of `symbols` (row `indexes`) under this quantised table, an escape counting its bin plus
+        4 bits of chunk count and 4 per 4-bit chunk of CompressAI's raw value (docs/bitstream.md)."""
+        idx = indexes.astype(np.int64)
+        values = symbols.astype(np.int64) - self.offset[idx]
+        escape = self.escape[idx].astype(np.int64)
+        escaped = (values < 0) | (values >= escape)
+        bins = np.where(escaped, escape, values)
+        freq = self.cdf[idx, bins + 1].astype(np.int64) - self.cdf[idx, bins]
+        raw = np.where(values < 0, -2 * values - 1, 2 * (values - escape))[escaped]
+        chunks = (np.frexp(raw.astype(np.float64))[1] + 3) // 4  # frexp's exponent = bit length, exact < 2**53
+        return float(np.sum(self.precision - np.log2(freq))) + float(np.sum(4 + 4 * chunks))

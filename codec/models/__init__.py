@@ -3,12 +3,14 @@
     create_codec("hyperprior", spec, levels=["fpn0", "fpn1", "fpn2"], resolution=1024, N=128, M=192)
 
 kinds: "hyperprior" (mean-scale, Minnen et al. 2018), "factorized" (Ballé et al. 2017),
-"uniform" (per-channel uniform quantisation + zstd).
+"uniform" (per-channel uniform quantisation + zstd); the standard anchors "vvc", "hevc", "av1"
+(features packed into frames, codec.models.packed).
 """
 
 from .base import FeatureCodec
 from .factorized import FactorizedFeatureCodec
 from .hyperprior import MeanScaleFeatureHyperprior
+from .packed import PACKED_KINDS, PackedFeatureCodec
 from .registry import codec_kinds, create_codec, register_codec
 from .uniform import UniformZstdCodec
 
@@ -16,6 +18,8 @@ __all__ = [
     "FactorizedFeatureCodec",
     "FeatureCodec",
     "MeanScaleFeatureHyperprior",
+    "PACKED_KINDS",
+    "PackedFeatureCodec",
     "UniformZstdCodec",
     "codec_kinds",
     "create_codec",

@@ -49,7 +49,7 @@ def create_codec(
     **hparams,
 ):
     """Build a codec of `kind` for `levels` of an encoder (its spec, or any object with `levels`, or the levels)."""
-    from . import factorized, hyperprior, uniform  # noqa: F401  (register the kinds)
+    from . import factorized, hyperprior, packed, uniform  # noqa: F401  (register the kinds)
 
     if kind not in _CODECS:
         raise KeyError(f"unknown codec kind {kind!r}; choose from {', '.join(codec_kinds())}")

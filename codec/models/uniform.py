@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import math
 from collections.abc import Sequence
 
@@ -27,6 +26,31 @@ def step_for_lambda(lmbda: float) -> float:
     if lmbda <= 0:
         raise ValueError(f"lambda must be positive, got {lmbda}")
     return math.sqrt(6.0 / (lmbda * math.log(2.0)))
+
+
+_FEED = 256  # zstd input bytes per step: at most ~85 blocks of 128 KiB of output before the size check
+
+
+def _one_frame(dctx, body: bytes, expected: int, what: str) -> bytes:
+    """Exactly one zstd frame of `expected` bytes and nothing after it; decompressed in small input
+    steps so that a frame claiming more output is refused before it is all produced."""
+    dobj, parts, size, pos = dctx.decompressobj(), [], 0, 0
+    try:
+        while pos < len(body) and not dobj.eof:
+            part = dobj.decompress(body[pos : pos + _FEED])
+            pos += _FEED
+            size += len(part)
+            if size > expected:
+                raise BitstreamError(f"{what}: decodes to more than the {expected} bytes its shape allows")
+            parts.append(part)
+    except zstandard.ZstdError as e:
+        raise BitstreamError(f"{what}: zstd data does not decode ({e})") from None
+    if not dobj.eof or size != expected:
+        raise BitstreamError(f"{what}: decodes to {size} bytes in an incomplete frame, expected {expected}")
+    trailing = len(dobj.unused_data) + max(0, len(body) - pos)
+    if trailing:
+        raise BitstreamError(f"{what}: {trailing} bytes after the zstd frame")
+    return b"".join(parts)
 
 
 @register_codec("uniform")
@@ -115,12 +139,7 @@ class UniformZstdCodec(FeatureCodec):
                     raise BitstreamError(f"substream x.{name} missing or with an unknown symbol width")
                 dtype = _DTYPES[data[0]]
                 expected = int(np.prod(shapes[name])) * dtype.itemsize
-                try:  # bounded read: never more than the shape allows
-                    raw = dctx.stream_reader(io.BytesIO(data[1:])).read(expected + 1)
-                except zstandard.ZstdError as e:
-                    raise BitstreamError(f"substream x.{name}: zstd data does not decode ({e})") from None
-                if len(raw) != expected:
-                    raise BitstreamError(f"substream x.{name}: decodes to {len(raw)} bytes, expected {expected}")
+                raw = _one_frame(dctx, data[1:], expected, f"substream x.{name}")
                 arrays.append(np.frombuffer(raw, dtype).astype(np.int32).reshape(shapes[name]))
             self.verify("symbols", (checksums or [{}] * len(strings))[b].get("symbols"), crc32_arrays(*arrays))
             for name, a in zip(self.level_names, arrays, strict=True):

@@ -13,15 +13,21 @@ from codec.commands import CODER_HELP, CODER_NAMES, stream_summary, write_output
 from codec.errors import InputError
 
 HYPER_PATH_NAMES = ("float64", "integer")  # codec.models.hyperprior.HYPER_PATHS, spelled out: --help needs no torch
+PACKED_NAMES = ("vvc", "hevc", "av1")  # codec.models.packed.PACKED_KINDS, spelled out: --help needs no torch
 
 
 @click.command("train-codec")
 @click.option("--features", "features", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Feature cache directory (featcodec extract -o).")
-@click.option("--lambda", "lmbda", required=True, type=click.FloatRange(min=0, min_open=True),
-              help="Rate–distortion trade-off: loss = bits/element + λ·MSE(normalised features).")
-@click.option("--model", "kind", type=click.Choice(["hyperprior", "factorized", "uniform"]), default="hyperprior",
-              show_default=True)
+@click.option("--lambda", "lmbda", type=click.FloatRange(min=0, min_open=True),
+              help="Rate–distortion trade-off: loss = bits/element + λ·MSE(normalised features). Required for "
+                   "learned codecs and uniform.")
+@click.option("--model", "kind", type=click.Choice(["hyperprior", "factorized", "uniform", *PACKED_NAMES]),
+              default="hyperprior", show_default=True,
+              help="vvc, hevc, av1: the standard anchors (features packed into frames; nothing is trained).")
+@click.option("--qp", type=click.IntRange(min=0, max=63),
+              help="Packed anchors: the standard encoder's QP (vvc 0–63, hevc 0–51, av1 1–63).")
+@click.option("--preset", help="Packed anchors: the encoder preset (default: vvc faster, hevc fast, av1 8).")
 @click.option("--levels", help="Comma-separated feature levels to code jointly (default: all).")
 @click.option("--steps", default=2000, show_default=True, type=click.IntRange(min=0))
 @click.option("--batch-size", default=8, show_default=True, type=click.IntRange(min=1))
@@ -41,13 +47,20 @@ HYPER_PATH_NAMES = ("float64", "integer")  # codec.models.hyperprior.HYPER_PATHS
 @click.option("--resume", is_flag=True, help="Continue from the checkpoint in the output directory.")
 @click.option("--force", is_flag=True, help="Overwrite a codec already in the output directory.")
 @click.option("-o", "--output", required=True, type=click.Path(file_okay=False, path_type=Path))
-def train_codec_command(features, lmbda, kind, levels, steps, batch_size, lr, N, M, grid_stride, hyper_path,
+def train_codec_command(features, lmbda, kind, qp, preset, levels, steps, batch_size, lr, N, M, grid_stride, hyper_path,
                         hyper_distill_steps, checkpoint_every, seed, device, resume, force, output):
     """Train a feature codec on a feature cache (resumable) and save it as a codec directory."""
     from codec.train import train_codec
     from probes.encoders import FeatureCache
 
     hparams = {k: v for k, v in {"N": N, "M": M, "grid_stride": grid_stride}.items() if v is not None}
+    if kind in PACKED_NAMES:
+        if qp is None or lmbda is not None:
+            raise click.UsageError(f"a {kind} anchor takes --qp (and no --lambda)")
+        hparams = {**{k: v for k, v in hparams.items() if k == "grid_stride"}, "qp": qp,
+                   **({"preset": preset} if preset else {})}
+    elif lmbda is None or qp is not None:
+        raise click.UsageError(f"a {kind} codec takes --lambda (--qp is for {', '.join(PACKED_NAMES)})")
     if kind == "uniform":
         hparams.pop("N", None)
         hparams.pop("M", None)
@@ -61,7 +74,8 @@ def train_codec_command(features, lmbda, kind, levels, steps, batch_size, lr, N,
         )
     except (KeyError, ValueError, FileExistsError) as e:  # CacheError, TrainingError: ValueErrors too
         raise InputError(str(e).strip('"')) from e
-    click.echo(f"wrote {kind} codec {codec.codec_id} (λ={lmbda:g}, levels {','.join(codec.model.level_names)}) "
+    point = f"qp={qp}" if kind in PACKED_NAMES else f"λ={lmbda:g}"
+    click.echo(f"wrote {kind} codec {codec.codec_id} ({point}, levels {','.join(codec.model.level_names)}) "
                f"to {output}", err=True)
 
 
@@ -70,7 +84,7 @@ def train_codec_command(features, lmbda, kind, levels, steps, batch_size, lr, N,
 @click.option("--features", "features_file", type=click.Path(dir_okay=False, path_type=Path),
               help="Encode features from a safetensors file ({level: C×H×W}) instead of images.")
 @click.option("--codec", "codec_dir", required=True, type=click.Path(file_okay=False, path_type=Path))
-@click.option("--checkpoint", type=click.Path(dir_okay=False, path_type=Path), help="Encoder checkpoint.")
+@click.option("--checkpoint", type=click.Path(dir_okay=False, path_type=Path), help="Encoder checkpoint (default for mini-hiera / mini-sam2: their bundled weights).")
 @click.option("--random-init", is_flag=True, help="Random encoder weights (for codecs trained on such features).")
 @click.option("--ignore-weights-mismatch", is_flag=True,
               help="Encode although the encoder weights differ from those the codec was trained for.")
@@ -117,7 +131,11 @@ def encode_command(images, features_file, codec_dir, checkpoint, random_init, ig
         timings["write_s"] = time.perf_counter() - start
         summaries.append(stream_summary(output, data, timings, codec))
     else:
-        if (checkpoint is None) == (not random_init):
+        from .encoders import _has_bundled
+
+        # as `extract`: an encoder with bundled weights (mini-hiera, mini-sam2) uses them when none is given
+        if (checkpoint is not None and random_init) or (checkpoint is None and not random_init
+                                                         and not _has_bundled(codec.encoder)):
             raise click.UsageError("give exactly one of --checkpoint PATH or --random-init for the frozen encoder")
         paths, targets = image_targets(images, output, force=force)
         for target, data, timings in encode_images(

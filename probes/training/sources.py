@@ -122,7 +122,24 @@ class CachedFeatures(FeatureSource):
         }
 
 
-class CodecRoundTrip(FeatureSource):
+class CodedFeatures(FeatureSource):
+    """Features that went through real bits (a feature codec, or a picture codec: probes.anchors); `bits` and
+    `images` are counted by the subclass, the rate is per pixel of the encoder's R×R input."""
+
+    inner: FeatureSource
+    bits: int = 0
+    images: int = 0
+
+    @property
+    def bits_per_pixel(self) -> float | None:
+        """Whole-stream bits (header included) per pixel of the encoder's R×R input image."""
+        return self.bits / (self.images * self.resolution**2) if self.images else None
+
+    def describe(self) -> dict:
+        return self.inner.describe()
+
+
+class CodecRoundTrip(CodedFeatures):
     """Features through a codec's real `.fcb` streams (encode → bytes → decode); counts the bits.
 
     The inner source must produce every level the codec codes; the neck then
@@ -161,14 +178,6 @@ class CodecRoundTrip(FeatureSource):
             self.stream_bytes[part] += n
         device = next(iter(clean.values())).device
         return {name: trip.features[name].to(device) for name in self.levels}
-
-    @property
-    def bits_per_pixel(self) -> float | None:
-        """Whole-stream bits (header included) per pixel of the encoder's R×R input image."""
-        return self.bits / (self.images * self.resolution**2) if self.images else None
-
-    def describe(self) -> dict:
-        return self.inner.describe()
 
     def describe_codec(self) -> dict:
         c = self.codec.config

@@ -83,7 +83,6 @@ def test_metric_directions():
     assert metric_direction("AP") and metric_direction("CIDEr-D") and metric_direction("delta1")
     assert (
         not metric_direction("abs_rel")
-        and not metric_direction("feature_mse")
         and not metric_direction("rmse")
     )
     assert metric_direction("abs_rel", {"abs_rel": True})

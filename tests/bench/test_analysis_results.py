@@ -1,7 +1,7 @@
 """Reading `featcodec eval` results and the demo's report.json into points and curves.
 
 `eval_result` writes a result exactly as probes/evaluate.py's `evaluate_neck` returns it
-(and `featcodec eval -o` saves it); `demo_report` as bench/demo.py's `run_demo` writes it.
+(and `featcodec eval -o` saves it).
 """
 
 from __future__ import annotations
@@ -115,31 +115,6 @@ def eval_result(
     }
 
 
-def demo_report(points: list[tuple[str, float, float, float]], resolution: int = 128) -> dict:
-    """bench/demo.py's report.json: (encoder, λ, bpp, feature MSE) per point."""
-    return {
-        "what": "featcodec demo: rate vs feature distortion per encoder and λ (bundled images)",
-        "resolution": resolution,
-        "random_init": sorted({e for e, *_ in points}),
-        "points": [
-            {
-                "encoder": e,
-                "weights_id": "random-init",
-                "lmbda": lm,
-                "images": 4,
-                "bytes_per_image": bpp * resolution**2 / 8,
-                "bpp": bpp,
-                "bits_per_element": bpp / 3,
-                "feature_mse": mse,
-                "exact": True,
-                "encode_s": 0.01,
-                "decode_s": 0.01,
-            }
-            for e, lm, bpp, mse in points
-        ],  # fmt: skip
-    }
-
-
 def write(path, obj) -> str:
     path.write_text(json.dumps(obj, indent=2))
     return str(path)
@@ -181,19 +156,6 @@ def test_jsonl_files_hold_one_result_per_line(tmp_path):
     assert [p.source for p in points] == [f"{path}:1", f"{path}:2", f"{path}:3"]
 
 
-def test_demo_report_points_are_feature_distortion_curves(tmp_path):
-    path = write(
-        tmp_path / "report.json",
-        demo_report([("hiera-tiny", 0.25, 0.9, 0.3), ("sam2.1-hiera-tiny", 4.0, 2.0, 0.1)]),
-    )
-    points = load_results([path])
-    assert [(p.encoder, p.task, p.lmbda, p.rates["bpp"], p.metrics) for p in points] == [
-        ("hiera-tiny", "features", 0.25, 0.9, {"feature_mse": 0.3}),
-        ("sam2.1-hiera-tiny", "features", 4.0, 2.0, {"feature_mse": 0.1}),
-    ]
-    assert points[1].source == f"{path}#points[1]" and points[0].data == "demo images @ 128 px"
-
-
 @pytest.mark.parametrize(
     "mutate, message",
     [
@@ -220,15 +182,14 @@ def test_invalid_json_and_foreign_files_name_the_file(tmp_path):
     with pytest.raises(ResultsError, match=r"broken.json: not valid JSON"):
         load_results([tmp_path / "broken.json"])
     (tmp_path / "other.json").write_text('{"hello": 1}')
-    with pytest.raises(ResultsError, match=r"other.json: neither a `featcodec eval` result"):
+    with pytest.raises(ResultsError, match=r"other.json: not a `featcodec eval` result"):
         load_results([tmp_path / "other.json"])
     (tmp_path / "rep.json").write_text('{"format": "featcodec-report"}')
     with pytest.raises(ResultsError, match="is a featcodec report"):
         load_results([tmp_path / "rep.json"])
-    demo = demo_report([("hiera-tiny", 0.25, 0.9, 0.3)])
-    del demo["points"][0]["feature_mse"]
-    with pytest.raises(ResultsError, match=r"points\[0\]: missing field 'feature_mse'"):
-        load_results([write(tmp_path / "demo.json", demo)])
+    (tmp_path / "old.json").write_text('{"points": [{"encoder": "hiera-tiny", "lmbda": 1, "bpp": 0.5}]}')
+    with pytest.raises(ResultsError, match=r"old.json: not a `featcodec eval` result"):  # the removed demo format
+        load_results([tmp_path / "old.json"])
 
 
 def test_curves_group_by_encoder_neck_and_take_clean_accuracy_from_clean_trained_necks(tmp_path):

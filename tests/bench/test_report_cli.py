@@ -1,16 +1,16 @@
-"""`featcodec report`: eval results (hand-written and real) and the demo's report.json → report.md/json + plots."""
+"""`featcodec report`: eval results (hand-written and real) → report.md/json + plots."""
 
 from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 from bench.cli import main
-from bench.rd import bd_rate
-from tests.bench.test_analysis_results import codec_dir, demo_report, eval_result, write
+from tests.bench.test_analysis_results import codec_dir, eval_result, write
 
 RATES = [0.0625, 0.125, 0.25, 0.5]  # whole bits at 64 px × 4 images, like real streams
 HIERA_ABS_REL = [0.30, 0.22, 0.18, 0.16]
@@ -57,25 +57,28 @@ def test_report_states_bd_rate_and_task_sufficient_rate(tmp_path, results):
     assert (depth["task"], depth["metric"], depth["higher_is_better"]) == ("depth", "abs_rel", False)
     assert (pose["task"], pose["metric"], pose["higher_is_better"]) == ("pose", "AP", True)
 
-    hiera, sam2 = depth["curves"]
-    assert [q["rate"] for q in hiera["points"]] == pytest.approx(RATES)
-    assert hiera["clean"]["value"] == pytest.approx(0.155) and hiera["bd_rate"] == {}
+    hiera, sam2 = depth["probes"]
+    ((h0,), (s0,)) = hiera["seeds"], sam2["seeds"]  # one unnamed seed each
+    assert [q["rate"] for q in h0["points"]] == pytest.approx(RATES)
+    assert hiera["clean"]["value"] == pytest.approx(0.155) and hiera["bd_rate"] is None
     assert sam2["anchor"] == "hiera-tiny"
-    assert sam2["bd_rate"]["pchip"] == pytest.approx(25.0, abs=1e-6)
-    assert sam2["bd_rate"]["cubic"] == pytest.approx(25.0, abs=1e-6)
+    assert sam2["bd_rate"]["value"] == pytest.approx(25.0, abs=1e-6)
+    cubic = sam2["bd_rate_cubic"]["—"]
+    assert cubic["value"] == pytest.approx(25.0, abs=1e-6) and cubic["reliable"]
     # target 0.155 / 0.95 is crossed between 0.25 bpp (AbsRel 0.18) and 0.5 bpp (0.16), linearly in log-rate
     t = (0.155 / 0.95 - 0.18) / (0.16 - 0.18)
-    assert hiera["task_sufficient_rate"]["rate"] == pytest.approx(0.25 * 2**t, rel=1e-9)
-    assert sam2["task_sufficient_rate"]["rate"] == pytest.approx(1.25 * 0.25 * 2**t, rel=1e-9)
+    assert h0["task_sufficient_rate"]["rate"] == pytest.approx(0.25 * 2**t, rel=1e-9)
+    assert s0["task_sufficient_rate"]["rate"] == pytest.approx(1.25 * 0.25 * 2**t, rel=1e-9)
+    assert hiera["task_sufficient_rate"]["value"] == pytest.approx(0.25 * 2**t, rel=1e-9)
 
-    p_hiera, p_sam2 = pose["curves"]
-    assert p_sam2["bd_metric"]["pchip"] == pytest.approx(0.02, abs=1e-9)
-    assert p_sam2["bd_rate"]["pchip"] < 0
-    assert p_hiera["task_sufficient_rate"]["target"] == pytest.approx(0.627)
+    p_hiera, p_sam2 = pose["probes"]
+    assert p_sam2["bd_metric"]["value"] == pytest.approx(0.02, abs=1e-9)
+    assert p_sam2["bd_rate"]["value"] < 0
+    assert p_hiera["seeds"][0]["task_sufficient_rate"]["target"] == pytest.approx(0.627)
 
     md = (out / "report.md").read_text()
     assert "## depth: abs_rel (lower is better)" in md and "## pose: AP (higher is better)" in md
-    assert "+25.00 % (+25.00 %)" in md and "| hiera-tiny |" in md and "anchor" in md
+    assert "+25.0 %" in md and "| hiera-tiny |" in md and "anchor" in md
     for s in report["sections"]:
         assert (out / s["plot"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert sorted(p.name for p in out.iterdir()) == [
@@ -103,7 +106,7 @@ def test_several_metrics_and_undefined_coco_values(tmp_path, results):
     report = json.loads((out / "report.json").read_text())
     assert [(s["task"], s["metric"]) for s in report["sections"]] == [("depth", "delta1"), ("pose", "APm")]
     pose = report["sections"][1]
-    assert len(pose["curves"][0]["points"]) == 3  # the APm = -1 point is skipped, and said so
+    assert len(pose["probes"][0]["seeds"][0]["points"]) == 3  # the APm = -1 point is skipped, and said so
     assert any("APm = -1" in n for n in pose["notes"])
     assert (out / "pose-APm.png").is_file() and (out / "depth-delta1.png").is_file()
 
@@ -120,43 +123,11 @@ def test_report_refuses_to_overwrite_without_force(tmp_path, results):
     assert json.loads((out / "report.json").read_text())["fraction"] == 0.9
 
 
-def test_report_never_overwrites_its_inputs(tmp_path):
-    demo = tmp_path / "demo-out"
-    demo.mkdir()
-    path = write(
-        demo / "report.json", demo_report([("hiera-tiny", 0.25, 0.9, 0.3), ("hiera-tiny", 4.0, 2.0, 0.1)])
-    )
-    r = run(path, "--force", "-o", demo)
+def test_report_never_overwrites_its_inputs(tmp_path, results):
+    path = write(tmp_path / "report.json", eval_result("depth", "hiera-tiny", {"abs_rel": 0.2}))
+    r = run(*results, path, "--force", "-o", tmp_path)
     assert r.exit_code == 3 and "is an input of this report" in r.output
-    assert json.loads((demo / "report.json").read_text())["points"]
-
-
-def test_demo_report_json_becomes_a_feature_distortion_report(tmp_path):
-    points = [("hiera-tiny", 0.25, 0.9, 0.30), ("hiera-tiny", 4.0, 2.0, 0.10),
-              ("sam2.1-hiera-tiny", 0.25, 1.2, 0.28), ("sam2.1-hiera-tiny", 4.0, 2.6, 0.09)]  # fmt: skip
-    demo = tmp_path / "demo-out"
-    demo.mkdir()
-    path = write(demo / "report.json", demo_report(points))
-    out = tmp_path / "demo-report"
-    r = run(path, "-o", out)
-    assert r.exit_code == 0, r.output
-    (section,) = json.loads((out / "report.json").read_text())["sections"]
-    assert (section["task"], section["metric"], section["higher_is_better"]) == (
-        "features",
-        "feature_mse",
-        False,
-    )
-    hiera, sam2 = section["curves"]
-    expected = bd_rate([0.9, 2.0], [0.30, 0.10], [1.2, 2.6], [0.28, 0.09], higher_is_better=False)
-    assert sam2["bd_rate"]["pchip"] == pytest.approx(expected) and expected > 0
-    assert sam2["bd_rate"]["cubic"] is None and any("cubic: needs 4" in n for n in sam2["bd_notes"])
-    assert hiera["clean"] is None and hiera["task_sufficient_rate"] is None
-    md = (out / "report.md").read_text()
-    assert "features: feature_mse (lower is better)" in md and "— (no clean eval)" in md
-    assert (out / "features-feature_mse.png").is_file()
-    # bits per feature element as the rate axis
-    r = run(path, "--rate", "bits_per_element", "-o", tmp_path / "per-element")
-    assert r.exit_code == 0, r.output
+    assert json.loads(Path(path).read_text())["format"] == "featcodec-eval"
 
 
 @pytest.mark.parametrize(
@@ -164,10 +135,7 @@ def test_demo_report_json_becomes_a_feature_distortion_report(tmp_path):
     [
         ('{"format": "featcodec-eval", "task": ', "bad.json: not valid JSON"),
         ('{"format": "featcodec-eval", "task": "depth"}', "bad.json: missing field 'metrics'"),
-        (
-            '{"points": [{"encoder": "hiera-tiny", "lmbda": 1, "bpp": 0.5}]}',
-            "points[0]: missing field 'feature_mse'",
-        ),
+        ('{"points": [{"encoder": "hiera-tiny", "lmbda": 1, "bpp": 0.5}]}', "bad.json: not a `featcodec eval` result"),
         ("[1, 2]", "bad.json[0]: expected a JSON object"),
     ],
 )
@@ -249,17 +217,17 @@ def test_real_eval_results_through_uniform_codecs(tmp_path):
     assert r.exit_code == 0, r.output
     (section,) = json.loads((tmp_path / "report" / "report.json").read_text())["sections"]
     assert section["task"] == "depth" and section["metric"] == "abs_rel"
-    hiera, sam2 = section["curves"]
+    hiera, sam2 = section["probes"]
     assert (hiera["label"], sam2["label"]) == ("mini-hiera-random", "mini-sam2-random")
-    for curve in (hiera, sam2):
-        rates = [q["rate"] for q in curve["points"]]
+    for probe in (hiera, sam2):
+        (seed,) = probe["seeds"]
+        assert seed["seed"] == 0  # train-neck's default seed, recorded by eval
+        rates = [q["rate"] for q in seed["points"]]
         assert len(rates) == 3 and all(r > 0 for r in rates) and rates == sorted(rates)
-        assert curve["clean"]["n"] == 1 and curve["neck"] == "neck-1L d32"
-        assert curve["task_sufficient_rate"] is not None
+        assert probe["clean"]["value"] is not None and probe["neck"] == "neck-1L d32"
+        assert probe["task_sufficient_rate"] is not None
     # random networks: the curves may be flat or may not overlap, but the delta is a number or a stated reason
     assert sam2["anchor"] == "mini-hiera-random"
-    value = sam2["bd_rate"]["pchip"]
-    assert (value is not None and math.isfinite(value)) or any("pchip" in n for n in sam2["bd_notes"])
-    if value is not None:
-        assert sam2["bd_rate_ci"]["estimate"] == pytest.approx(value, rel=1e-6)
-    assert all(q["stream_bytes"]["main"] > 0 for q in hiera["points"])
+    value = (sam2["bd_rate"] or {}).get("value")
+    assert (value is not None and math.isfinite(value)) or sam2["notes"]
+    assert all(q["stream_bytes"]["main"] > 0 for q in hiera["seeds"][0]["points"])

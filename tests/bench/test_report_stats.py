@@ -36,6 +36,10 @@ def report_of(files, **options):
     return build_report(load_results(files), anchor="hiera-tiny", **options)
 
 
+def probes(report, section=0):
+    return report.sections[section].probes
+
+
 @pytest.fixture
 def paired(tmp_path):
     """SAM2 scores what Hiera scores on every image (plus per-image noise), at 1.25× the bits."""
@@ -50,20 +54,23 @@ def paired(tmp_path):
 
 def test_bd_rate_gets_a_seeded_bootstrap_interval(paired, tmp_path):
     report = report_of(paired, bootstrap=500, seed=3)
-    (section,) = report["sections"]
-    hiera, sam2 = section["curves"]
-    ci = sam2["bd_rate_ci"]
-    assert hiera["bd_rate_ci"] is None  # the anchor itself
-    assert ci["metric"] == "abs_rel" and ci["images"] == N and ci["resamples"] == 500 and ci["valid"] == 500
-    # the point estimate of the bootstrap is the report's own PCHIP BD-rate (metric = mean of per-image scores)
-    assert ci["estimate"] == pytest.approx(sam2["bd_rate"]["pchip"], abs=1e-9)
-    assert ci["low"] < ci["estimate"] < ci["high"] and ci["high"] - ci["low"] < 60
-    assert report["bootstrap"] == {"resamples": 500, "level": 0.95, "seed": 3, "method": "pchip"}
-    assert report_of(paired, bootstrap=500, seed=3)["sections"][0]["curves"][1]["bd_rate_ci"] == ci
-    assert report_of(paired, bootstrap=0)["sections"][0]["curves"][1]["bd_rate_ci"] is None
+    hiera, sam2 = probes(report)
+    est = sam2.bd_rate
+    assert hiera.bd_rate is None and hiera.anchor == "hiera-tiny"  # the anchor itself
+    assert est.score == "abs_rel" and est.images == N and est.covers == "test images only"
+    # one seed: the estimate is the report's own PCHIP BD-rate of the seed's curves (metric = mean of scores)
+    from bench.rd import bd_rate
+
+    (sc_a,), (sc_b,) = hiera.seeds, sam2.seeds
+    direct = bd_rate([q.rate for q in sc_a.points], [q.metric for q in sc_a.points],
+                     [q.rate for q in sc_b.points], [q.metric for q in sc_b.points], higher_is_better=False)
+    assert est.value == pytest.approx(direct, abs=1e-9) and list(est.per_seed.values()) == [pytest.approx(direct)]
+    assert est.low < est.value < est.high and est.high - est.low < 60
+    assert report.interval["resamples"] == 500 and report.interval["seed"] == 3 and report.interval["level"] == 0.95
+    assert probes(report_of(paired, bootstrap=500, seed=3))[1].bd_rate == est  # seeded: the same interval
     write_report(report, tmp_path / "out")
     md = (tmp_path / "out" / "report.md").read_text()
-    assert f"[{ci['low']:+.2f}, {ci['high']:+.2f}] %" in md and "500 paired bootstrap resamples" in md
+    assert f"[{est.low:+.1f}, {est.high:+.1f}]†" in md and "test images of ONE training seed" in md
 
 
 def test_identical_per_image_scores_pin_the_interval_to_the_bits(tmp_path):
@@ -72,9 +79,8 @@ def test_identical_per_image_scores_pin_the_interval_to_the_bits(tmp_path):
         scores = ABS_REL[i] + HARDNESS
         files.append(depth_point("hiera-tiny", i, 1.0, scores, tmp_path))
         files.append(depth_point("sam2.1-hiera-tiny", i, 1.25, scores, tmp_path))
-    ci = report_of(files, bootstrap=200)["sections"][0]["curves"][1]["bd_rate_ci"]
-    assert ci["low"] == pytest.approx(25.0, abs=1e-6) and ci["high"] == pytest.approx(25.0, abs=1e-6)
-    assert ci["fraction_positive"] == 1.0
+    est = probes(report_of(files, bootstrap=200))[1].bd_rate
+    assert est.low == pytest.approx(25.0, abs=1e-6) and est.high == pytest.approx(25.0, abs=1e-6)
 
 
 def test_points_line_up_by_image_id_and_missing_scores_are_named(paired, tmp_path):
@@ -83,14 +89,13 @@ def test_points_line_up_by_image_id_and_missing_scores_are_named(paired, tmp_pat
     order = list(range(2, N))[::-1]
     last["per_image"] = per_image(np.asarray(last["per_image"]["scores"]["abs_rel"])[order], ids=[IDS[k] for k in order])
     write(Path(paired[-1]), last)
-    (section,) = report_of(paired, bootstrap=100)["sections"]
-    sam2 = section["curves"][1]
-    assert sam2["bd_rate_ci"]["images"] == N - 2
-    assert any(f"bootstrap over the {N - 2} images" in n for n in sam2["bd_notes"])
+    sam2 = probes(report_of(paired, bootstrap=100))[1]
+    assert sam2.bd_rate.images == N - 2
+    assert any(f"intervals over the {N - 2} images" in n for n in sam2.notes)
     del last["per_image"]
     write(Path(paired[-1]), last)
-    sam2 = report_of(paired, bootstrap=100)["sections"][0]["curves"][1]
-    assert sam2["bd_rate_ci"] is None and any("no per-image scores" in n for n in sam2["bd_notes"])
+    sam2 = probes(report_of(paired, bootstrap=100))[1]
+    assert sam2.bd_rate.low is None and any("no per-image scores" in n for n in sam2.notes)
 
 
 def test_pose_ap_is_bootstrapped_through_its_per_image_proxy(tmp_path):
@@ -103,11 +108,11 @@ def test_pose_ap_is_bootstrapped_through_its_per_image_proxy(tmp_path):
             scores = np.clip(ap[i] + gain + HARDNESS, 0, 1)
             r["per_image"] = per_image(scores, "oks_ar", weights=[2.0] * N, proxies={"AP": "oks_ar"})
             files.append(write(tmp_path / f"pose-{enc}-{i}.json", r))
-    sam2 = report_of(files, bootstrap=100)["sections"][0]["curves"][1]
-    assert sam2["bd_rate_ci"]["metric"] == "oks_ar" and sam2["bd_rate"]["pchip"] < 0
+    sam2 = probes(report_of(files, bootstrap=100))[1]
+    assert sam2.bd_rate.score == "oks_ar" and sam2.bd_rate.value < 0
     # the proxy is a metric of its own too (higher is better), bootstrapped directly
-    (section,) = report_of(files, bootstrap=100, metrics=["oks_ar"])["sections"]
-    assert section["higher_is_better"] and section["curves"][1]["bd_rate_ci"]["metric"] == "oks_ar"
+    (section,) = report_of(files, bootstrap=100, metrics=["oks_ar"]).sections
+    assert section.higher_is_better and section.probes[1].bd_rate.score == "oks_ar"
 
 
 def test_zero_rate_record_joins_its_section(paired, tmp_path):
@@ -117,22 +122,25 @@ def test_zero_rate_record_joins_its_section(paired, tmp_path):
             "train": {"spec": "nyuv2:/data/nyu", "split": "train", "limit": None, "samples": 795}}  # fmt: skip
     files = [*paired, write(tmp_path / "zero.json", zero)]
     report = report_of(files, bootstrap=0)
-    (section,) = report["sections"]  # not a curve of its own
-    assert [c["label"] for c in section["curves"]] == ["hiera-tiny", "sam2.1-hiera-tiny"]
-    assert section["zero_rate"] == [{"value": 0.41, "predictor": "training-set mean depth map",
-                                     "task_config": "DepthTask()", "source": str(tmp_path / "zero.json")}]  # fmt: skip
+    (section,) = report.sections  # not a curve of its own
+    assert [p.label for p in section.probes] == ["hiera-tiny", "sam2.1-hiera-tiny"]
+    (zero_rate,) = section.zero_rate
+    assert (zero_rate.value, zero_rate.predictor, zero_rate.task_config, zero_rate.source) == (
+        0.41, "training-set mean depth map", "DepthTask()", str(tmp_path / "zero.json"))
     write_report(report, tmp_path / "out")
     md = (tmp_path / "out" / "report.md").read_text()
     assert "Zero rate (no features, 0 bits): abs_rel = 0.41 — training-set mean depth map." in md
+    table = md.split("| encoder | neck |")[1].split("Stream bytes")[0]
+    assert "⊘" not in table  # no coded point is worse than sending nothing (AbsRel ≤ 0.31 < 0.41)
     assert (tmp_path / "out" / "depth-abs_rel.png").stat().st_size > 1000
 
 
 def test_stream_bytes_per_point_are_shown(paired, tmp_path):
     report = report_of(paired, bootstrap=0)
-    point = report["sections"][0]["curves"][0]["points"][2]
-    assert point["stream_bytes"] == {"header": 200.0, "hyper": 30.0, "main": 400.0}
+    point = probes(report)[0].seeds[0].points[2]
+    assert point.stream_bytes == {"header": 200.0, "hyper": 30.0, "main": 400.0}
     md = Path(write_report(report, tmp_path / "out")[0]).read_text()
-    assert "| hiera-tiny | neck-2L d32 | hyperprior λ=4" in md
+    assert "| hiera-tiny | — | hyperprior λ=4" in md
     assert "200.0 (32 %) | 30.0 (5 %) | 400.0 (63 %) | 630.0 |" in md
 
 
@@ -146,13 +154,13 @@ def test_kd_and_cross_neck_tables_pair_curves_of_the_same_encoder(paired, tmp_pa
         r = json.loads(Path(path).read_text())
         r["neck"]["after"] = {"task": "pose", "dir": "/runs/neck-pose", "config_sha256": "d" * 64}
         files.append(write(Path(path), r))
-    (section,) = report_of(files, bootstrap=100)["sections"]
-    (kd,) = section["kd_pairs"]
-    assert (kd["encoder"], kd["neck_off"], kd["neck_on"], kd["kd"]) == ("hiera-tiny", "neck-2L d32", "neck-2L d32 kd=0.5", 0.5)
-    assert kd["bd_rate"] == pytest.approx(-20.0, abs=0.1) and kd["bd_rate_ci"]["images"] == N
-    assert kd["bd_rate_ci"]["high"] == pytest.approx(kd["bd_rate"], abs=1e-9)  # same scores per image
-    (cross,) = section["cross_neck_pairs"]
-    assert (cross["neck_off"], cross["neck_on"], cross["after"]) == ("neck-2L d32", "neck-2L d32 after pose", "pose")
-    assert cross["bd_rate"] == pytest.approx(50.0, abs=0.1) and cross["bd_rate_ci"]["fraction_positive"] == 1.0
+    (section,) = report_of(files, bootstrap=100).sections
+    (kd,) = section.kd_pairs
+    assert (kd.encoder, kd.neck_off, kd.neck_on) == ("hiera-tiny", "neck-2L d32", "neck-2L d32 kd=0.5")
+    assert kd.bd_rate.value == pytest.approx(-20.0, abs=0.1) and kd.bd_rate.images == N
+    assert kd.bd_rate.high == pytest.approx(kd.bd_rate.value, abs=1e-9)  # same scores per image
+    (cross,) = section.cross_neck_pairs
+    assert (cross.neck_off, cross.neck_on, cross.what) == ("neck-2L d32", "neck-2L d32 after pose", "after")
+    assert cross.bd_rate.value == pytest.approx(50.0, abs=0.1) and cross.bd_rate.low > 0
     md = Path(write_report(build_report(load_results(files), anchor="hiera-tiny", bootstrap=0), tmp_path / "o")[0]).read_text()
     assert "KD on/off" in md and "Cross-neck" in md and "| hiera-tiny | neck-2L d32 | neck-2L d32 after pose |" in md

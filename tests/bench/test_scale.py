@@ -50,14 +50,15 @@ def _compute_once(steps: list[Step]) -> list[Step]:
     def convert(step: Step) -> Step:
         if step.id in new:
             return new[step.id]
-        inputs = tuple((role, tuple(convert(d) for d in deps)) for role, deps in step.inputs)
+        inputs = tuple((role, tuple(convert(d) for d in deps)) for role, deps in step.inputs if role != "streams")
         settings = {**step.settings, **({"dtype": "float16", "crop": 256} if step.kind == "extract" else {})}
         if step.kind in ("neck", "eval"):
             neck = step if step.kind == "neck" else step.input("neck")[0]
             split = step.settings["train" if step.kind == "neck" else "test"]
             enc, codec = neck.settings["encoder"], step.input("codec")
-            if codec:
-                source = Step("streams", {**split, "encoder": enc}, (("codec", (convert(codec[0]),)),))
+            if codec:  # the split's .fcb files, decoded by each consumer
+                source = Step("streams", {**split, "encoder": enc, "store_decoded": False},
+                              (("codec", (convert(codec[0]),)),))  # fmt: skip
             else:
                 source = Step("features", {**split, "encoder": enc, "head": neck.settings["head"]})
             inputs += ((source.kind, (add(source),)),)
@@ -65,7 +66,8 @@ def _compute_once(steps: list[Step]) -> list[Step]:
         return new[step.id]
 
     for step in steps:
-        convert(step)
+        if step.kind != "streams":  # the planner's own (decoded test splits) give way to the stand-ins
+            convert(step)
     return list(out.values())
 
 

@@ -53,13 +53,14 @@ def _write(tmp_path: Path, text: str, name: str = "study.toml") -> Path:
 
 
 def _normalised_rows(run_dir: Path) -> list[dict]:
-    """results.jsonl without what legitimately differs between two runs: wall times, the run directory, and the
-    hash of a codec directory (its config.json records the feature cache's path); the codec's weights are still
-    compared through `codec_id`, their sha256."""
+    """results.jsonl without what legitimately differs between two runs: wall times (`seconds`, `*_ms`), the run
+    directory, and the hash of a codec directory (its config.json records the feature cache's path); the codec's
+    weights are still compared through `codec_id`, their sha256."""
 
     def scrub(obj, key=""):
         if isinstance(obj, dict):
-            return {k: scrub(v, k) for k, v in obj.items() if k != "seconds" and not (key == "codec" and k == "sha256")}
+            return {k: scrub(v, k) for k, v in obj.items()
+                    if k != "seconds" and not k.endswith("_ms") and not (key == "codec" and k == "sha256")}
         if isinstance(obj, list):
             return [scrub(v) for v in obj]
         if isinstance(obj, str):
@@ -126,7 +127,8 @@ def test_step_ids_change_only_downstream_of_an_edit(tmp_path):
     after = {s.label: s.id for s in plan_steps(load_study(_write(tmp_path, TOY.replace("[0.1, 4.0]", "[0.1, 8.0]"))))}
     changed = sorted(label for label in before.keys() & after.keys() if before[label] != after[label])
     assert changed == ["report"]  # λ=4 steps vanished, λ=8 steps are new, nothing else moved
-    assert {k for k in before if k not in after} == {"codec mini-hiera-random λ=4 seed 0", "eval mini-hiera-random depth 1L λ=4"}
+    assert {k for k in before if k not in after} == {"codec mini-hiera-random λ=4 seed 0", "eval mini-hiera-random depth 1L λ=4",
+                                                    "streams mini-hiera-random depth λ=4 seed 0"}  # fmt: skip
     # the same study gives the same ids (content addressing), in any run directory
     assert before == {s.label: s.id for s in plan_steps(load_study(_write(tmp_path, TOY, "again.toml")))}
 
@@ -144,13 +146,13 @@ def test_a_run_records_every_point_and_reports(toy_run):
     (depth,) = [s for s in report["sections"] if s["metric"] == "abs_rel"]
     assert depth["zero_rate"] is not None
     assert (run_dir / "report" / "report.md").is_file()
-    assert len(outcome.ran) == len(outcome.steps) == 10 and not outcome.skipped
+    assert len(outcome.ran) == len(outcome.steps) == 12 and not outcome.skipped  # 2 streams: the test split per codec
     # --resume recomputes nothing
     again = run_sweep(study, run_dir, resume=True, progress=False)
-    assert again.ran == [] and len(again.skipped) == 10
+    assert again.ran == [] and len(again.skipped) == 12
     # --plan reports every step done, without running anything
     result = CliRunner().invoke(main, ["sweep", str(study), "-o", str(run_dir), "--plan"])
-    assert result.exit_code == 0 and "10 steps: 10 done, 0 to do" in result.output
+    assert result.exit_code == 0 and "12 steps: 12 done, 0 to do" in result.output
     # an existing run directory is not reused without --resume
     assert CliRunner().invoke(main, ["sweep", str(study), "-o", str(run_dir)]).exit_code == 3
 
@@ -201,7 +203,7 @@ def test_ray_executor_gives_the_same_results(toy_run, tmp_path):
         outcome = run_sweep(study, tmp_path / "run", executor="ray", progress=False)
     finally:
         ray.shutdown()
-    assert len(outcome.ran) == 10
+    assert len(outcome.ran) == 12
     assert _normalised_rows(tmp_path / "run") == _normalised_rows(reference)
 
 
@@ -246,8 +248,8 @@ def test_decoded_necks_are_fine_tuned_from_the_clean_neck(tmp_path):
         config = json.loads((Path(row["neck"]["dir"]) / "config.json").read_text())
         assert Path(config["init"]["dir"]).parent.name == clean[0].id
     report = json.loads((tmp_path / "run" / "report" / "report.json").read_text())
-    entries = [e for sec in report["sections"] for e in sec["curves"] if e["neck_training"] != "clean-trained"]
-    assert entries and all(e["clean"] is not None for e in entries)  # the clean neck's clean accuracy
+    probes = [p for sec in report["sections"] for p in sec["probes"] if p["neck_training"] != "clean-trained"]
+    assert probes and all(p["clean"] is not None for p in probes)  # the clean neck's clean accuracy
 
 
 def test_task_modes_are_validated(tmp_path):
@@ -279,19 +281,63 @@ def test_codec_grid_stride_is_checked_against_the_encoders_and_reaches_the_codec
             load_study(_write(tmp_path, text))
 
 
-def test_summary_table_names_the_neck_training_the_proxy_interval_and_unreached_targets():
-    from bench.sweep.summary import summary_table
+def test_summary_table_names_the_neck_training_the_proxy_score_and_unreached_targets():
+    from bench.rd.markdown import summary_table
+    from bench.rd.records import Estimate, Probe, Report, Section
 
-    ci = {"low": -67.8, "high": -42.2, "estimate": -57.4, "metric": "oks_ar"}
-    curves = [
-        {"encoder": "a", "anchor": "a", "neck": "n", "neck_training": "clean-trained", "clean": {"value": 0.2},
-         "task_sufficient_rate": {"rate": None, "reason": "never reached: the best point …"}},
-        {"encoder": "b", "anchor": "a", "neck": "n", "neck_training": "codec-trained", "clean": {"value": 0.3},
-         "task_sufficient_rate": {"rate": 3.9}, "bd_rate": {"pchip": -70.1}, "bd_rate_ci": ci},
-        {"encoder": "b", "anchor": "a", "neck": "n", "neck_training": "clean-trained", "clean": None,
-         "task_sufficient_rate": None, "bd_rate": {"pchip": -5.0}, "bd_rate_ci": {**ci, "metric": "AP"}},
-    ]  # fmt: skip
-    rows = summary_table({"anchor": "a", "sections": [{"task": "pose", "metric": "AP", "curves": curves}]}).splitlines()
-    assert rows[2].endswith("| n | 0.2 | not reached | anchor |")
-    assert "| n (codec-trained) | 0.3 | 3.9 | -70.1 %; oks_ar: -57.4 % [-67.8, -42.2] |" in rows[3]
-    assert rows[4].endswith("| n | — | — | -5.0 % [-67.8, -42.2] |")  # an interval on the metric itself
+    def probe(label, training, clean, tsr, bd=None):
+        return Probe(label, label, "w", 128, "n", "n", training, "h", None, None, [], clean=clean,
+                     task_sufficient_rate=tsr, anchor="a", bd_rate=bd)  # fmt: skip
+
+    seeds = {"0": 1.0, "1": 2.0, "2": 3.0}
+    never = Estimate(None, per_seed=dict.fromkeys(seeds))
+    bd = Estimate(-57.4, -67.8, -42.2, per_seed={"0": -50.0, "1": -60.0, "2": -62.0}, score="oks_ar")
+    probes = [probe("a", "clean-trained", Estimate(0.2, 0.1, 0.3, per_seed=seeds), never),
+              probe("b", "codec-trained", Estimate(0.3), Estimate(3.9, 3.0, 5.0, per_seed=seeds), bd),
+              probe("b", "clean-trained", None, None, Estimate(-5.0, -7.0, -3.0, score="AP"))]  # fmt: skip
+    report = Report("featcodec-report", 3, [], "bpp", 0.95, "a", ["0", "1", "2"],
+                    {"method": "m", "level": 0.95, "resamples": 10, "seed": 0},
+                    [Section("pose", "d", "AP", True, "p.png", probes)], [], [], [])  # fmt: skip
+    rows = summary_table(report).splitlines()
+    assert "across 3 training seeds" in rows[0]
+    table = [r for r in rows if r.startswith("| pose")]
+    assert table[0].endswith("| n | 0.2 [0.1, 0.3] | not reached | anchor | — |")
+    assert "| n (codec-trained) | 0.3 | 3.9 [3, 5] | -57.4 % [-67.8, -42.2] (oks_ar) | -50.0, -60.0, -62.0 |" in table[1]
+    assert table[2].endswith("| n | — | — (no clean eval) | -5.0 % [-7.0, -3.0] | — |")  # on the metric itself
+
+
+def test_an_eval_through_a_streams_step_scores_what_a_fresh_round_trip_scores(toy_run):
+    """Computed once: the decoded test split gives the metrics, per-image scores and bits of encoding it again."""
+    from probes.evaluate import evaluate_neck
+
+    study, run_dir, outcome = toy_run
+    rows = [json.loads(line) for line in (run_dir / "results.jsonl").read_text().splitlines()]
+    row = next(r for r in rows if r["format"] == "featcodec-eval" and r["sweep"]["lambda"] == 4.0)
+    codec_dir = run_dir / "steps" / row["sweep"]["codec_step"] / "codec"
+    fresh = evaluate_neck(row["neck"]["dir"], "synthetic:depth", split="test", limit=3, codec=str(codec_dir),
+                          batch_size=4, progress=False)  # fmt: skip
+    assert fresh["metrics"] == row["metrics"] and fresh["per_image"] == row["per_image"]
+    assert fresh["bpp"] == row["bpp"] and fresh["codec"]["stream_bytes"] == row["codec"]["stream_bytes"]
+    streams = [s for s in outcome.steps if s.kind == "streams"]
+    assert len(streams) == 2 and all(len(list((run_dir / "steps" / s.id / "decoded" / "streams").iterdir())) == 3
+                                     for s in streams)  # one real .fcb per test image  # fmt: skip
+
+
+def test_seeds_and_a_variable_rate_codec_give_per_seed_curves_and_verdicts(tmp_path):
+    text = TOY.replace('name = "toy"', 'name = "toy"\nseeds = [0, 1]').replace(
+        "lambdas = [0.1, 4.0]", "lambdas = [0.1, 4.0]\nvariable_rate = true")
+    study = load_study(_write(tmp_path, text))
+    steps = plan_steps(study)
+    sets = [s for s in steps if s.kind == "codec-set"]
+    assert len(sets) == 2 and {s.settings["seed"] for s in sets} == {0, 1}  # one network per seed, both λ
+    assert all(dict(s.inputs)["trained"][0].kind == "codec-set" for s in steps if s.kind == "codec")
+    run_sweep(study.path, tmp_path / "run", progress=False)
+    report = json.loads((tmp_path / "run" / "report" / "report.json").read_text())
+    (depth,) = [s for s in report["sections"] if s["metric"] == "abs_rel"]
+    (probe,) = depth["probes"]
+    assert [c["seed"] for c in probe["seeds"]] == [0, 1] and all(len(c["points"]) == 2 for c in probe["seeds"])
+    assert probe["clean"]["covers"] == "training seeds and test images" and set(probe["clean"]["per_seed"]) == {"0", "1"}
+    assert report["seeds"] == ["0", "1"] and [v["finding"] for v in report["verdicts"]] == ["a", "b", "c", "d"]
+    assert all(v["outcome"] == "not measured" for v in report["verdicts"])  # one encoder: nothing to compare
+    summary = (tmp_path / "run" / "report" / "summary.md").read_text()
+    assert "across 2 training seeds" in summary and "| finding | verdict |" in summary

@@ -36,7 +36,7 @@ def test_default_streams_are_compact_and_decode_like_version_1(fpn_codec):
         (compact,) = encode_features(fpn_codec, x, groups=groups)
         (json_v1,) = encode_features(fpn_codec, x, groups=groups, compact=False)
         info = stream_info(compact)
-        assert info["container_version"] == [2, 0] and stream_info(json_v1)["container_version"] == [1, 0]
+        assert info["container_version"] == [2, 1] and stream_info(json_v1)["container_version"] == [1, 1]
         assert info["header_bytes"] <= 64, info["header_bytes"]
         assert info["header_bytes"] < stream_info(json_v1)["header_bytes"] - 300
         assert compact[-info["payload_bytes"] - 4 :] == json_v1[-info["payload_bytes"] - 4 :]  # same payload
@@ -139,4 +139,4 @@ def test_uniform_baseline_keeps_version_1(trained_codecs, feature_cache):
     from .conftest import cache_batch
 
     (data, _) = encode_features(trained_codecs[("uniform", 10.0)], cache_batch(feature_cache, (0, 1)))
-    assert stream_info(data)["container_version"] == [1, 0]
+    assert stream_info(data)["container_version"] == [1, 1]

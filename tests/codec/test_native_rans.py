@@ -53,15 +53,7 @@ def _gaussian(n, seed=0, rows=64):
 def _ideal_bits(symbols, indexes, table):
     """-sum log2 p under the quantised table, escapes as the coder codes them (escape bin + 4-bit
     count + 4-bit chunks of the CompressAI raw value)."""
-    v = symbols.astype(np.int64) - table.offset[indexes]
-    esc = table.escape[indexes].astype(np.int64)
-    escaped = (v < 0) | (v >= esc)
-    bins = np.where(escaped, esc, v)
-    freq = table.cdf[indexes, bins + 1].astype(np.int64) - table.cdf[indexes, bins]
-    bits = float(np.sum(table.precision - np.log2(freq)))
-    raw = np.where(v < 0, -2 * v - 1, 2 * (v - esc))[escaped]
-    chunks = np.array([(int(r).bit_length() + 3) // 4 for r in raw], dtype=np.int64)
-    return bits + float(np.sum(4 + 4 * chunks))
+    return table.ideal_bits(symbols, indexes)
 
 
 @pytest.mark.parametrize("coder", ALL_CODERS)

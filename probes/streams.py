@@ -1,0 +1,127 @@
+"""The streams of a test split under one codec, computed once and read by every evaluation through that codec.
+
+    dataset (as the task opens it) ─► frozen encoder ─► codec ─► .fcb streams  (STREAMS_DIR/000000.fcb, …)
+                                                               └► decoded features (decoded.safetensors)
+                                                                  + bits and byte split (decoded.json)
+
+An encoder and a codec are deterministic, so the features a neck reads through a codec on a test split are the
+same for every neck, seed and evaluation: a study computes them once per (encoder, codec, split) (the sweep's
+`streams` step) and `evaluate_neck(..., decoded=DIR)` reads them through `DecodedFeatures` instead of running the
+encoder and the codec again. The numbers are those of `CodecRoundTrip` (same batches, same streams, same bits).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+
+from codec.errors import InputError
+from codec.files import atomic_write_bytes, atomic_write_json, load_tensors, read_json_document, save_tensors
+
+from .training.sources import FeatureSource
+
+FORMAT = "featcodec-decoded-split"
+FORMAT_VERSION = 1
+STREAMS_DIR = "streams"
+FEATURES = "decoded.safetensors"
+RECORD = "decoded.json"
+
+
+class DecodedSplitError(InputError):
+    """A decoded-split directory that cannot be read; the message names the file."""
+
+
+def write_decoded_split(
+    out_dir: str | os.PathLike, *, task: str, head: str, data: str, split: str | None, limit: int | None,
+    encoder: str, resolution: int | None, codec: str | os.PathLike, coder: str | None = None,
+    encoder_weights: dict | None = None, batch_size: int = 16, device: str = "cpu", progress: bool = False,
+) -> dict:
+    """Code every sample of the task's split once: write its `.fcb` streams and its decoded features."""
+    from torch.utils.data import DataLoader
+
+    from codec.pipeline import round_trip
+    from codec.progress import progress as progress_bar
+    from probes.data import collate_samples
+
+    from .encoders import create_encoder
+    from .training.objectives import open_task_data
+    from .training.sources import CodecRoundTrip, EncoderFeatures, load_codec_dir
+
+    out_dir = Path(out_dir)
+    _, dataset = open_task_data(task, head, data, split, limit, torch.device(device))
+    model = create_encoder(encoder, resolution=resolution, device=device, **(encoder_weights or {}))
+    clean = EncoderFeatures(model, model.spec.level_names)
+    loaded = load_codec_dir(codec, clean)
+    source = CodecRoundTrip(clean, loaded, coder=coder)
+    (out_dir / STREAMS_DIR).mkdir(parents=True, exist_ok=True)
+    ids, rows = [], {n: [] for n in loaded.model.level_names}
+    loader = DataLoader(dataset, batch_size=batch_size, collate_fn=collate_samples)
+    for samples in progress_bar(loader, desc="streams", unit="batch", disable=not progress):
+        with torch.no_grad():
+            trip = round_trip(loaded, clean.features(samples), coder=source.coder)
+        for j, sample in enumerate(samples):
+            atomic_write_bytes(out_dir / STREAMS_DIR / f"{len(ids):06d}.fcb", trip.streams[j])
+            ids.append(str(sample["id"]))
+        for n in rows:
+            rows[n].append(trip.features[n].cpu())
+        source.bits += trip.bits
+        source.payload_bits += trip.payload_bits
+        source.images += len(samples)
+        for part, count in trip.stream_bytes.items():
+            source.stream_bytes[part] += count
+    from .anchors import coding_complexity
+
+    complexity = coding_complexity(source, collate_samples([dataset[0]]))
+    if len(set(ids)) != len(ids):
+        raise ValueError(f"{data}: sample ids repeat; a decoded split is matched by id")
+    save_tensors(out_dir / FEATURES, {n: torch.cat(v).contiguous() for n, v in rows.items()}, {"format": FORMAT})
+    record = {"format": FORMAT, "format_version": FORMAT_VERSION, "ids": ids, "encoder": source.describe(),
+              "codec": source.describe_codec(), "complexity": complexity,
+              "levels": {n: list(v) for n, v in clean.levels.items()},
+              "data": {"spec": data, "split": split, "limit": limit, "task": task}}  # fmt: skip
+    atomic_write_json(out_dir / RECORD, record)  # written last: it names complete features
+    return record
+
+
+class DecodedFeatures(FeatureSource):
+    """Features decoded once by `write_decoded_split`, served by sample id, with the bits of their streams."""
+
+    def __init__(self, path: str | os.PathLike, levels: Sequence[str], device: str | torch.device = "cpu"):
+        path = Path(path)
+        self.record = read_json_document(path / RECORD, format=FORMAT, format_version=FORMAT_VERSION,
+                                         required=("ids", "encoder", "codec", "levels"), error=DecodedSplitError,
+                                         missing_hint="run the sweep's streams step (write_decoded_split)")  # fmt: skip
+        missing = [n for n in levels if n not in self.record["levels"]]
+        if missing:
+            raise DecodedSplitError(f"{path / RECORD}: no level(s) {missing}; it holds {list(self.record['levels'])}")
+        self.tensors = load_tensors(path / FEATURES, error=DecodedSplitError, what="decoded features")
+        self.levels = {n: tuple(self.record["levels"][n]) for n in levels}
+        self.resolution = self.record["encoder"]["resolution"]
+        self.device = torch.device(device)
+        self._rows = {i: k for k, i in enumerate(self.record["ids"])}
+        self.served: set[str] = set()
+
+    def features(self, samples: Sequence[dict]) -> dict[str, torch.Tensor]:
+        try:
+            rows = [self._rows[str(s["id"])] for s in samples]
+        except KeyError as e:
+            raise DecodedSplitError(f"sample {e} is not in the decoded split (other data or split?)") from None
+        self.served.update(str(s["id"]) for s in samples)
+        index = torch.tensor(rows)
+        return {n: self.tensors[n][index].to(self.device) for n in self.levels}
+
+    @property
+    def bits_per_pixel(self) -> float | None:
+        return self.record["codec"]["bpp"]
+
+    def describe(self) -> dict:
+        return self.record["encoder"]
+
+    def describe_codec(self) -> dict:
+        return self.record["codec"]
+
+    def complexity(self) -> dict | None:
+        return self.record.get("complexity")

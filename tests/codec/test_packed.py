@@ -1,0 +1,141 @@
+"""Packed-feature anchors (vvc / hevc / av1): packing, the CLI on a codec directory, and the documented layout."""
+
+import json
+import struct
+import subprocess
+import zlib
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from safetensors.torch import load_file, save_file
+
+from bench.cli import main
+from codec.bitstream import BitstreamError, pack, unpack
+from codec.codec_dir import load_codec
+from codec.models.packed import channel_ranges, dequantise, frame_shape, pack_level, quantise, unpack_level
+from codec.pipeline import decode_stream, encode_features, round_trip
+from codec.train import train_codec
+
+
+def test_tiles_are_raster_order_and_invertible():
+    q = np.arange(5 * 3 * 2, dtype=np.uint16).reshape(5, 3, 2)  # C=5 → 2 rows × 3 cols of 3×2 tiles
+    frame = pack_level(q)
+    assert frame.shape == frame_shape(5, 3, 2) == (16, 16)
+    assert (frame[3:6, 2:4] == q[4]).all() and (frame[0:3, 4:6] == q[2]).all()
+    assert (frame[3:6, 4:6] == 512).all() and (frame[6:, :] == 512).all()  # unused tile and padding: fill
+    assert (unpack_level(frame, 5, 3, 2) == q).all()
+
+
+def test_ranges_hold_every_value_and_quantisation_error_is_half_a_step():
+    x = (np.random.default_rng(0).standard_normal((4, 6, 6)) * [[[1]], [[30]], [[1e-3]], [[0]]]).astype(np.float32)
+    lo, hi = channel_ranges(x)
+    assert lo.dtype == np.float16 and (lo.astype(np.float32) <= x.min(axis=(1, 2))).all()
+    assert (hi.astype(np.float32) >= x.max(axis=(1, 2))).all()
+    error = np.abs(dequantise(quantise(x, lo, hi), lo, hi) - x).max(axis=(1, 2))
+    step = (hi.astype(np.float32) - lo.astype(np.float32)) / 1023
+    assert (error <= step / 2 + 1e-6).all()
+    with pytest.raises(ValueError, match="finite"):
+        channel_ranges(np.full((1, 2, 2), np.inf, np.float32))
+
+
+@pytest.fixture(scope="module")
+def vvc_dirs(tmp_path_factory, feature_cache):
+    """`featcodec train-codec --model vvc` at two QPs (no training)."""
+    out = {}
+    for qp in (22, 42):
+        path = tmp_path_factory.mktemp("vvc") / f"qp{qp}"
+        result = CliRunner().invoke(main, ["train-codec", "--features", str(feature_cache.path), "--model", "vvc",
+                                           "--qp", str(qp), "-o", str(path)], catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        out[qp] = path
+    return out
+
+
+def test_train_codec_needs_qp_not_lambda(feature_cache, tmp_path):
+    result = CliRunner().invoke(main, ["train-codec", "--features", str(feature_cache.path), "--model", "vvc",
+                                       "--lambda", "1", "-o", str(tmp_path / "x")])
+    assert result.exit_code != 0 and "--qp" in result.output
+
+
+def test_cli_encode_info_decode_on_a_vvc_codec(vvc_dirs, feature_cache, tmp_path):
+    run = CliRunner()
+    save_file({k: v.float().contiguous() for k, v in feature_cache[0].items()}, tmp_path / "in.safetensors")
+    sizes, errors = {}, {}
+    for qp, codec_dir in vvc_dirs.items():
+        fcb = tmp_path / f"{qp}.fcb"
+        result = run.invoke(main, ["encode", "--features", str(tmp_path / "in.safetensors"), "--codec", str(codec_dir),
+                                   "-o", str(fcb)], catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        info = json.loads(run.invoke(main, ["info", str(fcb), "--json"]).stdout)
+        assert info["codec"]["kind"] == "vvc" and info["coder"] == "vvc"
+        assert [s["name"] for s in info["substreams"]][:2] == ["r.stage1", "s.stage1"]
+        out = tmp_path / f"{qp}.safetensors"
+        assert run.invoke(main, ["decode", str(fcb), "--codec", str(codec_dir), "-o", str(out)]).exit_code == 0
+        decoded, clean = load_file(str(out)), feature_cache[0]
+        errors[qp] = sum(float(((decoded[k] - clean[k].float()) ** 2).mean() / clean[k].float().var()) for k in clean)
+        sizes[qp] = info["payload_bytes"]
+    assert sizes[42] < sizes[22] and errors[42] > errors[22]  # the QP ladder trades rate for distortion
+    assert errors[22] < 0.01
+
+
+def test_round_trip_matches_the_model_and_every_standard_decodes(feature_cache, tmp_path):
+    batch = {k: v[None].float() for k, v in feature_cache[1].items()}
+    for kind in ("hevc", "av1"):
+        codec = train_codec(feature_cache, tmp_path / kind, lmbda=None, kind=kind, hparams={"qp": 30})
+        trip = round_trip(codec, batch, check=True)
+        assert trip.exact and trip.stream_bytes["main"] > 0 and trip.stream_bytes["hyper"] == 4 * 240
+
+
+def _documented_parse(data: bytes) -> tuple[dict, dict]:
+    """docs/bitstream.md sections 1 and 8 only: preamble, JSON header, substreams in header order."""
+    magic, major, _minor, _flags, h = struct.unpack_from("<4sBBHI", data, 0)
+    assert magic == b"\x89FCB" and major == 1
+    header = json.loads(data[12 : 12 + h])
+    assert struct.unpack_from("<I", data, 12 + h)[0] == zlib.crc32(data[: 12 + h])
+    offset, parts = 16 + h, {}
+    for entry in header["substreams"]:
+        parts[entry["name"]] = data[offset : offset + entry["length"]]
+        offset += entry["length"]
+    return header, parts
+
+
+def test_standard_bitstream_extracted_from_the_documented_layout_decodes_with_ffmpeg(vvc_dirs, feature_cache, tmp_path):
+    import imageio_ffmpeg
+
+    codec = load_codec(vvc_dirs[22])
+    (data,) = encode_features(codec, {k: v.float() for k, v in feature_cache[2].items()})
+    ours = decode_stream(codec, data).features
+    header, parts = _documented_parse(data)
+    for level in header["packing"]["levels"]:
+        (frame_h, frame_w), (rows, cols), (h, w), c = level["frame"], level["tiles"], level["tile"], level["channels"]
+        path = tmp_path / f"{level['name']}.266"
+        path.write_bytes(parts[level["stream"]])
+        yuv = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-f", "vvc", "-i", str(path),
+                              "-f", "rawvideo", "-pix_fmt", "yuv420p10le", "-"], capture_output=True, check=True).stdout
+        luma = np.frombuffer(yuv, "<u2", frame_h * frame_w).reshape(frame_h, frame_w)
+        ranges = np.frombuffer(parts[level["ranges"]], "<f2").astype(np.float32)
+        lo, hi = ranges[:c], ranges[c:]
+        tiles = np.stack([luma[(k // cols) * h : (k // cols + 1) * h, (k % cols) * w : (k % cols + 1) * w]
+                          for k in range(c)])
+        x_hat = lo[:, None, None] + tiles.astype(np.float32) * ((hi - lo) / np.float32(1023))[:, None, None]
+        assert rows * cols >= c
+        assert torch.equal(torch.from_numpy(x_hat), ours[level["name"]])
+
+
+def test_malformed_ranges_and_packing_are_bitstream_errors(vvc_dirs, feature_cache):
+    codec = load_codec(vvc_dirs[42])
+    (data,) = encode_features(codec, {k: v.float() for k, v in feature_cache[3].items()})
+    parsed = unpack(data)
+    header = {k: v for k, v in parsed.header.items() if k != "substreams"}
+    short = {**parsed.substreams, "r.stage2": parsed.substreams["r.stage2"][:-2]}
+    with pytest.raises(BitstreamError, match="r.stage2"):
+        decode_stream(codec, pack(header, short))
+    edited = json.loads(json.dumps(header))
+    edited["packing"]["levels"][0]["tiles"] = [1, 16]
+    with pytest.raises(BitstreamError, match="packing"):
+        decode_stream(codec, pack(edited, parsed.substreams))
+    garbage = {**parsed.substreams, "s.stage3": b"\x00\x00\x01" + bytes(40)}
+    with pytest.raises(BitstreamError):
+        decode_stream(codec, pack(header, garbage))
