@@ -16,6 +16,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable
+from contextlib import contextmanager
 from pathlib import Path
 
 from codec.files import atomic_write_json
@@ -44,9 +45,12 @@ class _Bench:
         sid = f"{step.kind}-calibrate-{self.count}"
         doc = {"id": sid, "kind": step.kind, "settings": {**settings, "device": self.device},
                "inputs": inputs, "threads": self.study.threads}  # fmt: skip
-        started = time.perf_counter()
+        # on the CPU, the step's CPU seconds (one torch thread: its time on one core, slowed by the companions'
+        # use of shared cores and caches, but not by other jobs time-slicing the machine); on a GPU, wall time
+        clock = time.process_time if self.device == "cpu" else time.perf_counter
+        started = clock()
         run_step(doc, self.root)
-        seconds = time.perf_counter() - started
+        seconds = clock() - started
         atomic_write_json(step_dir(self.root, sid) / STEP_FILE, doc)  # finished: an input for the next steps
         return sid, seconds
 
@@ -69,11 +73,9 @@ def _first(steps: list[Step], kind: str, **match) -> Step | None:
 
 def calibrate(study: Study, device: str, out: str | Path, *, base: Calibration | None = None, jobs: int = 2,
               echo: Callable[[str], None] = print) -> Calibration:  # fmt: skip
-    """Measure the study's operations on `device` (and, on the CPU, the slowdown of running up to `jobs` steps
-    at once); write them over `base` (the shipped file) to `out`."""
+    """Measure the study's operations on `device` (on the CPU while `jobs - 1` other step-like loads run, as in a
+    sweep with `--jobs`); write them over `base` (the shipped file) to `out`."""
     import torch
-
-    from probes.data import open_dataset
 
     if study.threads:
         torch.set_num_threads(study.threads)
@@ -84,90 +86,97 @@ def calibrate(study: Study, device: str, out: str | Path, *, base: Calibration |
     about = calibration_about(device)
     bench.source = f"measured by featcodec calibrate on {about['machine']}, {about['date']}, study {study.name}"
     try:
-        # images: written PNGs, per image
-        images = next(s for s in steps if s.kind == "images")
-        source = images.settings["data"].split(":")[0]
-
-        def image_set(n):
-            return {**images.settings, "limit": min(n, images.settings.get("limit") or n)}, {}
-
-        a, b, image_id = bench.line(images, image_set, (8, 32))
-        bench.record("step_start", a, kind="images")
-        bench.record("image_write", b, source=source)
-        files = json.loads((step_dir(root, image_id) / "images.json").read_text())
-        bench.ops[op_key("image_bytes", source=source)] = {
-            "seconds": sum(Path(f).stat().st_size for f in files) / len(files),
-            "source": bench.source + "; bytes per image, not seconds",
-        }
-        small, _ = bench.run(images, *image_set(8))
-        for enc in study.encoders:
-            entry = dict(enc.to_dict(), weights="random" if enc.weights not in ("default", "random") else enc.weights)
-            res = enc.resolution or _resolution(enc.name)
-            echo(f"{enc.name} at {res} px")
-            extract = _first(steps, "extract", encoder=enc.to_dict())
-            runs = [bench.run(extract, {**extract.settings, "encoder": entry}, {"images": [i]})
-                    for i in (small, small, image_id)]  # fmt: skip
-            runs = [min(runs[:2], key=lambda r: r[1]), runs[2]]
-            slope = max(0.0, (runs[1][1] - runs[0][1]) / 24)
-            bench.record("step_start", max(0.0, runs[0][1] - 8 * slope), kind="extract")
-            bench.record("encoder_forward", slope, "incl. decoding the image and writing its features",
-                         encoder=enc.name, resolution=res)  # fmt: skip
-            cache = runs[1][0]
-            codec = next(s for s in steps if s.kind == "codec" and s.input("features") == (extract,))
-            cs = codec.settings
-            a, b, codec_id = bench.line(codec, lambda n, cs=cs, cache=cache: ({**cs, "steps": n}, {"features": [cache]}), (2, 22))
-            bench.record("step_start", a, kind="codec")
-            bench.record("codec_train_step", b, "incl. the integer h_s distillation step", encoder=enc.name,
-                         resolution=res, model=cs["model"], channels=cs.get("channels"),
-                         latent_channels=cs.get("latent_channels"), grid_stride=cs.get("grid_stride"),
-                         batch=cs["batch_size"])  # fmt: skip
-            _coding(bench, step_dir(root, codec_id) / "codec", step_dir(root, cache) / "features", enc.name, res,
-                    cs["model"], device)  # fmt: skip
-            for task in study.tasks:
-                neck = _first(steps, "neck", task=task.name, encoder=enc.to_dict(), mode="clean")
-                if neck is None:
-                    continue
-                ns = {**neck.settings, "encoder": entry}
-                try:
-                    n = len(open_dataset(ns["train"]["data"], split=ns["train"]["split"], limit=ns["train"]["limit"]))
-                    first = n // ns["batch_size"] + 2  # past one epoch: the features are computed once, as in the study
-                    a, b, neck_id = bench.line(neck, lambda k, ns=ns: ({**ns, "steps": k, "kd": 0.0}, {}), (first, first + 40))
-                except Exception as e:  # noqa: BLE001 - a head or data not reachable here: keep the shipped figure
-                    echo(f"  {task.name} neck skipped ({type(e).__name__}: {e}); the shipped cost stays")
-                    continue
-                forward = bench.ops[op_key("encoder_forward", encoder=enc.name, resolution=res)]["seconds"]
-                bench.record("step_start", max(0.0, a - n * forward), kind="neck")
-                attrs = dict(encoder=enc.name, resolution=res, task=task.name, head=task.head)
-                bench.record("neck_train_step", b, **attrs, layers=ns["layers"], dim=ns["dim"], batch=ns["batch_size"])
-                if any(k for k in (task.kd or study.necks.kd)):
-                    _teacher(bench, task, device)
-                evals = _first(steps, "eval", test=task.test.to_dict())
-                es = evals.settings
-                limit = es["test"]["limit"]
-                sizes = (8, min(32, limit or 32))
-
-                def test_set(k, es=es, neck_id=neck_id):
-                    return {**es, "test": {**es["test"], "limit": k}}, {"neck": [neck_id]}
-
-                counts = [len(open_dataset(es["test"]["data"], split=es["test"]["split"], limit=k)) for k in sizes]
-                runs = [bench.run(evals, *test_set(k)) for k in (sizes[0], *sizes)]
-                runs = [min(runs[:2], key=lambda r: r[1]), runs[2]]
-                per = max(0.0, (runs[1][1] - runs[0][1]) / max(1, counts[1] - counts[0]))
-                bench.record("step_start", max(0.0, runs[0][1] - counts[0] * per), kind="eval")
-                bench.record("neck_eval", max(0.0, per - forward), **attrs, layers=ns["layers"], dim=ns["dim"])
-        zero = next(s for s in steps if s.kind == "zero-rate")
-        _, seconds = bench.run(zero, zero.settings, {})
-        n = sum(len(open_dataset(zero.settings[k]["data"], split=zero.settings[k]["split"],
-                                 limit=zero.settings[k]["limit"])) for k in ("train", "test"))  # fmt: skip
-        bench.record("zero_rate_sample", seconds / n, "the whole step over its samples")
-        for slots in range(2, jobs + 1) if device == "cpu" else ():
-            bench.record("parallel_slowdown", parallel_slowdown(slots), "a factor, not seconds", slots=slots)
+        with companions(jobs - 1 if device == "cpu" else 0):
+            _measure(bench, study, steps, device, root, echo)
     finally:
         shutil.rmtree(root, ignore_errors=True)
+    about["jobs"] = jobs if device == "cpu" else 1
     merged = Calibration(device, {**base.ops, **bench.ops}, None, {**about, "based_on": str(base.path)})
     atomic_write_json(out, merged.to_doc())
     merged.path = Path(out)
     return merged
+
+
+def _measure(bench: _Bench, study: Study, steps: list[Step], device: str, root: Path, echo) -> None:
+    from probes.data import open_dataset
+
+    # images: written PNGs, per image
+    images = next(s for s in steps if s.kind == "images")
+    source = images.settings["data"].split(":")[0]
+
+    def image_set(n):
+        return {**images.settings, "limit": min(n, images.settings.get("limit") or n)}, {}
+
+    a, b, image_id = bench.line(images, image_set, (8, 32))
+    bench.record("step_start", a, kind="images")
+    bench.record("image_write", b, source=source)
+    files = json.loads((step_dir(root, image_id) / "images.json").read_text())
+    bench.ops[op_key("image_bytes", source=source)] = {
+        "seconds": sum(Path(f).stat().st_size for f in files) / len(files),
+        "source": bench.source + "; bytes per image, not seconds",
+    }
+    small, _ = bench.run(images, *image_set(8))
+    for enc in study.encoders:
+        entry = dict(enc.to_dict(), weights="random" if enc.weights not in ("default", "random") else enc.weights)
+        res = enc.resolution or _resolution(enc.name)
+        echo(f"{enc.name} at {res} px")
+        extract = _first(steps, "extract", encoder=enc.to_dict())
+        runs = [bench.run(extract, {**extract.settings, "encoder": entry}, {"images": [i]})
+                for i in (small, small, image_id)]  # fmt: skip
+        runs = [min(runs[:2], key=lambda r: r[1]), runs[2]]
+        slope = max(0.0, (runs[1][1] - runs[0][1]) / 24)
+        bench.record("step_start", max(0.0, runs[0][1] - 8 * slope), kind="extract")
+        bench.record("encoder_forward", slope, "incl. decoding the image and writing its features",
+                     encoder=enc.name, resolution=res)  # fmt: skip
+        cache = runs[1][0]
+        # the step that trains: a single-λ codec, or a variable-rate codec-set (training + distillation steps)
+        codec = next(s for s in steps if s.kind in ("codec", "codec-set") and s.input("features") == (extract,))
+        cs = codec.settings
+        a, b, codec_id = bench.line(codec, lambda n, cs=cs, cache=cache: ({**cs, "steps": n}, {"features": [cache]}), (2, 22))
+        bench.record("step_start", a, kind="codec")
+        bench.record("codec_train_step", b, f"a {codec.kind} step, incl. the integer h_s distillation", encoder=enc.name,
+                     resolution=res, model=cs["model"], channels=cs.get("channels"),
+                     latent_channels=cs.get("latent_channels"), grid_stride=cs.get("grid_stride"),
+                     batch=cs["batch_size"])  # fmt: skip
+        trained = step_dir(root, codec_id) / ("codecs/0" if codec.kind == "codec-set" else "codec")
+        _coding(bench, trained, step_dir(root, cache) / "features", enc.name, res, cs["model"], device)
+        for task in study.tasks:
+            neck = _first(steps, "neck", task=task.name, encoder=enc.to_dict(), mode="clean")
+            if neck is None:
+                continue
+            ns = {**neck.settings, "encoder": entry}
+            try:
+                n = len(open_dataset(ns["train"]["data"], split=ns["train"]["split"], limit=ns["train"]["limit"]))
+                first = n // ns["batch_size"] + 2  # past one epoch: the features are computed once, as in the study
+                a, b, neck_id = bench.line(neck, lambda k, ns=ns: ({**ns, "steps": k, "kd": 0.0}, {}), (first, first + 40))
+            except Exception as e:  # noqa: BLE001 - a head or data not reachable here: keep the shipped figure
+                echo(f"  {task.name} neck skipped ({type(e).__name__}: {e}); the shipped cost stays")
+                continue
+            forward = bench.ops[op_key("encoder_forward", encoder=enc.name, resolution=res)]["seconds"]
+            bench.record("step_start", max(0.0, a - n * forward), kind="neck")
+            attrs = dict(encoder=enc.name, resolution=res, task=task.name, head=task.head)
+            bench.record("neck_train_step", b, **attrs, layers=ns["layers"], dim=ns["dim"], batch=ns["batch_size"])
+            if any(k for k in (task.kd or study.necks.kd)):
+                _teacher(bench, task, device)
+            evals = _first(steps, "eval", test=task.test.to_dict())
+            es = evals.settings
+            limit = es["test"]["limit"]
+            sizes = (8, min(32, limit or 32))
+
+            def test_set(k, es=es, neck_id=neck_id):
+                return {**es, "test": {**es["test"], "limit": k}}, {"neck": [neck_id]}
+
+            counts = [len(open_dataset(es["test"]["data"], split=es["test"]["split"], limit=k)) for k in sizes]
+            runs = [bench.run(evals, *test_set(k)) for k in (sizes[0], *sizes)]
+            runs = [min(runs[:2], key=lambda r: r[1]), runs[2]]
+            per = max(0.0, (runs[1][1] - runs[0][1]) / max(1, counts[1] - counts[0]))
+            bench.record("step_start", max(0.0, runs[0][1] - counts[0] * per), kind="eval")
+            bench.record("neck_eval", max(0.0, per - forward), **attrs, layers=ns["layers"], dim=ns["dim"])
+    zero = next(s for s in steps if s.kind == "zero-rate")
+    _, seconds = bench.run(zero, zero.settings, {})
+    n = sum(len(open_dataset(zero.settings[k]["data"], split=zero.settings[k]["split"],
+                             limit=zero.settings[k]["limit"])) for k in ("train", "test"))  # fmt: skip
+    bench.record("zero_rate_sample", seconds / n, "the whole step over its samples")
 
 
 def _resolution(name: str) -> int:
@@ -232,14 +241,28 @@ def _workload(iterations: int = 40) -> float:
     return time.perf_counter() - started
 
 
-def parallel_slowdown(slots: int) -> float:
-    """How much longer a one-thread step takes while `slots` of them run at once (shared cores, caches and
-    memory bandwidth: on a 2-vCPU VM two steps do not run at full speed each)."""
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
+def _busy(stop) -> None:
+    while not stop.is_set():
+        _workload(4)
 
-    with ProcessPoolExecutor(max_workers=slots, mp_context=multiprocessing.get_context("spawn")) as pool:
-        list(pool.map(_workload, [2] * slots))  # start-up and imports
-        alone = min(pool.submit(_workload).result() for _ in range(2))
-        together = max(pool.map(_workload, [40] * slots))
-    return max(1.0, together / alone)
+
+@contextmanager
+def companions(count: int):
+    """`count` processes each keeping one core busy with step-like work, as the other steps of a sweep run with
+    `--jobs count + 1` do: costs measured meanwhile are the costs of a step sharing the machine that way (on a
+    2-vCPU VM two steps do not each run at full speed; shared caches and memory bandwidth)."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    stop = context.Event()
+    processes = [context.Process(target=_busy, args=(stop,), daemon=True) for _ in range(count)]
+    for p in processes:
+        p.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        for p in processes:
+            p.join(timeout=30)
+            if p.is_alive():
+                p.kill()

@@ -486,16 +486,11 @@ def estimate(study: Study, steps: list[Step], calibration: Calibration | None = 
     """Price every step of `steps` (a plan of `study`)."""
     calibration = calibration or Calibration.shipped(study.device)
     ctx = Context(study, calibration)
-    # steps sharing a machine's cores run slower than alone (one step per GPU does not share it)
-    key = op_key("parallel_slowdown", slots=jobs)
-    slowdown = float(calibration.ops[key]["seconds"]) if jobs > 1 and not ctx.cuda and key in calibration.ops else 1.0
     costs = {}
     for step in steps:
         if step.kind not in COSTS:
             raise InputError(f"step kind {step.kind!r} has no cost function in bench.sweep.estimate.COSTS")
-        cost = COSTS[step.kind](step, ctx)
-        cost.seconds *= slowdown
-        costs[step.id] = cost
+        costs[step.id] = COSTS[step.kind](step, ctx)
     return Estimate(study, calibration, costs, steps, jobs, ctx.sources)
 
 
