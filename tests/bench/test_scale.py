@@ -217,3 +217,17 @@ def test_a_two_node_ray_cluster_gives_the_local_executors_results(tmp_path, monk
     assert _normalised_rows(tmp_path / "ray") == _normalised_rows(tmp_path / "local")
     where = [json.loads(p.read_text())["summary"]["worker"] for p in (tmp_path / "ray").glob("steps/*/step.json")]
     assert len({w.get("ray_node") for w in where}) == 2  # both nodes ran steps
+
+
+def test_calibrate_measures_the_studys_own_steps_into_a_file_the_estimate_reads(tmp_path):
+    from bench.sweep.calibrate import calibrate
+
+    study = load_study(_write(tmp_path, TOY))
+    out = tmp_path / "calibration.json"
+    calibration = calibrate(study, "cpu", out, jobs=1, echo=lambda line: None)
+    measured = {k for k, v in calibration.ops.items() if v["source"].startswith("measured")}
+    for name in ("encoder_forward", "codec_train_step", "codec_encode", "codec_decode", "neck_train_step", "neck_eval"):
+        assert any(k.startswith(name + "[") and "mini-hiera-random" in k for k in measured), name
+    again = Calibration.load(out)
+    assert again.ops == calibration.ops
+    assert estimate(study, plan_steps(study), again).total_hours > 0
