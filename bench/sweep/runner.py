@@ -192,8 +192,7 @@ def run_sweep(
                 _append_line(events, {"event": "start", "step": step.id, "label": step.label, "time": time.time()})
                 display.start(step)
                 started = time.perf_counter()
-                doc = {**step.to_dict(), "threads": study.threads, "checkpoint_minutes": study.checkpoint_minutes,
-                       "checkpoint_steps": study.checkpoint_steps}  # fmt: skip
+                doc = step_document(step, study)
                 if pool is None:
                     future = _inline_submit(run_step, doc, run_dir, display.inner_progress)
                 else:
@@ -233,6 +232,14 @@ def run_sweep(
                          f"its partial artefacts are in {step_dir(run_dir, step.id)}") from error  # fmt: skip
     _write_results(run_dir, study, steps)
     return SweepOutcome(study, steps, ran, skipped, run_dir)
+
+
+def step_document(step: Step, study: Study) -> dict:
+    """What `run_step` gets: the step, and how the study runs it (none of which enters the step's id)."""
+    ranks = study.resources.get(step.kind, {}).get("gpus", 1) if step.kind == "neck" else 1
+    return {**step.to_dict(), "threads": study.threads, "checkpoint_minutes": study.checkpoint_minutes,
+            "checkpoint_steps": study.checkpoint_steps,
+            "ranks": max(1, int(ranks))}  # a neck given several GPUs trains on all of them (torchrun ranks)  # fmt: skip
 
 
 class _ProcessPool:

@@ -57,7 +57,7 @@ def run_step(doc: dict, run_dir: str | Path, progress: bool = False) -> dict:
     inputs = {role: [step_dir(run_dir, i) for i in ids] for role, ids in doc["inputs"].items()}
     check_reachable(doc, run_dir, inputs)
     out.mkdir(parents=True, exist_ok=True)
-    s = {**doc["settings"], "checkpoint": _checkpointing(doc)}
+    s = {**doc["settings"], "checkpoint": _checkpointing(doc), "ranks": doc.get("ranks", 1)}
     return {**_KINDS[doc["kind"]](s, inputs, out, run_dir, progress), "worker": _worker()}
 
 
@@ -228,9 +228,38 @@ def _neck(s: dict, inputs: dict, out: Path, run_dir: Path, progress: bool) -> di
         batch_size=s["batch_size"], lr=s["lr"], seed=s["seed"], device=s["device"], progress=progress,
         **s["checkpoint"], **weights,
     )  # fmt: skip
-    config = train_neck(opts, out / "neck", resume=True)
+    ranks = int(s["ranks"])
+    if ranks > 1:  # one neck on several devices: torchrun ranks under DDP (bench/sweep/distributed.py)
+        config = _train_neck_distributed(opts, out, ranks)
+    else:
+        config = train_neck(opts, out / "neck", resume=True)
     t = config["training"]
-    return {"first_loss": t["first_loss"], "final_loss": t["final_loss"]}
+    return {"first_loss": t["first_loss"], "final_loss": t["final_loss"], "ranks": ranks}
+
+
+def _train_neck_distributed(opts, out: Path, ranks: int) -> dict:
+    import dataclasses
+    import os
+    import subprocess
+    import sys
+
+    import torch
+
+    from codec.files import atomic_write_json
+    from probes.training import read_neck_config
+
+    options = out / "neck-options.json"
+    atomic_write_json(options, {**dataclasses.asdict(opts), "progress": False})
+    # the ranks import the code this process runs (a Ray worker's py_modules included), and share its threads
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p), "MASTER_ADDR": "127.0.0.1",
+           "OMP_NUM_THREADS": str(torch.get_num_threads())}  # fmt: skip
+    launched = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(ranks),
+         "-m", "bench.sweep.distributed", str(options), str(out / "neck")], env=env, capture_output=True, text=True,
+    )  # fmt: skip
+    if launched.returncode:
+        raise RuntimeError(f"torchrun with {ranks} ranks failed:\n{launched.stderr[-4000:]}")
+    return read_neck_config(out / "neck")
 
 
 def _streams(s: dict, inputs: dict, out: Path, run_dir: Path, progress: bool) -> dict:

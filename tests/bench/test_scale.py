@@ -231,3 +231,22 @@ def test_calibrate_measures_the_studys_own_steps_into_a_file_the_estimate_reads(
     again = Calibration.load(out)
     assert again.ops == calibration.ops
     assert estimate(study, plan_steps(study), again).total_hours > 0
+
+
+def test_a_neck_given_two_devices_trains_on_both_ranks_to_the_single_process_neck(tmp_path):
+    """resources.neck.gpus = 2: the neck step launches two torchrun ranks (gloo on the CPU) under DDP."""
+    from safetensors.torch import load_file
+
+    from bench.sweep.runner import step_document
+
+    study = load_study(_write(tmp_path, TOY + "\n[resources.neck]\ngpus = 2\n"))
+    (neck,) = [s for s in plan_steps(study) if s.kind == "neck"]  # a clean neck: no inputs
+    doc = step_document(neck, study)
+    assert doc["ranks"] == 2
+    weights = []
+    for ranks in (1, 2):
+        (tmp_path / str(ranks) / "steps").mkdir(parents=True)
+        assert run_step({**doc, "ranks": ranks}, tmp_path / str(ranks))["ranks"] == ranks
+        weights.append(load_file(str(tmp_path / str(ranks) / "steps" / neck.id / "neck" / "weights.safetensors")))
+    a, b = weights
+    assert max(float((a[k] - b[k]).abs().max()) for k in a) < 1e-4  # DDP's half-batch gradients, summed
