@@ -282,7 +282,9 @@ def summary_table(report: Report) -> str:
             score = "" if not p.bd_rate or p.bd_rate.score in (None, s.metric) else f" ({p.bd_rate.score})"
             lines.append(f"| {s.task} | {s.metric} | {p.label} | {neck} | {estimate(p.clean)} | "
                          f"{tsr(p.task_sufficient_rate)} | {bd_cell(p)}{score} | {per_seed(p.bd_rate, '%')} |")
-    versus = [(s, c) for s in report.sections for c in s.versus_standard]
+    # the direct neck of each encoder (no KD, no cross-neck): the report has the others
+    versus = [(s, c) for s in report.sections for c in s.versus_standard
+              if c.neck in {p.neck for p in s.probes if not p.kd and p.after is None}]  # fmt: skip
     if versus:
         lines += ["", "| task | metric | encoder | neck | BD-rate of learned vs the standard's anchor | per seed |",
                   "|---|---|---|---|---|---|"]  # fmt: skip
