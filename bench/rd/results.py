@@ -27,7 +27,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from codec.errors import InputError
-from codec.standard import VIDEO_FORMATS
 
 EVAL_FORMAT = "featcodec-eval"  # probes.evaluate.EVAL_FORMAT (not imported: it pulls in torch)
 ZERO_RATE_FORMAT = "featcodec-zero-rate"  # probes.evaluate.ZERO_RATE_FORMAT: the feature-free prediction
@@ -201,6 +200,8 @@ def codec_family(codec: dict | None) -> str:
         return LEARNED
     if codec.get("anchor"):
         return str(codec["anchor"])
+    from codec.standard import VIDEO_FORMATS  # here: `featcodec report --help` stays free of numpy
+
     kind = str(codec.get("kind") or "")
     return f"packed-{kind}" if kind in VIDEO_FORMATS else kind if kind.startswith("remote-") else LEARNED
 
