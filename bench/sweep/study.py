@@ -20,6 +20,7 @@ NECK_MODES = ("clean", "decoded")
 TASK_NAMES = ("depth", "pose", "caption")
 CODEC_MODELS = ("hyperprior", "factorized", "uniform")
 CODERS = ("compressai", "constriction", "native")
+REMOTE_PREFIX = "remote-"  # an anchor kind acting on the image side (remote inference)
 
 
 class StudyError(InputError):
@@ -72,6 +73,27 @@ class CodecPlan:
 
 
 @dataclass(frozen=True)
+class AnchorPlan:
+    """One of the standard's anchors (`[anchors.KIND]`): deterministic, no seed, no training.
+
+    Packed features (`kind` vvc | hevc | av1, codec.models.packed) at each QP of `points`, or remote inference
+    (`kind` remote-vvc | remote-jxl | remote-jpeg, probes.anchors) at each image-codec quality of `points`."""
+
+    kind: str
+    points: tuple[float, ...]  # packed: QPs; remote: qualities (VVC QP, JPEG XL distance, JPEG q-scale)
+    preset: str | None = None  # packed only: the encoder preset (None: the standard's default)
+
+    @property
+    def remote(self) -> bool:
+        return self.kind.startswith(REMOTE_PREFIX)
+
+    @property
+    def standard(self) -> str:
+        """The standard's name in codec.standard: vvc, hevc, av1 (packed) or vvc, jxl, jpeg (remote)."""
+        return self.kind.removeprefix(REMOTE_PREFIX)
+
+
+@dataclass(frozen=True)
 class NeckPlan:
     layers: tuple[int, ...] = (2,)
     dim: int = 256
@@ -115,6 +137,7 @@ class Study:
     device: str = "cpu"
     eval_batch_size: int = 8
     threads: int = 0  # torch threads per step (0: torch's default); not part of step ids
+    anchors: tuple[AnchorPlan, ...] = ()  # the standard's anchors, scored through every clean neck
     raw: dict = field(default_factory=dict, compare=False)
 
 
@@ -151,7 +174,7 @@ def _grid_stride(problems: _Problems, codec_raw: dict, model: str, encoders: lis
 
 # The schema: section → {key: expected type(s)}; "*" marks a table of named entries.
 _TOP = {"name": str, "description": str, "seeds": list, "anchor": str, "device": str, "eval_batch_size": int,
-        "threads": int,
+        "threads": int, "anchors": dict,
         "encoders": dict, "tasks": dict, "codec": dict, "necks": dict, "cross_neck": list}  # fmt: skip
 _ENCODER = {"weights": str, "resolution": int}
 _CODEC = {"model": str, "coder": str, "lambdas": list, "steps": int, "batch_size": int, "lr": (int, float),
@@ -162,6 +185,7 @@ _NECKS = {"layers": list, "dim": int, "heads": int, "steps": int, "batch_size": 
 _TASK = {"head": str, "train": dict, "test": dict, "kd": list, "modes": list, "train_head": bool}
 _SPLIT = {"data": str, "split": str, "limit": int}
 _CROSS = {"first": str, "second": str}
+_ANCHOR = {"qps": list, "qualities": list, "preset": str}
 
 
 class _Problems:
@@ -393,14 +417,57 @@ def load_study(path: str | os.PathLike) -> Study:
     anchor = raw.get("anchor")
     if anchor is not None and anchor not in enc_table:
         problems.add("anchor", f"{anchor!r} is not an encoder of this study ({', '.join(enc_table)})")
+    anchors = _anchors(problems, _typed(raw, "anchors", dict, {}))
     problems.raise_if_any()
     return Study(
         path=path.resolve(), name=_typed(raw, "name", str, path.stem), description=_typed(raw, "description", str, ""),
         encoders=tuple(encoders), tasks=tuple(tasks), codec=codec, necks=necks, cross_neck=tuple(cross),
         seeds=tuple(seeds), anchor=anchor or (encoders[0].name if encoders else None),
         device=_typed(raw, "device", str, "cpu"), eval_batch_size=_typed(raw, "eval_batch_size", int, 8),
-        threads=max(0, _typed(raw, "threads", int, 0)), raw=raw,
+        threads=max(0, _typed(raw, "threads", int, 0)), anchors=anchors, raw=raw,
     )  # fmt: skip
+
+
+def _anchors(problems: _Problems, table: dict) -> tuple[AnchorPlan, ...]:
+    """`[anchors.hevc] qps = [...]` / `[anchors.remote-jpeg] qualities = [...]`, checked against codec.standard."""
+    from codec import standard
+
+    out = []
+    for kind, entry in table.items():
+        where = f"anchors.{kind}"
+        remote = kind.startswith(REMOTE_PREFIX)
+        name = kind.removeprefix(REMOTE_PREFIX)
+        formats = standard.IMAGE_FORMATS if remote else standard.VIDEO_FORMATS
+        if name not in formats:
+            known = [*standard.VIDEO_FORMATS, *(REMOTE_PREFIX + f for f in standard.IMAGE_FORMATS)]
+            problems.add(where, f"unknown anchor; choose from {', '.join(known)}")
+            continue
+        if not isinstance(entry, dict):
+            problems.add(where, "expected a table")
+            continue
+        problems.check_keys(entry, _ANCHOR, f"{where}.")
+        key = "qualities" if remote else "qps"
+        for other in ("qps", "qualities", "preset") if remote else ("qualities",):
+            if other != key and other in entry:
+                problems.add(f"{where}.{other}", f"not an option of {'remote inference' if remote else 'packed'} "
+                                                 f"anchors (use {key})")  # fmt: skip
+        points = entry.get(key)
+        if not isinstance(points, list) or not points or not all(_is_number(v) and v >= 0 for v in points) \
+                or len(set(points)) != len(points):  # fmt: skip
+            problems.add(f"{where}.{key}", f"give a non-empty list of distinct numbers, got {points!r}")
+            continue
+        if not remote:
+            low, high = formats[name].qp_range
+            bad = [v for v in points if not isinstance(v, int) or not low <= v <= high]
+            if bad:
+                problems.add(f"{where}.qps", f"{bad}: {name} QPs are integers in [{low}, {high}]")
+                continue
+        out.append(AnchorPlan(kind, tuple(points), _typed(entry, "preset", str, None) if not remote else None))
+    return tuple(out)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _head_problems(problems: _Problems, head: str, task: str, where: str, base: Path) -> None:
