@@ -130,7 +130,8 @@ def _measure(bench: _Bench, study: Study, steps: list[Step], device: str, root: 
                      encoder=enc.name, resolution=res)  # fmt: skip
         cache = runs[1][0]
         # the step that trains: a single-λ codec, or a variable-rate codec-set (training + distillation steps)
-        codec = next(s for s in steps if s.kind in ("codec", "codec-set") and s.input("features") == (extract,))
+        codec = next(s for s in steps if s.kind in ("codec", "codec-set") and s.input("features") == (extract,)
+                     and "steps" in s.settings)  # (a packed anchor's codec step trains nothing)  # fmt: skip
         cs = codec.settings
         a, b, codec_id = bench.line(codec, lambda n, cs=cs, cache=cache: ({**cs, "steps": n}, {"features": [cache]}), (2, 22))
         bench.record("step_start", a, kind="codec")

@@ -280,7 +280,7 @@ def _codec(step: Step, ctx: Context) -> Cost:
     directory per λ), or one rate copied out of a codec-set (`trained` input: start-up only)."""
     s = step.settings
     enc = _encoder_of(step)
-    if step.input("trained"):
+    if step.input("trained") or "steps" not in s:  # a rate copied out of a codec-set; a packed anchor (no training)
         return Cost(ctx.start("codec"), 64 * 2**20, GiB)
     per_step = ctx.calibration.seconds(
         "codec_train_step", encoder=enc["name"], resolution=ctx.resolution(enc), model=s["model"],
@@ -377,6 +377,17 @@ def _streams(step: Step, ctx: Context) -> Cost:
                 _activations(ctx, batch))  # fmt: skip
 
 
+def _remote(step: Step, ctx: Context) -> Cost:
+    """Remote inference on a test split: each picture coded and decoded by an image codec (about two image
+    writes), the encoder run on it, the features kept as a decoded split (float32)."""
+    enc = _encoder_of(step)
+    n = ctx.size(_split_of(step))
+    source = step.settings["test"]["data"].split(":")[0]
+    per_image = ctx.forward(enc) + 2 * ctx.calibration.seconds("image_write", source=source)
+    decoded = feature_elements(ctx.shapes(enc)) * FP32
+    return Cost(ctx.start("codec") + n * per_image, n * decoded, n * decoded + GiB, _activations(ctx, 8 * decoded))
+
+
 def _zero_rate(step: Step, ctx: Context) -> Cost:
     n = ctx.size(step.settings["train"]) + ctx.size(step.settings["test"])
     return Cost(ctx.start("zero-rate") + n * ctx.calibration.seconds("image_write", source="any") / 4, 2**20, GiB)
@@ -390,9 +401,9 @@ def _report(step: Step, ctx: Context) -> Cost:
 COSTS: dict[str, Callable[[Step, Context], Cost]] = {
     "images": _images, "extract": _extract, "codec-set": _codec, "codec": _codec, "neck": _neck, "eval": _eval,
     "features": _features,
-    "streams": _streams, "zero-rate": _zero_rate, "report": _report,
+    "streams": _streams, "remote": _remote, "zero-rate": _zero_rate, "report": _report,
 }  # fmt: skip
-DEVICE_KINDS = ("extract", "codec-set", "codec", "neck", "eval", "features", "streams")  # run on the study's device
+DEVICE_KINDS = ("extract", "codec-set", "codec", "neck", "eval", "features", "streams", "remote")  # run on the study's device
 
 
 @dataclass

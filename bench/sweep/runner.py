@@ -86,14 +86,21 @@ def _result_row(run_dir: Path, study: Study, step: Step) -> dict:
         return result
     neck = step.input("neck")[0]
     codec = step.input("codec")
+    streams = step.input("streams")
     after = neck.input("after")
     ns = neck.settings
+    # a standard anchor's point: a packed codec step (its `qp`) or a remote-inference split (no codec step)
+    packed = bool(codec) and codec[0].settings.get("qp") is not None
+    remote = streams[0].settings if streams and streams[0].kind == "remote" else None
+    anchor = (f"packed-{codec[0].settings['model']}" if packed else
+              f"remote-{remote['image_codec']}" if remote else None)  # fmt: skip
     result["sweep"] = {
         "study": study.name, "step": step.id, "neck_step": neck.id, "codec_step": codec[0].id if codec else None,
         "encoder": ns["encoder"], "task": ns["task"], "layers": ns["layers"], "kd": ns["kd"], "mode": ns["mode"],
-        "seed": ns["seed"], "lambda": codec[0].settings["lambda"] if codec else None,
+        "seed": ns["seed"], "lambda": codec[0].settings.get("lambda") if codec else None,
         "after": after[0].settings["task"] if after else None, "test": step.settings["test"],
-        "codec": study.codec.settings() | {"coder": study.codec.coder} if codec else None,
+        "codec": study.codec.settings() | {"coder": study.codec.coder} if codec and not packed else None,
+        "anchor": anchor, "anchor_point": codec[0].settings["qp"] if packed else remote["quality"] if remote else None,
     }  # fmt: skip
     return result
 

@@ -3,8 +3,10 @@
     images   open_dataset → the images of a split, as files (`images.json` lists them)
     extract  create_encoder + extract_features        (featcodec extract)
     codec-set  train_variable_rate_codec: one gain-unit network for every λ (codec.variable_rate)
-    codec    train_codec on the feature cache          (featcodec train-codec), or one rate of a codec-set
+    codec    train_codec on the feature cache          (featcodec train-codec), or one rate of a codec-set, or a
+             packed anchor at one QP (train_codec's packed path: nothing trained; featcodec train-codec --qp)
     streams  write_decoded_split: a test split coded once per codec; every eval through it reads the result
+    remote   write_decoded_split(image_codec=): a test split through remote inference once (pictures coded)
     neck     train_neck                                (featcodec train-neck)
     eval     evaluate_neck, clean or through a codec   (featcodec eval)
     zero-rate  evaluate_zero_rate: no features at all   (featcodec zero-rate)
@@ -200,6 +202,11 @@ def _codec(s: dict, inputs: dict, out: Path, run_dir: Path, progress: bool) -> d
         config = read_codec_config(out / "codec")
         return {"codec_id": config["codec_id"], **{k: v for k, v in config["training"].items() if k.startswith("last")}}
 
+    if s.get("qp") is not None:  # a packed anchor (codec.models.packed): a codec directory, no training
+        hparams = {"qp": s["qp"], **({"preset": s["preset"]} if s.get("preset") else {})}
+        codec = train_codec(FeatureCache(inputs["features"][0] / "features"), out / "codec", lmbda=None,
+                            kind=s["model"], hparams=hparams, force=True)  # fmt: skip
+        return {"codec_id": codec.codec_id}
     hparams = _codec_hparams(s)
     if s["model"] == "uniform":
         hparams = {}
@@ -275,6 +282,19 @@ def _streams(s: dict, inputs: dict, out: Path, run_dir: Path, progress: bool) ->
     return {"images": len(record["ids"]), "bpp": record["codec"]["bpp"]}
 
 
+def _remote(s: dict, inputs: dict, out: Path, run_dir: Path, progress: bool) -> dict:
+    from probes.streams import write_decoded_split
+
+    enc = s["encoder"]
+    record = write_decoded_split(
+        out / "decoded", task=s["task"], head=s["head"], data=s["test"]["data"], split=s["test"]["split"],
+        limit=s["test"]["limit"], encoder=enc["name"], resolution=enc["resolution"],
+        encoder_weights=encoder_weights(enc["weights"]), image_codec=s["image_codec"], image_quality=s["quality"],
+        batch_size=s["batch_size"], device=s["device"], progress=progress,
+    )  # fmt: skip
+    return {"images": len(record["ids"]), "bpp": record["codec"]["bpp"]}
+
+
 def _eval(s: dict, inputs: dict, out: Path, run_dir: Path, progress: bool) -> dict:
     from codec.files import atomic_write_json
     from probes.evaluate import evaluate_neck
@@ -317,5 +337,5 @@ def _report(s: dict, inputs: dict, out: Path, run_dir: Path, progress: bool) -> 
             "dir": str(run_dir / REPORT_DIR)}
 
 
-_KINDS = {"images": _images, "extract": _extract, "codec-set": _codec_set, "codec": _codec, "streams": _streams, "neck": _neck, "eval": _eval,
+_KINDS = {"images": _images, "extract": _extract, "codec-set": _codec_set, "codec": _codec, "streams": _streams, "remote": _remote, "neck": _neck, "eval": _eval,
           "zero-rate": _zero_rate, "report": _report}

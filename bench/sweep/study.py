@@ -21,6 +21,7 @@ from codec.errors import InputError
 NECK_MODES = ("clean", "decoded")
 RESOURCE_KEYS = ("cpus", "gpus", "memory")  # per step kind: Ray's num_cpus, num_gpus and memory (GiB)
 FINETUNE_FRACTION = 0.1  # decoded-mode necks: fine-tuned from the clean neck for this fraction of necks.steps
+REMOTE_PREFIX = "remote-"  # an anchor kind acting on the image side (remote inference)
 
 
 class StudyError(InputError):
@@ -79,6 +80,27 @@ class CodecPlan:
 
 
 @dataclass(frozen=True)
+class AnchorPlan:
+    """One of the standard's anchors (`[anchors.KIND]`): deterministic, no seed, no training.
+
+    Packed features (`kind` vvc | hevc | av1, codec.models.packed) at each QP of `points`, or remote inference
+    (`kind` remote-vvc | remote-jxl | remote-jpeg, probes.anchors) at each image-codec quality of `points`."""
+
+    kind: str
+    points: tuple[float, ...]  # packed: QPs; remote: qualities (VVC QP, JPEG XL distance, JPEG q-scale)
+    preset: str | None = None  # packed only: the encoder preset (None: the standard's default)
+
+    @property
+    def remote(self) -> bool:
+        return self.kind.startswith(REMOTE_PREFIX)
+
+    @property
+    def standard(self) -> str:
+        """The standard's name in codec.standard: vvc, hevc, av1 (packed) or vvc, jxl, jpeg (remote)."""
+        return self.kind.removeprefix(REMOTE_PREFIX)
+
+
+@dataclass(frozen=True)
 class NeckPlan:
     layers: tuple[int, ...] = (2,)
     dim: int = 256
@@ -134,6 +156,8 @@ class Study:
     checkpoint_steps: int = 0
     # what a step of each kind asks of a Ray cluster: {kind: {"cpus", "gpus", "memory" (GiB)}}; not in step ids
     resources: dict = field(default_factory=dict, metadata={"toml": dict})
+    # the standard's anchors, scored through every clean neck
+    anchors: tuple[AnchorPlan, ...] = field(default=(), metadata={"toml": dict})
     raw: dict = field(default_factory=dict, compare=False, metadata={"toml": False})
 
 
@@ -215,6 +239,10 @@ def _grid_stride(problems: _Problems, stride: int | None, model: str, encoders: 
         if resolution % stride:
             problems.add("codec.grid_stride", f"{stride} does not divide {entry.name}'s resolution {resolution}")
     return stride
+
+
+# `[anchors.KIND]`: the points are `qps` (packed) or `qualities` (remote), the AnchorPlan's `points`
+_ANCHOR = {"qps": (list,), "qualities": (list,), "preset": (str,)}
 
 
 class _Problems:
@@ -484,14 +512,57 @@ def load_study(path: str | os.PathLike, *, require_data: bool = True) -> Study:
     for key in ("checkpoint_minutes", "checkpoint_steps"):
         if top[key] < 0:
             problems.add(key, f"must be >= 0, got {top[key]}")
+    anchors = _anchors(problems, raw["anchors"]) if isinstance(raw.get("anchors"), dict) else ()
     problems.raise_if_any()
     return Study(
         path=path, name=top["name"] or path.stem, description=top["description"], encoders=tuple(encoders),
         tasks=tuple(tasks), codec=codec, necks=necks, cross_neck=tuple(cross), seeds=tuple(seeds),
         anchor=anchor or (encoders[0].name if encoders else None), device=top["device"],
         eval_batch_size=top["eval_batch_size"], threads=max(0, top["threads"]), resources=resources, raw=raw,
-        checkpoint_minutes=top["checkpoint_minutes"], checkpoint_steps=top["checkpoint_steps"],
+        checkpoint_minutes=top["checkpoint_minutes"], checkpoint_steps=top["checkpoint_steps"], anchors=anchors,
     )  # fmt: skip
+
+
+def _anchors(problems: _Problems, table: dict) -> tuple[AnchorPlan, ...]:
+    """`[anchors.hevc] qps = [...]` / `[anchors.remote-jpeg] qualities = [...]`, checked against codec.standard."""
+    from codec import standard
+
+    out = []
+    for kind, entry in table.items():
+        where = f"anchors.{kind}"
+        remote = kind.startswith(REMOTE_PREFIX)
+        name = kind.removeprefix(REMOTE_PREFIX)
+        formats = standard.IMAGE_FORMATS if remote else standard.VIDEO_FORMATS
+        if name not in formats:
+            known = [*standard.VIDEO_FORMATS, *(REMOTE_PREFIX + f for f in standard.IMAGE_FORMATS)]
+            problems.add(where, f"unknown anchor; choose from {', '.join(known)}")
+            continue
+        if not isinstance(entry, dict):
+            problems.add(where, "expected a table")
+            continue
+        problems.check_keys(entry, _ANCHOR, f"{where}.")
+        key = "qualities" if remote else "qps"
+        for other in ("qps", "qualities", "preset") if remote else ("qualities",):
+            if other != key and other in entry:
+                problems.add(f"{where}.{other}", f"not an option of {'remote inference' if remote else 'packed'} "
+                                                 f"anchors (use {key})")  # fmt: skip
+        points = entry.get(key)
+        if not isinstance(points, list) or not points or not all(_is_number(v) and v >= 0 for v in points) \
+                or len(set(points)) != len(points):  # fmt: skip
+            problems.add(f"{where}.{key}", f"give a non-empty list of distinct numbers, got {points!r}")
+            continue
+        if not remote:
+            low, high = formats[name].qp_range
+            bad = [v for v in points if not isinstance(v, int) or not low <= v <= high]
+            if bad:
+                problems.add(f"{where}.qps", f"{bad}: {name} QPs are integers in [{low}, {high}]")
+                continue
+        out.append(AnchorPlan(kind, tuple(points), entry.get("preset") if not remote and isinstance(entry.get("preset"), str) else None))
+    return tuple(out)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _head(problems: _Problems, head: str, task: str, where: str, base: Path) -> str:
