@@ -65,6 +65,13 @@ class Checkpoint:
     def exists(self) -> bool:
         return (self.directory / STATE_JSON).is_file()
 
+    def same_plan(self) -> bool:
+        """Whether the saved checkpoint was made with this plan (False when there is none or it is unreadable)."""
+        try:
+            return json.loads((self.directory / STATE_JSON).read_text()).get("plan") == self.plan
+        except (OSError, json.JSONDecodeError):
+            return False
+
     def due(self, step: int) -> bool:
         """Whether to save after `step` steps."""
         if self.every_steps and step % self.every_steps == 0:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
@@ -88,7 +89,7 @@ def _gaussian_kl_bits(mu_t: torch.Tensor, s_t: torch.Tensor, mu_s: torch.Tensor,
 
 def distill_integer_hyper(
     teacher: FeatureCodec, student: FeatureCodec, cache: FeatureSet, *, steps: int, batch_size: int, seed: int,
-    lr: float = DISTILL_LR, progress: bool = False,
+    lr: float = DISTILL_LR, progress: bool = False, checkpoint: Checkpoint | None = None,
 ) -> float:
     """Train `student`'s integer h_s to reproduce `teacher`'s float h_s; every other weight is copied, frozen.
 
@@ -97,7 +98,8 @@ def distill_integer_hyper(
 
     Inputs are the training set's z (the teacher's g_a and h_a in eval mode, quantised as in coding) plus
     uniform noise in [−½, ½); the loss is the Gaussian KL from the teacher's (mean, scale) of y to the
-    student's, in bits per feature element. Returns the last batch's loss.
+    student's, in bits per feature element. Returns the last batch's loss. With `checkpoint`, the student's
+    h_s and its optimizer are saved as it is due and a run resumes from the last save.
     """
     shared = {k: v for k, v in teacher.state_dict().items() if not k.startswith("h_s.")}
     missing, unexpected = student.load_state_dict(shared, strict=False)
@@ -123,8 +125,14 @@ def distill_integer_hyper(
     params = list(student.h_s.parameters())
     optimizer = torch.optim.Adam(params, lr=lr)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps)
+    start = 0
+    if checkpoint is not None and checkpoint.exists:
+        start, _ = checkpoint.load({"h_s": student.h_s}, {"optimizer": optimizer})
+        # the schedule is a function of the step: rebuilt at the restored one (its state: the optimizer's lr)
+        schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps, last_epoch=start - 1)
     loss = torch.zeros(())
-    bar = progress_bar(range(steps), total=steps, desc="distil integer h_s", disable=not progress)
+    bar = progress_bar(range(start, steps), initial=start, total=steps, desc="distil integer h_s",
+                       disable=not progress)  # fmt: skip
     for step in bar:
         torch.manual_seed(step_seed(seed, step, stream=1))
         z = z_hats[torch.randint(0, len(z_hats), (batch_size,))].to(dev)
@@ -141,6 +149,8 @@ def distill_integer_hyper(
         optimizer.step()
         schedule.step()
         bar.set_postfix(KL=f"{loss.item():.5f}b/el")
+        if checkpoint is not None and step + 1 < steps and checkpoint.due(step + 1):
+            checkpoint.save(step + 1, {"h_s": student.h_s}, {"optimizer": optimizer})
     bar.close()
     student.eval()
     return float(loss.detach())
@@ -266,7 +276,14 @@ def train_codec(
         n = max(steps, start) if hyper_distill_steps is None else hyper_distill_steps
         torch.manual_seed(seed)
         student = create_codec(kind, cache.levels, levels=levels, resolution=cache.resolution, **hparams)
-        kl = distill_integer_hyper(model, student, cache, steps=n, batch_size=batch_size, seed=seed, progress=progress)
+        # its own checkpoint: the float stage's stays as it ended (the teacher a resumed distillation reloads)
+        stage = Checkpoint(ckpt / "distill", {**plan, "distill_steps": n}, every_steps=checkpoint_every,
+                           every_seconds=checkpoint_seconds)  # fmt: skip
+        # a distillation of another length (its cosine schedule differs) or left by a run started over is redone
+        if not (resume and stage.same_plan()):
+            shutil.rmtree(stage.directory, ignore_errors=True)
+        kl = distill_integer_hyper(model, student, cache, steps=n, batch_size=batch_size, seed=seed, progress=progress,
+                                   checkpoint=stage)  # fmt: skip
         extra["training"]["hyper_distillation"] = {"steps": n, "lr": DISTILL_LR, "last_kl_bits_per_element": kl}
         model = student
     return save_codec(model.cpu(), out_dir, encoder=cache.encoder, weights_id=cache.weights_id, lmbda=lmbda, extra=extra)

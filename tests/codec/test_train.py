@@ -126,3 +126,26 @@ def test_joint_integer_training_is_kept_and_distillation_steps_are_part_of_the_p
         train_codec(feature_cache, tmp_path / "j", steps=4, resume=True, **common)
     with pytest.raises(TrainingError, match="hyper_distill_steps"):
         train_codec(feature_cache, tmp_path / "n", steps=2, hyper_distill_steps=-1, **common)
+
+
+def test_a_distillation_killed_midway_resumes_from_its_checkpoint(feature_cache, tmp_path, monkeypatch):
+    import codec.train as train_module
+
+    common = dict(lmbda=5.0, batch_size=2, lr=3e-3, hparams=TINY, progress=False, checkpoint_every=2, steps=3,
+                  hyper_distill_steps=6)  # fmt: skip
+    straight = train_codec(feature_cache, tmp_path / "a", **common)
+    real, calls = train_module._gaussian_kl_bits, {"n": 0}
+
+    def killed(*args):
+        calls["n"] += 1
+        if calls["n"] == 5:  # the 5th distillation step: its checkpoint at step 4 is written
+            raise KeyboardInterrupt
+        return real(*args)
+
+    monkeypatch.setattr(train_module, "_gaussian_kl_bits", killed)
+    with pytest.raises(KeyboardInterrupt):
+        train_codec(feature_cache, tmp_path / "b", **common)
+    monkeypatch.setattr(train_module, "_gaussian_kl_bits", real)
+    assert json.loads((tmp_path / "b" / "checkpoint" / "distill" / "state.json").read_text())["step"] == 4
+    resumed = train_codec(feature_cache, tmp_path / "b", resume=True, **common)
+    assert resumed.codec_id == straight.codec_id
