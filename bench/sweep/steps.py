@@ -23,6 +23,7 @@ kinds, which are short, write their outputs again atomically.
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 from pathlib import Path
 
 from codec.errors import InputError
@@ -60,7 +61,28 @@ def run_step(doc: dict, run_dir: str | Path, progress: bool = False) -> dict:
     check_reachable(doc, run_dir, inputs)
     out.mkdir(parents=True, exist_ok=True)
     s = {**doc["settings"], "checkpoint": _checkpointing(doc), "ranks": doc.get("ranks", 1)}
-    return {**_KINDS[doc["kind"]](s, inputs, out, run_dir, progress), "worker": _worker()}
+    with _step_lock(out):
+        return {**_KINDS[doc["kind"]](s, inputs, out, run_dir, progress), "worker": _worker()}
+
+
+@contextmanager
+def _step_lock(out: Path):
+    """One process at a time in a step's directory. A sweep killed with kill -9 can leave a worker of its pool
+    finishing the step; the resumed sweep waits for it (the lock dies with its holder) and then resumes from
+    what it left, instead of two processes writing one checkpoint."""
+    import fcntl
+    import logging
+
+    with open(out / ".lock", "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            logging.getLogger(__name__).info("%s: another process is running this step; waiting for it", out)
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def _worker() -> dict:

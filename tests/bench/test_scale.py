@@ -250,3 +250,29 @@ def test_a_neck_given_two_devices_trains_on_both_ranks_to_the_single_process_nec
         weights.append(load_file(str(tmp_path / str(ranks) / "steps" / neck.id / "neck" / "weights.safetensors")))
     a, b = weights
     assert max(float((a[k] - b[k]).abs().max()) for k in a) < 1e-4  # DDP's half-batch gradients, summed
+
+
+def test_a_step_waits_for_another_process_still_running_it(tmp_path):
+    """A worker orphaned by a killed sweep may still hold a step: the resumed run waits for it, never races it."""
+    import fcntl
+    import threading
+
+    from bench.sweep.steps import _step_lock
+
+    out = tmp_path / "steps" / "neck-x"
+    out.mkdir(parents=True)
+    order = []
+    with open(out / ".lock", "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+
+        def second():
+            with _step_lock(out):
+                order.append("second")
+
+        thread = threading.Thread(target=second)
+        thread.start()
+        time.sleep(0.3)
+        order.append("first done")
+        fcntl.flock(held, fcntl.LOCK_UN)
+    thread.join(10)
+    assert order == ["first done", "second"]
