@@ -163,7 +163,7 @@ def run_sweep(
 ) -> SweepOutcome:
     """Validate the study, then run every step not yet finished; returns what ran and what was reused."""
     echo = echo or (lambda line: print(line, file=sys.stderr))
-    study = load_study(study_path)
+    study = load_study(study_path, require_data=not plan_only)  # a plan needs no downloads
     steps = plan_steps(study)
     run_dir = Path(run_dir).resolve()  # every worker, whatever its working directory, finds the same files
     if plan_only:
