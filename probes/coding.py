@@ -16,7 +16,6 @@ At most `batch_size + workers` coded images wait for the consumer, so memory sta
 
 from __future__ import annotations
 
-import glob
 import time
 from collections import deque
 from collections.abc import Iterator, Sequence
@@ -32,27 +31,17 @@ from codec.entropy.native import default_threads
 from codec.errors import InputError
 from codec.pipeline import encode_features
 from codec.progress import progress
+from codec.stream_files import expand_patterns
 
 from .encoders import collect_images, create_encoder, load_image
 
-GLOB_CHARS = frozenset("*?[")
 ENCODE_ERRORS = (InputError, ValueError, RuntimeError, OSError)  # what one image may fail with; others still run
 
 
 def expand_inputs(images: Sequence) -> list[Path]:
     """Files, directories (recursively) and glob patterns (`'photos/*.jpg'`, quoted past the shell) → image paths."""
-    items: list = []
-    for item in images:
-        text = str(item)
-        if not Path(text).exists() and GLOB_CHARS & set(text):
-            matches = sorted(glob.glob(text, recursive=True))
-            if not matches:
-                raise InputError(f"{text}: no file matches this pattern")
-            items.extend(matches)
-        else:
-            items.append(item)
     try:
-        return collect_images(items)
+        return collect_images(expand_patterns(images))
     except FileNotFoundError as e:
         raise InputError(str(e)) from e
 
