@@ -73,12 +73,17 @@ def decode_targets(streams: Sequence, output: Path, *, force: bool) -> tuple[lis
         if output.exists() and not output.is_dir():
             raise InputError(f"{output}: exists and is not a directory ({len(paths)} streams write one file each)")
         targets = [output / f"{p.stem}.safetensors" for p in paths]
+    return paths, check_targets(targets, force=force)
+
+
+def check_targets(targets: list[Path], *, force: bool) -> list[Path]:
+    """One output per input, none of them already there (unless `force`): else InputError."""
     if len(set(targets)) != len(targets):
-        raise InputError("two streams share a file name stem; their outputs would collide")
+        raise InputError("two inputs share a file name stem; their outputs would collide")
     existing = [t for t in targets if t.exists()]
     if existing and not force:
         raise InputError(f"{existing[0]}: exists; pass --force to overwrite")
-    return paths, targets
+    return targets
 
 
 @dataclass

@@ -31,7 +31,7 @@ from codec.entropy.native import default_threads
 from codec.errors import InputError
 from codec.pipeline import encode_features
 from codec.progress import progress
-from codec.stream_files import expand_patterns
+from codec.stream_files import check_targets, expand_patterns
 
 from .encoders import collect_images, create_encoder, load_image
 
@@ -63,12 +63,7 @@ def image_targets(images: Sequence, output: Path, *, force: bool) -> tuple[list[
         if output.exists() and not output.is_dir():
             raise InputError(f"{output}: exists and is not a directory (image inputs write one .fcb each into -o DIR)")
         targets = [output / f"{p.stem}.fcb" for p in paths]
-    if len(set(targets)) != len(targets):
-        raise InputError("two inputs share a file name stem; their .fcb outputs would collide")
-    existing = [t for t in targets if t.exists()]
-    if existing and not force:
-        raise InputError(f"{existing[0]}: exists; pass --force to overwrite")
-    return paths, targets
+    return paths, check_targets(targets, force=force)
 
 
 def frozen_encoder(codec: LoadedCodec, *, checkpoint=None, random_init=False, ignore_weights_mismatch=False,

@@ -143,7 +143,7 @@ def encode_command(images, features_file, codec_dir, checkpoint, random_init, ig
         summaries, failures = _encode_image_files(
             codec, paths, targets, checkpoint=checkpoint, random_init=random_init,
             ignore_weights_mismatch=ignore_weights_mismatch, coder=coder, groups=groups, threads=threads,
-            device=device, batch_size=batch_size, workers=workers, force=force,
+            device=device, batch_size=batch_size, workers=workers, force=force, show_progress=len(paths) > 1,
         )  # fmt: skip
     if as_json:
         click.echo(json.dumps(summaries if len(summaries) != 1 else summaries[0], indent=2))
