@@ -150,9 +150,9 @@ def encode_image_files(
 ) -> Iterator[EncodedImage]:
     """Yield an EncodedImage per path, in order: the same bytes encode_images writes, at more images/s.
 
-    Images are read on `workers` threads (default: the CPUs this process may use), run through the
-    encoder `batch_size` at a time, and entropy-coded one stream per image on the same pool while the
-    next batch's forward runs. A file that fails (unreadable, wrong size for the codec) is yielded with
+    Images are read on `workers` threads (default: the CPUs this process may use) one batch ahead, run
+    through the encoder `batch_size` at a time, and entropy-coded one stream per image on the same pool
+    while the next batch's forward runs. A file that fails (unreadable, wrong size for the codec) is yielded with
     its `error` and the others go on. A progress bar on stderr shows images/s.
     """
     if batch_size < 1:
@@ -167,9 +167,12 @@ def encode_image_files(
     pending: deque[Future] = deque()
     with ThreadPoolExecutor(workers, thread_name_prefix="featcodec-encode") as pool, \
             progress(total=len(jobs), unit="img", desc="encode", disable=not show_progress) as bar:
-        for first in range(0, len(jobs), batch_size):
-            batch = jobs[first:first + batch_size]
-            reads = [pool.submit(_read, encoder, path) for path, _ in batch]
+        batches = [jobs[first:first + batch_size] for first in range(0, len(jobs), batch_size)]
+        next_reads = [pool.submit(_read, encoder, path) for path, _ in batches[0]] if batches else []
+        for number, batch in enumerate(batches):
+            reads = next_reads
+            if number + 1 < len(batches):  # the next batch is read while this one runs through the encoder
+                next_reads = [pool.submit(_read, encoder, path) for path, _ in batches[number + 1]]
             slots: list[Future | None] = [None] * len(batch)  # the batch's results in input order
             ready = []  # (slot, path, target, pixels, source, timings)
             for slot, ((path, target), read) in enumerate(zip(batch, reads, strict=True)):
