@@ -36,6 +36,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "eval-head": ("probes.commands.heads", "eval_head_command", "Score a head fed by its own teacher, next to a trivial predictor."),
     "report": ("bench.rd.commands", "report_command", "Rate–accuracy report: curves, BD-rate, task-sufficient rate."),
     "sweep": ("bench.commands", "sweep_command", "Run a study file: a resumable, cached graph of steps (local or Ray)."),
+    "calibrate": ("bench.commands", "calibrate_command", "Measure per-operation costs for `sweep --plan --estimate`."),
     "demo": ("bench.commands", "demo_command", "The embedded demo study (offline, CPU, minutes)."),
 }  # fmt: skip
 

@@ -47,45 +47,57 @@ def stream_summary(path: Path, data: bytes, seconds: dict, codec=None) -> dict:
 
 
 @click.command("decode")
-@click.argument("stream", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("streams", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--codec", "codec_dir", required=True, type=click.Path(file_okay=False, path_type=Path))
-@click.option("--threads", type=click.IntRange(min=1))
+@click.option("--threads", type=click.IntRange(min=1), help="Threads for one stream's substreams (default: the CPUs).")
+@click.option("--workers", type=click.IntRange(min=1), help="Streams decoded at once (default: the CPUs).")
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--max-pixels", type=click.IntRange(min=1),
               help="Refuse streams whose grid covers more pixels (default: 4× the codec's training resolution²).")
 @click.option("--force", is_flag=True, help="Overwrite an existing output.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path))
-def decode_command(stream, codec_dir, threads, device, max_pixels, force, as_json, output):
-    """Decode a .fcb stream into a safetensors file of features {level: C×H×W}."""
+@click.option("-o", "--output", required=True, type=click.Path(path_type=Path),
+              help="A .safetensors file (one STREAM), or a directory that receives one STEM.safetensors per stream.")
+def decode_command(streams, codec_dir, threads, workers, device, max_pixels, force, as_json, output):
+    """Decode .fcb streams (files, directories, quoted globs) into safetensors files of features {level: C×H×W}.
+
+    A stream that fails is named and the others are still decoded; the exit status is then 3.
+    """
     from safetensors.torch import save
 
-    from .bitstream import BitstreamError
     from .codec_dir import load_codec
-    from .pipeline import decode_stream
+    from .stream_files import decode_stream_files, decode_targets
 
-    if output.exists() and not force:
-        raise InputError(f"{output}: exists; pass --force to overwrite")
+    paths, targets = decode_targets(streams, output, force=force)
     codec = load_codec(codec_dir, device=device)
-    data = read_input(stream)
-    try:
-        decoded = decode_stream(codec, data, threads=threads, device=device, max_pixels=max_pixels)
-    except BitstreamError as e:
-        raise InputError(f"{stream}: {e}") from e
-    start = time.perf_counter()
-    header = decoded.header
-    metadata = {
-        "encoder": str(header["encoder"].get("name")), "weights_id": str(header["encoder"].get("weights_id")),
-        "codec_id": codec.codec_id, "source": json.dumps(header.get("source")),
-    }
-    tensors = {k: v.detach().cpu().contiguous() for k, v in decoded.features.items()}
-    write_output(output, save(tensors, metadata=metadata), force)
-    timings = {**decoded.timings, "write_s": time.perf_counter() - start}
-    summary = {"output": str(output), "levels": {k: list(v.shape) for k, v in tensors.items()}, "seconds": timings}
+    for folder in {t.parent for t in targets}:
+        folder.mkdir(parents=True, exist_ok=True)
+    summaries, failures = [], []
+    results = decode_stream_files(codec, paths, threads=threads, workers=workers, device=device,
+                                  max_pixels=max_pixels, show_progress=len(paths) > 1)
+    for result, target in zip(results, targets, strict=True):
+        if result.error is not None:
+            click.echo(f"failed: {result.error}", err=True)
+            failures.append(result.error)
+            continue
+        start = time.perf_counter()
+        header = result.decoded.header
+        metadata = {
+            "encoder": str(header["encoder"].get("name")), "weights_id": str(header["encoder"].get("weights_id")),
+            "codec_id": codec.codec_id, "source": json.dumps(header.get("source")),
+        }
+        tensors = {k: v.detach().cpu().contiguous() for k, v in result.decoded.features.items()}
+        write_output(target, save(tensors, metadata=metadata), force)
+        timings = {**result.decoded.timings, "write_s": time.perf_counter() - start}
+        summaries.append({"output": str(target), "levels": {k: list(v.shape) for k, v in tensors.items()},
+                          "seconds": timings})
+        if not as_json:
+            click.echo(f"wrote {target} ({', '.join(f'{k} {tuple(v.shape)}' for k, v in tensors.items())})", err=True)
     if as_json:
-        click.echo(json.dumps(summary, indent=2))
-    else:
-        click.echo(f"wrote {output} ({', '.join(f'{k} {tuple(v.shape)}' for k, v in tensors.items())})", err=True)
+        click.echo(json.dumps(summaries[0] if len(paths) == 1 and summaries else summaries, indent=2))
+    if failures:
+        raise InputError("\n  ".join([f"{len(failures)} of {len(paths)} streams failed:", *failures])
+                         if len(paths) > 1 else failures[0])
 
 
 @click.command("info")

@@ -18,9 +18,9 @@ features; distilled, the integer codec is no larger than its float teacher (benc
 
 from __future__ import annotations
 
-import json
 import logging
 import os
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
@@ -28,10 +28,10 @@ from typing import Protocol
 import torch
 
 from .batching import batch_indices
+from .checkpoint import CHECKPOINT_DIR, Checkpoint, step_seed
 from .codec_dir import CONFIG, LoadedCodec, save_codec
 from .devices import resolve_device
 from .errors import InputError
-from .files import atomic_write_json, load_tensors, save_tensors
 from .levels import FeatureLevel
 from .models import FeatureCodec, create_codec
 from .models.hyperprior import SCALES_MIN, _pad4
@@ -41,12 +41,12 @@ from .progress import progress as progress_bar
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT_DIR = "checkpoint"
 DISTILL_LR = 1e-3  # Adam, cosine decay to 0 over the distillation steps
 
 
 class TrainingError(InputError):
-    """Inputs that make a run impossible (features, resume plan); the message names them."""
+    """Inputs that make a run impossible (features, settings); the message names them. A checkpoint made
+    with other settings raises `codec.checkpoint.CheckpointError`."""
 
 
 class FeatureSet(Protocol):
@@ -81,34 +81,6 @@ def _batch(cache: FeatureSet, step: int, batch_size: int, levels: Sequence[str],
     return {name: torch.stack([item[name] for item in items]).float() for name in levels}
 
 
-def _flatten_optimizer(prefix: str, opt: torch.optim.Optimizer, tensors: dict, meta: dict) -> None:
-    state = opt.state_dict()
-    meta[prefix] = {"param_groups": state["param_groups"], "state": {}}
-    for idx, entries in state["state"].items():
-        meta[prefix]["state"][str(idx)] = []
-        for key, value in entries.items():
-            tensors[f"{prefix}.{idx}.{key}"] = value.detach().cpu().contiguous()
-            meta[prefix]["state"][str(idx)].append(key)
-
-
-def _restore_optimizer(prefix: str, opt: torch.optim.Optimizer, tensors: dict, meta: dict) -> None:
-    state = {
-        int(idx): {key: tensors[f"{prefix}.{idx}.{key}"] for key in keys} for idx, keys in meta[prefix]["state"].items()
-    }
-    opt.load_state_dict({"state": state, "param_groups": meta[prefix]["param_groups"]})
-
-
-def _save_checkpoint(ckpt: Path, model, optimizers: dict, plan: dict, step: int) -> None:
-    ckpt.mkdir(parents=True, exist_ok=True)
-    tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    meta: dict = {}
-    for prefix, opt in optimizers.items():
-        _flatten_optimizer(prefix, opt, tensors, meta)
-    save_tensors(ckpt / "state.safetensors", tensors)
-    # written last: it names a complete state.safetensors
-    atomic_write_json(ckpt / "state.json", {"plan": plan, "step": step, "optimizers": meta})
-
-
 def _gaussian_kl_bits(mu_t: torch.Tensor, s_t: torch.Tensor, mu_s: torch.Tensor, s_s: torch.Tensor) -> torch.Tensor:
     """Σ KL(N(mu_t, s_t²) ‖ N(mu_s, s_s²)) in bits: the expected extra rate of coding with the student's Gaussian."""
     kl = torch.log(s_s / s_t) + (s_t**2 + (mu_t - mu_s) ** 2) / (2 * s_s**2) - 0.5
@@ -117,7 +89,7 @@ def _gaussian_kl_bits(mu_t: torch.Tensor, s_t: torch.Tensor, mu_s: torch.Tensor,
 
 def distill_integer_hyper(
     teacher: FeatureCodec, student: FeatureCodec, cache: FeatureSet, *, steps: int, batch_size: int, seed: int,
-    lr: float = DISTILL_LR, progress: bool = False,
+    lr: float = DISTILL_LR, progress: bool = False, checkpoint: Checkpoint | None = None,
 ) -> float:
     """Train `student`'s integer h_s to reproduce `teacher`'s float h_s; every other weight is copied, frozen.
 
@@ -126,7 +98,8 @@ def distill_integer_hyper(
 
     Inputs are the training set's z (the teacher's g_a and h_a in eval mode, quantised as in coding) plus
     uniform noise in [−½, ½); the loss is the Gaussian KL from the teacher's (mean, scale) of y to the
-    student's, in bits per feature element. Returns the last batch's loss.
+    student's, in bits per feature element. Returns the last batch's loss. With `checkpoint`, the student's
+    h_s and its optimizer are saved as it is due and a run resumes from the last save.
     """
     shared = {k: v for k, v in teacher.state_dict().items() if not k.startswith("h_s.")}
     missing, unexpected = student.load_state_dict(shared, strict=False)
@@ -152,10 +125,16 @@ def distill_integer_hyper(
     params = list(student.h_s.parameters())
     optimizer = torch.optim.Adam(params, lr=lr)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps)
+    start = 0
+    if checkpoint is not None and checkpoint.exists:
+        start, _ = checkpoint.load({"h_s": student.h_s}, {"optimizer": optimizer})
+        # the schedule is a function of the step: rebuilt at the restored one (its state: the optimizer's lr)
+        schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps, last_epoch=start - 1)
     loss = torch.zeros(())
-    bar = progress_bar(range(steps), total=steps, desc="distil integer h_s", disable=not progress)
+    bar = progress_bar(range(start, steps), initial=start, total=steps, desc="distil integer h_s",
+                       disable=not progress)  # fmt: skip
     for step in bar:
-        torch.manual_seed(seed * 1_000_003 + 500_009 + step)
+        torch.manual_seed(step_seed(seed, step, stream=1))
         z = z_hats[torch.randint(0, len(z_hats), (batch_size,))].to(dev)
         z = z + torch.empty_like(z).uniform_(-0.5, 0.5)
         with torch.no_grad():
@@ -170,6 +149,8 @@ def distill_integer_hyper(
         optimizer.step()
         schedule.step()
         bar.set_postfix(KL=f"{loss.item():.5f}b/el")
+        if checkpoint is not None and step + 1 < steps and checkpoint.due(step + 1):
+            checkpoint.save(step + 1, {"h_s": student.h_s}, {"optimizer": optimizer})
     bar.close()
     student.eval()
     return float(loss.detach())
@@ -190,6 +171,7 @@ def train_codec(
     resume: bool = False,
     force: bool = False,
     checkpoint_every: int = 100,
+    checkpoint_seconds: float | None = None,  # also checkpoint when this long has passed since the last one
     seed: int = 0,
     hparams: dict | None = None,  # the model's; a hyperprior gets hyper_path="integer" unless it names one
     hyper_distill_steps: int | None = None,  # integer h_s: distillation steps after float training (None: = steps)
@@ -241,17 +223,10 @@ def train_codec(
         optimizers["aux_optimizer"] = torch.optim.Adam(aux_params, lr=aux_lr)
 
     start = 0
-    if resume and (ckpt / "state.json").is_file():
-        meta = json.loads((ckpt / "state.json").read_text())
-        if meta["plan"] != plan:
-            diff = sorted(k for k in plan if meta["plan"].get(k) != plan[k])
-            raise TrainingError(f"{ckpt}: checkpoint was made with other settings ({', '.join(diff)}); use --force")
-        tensors = load_tensors(ckpt / "state.safetensors", error=TrainingError, what="training checkpoint")
-        model.load_state_dict({k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")})
-        model.to(dev)
-        for prefix, opt in optimizers.items():
-            _restore_optimizer(prefix, opt, tensors, meta["optimizers"])
-        start = int(meta["step"])
+    checkpoint = Checkpoint(ckpt, plan, every_steps=checkpoint_every, every_seconds=checkpoint_seconds)
+    if resume and checkpoint.exists:
+        model.to(dev)  # first: the optimizers' state is loaded onto their parameters' device
+        start, _ = checkpoint.load({"model": model}, optimizers)
         log.info("resuming %s from step %d of %d", out_dir, start, steps)
     else:
         n_fit = min(norm_items, len(cache))
@@ -269,7 +244,7 @@ def train_codec(
         bar = progress_bar(range(start, steps), initial=start, total=steps, desc=f"train-codec {kind} λ={lmbda:g}",
                    disable=not progress)
         for step in bar:
-            torch.manual_seed(seed * 1_000_003 + step)
+            torch.manual_seed(step_seed(seed, step))
             x = {k: v.to(dev) for k, v in _batch(cache, step, batch_size, level_names, seed).items()}
             for opt in optimizers.values():
                 opt.zero_grad(set_to_none=True)
@@ -285,11 +260,11 @@ def train_codec(
                 model.aux_loss().backward()
                 optimizers["aux_optimizer"].step()
             bar.set_postfix(R=f"{rate.item():.4f}b/el", D=f"{distortion.item():.4f}")
-            if (step + 1) % checkpoint_every == 0 and step + 1 < steps:
-                _save_checkpoint(ckpt, model, optimizers, plan, step + 1)
+            if step + 1 < steps and checkpoint.due(step + 1):
+                checkpoint.save(step + 1, {"model": model}, optimizers)
         bar.close()
     model.eval()
-    _save_checkpoint(ckpt, model, optimizers, plan, max(steps, start))
+    checkpoint.save(max(steps, start), {"model": model}, optimizers)
     extra = {
         "training": {
             "steps": max(steps, start), "batch_size": batch_size, "lr": lr, "seed": seed,
@@ -301,7 +276,14 @@ def train_codec(
         n = max(steps, start) if hyper_distill_steps is None else hyper_distill_steps
         torch.manual_seed(seed)
         student = create_codec(kind, cache.levels, levels=levels, resolution=cache.resolution, **hparams)
-        kl = distill_integer_hyper(model, student, cache, steps=n, batch_size=batch_size, seed=seed, progress=progress)
+        # its own checkpoint: the float stage's stays as it ended (the teacher a resumed distillation reloads)
+        stage = Checkpoint(ckpt / "distill", {**plan, "distill_steps": n}, every_steps=checkpoint_every,
+                           every_seconds=checkpoint_seconds)  # fmt: skip
+        # a distillation of another length (its cosine schedule differs) or left by a run started over is redone
+        if not (resume and stage.same_plan()):
+            shutil.rmtree(stage.directory, ignore_errors=True)
+        kl = distill_integer_hyper(model, student, cache, steps=n, batch_size=batch_size, seed=seed, progress=progress,
+                                   checkpoint=stage)  # fmt: skip
         extra["training"]["hyper_distillation"] = {"steps": n, "lr": DISTILL_LR, "last_kl_bits_per_element": kl}
         model = student
     return save_codec(model.cpu(), out_dir, encoder=cache.encoder, weights_id=cache.weights_id, lmbda=lmbda, extra=extra)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import copy
 import math
 import os
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -30,6 +31,7 @@ import torch
 from torch import nn
 
 from . import ops
+from .checkpoint import CHECKPOINT_DIR, Checkpoint, step_seed
 from .codec_dir import CONFIG, LoadedCodec, save_codec
 from .devices import resolve_device
 from .models import create_codec
@@ -98,6 +100,10 @@ def train_variable_rate_codec(
     aux_lr: float = 1e-3,
     device: str = "cpu",
     force: bool = False,
+    resume: bool = False,
+    checkpoint_dir: str | os.PathLike | None = None,  # default: beside the first output directory
+    checkpoint_every: int = 100,
+    checkpoint_seconds: float | None = None,
     seed: int = 0,
     hparams: dict | None = None,
     hyper_distill_steps: int | None = None,  # per exported rate (None: steps // len(lambdas))
@@ -116,7 +122,7 @@ def train_variable_rate_codec(
         raise TrainingError(f"feature cache {features.path} holds no features")
     out_dirs = [Path(d) for d in out_dirs]
     taken = [str(d) for d in out_dirs if (d / CONFIG).exists()]
-    if taken and not force:
+    if taken and not (force or resume):
         raise FileExistsError(f"{', '.join(taken)}: already hold a codec; pass --force to overwrite")
     dev = resolve_device(device)
     hparams = dict(hparams or {})
@@ -136,14 +142,25 @@ def train_variable_rate_codec(
     main = [p for n, p in model.named_parameters() if not n.endswith(".quantiles")] + list(gains.parameters())
     aux = [p for n, p in model.named_parameters() if n.endswith(".quantiles")]
     optimizer, aux_optimizer = torch.optim.Adam(main, lr=lr), torch.optim.Adam(aux, lr=aux_lr)
+    optimizers = {"optimizer": optimizer, "aux_optimizer": aux_optimizer}
+    plan = {"variable_rate": VARIABLE_RATE, "lambdas": lambdas, "batch_size": batch_size, "lr": lr, "aux_lr": aux_lr,
+            "seed": seed, "hparams": {**hparams, "hyper_path": hyper_path}, "encoder": features.encoder,
+            "weights_id": features.weights_id, "resolution": features.resolution}  # fmt: skip
+    checkpoint = Checkpoint(checkpoint_dir or out_dirs[0].parent / CHECKPOINT_DIR, plan, every_steps=checkpoint_every,
+                            every_seconds=checkpoint_seconds)  # fmt: skip
+    start = 0
+    if force:
+        shutil.rmtree(checkpoint.directory, ignore_errors=True)
+    elif resume and checkpoint.exists:
+        start, _ = checkpoint.load({"model": model, "gains": gains}, optimizers)
     lam = torch.tensor(lambdas, device=dev)
     index = torch.arange(batch_size, device=dev) % len(lambdas)  # the batch's samples are in seeded order
     rate = distortion = torch.zeros(len(lambdas))
     model.train()
-    bar = progress_bar(range(steps), total=steps, desc=f"train-codec variable-rate ×{len(lambdas)}",
-                       disable=not progress)  # fmt: skip
+    bar = progress_bar(range(start, steps), initial=start, total=steps,
+                       desc=f"train-codec variable-rate ×{len(lambdas)}", disable=not progress)  # fmt: skip
     for step in bar:
-        torch.manual_seed(seed * 1_000_003 + step)
+        torch.manual_seed(step_seed(seed, step))
         x = {k: v.to(dev) for k, v in _batch(features, step, batch_size, names, seed).items()}
         optimizer.zero_grad(set_to_none=True)
         aux_optimizer.zero_grad(set_to_none=True)
@@ -161,8 +178,11 @@ def train_variable_rate_codec(
             rate = torch.zeros(len(lambdas), device=dev).index_add_(0, index, r) / torch.bincount(index)
             distortion = torch.zeros(len(lambdas), device=dev).index_add_(0, index, d) / torch.bincount(index)
         bar.set_postfix(R=f"{rate.mean().item():.4f}b/el", D=f"{distortion.mean().item():.4f}")
+        if step + 1 < steps and checkpoint.due(step + 1):
+            checkpoint.save(step + 1, {"model": model, "gains": gains}, optimizers)
     bar.close()
     model.eval()
+    checkpoint.save(max(steps, start), {"model": model, "gains": gains}, optimizers)
     distill = hyper_path == "integer"
     n_distill = (steps // len(lambdas)) if hyper_distill_steps is None else hyper_distill_steps
     codecs = []

@@ -81,14 +81,13 @@ struct Out {
   uint8_t* ptr = nullptr;  // next byte is written at *--ptr
 };
 
-// One coding step without branches: it emits 0, 1 or 2 bytes (x < 2^31 and x_max >= 2^15), a count
-// no branch predictor guesses (a mispredicted renormalisation loop made encode 2.8x slower than
-// this). Both bytes are always stored, which the buffer's 2 bytes of room per symbol allows, and the
-// pointer moves by the count.
+// Renormalisation without a loop: a symbol step emits 0, 1 or 2 bytes (x < 2^31 and x_max >= 2^15
+// since freq >= 1 and precision <= 16), a data-dependent count a loop branch would mispredict. Both
+// bytes are stored; the second lies below the new ptr when only one is due and is overwritten by
+// the next step or left outside the result (the buffer has 2 bytes per remaining symbol).
 inline void put(uint32_t& x, uint8_t*& ptr, const EncSymbol& e) {
-  const uint64_t x64 = x;
-  const uint32_t n = static_cast<uint32_t>(x64 >= e.x_max) +
-                     static_cast<uint32_t>(x64 >= (static_cast<uint64_t>(e.x_max) << 8));
+  const uint32_t n = static_cast<uint32_t>(x >= e.x_max) +
+                     static_cast<uint32_t>(static_cast<uint64_t>(x) >= (static_cast<uint64_t>(e.x_max) << 8));
   ptr[-1] = static_cast<uint8_t>(x);
   ptr[-2] = static_cast<uint8_t>(x >> 8);
   ptr -= n;

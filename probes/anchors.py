@@ -82,7 +82,7 @@ class RemoteInference(CodedFeatures):
         per_image = self.images or 1
         return {"encoder_kmac_per_pixel": 0.0, "decoder_kmac_per_pixel": 0.0,
                 "encode_ms": 1e3 * self.encode_s / per_image, "decode_ms": 1e3 * self.decode_s / per_image,
-                "items": self.images}
+                "items": self.images, "kind": f"remote-{self.image_codec}", "anchor": f"remote-{self.image_codec}"}
 
 
 def coding_complexity(source: FeatureSource, samples: Sequence[dict]) -> dict | None:

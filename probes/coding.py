@@ -1,23 +1,49 @@
-"""Images → frozen encoder → codec → `.fcb` streams (what `featcodec encode IMAGE...` does).
+"""Images → frozen encoder → codec → `.fcb` streams (what `featcodec encode IMAGE|DIR|GLOB...` does).
 
 The encoder is the one the codec was trained for (its name and weights id are in the codec directory);
 a different checkpoint is refused unless the caller says otherwise.
+
+Two paths that write the same bytes:
+
+    encode_images(codec, paths, targets, ...)      # the one-image loop: read, forward, code, one at a time
+    encode_image_files(codec, paths, targets, ...) # whole directories: batched forward, coding on a thread
+                                                   # pool pipelined with the next batch, a failing file named
+
+The pipeline follows DCVC-RT's (Jia et al., CVPR 2025) "coder off the critical path": while the pool
+entropy-codes batch k (the native coder releases the GIL), the caller's thread runs batch k+1's forward.
+At most `batch_size + workers` coded images wait for the consumer, so memory stays bounded.
 """
 
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
 from codec.codec_dir import LoadedCodec
 from codec.entropy import DEFAULT_CODER
+from codec.entropy.native import default_threads
 from codec.errors import InputError
 from codec.pipeline import encode_features
+from codec.progress import progress
+from codec.stream_files import check_targets, expand_patterns
 
 from .encoders import collect_images, create_encoder, load_image
+
+ENCODE_ERRORS = (InputError, ValueError, RuntimeError, OSError)  # what one image may fail with; others still run
+
+
+def expand_inputs(images: Sequence) -> list[Path]:
+    """Files, directories (recursively) and glob patterns (`'photos/*.jpg'`, quoted past the shell) → image paths."""
+    try:
+        return collect_images(expand_patterns(images))
+    except FileNotFoundError as e:
+        raise InputError(str(e)) from e
 
 
 def image_targets(images: Sequence, output: Path, *, force: bool) -> tuple[list[Path], list[Path]]:
@@ -25,10 +51,7 @@ def image_targets(images: Sequence, output: Path, *, force: bool) -> tuple[list[
 
     One image and an output ending in `.fcb`: that file. Otherwise `output` is a directory of STEM.fcb.
     """
-    try:
-        paths = collect_images(images)
-    except FileNotFoundError as e:
-        raise InputError(str(e)) from e
+    paths = expand_inputs(images)
     if not paths:
         raise InputError(f"no images found in {', '.join(map(str, images))}")
     output = Path(output)
@@ -40,21 +63,12 @@ def image_targets(images: Sequence, output: Path, *, force: bool) -> tuple[list[
         if output.exists() and not output.is_dir():
             raise InputError(f"{output}: exists and is not a directory (image inputs write one .fcb each into -o DIR)")
         targets = [output / f"{p.stem}.fcb" for p in paths]
-    if len(set(targets)) != len(targets):
-        raise InputError("two inputs share a file name stem; their .fcb outputs would collide")
-    existing = [t for t in targets if t.exists()]
-    if existing and not force:
-        raise InputError(f"{existing[0]}: exists; pass --force to overwrite")
-    return paths, targets
+    return paths, check_targets(targets, force=force)
 
 
-def encode_images(
-    codec: LoadedCodec, paths: Sequence[Path], targets: Sequence[Path], *, checkpoint=None, random_init=False,
-    ignore_weights_mismatch=False, coder: str | None = None, groups: int | None = None, threads: int | None = None,
-    device: str = "cpu",
-) -> Iterator[tuple[Path, bytes, dict]]:
-    """Yield (target, stream, timings) per image; the caller writes the streams. groups=None: one channel
-    group per 2^18 latent symbols (codec.entropy.auto_groups), coded on `threads` (default: the CPUs)."""
+def frozen_encoder(codec: LoadedCodec, *, checkpoint=None, random_init=False, ignore_weights_mismatch=False,
+                   device: str = "cpu"):
+    """The encoder `codec` was trained for; a different weights id is refused unless the caller says otherwise."""
     try:
         encoder = create_encoder(codec.encoder, checkpoint=checkpoint, random_init=random_init,
                                  resolution=codec.config.get("resolution"), device=device)
@@ -65,20 +79,133 @@ def encode_images(
             f"encoder weights {encoder.weights_id} differ from the codec's ({codec.config['weights_id']}); "
             "pass --ignore-weights-mismatch to encode anyway"
         )
+    return encoder
+
+
+def _read(encoder, path: Path) -> tuple[torch.Tensor, dict, float]:
+    """3×R×R pixels, the stream's `source` record and the seconds it took; ImageReadError names the file."""
+    start = time.perf_counter()
+    image = load_image(path)
+    pixels = encoder.preprocess(image)
+    return pixels, {"name": path.name, "width": image.size[0], "height": image.size[1]}, time.perf_counter() - start
+
+
+def _forward(encoder, pixels: torch.Tensor) -> dict[str, torch.Tensor]:
+    """{level: B×C×H×W} for B×3×R×R pixels, on the encoder's device, as ordinary (not inference) tensors."""
+    with torch.inference_mode():
+        return {k: v.clone() for k, v in encoder(pixels.to(next(encoder.parameters()).device)).items()}
+
+
+def encode_images(
+    codec: LoadedCodec, paths: Sequence[Path], targets: Sequence[Path], *, checkpoint=None, random_init=False,
+    ignore_weights_mismatch=False, coder: str | None = None, groups: int | None = None, threads: int | None = None,
+    device: str = "cpu",
+) -> Iterator[tuple[Path, bytes, dict]]:
+    """Yield (target, stream, timings) per image, one image at a time; the caller writes the streams.
+    groups=None: one channel group per 2^18 latent symbols (codec.entropy.auto_groups), coded on `threads`."""
+    encoder = frozen_encoder(codec, checkpoint=checkpoint, random_init=random_init,
+                             ignore_weights_mismatch=ignore_weights_mismatch, device=device)
     for folder in {t.parent for t in targets}:
         folder.mkdir(parents=True, exist_ok=True)
-    encoder_device = next(encoder.parameters()).device
     for path, target in zip(paths, targets, strict=True):
-        timings: dict = {}
+        pixels, source, read_s = _read(encoder, path)
+        timings: dict = {"read_s": read_s}
         start = time.perf_counter()
-        image = load_image(path)  # ImageReadError (an InputError) names the file
-        pixels = encoder.preprocess(image).unsqueeze(0).to(encoder_device)
-        timings["read_s"] = time.perf_counter() - start
-        start = time.perf_counter()
-        with torch.inference_mode():
-            features = {k: v.clone() for k, v in encoder(pixels).items()}
+        features = _forward(encoder, pixels.unsqueeze(0))
         timings["encoder_s"] = time.perf_counter() - start
-        source = {"name": path.name, "width": image.size[0], "height": image.size[1]}
-        (data,) = encode_features(codec, features, coder=coder or DEFAULT_CODER, groups=groups, threads=threads, sources=[source],
-                                  timings=timings)
+        (data,) = encode_features(codec, features, coder=coder or DEFAULT_CODER, groups=groups, threads=threads,
+                                  sources=[source], timings=timings)
         yield target, data, timings
+
+
+@dataclass
+class EncodedImage:
+    """One image's outcome in encode_image_files: its stream, or the error that names the file."""
+
+    path: Path
+    target: Path
+    data: bytes | None
+    timings: dict = field(default_factory=dict)
+    error: str | None = None
+
+
+def _code(codec, path, target, features, source, timings, coder, groups, threads) -> EncodedImage:
+    try:
+        (data,) = encode_features(codec, features, coder=coder, groups=groups, threads=threads, sources=[source],
+                                  timings=timings)
+    except ENCODE_ERRORS as e:
+        return EncodedImage(path, target, None, timings, f"{path}: {e}")
+    return EncodedImage(path, target, data, timings)
+
+
+def _done(result: EncodedImage) -> Future:
+    future: Future = Future()
+    future.set_result(result)
+    return future
+
+
+def encode_image_files(
+    codec: LoadedCodec, paths: Sequence[Path], targets: Sequence[Path], *, checkpoint=None, random_init=False,
+    ignore_weights_mismatch=False, coder: str | None = None, groups: int | None = None, threads: int | None = None,
+    device: str = "cpu", batch_size: int = 4, workers: int | None = None, show_progress: bool = True,
+) -> Iterator[EncodedImage]:
+    """Yield an EncodedImage per path, in order: the same bytes encode_images writes, at more images/s.
+
+    Images are read on `workers` threads (default: the CPUs this process may use) one batch ahead, run
+    through the encoder `batch_size` at a time, and entropy-coded one stream per image on the same pool
+    while the next batch's forward runs. A file that fails (unreadable, wrong size for the codec) is yielded with
+    its `error` and the others go on. A progress bar on stderr shows images/s.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be ≥ 1, got {batch_size}")
+    coder = coder or DEFAULT_CODER
+    workers = default_threads() if workers is None else max(1, int(workers))
+    encoder = frozen_encoder(codec, checkpoint=checkpoint, random_init=random_init,
+                             ignore_weights_mismatch=ignore_weights_mismatch, device=device)
+    for folder in {t.parent for t in targets}:
+        folder.mkdir(parents=True, exist_ok=True)
+    jobs = list(zip(paths, targets, strict=True))
+    pending: deque[Future] = deque()
+    with ThreadPoolExecutor(workers, thread_name_prefix="featcodec-encode") as pool, \
+            progress(total=len(jobs), unit="img", desc="encode", disable=not show_progress) as bar:
+        batches = [jobs[first:first + batch_size] for first in range(0, len(jobs), batch_size)]
+        next_reads = [pool.submit(_read, encoder, path) for path, _ in batches[0]] if batches else []
+        for number, batch in enumerate(batches):
+            reads = next_reads
+            if number + 1 < len(batches):  # the next batch is read while this one runs through the encoder
+                next_reads = [pool.submit(_read, encoder, path) for path, _ in batches[number + 1]]
+            slots: list[Future | None] = [None] * len(batch)  # the batch's results in input order
+            ready = []  # (slot, path, target, pixels, source, timings)
+            for slot, ((path, target), read) in enumerate(zip(batch, reads, strict=True)):
+                try:
+                    pixels, source, read_s = read.result()
+                except ENCODE_ERRORS as e:
+                    slots[slot] = _done(EncodedImage(path, target, None, {}, str(e)))
+                    continue
+                ready.append((slot, path, target, pixels, source, {"read_s": read_s}))
+            for shape in dict.fromkeys(item[3].shape for item in ready):  # one forward per pixel shape
+                group = [item for item in ready if item[3].shape == shape]
+                start = time.perf_counter()
+                try:
+                    features = _forward(encoder, torch.stack([item[3] for item in group]))
+                except ENCODE_ERRORS as e:
+                    for slot, path, target, *_ in group:
+                        slots[slot] = _done(EncodedImage(path, target, None, {}, f"{path}: encoder failed ({e})"))
+                    continue
+                per_image = (time.perf_counter() - start) / len(group)
+                for b, (slot, path, target, _, source, timings) in enumerate(group):
+                    timings["encoder_s"] = per_image
+                    # a clone per image: the stream must not depend on the batch it was computed in
+                    item = {k: v[b:b + 1].clone() for k, v in features.items()}
+                    slots[slot] = pool.submit(_code, codec, path, target, item, source, timings, coder, groups,
+                                              threads)
+                del features
+            pending.extend(slots)
+            while len(pending) > workers + batch_size or (pending and pending[0].done()):
+                result = pending.popleft().result()
+                bar.update(1)
+                yield result
+        while pending:
+            result = pending.popleft().result()
+            bar.update(1)
+            yield result

@@ -90,7 +90,7 @@ def evaluate_neck(
         from probes.streams import DecodedFeatures
 
         source = DecodedFeatures(decoded, config["levels"], device)
-        codec = source.describe_codec()["dir"]
+        codec = source.describe_codec().get("dir")  # None: a remote-inference split (pictures coded, no codec)
     else:
         source = build_feature_source(
             encoder=enc["name"], checkpoint=checkpoint, random_init=random_init, features=features,
@@ -111,6 +111,7 @@ def evaluate_neck(
         log.warning("%s was trained on features decoded by %s; evaluating on clean features (no --codec)",
                     neck_dir, config["codec"]["dir"])  # fmt: skip
 
+    coded = bool(codec or image_codec or decoded is not None)
     predictions, started = [], time.perf_counter()
     loader = DataLoader(dataset, batch_size=batch_size, collate_fn=collate_samples, num_workers=workers)
     bar = progress_bar(total=len(dataset), desc=f"eval {task}", unit="sample", disable=not progress)
@@ -145,9 +146,9 @@ def evaluate_neck(
             "seed": (config.get("train") or {}).get("seed"),  # the neck's training seed: a study's seed axis
         },
         "head": config["head"],
-        "codec": source.describe_codec() if codec or image_codec else None,
-        "bpp": source.bits_per_pixel if codec or image_codec else None,
-        "complexity": coding_complexity(source, collate_samples([dataset[0]])) if codec or image_codec else None,
+        "codec": source.describe_codec() if coded else None,
+        "bpp": source.bits_per_pixel if coded else None,
+        "complexity": coding_complexity(source, collate_samples([dataset[0]])) if coded else None,
         "data": {"spec": data, "split": split, "limit": limit, "samples": len(dataset)},
         "generation": {"max_new_tokens": max_new_tokens, "num_beams": num_beams} if task == "caption" else None,
         "seconds": round(time.perf_counter() - started, 3),

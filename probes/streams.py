@@ -8,6 +8,10 @@ An encoder and a codec are deterministic, so the features a neck reads through a
 same for every neck, seed and evaluation: a study computes them once per (encoder, codec, split) (the sweep's
 `streams` step) and `evaluate_neck(..., decoded=DIR)` reads them through `DecodedFeatures` instead of running the
 encoder and the codec again. The numbers are those of `CodecRoundTrip` (same batches, same streams, same bits).
+
+Remote inference (`image_codec=`, probes.anchors) writes the same format: the pictures are coded instead
+(no `.fcb` files; the bits are the pictures'), the encoder runs on the decoded pictures, and the record's
+`codec` is `RemoteInference.describe_codec()` — so evaluations read it exactly as they read a codec's split.
 """
 
 from __future__ import annotations
@@ -36,10 +40,14 @@ class DecodedSplitError(InputError):
 
 def write_decoded_split(
     out_dir: str | os.PathLike, *, task: str, head: str, data: str, split: str | None, limit: int | None,
-    encoder: str, resolution: int | None, codec: str | os.PathLike, coder: str | None = None,
+    encoder: str, resolution: int | None, codec: str | os.PathLike | None = None, coder: str | None = None,
     encoder_weights: dict | None = None, batch_size: int = 16, device: str = "cpu", progress: bool = False,
+    image_codec: str | None = None, image_quality: float | None = None,
 ) -> dict:
-    """Code every sample of the task's split once: write its `.fcb` streams and its decoded features."""
+    """Code every sample of the task's split once: write its `.fcb` streams and its decoded features; or, with
+    `image_codec` at `image_quality` instead of `codec`, the features of its remote-inference pictures."""
+    if (codec is None) == (image_codec is None) or (image_codec is not None and image_quality is None):
+        raise ValueError("give a feature codec, or an image codec with its quality (remote inference)")
     from torch.utils.data import DataLoader
 
     from codec.pipeline import round_trip
@@ -54,6 +62,11 @@ def write_decoded_split(
     _, dataset = open_task_data(task, head, data, split, limit, torch.device(device))
     model = create_encoder(encoder, resolution=resolution, device=device, **(encoder_weights or {}))
     clean = EncoderFeatures(model, model.spec.level_names)
+    if image_codec is not None:
+        from .anchors import RemoteInference
+
+        return _write_remote(out_dir, RemoteInference(clean, image_codec, image_quality), dataset, batch_size,
+                             progress, {"spec": data, "split": split, "limit": limit, "task": task})  # fmt: skip
     loaded = load_codec_dir(codec, clean)
     source = CodecRoundTrip(clean, loaded, coder=coder)
     (out_dir / STREAMS_DIR).mkdir(parents=True, exist_ok=True)
@@ -75,13 +88,35 @@ def write_decoded_split(
     from .anchors import coding_complexity
 
     complexity = coding_complexity(source, collate_samples([dataset[0]]))
+    return _finish(out_dir, source, ids, rows, complexity, {"spec": data, "split": split, "limit": limit, "task": task})
+
+
+def _write_remote(out_dir: Path, source, dataset, batch_size: int, progress: bool, data: dict) -> dict:
+    """A remote-inference split: each picture coded once (probes.anchors.RemoteInference), features kept."""
+    from torch.utils.data import DataLoader
+
+    from codec.progress import progress as progress_bar
+    from probes.data import collate_samples
+
+    ids, rows = [], {n: [] for n in source.levels}
+    loader = DataLoader(dataset, batch_size=batch_size, collate_fn=collate_samples)
+    for samples in progress_bar(loader, desc="remote", unit="batch", disable=not progress):
+        with torch.no_grad():
+            features = source.features(samples)
+        ids += [str(sample["id"]) for sample in samples]
+        for n in rows:
+            rows[n].append(features[n].cpu())
+    return _finish(out_dir, source, ids, rows, source.complexity(), data)
+
+
+def _finish(out_dir: Path, source, ids: list[str], rows: dict, complexity: dict | None, data: dict) -> dict:
     if len(set(ids)) != len(ids):
-        raise ValueError(f"{data}: sample ids repeat; a decoded split is matched by id")
+        raise ValueError(f"{data['spec']}: sample ids repeat; a decoded split is matched by id")
+    out_dir.mkdir(parents=True, exist_ok=True)
     save_tensors(out_dir / FEATURES, {n: torch.cat(v).contiguous() for n, v in rows.items()}, {"format": FORMAT})
     record = {"format": FORMAT, "format_version": FORMAT_VERSION, "ids": ids, "encoder": source.describe(),
               "codec": source.describe_codec(), "complexity": complexity,
-              "levels": {n: list(v) for n, v in clean.levels.items()},
-              "data": {"spec": data, "split": split, "limit": limit, "task": task}}  # fmt: skip
+              "levels": {n: list(v) for n, v in source.inner.levels.items()}, "data": data}  # fmt: skip
     atomic_write_json(out_dir / RECORD, record)  # written last: it names complete features
     return record
 

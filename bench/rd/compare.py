@@ -5,6 +5,8 @@
         ─► Estimates across seeds (bench/rd/seeds.py): clean, task-sufficient rate, BD-rate and BD-metric vs the
            anchor probe (same neck, neck training and head), KD and cross-neck pairs
         ─► Verdicts on the paper's four findings (docs/analysis.md, "Verdicts")
+    curves of the standard's anchors (packed-hevc, remote-jpeg, …) ─► Probes of their own family, compared with
+        the learned probe of the same encoder, neck and head (StandardComparison); never in verdicts
 
 Every interval of a section resamples one per-image score: the metric itself where it is a mean over images
 (depth AbsRel, caption CIDEr-D), else the proxy the task names for it (pose: OKS-AR for AP). Curves are formed
@@ -22,8 +24,8 @@ from . import seeds as seed_stats
 from .bdrate import bd_metric, bd_rate, cubic_is_monotone
 from .curves import COCO_STATS, UNDEFINED_COCO_VALUE, monotone_hull
 from .curves import task_sufficient_rate as compute_task_sufficient_rate
-from .records import Estimate, Pair, PointRecord, Probe, SeedCurve
-from .results import NECK_CLEAN, Curve, RatePoint, ResultsError
+from .records import ComplexityRow, Estimate, Pair, PointRecord, Probe, SeedCurve, StandardComparison
+from .results import COMPLEXITY_FIELDS, LEARNED, NECK_CLEAN, Curve, RatePoint, ResultsError
 
 METHOD = "pchip"
 
@@ -372,21 +374,7 @@ def pair_records(probes: list[tuple[Probe, dict]], metric: str, hib: bool, opts:
 def build_probes(curves: list[Curve], metric: str, rate: str, hib: bool, fraction: float, anchor: str,
                  opts: Options, notes: list[str]) -> list[tuple[Probe, dict]]:
     """One Probe per (encoder, neck, neck training, head), its seeds in order, compared with the anchor's probe."""
-    grouped: dict[tuple, dict] = {}
-    first: dict[tuple, Curve] = {}
-    for c in curves:
-        grouped.setdefault(c.probe, {})[c.seed] = (c, seed_curve(c, metric, rate, hib, fraction, notes))
-        first.setdefault(c.probe, c)
-    probes = []
-    for key, by_seed in grouped.items():
-        c = first[key]
-        by_seed = dict(sorted(by_seed.items(), key=lambda kv: (kv[0] is None, kv[0] or 0)))
-        probe = Probe(c.label, c.encoder, c.weights_id, c.resolution, c.neck, c.neck_base, c.neck_training, c.head,
-                      c.kd, c.after, [sc for _, sc in by_seed.values()])  # fmt: skip
-        probe.clean, clean_notes = clean_estimate(by_seed, metric, opts)
-        probe.notes += clean_notes
-        probe.task_sufficient_rate = tsr_estimate(by_seed, metric, hib, fraction, opts)
-        probes.append((probe, by_seed))
+    probes = collect_probes(curves, metric, rate, hib, fraction, opts, notes)
     anchors = {(p.neck, p.neck_training, p.head): (p, s) for p, s in probes if p.label == anchor}
     for probe, by_seed in probes:
         ref = anchors.get((probe.neck, probe.neck_training, probe.head))
@@ -400,6 +388,68 @@ def build_probes(curves: list[Curve], metric: str, rate: str, hib: bool, fractio
             ref, (probe, by_seed), metric, hib, opts)
         probe.notes += bd_notes
     return probes
+
+
+def collect_probes(curves: list[Curve], metric: str, rate: str, hib: bool, fraction: float, opts: Options,
+                   notes: list[str]) -> list[tuple[Probe, dict]]:
+    """One Probe per (encoder, neck, neck training, head, codec family), its seeds in order: per-seed curves,
+    clean accuracy and task-sufficient rate across seeds."""
+    grouped: dict[tuple, dict] = {}
+    first: dict[tuple, Curve] = {}
+    for c in curves:
+        grouped.setdefault(c.probe, {})[c.seed] = (c, seed_curve(c, metric, rate, hib, fraction, notes))
+        first.setdefault(c.probe, c)
+    probes = []
+    for key, by_seed in grouped.items():
+        c = first[key]
+        by_seed = dict(sorted(by_seed.items(), key=lambda kv: (kv[0] is None, kv[0] or 0)))
+        probe = Probe(c.label, c.encoder, c.weights_id, c.resolution, c.neck, c.neck_base, c.neck_training, c.head,
+                      c.kd, c.after, [sc for _, sc in by_seed.values()], codec_family=c.codec_family)  # fmt: skip
+        probe.clean, clean_notes = clean_estimate(by_seed, metric, opts)
+        probe.notes += clean_notes
+        probe.task_sufficient_rate = tsr_estimate(by_seed, metric, hib, fraction, opts)
+        probes.append((probe, by_seed))
+    return probes
+
+
+def standard_comparisons(learned: list[tuple[Probe, dict]], standard: list[tuple[Probe, dict]], metric: str,
+                         hib: bool, opts: Options) -> list[StandardComparison]:
+    """BD-rate of each learned probe against every standard anchor's probe of the same encoder, neck, neck training
+    and head: per seed (an anchor's curve is the same on every seed, its points are scored by each seed's neck),
+    then across seeds, with the interval of every other BD-rate (`bd_estimates`)."""
+    def same(p: Probe) -> tuple:
+        return (p.encoder, p.weights_id, p.resolution, p.neck, p.neck_training, p.head)
+
+    by_probe: dict[tuple, list] = {}
+    for a in standard:
+        by_probe.setdefault(same(a[0]), []).append(a)
+    out = []
+    for probe, by_seed in learned:
+        for ref in by_probe.get(same(probe), []):
+            bdr, _, _, notes = bd_estimates(ref, (probe, by_seed), metric, hib, opts, with_metric=False)
+            out.append(StandardComparison(probe.label, probe.neck, probe.neck_training, ref[0].codec_family, bdr,
+                                          notes))  # fmt: skip
+    return out
+
+
+def complexity_rows(curves: list[Curve]) -> list[ComplexityRow]:
+    """Per (encoder, codec family): the median complexity over its distinct coded rate points (each codec's
+    streams are measured once per split; its seeds' evaluations repeat the record)."""
+    groups: dict[tuple, dict] = {}
+    for c in curves:
+        for p in c.points:
+            if p.complexity:
+                kind = (p.codec or "").split(" ")[0]
+                groups.setdefault((c.label, c.codec_family, kind), {}).setdefault(p.codec, p.complexity)
+    out = []
+    for (encoder, family, kind), records in groups.items():
+        medians = {k: _median([r[k] for r in records.values() if k in r]) for k in COMPLEXITY_FIELDS}
+        out.append(ComplexityRow(encoder, family, kind, **medians, points=len(records)))
+    return sorted(out, key=lambda r: (r.encoder, r.family != LEARNED, r.family))
+
+
+def _median(values: list[float]) -> float | None:
+    return float(np.median(values)) if values else None
 
 
 def clean_trained(probe: Probe) -> bool:

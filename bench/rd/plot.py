@@ -1,6 +1,7 @@
 """One figure per section: each encoder one colour, each neck variant one line style, per-seed curves thin around
 the across-seed curve (per λ: geometric mean rate, mean metric over seeds), one clean line per probe, the
-zero-rate accuracy dotted, task-sufficient rates as stars."""
+zero-rate accuracy dotted, task-sufficient rates as stars; the standard's anchors as thin across-seed curves of the
+encoder's colour, one marker per anchor family."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from .markdown import RATE_NAMES
 from .records import Probe, Section
 
 STYLES = ["-", "--", ":", "-.", (0, (5, 1)), (0, (3, 1, 1, 1, 1, 1))]
+ANCHOR_MARKERS = ["s", "^", "D", "v", "P", "X"]
 
 
 def _variant(p: Probe) -> str:
@@ -60,10 +62,20 @@ def plot_section(section: Section, rate: str, fraction: float) -> bytes:
             ax.plot([t.value], [fraction * p.clean.value if section.higher_is_better else p.clean.value / fraction],
                     "*", ms=11, color=c)  # fmt: skip
             has_star = True
+    families = list(dict.fromkeys(a.codec_family for a in section.standard_anchors))
+    marker = {f: ANCHOR_MARKERS[i % len(ANCHOR_MARKERS)] for i, f in enumerate(families)}
+    for a in section.standard_anchors:
+        rates, metrics = across_seeds(a)
+        if rates:
+            has_points = True
+            ax.plot(rates, metrics, ls="-.", lw=1.0, color=color.get(a.label, "0.4"), marker=marker[a.codec_family],
+                    ms=5, mfc="none")  # fmt: skip
     for z in section.zero_rate[:1]:
         ax.axhline(z.value, ls=":", lw=1.4, color="k")
     handles = [Line2D([], [], color=color[e], lw=2, label=e) for e in encoders]
     handles += [Line2D([], [], color="0.3", ls=style[v], lw=1.5, label=v) for v in variants]
+    handles += [Line2D([], [], color="0.4", ls="-.", lw=1.0, marker=marker[f], mfc="none", label=f"{f} (anchor)")
+                for f in families]  # fmt: skip
     handles.append(Line2D([], [], color="0.5", lw=0.7, alpha=0.5, label="per seed (thin); across seeds (thick)"))
     handles.append(Line2D([], [], color="0.5", lw=0.9, label="clean accuracy (horizontal, per probe)"))
     if section.zero_rate:

@@ -4,6 +4,9 @@
       ├─ Probe (encoder, neck, neck training, head) ── SeedCurve per training seed (points, clean, task-sufficient rate)
       │     clean, task-sufficient rate, BD-rate / BD-metric vs the anchor: each an `Estimate` across seeds
       ├─ Pair (KD on vs off, cross-neck vs direct): BD-rate and clean difference, each an `Estimate`
+      ├─ standard anchors: a Probe per anchor codec family (packed-hevc, remote-jpeg, …), never a learned probe;
+      │     StandardComparison: BD-rate of the learned codec vs each of them (an `Estimate`)
+      ├─ ComplexityRow per (encoder, codec family): kMAC/pixel of the learned parts, encode/decode ms
       └─ zero-rate points
     Verdict: one of the paper's findings, decided from `Estimate`s (reproduced / contradicted / inconclusive)
 
@@ -82,11 +85,13 @@ class Probe:
     bd_metric: Estimate | None = None  # PCHIP BD-metric vs the anchor, metric units, across seeds
     bd_rate_cubic: dict[str, dict] = field(default_factory=dict)  # seed → {"value", "reliable", "why"}
     notes: list[str] = field(default_factory=list)
+    codec_family: str = "learned"  # results.LEARNED, or a standard anchor's family (packed-hevc, remote-jpeg)
 
     @property
     def name(self) -> str:
         training = "" if self.neck_training == "clean-trained" else f" ({self.neck_training})"
-        return f"{self.label} · {self.neck}{training}"
+        family = "" if self.codec_family == "learned" else f" [{self.codec_family}]"
+        return f"{self.label} · {self.neck}{training}{family}"
 
 
 @dataclass
@@ -101,6 +106,32 @@ class Pair:
     bd_rate: Estimate | None  # on vs off, %: negative = "on" needs fewer bits
     clean_difference: Estimate | None  # clean accuracy on − off, metric units
     notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class StandardComparison:
+    """The learned codec against one of the standard's anchors, same encoder, neck and head (seed s vs seed s)."""
+
+    encoder: str
+    neck: str
+    neck_training: str
+    family: str  # packed-hevc, remote-jpeg, …
+    bd_rate: Estimate | None  # learned vs the anchor, %: negative = the learned codec needs fewer bits
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ComplexityRow:
+    """One codec family's coding complexity for one encoder: medians over its coded points (codec.complexity)."""
+
+    encoder: str
+    family: str
+    codec: str  # the codec kind: hyperprior, hevc, remote-jpeg, …
+    encoder_kmac_per_pixel: float | None
+    decoder_kmac_per_pixel: float | None
+    encode_ms: float | None
+    decode_ms: float | None
+    points: int  # coded points (rate points of distinct codecs) measured
 
 
 @dataclass
@@ -123,6 +154,9 @@ class Section:
     kd_pairs: list[Pair] = field(default_factory=list)
     cross_neck_pairs: list[Pair] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    standard_anchors: list[Probe] = field(default_factory=list)  # curves of the standard's anchors, per family
+    versus_standard: list[StandardComparison] = field(default_factory=list)
+    complexity: list[ComplexityRow] = field(default_factory=list)
 
 
 @dataclass

@@ -21,15 +21,26 @@ from pathlib import Path
 from codec.files import atomic_write_bytes, atomic_write_json
 
 from . import seeds as seed_stats
-from .compare import Options, build_probes, metric_value, pair_records, seed_key
+from .compare import (
+    Options,
+    build_probes,
+    collect_probes,
+    complexity_rows,
+    metric_value,
+    pair_records,
+    seed_key,
+    standard_comparisons,
+)
 from .curves import PRIMARY_METRIC, metric_direction
 from .markdown import RATE_NAMES, format_markdown
 from .plot import plot_section
 from .records import Report, Section, ZeroRate
-from .results import REPORT_FORMAT, Curve, RatePoint, ResultsError, group_curves
+from .results import LEARNED, REPORT_FORMAT, Curve, RatePoint, ResultsError, group_curves
 from .verdicts import findings
 
-REPORT_FORMAT_VERSION = 3  # 3: curves per seed, across-seed estimates with seed-aware intervals, verdicts
+# 3: curves per seed, across-seed estimates with seed-aware intervals, verdicts; 4: the standard's anchors
+# (sections' standard_anchors, versus_standard, complexity)
+REPORT_FORMAT_VERSION = 4
 
 
 def _section_metrics(task: str, curves: list[Curve], metrics: Sequence[str] | None) -> list[str]:
@@ -112,7 +123,7 @@ def build_report(
     opts = Options(bootstrap, confidence, seed)
     groups, notes = group_curves(points)
     all_curves = [c for curves in groups.values() for c in curves]
-    anchor_label = resolve_anchor(anchor, all_curves)
+    anchor_label = resolve_anchor(anchor, [c for c in all_curves if c.codec_family == LEARNED] or all_curves)
     seeds = list(dict.fromkeys(seed_key(c.seed) for c in all_curves))
     sections, for_verdicts, plots_used = [], [], set()
     for (task, data), curves in groups.items():
@@ -125,7 +136,11 @@ def build_report(
             except ValueError as e:
                 raise ResultsError(str(e)) from e
             section_notes: list[str] = []
-            probes = build_probes(curves, metric, rate, hib, fraction, anchor_label, opts, section_notes)
+            # the standard's anchors are curves of their own, outside the learned probes (and the verdicts)
+            learned = [c for c in curves if c.codec_family == LEARNED]
+            probes = build_probes(learned, metric, rate, hib, fraction, anchor_label, opts, section_notes)
+            standard = collect_probes([c for c in curves if c.codec_family != LEARNED], metric, rate, hib, fraction,
+                                      opts, section_notes)  # fmt: skip
             plot = f"{_slug(task)}-{_slug(metric)}.png"
             n = 2
             while plot in plots_used:  # the same task on several datasets
@@ -136,6 +151,8 @@ def build_report(
                 zero_rate=_zero_rate(points, task, data, metric, section_notes),
                 kd_pairs=pair_records(probes, metric, hib, opts, "kd"),
                 cross_neck_pairs=pair_records(probes, metric, hib, opts, "after"), notes=section_notes,
+                standard_anchors=[p for p, _ in standard], complexity=complexity_rows(curves),
+                versus_standard=standard_comparisons(probes, standard, metric, hib, opts),
             ))  # fmt: skip
             for_verdicts.append((task, metric, hib, probes))
     if metrics and not sections:
@@ -161,6 +178,8 @@ def _compressai_curves(groups: dict, rate: str) -> list[dict]:
                 continue
             names = [m for m in points[0].metrics if m != "num_images" and all(m in p.metrics for p in points)]
             stem = f"curves/{_slug(task)}-{_slug(c.label)}-{_slug(c.neck)}"
+            if c.codec_family != LEARNED:
+                stem += f"-{_slug(c.codec_family)}"
             if c.seed is not None:
                 stem += f"-seed{c.seed}"
             if c.neck_training != "clean-trained":
@@ -172,7 +191,7 @@ def _compressai_curves(groups: dict, rate: str) -> list[dict]:
             training = "" if c.neck_training == "clean-trained" else f", {c.neck_training} neck"
             out.append({
                 "file": file,
-                "name": c.label,
+                "name": c.label if c.codec_family == LEARNED else f"{c.label} {c.codec_family}",
                 "description": f"{task} on {data}: {c.label}, {c.neck}{training}, head {c.head}, seed {c.seed}; "
                                f"'bpp' is featcodec's {rate} ({RATE_NAMES.get(rate, rate)}), one entry per codec",
                 "results": {"bpp": [p.rates[rate] for p in points], **{m: [p.metrics[m] for p in points] for m in names},

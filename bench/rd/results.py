@@ -10,6 +10,10 @@ Reads what the pipeline writes:
 
 A clean evaluation gives a curve its clean accuracy only if its neck never saw a codec
 (`neck.trained_codec` null); a codec-trained neck scored on clean features is no baseline.
+
+Points through one of the standard's anchors (packed features `packed-vvc|hevc|av1`, remote inference
+`remote-vvc|jxl|jpeg`: the eval's `codec.anchor`) form curves of their own codec family, never mixed into the
+learned codec's curves of the same probe.
 """
 
 from __future__ import annotations
@@ -28,6 +32,8 @@ EVAL_FORMAT = "featcodec-eval"  # probes.evaluate.EVAL_FORMAT (not imported: it 
 ZERO_RATE_FORMAT = "featcodec-zero-rate"  # probes.evaluate.ZERO_RATE_FORMAT: the feature-free prediction
 REPORT_FORMAT = "featcodec-report"
 RATE_FIELDS = ("bpp", "payload_bpp")
+LEARNED = "learned"  # the codec family of every point not through a standard anchor
+COMPLEXITY_FIELDS = ("encoder_kmac_per_pixel", "decoder_kmac_per_pixel", "encode_ms", "decode_ms")
 
 # How the neck of a point relates to the codec it is scored through.
 NECK_CLEAN = "clean-trained"  # trained on clean features
@@ -64,6 +70,8 @@ class RatePoint:
     zero_rate: bool = False  # a zero-rate record (no features, 0 bits), not a point of any curve
     predictor: str | None = None  # zero-rate: what was predicted
     seed: int | None = None  # the training seed of the neck (and, in a sweep, of the codec): one curve per seed
+    codec_family: str = LEARNED  # LEARNED, or a standard anchor: packed-hevc, remote-jpeg, …
+    complexity: dict[str, float] | None = None  # COMPLEXITY_FIELDS of the coding (codec.complexity)
 
     @property
     def clean(self) -> bool:
@@ -185,10 +193,33 @@ def neck_label(neck: dict) -> str:
     return " ".join(parts)
 
 
+def codec_family(codec: dict | None) -> str:
+    """LEARNED, or the standard anchor a point was coded with: the codec record's `anchor` (packed-KIND,
+    remote-FORMAT); a packed kind without it (results written before the field) is packed-KIND too."""
+    if not codec:
+        return LEARNED
+    if codec.get("anchor"):
+        return str(codec["anchor"])
+    from codec.standard import VIDEO_FORMATS  # here: `featcodec report --help` stays free of numpy
+
+    kind = str(codec.get("kind") or "")
+    return f"packed-{kind}" if kind in VIDEO_FORMATS else kind if kind.startswith("remote-") else LEARNED
+
+
+def _complexity(result: dict, source: str) -> dict[str, float] | None:
+    record = _get(result, "complexity", source, dict, optional=True)
+    if record is None:
+        return None
+    return {k: float(record[k]) for k in COMPLEXITY_FIELDS if _is(record.get(k), float)}
+
+
 def codec_label(codec: dict) -> str:
     parts = [str(codec.get("kind") or "codec")]
     if codec.get("lambda") is not None:
         parts.append(f"λ={codec['lambda']:g}")
+    for key, name in (("qp", "qp"), ("quality", "q")):  # a standard anchor's rate point
+        if _is(codec.get(key), float):
+            parts.append(f"{name}={codec[key]:g}")
     ident = codec.get("codec_id") or (codec.get("sha256") or "")[:12]
     if ident:
         parts.append(str(ident))
@@ -256,6 +287,8 @@ def eval_point(result: dict, source: str) -> RatePoint:
         kd=float(neck["kd"]) if _is(neck.get("kd"), float) else None,
         after=str(neck["after"]["task"]) if isinstance(neck.get("after"), dict) and neck["after"].get("task") else None,
         seed=_seed(result, source),
+        codec_family=codec_family(codec),
+        complexity=_complexity(result, source) if codec is not None else None,
     )
 
 
@@ -356,11 +389,13 @@ class Curve:
     kd: float | None = None
     after: str | None = None  # cross-neck: the first neck's task
     seed: int | None = None  # one curve per training seed; never merged across seeds
+    codec_family: str = LEARNED  # the learned codec's curve, or a standard anchor's (packed-hevc, remote-jpeg)
 
     @property
     def probe(self) -> tuple:
-        """What a curve measures, whatever its seed: encoder, neck, neck training, head."""
-        return (self.encoder, self.weights_id, self.resolution, self.neck, self.neck_training, self.head)
+        """What a curve measures, whatever its seed: encoder, neck, neck training, head, codec family."""
+        return (self.encoder, self.weights_id, self.resolution, self.neck, self.neck_training, self.head,
+                self.codec_family)
 
     @property
     def key(self) -> tuple:
@@ -413,13 +448,13 @@ def group_curves(points: Sequence[RatePoint]) -> tuple[dict[tuple[str, str], lis
             continue
         curves = groups.setdefault((p.task, p.data), OrderedDict())
         training = NECK_CLEAN if p.clean else p.neck_training
-        key = (p.encoder, p.weights_id, p.resolution, p.neck, training, p.head, p.seed)
+        key = (p.encoder, p.weights_id, p.resolution, p.neck, training, p.head, p.seed, p.codec_family)
         curve = curves.get(key)
         if curve is None:
             curve = curves[key] = Curve(
                 p.task, p.data, p.encoder, p.weights_id, p.resolution, p.neck, training, p.head,
                 label=labels[(p.encoder, p.weights_id, p.resolution)], neck_base=p.neck_base or p.neck, kd=p.kd,
-                after=p.after, seed=p.seed,
+                after=p.after, seed=p.seed, codec_family=p.codec_family,
             )  # fmt: skip
         (curve.clean if p.clean else curve.points).append(p)
     out: dict[tuple[str, str], list[Curve]] = OrderedDict()
@@ -428,9 +463,10 @@ def group_curves(points: Sequence[RatePoint]) -> tuple[dict[tuple[str, str], lis
         def twin(c: Curve) -> tuple:  # the clean-trained curve of the same probe and seed
             return (c.encoder, c.weights_id, c.resolution, c.neck, c.head, c.seed)
 
-        baselines = {twin(c): c.clean for c in out[group] if c.neck_training == NECK_CLEAN}
-        for c in out[group]:  # codec-trained necks share the clean baseline of their clean-trained twin
-            if c.neck_training != NECK_CLEAN:
+        baselines = {twin(c): c.clean for c in out[group]
+                     if c.neck_training == NECK_CLEAN and c.codec_family == LEARNED}  # fmt: skip
+        for c in out[group]:  # codec-trained necks and anchor curves share the clean baseline of their twin
+            if c.neck_training != NECK_CLEAN or c.codec_family != LEARNED:
                 c.clean = list(baselines.get(twin(c), []))
         # a clean-trained curve made only of clean evaluations, whose baseline now serves others: drop it
         served = {twin(c) for c in out[group] if c.points}

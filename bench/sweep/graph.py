@@ -1,4 +1,9 @@
-"""A study expanded into steps: images → extract → codec → neck → eval → report.
+"""A study expanded into steps: images → extract → codec → streams → neck → eval → report.
+
+The standard's anchors (`[anchors.KIND]`) join without seed or training: a packed anchor is one `codec` step per
+(encoder, kind, QP) with `streams` steps per task test split, exactly like a learned codec; remote inference is
+one `remote` step per (encoder, image codec, quality, task test split) that writes the same decoded-split format.
+Every clean neck (of every seed) is then scored through them by an `eval` that reads those decoded features.
 
 A step's id is a hash of its kind, its settings and its inputs' ids, so the same work always has the
 same id (in any run directory: the cache is content-addressed) and an edit to the study file changes the
@@ -12,11 +17,14 @@ import json
 from dataclasses import dataclass, field
 from functools import cached_property
 
-from .study import EncoderEntry, Study, TaskPlan
+from .study import AnchorPlan, EncoderEntry, Study, TaskPlan
 
-KINDS = ("images", "extract", "codec-set", "codec", "streams", "neck", "eval", "zero-rate", "report")
-# what a step asks of a Ray cluster (CPUs, GPUs); the extractor and trainers use a GPU where the study does
-_CPUS = {"images": 1, "extract": 2, "codec-set": 2, "codec": 2, "streams": 2, "neck": 2, "eval": 2, "zero-rate": 1, "report": 1}
+KINDS = ("images", "extract", "codec-set", "codec", "streams", "remote", "neck", "eval", "zero-rate", "report")
+# what a step asks of a Ray cluster by default (CPUs; a GPU for these kinds where the cluster has one); a study's
+# [resources.KIND] tables override them (cpus, gpus, memory in GiB)
+_CPUS = {"images": 1, "extract": 2, "codec-set": 2, "codec": 2, "streams": 2, "remote": 2, "neck": 2, "eval": 2,
+         "zero-rate": 1, "report": 1}  # fmt: skip
+_GPU_KINDS = ("extract", "codec-set", "codec", "streams", "remote", "features", "neck", "eval")
 
 
 @dataclass(frozen=True, eq=False)
@@ -52,8 +60,14 @@ class Step:
     def dependencies(self) -> list[Step]:
         return [s for _, steps in self.inputs for s in steps]
 
-    def resources(self, gpu: bool) -> dict:
-        return {"num_cpus": _CPUS[self.kind], "num_gpus": 1 if gpu and self.kind in ("extract", "codec-set", "codec", "streams", "neck", "eval") else 0}
+    def resources(self, gpu: bool, study: dict | None = None) -> dict:
+        """Ray's options for this step: the defaults above, then the study's `resources` for its kind."""
+        request = (study or {}).get(self.kind, {})
+        out = {"num_cpus": request.get("cpus", _CPUS.get(self.kind, 1)),
+               "num_gpus": request.get("gpus", 1 if gpu and self.kind in _GPU_KINDS else 0)}  # fmt: skip
+        if request.get("memory"):
+            out["memory"] = int(request["memory"] * 2**30)
+        return out
 
     def to_dict(self) -> dict:
         return {"id": self.id, "kind": self.kind, "label": self.label, "settings": self.settings,
@@ -77,20 +91,21 @@ def plan_steps(study: Study) -> list[Step]:
     for enc in study.encoders:
         extract = add(Step("extract", {"encoder": enc.to_dict(), "device": device}, (("images", image_steps),),
                            label=f"extract {enc.name}"))  # fmt: skip
+        anchors = _anchor_points(add, study, enc, extract)  # no seed: shared by every seed's necks
         for seed in study.seeds:
             codecs = _codec_steps(add, study, enc, extract, seed)
             for task in study.tasks:
                 for layers in study.necks.layers:
                     for kd in task.kd if task.kd is not None else study.necks.kd:
                         for mode in task.modes or study.necks.modes:
-                            evals += _neck_evals(add, study, enc, task, layers, kd, mode, seed, codecs)
+                            evals += _neck_evals(add, study, enc, task, layers, kd, mode, seed, codecs, anchors)
             for first, second in study.cross_neck:
                 t1 = next(t for t in study.tasks if t.name == first)
                 t2 = next(t for t in study.tasks if t.name == second)
                 for layers in study.necks.layers:
                     first_neck = add(_neck_step(study, enc, t1, layers, 0.0, seed, None, None))
                     cross = add(_neck_step(study, enc, t2, layers, 0.0, seed, None, first_neck))
-                    evals += [add(_eval_step(study, t2, cross, c, add)) for c in (None, *codecs)]
+                    evals += [add(_eval_step(study, t2, cross, c, add)) for c in (None, *codecs, *anchors)]
     for task in study.tasks:  # every curve's 0-bit point: the best prediction made without any features
         evals.append(add(Step("zero-rate", {"task": task.name, "head": task.head, "train": task.train.to_dict(),
                                             "test": task.test.to_dict()}, label=f"zero-rate {task.name}")))  # fmt: skip
@@ -114,6 +129,38 @@ def _codec_steps(add, study: Study, enc: EncoderEntry, extract: Step, seed: int)
     return [add(Step("codec", {"lambda": lmbda, "index": i, "seed": seed}, (("trained", (trained,)),),
                      label=f"codec {enc.name} λ={lmbda:g} seed {seed}"))
             for i, lmbda in enumerate(lambdas)]  # fmt: skip
+
+
+def _anchor_points(add, study: Study, enc: EncoderEntry, extract: Step) -> list:
+    """The standard's anchor points of one encoder: a packed anchor's `codec` step per QP (train_codec's packed
+    path: nothing is trained), and a remote anchor's `AnchorPlan` with one quality per point (its `remote` steps
+    are per task split, made by `_eval_step`)."""
+    out: list = []
+    for anchor in study.anchors:
+        for point in anchor.points:
+            if anchor.remote:
+                out.append(AnchorPlan(anchor.kind, (point,)))
+                continue
+            settings = {"model": anchor.kind, "qp": int(point), "preset": anchor.preset, "device": study.device}
+            out.append(add(Step("codec", settings, (("features", (extract,)),),
+                                label=f"codec {enc.name} {anchor.kind} qp={point}")))  # fmt: skip
+    return out
+
+
+def _codec_name(codec: Step) -> str:
+    """A codec step's rate point in labels: `λ=0.5 seed 0` (learned) or `hevc qp=37` (packed anchor)."""
+    if codec.settings.get("qp") is not None:
+        return f"{codec.settings['model']} qp={codec.settings['qp']}"
+    return f"λ={codec.settings['lambda']:g} seed {codec.settings['seed']}"
+
+
+def _remote_step(study: Study, enc: EncoderEntry, task: TaskPlan, anchor: AnchorPlan) -> Step:
+    """The task's test split through remote inference once: pictures coded, the encoder run on the decoded ones."""
+    quality = anchor.points[0]
+    return Step("remote", {"task": task.name, "head": task.head, "test": task.test.to_dict(), "encoder": enc.to_dict(),
+                           "image_codec": anchor.standard, "quality": quality, "batch_size": study.eval_batch_size,
+                           "device": study.device},
+                label=f"remote {enc.name} {task.name} {anchor.standard} q={quality:g}")  # fmt: skip
 
 
 def _neck_step(study: Study, enc: EncoderEntry, task: TaskPlan, layers: int, kd: float, seed: int, codec: Step | None,
@@ -142,23 +189,29 @@ def _streams_step(study: Study, enc: EncoderEntry, task: TaskPlan, codec: Step) 
     """The task's test split coded once by `codec`: every neck scored through it reads these decoded features."""
     return Step("streams", {"task": task.name, "head": task.head, "test": task.test.to_dict(), "encoder": enc.to_dict(),
                             "coder": study.codec.coder, "batch_size": study.eval_batch_size, "device": study.device},
-                (("codec", (codec,)),), label=f"streams {enc.name} {task.name} λ={codec.settings['lambda']:g} "
-                                              f"seed {codec.settings['seed']}")  # fmt: skip
+                (("codec", (codec,)),), label=f"streams {enc.name} {task.name} {_codec_name(codec)}")  # fmt: skip
 
 
-def _eval_step(study: Study, task: TaskPlan, neck: Step, codec: Step | None, add) -> Step:
-    inputs = [("neck", (neck,))] + ([("codec", (codec,))] if codec is not None else [])
-    if codec is not None:
-        inputs.append(("streams", (add(_streams_step(study, EncoderEntry(**neck.settings["encoder"]), task, codec)),)))
-    label = f"eval {neck.label.removeprefix('neck ')} " + (f"λ={codec.settings['lambda']:g}" if codec else "clean")
+def _eval_step(study: Study, task: TaskPlan, neck: Step, codec: Step | AnchorPlan | None, add) -> Step:
+    """A neck scored clean, through a codec's streams, or (an AnchorPlan) through a remote-inference split."""
+    enc = EncoderEntry(**neck.settings["encoder"])
+    if isinstance(codec, AnchorPlan):
+        inputs = [("neck", (neck,)), ("streams", (add(_remote_step(study, enc, task, codec)),))]
+        label = f"{codec.kind} q={codec.points[0]:g}"
+    else:
+        inputs = [("neck", (neck,))] + ([("codec", (codec,))] if codec is not None else [])
+        if codec is not None:
+            inputs.append(("streams", (add(_streams_step(study, enc, task, codec)),)))
+        label = "clean" if codec is None else _codec_name(codec).removesuffix(f" seed {codec.settings.get('seed')}")
+    label = f"eval {neck.label.removeprefix('neck ')} {label}"
     return Step("eval", {"test": task.test.to_dict(), "batch_size": study.eval_batch_size, "device": study.device,
                          "coder": study.codec.coder}, tuple(inputs), label=label)  # fmt: skip
 
 
-def _neck_evals(add, study, enc, task, layers, kd, mode, seed, codecs) -> list[Step]:
-    if mode == "clean":
+def _neck_evals(add, study, enc, task, layers, kd, mode, seed, codecs, anchors=()) -> list[Step]:
+    if mode == "clean":  # a clean neck: also through every standard anchor (decoded necks are per learned λ)
         neck = add(_neck_step(study, enc, task, layers, kd, seed, None, None))
-        return [add(_eval_step(study, task, neck, c, add)) for c in (None, *codecs)]
+        return [add(_eval_step(study, task, neck, c, add)) for c in (None, *codecs, *anchors)]
     out = []
     # decoded: one neck per λ on that codec's decoded features, fine-tuned from the clean neck
     # (necks.finetune_steps) or trained from scratch (finetune_steps = 0)

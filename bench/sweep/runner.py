@@ -8,16 +8,17 @@
     RUN_DIR/events.jsonl        start / done / failed of every step run, with times (what ran, when)
     RUN_DIR/report/             featcodec report over results.jsonl
 
-A step that was killed leaves a directory without step.json; the next run wipes it and runs the step again,
-so a kill loses only the steps that were running. Finished steps are never recomputed: their ids depend
-only on their settings and inputs, so editing the study file reruns exactly the steps whose ids changed.
+A step that was killed leaves a directory without step.json; the next run (or Ray's retry) runs the step
+again over it, and the step resumes from what it left (its checkpoint, its complete shards: steps.py), so a
+kill loses at most a checkpoint interval of the steps that were running; a partial step's directory is never
+deleted. Finished steps are never recomputed: their ids depend only on their settings and inputs, so editing
+the study file reruns exactly the steps whose ids changed.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
 import sys
 import time
 from collections.abc import Callable
@@ -85,14 +86,21 @@ def _result_row(run_dir: Path, study: Study, step: Step) -> dict:
         return result
     neck = step.input("neck")[0]
     codec = step.input("codec")
+    streams = step.input("streams")
     after = neck.input("after")
     ns = neck.settings
+    # a standard anchor's point: a packed codec step (its `qp`) or a remote-inference split (no codec step)
+    packed = bool(codec) and codec[0].settings.get("qp") is not None
+    remote = streams[0].settings if streams and streams[0].kind == "remote" else None
+    anchor = (f"packed-{codec[0].settings['model']}" if packed else
+              f"remote-{remote['image_codec']}" if remote else None)  # fmt: skip
     result["sweep"] = {
         "study": study.name, "step": step.id, "neck_step": neck.id, "codec_step": codec[0].id if codec else None,
         "encoder": ns["encoder"], "task": ns["task"], "layers": ns["layers"], "kd": ns["kd"], "mode": ns["mode"],
-        "seed": ns["seed"], "lambda": codec[0].settings["lambda"] if codec else None,
+        "seed": ns["seed"], "lambda": codec[0].settings.get("lambda") if codec else None,
         "after": after[0].settings["task"] if after else None, "test": step.settings["test"],
-        "codec": study.codec.settings() | {"coder": study.codec.coder} if codec else None,
+        "codec": study.codec.settings() | {"coder": study.codec.coder} if codec and not packed else None,
+        "anchor": anchor, "anchor_point": codec[0].settings["qp"] if packed else remote["quality"] if remote else None,
     }  # fmt: skip
     return result
 
@@ -155,9 +163,9 @@ def run_sweep(
 ) -> SweepOutcome:
     """Validate the study, then run every step not yet finished; returns what ran and what was reused."""
     echo = echo or (lambda line: print(line, file=sys.stderr))
-    study = load_study(study_path)
+    study = load_study(study_path, require_data=not plan_only)  # a plan needs no downloads
     steps = plan_steps(study)
-    run_dir = Path(run_dir)
+    run_dir = Path(run_dir).resolve()  # every worker, whatever its working directory, finds the same files
     if plan_only:
         echo(plan_table(steps, run_dir))
         return SweepOutcome(study, steps, [], [s.id for s in steps if is_done(run_dir, s)], run_dir)
@@ -178,7 +186,7 @@ def run_sweep(
     pending = [s for s in steps if s.id not in done]
     running: dict[Future, tuple[Step, float]] = {}
     failure: tuple[Step, BaseException] | None = None
-    pool = _make_pool(executor, jobs, address)
+    pool = _make_pool(executor, jobs, address, study.resources)
     try:
         while pending or running:
             ready = [s for s in pending if all(d.id in done for d in s.dependencies)]
@@ -186,15 +194,12 @@ def run_sweep(
             slots = len(ready) if executor == "ray" else (jobs if pool is not None else 1) - len(running)
             for step in ready[: max(0, slots)] if failure is None else []:
                 pending.remove(step)
-                partial = step_dir(run_dir, step.id)
-                if partial.exists():  # killed mid-step last time: only that step is lost
-                    shutil.rmtree(partial)
                 if step.kind == "report":
                     _write_results(run_dir, study, steps)
                 _append_line(events, {"event": "start", "step": step.id, "label": step.label, "time": time.time()})
                 display.start(step)
                 started = time.perf_counter()
-                doc = {**step.to_dict(), "threads": study.threads}
+                doc = step_document(step, study)
                 if pool is None:
                     future = _inline_submit(run_step, doc, run_dir, display.inner_progress)
                 else:
@@ -236,6 +241,14 @@ def run_sweep(
     return SweepOutcome(study, steps, ran, skipped, run_dir)
 
 
+def step_document(step: Step, study: Study) -> dict:
+    """What `run_step` gets: the step, and how the study runs it (none of which enters the step's id)."""
+    ranks = study.resources.get(step.kind, {}).get("gpus", 1) if step.kind == "neck" else 1
+    return {**step.to_dict(), "threads": study.threads, "checkpoint_minutes": study.checkpoint_minutes,
+            "checkpoint_steps": study.checkpoint_steps,
+            "ranks": max(1, int(ranks))}  # a neck given several GPUs trains on all of them (torchrun ranks)  # fmt: skip
+
+
 class _ProcessPool:
     """--executor local --jobs N: independent steps in N spawned processes (CUDA- and fork-safe)."""
 
@@ -253,36 +266,50 @@ class _ProcessPool:
 
 
 class _RayPool:
-    """--executor ray: each step a Ray task with its resource request, on a cluster or a local ray.init()."""
+    """--executor ray: each step a Ray task with its resource request, on a cluster or a local ray.init().
 
-    def __init__(self, address: str | None):
+    No step depends on the driver's working directory or sys.path: paths are absolute (the study loader, the
+    run directory), and every task carries this checkout's packages (runtime_env py_modules: codec, probes,
+    bench, uploaded once per content hash), so a node imports the driver's code whatever it has installed.
+    A task killed with its node is retried by Ray and resumes from the step's checkpoint (steps.py).
+    """
+
+    RETRIES = 3
+
+    def __init__(self, address: str | None, resources: dict | None = None):
         try:
             import ray
         except ImportError as e:
             raise InputError("--executor ray needs Ray: pip install 'featcodec[ray]'") from e
+        import bench
+        import codec
+        import probes
+
         self.ray = ray
         self.started = not ray.is_initialized()
-        if self.started:
-            # the workers import featcodec from this checkout, and log to the driver
+        if self.started:  # (a caller that started Ray itself chose the job's runtime_env)
             ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False,
-                     runtime_env={"env_vars": {"PYTHONPATH": os.pathsep.join(sys.path)}})  # fmt: skip
+                     runtime_env={"py_modules": [codec, probes, bench], "excludes": ["__pycache__"]})  # fmt: skip
         self.remote = ray.remote(run_step)
-        cluster = ray.cluster_resources()
-        self.gpu, self.cpus = bool(cluster.get("GPU")), cluster.get("CPU", 1)
+        nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
+        # a task runs on one node: it must fit the largest, not the cluster's sum
+        self.gpu, self.cpus = any(n.get("GPU") for n in nodes), max((n.get("CPU", 0) for n in nodes), default=1)
+        self.study_resources = resources or {}
 
     def submit(self, step: Step, doc: dict, run_dir: Path) -> Future:
-        resources = step.resources(self.gpu)
-        resources["num_cpus"] = min(resources["num_cpus"], self.cpus)  # a step must fit the cluster
-        return self.remote.options(**resources).remote(doc, str(run_dir), False).future()
+        resources = step.resources(self.gpu, self.study_resources)
+        resources["num_cpus"] = min(resources["num_cpus"], self.cpus)  # a step must fit a node
+        return self.remote.options(**resources, max_retries=self.RETRIES, retry_exceptions=False).remote(
+            doc, str(run_dir), False).future()  # fmt: skip
 
     def shutdown(self) -> None:
         if self.started:
             self.ray.shutdown()
 
 
-def _make_pool(executor: str, jobs: int, address: str | None):
+def _make_pool(executor: str, jobs: int, address: str | None, resources: dict | None = None):
     if executor == "ray":
-        return _RayPool(None if address in (None, "local") else address)
+        return _RayPool(None if address in (None, "local") else address, resources)
     if jobs > 1:
         return _ProcessPool(jobs)
     return None

@@ -3,8 +3,10 @@
     images   open_dataset → the images of a split, as files (`images.json` lists them)
     extract  create_encoder + extract_features        (featcodec extract)
     codec-set  train_variable_rate_codec: one gain-unit network for every λ (codec.variable_rate)
-    codec    train_codec on the feature cache          (featcodec train-codec), or one rate of a codec-set
+    codec    train_codec on the feature cache          (featcodec train-codec), or one rate of a codec-set, or a
+             packed anchor at one QP (train_codec's packed path: nothing trained; featcodec train-codec --qp)
     streams  write_decoded_split: a test split coded once per codec; every eval through it reads the result
+    remote   write_decoded_split(image_codec=): a test split through remote inference once (pictures coded)
     neck     train_neck                                (featcodec train-neck)
     eval     evaluate_neck, clean or through a codec   (featcodec eval)
     zero-rate  evaluate_zero_rate: no features at all   (featcodec zero-rate)
@@ -12,12 +14,19 @@
 
 `run_step` is a plain function of (step document, run directory), so any executor (in-process, a process
 pool, a Ray worker) can run it; it returns a small JSON summary that the runner records in step.json.
+A step run again over its own unfinished directory (after a kill, a preemption or a Ray retry) resumes:
+extraction skips its complete shards, codec and neck training continue from their last checkpoint
+(`codec.checkpoint`, saved every `checkpoint_minutes` / `checkpoint_steps` of the study), and the other
+kinds, which are short, write their outputs again atomically.
 """
 
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 from pathlib import Path
+
+from codec.errors import InputError
 
 RESULTS = "results.jsonl"
 REPORT_DIR = "report"
@@ -48,10 +57,113 @@ def run_step(doc: dict, run_dir: str | Path, progress: bool = False) -> dict:
         torch.set_num_threads(int(doc["threads"]))
     run_dir = Path(run_dir)
     out = step_dir(run_dir, doc["id"])
-    out.mkdir(parents=True, exist_ok=True)
-    s = doc["settings"]
     inputs = {role: [step_dir(run_dir, i) for i in ids] for role, ids in doc["inputs"].items()}
-    return _KINDS[doc["kind"]](s, inputs, out, run_dir, progress)
+    check_reachable(doc, run_dir, inputs)
+    out.mkdir(parents=True, exist_ok=True)
+    s = {**doc["settings"], "checkpoint": _checkpointing(doc), "ranks": doc.get("ranks", 1)}
+    with _step_lock(out):
+        return {**_KINDS[doc["kind"]](s, inputs, out, run_dir, progress), "worker": _worker()}
+
+
+@contextmanager
+def _step_lock(out: Path):
+    """One process at a time in a step's directory. A sweep killed with kill -9 can leave a worker of its pool
+    finishing the step; the resumed sweep waits for it (the lock dies with its holder) and then resumes from
+    what it left, instead of two processes writing one checkpoint."""
+    import fcntl
+    import logging
+
+    with open(out / ".lock", "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            logging.getLogger(__name__).info("%s: another process is running this step; waiting for it", out)
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _worker() -> dict:
+    """Where the step ran (step.json): host, process, and the Ray node when under Ray."""
+    import os
+    import socket
+    import sys
+
+    where = {"host": socket.gethostname(), "pid": os.getpid()}
+    if "ray" in sys.modules:
+        import ray
+
+        if ray.is_initialized():
+            where["ray_node"] = ray.get_runtime_context().get_node_id()
+    return where
+
+
+def _checkpointing(doc: dict) -> dict:
+    """train_codec / TrainNeckOptions arguments: checkpoint every N steps (only at the end when unset) and
+    every M minutes."""
+    steps = doc["settings"].get("steps") or 1
+    every = doc.get("checkpoint_steps") or steps
+    minutes = doc.get("checkpoint_minutes")
+    return {"checkpoint_every": max(1, every), "checkpoint_seconds": 60 * minutes if minutes else None}
+
+
+class UnreachableError(InputError):
+    """A step's worker cannot see what the step needs (data, checkpoints, heads, its inputs, the run dir)."""
+
+
+def check_reachable(doc: dict, run_dir: Path, inputs: dict[str, list[Path]]) -> None:
+    """Before any work: every file the step names, its finished inputs and the run directory must be here.
+
+    On a cluster each worker sees the shared filesystem at its own mounts; a step that cannot see them stops
+    with one message naming everything missing, rather than failing an hour in.
+    """
+    import os
+    import socket
+
+    missing = []
+    if not run_dir.is_dir() or not os.access(run_dir, os.W_OK):
+        missing.append(f"run directory {run_dir} (not a writable directory here)")
+    for role, dirs in inputs.items():
+        missing += [f"input {role}: {d} (not finished)" for d in dirs if not (d / STEP_FILE).is_file()]
+    for where, path in _named_files(doc["settings"]):
+        if not Path(path).exists():
+            missing.append(f"{where}: {path}")
+    if missing:
+        lines = "\n".join(f"  - {m}" for m in missing)
+        raise UnreachableError(f"step {doc['id']} on {socket.gethostname()} (cwd {os.getcwd()}): cannot reach\n{lines}")
+
+
+def _named_files(settings: dict):
+    """(setting, path) of every local file a step's settings name: data, encoder checkpoints, head folders."""
+    for key in ("data", "train", "test"):
+        spec = settings.get(key)
+        spec = spec.get("data") if isinstance(spec, dict) else spec
+        if isinstance(spec, str) and not spec.startswith("synthetic:"):
+            for p in spec.split(":")[1:]:
+                yield key, p
+    weights = (settings.get("encoder") or {}).get("weights", "default")
+    if weights not in ("default", "random", "pretrained"):
+        yield "encoder.weights", weights
+    head = settings.get("head", "")
+    local = head[3:] if head.startswith("hf:") else head
+    if local and not head.startswith(("builtin:", "builtin-new:")) and Path(local).is_absolute():
+        yield "head", local
+    elif head.startswith("hf:") and _hub_offline() and not _in_hub_cache(local):
+        yield "head (hub cache, HF_HUB_OFFLINE set)", local
+
+
+def _hub_offline() -> bool:
+    import os
+
+    return os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes")
+
+
+def _in_hub_cache(repo_id: str) -> bool:
+    from huggingface_hub import try_to_load_from_cache
+
+    return isinstance(try_to_load_from_cache(repo_id, "config.json"), str)
 
 
 def _images(s: dict, inputs: dict, out: Path, run_dir: Path, progress: bool) -> dict:
@@ -78,7 +190,8 @@ def _extract(s: dict, inputs: dict, out: Path, run_dir: Path, progress: bool) ->
     enc = s["encoder"]
     encoder = create_encoder(enc["name"], resolution=enc["resolution"], device=s["device"],
                              **encoder_weights(enc["weights"]))  # fmt: skip
-    cache = extract_features(encoder, paths, out / "features", batch_size=8, progress=progress, force=True)
+    # a rerun over this step's directory keeps the shards already written (extract_features resumes)
+    cache = extract_features(encoder, paths, out / "features", batch_size=8, progress=progress)
     return {"features": len(cache), "weights_id": cache.weights_id}
 
 
@@ -94,7 +207,7 @@ def _codec_set(s: dict, inputs: dict, out: Path, run_dir: Path, progress: bool) 
     codecs = train_variable_rate_codec(
         FeatureCache(inputs["features"][0] / "features"), [out / "codecs" / str(i) for i in range(len(s["lambdas"]))],
         lambdas=s["lambdas"], steps=s["steps"], batch_size=s["batch_size"], lr=s["lr"], seed=s["seed"],
-        hparams=_codec_hparams(s), device=s["device"], progress=progress, force=True,
+        hparams=_codec_hparams(s), device=s["device"], progress=progress, resume=True, **s["checkpoint"],
     )  # fmt: skip
     return {"codec_ids": [c.codec_id for c in codecs]}
 
@@ -111,13 +224,18 @@ def _codec(s: dict, inputs: dict, out: Path, run_dir: Path, progress: bool) -> d
         config = read_codec_config(out / "codec")
         return {"codec_id": config["codec_id"], **{k: v for k, v in config["training"].items() if k.startswith("last")}}
 
+    if s.get("qp") is not None:  # a packed anchor (codec.models.packed): a codec directory, no training
+        hparams = {"qp": s["qp"], **({"preset": s["preset"]} if s.get("preset") else {})}
+        codec = train_codec(FeatureCache(inputs["features"][0] / "features"), out / "codec", lmbda=None,
+                            kind=s["model"], hparams=hparams, force=True)  # fmt: skip
+        return {"codec_id": codec.codec_id}
     hparams = _codec_hparams(s)
     if s["model"] == "uniform":
         hparams = {}
     codec = train_codec(
         FeatureCache(inputs["features"][0] / "features"), out / "codec", lmbda=s["lambda"], kind=s["model"],
         steps=s["steps"], batch_size=s["batch_size"], lr=s["lr"], seed=s["seed"], hparams=hparams,
-        device=s["device"], checkpoint_every=max(s["steps"], 1), progress=progress, force=True,
+        device=s["device"], progress=progress, resume=True, **s["checkpoint"],
     )  # fmt: skip
     return {"codec_id": codec.codec_id, **{k: v for k, v in codec.config["training"].items() if k.startswith("last")}}
 
@@ -137,11 +255,40 @@ def _neck(s: dict, inputs: dict, out: Path, run_dir: Path, progress: bool) -> di
         after=str(after[0] / "neck") if after else None, init=str(init[0] / "neck") if init else None,
         train_head=s["train_head"], steps=s["steps"],
         batch_size=s["batch_size"], lr=s["lr"], seed=s["seed"], device=s["device"], progress=progress,
-        checkpoint_every=max(s["steps"], 1), **weights,
+        **s["checkpoint"], **weights,
     )  # fmt: skip
-    config = train_neck(opts, out / "neck", force=True)
+    ranks = int(s["ranks"])
+    if ranks > 1:  # one neck on several devices: torchrun ranks under DDP (bench/sweep/distributed.py)
+        config = _train_neck_distributed(opts, out, ranks)
+    else:
+        config = train_neck(opts, out / "neck", resume=True)
     t = config["training"]
-    return {"first_loss": t["first_loss"], "final_loss": t["final_loss"]}
+    return {"first_loss": t["first_loss"], "final_loss": t["final_loss"], "ranks": ranks}
+
+
+def _train_neck_distributed(opts, out: Path, ranks: int) -> dict:
+    import dataclasses
+    import os
+    import subprocess
+    import sys
+
+    import torch
+
+    from codec.files import atomic_write_json
+    from probes.training import read_neck_config
+
+    options = out / "neck-options.json"
+    atomic_write_json(options, {**dataclasses.asdict(opts), "progress": False})
+    # the ranks import the code this process runs (a Ray worker's py_modules included), and share its threads
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p), "MASTER_ADDR": "127.0.0.1",
+           "OMP_NUM_THREADS": str(torch.get_num_threads())}  # fmt: skip
+    launched = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(ranks),
+         "-m", "bench.sweep.distributed", str(options), str(out / "neck")], env=env, capture_output=True, text=True,
+    )  # fmt: skip
+    if launched.returncode:
+        raise RuntimeError(f"torchrun with {ranks} ranks failed:\n{launched.stderr[-4000:]}")
+    return read_neck_config(out / "neck")
 
 
 def _streams(s: dict, inputs: dict, out: Path, run_dir: Path, progress: bool) -> dict:
@@ -152,6 +299,19 @@ def _streams(s: dict, inputs: dict, out: Path, run_dir: Path, progress: bool) ->
         out / "decoded", task=s["task"], head=s["head"], data=s["test"]["data"], split=s["test"]["split"],
         limit=s["test"]["limit"], encoder=enc["name"], resolution=enc["resolution"],
         encoder_weights=encoder_weights(enc["weights"]), codec=inputs["codec"][0] / "codec", coder=s["coder"],
+        batch_size=s["batch_size"], device=s["device"], progress=progress,
+    )  # fmt: skip
+    return {"images": len(record["ids"]), "bpp": record["codec"]["bpp"]}
+
+
+def _remote(s: dict, inputs: dict, out: Path, run_dir: Path, progress: bool) -> dict:
+    from probes.streams import write_decoded_split
+
+    enc = s["encoder"]
+    record = write_decoded_split(
+        out / "decoded", task=s["task"], head=s["head"], data=s["test"]["data"], split=s["test"]["split"],
+        limit=s["test"]["limit"], encoder=enc["name"], resolution=enc["resolution"],
+        encoder_weights=encoder_weights(enc["weights"]), image_codec=s["image_codec"], image_quality=s["quality"],
         batch_size=s["batch_size"], device=s["device"], progress=progress,
     )  # fmt: skip
     return {"images": len(record["ids"]), "bpp": record["codec"]["bpp"]}
@@ -199,5 +359,5 @@ def _report(s: dict, inputs: dict, out: Path, run_dir: Path, progress: bool) -> 
             "dir": str(run_dir / REPORT_DIR)}
 
 
-_KINDS = {"images": _images, "extract": _extract, "codec-set": _codec_set, "codec": _codec, "streams": _streams, "neck": _neck, "eval": _eval,
+_KINDS = {"images": _images, "extract": _extract, "codec-set": _codec_set, "codec": _codec, "streams": _streams, "remote": _remote, "neck": _neck, "eval": _eval,
           "zero-rate": _zero_rate, "report": _report}

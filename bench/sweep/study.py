@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import difflib
 import os
-from dataclasses import dataclass, field
+import types
+import typing
+from dataclasses import MISSING, dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
 
 import tomllib
@@ -17,13 +19,18 @@ import tomllib
 from codec.errors import InputError
 
 NECK_MODES = ("clean", "decoded")
-TASK_NAMES = ("depth", "pose", "caption")
-CODEC_MODELS = ("hyperprior", "factorized", "uniform")
-CODERS = ("compressai", "constriction", "native")
+RESOURCE_KEYS = ("cpus", "gpus", "memory")  # per step kind: Ray's num_cpus, num_gpus and memory (GiB)
+FINETUNE_FRACTION = 0.1  # decoded-mode necks: fine-tuned from the clean neck for this fraction of necks.steps
+REMOTE_PREFIX = "remote-"  # an anchor kind acting on the image side (remote inference)
 
 
 class StudyError(InputError):
     """A study file that cannot be run; the message lists every problem, each naming its key."""
+
+
+# The TOML schema is read off the dataclasses below: a field's name is its key, its annotation its type
+# (tuple → list, float → int or float, X | None → X), its default the key's default; `toml=False` in a
+# field's metadata keeps it out of the file, `toml=T` gives the TOML type where it differs from the field's.
 
 
 @dataclass(frozen=True)
@@ -31,6 +38,7 @@ class DataSplit:
     data: str
     split: str | None = None
     limit: int | None = None
+    size: int | None = None  # samples, for a plan priced before the data is here (not part of step ids)
 
     def to_dict(self) -> dict:
         return {"data": self.data, "split": self.split, "limit": self.limit}
@@ -38,9 +46,9 @@ class DataSplit:
 
 @dataclass(frozen=True)
 class EncoderEntry:
-    name: str
-    weights: str  # "default" (the registry's own weights), "random", "pretrained" or a checkpoint path
-    resolution: int | None
+    name: str = field(metadata={"toml": False})
+    weights: str = "default"  # "default" (the registry's own weights), "random", "pretrained" or a checkpoint path
+    resolution: int | None = None
 
     def to_dict(self) -> dict:
         return {"name": self.name, "weights": self.weights, "resolution": self.resolution}
@@ -72,6 +80,27 @@ class CodecPlan:
 
 
 @dataclass(frozen=True)
+class AnchorPlan:
+    """One of the standard's anchors (`[anchors.KIND]`): deterministic, no seed, no training.
+
+    Packed features (`kind` vvc | hevc | av1, codec.models.packed) at each QP of `points`, or remote inference
+    (`kind` remote-vvc | remote-jxl | remote-jpeg, probes.anchors) at each image-codec quality of `points`."""
+
+    kind: str
+    points: tuple[float, ...]  # packed: QPs; remote: qualities (VVC QP, JPEG XL distance, JPEG q-scale)
+    preset: str | None = None  # packed only: the encoder preset (None: the standard's default)
+
+    @property
+    def remote(self) -> bool:
+        return self.kind.startswith(REMOTE_PREFIX)
+
+    @property
+    def standard(self) -> str:
+        """The standard's name in codec.standard: vvc, hevc, av1 (packed) or vvc, jxl, jpeg (remote)."""
+        return self.kind.removeprefix(REMOTE_PREFIX)
+
+
+@dataclass(frozen=True)
 class NeckPlan:
     layers: tuple[int, ...] = (2,)
     dim: int = 256
@@ -82,8 +111,8 @@ class NeckPlan:
     modes: tuple[str, ...] = ("clean",)
     kd: tuple[float, ...] = (0.0,)
     # decoded mode: fine-tune the clean neck for this many steps on each λ's decoded features (0: train a
-    # neck from scratch for `steps` on them instead)
-    finetune_steps: int = 0
+    # neck from scratch for `steps` on them instead); unset: FINETUNE_FRACTION of `steps`
+    finetune_steps: int | None = None
 
     def settings(self) -> dict:
         return {"dim": self.dim, "heads": self.heads, "steps": self.steps, "batch_size": self.batch_size, "lr": self.lr}
@@ -91,37 +120,100 @@ class NeckPlan:
 
 @dataclass(frozen=True)
 class TaskPlan:
-    name: str
-    head: str
-    train: DataSplit
-    test: DataSplit
+    name: str = field(metadata={"toml": False})
+    head: str = ""  # default: builtin:NAME
+    train: DataSplit | None = None
+    test: DataSplit | None = None
     kd: tuple[float, ...] | None = None  # overrides necks.kd for this task
     train_head: bool = False  # a new built-in head trained with each neck (not the study's frozen-head setting)
     modes: tuple[str, ...] | None = None  # overrides necks.modes for this task
 
 
 @dataclass(frozen=True)
+class CrossNeck:
+    first: str
+    second: str
+
+
+@dataclass(frozen=True)
 class Study:
-    path: Path
-    name: str
-    description: str
-    encoders: tuple[EncoderEntry, ...]
-    tasks: tuple[TaskPlan, ...]
-    codec: CodecPlan
-    necks: NeckPlan
-    cross_neck: tuple[tuple[str, str], ...] = ()
+    path: Path = field(metadata={"toml": False})
+    name: str = ""
+    description: str = ""
+    encoders: tuple[EncoderEntry, ...] = field(default=(), metadata={"toml": dict})
+    tasks: tuple[TaskPlan, ...] = field(default=(), metadata={"toml": dict})
+    codec: CodecPlan = CodecPlan()
+    necks: NeckPlan = NeckPlan()
+    cross_neck: tuple[tuple[str, str], ...] = field(default=(), metadata={"toml": list})
     seeds: tuple[int, ...] = (0,)
     anchor: str | None = None
     device: str = "cpu"
     eval_batch_size: int = 8
     threads: int = 0  # torch threads per step (0: torch's default); not part of step ids
-    raw: dict = field(default_factory=dict, compare=False)
+    # codec, neck and extract steps save their state this often (and on kill -9 lose at most that much work):
+    # every `checkpoint_minutes` and, when > 0, every `checkpoint_steps` training steps; not part of step ids
+    checkpoint_minutes: float = 10.0
+    checkpoint_steps: int = 0
+    # what a step of each kind asks of a Ray cluster: {kind: {"cpus", "gpus", "memory" (GiB)}}; not in step ids
+    resources: dict = field(default_factory=dict, metadata={"toml": dict})
+    # the standard's anchors, scored through every clean neck
+    anchors: tuple[AnchorPlan, ...] = field(default=(), metadata={"toml": dict})
+    raw: dict = field(default_factory=dict, compare=False, metadata={"toml": False})
 
 
-def _grid_stride(problems: _Problems, codec_raw: dict, model: str, encoders: list[EncoderEntry]) -> int | None:
+def _toml_types(annotation) -> tuple[type, ...]:
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    origin = typing.get_origin(annotation)
+    if origin in (types.UnionType, typing.Union):
+        return _toml_types(args[0])
+    if origin is tuple:
+        return (list,)
+    if annotation is float:
+        return (int, float)
+    if is_dataclass(annotation):
+        return (dict,)
+    return (annotation,)
+
+
+def schema(cls) -> dict[str, tuple[type, ...]]:
+    """{TOML key: accepted types} of a study dataclass."""
+    hints = typing.get_type_hints(cls)
+    out = {}
+    for f in fields(cls):
+        toml = f.metadata.get("toml", True)
+        if toml is not False:
+            out[f.name] = (toml,) if isinstance(toml, type) else _toml_types(hints[f.name])
+    return out
+
+
+def defaults(cls) -> dict:
+    return {f.name: f.default for f in fields(cls) if f.default is not MISSING}
+
+
+def _read(problems: _Problems, cls, table: dict, where: str) -> dict:
+    """The table's values of `cls`'s plain fields (well typed; lists as tuples), its defaults for the rest;
+    unknown keys and wrong types are reported."""
+    keys = schema(cls)
+    problems.check_keys(table, keys, where)
+    out = defaults(cls)
+    for key, kinds in keys.items():
+        value = table.get(key)
+        if key in table and _is(value, kinds) and not (kinds == (dict,) or is_dataclass(out.get(key))):
+            if isinstance(value, list):
+                value = tuple(value)
+            elif float in kinds:
+                value = float(value)
+            out[key] = value
+    return out
+
+
+def _is(value, kinds: tuple[type, ...]) -> bool:
+    return isinstance(value, kinds) and (not isinstance(value, bool) or bool in kinds)
+
+
+def _grid_stride(problems: _Problems, stride: int | None, model: str, encoders: list[EncoderEntry]) -> int | None:
     """`codec.grid_stride`, checked against every encoder's levels and resolution before any work: each level
     must rearrange losslessly onto the grid (codec.levels.grid_channels, as the codec's transforms do)."""
-    stride = _typed(codec_raw, "grid_stride", int, None)
     if stride is None:
         return None
     if stride < 1 or stride & (stride - 1):
@@ -149,28 +241,22 @@ def _grid_stride(problems: _Problems, codec_raw: dict, model: str, encoders: lis
     return stride
 
 
-# The schema: section → {key: expected type(s)}; "*" marks a table of named entries.
-_TOP = {"name": str, "description": str, "seeds": list, "anchor": str, "device": str, "eval_batch_size": int,
-        "threads": int,
-        "encoders": dict, "tasks": dict, "codec": dict, "necks": dict, "cross_neck": list}  # fmt: skip
-_ENCODER = {"weights": str, "resolution": int}
-_CODEC = {"model": str, "coder": str, "lambdas": list, "steps": int, "batch_size": int, "lr": (int, float),
-          "channels": int, "latent_channels": int, "grid_stride": int, "variable_rate": bool,
-          "data": list}  # fmt: skip
-_NECKS = {"layers": list, "dim": int, "heads": int, "steps": int, "batch_size": int, "lr": (int, float),
-          "modes": list, "kd": list, "finetune_steps": int}  # fmt: skip
-_TASK = {"head": str, "train": dict, "test": dict, "kd": list, "modes": list, "train_head": bool}
-_SPLIT = {"data": str, "split": str, "limit": int}
-_CROSS = {"first": str, "second": str}
+# `[anchors.KIND]`: the points are `qps` (packed) or `qualities` (remote), the AnchorPlan's `points`
+_ANCHOR = {"qps": (list,), "qualities": (list,), "preset": (str,)}
 
 
 class _Problems:
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, require_data: bool = True):
         self.path = path
         self.items: list[str] = []
+        self.missing: list[str] = []  # files not here: problems only when the data is required
+        self.require_data = require_data
 
     def add(self, where: str, message: str) -> None:
         self.items.append(f"{where}: {message}")
+
+    def add_missing(self, where: str, message: str) -> None:
+        (self.items if self.require_data else self.missing).append(f"{where}: {message}")
 
     def check_keys(self, table: dict, schema: dict, where: str) -> None:
         for key, value in table.items():
@@ -179,9 +265,8 @@ class _Problems:
                 self.add(f"{where}{key}", "unknown key" + (f"; did you mean {near[0]!r}?" if near else
                                                            f" (known: {', '.join(schema)})"))
                 continue
-            kinds = schema[key] if isinstance(schema[key], tuple) else (schema[key],)
-            if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
-                names = " or ".join(k.__name__ for k in kinds)
+            if not _is(value, schema[key]):
+                names = " or ".join(k.__name__ for k in schema[key])
                 self.add(f"{where}{key}", f"expected {names}, got {type(value).__name__} {value!r}")
 
     def raise_if_any(self) -> None:
@@ -190,26 +275,42 @@ class _Problems:
             raise StudyError(f"{self.path}: {len(self.items)} problem(s) in the study file:\n{lines}")
 
 
-def _typed(table: dict, key: str, kind, default):
-    value = table.get(key, default)
-    return value if isinstance(value, kind) and not isinstance(value, bool) else default
+def _absolute(path: str, base: Path) -> Path:
+    """A path of the study file: relative to the file's folder (never to the process's working directory)."""
+    p = Path(path).expanduser()
+    return p if p.is_absolute() else (base / p).resolve()
 
 
-def _split(problems: _Problems, table, where: str) -> DataSplit | None:
+def _split(problems: _Problems, table, where: str, base: Path) -> DataSplit | None:
     if not isinstance(table, dict):
         problems.add(where, "expected a table {data = ..., split = ..., limit = ...}")
         return None
-    problems.check_keys(table, _SPLIT, f"{where}.")
+    values = _read(problems, DataSplit, table, f"{where}.")
     if "data" not in table:
         problems.add(where, "missing key 'data' (a --data spec such as synthetic:depth or nyuv2:PATH)")
         return None
-    limit = table.get("limit")
-    if isinstance(limit, int) and limit < 1:
-        problems.add(f"{where}.limit", f"must be >= 1, got {limit}")
-    return DataSplit(str(table["data"]), table.get("split"), limit if isinstance(limit, int) else None)
+    for key in ("limit", "size"):
+        if isinstance(values[key], int) and values[key] < 1:
+            problems.add(f"{where}.{key}", f"must be >= 1, got {values[key]}")
+    values["data"] = _absolute_spec(problems, str(table["data"]), where, base)
+    return DataSplit(**values)
 
 
-def _data_problems(problems: _Problems, split: DataSplit, where: str, base: Path, task: str | None) -> None:
+def _absolute_spec(problems: _Problems, spec: str, where: str, base: Path) -> str:
+    """The data spec with every path it names made absolute (relative ones: to the study file's folder)."""
+    from probes.data import DatasetError, parse_spec
+
+    try:
+        _, paths = parse_spec(spec)
+    except DatasetError:
+        return spec  # reported by _data_problems
+    name = spec.split(":")[0]
+    if name == "synthetic":  # synthetic:TASK[:N] names no files
+        return spec
+    return ":".join([name, *(str(_absolute(p, base)) for p in paths)])
+
+
+def _data_problems(problems: _Problems, split: DataSplit, where: str, task: str | None) -> None:
     """Paths a data spec names must exist; its task must be the task it is used for."""
     from probes.data import DatasetError, parse_spec
 
@@ -219,9 +320,9 @@ def _data_problems(problems: _Problems, split: DataSplit, where: str, base: Path
         problems.add(where, str(e))
         return
     name = split.data.split(":")[0]
-    for p in paths if name != "synthetic" else []:  # synthetic:TASK[:N] names no files
-        if not Path(p).exists() and not (base / p).exists():
-            problems.add(where, f"{p}: no such file or directory")
+    for p in paths if name != "synthetic" else []:
+        if not Path(p).exists():
+            problems.add_missing(where, f"{p}: no such file or directory")
     data_task = {"nyuv2": "depth", "coco-kpts": "pose", "coco-caps": "caption"}.get(name)
     if name == "synthetic" and paths:
         data_task = paths[0]
@@ -229,23 +330,58 @@ def _data_problems(problems: _Problems, split: DataSplit, where: str, base: Path
         problems.add(where, f"{split.data!r} is {data_task} data, but the task is {task}")
 
 
-def load_study(path: str | os.PathLike) -> Study:
-    """Parse and validate a study file; raises StudyError listing every problem."""
-    path = Path(path)
+def _float_list(problems: _Problems, value, where: str, ok, message: str, default: tuple) -> tuple:
+    if isinstance(value, (list, tuple)) and value and all(_is(v, (int, float)) and ok(v) for v in value):
+        return tuple(float(v) for v in value)
+    problems.add(where, message)
+    return default
+
+
+def _resources(problems: _Problems, table: dict) -> dict:
+    from .graph import KINDS
+
+    out = {}
+    for kind, request in table.items():
+        where = f"resources.{kind}"
+        if kind not in KINDS:
+            problems.add(where, f"unknown step kind (known: {', '.join(KINDS)})")
+            continue
+        if not isinstance(request, dict):
+            problems.add(where, "expected a table {cpus = N, gpus = N, memory = GIB}")
+            continue
+        problems.check_keys(request, dict.fromkeys(RESOURCE_KEYS, (int, float)), f"{where}.")
+        out[kind] = {k: v for k, v in request.items() if k in RESOURCE_KEYS and _is(v, (int, float)) and v >= 0}
+        for k, v in request.items():
+            if _is(v, (int, float)) and v < 0:
+                problems.add(f"{where}.{k}", f"must be >= 0, got {v}")
+    return out
+
+
+def load_study(path: str | os.PathLike, *, require_data: bool = True) -> Study:
+    """Parse and validate a study file; raises StudyError listing every problem.
+
+    Every path it names (data, checkpoints, heads) comes back absolute, resolved against the study file's
+    folder, so a step runs the same from any working directory and on any node. With `require_data=False`
+    (a plan priced before the downloads: --plan --estimate), files that are not there yet are no problem.
+    """
+    path = Path(path).resolve()
     try:
         raw = tomllib.loads(path.read_text())
     except OSError as e:
         raise StudyError(f"{path}: cannot read ({e.strerror})") from None
     except tomllib.TOMLDecodeError as e:
         raise StudyError(f"{path}: not valid TOML ({e})") from None
-    problems = _Problems(path)
-    problems.check_keys(raw, _TOP, "")
+    problems = _Problems(path, require_data)
+    top = _read(problems, Study, raw, "")
     base = path.parent
 
+    from codec.entropy import CODERS
+    from codec.models import codec_kinds
+    from probes.data.base import TASKS
     from probes.encoders import get_spec
 
     encoders = []
-    enc_table = _typed(raw, "encoders", dict, {})
+    enc_table = raw.get("encoders") if isinstance(raw.get("encoders"), dict) else {}
     if not enc_table:
         problems.add("encoders", "no encoders: add [encoders.NAME] tables")
     for name, table in enc_table.items():
@@ -253,118 +389,97 @@ def load_study(path: str | os.PathLike) -> Study:
         if not isinstance(table, dict):
             problems.add(where, "expected a table")
             continue
-        problems.check_keys(table, _ENCODER, f"{where}.")
-        weights = _typed(table, "weights", str, "default")
-        resolution = _typed(table, "resolution", int, None)
+        entry = EncoderEntry(name, **_read(problems, EncoderEntry, table, f"{where}."))
         try:
             spec = get_spec(name)
         except KeyError as e:
             problems.add(where, str(e).strip('"'))
             spec = None
-        if spec is not None and resolution is not None:
+        if spec is not None and entry.resolution is not None:
             try:
-                spec.check_resolution(resolution)
+                spec.check_resolution(entry.resolution)
             except ValueError as e:
                 problems.add(f"{where}.resolution", str(e))
-        if weights not in ("default", "random", "pretrained"):
-            file = Path(weights) if Path(weights).is_absolute() else base / weights
+        if entry.weights not in ("default", "random", "pretrained"):
+            file = _absolute(entry.weights, base)
             if not file.is_file():
-                problems.add(f"{where}.weights", f"{weights}: checkpoint not found (or use default|random|pretrained)")
-            else:
-                weights = str(file.resolve())
-        encoders.append(EncoderEntry(name, weights, resolution))
+                problems.add_missing(f"{where}.weights",
+                                     f"{entry.weights}: checkpoint not found (or use default|random|pretrained)")  # fmt: skip
+            entry = replace(entry, weights=str(file))
+        encoders.append(entry)
 
     tasks = []
-    task_table = _typed(raw, "tasks", dict, {})
+    task_table = raw.get("tasks") if isinstance(raw.get("tasks"), dict) else {}
     if not task_table:
         problems.add("tasks", "no tasks: add [tasks.depth], [tasks.pose] or [tasks.caption]")
     for name, table in task_table.items():
         where = f"tasks.{name}"
-        if name not in TASK_NAMES:
-            near = difflib.get_close_matches(name, TASK_NAMES, n=1)
-            problems.add(where, "unknown task" + (f"; did you mean {near[0]!r}?" if near else f" ({', '.join(TASK_NAMES)})"))
+        if name not in TASKS:
+            near = difflib.get_close_matches(name, TASKS, n=1)
+            problems.add(where, "unknown task" + (f"; did you mean {near[0]!r}?" if near else f" ({', '.join(TASKS)})"))
             continue
         if not isinstance(table, dict):
             problems.add(where, "expected a table")
             continue
-        problems.check_keys(table, _TASK, f"{where}.")
-        head = _typed(table, "head", str, f"builtin:{name}")
-        _head_problems(problems, head, name, f"{where}.head", base)
-        train = _split(problems, table.get("train"), f"{where}.train") if "train" in table else None
-        test = _split(problems, table.get("test"), f"{where}.test") if "test" in table else None
-        if train is None and "train" not in table:
+        values = _read(problems, TaskPlan, table, f"{where}.")
+        head = _head(problems, values["head"] or f"builtin:{name}", name, f"{where}.head", base)
+        train = _split(problems, table["train"], f"{where}.train", base) if "train" in table else None
+        test = _split(problems, table["test"], f"{where}.test", base) if "test" in table else None
+        if "train" not in table:
             problems.add(where, "task without training data: add train = {data = ..., split = ...}")
-        if test is None and "test" not in table:
+        if "test" not in table:
             problems.add(where, "task without test data: add test = {data = ..., split = ...}")
         for split, w in ((train, "train"), (test, "test")):
             if split is not None:
-                _data_problems(problems, split, f"{where}.{w}", base, name)
-        kd = table.get("kd")
-        kd = tuple(float(v) for v in kd) if isinstance(kd, list) and all(isinstance(v, (int, float)) for v in kd) else None
-        task_modes = table.get("modes")
-        if task_modes is not None and (not isinstance(task_modes, list) or not task_modes
-                                       or any(m not in NECK_MODES for m in task_modes)):
-            problems.add(f"{where}.modes", f"give a list of {' / '.join(NECK_MODES)}, got {task_modes!r}")
+                _data_problems(problems, split, f"{where}.{w}", name)
+        kd = values["kd"]
+        if kd is not None:
+            kd = _float_list(problems, kd, f"{where}.kd", lambda v: v >= 0, "give a list of KD weights >= 0", None)
+        task_modes = values["modes"]
+        if task_modes is not None and (not task_modes or any(m not in NECK_MODES for m in task_modes)):
+            problems.add(f"{where}.modes", f"give a list of {' / '.join(NECK_MODES)}, got {list(task_modes)!r}")
             task_modes = None
         if train and test:
-            train_head = table.get("train_head", False) is True
-            if train_head and not head.startswith("builtin:"):
+            if values["train_head"] and not head.startswith("builtin:"):
                 problems.add(f"{where}.train_head", f"only a built-in head can be trained with the neck, not {head!r}")
-            tasks.append(TaskPlan(name, head, train, test, kd, train_head,
-                                  tuple(task_modes) if task_modes else None))
+            tasks.append(TaskPlan(name, head, train, test, kd, values["train_head"], task_modes))
 
-    codec_raw = _typed(raw, "codec", dict, {})
-    problems.check_keys(codec_raw, _CODEC, "codec.")
-    lambdas = codec_raw.get("lambdas", [])
-    if not isinstance(lambdas, list) or not lambdas or not all(isinstance(v, (int, float)) and v > 0 for v in lambdas):
-        problems.add("codec.lambdas", "give a non-empty list of positive λ values")
-        lambdas = []
-    model = _typed(codec_raw, "model", str, "hyperprior")
-    if model not in CODEC_MODELS:
-        problems.add("codec.model", f"{model!r}; choose from {', '.join(CODEC_MODELS)}")
-    coder = _typed(codec_raw, "coder", str, "native")
-    if coder not in CODERS:
-        problems.add("codec.coder", f"{coder!r}; choose from {', '.join(CODERS)}")
+    codec_raw = raw.get("codec") if isinstance(raw.get("codec"), dict) else {}
+    values = _read(problems, CodecPlan, codec_raw, "codec.")
+    values["lambdas"] = _float_list(problems, codec_raw.get("lambdas"), "codec.lambdas", lambda v: v > 0,
+                                    "give a non-empty list of positive λ values", ())  # fmt: skip
+    if values["model"] not in codec_kinds():
+        problems.add("codec.model", f"{values['model']!r}; choose from {', '.join(codec_kinds())}")
+    if values["coder"] not in CODERS:
+        problems.add("codec.coder", f"{values['coder']!r}; choose from {', '.join(sorted(CODERS))}")
     codec_data = []
     for i, item in enumerate(codec_raw.get("data", []) if isinstance(codec_raw.get("data"), list) else []):
-        split = _split(problems, item, f"codec.data[{i}]")
+        split = _split(problems, item, f"codec.data[{i}]", base)
         if split is not None:
-            _data_problems(problems, split, f"codec.data[{i}]", base, None)
+            _data_problems(problems, split, f"codec.data[{i}]", None)
             codec_data.append(split)
     if not codec_data:
         problems.add("codec.data", "no images to train the codecs on: data = [{data = ..., split = ..., limit = ...}]")
-    codec = CodecPlan(
-        model=model, coder=coder, lambdas=tuple(float(v) for v in lambdas),
-        steps=_typed(codec_raw, "steps", int, 1000), batch_size=_typed(codec_raw, "batch_size", int, 8),
-        lr=float(_typed(codec_raw, "lr", (int, float), 1e-4)), channels=_typed(codec_raw, "channels", int, None),
-        latent_channels=_typed(codec_raw, "latent_channels", int, None),
-        grid_stride=_grid_stride(problems, codec_raw, model, encoders), data=tuple(codec_data),
-        variable_rate=codec_raw.get("variable_rate") is True,
-    )  # fmt: skip
-    if codec.variable_rate and (model != "hyperprior" or len(codec.lambdas) < 2):
-        problems.add("codec.variable_rate", f"needs model = \"hyperprior\" and ≥ 2 lambdas (got {model!r}, "
+    values["data"] = tuple(codec_data)
+    values["grid_stride"] = _grid_stride(problems, values["grid_stride"], values["model"], encoders)
+    codec = CodecPlan(**values)
+    if codec.variable_rate and (codec.model != "hyperprior" or len(codec.lambdas) < 2):
+        problems.add("codec.variable_rate", f"needs model = \"hyperprior\" and ≥ 2 lambdas (got {codec.model!r}, "
                                             f"{len(codec.lambdas)} λ)")  # fmt: skip
 
-    necks_raw = _typed(raw, "necks", dict, {})
-    problems.check_keys(necks_raw, _NECKS, "necks.")
-    layers = necks_raw.get("layers", [2])
-    if not isinstance(layers, list) or not layers or not all(isinstance(v, int) and v > 0 for v in layers):
+    necks_raw = raw.get("necks") if isinstance(raw.get("necks"), dict) else {}
+    values = _read(problems, NeckPlan, necks_raw, "necks.")
+    if not values["layers"] or not all(_is(v, (int,)) and v > 0 for v in values["layers"]):
         problems.add("necks.layers", "give a list of positive layer counts, e.g. [2, 4, 6]")
-        layers = [2]
-    modes = necks_raw.get("modes", ["clean"])
-    if not isinstance(modes, list) or not modes or any(m not in NECK_MODES for m in modes):
-        problems.add("necks.modes", f"give a list of {' / '.join(NECK_MODES)}, got {modes!r}")
-        modes = ["clean"]
-    kd = necks_raw.get("kd", [0.0])
-    if not isinstance(kd, list) or not all(isinstance(v, (int, float)) and v >= 0 for v in kd):
-        problems.add("necks.kd", "give a list of KD weights >= 0")
-        kd = [0.0]
-    necks = NeckPlan(
-        layers=tuple(layers), dim=_typed(necks_raw, "dim", int, 256), heads=_typed(necks_raw, "heads", int, 8),
-        steps=_typed(necks_raw, "steps", int, 1000), batch_size=_typed(necks_raw, "batch_size", int, 8),
-        lr=float(_typed(necks_raw, "lr", (int, float), 1e-4)), modes=tuple(modes), kd=tuple(float(v) for v in kd),
-        finetune_steps=_typed(necks_raw, "finetune_steps", int, 0),
-    )  # fmt: skip
+        values["layers"] = NeckPlan.layers
+    if not values["modes"] or any(m not in NECK_MODES for m in values["modes"]):
+        problems.add("necks.modes", f"give a list of {' / '.join(NECK_MODES)}, got {list(values['modes'])!r}")
+        values["modes"] = NeckPlan.modes
+    values["kd"] = _float_list(problems, values["kd"], "necks.kd", lambda v: v >= 0, "give a list of KD weights >= 0",
+                               NeckPlan.kd)  # fmt: skip
+    if values["finetune_steps"] is None:
+        values["finetune_steps"] = max(1, round(FINETUNE_FRACTION * values["steps"]))
+    necks = NeckPlan(**values)
     if necks.finetune_steps < 0:
         problems.add("necks.finetune_steps", f"must be >= 0, got {necks.finetune_steps}")
     if necks.dim % max(necks.heads, 1):
@@ -372,12 +487,12 @@ def load_study(path: str | os.PathLike) -> Study:
 
     cross = []
     task_names = {t.name for t in tasks} | set(task_table)
-    for i, item in enumerate(_typed(raw, "cross_neck", list, [])):
+    for i, item in enumerate(top["cross_neck"] if isinstance(raw.get("cross_neck"), list) else []):
         where = f"cross_neck[{i}]"
         if not isinstance(item, dict):
             problems.add(where, "expected a table {first = TASK, second = TASK}")
             continue
-        problems.check_keys(item, _CROSS, f"{where}.")
+        problems.check_keys(item, schema(CrossNeck), f"{where}.")
         first, second = item.get("first"), item.get("second")
         for key, value in (("first", first), ("second", second)):
             if value not in task_names:
@@ -386,33 +501,85 @@ def load_study(path: str | os.PathLike) -> Study:
             problems.add(where, "first and second must be different tasks")
         cross.append((str(first), str(second)))
 
-    seeds = raw.get("seeds", [0])
-    if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) for s in seeds):
+    seeds = top["seeds"]
+    if not seeds or not all(_is(s, (int,)) for s in seeds):
         problems.add("seeds", "give a non-empty list of integers")
-        seeds = [0]
-    anchor = raw.get("anchor")
+        seeds = Study.seeds
+    anchor = top["anchor"]
     if anchor is not None and anchor not in enc_table:
         problems.add("anchor", f"{anchor!r} is not an encoder of this study ({', '.join(enc_table)})")
+    resources = _resources(problems, raw["resources"]) if isinstance(raw.get("resources"), dict) else {}
+    for key in ("checkpoint_minutes", "checkpoint_steps"):
+        if top[key] < 0:
+            problems.add(key, f"must be >= 0, got {top[key]}")
+    anchors = _anchors(problems, raw["anchors"]) if isinstance(raw.get("anchors"), dict) else ()
     problems.raise_if_any()
     return Study(
-        path=path.resolve(), name=_typed(raw, "name", str, path.stem), description=_typed(raw, "description", str, ""),
-        encoders=tuple(encoders), tasks=tuple(tasks), codec=codec, necks=necks, cross_neck=tuple(cross),
-        seeds=tuple(seeds), anchor=anchor or (encoders[0].name if encoders else None),
-        device=_typed(raw, "device", str, "cpu"), eval_batch_size=_typed(raw, "eval_batch_size", int, 8),
-        threads=max(0, _typed(raw, "threads", int, 0)), raw=raw,
+        path=path, name=top["name"] or path.stem, description=top["description"], encoders=tuple(encoders),
+        tasks=tuple(tasks), codec=codec, necks=necks, cross_neck=tuple(cross), seeds=tuple(seeds),
+        anchor=anchor or (encoders[0].name if encoders else None), device=top["device"],
+        eval_batch_size=top["eval_batch_size"], threads=max(0, top["threads"]), resources=resources, raw=raw,
+        checkpoint_minutes=top["checkpoint_minutes"], checkpoint_steps=top["checkpoint_steps"], anchors=anchors,
     )  # fmt: skip
 
 
-def _head_problems(problems: _Problems, head: str, task: str, where: str, base: Path) -> None:
+def _anchors(problems: _Problems, table: dict) -> tuple[AnchorPlan, ...]:
+    """`[anchors.hevc] qps = [...]` / `[anchors.remote-jpeg] qualities = [...]`, checked against codec.standard."""
+    from codec import standard
+
+    out = []
+    for kind, entry in table.items():
+        where = f"anchors.{kind}"
+        remote = kind.startswith(REMOTE_PREFIX)
+        name = kind.removeprefix(REMOTE_PREFIX)
+        formats = standard.IMAGE_FORMATS if remote else standard.VIDEO_FORMATS
+        if name not in formats:
+            known = [*standard.VIDEO_FORMATS, *(REMOTE_PREFIX + f for f in standard.IMAGE_FORMATS)]
+            problems.add(where, f"unknown anchor; choose from {', '.join(known)}")
+            continue
+        if not isinstance(entry, dict):
+            problems.add(where, "expected a table")
+            continue
+        problems.check_keys(entry, _ANCHOR, f"{where}.")
+        key = "qualities" if remote else "qps"
+        for other in ("qps", "qualities", "preset") if remote else ("qualities",):
+            if other != key and other in entry:
+                problems.add(f"{where}.{other}", f"not an option of {'remote inference' if remote else 'packed'} "
+                                                 f"anchors (use {key})")  # fmt: skip
+        points = entry.get(key)
+        if not isinstance(points, list) or not points or not all(_is_number(v) and v >= 0 for v in points) \
+                or len(set(points)) != len(points):  # fmt: skip
+            problems.add(f"{where}.{key}", f"give a non-empty list of distinct numbers, got {points!r}")
+            continue
+        if not remote:
+            low, high = formats[name].qp_range
+            bad = [v for v in points if not isinstance(v, int) or not low <= v <= high]
+            if bad:
+                problems.add(f"{where}.qps", f"{bad}: {name} QPs are integers in [{low}, {high}]")
+                continue
+        out.append(AnchorPlan(kind, tuple(points), entry.get("preset") if not remote and isinstance(entry.get("preset"), str) else None))
+    return tuple(out)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _head(problems: _Problems, head: str, task: str, where: str, base: Path) -> str:
+    """The head spec, a local directory in it made absolute; a missing one is reported."""
     if head.startswith("builtin:"):
         if head.split(":", 1)[1] != task:
             problems.add(where, f"{head!r} is not a {task} head (use builtin:{task})")
-    elif head.startswith("hf:"):
+        return head
+    if head.startswith("hf:"):
         target = head[3:]
-        looks_local = target.startswith((".", "/")) or target.count("/") > 1  # a hub id is ORG/NAME
-        if looks_local and not Path(target).exists():
-            problems.add(where, f"{target}: no such directory")
-    else:
-        file = Path(head) if Path(head).is_absolute() else base / head
-        if not file.is_dir():
-            problems.add(where, f"{head}: not a head directory (or use builtin:{task} / hf:ID_OR_DIR)")
+        if target.startswith((".", "/", "~")) or target.count("/") > 1:  # a hub id is ORG/NAME
+            local = _absolute(target, base)
+            if not local.exists():
+                problems.add_missing(where, f"{target}: no such directory")
+            return f"hf:{local}"
+        return head
+    local = _absolute(head, base)
+    if not local.is_dir():
+        problems.add_missing(where, f"{head}: not a head directory (or use builtin:{task} / hf:ID_OR_DIR)")
+    return str(local)

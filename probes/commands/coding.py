@@ -92,31 +92,37 @@ def train_codec_command(features, lmbda, kind, qp, preset, levels, steps, batch_
 @click.option("--groups", type=click.IntRange(min=1),
               help="Independent channel-group substreams, coded in parallel (default: one per 2^18 latent "
                    "symbols, at most 16; the same on every machine).")
-@click.option("--threads", type=click.IntRange(min=1), help="Threads for substreams.")
+@click.option("--threads", type=click.IntRange(min=1), help="Threads for substreams (default: the CPUs).")
+@click.option("--batch-size", default=4, show_default=True, type=click.IntRange(min=1),
+              help="Images per encoder forward.")
+@click.option("--workers", type=click.IntRange(min=1),
+              help="Threads that read and entropy-code images beside the forward (default: the CPUs).")
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--force", is_flag=True, help="Overwrite existing outputs.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
 @click.option("-o", "--output", required=True, type=click.Path(path_type=Path),
               help="A .fcb file (--features, or one IMAGE), or a directory for IMAGE inputs (one STEM.fcb each).")
 def encode_command(images, features_file, codec_dir, checkpoint, random_init, ignore_weights_mismatch, coder, groups,
-                   threads, device, force, as_json, output):
+                   threads, batch_size, workers, device, force, as_json, output):
     """Encode images (frozen encoder, then codec) or a features file into .fcb streams.
 
-    With one IMAGE and an -o ending in .fcb, that file is written; otherwise -o is a directory that
-    receives one STEM.fcb per image.
+    IMAGE may be a file, a directory (searched recursively) or a quoted glob ('photos/*.jpg'). With one
+    IMAGE and an -o ending in .fcb, that file is written; otherwise -o is a directory that receives one
+    STEM.fcb per image. A file that fails is named and the others are still encoded; the exit status is
+    then 3.
     """
     import time
 
     from codec.codec_dir import load_codec
     from codec.entropy import DEFAULT_CODER
     from codec.pipeline import encode_features, read_features_file
-    from probes.coding import encode_images, image_targets
+    from probes.coding import image_targets
 
     if bool(images) == bool(features_file):
         raise click.UsageError("give IMAGE paths or --features FILE (not both)")
     coder = coder or DEFAULT_CODER
     codec = load_codec(codec_dir, device=device)
-    summaries = []
+    summaries, failures = [], []
     if features_file:
         if output.exists() and not force:
             raise InputError(f"{output}: exists; pass --force to overwrite")
@@ -139,18 +145,39 @@ def encode_command(images, features_file, codec_dir, checkpoint, random_init, ig
                                                          and not _has_bundled(codec.encoder)):
             raise click.UsageError("give exactly one of --checkpoint PATH or --random-init for the frozen encoder")
         paths, targets = image_targets(images, output, force=force)
-        for target, data, timings in encode_images(
+        summaries, failures = _encode_image_files(
             codec, paths, targets, checkpoint=checkpoint, random_init=random_init,
             ignore_weights_mismatch=ignore_weights_mismatch, coder=coder, groups=groups, threads=threads,
-            device=device,
-        ):  # fmt: skip
-            start = time.perf_counter()
-            write_output(target, data, force)
-            timings["write_s"] = time.perf_counter() - start
-            summaries.append(stream_summary(target, data, timings, codec))
+            device=device, batch_size=batch_size, workers=workers, force=force, show_progress=len(paths) > 1,
+        )  # fmt: skip
     if as_json:
         click.echo(json.dumps(summaries if len(summaries) != 1 else summaries[0], indent=2))
     else:
         for s in summaries:
             click.echo(f"{s['output']}: {s['bytes']} bytes, {s['bits_per_element']:.4f} bits/element"
                        + (f", {s['bpp_source']:.4f} bpp" if s.get("bpp_source") else ""), err=True)
+    if failures:
+        raise InputError(f"{len(failures)} of {len(failures) + len(summaries)} images failed:\n  " + "\n  ".join(failures))
+
+
+def _encode_image_files(codec, paths, targets, *, force, **options) -> tuple[list[dict], list[str]]:
+    """Encode and write one stream per image (probes.coding.encode_image_files); (summaries, failures)."""
+    import time
+
+    from probes.coding import encode_image_files
+
+    summaries, failures = [], []
+    for result in encode_image_files(codec, paths, targets, **options):
+        if result.error is not None:
+            click.echo(f"failed: {result.error}", err=True)
+            failures.append(result.error)
+            continue
+        start = time.perf_counter()
+        try:
+            write_output(result.target, result.data, force)
+        except (InputError, OSError) as e:
+            failures.append(f"{result.target}: {e}")
+            continue
+        result.timings["write_s"] = time.perf_counter() - start
+        summaries.append(stream_summary(result.target, result.data, result.timings, codec))
+    return summaries, failures

@@ -19,6 +19,7 @@ import logging
 import math
 import os
 import random
+import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -27,6 +28,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Sampler
 
 from codec.batching import batch_indices
+from codec.checkpoint import CHECKPOINT_DIR, Checkpoint, step_seed
 from codec.progress import progress as progress_bar
 from probes.data import collate_samples
 from probes.heads import FrozenHead, save_builtin_head, shipped_head_dir
@@ -37,14 +39,11 @@ from .neck_dir import (
     HEAD_DIR,
     NECK_FORMAT,
     NECK_FORMAT_VERSION,
-    STATE,
     WEIGHTS,
     NeckDirError,
     load_neck,
-    load_state,
     load_weights,
     read_neck_config,
-    save_state,
     save_weights,
     write_neck_config,
 )
@@ -83,6 +82,7 @@ class TrainNeckOptions:
     warmup_steps: int | None = None
     seed: int = 0
     checkpoint_every: int = 200
+    checkpoint_seconds: float | None = None  # also checkpoint when this long has passed since the last one
     device: str = "cpu"
     workers: int = 0  # DataLoader processes decoding images
     progress: bool = True
@@ -93,7 +93,7 @@ class TrainNeckOptions:
     def plan(self) -> dict:
         """The options a resumed run must share with the interrupted one."""
         d = asdict(self)
-        for k in ("device", "workers", "progress", "checkpoint_every", "feature_memory_mb"):
+        for k in ("device", "workers", "progress", "checkpoint_every", "checkpoint_seconds", "feature_memory_mb"):
             d.pop(k)
         return d
 
@@ -296,16 +296,19 @@ class NeckRun:
 def train_neck(opts: TrainNeckOptions, out_dir: str | os.PathLike, *, resume: bool = False, force: bool = False) -> dict:
     """Train a neck into `out_dir`; returns its config (with the loss history summary)."""
     out_dir = Path(out_dir)
-    state_path, config_path = out_dir / STATE, out_dir / "config.json"
+    config_path = out_dir / "config.json"
+    checkpoint = Checkpoint(out_dir / CHECKPOINT_DIR, opts.plan(), every_steps=opts.checkpoint_every,
+                            every_seconds=opts.checkpoint_seconds)  # fmt: skip
     if out_dir.exists() and not force:
-        if resume and not state_path.is_file() and not config_path.is_file():
+        if resume and not checkpoint.exists and not config_path.is_file():
             log.info("--resume: nothing to resume in %s, starting", out_dir)
-        elif not resume and (state_path.is_file() or config_path.is_file()):
+        elif not resume and (checkpoint.exists or config_path.is_file()):
             raise NeckDirError(f"{out_dir}: already holds a neck or a run; pass --resume to continue or --force")
     out_dir.mkdir(parents=True, exist_ok=True)
     if force:  # start over: what the old run left must not be mistaken for this one's
-        for stale in (state_path, config_path, out_dir / WEIGHTS):
+        for stale in (config_path, out_dir / WEIGHTS):
             stale.unlink(missing_ok=True)
+        shutil.rmtree(checkpoint.directory, ignore_errors=True)
 
     torch.manual_seed(opts.seed)  # the same initial weights on every rank
     run = NeckRun(opts)
@@ -316,32 +319,16 @@ def train_neck(opts: TrainNeckOptions, out_dir: str | os.PathLike, *, resume: bo
     if opts.train_head:
         params += list(run.head.parameters())
     optimizer = torch.optim.AdamW(params, lr=opts.lr, weight_decay=opts.weight_decay)
+    modules = {"neck": run.trainable, **({"head": run.head} if opts.train_head else {})}
     start, losses = 0, []
-    if resume and state_path.is_file() and not force:
-        state = load_state(state_path)
-        if state.get("plan") != _jsonable(opts.plan()):
-            raise NeckDirError(f"{state_path}: the run in {out_dir} used different options; choose another -o or --force")
-        run.trainable.load_state_dict(state["neck"])
-        if opts.train_head:
-            run.head.load_state_dict(state["head"])
-        optimizer.load_state_dict(state["optimizer"])
-        start, losses = int(state["step"]), list(state["losses"])
+    if resume and checkpoint.exists and not force:
+        start, extra = checkpoint.load(modules, {"optimizer": optimizer})
+        losses = list(extra.get("losses", []))
         log.info("resuming %s at step %d of %d", out_dir, start, opts.steps)
 
-    def checkpoint(step: int) -> None:
-        if rank:  # rank 0 writes; the others hold the same weights
-            return
-        save_state(
-            state_path,
-            {
-                "plan": _jsonable(opts.plan()),
-                "step": step,
-                "neck": run.trainable.state_dict(),
-                "head": run.head.state_dict() if opts.train_head else {},
-                "optimizer": optimizer.state_dict(),
-                "losses": losses,
-            },
-        )
+    def save(step: int) -> None:
+        if not rank:  # rank 0 writes; the others hold the same weights
+            checkpoint.save(step, modules, {"optimizer": optimizer}, {"losses": losses})
 
     kd_targets = precompute(run, opts)
     run.trainable.train()
@@ -362,7 +349,8 @@ def train_neck(opts: TrainNeckOptions, out_dir: str | os.PathLike, *, resume: bo
     bar = progress_bar(loader, desc=f"train-neck {opts.task}", unit="step", disable=not opts.progress,
                initial=start, total=opts.steps)  # fmt: skip
     for step, samples in enumerate(bar, start=start):
-        rng.seed(opts.seed * 7919 + step)  # caption choice: a function of the step too
+        rng.seed(step_seed(opts.seed, step))  # caption choice: a function of the step too
+        torch.manual_seed(step_seed(opts.seed, step))  # and any draw of torch's, so a resumed run is the same run
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(step, opts)
         tokens = neck(run.source.features(samples))
@@ -384,11 +372,11 @@ def train_neck(opts: TrainNeckOptions, out_dir: str | os.PathLike, *, resume: bo
         record.setdefault("loss", loss.item())
         losses.append(record)
         bar.set_postfix(loss=f"{record['loss']:.4f}")
-        if (step + 1) % opts.checkpoint_every == 0 and step + 1 < opts.steps:
-            checkpoint(step + 1)
+        if step + 1 < opts.steps and checkpoint.due(step + 1):
+            save(step + 1)
     bar.close()
 
-    checkpoint(opts.steps)
+    save(opts.steps)
     if opts.train_head:
         run.head.trained = True
         run.head.freeze()
@@ -425,7 +413,3 @@ def _average_over_ranks(record: dict, loss: torch.Tensor, extra_params: list) ->
         if p.grad is not None:
             dist.all_reduce(p.grad)
             p.grad /= world
-
-
-def _jsonable(d: dict) -> dict:
-    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in d.items()}

@@ -5,7 +5,8 @@
                                   after (first neck dir + config sha256), training options, versions
     NECK_DIR/weights.safetensors  the trainable neck (the second one of a cross-neck)
     NECK_DIR/head/                a built-in head trained jointly (--train-head), saved frozen
-    NECK_DIR/training-state.pt    step, neck/head/optimizer state, loss history (torch.load weights_only)
+    NECK_DIR/checkpoint/          the training state to resume from: step, neck/head/optimizer state, loss
+                                  history (codec.checkpoint's format, shared with codec training)
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from probes.necks import CrossNeck, Neck
 
 NECK_FORMAT = "featcodec-neck"
 NECK_FORMAT_VERSION = 1
-STATE, HEAD_DIR = "training-state.pt", "head"
+STATE, HEAD_DIR = "training-state.pt", "head"  # STATE: the built-in heads' pretraining (probes/heads/pretrain.py)
 
 
 class NeckDirError(InputError):

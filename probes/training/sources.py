@@ -188,6 +188,9 @@ class CodecRoundTrip(CodedFeatures):
             "config_hash": c.get("config_hash"),
             "kind": c.get("kind"),
             "lambda": c.get("lambda"),
+            # a packed standard anchor (codec.models.packed): its family for the report, its rate point
+            "anchor": f"packed-{self.codec.model.standard}" if getattr(self.codec.model, "standard", None) else None,
+            "qp": (c.get("hparams") or {}).get("qp"),
             "coder": self.coder,
             "levels": list(self.codec.model.level_names),
             "bits": self.bits,

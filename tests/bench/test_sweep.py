@@ -162,22 +162,27 @@ def _events(run_dir: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
-def test_killed_mid_step_resumes_without_rerunning_finished_steps(toy_run, tmp_path):
-    study, reference, _ = toy_run
-    run_dir = tmp_path / "run"
+def kill_sweep_when(study: Path, run_dir: Path, ready) -> None:
+    """Run `featcodec sweep` in a subprocess and SIGKILL its process group as soon as `ready()` holds."""
     code = "import sys; from bench.cli import main; sys.argv[0] = 'featcodec'; main()"
     proc = subprocess.Popen([sys.executable, "-c", code, "sweep", str(study), "-o", str(run_dir), "--no-progress"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
     try:
         deadline = time.time() + 300
-        while time.time() < deadline:  # kill while the neck is being trained (after both codecs finished)
-            if any(e["event"] == "start" and e["step"].startswith("neck-") for e in _events(run_dir)):
-                break
-            assert proc.poll() is None, "the sweep ended before it could be interrupted"
-            time.sleep(0.05)
+        while not ready():
+            assert proc.poll() is None and time.time() < deadline, "the sweep ended before it could be interrupted"
+            time.sleep(0.01)
         os.killpg(proc.pid, signal.SIGKILL)
     finally:
         proc.wait()
+
+
+def test_killed_mid_step_resumes_without_rerunning_finished_steps(toy_run, tmp_path):
+    study, reference, _ = toy_run
+    run_dir = tmp_path / "run"
+    # kill while the neck is being trained (after both codecs finished)
+    kill_sweep_when(study, run_dir, lambda: any(e["event"] == "start" and e["step"].startswith("neck-")
+                                                for e in _events(run_dir)))  # fmt: skip
     before = _events(run_dir)
     finished_before = {e["step"] for e in before if e["event"] == "done"}
     killed = {e["step"] for e in before if e["event"] == "start"} - finished_before

@@ -139,3 +139,15 @@ def test_malformed_ranges_and_packing_are_bitstream_errors(vvc_dirs, feature_cac
     garbage = {**parsed.substreams, "s.stage3": b"\x00\x00\x01" + bytes(40)}
     with pytest.raises(BitstreamError):
         decode_stream(codec, pack(header, garbage))
+
+
+def test_in_process_hevc_encode_writes_the_ffmpeg_binarys_bytes(monkeypatch):
+    """The packed-HEVC anchor encodes through PyAV's libx265 (no process per plane): the same bytes as ffmpeg."""
+    from codec import standard
+
+    plane = np.random.default_rng(3).integers(0, standard.MAX_SAMPLE + 1, (48, 80)).astype(np.uint16)
+    in_process = standard.encode_plane(plane, "hevc", qp=37, preset="ultrafast")
+    monkeypatch.setattr(standard, "_pyav", lambda: None)  # the ffmpeg binary instead
+    assert standard.encode_plane(plane, "hevc", qp=37, preset="ultrafast") == in_process
+    assert np.array_equal(standard.decode_plane(in_process, "hevc", plane.shape),
+                          standard.decode_plane(in_process, "hevc", plane.shape))  # fmt: skip

@@ -6,6 +6,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from codec.checkpoint import CheckpointError
 from codec.codec_dir import CodecLoadError, load_codec
 from codec.models import create_codec
 from codec.train import TrainingError, train_codec
@@ -60,7 +61,7 @@ def test_existing_codec_not_overwritten_and_resume_plan_checked(feature_cache, t
     train_codec(feature_cache, tmp_path / "c", lmbda=1.0, steps=2, **common)
     with pytest.raises(FileExistsError):
         train_codec(feature_cache, tmp_path / "c", lmbda=1.0, steps=2, **common)
-    with pytest.raises(TrainingError, match="lambda"):
+    with pytest.raises(CheckpointError, match="lambda"):
         train_codec(feature_cache, tmp_path / "c", lmbda=2.0, steps=4, resume=True, **common)
 
 
@@ -121,7 +122,30 @@ def test_joint_integer_training_is_kept_and_distillation_steps_are_part_of_the_p
     joint = train_codec(feature_cache, tmp_path / "j", steps=2, hyper_distill_steps=0, **common)
     assert "hyper_distillation" not in joint.config["training"]
     assert joint.config["hparams"]["hyper_path"] == "integer" and joint.model.h_s.frozen
-    with pytest.raises(TrainingError, match="hyper_distill_steps"):  # a joint run is not resumed as a distilled one
+    with pytest.raises(CheckpointError, match="hyper_distill_steps"):  # a joint run is not resumed as a distilled one
         train_codec(feature_cache, tmp_path / "j", steps=4, resume=True, **common)
     with pytest.raises(TrainingError, match="hyper_distill_steps"):
         train_codec(feature_cache, tmp_path / "n", steps=2, hyper_distill_steps=-1, **common)
+
+
+def test_a_distillation_killed_midway_resumes_from_its_checkpoint(feature_cache, tmp_path, monkeypatch):
+    import codec.train as train_module
+
+    common = dict(lmbda=5.0, batch_size=2, lr=3e-3, hparams=TINY, progress=False, checkpoint_every=2, steps=3,
+                  hyper_distill_steps=6)  # fmt: skip
+    straight = train_codec(feature_cache, tmp_path / "a", **common)
+    real, calls = train_module._gaussian_kl_bits, {"n": 0}
+
+    def killed(*args):
+        calls["n"] += 1
+        if calls["n"] == 5:  # the 5th distillation step: its checkpoint at step 4 is written
+            raise KeyboardInterrupt
+        return real(*args)
+
+    monkeypatch.setattr(train_module, "_gaussian_kl_bits", killed)
+    with pytest.raises(KeyboardInterrupt):
+        train_codec(feature_cache, tmp_path / "b", **common)
+    monkeypatch.setattr(train_module, "_gaussian_kl_bits", real)
+    assert json.loads((tmp_path / "b" / "checkpoint" / "distill" / "state.json").read_text())["step"] == 4
+    resumed = train_codec(feature_cache, tmp_path / "b", resume=True, **common)
+    assert resumed.codec_id == straight.codec_id

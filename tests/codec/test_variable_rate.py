@@ -61,3 +61,13 @@ def test_bad_lambda_sets_are_refused(feature_cache, tmp_path, lambdas, batch):
     with pytest.raises(TrainingError):
         train_variable_rate_codec(feature_cache, [tmp_path / str(i) for i in range(len(lambdas))], lambdas=lambdas,
                                   steps=1, batch_size=batch, hparams=TINY, progress=False)  # fmt: skip
+
+
+def test_an_interrupted_variable_rate_training_resumes_to_the_same_codecs(feature_cache, tmp_path):
+    common = dict(lambdas=[0.1, 100.0], batch_size=2, lr=3e-3, hparams=TINY, progress=False, checkpoint_every=2)
+    straight = train_variable_rate_codec(feature_cache, [tmp_path / "a0", tmp_path / "a1"], steps=5, **common)
+    train_variable_rate_codec(feature_cache, [tmp_path / "b0", tmp_path / "b1"], steps=3, **common)  # "killed" at 3
+    resumed = train_variable_rate_codec(feature_cache, [tmp_path / "b0", tmp_path / "b1"], steps=5, resume=True,
+                                        **common)  # fmt: skip
+    for a, b in zip(straight, resumed, strict=True):
+        assert a.codec_id == b.codec_id  # the weights' sha256

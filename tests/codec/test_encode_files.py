@@ -1,0 +1,88 @@
+"""Whole directories: `encode_image_files` (batched forward, coding on a pool) writes the one-image loop's bytes."""
+
+import shutil
+
+import pytest
+from click.testing import CliRunner
+
+from bench.cli import main
+from codec.codec_dir import load_codec
+from codec.train import train_codec
+from probes.coding import encode_image_files, encode_images, image_targets
+
+from .conftest import TINY, write_images
+
+
+@pytest.fixture(scope="module")
+def codec_dir(tmp_path_factory, feature_cache):
+    out = tmp_path_factory.mktemp("files") / "codec"
+    train_codec(feature_cache, out, lmbda=10.0, steps=3, batch_size=2, hparams=TINY, progress=False)
+    return out
+
+
+@pytest.fixture(scope="module")
+def photo_dir(tmp_path_factory, image_paths):
+    """The bundled samples and five small PNGs of another size: 9 images, batches of 4 leave a remainder."""
+    folder = tmp_path_factory.mktemp("photos")
+    for p in image_paths:
+        shutil.copy(p, folder / p.name)
+    write_images(folder / "more", n=5, seed=3)
+    return folder
+
+
+def test_directory_encode_writes_the_one_image_bytes(codec_dir, photo_dir, tmp_path):
+    codec = load_codec(codec_dir)
+    paths, targets = image_targets([photo_dir], tmp_path / "out", force=False)
+    assert len(paths) == 9
+    loop = {t: data for t, data, _ in encode_images(codec, paths, targets, random_init=True)}
+    results = list(encode_image_files(codec, paths, targets, random_init=True, batch_size=4, workers=3,
+                                      threads=2, show_progress=False))
+    assert [r.target for r in results] == targets  # in input order
+    assert all(r.error is None for r in results)
+    assert {r.target: r.data for r in results} == loop
+    assert all(r.timings["encoder_s"] > 0 and "codec_s" in r.timings for r in results)
+
+
+def test_a_failing_file_is_named_and_the_others_are_written(codec_dir, photo_dir, tmp_path):
+    inputs = tmp_path / "in"
+    shutil.copytree(photo_dir, inputs)
+    (inputs / "broken.png").write_bytes(b"\x89PNG not really")
+    runner = CliRunner()
+    result = runner.invoke(main, ["encode", str(inputs / "*.png"), str(inputs / "more"), "--codec", str(codec_dir),
+                                  "--random-init", "--batch-size", "3", "-o", str(tmp_path / "out")])
+    assert result.exit_code == 3
+    assert "broken.png" in result.output and "1 of 9 images failed" in result.output
+    written = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert len(written) == 8 and "broken.fcb" not in written
+    one = tmp_path / "one.fcb"
+    image = inputs / "more" / "img2.png"
+    assert runner.invoke(main, ["encode", str(image), "--codec", str(codec_dir), "--random-init", "-o", str(one)]
+                         ).exit_code == 0
+    assert one.read_bytes() == (tmp_path / "out" / "img2.fcb").read_bytes()
+
+
+def test_a_glob_that_matches_nothing_is_an_input_error(tmp_path):
+    from codec.errors import InputError
+
+    with pytest.raises(InputError, match="no file matches"):
+        image_targets([str(tmp_path / "*.jpg")], tmp_path / "out", force=False)
+
+
+def test_many_streams_decode_like_one_and_a_bad_one_is_named(codec_dir, photo_dir, tmp_path):
+    from safetensors.torch import load_file
+
+    runner = CliRunner()
+    streams = tmp_path / "fcb"
+    assert runner.invoke(main, ["encode", str(photo_dir / "more"), "--codec", str(codec_dir), "--random-init",
+                                "-o", str(streams)]).exit_code == 0
+    (streams / "bad.fcb").write_bytes((streams / "img0.fcb").read_bytes()[:-3])
+    result = runner.invoke(main, ["decode", str(streams), "--codec", str(codec_dir), "--workers", "2",
+                                  "-o", str(tmp_path / "dec")])
+    assert result.exit_code == 3, result.output
+    assert "1 of 6 streams failed" in result.output and "bad.fcb" in result.output
+    assert sorted(p.name for p in (tmp_path / "dec").iterdir()) == [f"img{i}.safetensors" for i in range(5)]
+    one = tmp_path / "one.safetensors"
+    assert runner.invoke(main, ["decode", str(streams / "img3.fcb"), "--codec", str(codec_dir), "-o", str(one)]
+                         ).exit_code == 0
+    many, single = load_file(tmp_path / "dec" / "img3.safetensors"), load_file(one)
+    assert many.keys() == single.keys() and all((many[k] == single[k]).all() for k in many)
