@@ -315,7 +315,7 @@ def test_an_eval_through_a_streams_step_scores_what_a_fresh_round_trip_scores(to
     row = next(r for r in rows if r["format"] == "featcodec-eval" and r["sweep"]["lambda"] == 4.0)
     codec_dir = run_dir / "steps" / row["sweep"]["codec_step"] / "codec"
     fresh = evaluate_neck(row["neck"]["dir"], "synthetic:depth", split="test", limit=3, codec=str(codec_dir),
-                          batch_size=4, progress=False)  # fmt: skip
+                          coder=row["codec"]["coder"], batch_size=4, progress=False)  # fmt: skip
     assert fresh["metrics"] == row["metrics"] and fresh["per_image"] == row["per_image"]
     assert fresh["bpp"] == row["bpp"] and fresh["codec"]["stream_bytes"] == row["codec"]["stream_bytes"]
     streams = [s for s in outcome.steps if s.kind == "streams"]
