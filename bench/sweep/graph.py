@@ -98,14 +98,17 @@ def plan_steps(study: Study) -> list[Step]:
                 for layers in study.necks.layers:
                     for kd in task.kd if task.kd is not None else study.necks.kd:
                         for mode in task.modes or study.necks.modes:
-                            evals += _neck_evals(add, study, enc, task, layers, kd, mode, seed, codecs, anchors)
+                            # the standard's anchors are scored through the direct necks (no KD): what the
+                            # learned-vs-anchor table compares
+                            evals += _neck_evals(add, study, enc, task, layers, kd, mode, seed, codecs,
+                                                 () if kd else anchors)
             for first, second in study.cross_neck:
                 t1 = next(t for t in study.tasks if t.name == first)
                 t2 = next(t for t in study.tasks if t.name == second)
                 for layers in study.necks.layers:
                     first_neck = add(_neck_step(study, enc, t1, layers, 0.0, seed, None, None))
                     cross = add(_neck_step(study, enc, t2, layers, 0.0, seed, None, first_neck))
-                    evals += [add(_eval_step(study, t2, cross, c, add)) for c in (None, *codecs, *anchors)]
+                    evals += [add(_eval_step(study, t2, cross, c, add)) for c in (None, *codecs)]
     for task in study.tasks:  # every curve's 0-bit point: the best prediction made without any features
         evals.append(add(Step("zero-rate", {"task": task.name, "head": task.head, "train": task.train.to_dict(),
                                             "test": task.test.to_dict()}, label=f"zero-rate {task.name}")))  # fmt: skip
