@@ -25,7 +25,7 @@ from .bdrate import bd_metric, bd_rate, cubic_is_monotone
 from .curves import COCO_STATS, UNDEFINED_COCO_VALUE, monotone_hull
 from .curves import task_sufficient_rate as compute_task_sufficient_rate
 from .records import ComplexityRow, Estimate, Pair, PointRecord, Probe, SeedCurve, StandardComparison
-from .results import COMPLEXITY_FIELDS, LEARNED, NECK_CLEAN, Curve, RatePoint, ResultsError
+from .results import COMPLEXITY_FIELDS, LEARNED, Curve, RatePoint, ResultsError
 
 METHOD = "pchip"
 
@@ -154,7 +154,7 @@ def _seed_matched(a: dict, b: dict) -> list:
     return [s for s in a if s in b]
 
 
-def seed_curves(probe_seeds: dict, seeds: list, score: str) -> tuple[list[tuple], list[RatePoint]]:
+def seed_curves(probe_seeds: dict, seeds: list) -> tuple[list[tuple], list[RatePoint]]:
     """[(hull rates, hull points' per-image rows)] per seed, and the points in that order (rows aligned later)."""
     out, points = [], []
     for s in seeds:
@@ -174,7 +174,7 @@ def curve_scores(probes: list[dict], seeds: list, metric: str, notes: list[str],
             if len([q for q in probe_seeds[s][1].points if q.on_hull]) < 2:
                 notes.append(f"seed {seed_key(s)}: needs 2 hull points per curve")
                 return None
-        shape, pts = seed_curves(probe_seeds, seeds, metric)
+        shape, pts = seed_curves(probe_seeds, seeds)
         shapes.append(shape)
         points += pts
     score, why = interval_score(points, metric)
@@ -450,7 +450,3 @@ def complexity_rows(curves: list[Curve]) -> list[ComplexityRow]:
 
 def _median(values: list[float]) -> float | None:
     return float(np.median(values)) if values else None
-
-
-def clean_trained(probe: Probe) -> bool:
-    return probe.neck_training == NECK_CLEAN
