@@ -146,13 +146,14 @@ def test_a_run_records_every_point_and_reports(toy_run):
     (depth,) = [s for s in report["sections"] if s["metric"] == "abs_rel"]
     assert depth["zero_rate"] is not None
     assert (run_dir / "report" / "report.md").is_file()
-    assert len(outcome.ran) == len(outcome.steps) == 12 and not outcome.skipped  # 2 streams: the test split per codec
+    # 2 streams (the test split per codec), 2 features (the neck inputs of the train and the test split)
+    assert len(outcome.ran) == len(outcome.steps) == 14 and not outcome.skipped
     # --resume recomputes nothing
     again = run_sweep(study, run_dir, resume=True, progress=False)
-    assert again.ran == [] and len(again.skipped) == 12
+    assert again.ran == [] and len(again.skipped) == 14
     # --plan reports every step done, without running anything
     result = CliRunner().invoke(main, ["sweep", str(study), "-o", str(run_dir), "--plan"])
-    assert result.exit_code == 0 and "12 steps: 12 done, 0 to do" in result.output
+    assert result.exit_code == 0 and "14 steps: 14 done, 0 to do" in result.output
     # an existing run directory is not reused without --resume
     assert CliRunner().invoke(main, ["sweep", str(study), "-o", str(run_dir)]).exit_code == 3
 
@@ -203,7 +204,7 @@ def test_ray_executor_gives_the_same_results(toy_run, tmp_path):
         outcome = run_sweep(study, tmp_path / "run", executor="ray", progress=False)
     finally:
         ray.shutdown()
-    assert len(outcome.ran) == 12
+    assert len(outcome.ran) == 14
     assert _normalised_rows(tmp_path / "run") == _normalised_rows(reference)
 
 
