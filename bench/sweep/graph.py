@@ -124,7 +124,8 @@ def plan_steps(study: Study) -> list[Step]:
     )
     evals: list[Step] = []
     for enc in study.encoders:
-        extract = add(Step("extract", {"encoder": enc.to_dict(), "device": device}, (("images", image_steps),),
+        extract = add(Step("extract", {"encoder": enc.to_dict(), "device": device, **study.codec.extract_settings()},
+                           (("images", image_steps),),
                            label=f"extract {enc.name}"))  # fmt: skip
         anchors = _anchor_points(add, study, enc, extract)  # no seed: shared by every seed's necks
         for seed in study.seeds:

@@ -193,7 +193,9 @@ def _extract(s: dict, inputs: dict, out: Path, run_dir: Path, progress: bool) ->
     encoder = create_encoder(enc["name"], resolution=enc["resolution"], device=s["device"],
                              **encoder_weights(enc["weights"]))  # fmt: skip
     # a rerun over this step's directory keeps the shards already written (extract_features resumes)
-    cache = extract_features(encoder, paths, out / "features", batch_size=8, progress=progress)
+    crop = {"crop": s["crop"], "crops_per_image": s["crops_per_image"]} if s.get("crop") else {}
+    cache = extract_features(encoder, paths, out / "features", batch_size=8, progress=progress,
+                             dtype=s.get("dtype", "float32"), **crop)  # fmt: skip
     return {"features": len(cache), "weights_id": cache.weights_id}
 
 
