@@ -217,12 +217,16 @@ def test_a_neck_given_two_devices_trains_on_both_ranks_to_the_single_process_nec
     from bench.sweep.runner import step_document
 
     study = load_study(_write(tmp_path, TOY + "\n[resources.neck]\ngpus = 2\n"))
-    (neck,) = [s for s in plan_steps(study) if s.kind == "neck"]  # a clean neck: no inputs
+    (neck,) = [s for s in plan_steps(study) if s.kind == "neck"]  # a clean neck: its input is a features step
     doc = step_document(neck, study)
     assert doc["ranks"] == 2
+    (features,) = neck.input("features")
     weights = []
     for ranks in (1, 2):
-        (tmp_path / str(ranks) / "steps").mkdir(parents=True)
+        inputs = tmp_path / str(ranks) / "steps" / features.id
+        inputs.mkdir(parents=True)
+        run_step(step_document(features, study), tmp_path / str(ranks))
+        (inputs / "step.json").write_text("{}")  # finished, as the runner marks it
         assert run_step({**doc, "ranks": ranks}, tmp_path / str(ranks))["ranks"] == ranks
         weights.append(load_file(str(tmp_path / str(ranks) / "steps" / neck.id / "neck" / "weights.safetensors")))
     a, b = weights
