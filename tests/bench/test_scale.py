@@ -257,3 +257,11 @@ def test_a_step_waits_for_another_process_still_running_it(tmp_path):
         fcntl.flock(held, fcntl.LOCK_UN)
     thread.join(10)
     assert order == ["first done", "second"]
+
+
+def test_codec_crops_reach_the_extract_step_and_are_checked_against_the_encoders(tmp_path):
+    study = load_study(_write(tmp_path, TOY.replace("channels = 8\n", "channels = 8\ncrop = 32\ncrops_per_image = 3\n", 1)))
+    (extract,) = [s for s in plan_steps(study) if s.kind == "extract"]
+    assert extract.settings | {"dtype": "float16", "crop": 32, "crops_per_image": 3} == extract.settings
+    with pytest.raises(StudyError, match="coarsest stride 32"):
+        load_study(_write(tmp_path, TOY.replace("channels = 8\n", "channels = 8\ncrop = 48\n", 1)))

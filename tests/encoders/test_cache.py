@@ -147,3 +147,26 @@ def test_random_init_is_the_same_network_in_every_process():
     here = float(sum(p.double().sum() for p in create_encoder("mini-hiera-random", random_init=True).parameters()))
     there = float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
     assert here == there
+
+
+def test_crops_are_windows_of_the_whole_maps_drawn_the_same_on_every_run(photo_dir, tmp_path):
+    """Codec training data: `crops_per_image` windows per image, fp16, each cut at whole cells of every level."""
+    from probes.encoders.extract import crop_windows
+    from probes.training.sources import CachedFeatures
+
+    encoder = create_encoder("mini-hiera-random", random_init=True, resolution=128)
+    images = collect_images([photo_dir])
+    whole = extract_features(encoder, images, tmp_path / "w", dtype="float16", progress=False)
+    crops = extract_features(encoder, images, tmp_path / "c", dtype="float16", crop=64, crops_per_image=2,
+                             shard_size=2, progress=False)  # fmt: skip
+    assert len(crops) == 2 * len(whole) and crops.get(0)["stage4"].shape == (128, 2, 2)
+    windows = [w for i in range(len(images)) for w in crop_windows(encoder, crops.manifest["crop"], i)]
+    for row, window in enumerate(windows):
+        for name, (ys, xs) in window.items():
+            assert torch.equal(crops.get(row)[name], whole.get(row // 2)[name][:, ys, xs])
+    assert windows != [w for i in range(len(images)) for w in crop_windows(encoder, {"size": 64, "per_image": 2,
+                                                                                      "seed": 1}, i)]  # fmt: skip
+    with pytest.raises(ValueError, match="coarsest stride 32"):
+        extract_features(encoder, images, tmp_path / "bad", crop=48, progress=False)
+    with pytest.raises(ValueError, match="holds crops"):
+        CachedFeatures(crops, ["stage1"])
