@@ -352,7 +352,8 @@ def _features(step: Step, ctx: Context) -> Cost:
     n = ctx.size(_split_of(step))
     per_image = feature_elements(ctx.shapes(enc), _stored_grid(step, ctx)) * FP16
     batch = step.settings["batch_size"] * feature_elements(ctx.shapes(enc)) * FP32
-    return Cost(ctx.start("features") + n * ctx.forward(enc), n * per_image, 64 * per_image + 2 * batch + GiB,
+    # start-up as an extract step's (an encoder built, shards written): calibrate measures that one
+    return Cost(ctx.start("extract") + n * ctx.forward(enc), n * per_image, 64 * per_image + 2 * batch + GiB,
                 _activations(ctx, batch))  # fmt: skip
 
 
@@ -365,7 +366,7 @@ def _streams(step: Step, ctx: Context) -> Cost:
     per_image = int(bpp * ctx.resolution(enc) ** 2 / 8)
     seconds = n * (ctx.coding("codec_encode", enc) + ctx.forward(enc))
     batch = step.settings["batch_size"] * feature_elements(ctx.shapes(enc)) * FP32
-    return Cost(ctx.start("streams") + seconds, n * per_image, 2 * batch + GiB, _activations(ctx, batch))
+    return Cost(ctx.start("codec") + seconds, n * per_image, 2 * batch + GiB, _activations(ctx, batch))
 
 
 def _remote(step: Step, ctx: Context) -> Cost:
