@@ -1,6 +1,7 @@
 """`train_neck`: fit a neck (optionally a built-in head) so a frozen head solves its task on encoder features.
 
-    samples ─► FeatureSource (encoder | cache) [─► codec round trip] ─► neck ─► frozen head ─► task loss
+    samples ─► FeatureSource (encoder | cache | stored neck inputs) [─► codec round trip | decoded streams] ─► neck
+                                                                        ─► frozen head ─► task loss
                                                                          │
     samples ─► head.preprocess ─► head.teacher ───────── KD: MSE(neck tokens, teacher tokens) · W
 
