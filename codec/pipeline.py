@@ -21,13 +21,13 @@ from dataclasses import dataclass, field
 import torch
 
 from .bitstream import BitstreamError, Container, can_pack, pack, pack_compact, unpack
+from .bitstream.container import MAX_GRID
 from .bitstream.info import BYTE_SPLIT, byte_split, describe, stream_info
 from .codec_dir import LoadedCodec
 from .entropy import CODERS, DEFAULT_CODER, legacy_group_bounds
 from .errors import InputError
+from .names import STREAM_FORMAT
 
-STREAM_FORMAT = "featcodec-fcb"
-MAX_GRID = 1024  # grid cells per side: 16384 px at stride 16
 MAX_PIXELS_FACTOR = 4  # default decode limit: 4x the pixels of the codec's training resolution
 # every key a header may hold (docs/bitstream.md, section 2; `source` is the compact header's extension); a
 # packed anchor's also holds `packing` (section 8)
@@ -63,8 +63,8 @@ def encode_features(
         coder = "zstd"
     elif getattr(model, "standard", ""):  # a packed anchor: the "coder" is the standard that codes the frames
         coder = model.standard
-    elif coder not in CODERS:
-        raise ValueError(f"unknown coder {coder!r}; choose from {', '.join(CODERS)}")
+    else:
+        CODERS.get(coder)  # an unknown name raises, listing the coders
     x = _batched(codec, features)
     device = next(iter(model.buffers())).device
     x = {k: v.to(device, torch.float32) for k, v in x.items()}
@@ -194,7 +194,7 @@ def check_header(
         if header.get("latents") != model.latent_shapes(grid):
             raise BitstreamError("header field 'latents' does not match the codec's latent shapes for the grid")
     coder = _require(header, "coder", str, "a string")
-    allowed = ("zstd",) if model.kind == "uniform" else tuple(CODERS)
+    allowed = ("zstd",) if model.kind == "uniform" else tuple(CODERS.names())
     if getattr(model, "standard", ""):
         allowed = (model.standard,)
         for key, value in model.stream_fields(grid).items():
