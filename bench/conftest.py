@@ -25,6 +25,12 @@ def pytest_addoption(parser):
         help="tensor sizes for the kernel benchmarks (sam2: the SAM2 FPN levels; tiny: smoke run)",
     )
     parser.addoption("--bench-threads", type=int, default=0, help="CPU threads for the kernel benchmarks")
+    parser.addoption(
+        "--bench-device",
+        choices=("cpu", "cuda"),
+        default="cpu",
+        help="device of bench/test_bench_encode.py (cuda: SAM2.1-tiny at 1024 px, as the issue's GPU target)",
+    )
 
 
 @pytest.fixture

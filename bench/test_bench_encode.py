@@ -8,6 +8,7 @@ hyperprior are used; the images are the bundled samples, each copied DUPLICATES 
 
     .venv/bin/python -m pytest bench/test_bench_encode.py --benchmark-only \
         --benchmark-columns=median,rounds -s
+    python -m pytest bench/test_bench_encode.py --benchmark-only --bench-device cuda -s   # on a GPU
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import shutil
 import pytest
 import torch
 
-from codec.codec_dir import save_codec
+from codec.codec_dir import load_codec, save_codec
 from codec.models import create_codec
 from codec.pipeline import decode_stream, encode_features
 from probes.coding import encode_image_files, encode_images, image_targets
@@ -26,26 +27,51 @@ from probes.encoders import create_encoder, sample_images_dir
 DUPLICATES = 3  # 4 bundled samples × 3 = 12 images: three batches of 4
 # (encoder, resolution): SAM2.1-tiny at 512 px (1024 px costs minutes per round on 2 vCPUs) and mini-sam2
 CASES = [("sam2.1-hiera-tiny", 512), ("mini-sam2-random", 128)]
+# --bench-device cuda: SAM2.1-tiny at 1024 px (the issue's GPU target), 4 × 8 = 32 images
+CUDA_CASES, CUDA_DUPLICATES = [("sam2.1-hiera-tiny", 1024)], 8
 RESULTS: dict[tuple[str, str], float] = {}
 
 
-@pytest.fixture(scope="module", params=CASES, ids=[f"{e}-{r}" for e, r in CASES])
-def setup(request, tmp_path_factory):
-    name, resolution = request.param
-    encoder = create_encoder(name, random_init=True, resolution=resolution)
+def pytest_generate_tests(metafunc):
+    if "case" in metafunc.fixturenames:
+        cuda = metafunc.config.getoption("--bench-device") == "cuda"
+        cases = CUDA_CASES if cuda else CASES
+        metafunc.parametrize("case", cases, ids=[f"{e}-{r}" for e, r in cases], scope="module")
+
+
+@pytest.fixture(scope="module")
+def setup(request, case, tmp_path_factory):
+    name, resolution = case
+    device = request.config.getoption("--bench-device")
+    if device == "cuda" and not torch.cuda.is_available():
+        pytest.skip("--bench-device cuda needs a CUDA device")
+    encoder = create_encoder(name, random_init=True, resolution=resolution, device=device)
     torch.manual_seed(0)
-    model = create_codec("hyperprior", encoder.spec, resolution=resolution)
-    codec = save_codec(model, tmp_path_factory.mktemp("codec"), encoder=name, weights_id=encoder.weights_id,
-                       lmbda=1.0)
+    model = create_codec("hyperprior", encoder.spec, resolution=resolution, hyper_path="integer")
+    codec_dir = tmp_path_factory.mktemp("codec")
+    save_codec(model, codec_dir, encoder=name, weights_id=encoder.weights_id, lmbda=1.0)
+    codec = load_codec(codec_dir, device=device)
     folder = tmp_path_factory.mktemp("images")
     for path in sorted(sample_images_dir().iterdir()):
         if path.suffix.lower() in (".png", ".jpg"):
-            for k in range(DUPLICATES):
+            for k in range(CUDA_DUPLICATES if device == "cuda" else DUPLICATES):
                 shutil.copy(path, folder / f"{path.stem}-{k}{path.suffix}")
     paths, targets = image_targets([folder], tmp_path_factory.mktemp("out"), force=False)
-    pixels = torch.randn(1, 3, resolution, resolution)
-    features = {k: v.clone() for k, v in encoder(pixels).items()}
-    return f"{name}-{resolution}", encoder, codec, paths, targets, pixels, features
+    pixels = torch.randn(1, 3, resolution, resolution, device=device)
+    with torch.no_grad():
+        features = {k: v.clone() for k, v in encoder(pixels).items()}
+    return f"{name}-{resolution}-{device}", encoder, codec, paths, targets, pixels, features, device
+
+
+def _synced(fn, device: str):
+    """fn, then a CUDA synchronisation (a GPU op's time is its completion, not its launch)."""
+    def run(*args):
+        out = fn(*args)
+        if device == "cuda":
+            torch.cuda.synchronize()
+        return out
+
+    return run
 
 
 def _report(key: str) -> None:
@@ -59,30 +85,34 @@ def _report(key: str) -> None:
 
 
 def test_encoder_forward(benchmark, setup):
-    key, encoder, _, _, _, pixels, _ = setup
-    benchmark.pedantic(encoder, args=(pixels,), rounds=3, warmup_rounds=1)
+    key, encoder, _, _, _, pixels, _, device = setup
+    with torch.no_grad():
+        benchmark.pedantic(_synced(encoder, device), args=(pixels,), rounds=3 if device == "cpu" else 10,
+                           warmup_rounds=1)  # fmt: skip
     RESULTS[key, "encoder"] = benchmark.stats.stats.median
 
 
 def test_codec_encode(benchmark, setup):
-    key, _, codec, _, _, _, features = setup
-    benchmark.pedantic(encode_features, args=(codec, features), rounds=5, warmup_rounds=1)
+    key, _, codec, _, _, _, features, device = setup
+    benchmark.pedantic(encode_features, args=(codec, features), rounds=5 if device == "cpu" else 20,
+                       warmup_rounds=1)  # fmt: skip
     RESULTS[key, "codec_encode"] = benchmark.stats.stats.median
     _report(key)
 
 
 def test_codec_decode(benchmark, setup):
-    key, _, codec, _, _, _, features = setup
+    key, _, codec, _, _, _, features, device = setup
     (data,) = encode_features(codec, features)
-    benchmark.pedantic(decode_stream, args=(codec, data), rounds=5, warmup_rounds=1)
+    decode = _synced(lambda d: decode_stream(codec, d, device=device), device)
+    benchmark.pedantic(decode, args=(data,), rounds=5 if device == "cpu" else 20, warmup_rounds=1)
     RESULTS[key, "codec_decode"] = benchmark.stats.stats.median
 
 
 def test_one_image_loop(benchmark, setup):
-    key, _, codec, paths, targets, _, _ = setup
+    key, _, codec, paths, targets, _, _, device = setup
 
     def loop():
-        return [data for _, data, _ in encode_images(codec, paths, targets, random_init=True)]
+        return [data for _, data, _ in encode_images(codec, paths, targets, random_init=True, device=device)]
 
     RESULTS[key, "reference"] = benchmark.pedantic(loop, rounds=3, warmup_rounds=1)
     RESULTS[key, "loop"] = benchmark.stats.stats.median
@@ -90,10 +120,11 @@ def test_one_image_loop(benchmark, setup):
 
 
 def test_directory(benchmark, setup):
-    key, _, codec, paths, targets, _, _ = setup
+    key, _, codec, paths, targets, _, _, device = setup
 
     def directory():
-        return [r.data for r in encode_image_files(codec, paths, targets, random_init=True, show_progress=False)]
+        return [r.data for r in encode_image_files(codec, paths, targets, random_init=True, show_progress=False,
+                                                   device=device)]  # fmt: skip
 
     streams = benchmark.pedantic(directory, rounds=3, warmup_rounds=1)
     RESULTS[key, "directory"] = benchmark.stats.stats.median

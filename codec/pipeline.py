@@ -1,6 +1,6 @@
 """Features ⇄ `.fcb` streams with a loaded codec, and (for `featcodec encode IMAGE`) images → streams.
 
-    streams = encode_features(codec, {"fpn0": B×C×H×W, ...})  # coder: native (else constriction)
+    streams = encode_features(codec, {"fpn0": B×C×H×W, ...})  # native2 (else constriction), auto groups
     decoded = decode_stream(codec, streams[0])       # .features {level: C×H×W}, .header
     info = stream_info(streams[0])                   # no codec needed (codec.bitstream.info, no torch)
     trip = round_trip(codec, features, check=True)   # encode → bytes → decode, with the bits
@@ -49,11 +49,15 @@ def _batched(codec: LoadedCodec, features: dict[str, torch.Tensor]) -> dict[str,
 
 
 def encode_features(
-    codec: LoadedCodec, features: dict[str, torch.Tensor], *, coder: str = DEFAULT_CODER, groups: int = 1,
+    codec: LoadedCodec, features: dict[str, torch.Tensor], *, coder: str = DEFAULT_CODER, groups: int | None = None,
     threads: int | None = None, sources: Sequence[dict | None] | None = None, timings: dict | None = None,
     compact: bool = True,
 ) -> list[bytes]:
     """One .fcb stream per item of `features` ({level: B×C×H×W} or C×H×W).
+
+    groups=None (the default, as `featcodec encode`'s): one channel group per 2^18 latent symbols
+    (codec.entropy.auto_groups), coded on `threads` threads (None: the CPUs this process may use); the bytes
+    do not depend on the thread count.
 
     compact: learned codecs' streams get the version-2 binary header (≤ 64 bytes for up to 3 channel
     groups without a source; codec/bitstream/compact.py); False, or the uniform baseline, writes the
@@ -283,7 +287,7 @@ class RoundTrip:
 
 
 def round_trip(
-    codec: LoadedCodec, features: dict[str, torch.Tensor], *, coder: str = DEFAULT_CODER, groups: int = 1,
+    codec: LoadedCodec, features: dict[str, torch.Tensor], *, coder: str = DEFAULT_CODER, groups: int | None = None,
     threads: int | None = None, check: bool = False, sources: Sequence[dict | None] | None = None,
 ) -> RoundTrip:
     """Features → `.fcb` bytes → features: the one round trip used by evaluation, training through a codec,

@@ -57,7 +57,7 @@ class EncoderEntry:
 @dataclass(frozen=True)
 class CodecPlan:
     model: str = "hyperprior"
-    coder: str = "native"
+    coder: str = "native2"
     lambdas: tuple[float, ...] = ()
     steps: int = 1000
     batch_size: int = 8

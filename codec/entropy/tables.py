@@ -7,6 +7,7 @@ regular bins and L-2 (the last bin) is the escape for values outside them.
 
 from __future__ import annotations
 
+import weakref
 import zlib
 from dataclasses import dataclass
 
@@ -23,16 +24,29 @@ class CdfTable:
 
     @classmethod
     def from_entropy_model(cls, model: torch.nn.Module) -> CdfTable:
-        """From an updated CompressAI EntropyBottleneck or GaussianConditional."""
+        """From an updated CompressAI EntropyBottleneck or GaussianConditional.
+
+        Cached per entropy model while its three buffers are the same tensors, unmodified (`update()`
+        replaces them, an in-place edit bumps their version): on a GPU model every rebuild costs three
+        device-to-host copies, each a synchronisation, on every encode and decode."""
+        buffers = (model._quantized_cdf, model._cdf_length, model._offset)
+        key = tuple((id(t), t._version) for t in buffers)
+        cached = _TABLES.get(model)
+        if cached is not None and cached[0] == key and all(a is b for a, b in zip(cached[1], buffers, strict=True)):
+            return cached[2]
         cdf = model._quantized_cdf
         if cdf.numel() == 0:
             raise RuntimeError(f"{type(model).__name__} has no CDF table: update() was not run")
-        return cls(
+        table = cls(
             cdf=cdf.detach().cpu().numpy().astype(np.int32, copy=False),
             cdf_length=model._cdf_length.detach().cpu().numpy().reshape(-1).astype(np.int32),
             offset=model._offset.detach().cpu().numpy().reshape(-1).astype(np.int32),
             precision=int(model.entropy_coder_precision),
         )
+        for a in (table.cdf, table.cdf_length, table.offset):
+            a.flags.writeable = False  # shared by every caller from now on
+        _TABLES[model] = (key, buffers, table)  # the buffers are held so that their ids stay unique
+        return table
 
     @property
     def size(self) -> int:
@@ -66,3 +80,7 @@ class CdfTable:
         raw = np.where(values < 0, -2 * values - 1, 2 * (values - escape))[escaped]
         chunks = (np.frexp(raw.astype(np.float64))[1] + 3) // 4  # frexp's exponent = bit length, exact < 2**53
         return float(np.sum(self.precision - np.log2(freq))) + float(np.sum(4 + 4 * chunks))
+
+
+# entropy model -> (buffer ids and versions, the buffers, its table); entries go with their model
+_TABLES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()

@@ -15,8 +15,10 @@ from compressai.entropy_models import EntropyBottleneck, GaussianConditional
 from compressai.models.utils import conv, deconv
 from torch import nn
 from torch.func import functional_call
+from torch.profiler import record_function
 
 from codec import ops
+from codec.devices import to_host
 from codec.entropy import (
     DEFAULT_CODER,
     CdfTable,
@@ -211,35 +213,43 @@ class MeanScaleFeatureHyperprior(TransformFeatureCodec):
         self._require_updated()
         grid = self.grid_of(x)
         entropy_coder = get_coder(coder)
-        y = self.g_a(x, self.normalization)  # normalised in the grid pass
-        z = self.h_a(_pad4(y))
-        z_symbols, z_hat = self._quantize_z(z)
-        _, z_likelihoods = self.entropy_bottleneck(z_hat, training=False)
-        symbols, indexes, means = self._quantize_y(y, z_hat)
-        y_likelihoods = self._y_likelihoods(ops.dequantize(symbols, means), indexes, means)
-        z_table = CdfTable.from_entropy_model(self.entropy_bottleneck)
-        y_table = CdfTable.from_entropy_model(self.gaussian_conditional)
-        z_indexes = self._z_indexes(z.shape[1:])
-        channel_groups = split_channels(self.M, groups, symbols[0].numel())  # groups=None: auto_groups
-        symbols, indexes, z_symbols = symbols.cpu().numpy(), indexes.cpu().numpy(), z_symbols.cpu().numpy()
-        means_grid = torch.round(means * MEAN_GRID).to(torch.int32).cpu().numpy()
-        items = []
-        for b in range(symbols.shape[0]):
-            strings = {"z": entropy_coder.encode(z_symbols[b].reshape(-1), z_indexes, z_table)}
-            y_strings = encode_substreams(entropy_coder, symbols[b], indexes[b], y_table, channel_groups, threads)
-            strings.update({f"y.{g}": s for g, s in enumerate(y_strings)})
-            bits = -(torch.log2(y_likelihoods[b]).sum() + torch.log2(z_likelihoods[b]).sum())
-            items.append(
-                {
-                    "strings": strings,
-                    "checksums": {
-                        "hyper": crc32_arrays(z_symbols[b]),  # checked before h_s runs on them
-                        "probability_model": crc32_arrays(indexes[b], means_grid[b]),
-                        "symbols": crc32_arrays(z_symbols[b], symbols[b]),
-                    },
-                    "estimated_bits": float(bits),
-                }
+        with record_function("featcodec.encode.analysis"):
+            y = self.g_a(x, self.normalization)  # normalised in the grid pass
+            z = self.h_a(_pad4(y))
+        with record_function("featcodec.encode.hyper"):
+            z_symbols, z_hat = self._quantize_z(z)
+            _, z_likelihoods = self.entropy_bottleneck(z_hat, training=False)
+            symbols, indexes, means = self._quantize_y(y, z_hat)
+            y_likelihoods = self._y_likelihoods(ops.dequantize(symbols, means), indexes, means)
+            # per item, as a one-item encode reduces it (the estimate is in the header: same bytes either way)
+            bits = torch.stack(
+                [-(torch.log2(yl).sum() + torch.log2(zl).sum()) for yl, zl in zip(y_likelihoods, z_likelihoods, strict=True)]
             )
+        with record_function("featcodec.encode.to_host"):  # one synchronisation
+            means_grid = torch.round(means * MEAN_GRID).to(torch.int32)
+            host = to_host({"symbols": symbols, "indexes": indexes, "z": z_symbols, "means": means_grid, "bits": bits})
+        with record_function("featcodec.encode.entropy_coding"):
+            z_table = CdfTable.from_entropy_model(self.entropy_bottleneck)
+            y_table = CdfTable.from_entropy_model(self.gaussian_conditional)
+            z_indexes = self._z_indexes(z.shape[1:])
+            channel_groups = split_channels(self.M, groups, symbols[0].numel())  # groups=None: auto_groups
+            symbols, indexes, z_symbols, means_grid = host["symbols"], host["indexes"], host["z"], host["means"]
+            items = []
+            for b in range(symbols.shape[0]):
+                strings = {"z": entropy_coder.encode(z_symbols[b].reshape(-1), z_indexes, z_table)}
+                y_strings = encode_substreams(entropy_coder, symbols[b], indexes[b], y_table, channel_groups, threads)
+                strings.update({f"y.{g}": s for g, s in enumerate(y_strings)})
+                items.append(
+                    {
+                        "strings": strings,
+                        "checksums": {
+                            "hyper": crc32_arrays(z_symbols[b]),  # checked before h_s runs on them
+                            "probability_model": crc32_arrays(indexes[b], means_grid[b]),
+                            "symbols": crc32_arrays(z_symbols[b], symbols[b]),
+                        },
+                        "estimated_bits": float(host["bits"][b]),
+                    }
+                )
         return {"items": items, "shape": list(grid), "coder": coder}
 
     def _z_indexes(self, z_shape: Sequence[int]) -> np.ndarray:

@@ -93,3 +93,20 @@ def test_actual_bits_within_one_percent_of_model_estimate(table, coder):
     estimate = float(-torch.log2(gc.likelihood_lower_bound(gc._likelihood(symbols, table_scales))).sum())
     size = len(get_coder(coder).encode(symbols.int().numpy(), indexes.int().numpy(), t))
     assert abs(8 * size - estimate) / (8 * size) < 0.01, (8 * size, estimate)
+
+
+def test_table_cache_follows_the_entropy_model():
+    """CdfTable.from_entropy_model is cached per model, and rebuilt when update() replaces the buffers or an
+    in-place edit changes them: a stale table would code with the wrong probabilities."""
+    gc = GaussianConditional(get_scale_table())
+    gc.update()
+    first = CdfTable.from_entropy_model(gc)
+    assert CdfTable.from_entropy_model(gc) is first
+    assert not first.cdf.flags.writeable  # shared by every caller
+    gc.update_scale_table(torch.tensor(get_scale_table()[::2]), force=True)  # new buffers, another table
+    second = CdfTable.from_entropy_model(gc)
+    assert second is not first and second.size == 32
+    gc._offset.add_(1)  # in place: same tensor, new version
+    third = CdfTable.from_entropy_model(gc)
+    assert third is not second
+    np.testing.assert_array_equal(third.offset, second.offset + 1)
