@@ -10,9 +10,10 @@
     CODECS.names()                # sorted: what the study validation, the CLI and the docs ask
 
 Registries: codec kinds (`codec.models.registry.CODECS`), entropy coders (`codec.entropy.coders.CODERS`),
-encoders (`probes.encoders.registry.ENCODERS`), heads (`probes.heads.registry.HEADS`, by spec scheme, and
-`probes.heads.builtin.BUILTIN_HEADS`, by task), tasks (`probes.tasks.base.TASKS`) and data sources
-(`probes.data.base.DATASETS`). A kind whose entries carry more than the object (an encoder's spec, a data
+encoders (`probes.encoders.registry.ENCODERS`), heads (`probes.heads.registry.HEADS`, by spec scheme;
+`probes.heads.builtin.BUILTIN_HEADS`, by task; `probes.heads.hf.HF_HEADS`, by transformers model type),
+tasks (`probes.tasks.base.TASKS`) and data sources (`probes.data.base.DATASETS`); docs/architecture.md
+lists each kind's decorator. A kind whose entries carry more than the object (an encoder's spec, a data
 source's usage) wraps `register` in a decorator of its own that takes those fields. This module is
 torch-free; the names the instant CLI needs without importing a registry are indexed in `codec/names.py` and
 `probes/names.py` (tests/architecture/test_names.py keeps each index equal to its registry).

@@ -98,7 +98,8 @@ def pack_compact(header: dict, substreams: dict[str, bytes]) -> bytes:
     extension = {k: v for k, v in header.items() if k not in _CORE | _DERIVED and v is not None}
     flags = _FLAG_EXTENSION if extension else 0
     head = bytearray(_FIXED.pack(
-        MAGIC, VERSION[0], VERSION[1], flags, KIND_CODES[codec["kind"]], CODER_CODES[header["coder"]], len(substreams),
+        MAGIC, VERSION[0], VERSION[1], flags, KIND_CODES[codec["kind"]], CODER_CODES[header["coder"]],
+        len(substreams),
         bytes.fromhex(codec["id"]), bytes.fromhex(codec["config_hash"]), grid[0], grid[1],
         *(int(checks.get(name, 0)) for name in CHECKSUMS),
         math.nan if estimated is None else float(estimated),

@@ -71,9 +71,15 @@ DATASETS: Registry[DatasetEntry] = Registry("dataset", error=DatasetError)
 
 
 def register_dataset(
-    name: str, *, usage: str | None = None, num_paths: int | None = None, task: str | None = None, files: bool = True
+    name: str,
+    *,
+    usage: str | None = None,
+    num_paths: int | None = None,
+    task: str | None = None,
+    files: bool = True,
 ) -> Callable[[Callable[..., TaskDataset]], Callable[..., TaskDataset]]:
-    """Decorator registering `factory(paths: list[str], *, source, split, limit, **options) -> TaskDataset`."""
+    """Decorator registering `factory(paths: list[str], *, source, split, limit, **options) -> TaskDataset`
+    under `name`."""
 
     def add(factory: Callable[..., TaskDataset]) -> Callable[..., TaskDataset]:
         DATASETS.register(name)(DatasetEntry(name, factory, usage or name, num_paths, task, files))

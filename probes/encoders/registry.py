@@ -40,12 +40,15 @@ ENCODERS: Registry[EncoderEntry] = Registry(
 )
 
 
-def register_encoder(spec: EncoderSpec, *, bundled: str | os.PathLike | None = None) -> Callable[[Builder], Builder]:
+def register_encoder(
+    spec: EncoderSpec, *, bundled: str | os.PathLike | None = None
+) -> Callable[[Builder], Builder]:
     """Decorator registering a builder under `spec.name`; `bundled`: a weights file shipped in the package,
     used when no weights source is given."""
 
     def add(builder: Builder) -> Builder:
-        ENCODERS.register(spec.name)(EncoderEntry(spec, builder, Path(bundled) if bundled is not None else None))
+        entry = EncoderEntry(spec, builder, Path(bundled) if bundled is not None else None)
+        ENCODERS.register(spec.name)(entry)
         return builder
 
     return add

@@ -34,7 +34,7 @@ def shipped_head_dir(task: str) -> Path:
     return SHIPPED_WEIGHTS / task
 
 
-# resolver(rest_of_spec, *, spec, captions) -> FrozenHead, by the spec's scheme (the part before the first ':')
+# resolver(rest_of_spec, *, spec, captions) -> FrozenHead, by the spec's scheme (before its first ':')
 HEADS: Registry[Callable[..., FrozenHead]] = Registry("head scheme", error=HeadError)
 register_head = HEADS.register
 
@@ -57,7 +57,8 @@ def load_head(spec: str, *, captions=None, device="cpu") -> FrozenHead:
 
 def _builtin_task(scheme: str, task: str, spec: str) -> str:
     if task not in BUILTIN_HEADS:
-        raise HeadError(f"head {spec!r}: unknown built-in head; choose {scheme}:{f'|{scheme}:'.join(BUILTIN_HEADS.names())}")
+        choices = "|".join(f"{scheme}:{name}" for name in BUILTIN_HEADS.names())
+        raise HeadError(f"head {spec!r}: unknown built-in head; choose {choices}")
     return task
 
 

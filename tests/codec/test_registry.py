@@ -28,7 +28,8 @@ def test_an_unknown_name_is_a_bad_input_naming_the_known_ones():
     shapes = Registry("shape")
     for name in ("square", "circle"):
         shapes.register(name)(name)
-    with pytest.raises(UnknownNameError, match=r"unknown shape 'sqare'; did you mean 'square'\? choose from circle, square"):
+    message = r"unknown shape 'sqare'; did you mean 'square'\? choose from circle, square"
+    with pytest.raises(UnknownNameError, match=message):
         shapes.get("sqare")
     assert issubclass(UnknownNameError, InputError)
 

@@ -19,5 +19,6 @@ def test_options_reach_the_task():
 
 
 def test_unknown_task():
-    with pytest.raises(UnknownNameError, match="unknown task 'segmentation'; choose from caption, depth, pose"):
+    message = "unknown task 'segmentation'; choose from caption, depth, pose"
+    with pytest.raises(UnknownNameError, match=message):
         get_task("segmentation")
