@@ -8,6 +8,8 @@ import click
 
 from codec.errors import InputError
 
+from .sweep.runner import EXECUTORS  # torch-free
+
 EMBEDDED_STUDY = Path(__file__).parent / "studies" / "mini.toml"
 
 
@@ -49,7 +51,7 @@ def demo_command(study, resume, force, jobs, output):
 @click.option("--calibration", type=click.Path(dir_okay=False, path_type=Path),
               help="--estimate's per-operation costs (featcodec calibrate; default: the shipped file for the "
                    "study's device).")
-@click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True)
+@click.option("--executor", type=click.Choice(EXECUTORS), default="local", show_default=True)
 @click.option("--jobs", default=1, show_default=True, type=click.IntRange(min=1),
               help="Local executor: independent steps run in this many processes.")
 @click.option("--address", help="Ray: 'auto' (a running cluster), HOST:PORT, or omit for a local ray.init().")

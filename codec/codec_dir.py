@@ -30,9 +30,8 @@ from .files import (
 )
 from .levels import FeatureLevel
 from .models import FeatureCodec, create_codec
+from .names import CODEC_FORMAT, CODEC_FORMAT_VERSION
 
-FORMAT = "featcodec-codec"
-FORMAT_VERSION = 1
 _HASHED = ("kind", "levels", "hparams", "encoder", "weights_id", "resolution", "lambda")
 
 
@@ -72,10 +71,10 @@ def save_codec(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     model.update(force=True)
-    digest = save_tensors(out_dir / WEIGHTS, model.state_dict(), {"format": FORMAT, "kind": model.kind})
+    digest = save_tensors(out_dir / WEIGHTS, model.state_dict(), {"format": CODEC_FORMAT, "kind": model.kind})
     config = {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
+        "format": CODEC_FORMAT,
+        "format_version": CODEC_FORMAT_VERSION,
         **model.config(),
         "encoder": encoder,
         "weights_id": weights_id,
@@ -93,7 +92,7 @@ def read_codec_config(path: str | os.PathLike) -> dict:
     path = Path(path)
     file = path / CONFIG
     config = read_json_document(
-        file, format=FORMAT, format_version=FORMAT_VERSION,
+        file, format=CODEC_FORMAT, format_version=CODEC_FORMAT_VERSION,
         required=("kind", "levels", "hparams", "encoder", "weights_id", "lambda", "weights_sha256", "codec_id"),
         error=CodecLoadError,
         missing_hint=f"no codec config; is {path} a codec directory (featcodec train-codec -o)?",

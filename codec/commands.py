@@ -14,7 +14,6 @@ import click
 
 from .errors import InputError
 
-CODER_NAMES = ("compressai", "constriction", "native", "native2")  # codec.entropy.CODERS, spelled out: --help needs no torch
 CODER_HELP = (
     "Entropy coder (default: native2, featcodec's rANS with lanes sized to the substream; native: its 8-lane "
     "format 1; constriction where codec._C is not built)."

@@ -1,6 +1,6 @@
 """Features ⇄ `.fcb` streams with a loaded codec, and (for `featcodec encode IMAGE`) images → streams.
 
-    streams = encode_features(codec, {"fpn0": B×C×H×W, ...})  # coder: native (else constriction)
+    streams = encode_features(codec, {"fpn0": B×C×H×W, ...})  # native2 (else constriction), auto groups
     decoded = decode_stream(codec, streams[0])       # .features {level: C×H×W}, .header
     info = stream_info(streams[0])                   # no codec needed (codec.bitstream.info, no torch)
     trip = round_trip(codec, features, check=True)   # encode → bytes → decode, with the bits
@@ -21,13 +21,13 @@ from dataclasses import dataclass, field
 import torch
 
 from .bitstream import BitstreamError, Container, can_pack, pack, pack_compact, unpack
+from .bitstream.container import MAX_GRID
 from .bitstream.info import BYTE_SPLIT, byte_split, describe, stream_info
 from .codec_dir import LoadedCodec
 from .entropy import CODERS, DEFAULT_CODER, legacy_group_bounds
 from .errors import InputError
+from .names import STREAM_FORMAT
 
-STREAM_FORMAT = "featcodec-fcb"
-MAX_GRID = 1024  # grid cells per side: 16384 px at stride 16
 MAX_PIXELS_FACTOR = 4  # default decode limit: 4x the pixels of the codec's training resolution
 # every key a header may hold (docs/bitstream.md, section 2; `source` is the compact header's extension); a
 # packed anchor's also holds `packing` (section 8)
@@ -49,11 +49,15 @@ def _batched(codec: LoadedCodec, features: dict[str, torch.Tensor]) -> dict[str,
 
 
 def encode_features(
-    codec: LoadedCodec, features: dict[str, torch.Tensor], *, coder: str = DEFAULT_CODER, groups: int = 1,
+    codec: LoadedCodec, features: dict[str, torch.Tensor], *, coder: str = DEFAULT_CODER, groups: int | None = None,
     threads: int | None = None, sources: Sequence[dict | None] | None = None, timings: dict | None = None,
     compact: bool = True,
 ) -> list[bytes]:
     """One .fcb stream per item of `features` ({level: B×C×H×W} or C×H×W).
+
+    groups=None (the default, as `featcodec encode`'s): one channel group per 2^18 latent symbols
+    (codec.entropy.auto_groups), coded on `threads` threads (None: the CPUs this process may use); the bytes
+    do not depend on the thread count.
 
     compact: learned codecs' streams get the version-2 binary header (≤ 64 bytes for up to 3 channel
     groups without a source; codec/bitstream/compact.py); False, or the uniform baseline, writes the
@@ -63,8 +67,8 @@ def encode_features(
         coder = "zstd"
     elif getattr(model, "standard", ""):  # a packed anchor: the "coder" is the standard that codes the frames
         coder = model.standard
-    elif coder not in CODERS:
-        raise ValueError(f"unknown coder {coder!r}; choose from {', '.join(CODERS)}")
+    else:
+        CODERS.get(coder)  # an unknown name raises, listing the coders
     x = _batched(codec, features)
     device = next(iter(model.buffers())).device
     x = {k: v.to(device, torch.float32) for k, v in x.items()}
@@ -194,7 +198,7 @@ def check_header(
         if header.get("latents") != model.latent_shapes(grid):
             raise BitstreamError("header field 'latents' does not match the codec's latent shapes for the grid")
     coder = _require(header, "coder", str, "a string")
-    allowed = ("zstd",) if model.kind == "uniform" else tuple(CODERS)
+    allowed = ("zstd",) if model.kind == "uniform" else tuple(CODERS.names())
     if getattr(model, "standard", ""):
         allowed = (model.standard,)
         for key, value in model.stream_fields(grid).items():
@@ -283,7 +287,7 @@ class RoundTrip:
 
 
 def round_trip(
-    codec: LoadedCodec, features: dict[str, torch.Tensor], *, coder: str = DEFAULT_CODER, groups: int = 1,
+    codec: LoadedCodec, features: dict[str, torch.Tensor], *, coder: str = DEFAULT_CODER, groups: int | None = None,
     threads: int | None = None, check: bool = False, sources: Sequence[dict | None] | None = None,
 ) -> RoundTrip:
     """Features → `.fcb` bytes → features: the one round trip used by evaluation, training through a codec,

@@ -21,6 +21,8 @@ from the shared float h_s on that rate's own z (`codec.train.distill_integer_hyp
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 import math
 import os
 import shutil
@@ -32,7 +34,7 @@ from torch import nn
 
 from . import ops
 from .checkpoint import CHECKPOINT_DIR, Checkpoint, step_seed
-from .codec_dir import CONFIG, LoadedCodec, save_codec
+from .codec_dir import CONFIG, CodecLoadError, LoadedCodec, load_codec, read_codec_config, save_codec
 from .devices import resolve_device
 from .models import create_codec
 from .models.hyperprior import _pad4
@@ -187,11 +189,18 @@ def train_variable_rate_codec(
     n_distill = (steps // len(lambdas)) if hyper_distill_steps is None else hyper_distill_steps
     codecs = []
     for i, (lmbda, out_dir) in enumerate(zip(lambdas, out_dirs, strict=True)):
+        # resuming: a rate exported by an earlier run of this same plan is kept, so a kill during the per-rate
+        # distillations redoes at most one of them (each is its own unit of work, saved atomically)
+        done = _exported(out_dir, plan, lmbda, i, steps, n_distill if distill else None) if resume else None
+        if done is not None:
+            codecs.append(done)
+            continue
         gain = gains.log_gain[i].detach().exp()
         teacher = fold_gain(model, gain)
         training = {
             "steps": steps, "batch_size": batch_size, "lr": lr, "seed": seed, "features": str(features.path),
             "items": len(features), "last_rate_bits_per_element": float(rate[i]), "last_mse": float(distortion[i]),
+            "plan_hash": _plan_hash(plan),
             "variable_rate": {"method": VARIABLE_RATE, "lambdas": lambdas, "index": i,
                               "gain_mean": float(gain.mean()), "gain_min": float(gain.min()),
                               "gain_max": float(gain.max())},
@@ -207,3 +216,24 @@ def train_variable_rate_codec(
         codecs.append(save_codec(teacher.cpu(), out_dir, encoder=features.encoder, weights_id=features.weights_id,
                                  lmbda=lmbda, extra={"training": training}))  # fmt: skip
     return codecs
+
+
+def _plan_hash(plan: dict) -> str:
+    return hashlib.sha256(json.dumps(plan, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _exported(out_dir: Path, plan: dict, lmbda: float, index: int, steps: int, distill_steps: int | None):
+    """The codec an earlier run of the same plan exported for rate `index`, or None (absent, partial, other)."""
+    try:
+        config = read_codec_config(out_dir)
+    except (CodecLoadError, OSError):
+        return None
+    training = config.get("training") or {}
+    same = (
+        config.get("lambda") == lmbda
+        and training.get("plan_hash") == _plan_hash(plan)
+        and training.get("steps") == steps
+        and (training.get("variable_rate") or {}).get("index") == index
+        and (training.get("hyper_distillation") or {}).get("steps") == distill_steps
+    )
+    return load_codec(out_dir) if same else None

@@ -25,15 +25,13 @@ from codec.progress import progress as progress_bar
 from probes.anchors import RemoteInference, coding_complexity
 from probes.data import collate_samples
 from probes.heads import load_head
+from probes.names import EVAL_FORMAT, ZERO_RATE_FORMAT
 from probes.tasks import Task
 from probes.training.neck_dir import HEAD_DIR, load_neck
 from probes.training.objectives import open_task_data, predict, task_for
 from probes.training.sources import build_feature_source, sha256_file
 
 log = logging.getLogger(__name__)
-
-EVAL_FORMAT = "featcodec-eval"
-ZERO_RATE_FORMAT = "featcodec-zero-rate"
 
 
 def load_trained_head(neck_dir: str | os.PathLike, config: dict, device="cpu"):

@@ -25,11 +25,11 @@ import torch
 
 from codec.errors import InputError
 from codec.files import atomic_write_bytes, atomic_write_json, load_tensors, read_json_document, save_tensors
+from probes.names import DECODED_SPLIT_FORMAT as FORMAT
+from probes.names import DECODED_SPLIT_FORMAT_VERSION as FORMAT_VERSION
 
 from .training.sources import FeatureSource
 
-FORMAT = "featcodec-decoded-split"
-FORMAT_VERSION = 1
 STREAMS_DIR = "streams"
 FEATURES = "decoded.safetensors"
 RECORD = "decoded.json"

@@ -20,12 +20,14 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from codec.names import COMPLEXITY_FIELDS
+
 from . import seeds as seed_stats
 from .bdrate import bd_metric, bd_rate, cubic_is_monotone
 from .curves import COCO_STATS, UNDEFINED_COCO_VALUE, monotone_hull
 from .curves import task_sufficient_rate as compute_task_sufficient_rate
 from .records import ComplexityRow, Estimate, Pair, PointRecord, Probe, SeedCurve, StandardComparison
-from .results import COMPLEXITY_FIELDS, LEARNED, Curve, RatePoint, ResultsError
+from .results import LEARNED, Curve, RatePoint, ResultsError
 
 METHOD = "pchip"
 

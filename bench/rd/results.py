@@ -27,13 +27,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from codec.errors import InputError
+from codec.names import COMPLEXITY_FIELDS
+from probes.names import EVAL_FORMAT, ZERO_RATE_FORMAT
 
-EVAL_FORMAT = "featcodec-eval"  # probes.evaluate.EVAL_FORMAT (not imported: it pulls in torch)
-ZERO_RATE_FORMAT = "featcodec-zero-rate"  # probes.evaluate.ZERO_RATE_FORMAT: the feature-free prediction
 REPORT_FORMAT = "featcodec-report"
 RATE_FIELDS = ("bpp", "payload_bpp")
 LEARNED = "learned"  # the codec family of every point not through a standard anchor
-COMPLEXITY_FIELDS = ("encoder_kmac_per_pixel", "decoder_kmac_per_pixel", "encode_ms", "decode_ms")
 
 # How the neck of a point relates to the codec it is scored through.
 NECK_CLEAN = "clean-trained"  # trained on clean features

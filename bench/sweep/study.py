@@ -57,7 +57,7 @@ class EncoderEntry:
 @dataclass(frozen=True)
 class CodecPlan:
     model: str = "hyperprior"
-    coder: str = "native"
+    coder: str = "native2"
     lambdas: tuple[float, ...] = ()
     steps: int = 1000
     batch_size: int = 8
@@ -261,7 +261,7 @@ def _grid_stride(problems: _Problems, stride: int | None, model: str, encoders: 
     for entry in encoders:
         try:
             spec = get_spec(entry.name)
-        except KeyError:
+        except InputError:
             continue  # already reported under encoders
         for level in spec.levels:
             try:
@@ -334,13 +334,12 @@ def _absolute_spec(problems: _Problems, spec: str, where: str, base: Path) -> st
     from probes.data import DatasetError, parse_spec
 
     try:
-        _, paths = parse_spec(spec)
+        entry, paths = parse_spec(spec)
     except DatasetError:
         return spec  # reported by _data_problems
-    name = spec.split(":")[0]
-    if name == "synthetic":  # synthetic:TASK[:N] names no files
+    if not entry.files:  # synthetic:TASK[:N] names no files
         return spec
-    return ":".join([name, *(str(_absolute(p, base)) for p in paths)])
+    return ":".join([entry.name, *(str(_absolute(p, base)) for p in paths)])
 
 
 def _data_problems(problems: _Problems, split: DataSplit, where: str, task: str | None) -> None:
@@ -352,13 +351,10 @@ def _data_problems(problems: _Problems, split: DataSplit, where: str, task: str 
     except DatasetError as e:
         problems.add(where, str(e))
         return
-    name = split.data.split(":")[0]
-    for p in paths if name != "synthetic" else []:
+    for p in paths if entry.files else []:
         if not Path(p).exists():
             problems.add_missing(where, f"{p}: no such file or directory")
-    data_task = {"nyuv2": "depth", "coco-kpts": "pose", "coco-caps": "caption"}.get(name)
-    if name == "synthetic" and paths:
-        data_task = paths[0]
+    data_task = entry.task_of(paths)
     if task and data_task and data_task != task and data_task != "mix":
         problems.add(where, f"{split.data!r} is {data_task} data, but the task is {task}")
 
@@ -409,9 +405,9 @@ def load_study(path: str | os.PathLike, *, require_data: bool = True) -> Study:
     base = path.parent
 
     from codec.entropy import CODERS
-    from codec.models import codec_kinds
-    from probes.data.base import TASKS
+    from codec.models import CODECS
     from probes.encoders import get_spec
+    from probes.tasks import TASKS
 
     encoders = []
     enc_table = raw.get("encoders") if isinstance(raw.get("encoders"), dict) else {}
@@ -425,8 +421,8 @@ def load_study(path: str | os.PathLike, *, require_data: bool = True) -> Study:
         entry = EncoderEntry(name, **_read(problems, EncoderEntry, table, f"{where}."))
         try:
             spec = get_spec(name)
-        except KeyError as e:
-            problems.add(where, str(e).strip('"'))
+        except InputError as e:
+            problems.add(where, str(e))
             spec = None
         if spec is not None and entry.resolution is not None:
             try:
@@ -448,8 +444,7 @@ def load_study(path: str | os.PathLike, *, require_data: bool = True) -> Study:
     for name, table in task_table.items():
         where = f"tasks.{name}"
         if name not in TASKS:
-            near = difflib.get_close_matches(name, TASKS, n=1)
-            problems.add(where, "unknown task" + (f"; did you mean {near[0]!r}?" if near else f" ({', '.join(TASKS)})"))
+            problems.add(where, TASKS.unknown(name))
             continue
         if not isinstance(table, dict):
             problems.add(where, "expected a table")
@@ -481,10 +476,10 @@ def load_study(path: str | os.PathLike, *, require_data: bool = True) -> Study:
     values = _read(problems, CodecPlan, codec_raw, "codec.")
     values["lambdas"] = _float_list(problems, codec_raw.get("lambdas"), "codec.lambdas", lambda v: v > 0,
                                     "give a non-empty list of positive λ values", ())  # fmt: skip
-    if values["model"] not in codec_kinds():
-        problems.add("codec.model", f"{values['model']!r}; choose from {', '.join(codec_kinds())}")
+    if values["model"] not in CODECS:
+        problems.add("codec.model", CODECS.unknown(values["model"]))
     if values["coder"] not in CODERS:
-        problems.add("codec.coder", f"{values['coder']!r}; choose from {', '.join(sorted(CODERS))}")
+        problems.add("codec.coder", CODERS.unknown(values["coder"]))
     codec_data = []
     for i, item in enumerate(codec_raw.get("data", []) if isinstance(codec_raw.get("data"), list) else []):
         split = _split(problems, item, f"codec.data[{i}]", base)

@@ -37,14 +37,14 @@ import math
 import struct
 import zlib
 
-from .container import _CRC, MAGIC, BitstreamError, Container, parse_json_header
+from codec.names import STREAM_FORMAT
+
+from .container import _CRC, MAGIC, MAX_GRID, BitstreamError, Container, parse_json_header
 
 VERSION = (2, 1)  # minor 1: integer channel-group bounds (docs/bitstream.md, section 3); 0: the old ones
-FORMAT = "featcodec-fcb"  # the `format` of the header dict a version-2 stream parses into
-KINDS = {"hyperprior": 1, "factorized": 2}
-CODERS = {"native": 1, "constriction": 2, "compressai": 3, "native2": 4}
+KIND_CODES = {"hyperprior": 1, "factorized": 2}  # the header's codec-kind byte
+CODER_CODES = {"native": 1, "constriction": 2, "compressai": 3, "native2": 4}  # its coder byte
 CHECKSUMS = ("symbols", "probability_model", "hyper")
-MAX_GRID = 1024
 _FIXED = struct.Struct("<4sBBBBBB8s8sHHIIIf")  # offsets 0..45 above
 _FLAG_EXTENSION = 1
 _U16 = struct.Struct("<H")
@@ -64,7 +64,7 @@ def can_pack(header: dict, substreams: dict[str, bytes]) -> bool:
     """Whether `header` / `substreams` fit version 2 (a learned codec, a known coder, standard names)."""
     codec = header.get("codec") or {}
     kind = codec.get("kind")
-    if kind not in KINDS or header.get("coder") not in CODERS or not 1 <= len(substreams) <= 255:
+    if kind not in KIND_CODES or header.get("coder") not in CODER_CODES or not 1 <= len(substreams) <= 255:
         return False
     try:
         bytes.fromhex(codec.get("id", "")), bytes.fromhex(codec.get("config_hash", ""))
@@ -98,7 +98,8 @@ def pack_compact(header: dict, substreams: dict[str, bytes]) -> bytes:
     extension = {k: v for k, v in header.items() if k not in _CORE | _DERIVED and v is not None}
     flags = _FLAG_EXTENSION if extension else 0
     head = bytearray(_FIXED.pack(
-        MAGIC, VERSION[0], VERSION[1], flags, KINDS[codec["kind"]], CODERS[header["coder"]], len(substreams),
+        MAGIC, VERSION[0], VERSION[1], flags, KIND_CODES[codec["kind"]], CODER_CODES[header["coder"]],
+        len(substreams),
         bytes.fromhex(codec["id"]), bytes.fromhex(codec["config_hash"]), grid[0], grid[1],
         *(int(checks.get(name, 0)) for name in CHECKSUMS),
         math.nan if estimated is None else float(estimated),
@@ -127,8 +128,8 @@ def unpack_compact(data: memoryview) -> Container:
         raise BitstreamError(f"unsupported stream version 2.{minor} (this reader reads 1.0–1.1 and 2.0–2.1)")
     if flags & ~_FLAG_EXTENSION:
         raise BitstreamError(f"reserved flag bits set ({flags:#04x})")
-    kind = {v: k for k, v in KINDS.items()}.get(kind_code)
-    coder = {v: k for k, v in CODERS.items()}.get(coder_code)
+    kind = {v: k for k, v in KIND_CODES.items()}.get(kind_code)
+    coder = {v: k for k, v in CODER_CODES.items()}.get(coder_code)
     if kind is None:
         raise BitstreamError(f"unknown codec kind code {kind_code}")
     if coder is None:
@@ -196,7 +197,7 @@ def unpack_compact(data: memoryview) -> Container:
         checksums = {"symbols": checksums["symbols"]}
     header = {
         **extension,
-        "format": FORMAT,
+        "format": STREAM_FORMAT,
         "codec": {"kind": kind, "id": codec_id.hex(), "config_hash": config_hash.hex()},
         "grid": [gh, gw],
         "coder": coder,

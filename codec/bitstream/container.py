@@ -32,6 +32,7 @@ HEADER_LIMIT = 1 << 16  # a header is a few hundred bytes; anything larger is no
 _FIXED = struct.Struct("<4sBBHI")  # magic, major, minor, flags, header length
 _CRC = struct.Struct("<I")
 SUBSTREAM_NAME_LIMIT = 64
+MAX_GRID = 1024  # latent grid cells per side: 16384 px at stride 16 (compact header, info and pipeline)
 SUBSTREAM_COUNT_LIMIT = 4096
 JSON_DEPTH_LIMIT = 8  # featcodec's headers nest 3 deep (levels[i].shape)
 JSON_NUMBER_LIMIT = 32  # characters of one JSON number: u32 checksums and float estimates need ≤ 25

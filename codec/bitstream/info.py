@@ -7,9 +7,7 @@ A version-1 stream describes itself fully; a compact (version 2) one leaves out 
 
 from __future__ import annotations
 
-from .container import BitstreamError, unpack
-
-MAX_GRID = 1024  # grid cells per side: 16384 px at stride 16 (the pipeline refuses larger grids too)
+from .container import MAX_GRID, BitstreamError, unpack
 
 
 def describe(codec, header: dict) -> dict:

@@ -9,15 +9,13 @@ use bit-identical tables); a coder turns (symbols, table indexes) into bytes and
     symbols = coder.decode(data, indexes, table)
 """
 
-from .coders import CODERS, CompressAICoder, ConstrictionCoder, EntropyCoder, get_coder
+from .coders import CODERS, CompressAICoder, ConstrictionCoder, EntropyCoder, get_coder, register_coder
 from .native import NativeCoder, SizedNativeCoder, default_coder, native_available
 from .substreams import auto_groups, decode_substreams, encode_substreams, legacy_group_bounds, split_channels
 from .tables import CdfTable
 
-# Always registered, so streams naming them are recognised; get_coder("native") raises a clear error
-# where the extension is not built, and new streams then default to constriction.
-CODERS["native"] = NativeCoder
-CODERS["native2"] = SizedNativeCoder
+# native and native2 are registered whether or not codec._C is built, so streams naming them are
+# recognised; without it get_coder("native") raises a clear error and new streams default to constriction.
 DEFAULT_CODER = default_coder()
 
 __all__ = [
@@ -36,5 +34,6 @@ __all__ = [
     "get_coder",
     "legacy_group_bounds",
     "native_available",
+    "register_coder",
     "split_channels",
 ]

@@ -1,8 +1,10 @@
-"""Two entropy-coding backends over the same `CdfTable`: constriction's ANS and CompressAI's rANS.
+"""The entropy coders over one `CdfTable`, and their registry `CODERS` (`codec.registry.Registry`).
 
-Both are lossless for every int32 symbol: values outside a row's bins take the escape bin and are
-carried separately (CompressAI: its own bypass coding; constriction: a raw int32 list, see
-docs/bitstream.md), so the coder never constrains what the model quantises.
+Here: constriction's ANS and CompressAI's rANS; `native.py` adds featcodec's own interleaved rANS in
+two substream formats (`native`, `native2`). Every coder is lossless for every int32 symbol: values
+outside a row's bins take the escape bin and are carried separately (CompressAI and native: its bypass
+coding; constriction: a raw int32 list, see docs/bitstream.md), so the coder never constrains what the
+model quantises. `zstd` (the uniform codec's) is no `EntropyCoder`: it codes bytes, not table rows.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import numpy as np
 import torch
 
 from codec.bitstream import BitstreamError
+from codec.registry import Registry
 
 from .tables import CdfTable
 
@@ -43,6 +46,11 @@ class EntropyCoder(ABC):
         """Inverse of encode; raises BitstreamError where the data cannot be what encode wrote."""
 
 
+CODERS: Registry[type[EntropyCoder]] = Registry("entropy coder", attribute="name")
+register_coder = CODERS.register  # @register_coder("constriction") on the class; sets its `name`
+
+
+@register_coder("constriction")
 class ConstrictionCoder(EntropyCoder):
     """constriction's ANS stack (Bamler 2022), one fixed Categorical per table row.
 
@@ -52,8 +60,6 @@ class ConstrictionCoder(EntropyCoder):
     Escaped symbols follow the regular ones in decode order (in row-grouped order), each as two
     uniform 16-bit halves of its zigzag code. The substream is the coder's u32 words, little-endian; nothing else.
     """
-
-    name = "constriction"
 
     def __init__(self) -> None:
         self._models: dict[tuple[int, int], object] = {}
@@ -162,6 +168,7 @@ def _uniform16():
     return constriction.stream.model.Uniform(1 << 16)
 
 
+@register_coder("compressai")
 class CompressAICoder(EntropyCoder):
     """CompressAI's rANS (`compressai.ans`, Giesen's rans64, 32-bit words) with the same tables.
 
@@ -171,8 +178,6 @@ class CompressAICoder(EntropyCoder):
     same format: the library's decoder has no bounds checks, so a crafted substream makes it read past
     its end (docs/bitstream.md, "coder = compressai").
     """
-
-    name = "compressai"
 
     def __init__(self) -> None:
         self._tables: dict[int, tuple[list, list, list]] = {}
@@ -309,14 +314,11 @@ def rans64_decode(data: bytes, indexes: list, cdfs: list, lengths: list, offsets
 
 _UNIFORM16 = _uniform16()
 
-CODERS: dict[str, type[EntropyCoder]] = {"constriction": ConstrictionCoder, "compressai": CompressAICoder}
 _INSTANCES: dict[str, EntropyCoder] = {}
 
 
 def get_coder(name: str) -> EntropyCoder:
     """A shared coder instance (it caches per-table models) by name."""
-    if name not in CODERS:
-        raise KeyError(f"unknown entropy coder {name!r}; choose from {', '.join(CODERS)}")
     if name not in _INSTANCES:
-        _INSTANCES[name] = CODERS[name]()
+        _INSTANCES[name] = CODERS.get(name)()
     return _INSTANCES[name]

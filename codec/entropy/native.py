@@ -23,7 +23,7 @@ import numpy as np
 
 from codec.bitstream import BitstreamError
 
-from .coders import EntropyCoder
+from .coders import EntropyCoder, register_coder
 from .tables import CdfTable
 
 THREADS_ENV = "FEATCODEC_RANS_THREADS"
@@ -73,10 +73,10 @@ def _int32(a: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(a, dtype=np.int32).reshape(-1)
 
 
+@register_coder("native")
 class NativeCoder(EntropyCoder):
     """Substream format 1: 8 lanes always (docs/bitstream.md, `coder = "native"`)."""
 
-    name = "native"
     format = 1
 
     def __init__(self) -> None:
@@ -141,10 +141,10 @@ class NativeCoder(EntropyCoder):
         return out
 
 
+@register_coder("native2")
 class SizedNativeCoder(NativeCoder):
     """Substream format 2 (docs/bitstream.md, `coder = "native2"`): a lane byte, then 1, 2, 4 or 8 lanes
     chosen from the coded size, so a near-empty substream costs 5 bytes instead of 32 and the final states
     stay ≤ 0.5 % of larger ones."""
 
-    name = "native2"
     format = 2

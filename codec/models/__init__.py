@@ -11,17 +11,17 @@ from .base import FeatureCodec
 from .factorized import FactorizedFeatureCodec
 from .hyperprior import MeanScaleFeatureHyperprior
 from .packed import PACKED_KINDS, PackedFeatureCodec
-from .registry import codec_kinds, create_codec, register_codec
+from .registry import CODECS, create_codec, register_codec
 from .uniform import UniformZstdCodec
 
 __all__ = [
+    "CODECS",
     "FactorizedFeatureCodec",
     "FeatureCodec",
     "MeanScaleFeatureHyperprior",
     "PACKED_KINDS",
     "PackedFeatureCodec",
     "UniformZstdCodec",
-    "codec_kinds",
     "create_codec",
     "register_codec",
 ]

@@ -28,16 +28,16 @@ from codec.entropy import (
     split_channels,
 )
 from codec.levels import FeatureLevel
+from codec.names import HYPER_PATHS
 
 from .base import MEAN_GRID, SYMBOL_CLAMP, TransformFeatureCodec, crc32_arrays
 from .integer import IntegerHyperSynthesis
 from .registry import register_codec
 
 SCALES_MIN, SCALES_MAX, SCALES_LEVELS = 0.11, 256.0, 64
-# How h_s turns z into the coder's inputs: "integer" (an integer network, exact in float32 on any device,
-# batched; train-codec's default) or "float64" (float h_s in float64 on the CPU, one item at a time; codecs
-# written before the integer path, whose config has no hyper_path, are float64).
-HYPER_PATHS = ("float64", "integer")
+# How h_s turns z into the coder's inputs (HYPER_PATHS): "integer" (an integer network, exact in float32 on
+# any device, batched; train-codec's default) or "float64" (float h_s in float64 on the CPU, one item at a
+# time; codecs written before the integer path, whose config has no hyper_path, are float64).
 
 
 def get_scale_table() -> list[float]:

@@ -1,27 +1,17 @@
-"""Codec registry in timm's manner: one decorator, one constructor."""
+"""The codec kinds (`codec.registry.Registry`, timm's manner): one decorator, one constructor.
+
+`codec.models` imports every kind's module, so each has registered itself before any lookup.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
 from codec.levels import FeatureLevel
+from codec.registry import Registry
 
-_CODECS: dict[str, type] = {}
-
-
-def register_codec(kind: str):
-    def wrap(cls):
-        if kind in _CODECS:
-            raise ValueError(f"codec kind {kind!r} registered twice")
-        cls.kind = kind
-        _CODECS[kind] = cls
-        return cls
-
-    return wrap
-
-
-def codec_kinds() -> list[str]:
-    return sorted(_CODECS)
+CODECS: Registry[type] = Registry("codec kind", attribute="kind")
+register_codec = CODECS.register  # @register_codec("hyperprior") on the class; sets its `kind`
 
 
 def select_levels(spec, levels: Sequence[str] | None) -> list[FeatureLevel]:
@@ -49,11 +39,8 @@ def create_codec(
     **hparams,
 ):
     """Build a codec of `kind` for `levels` of an encoder (its spec, or any object with `levels`, or the levels)."""
-    from . import factorized, hyperprior, packed, uniform  # noqa: F401  (register the kinds)
-
-    if kind not in _CODECS:
-        raise KeyError(f"unknown codec kind {kind!r}; choose from {', '.join(codec_kinds())}")
+    cls = CODECS.get(kind)
     chosen = select_levels(spec, levels)
     if resolution is None:
         resolution = getattr(spec, "default_resolution", None)
-    return _CODECS[kind](chosen, resolution=resolution, **hparams)
+    return cls(chosen, resolution=resolution, **hparams)

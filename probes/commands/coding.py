@@ -9,11 +9,9 @@ from pathlib import Path
 
 import click
 
-from codec.commands import CODER_HELP, CODER_NAMES, stream_summary, write_output
+from codec.commands import CODER_HELP, stream_summary, write_output
 from codec.errors import InputError
-
-HYPER_PATH_NAMES = ("float64", "integer")  # codec.models.hyperprior.HYPER_PATHS, spelled out: --help needs no torch
-PACKED_NAMES = ("vvc", "hevc", "av1")  # codec.models.packed.PACKED_KINDS, spelled out: --help needs no torch
+from codec.names import CODEC_KINDS, CODER_NAMES, HYPER_PATHS, PACKED_KINDS
 
 
 @click.command("train-codec")
@@ -22,7 +20,7 @@ PACKED_NAMES = ("vvc", "hevc", "av1")  # codec.models.packed.PACKED_KINDS, spell
 @click.option("--lambda", "lmbda", type=click.FloatRange(min=0, min_open=True),
               help="Rate–distortion trade-off: loss = bits/element + λ·MSE(normalised features). Required for "
                    "learned codecs and uniform.")
-@click.option("--model", "kind", type=click.Choice(["hyperprior", "factorized", "uniform", *PACKED_NAMES]),
+@click.option("--model", "kind", type=click.Choice(CODEC_KINDS),
               default="hyperprior", show_default=True,
               help="vvc, hevc, av1: the standard anchors (features packed into frames; nothing is trained).")
 @click.option("--qp", type=click.IntRange(min=0, max=63),
@@ -35,7 +33,7 @@ PACKED_NAMES = ("vvc", "hevc", "av1")  # codec.models.packed.PACKED_KINDS, spell
 @click.option("--channels", "N", type=click.IntRange(min=1), help="Hidden / hyper channels N (default 128).")
 @click.option("--latent-channels", "M", type=click.IntRange(min=1), help="Latent channels M (default 192).")
 @click.option("--grid-stride", type=click.IntRange(min=1), help="Stride of the common grid (default 16).")
-@click.option("--hyper-path", type=click.Choice(HYPER_PATH_NAMES), default="integer", show_default=True,
+@click.option("--hyper-path", type=click.Choice(HYPER_PATHS), default="integer", show_default=True,
               help="hyperprior h_s: an integer network, exact in float32 on any device (Ballé et al. 2019), or "
                    "the float64 CPU path of earlier codecs.")
 @click.option("--hyper-distill-steps", type=click.IntRange(min=0),
@@ -54,13 +52,13 @@ def train_codec_command(features, lmbda, kind, qp, preset, levels, steps, batch_
     from probes.encoders import FeatureCache
 
     hparams = {k: v for k, v in {"N": N, "M": M, "grid_stride": grid_stride}.items() if v is not None}
-    if kind in PACKED_NAMES:
+    if kind in PACKED_KINDS:
         if qp is None or lmbda is not None:
             raise click.UsageError(f"a {kind} anchor takes --qp (and no --lambda)")
         hparams = {**{k: v for k, v in hparams.items() if k == "grid_stride"}, "qp": qp,
                    **({"preset": preset} if preset else {})}
     elif lmbda is None or qp is not None:
-        raise click.UsageError(f"a {kind} codec takes --lambda (--qp is for {', '.join(PACKED_NAMES)})")
+        raise click.UsageError(f"a {kind} codec takes --lambda (--qp is for {', '.join(PACKED_KINDS)})")
     if kind == "uniform":
         hparams.pop("N", None)
         hparams.pop("M", None)
@@ -74,7 +72,7 @@ def train_codec_command(features, lmbda, kind, qp, preset, levels, steps, batch_
         )
     except (KeyError, ValueError, FileExistsError) as e:  # CacheError, TrainingError: ValueErrors too
         raise InputError(str(e).strip('"')) from e
-    point = f"qp={qp}" if kind in PACKED_NAMES else f"λ={lmbda:g}"
+    point = f"qp={qp}" if kind in PACKED_KINDS else f"λ={lmbda:g}"
     click.echo(f"wrote {kind} codec {codec.codec_id} ({point}, levels {','.join(codec.model.level_names)}) "
                f"to {output}", err=True)
 

@@ -9,10 +9,9 @@ from pathlib import Path
 import click
 
 from codec.errors import InputError
+from probes.names import FEATURE_DTYPES
 
 log = logging.getLogger(__name__)
-
-FEATURE_DTYPES = ("bfloat16", "float16", "float32")  # the keys of probes.encoders.extract.DTYPES (tested)
 
 
 def weights_options(func):
@@ -50,7 +49,7 @@ def _has_bundled(name: str) -> bool:
 
     try:
         return bundled_weights(name) is not None
-    except KeyError:
+    except InputError:
         return False  # unknown names are reported by create_encoder
 
 
@@ -71,9 +70,9 @@ def _weights_column(name: str) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def encoders_command(as_json: bool) -> None:
     """List the registered frozen encoders and their feature levels."""
-    from probes.encoders import get_spec, list_encoders
+    from probes.encoders import ENCODERS, get_spec
 
-    specs = [get_spec(name) for name in list_encoders()]
+    specs = [get_spec(name) for name in ENCODERS.names()]
     if as_json:
         click.echo(json.dumps([{**s.to_dict(), "weights": _weights_column(s.name)} for s in specs], indent=2))
         return

@@ -8,8 +8,7 @@ from pathlib import Path
 import click
 
 from codec.errors import InputError
-
-from .necks import TASKS
+from probes.names import TASK_NAMES
 
 SHIPPED_HEADS = Path(__file__).resolve().parents[1] / "heads" / "weights"  # probes.heads.registry.SHIPPED_WEIGHTS
 
@@ -17,7 +16,7 @@ SHIPPED_HEADS = Path(__file__).resolve().parents[1] / "heads" / "weights"  # pro
 @click.command("pretrain-heads")
 @click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), default=SHIPPED_HEADS,
               show_default=True, help="Writes OUTPUT/TASK/{config.json,weights.safetensors}.")  # fmt: skip
-@click.option("--task", "tasks", multiple=True, type=click.Choice(TASKS), help="Repeatable; default: all three.")
+@click.option("--task", "tasks", multiple=True, type=click.Choice(TASK_NAMES), help="Repeatable; default: all three.")
 @click.option("--steps", type=click.IntRange(min=1), help="Override the recipe's steps (smoke runs).")
 @click.option("--train-images", type=click.IntRange(min=1), help="Override the recipe's training images.")
 @click.option("--eval-images", type=click.IntRange(min=1), help="Override the recipe's test images.")
@@ -33,7 +32,7 @@ def pretrain_heads_command(output, tasks, steps, train_images, eval_images, thre
     overrides = {k: v for k, v in (("steps", steps), ("train_images", train_images), ("eval_images", eval_images))
                  if v is not None}  # fmt: skip
     try:
-        results = pretrain_heads(output, tasks or TASKS, resume=resume, force=force, threads=threads,
+        results = pretrain_heads(output, tasks or TASK_NAMES, resume=resume, force=force, threads=threads,
                                  overrides=overrides)  # fmt: skip
     except HeadError as e:
         raise InputError(str(e)) from e

@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from codec.errors import InputError
+from probes.names import DATASET_USAGE, TASK_NAMES
 
 from .encoders import _has_bundled
 
@@ -17,8 +18,7 @@ log = logging.getLogger(__name__)
 # errors that mean "bad input" (exit 3); their messages name the file, field or value. The layers' own
 # errors (HeadError, DatasetError, NeckDirError, CacheError, CheckpointError) are InputErrors already.
 INPUT_ERRORS = (ValueError, KeyError, FileNotFoundError)
-TASKS = ("depth", "pose", "caption")  # probes.heads.TASKS, spelled out so --help needs no torch (tested)
-DATA_USAGE = "nyuv2:PATH, coco-kpts:ANN_JSON:IMG_DIR, coco-caps:ANN_JSON:IMG_DIR or synthetic:TASK[:N]"
+DATA_USAGE = ", ".join(DATASET_USAGE.values())
 
 
 def _input_error(e: Exception) -> InputError:
@@ -41,7 +41,7 @@ def _device(device: str) -> str:
 @click.option("--random-init", is_flag=True, help="Random encoder weights (results are marked random-init).")
 @click.option("--features", type=click.Path(file_okay=False), help="A feature cache (`featcodec extract -o`).")
 @click.option("--resolution", type=int, help="Encoder input size (default: the encoder's).")
-@click.option("--task", required=True, type=click.Choice(TASKS))
+@click.option("--task", required=True, type=click.Choice(TASK_NAMES))
 @click.option("--head", "head_spec", required=True,
               help="hf:LOCAL_DIR_OR_HUB_ID (Depth Anything / ViTPose / BLIP), builtin:TASK (pretrained, with a "
                    "teacher), builtin-new:TASK (untrained: --train-head), or a head directory.")
@@ -164,9 +164,8 @@ def eval_command(
         click.echo(f"  {name:>10s}  {value:.4f}")
 
 
-
 @click.command("zero-rate")
-@click.option("--task", required=True, type=click.Choice(TASKS))
+@click.option("--task", required=True, type=click.Choice(TASK_NAMES))
 @click.option("--train-data", required=True, help=f"Data the feature-free predictor is fitted on: {DATA_USAGE}.")
 @click.option("--train-split", help="Split of --train-data (NYUv2: train).")
 @click.option("--train-limit", type=click.IntRange(min=1), help="Fit on the first N training images only.")

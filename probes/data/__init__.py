@@ -5,16 +5,15 @@
     coco-caps:ANN_JSON:IMG_DIR    caption (captions_*.json, optional Karpathy split)
     synthetic:TASK[:N]            any task, rendered offline (see probes.data.synthetic)
 
-New sources join with `register_dataset(name, factory)`.
+New sources join with `@register_dataset(name, usage=..., task=...)` on their factory.
 """
 
 from .base import (
-    TASKS,
+    DATASETS,
     DatasetError,
     TaskDataset,
     collate_samples,
     dataset_usage,
-    list_datasets,
     open_dataset,
     parse_spec,
     read_image,
@@ -24,19 +23,13 @@ from .coco_captions import CocoCaptionsDataset, open_coco_captions
 from .coco_keypoints import NUM_KEYPOINTS, CocoKeypointsDataset, open_coco_keypoints
 from .crop import CropTransform
 from .nyuv2 import DEPTH_RANGE, EIGEN_CROP, NYUv2Dataset, NYUv2FolderDataset, NYUv2MatDataset, open_nyuv2
-from .synthetic import USAGE as SYNTHETIC_USAGE
-from .synthetic import open_synthetic
-
-register_dataset("nyuv2", open_nyuv2, usage="nyuv2:PATH", num_paths=1)
-register_dataset("coco-kpts", open_coco_keypoints, usage="coco-kpts:ANN_JSON:IMG_DIR", num_paths=2)
-register_dataset("coco-caps", open_coco_captions, usage="coco-caps:ANN_JSON:IMG_DIR", num_paths=2)
-register_dataset("synthetic", open_synthetic, usage=SYNTHETIC_USAGE)
+from .synthetic import open_synthetic  # each source module registers itself (@register_dataset)
 
 __all__ = [
     "DEPTH_RANGE",
     "EIGEN_CROP",
     "NUM_KEYPOINTS",
-    "TASKS",
+    "DATASETS",
     "CocoCaptionsDataset",
     "CocoKeypointsDataset",
     "CropTransform",
@@ -47,8 +40,11 @@ __all__ = [
     "TaskDataset",
     "collate_samples",
     "dataset_usage",
-    "list_datasets",
+    "open_coco_captions",
+    "open_coco_keypoints",
     "open_dataset",
+    "open_nyuv2",
+    "open_synthetic",
     "parse_spec",
     "read_image",
     "register_dataset",

@@ -1,8 +1,8 @@
 """The dataset interface every probe task reads, and the `--data SPEC` registry.
 
 A spec is `NAME:PATH[:PATH...]` (e.g. `coco-kpts:ANN_JSON:IMG_DIR`); the name
-picks a factory registered with `register_dataset`, timm-style, so a new
-source (the built-in synthetic world) joins without touching the parser.
+picks a factory registered in `DATASETS` with `@register_dataset(name, usage=..., task=...)`, timm-style,
+so a new source (the built-in synthetic world) joins without touching the parser.
 POSIX paths only: a `:` inside a path cannot be told apart from the separator.
 """
 
@@ -19,8 +19,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from torch.utils.data import Dataset
 
 from codec.errors import InputError
-
-TASKS = ("depth", "pose", "caption")
+from codec.registry import Registry
 
 
 class DatasetError(InputError):
@@ -61,35 +60,44 @@ class DatasetEntry:
     factory: Callable[..., TaskDataset]
     usage: str  # e.g. "coco-kpts:ANN_JSON:IMG_DIR"
     num_paths: int | None  # how many ':'-separated paths follow the name (None: any)
+    task: str | None  # the task its samples are for; None: the spec's first field names it (synthetic:TASK)
+    files: bool  # whether the fields after the name are paths (synthetic:TASK[:N] names no files)
+
+    def task_of(self, paths: list[str]) -> str | None:
+        return self.task if self.task is not None else (paths[0] if paths else None)
 
 
-_REGISTRY: dict[str, DatasetEntry] = {}
+DATASETS: Registry[DatasetEntry] = Registry("dataset", error=DatasetError)
 
 
 def register_dataset(
-    name: str, factory: Callable[..., TaskDataset], *, usage: str | None = None, num_paths: int | None = None
-) -> Callable[..., TaskDataset]:
-    """Register `factory(paths: list[str], *, source, split, limit, **options) -> TaskDataset` under `name`."""
-    if name in _REGISTRY:
-        raise ValueError(f"dataset {name!r} is already registered")
-    _REGISTRY[name] = DatasetEntry(name, factory, usage or name, num_paths)
-    return factory
+    name: str,
+    *,
+    usage: str | None = None,
+    num_paths: int | None = None,
+    task: str | None = None,
+    files: bool = True,
+) -> Callable[[Callable[..., TaskDataset]], Callable[..., TaskDataset]]:
+    """Decorator registering `factory(paths: list[str], *, source, split, limit, **options) -> TaskDataset`
+    under `name`."""
 
+    def add(factory: Callable[..., TaskDataset]) -> Callable[..., TaskDataset]:
+        DATASETS.register(name)(DatasetEntry(name, factory, usage or name, num_paths, task, files))
+        return factory
 
-def list_datasets() -> list[str]:
-    return sorted(_REGISTRY)
+    return add
 
 
 def dataset_usage() -> str:
     """One line per registered source, for --help texts and errors."""
-    return ", ".join(_REGISTRY[n].usage for n in list_datasets())
+    return ", ".join(DATASETS.get(n).usage for n in DATASETS.names())
 
 
 def parse_spec(spec: str) -> tuple[DatasetEntry, list[str]]:
     name, _, rest = spec.partition(":")
-    if name not in _REGISTRY:
+    if name not in DATASETS:
         raise DatasetError(f"--data {spec!r}: unknown dataset {name!r}; expected one of: {dataset_usage()}")
-    entry = _REGISTRY[name]
+    entry = DATASETS.get(name)
     paths = rest.split(":") if rest else []
     if entry.num_paths is not None and len(paths) != entry.num_paths:
         raise DatasetError(

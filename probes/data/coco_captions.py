@@ -21,6 +21,7 @@ from .base import (
     existing_file,
     read_image,
     read_json,
+    register_dataset,
     require_keys,
     split_with_name,
 )
@@ -107,6 +108,7 @@ class CocoCaptionsDataset(TaskDataset):
         }
 
 
+@register_dataset("coco-caps", usage="coco-caps:ANN_JSON:IMG_DIR", num_paths=2, task="caption")
 def open_coco_captions(paths: list[str], *, source: str, split: str | None, limit: int | None, **options):
     if options:
         raise DatasetError(f"{source}: unknown option(s) for coco-caps: {', '.join(sorted(options))}")

@@ -17,7 +17,16 @@ from typing import Any
 import numpy as np
 from pycocotools.coco import COCO
 
-from .base import DatasetError, TaskDataset, existing_dir, existing_file, read_image, read_json, require_keys
+from .base import (
+    DatasetError,
+    TaskDataset,
+    existing_dir,
+    existing_file,
+    read_image,
+    read_json,
+    register_dataset,
+    require_keys,
+)
 from .crop import CropTransform
 
 NUM_KEYPOINTS = 17
@@ -138,6 +147,7 @@ class CocoKeypointsDataset(TaskDataset):
         }
 
 
+@register_dataset("coco-kpts", usage="coco-kpts:ANN_JSON:IMG_DIR", num_paths=2, task="pose")
 def open_coco_keypoints(paths: list[str], *, source: str, split: str | None, limit: int | None, **options):
     if split is not None:
         raise DatasetError(

@@ -27,7 +27,15 @@ import numpy as np
 import scipy.io
 from PIL import Image
 
-from .base import DatasetError, TaskDataset, existing_dir, existing_file, read_image, split_with_name
+from .base import (
+    DatasetError,
+    TaskDataset,
+    existing_dir,
+    existing_file,
+    read_image,
+    register_dataset,
+    split_with_name,
+)
 
 DEPTH_RANGE = (1e-3, 10.0)  # metres, NYUv2 evaluation range
 EIGEN_CROP = (45, 471, 41, 601)  # top, bottom, left, right on 480×640 (Eigen et al. 2014)
@@ -218,6 +226,7 @@ class NYUv2FolderDataset(NYUv2Dataset):
         return sample_id, read_depth_file(depth_path)
 
 
+@register_dataset("nyuv2", usage="nyuv2:PATH", num_paths=1, task="depth")
 def open_nyuv2(paths: list[str], *, source: str, split: str | None, limit: int | None, **options):
     if options:
         raise DatasetError(f"{source}: unknown option(s) for nyuv2: {', '.join(sorted(options))}")

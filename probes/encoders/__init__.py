@@ -7,10 +7,11 @@ from .cache import FeatureCache
 from .checkpoints import CheckpointError
 from .extract import extract_features
 from .preprocess import ImageReadError, collect_images, load_image, sample_images_dir
-from .registry import bundled_weights, create_encoder, get_spec, list_encoders, register_encoder
+from .registry import ENCODERS, bundled_weights, create_encoder, get_spec, register_encoder
 from .spec import EncoderSpec, FeatureLevel
 
 __all__ = [
+    "ENCODERS",
     "RANDOM_INIT",
     "CheckpointError",
     "EncoderSpec",
@@ -23,7 +24,6 @@ __all__ = [
     "create_encoder",
     "extract_features",
     "get_spec",
-    "list_encoders",
     "load_image",
     "register_encoder",
     "resolve_device",

@@ -22,12 +22,11 @@ from safetensors import safe_open
 
 from codec.errors import InputError
 from codec.files import atomic_write_bytes, atomic_write_json, read_json_document  # noqa: F401  (re-exported)
+from probes.names import CACHE_FORMAT, CACHE_FORMAT_VERSION
 
 from .spec import FeatureLevel
 
 MANIFEST = "manifest.json"
-FORMAT = "featcodec-feature-cache"
-FORMAT_VERSION = 1
 
 
 class CacheError(InputError):
@@ -36,7 +35,7 @@ class CacheError(InputError):
 
 def read_manifest(cache_dir: str | os.PathLike) -> dict:
     return read_json_document(
-        Path(cache_dir) / MANIFEST, format=FORMAT, format_version=FORMAT_VERSION,
+        Path(cache_dir) / MANIFEST, format=CACHE_FORMAT, format_version=CACHE_FORMAT_VERSION,
         required=("encoder", "resolution", "levels", "shards", "images", "dtype"), error=CacheError,
         missing_hint=f"no manifest; is {cache_dir} a featcodec feature cache (featcodec extract -o)?",
     )

@@ -16,9 +16,10 @@ import torch
 
 from codec.files import atomic_write_json, package_versions, save_tensors
 from codec.progress import progress as progress_bar
+from probes.names import CACHE_FORMAT, CACHE_FORMAT_VERSION
 
 from .base import RANDOM_INIT, FrozenEncoder
-from .cache import FORMAT, FORMAT_VERSION, MANIFEST, CacheError, FeatureCache
+from .cache import MANIFEST, CacheError, FeatureCache
 from .preprocess import ImageReadError, load_image
 
 log = logging.getLogger(__name__)
@@ -34,8 +35,8 @@ def _plan(encoder: FrozenEncoder, images: Sequence[Path], dtype: str, shard_size
     """The part of the manifest that must match for a run to resume into a directory."""
     return {
         **({"crop": crop} if crop else {}),
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
+        "format": CACHE_FORMAT,
+        "format_version": CACHE_FORMAT_VERSION,
         "encoder": encoder.spec.name,
         "encoder_spec": encoder.spec.to_dict(),
         "weights": {"id": encoder.weights_id},

@@ -1,7 +1,7 @@
-"""One place that knows every encoder: `register_encoder`, `get_spec`, `create_encoder`.
+"""One place that knows every encoder: `ENCODERS`, `@register_encoder(spec)`, `get_spec`, `create_encoder`.
 
-Modelled on timm's registry: a family module registers a spec and a builder;
-users find an encoder by name.
+Modelled on timm's registry: a family module decorates a builder with the encoder's spec; users find an
+encoder by name. The family modules are imported on the first lookup (they import timm / sam2).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 
 from codec.devices import resolve_device
+from codec.registry import Registry
 
 from .base import RANDOM_INIT, FrozenEncoder
 from .spec import EncoderSpec
@@ -28,39 +29,38 @@ Builder = Callable[..., FrozenEncoder]
 
 
 @dataclass(frozen=True)
-class _Entry:
+class EncoderEntry:
     spec: EncoderSpec
     builder: Builder
     bundled: Path | None = None  # weights shipped inside the package: the default weights source
 
 
-_REGISTRY: dict[str, _Entry] = {}
+ENCODERS: Registry[EncoderEntry] = Registry(
+    "encoder", modules=("probes.encoders.timm_trunks", "probes.encoders.sam2_official")
+)
 
 
-def register_encoder(spec: EncoderSpec, builder: Builder, bundled: str | os.PathLike | None = None) -> None:
-    """`bundled`: a weights file shipped in the package, used when no weights source is given."""
-    if spec.name in _REGISTRY:
-        raise ValueError(f"encoder {spec.name!r} registered twice")
-    _REGISTRY[spec.name] = _Entry(spec, builder, Path(bundled) if bundled is not None else None)
+def register_encoder(
+    spec: EncoderSpec, *, bundled: str | os.PathLike | None = None
+) -> Callable[[Builder], Builder]:
+    """Decorator registering a builder under `spec.name`; `bundled`: a weights file shipped in the package,
+    used when no weights source is given."""
+
+    def add(builder: Builder) -> Builder:
+        entry = EncoderEntry(spec, builder, Path(bundled) if bundled is not None else None)
+        ENCODERS.register(spec.name)(entry)
+        return builder
+
+    return add
 
 
 def bundled_weights(name: str) -> Path | None:
     """The weights file shipped with encoder `name`, or None (then a weights source must be given)."""
-    get_spec(name)
-    return _REGISTRY[name].bundled
-
-
-def list_encoders() -> list[str]:
-    _load_families()
-    return sorted(_REGISTRY)
+    return ENCODERS.get(name).bundled
 
 
 def get_spec(name: str) -> EncoderSpec:
-    _load_families()
-    try:
-        return _REGISTRY[name].spec
-    except KeyError:
-        raise KeyError(f"unknown encoder {name!r}; known: {', '.join(sorted(_REGISTRY))}") from None
+    return ENCODERS.get(name).spec
 
 
 def create_encoder(
@@ -79,8 +79,8 @@ def create_encoder(
     random_init: random weights, only when asked for (outputs are marked).
     Encoders with bundled weights (`mini-hiera`, `mini-sam2`) use them when none of the three is given.
     """
-    spec = get_spec(name)
-    bundled = _REGISTRY[name].bundled
+    entry = ENCODERS.get(name)
+    spec, bundled = entry.spec, entry.bundled
     if bundled is not None and checkpoint is None and not pretrained and not random_init:
         if not bundled.is_file():
             raise ValueError(f"encoder {name!r}: its bundled weights {bundled} are missing from this install "
@@ -97,18 +97,8 @@ def create_encoder(
     # process: a neck trained on its features in one process is evaluated on the same features in another.
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(RANDOM_INIT_SEED)
-        encoder = _REGISTRY[name].builder(spec, resolution, checkpoint=checkpoint, pretrained=pretrained)
+        encoder = entry.builder(spec, resolution, checkpoint=checkpoint, pretrained=pretrained)
     if encoder.weights_id == RANDOM_INIT:
         log.warning("encoder %s uses RANDOM weights (--random-init): outputs are marked random-init", name)
     return encoder.to(resolve_device(device))
 
-
-_FAMILIES_LOADED = False
-
-
-def _load_families() -> None:
-    """Import the family modules (they register themselves) on first use."""
-    global _FAMILIES_LOADED
-    if not _FAMILIES_LOADED:
-        _FAMILIES_LOADED = True
-        from . import sam2_official, timm_trunks  # noqa: F401

@@ -89,33 +89,28 @@ def _builder(config_name: str):
 
 
 for (_version, _size), _config in _CONFIGS.items():
-    register_encoder(
-        EncoderSpec(
-            name=f"{_version}-hiera-{_size}",
-            source="sam2",
-            family="sam2",
-            levels=_FPN_LEVELS,
-            default_resolution=1024,
-            description=f"official {_version} ImageEncoder (trunk + FPN, scalp 1)",
-            model_id=_config,
-        ),
-        _builder(_config),
+    _spec = EncoderSpec(
+        name=f"{_version}-hiera-{_size}",
+        source="sam2",
+        family="sam2",
+        levels=_FPN_LEVELS,
+        default_resolution=1024,
+        description=f"official {_version} ImageEncoder (trunk + FPN, scalp 1)",
+        model_id=_config,
     )
+    register_encoder(_spec)(_builder(_config))
 
 # mini-sam2: the sam2 package's ImageEncoder at a small size (config beside the weights), trunk
 # initialised from mini-hiera and trained SAM-style by `featcodec pretrain-mini` (docs/model_card.md).
 # The bundled file uses the official checkpoint keys (image_encoder.*, sam_prompt_encoder.*, ...).
 _MINI_DIR = Path(__file__).resolve().parent / "weights"
-register_encoder(
-    EncoderSpec(
-        name="mini-sam2",
-        source="sam2",
-        family="sam2",
-        levels=tuple(FeatureLevel(f"fpn{i}", 64, 4 * 2**i) for i in range(3)),
-        default_resolution=128,
-        description="mini SAM2 ImageEncoder (trunk + FPN) trained on synthetic:mix (specialist, bundled weights)",
-        model_id=str(_MINI_DIR / "mini-sam2.yaml"),
-    ),
-    _builder(_MINI_DIR / "mini-sam2.yaml"),
-    bundled=_MINI_DIR / "mini-sam2.safetensors",
+_spec = EncoderSpec(
+    name="mini-sam2",
+    source="sam2",
+    family="sam2",
+    levels=tuple(FeatureLevel(f"fpn{i}", 64, 4 * 2**i) for i in range(3)),
+    default_resolution=128,
+    description="mini SAM2 ImageEncoder (trunk + FPN) trained on synthetic:mix (specialist, bundled weights)",
+    model_id=str(_MINI_DIR / "mini-sam2.yaml"),
 )
+register_encoder(_spec, bundled=_MINI_DIR / "mini-sam2.safetensors")(_builder(_MINI_DIR / "mini-sam2.yaml"))

@@ -115,78 +115,49 @@ _SAM2_TRUNK_SIZES = {
     "large": ("sam2_hiera_large", 144),
 }
 
+
+def _trunk_spec(
+    name: str, family: str, dim: int, resolution: int, timm_name: str, description: str
+) -> EncoderSpec:
+    """A timm Hiera trunk's spec: four stages at strides 4–32, `dim` channels doubling per stage."""
+    return EncoderSpec(
+        name=name, source="timm", family=family, levels=_stage_levels(dim), default_resolution=resolution,
+        description=description, model_id=timm_name,
+    )  # fmt: skip
+
+
 for _size, (_timm_name, _dim) in _HIERA_SIZES.items():
-    register_encoder(
-        EncoderSpec(
-            name=f"hiera-{_size}",
-            source="timm",
-            family="hiera",
-            levels=_stage_levels(_dim),
-            default_resolution=224,
-            description="MAE-pretrained Hiera trunk (generalist)",
-            model_id=_timm_name,
-        ),
-        _timm_builder(_timm_name, _convert_hiera, pretrained_tag="mae"),
-    )
+    _spec = _trunk_spec(f"hiera-{_size}", "hiera", _dim, 224, _timm_name,
+                        "MAE-pretrained Hiera trunk (generalist)")  # fmt: skip
+    register_encoder(_spec)(_timm_builder(_timm_name, _convert_hiera, pretrained_tag="mae"))
 
 for _size, (_timm_name, _dim) in _SAM2_TRUNK_SIZES.items():
-    register_encoder(
-        EncoderSpec(
-            name=f"sam2-trunk-{_size}",
-            source="timm",
-            family="sam2",
-            levels=_stage_levels(_dim),
-            default_resolution=1024,
-            description="SAM2 Hiera trunk (segmentation-specialised), no FPN",
-            model_id=_timm_name,
-        ),
-        _timm_builder(_timm_name, _convert_sam2_trunk),
-    )
+    _spec = _trunk_spec(f"sam2-trunk-{_size}", "sam2", _dim, 1024, _timm_name,
+                        "SAM2 Hiera trunk (segmentation-specialised), no FPN")  # fmt: skip
+    register_encoder(_spec)(_timm_builder(_timm_name, _convert_sam2_trunk))
 
 # Tiny random-init configurations for tests: the same model classes, a fraction of the size.
-register_encoder(
-    EncoderSpec(
-        name="mini-hiera-random",
-        source="timm",
-        family="hiera",
-        levels=_stage_levels(16),
-        default_resolution=64,
-        description="tiny MAE-Hiera config, no weights (tests)",
-        model_id="hiera_tiny_224",
-    ),
-    _timm_builder("hiera_tiny_224", _convert_hiera, {"embed_dim": 16, "num_heads": 1, "stages": (1, 1, 1, 1)}),
+_spec = _trunk_spec("mini-hiera-random", "hiera", 16, 64, "hiera_tiny_224",
+                    "tiny MAE-Hiera config, no weights (tests)")  # fmt: skip
+register_encoder(_spec)(
+    _timm_builder("hiera_tiny_224", _convert_hiera, {"embed_dim": 16, "num_heads": 1, "stages": (1, 1, 1, 1)})
 )
-register_encoder(
-    EncoderSpec(
-        name="mini-sam2-random",
-        source="timm",
-        family="sam2",
-        levels=_stage_levels(16),
-        default_resolution=64,
-        description="tiny SAM2-trunk config, no weights (tests)",
-        model_id="sam2_hiera_tiny",
-    ),
+_spec = _trunk_spec("mini-sam2-random", "sam2", 16, 64, "sam2_hiera_tiny",
+                    "tiny SAM2-trunk config, no weights (tests)")  # fmt: skip
+register_encoder(_spec)(
     _timm_builder(
         "sam2_hiera_tiny",
         _convert_sam2_trunk,
         {"embed_dim": 16, "num_heads": 1, "stages": (1, 1, 2, 1), "global_att_blocks": (3,), "window_spec": (8, 4, 4, 2)},
-    ),
+    )
 )
 
 # mini-hiera: MAE-pretrained on the synthetic world by `featcodec pretrain-mini` (docs/model_card.md).
 # The bundled file holds the official MAE checkpoint keys and loads exactly as a downloaded
 # mae_hiera_*.pth does (timm checkpoint_filter_fn; the MAE decoder is dropped).
 MINI_HIERA_TRUNK = {"embed_dim": 16, "num_heads": 1, "stages": (1, 2, 2, 1)}  # = probes.pretrain.mae.TRUNK
-register_encoder(
-    EncoderSpec(
-        name="mini-hiera",
-        source="timm",
-        family="hiera",
-        levels=_stage_levels(16),
-        default_resolution=128,
-        description="mini MAE Hiera pretrained on synthetic:mix (generalist, bundled weights)",
-        model_id="hiera_tiny_224",
-    ),
-    _timm_builder("hiera_tiny_224", _convert_hiera, MINI_HIERA_TRUNK),
-    bundled=WEIGHTS_DIR / "mini-hiera.safetensors",
+_spec = _trunk_spec("mini-hiera", "hiera", 16, 128, "hiera_tiny_224",
+                    "mini MAE Hiera pretrained on synthetic:mix (generalist, bundled weights)")  # fmt: skip
+register_encoder(_spec, bundled=WEIGHTS_DIR / "mini-hiera.safetensors")(
+    _timm_builder("hiera_tiny_224", _convert_hiera, MINI_HIERA_TRUNK)
 )

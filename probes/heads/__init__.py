@@ -5,15 +5,15 @@ built-in light heads are pretrained by featcodec on the synthetic world and
 shipped (`builtin:TASK`), or trained new with a neck (`builtin-new:TASK`), then frozen.
 """
 
-from .base import TASKS, CaptionHead, FrozenHead, HeadError
+from .base import CaptionHead, FrozenHead, HeadError
 from .builtin import BUILTIN_HEADS, BuiltinCaptionHead, BuiltinDepthHead, BuiltinHead, BuiltinPoseHead
 from .hf import BlipCaptionHead, DepthAnythingHead, VitPoseHead, load_hf_head
-from .registry import load_builtin_head, load_head, save_builtin_head, shipped_head_dir
+from .registry import HEADS, load_builtin_head, load_head, register_head, save_builtin_head, shipped_head_dir
 from .spec import TokenSpec
 
 __all__ = [
     "BUILTIN_HEADS",
-    "TASKS",
+    "HEADS",
     "BlipCaptionHead",
     "BuiltinCaptionHead",
     "BuiltinDepthHead",
@@ -28,6 +28,7 @@ __all__ = [
     "load_builtin_head",
     "load_head",
     "load_hf_head",
+    "register_head",
     "save_builtin_head",
     "shipped_head_dir",
 ]

@@ -24,8 +24,6 @@ from probes.encoders.spec import IMAGENET_MEAN, IMAGENET_STD
 
 from .spec import TokenSpec
 
-TASKS = ("depth", "pose", "caption")
-
 
 class HeadError(InputError):
     """A head spec or directory that cannot be loaded; the message names it."""

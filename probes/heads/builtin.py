@@ -24,11 +24,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import CaptionHead, FrozenHead
+from codec.registry import Registry
+
+from .base import CaptionHead, FrozenHead, HeadError
 from .spec import TokenSpec
 from .teacher import TinyViT
 
-HEAD_FORMAT = "featcodec-head"
 COCO_KEYPOINTS = 17
 
 
@@ -82,8 +83,12 @@ class BuiltinHead(FrozenHead):
         return {**super().describe(), "builtin": self.config(), "trained": self.trained}
 
 
+BUILTIN_HEADS: Registry[type[BuiltinHead]] = Registry("built-in head", attribute="task", error=HeadError)
+register_builtin_head = BUILTIN_HEADS.register  # by task; sets the class's `task`
+
+
+@register_builtin_head("depth")
 class BuiltinDepthHead(BuiltinHead):
-    task = "depth"
     output_kind = "relative-disparity"
     defaults = {"channels": 64, "upsample": 3}
 
@@ -103,8 +108,8 @@ class BuiltinDepthHead(BuiltinHead):
         return F.softplus(self.out(F.relu(x))).squeeze(1)
 
 
+@register_builtin_head("pose")
 class BuiltinPoseHead(BuiltinHead):
-    task = "pose"
     defaults = {"channels": 128}
 
     def __init__(self, spec: str = "builtin-new:pose", grid=(16, 12), width: int = 128, **options):
@@ -136,8 +141,8 @@ def build_vocabulary(captions: Iterable[str], max_size: int = 10000, min_count: 
     return [PAD, BOS, EOS, UNK, *words[: max_size - 4]]
 
 
+@register_builtin_head("caption")
 class BuiltinCaptionHead(BuiltinHead, CaptionHead):
-    task = "caption"
     defaults = {"layers": 2, "heads": 4, "max_length": 24}
 
     def __init__(self, spec: str = "builtin-new:caption", grid=(12, 12), width: int = 128, vocab=None, **options):
@@ -209,4 +214,3 @@ class BuiltinCaptionHead(BuiltinHead, CaptionHead):
         return words
 
 
-BUILTIN_HEADS = {"depth": BuiltinDepthHead, "pose": BuiltinPoseHead, "caption": BuiltinCaptionHead}

@@ -14,10 +14,12 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
+
+from codec.registry import Registry
 
 from .base import IMAGENET_MEAN, IMAGENET_STD, CaptionHead, FrozenHead, HeadError
 from .spec import TokenSpec
@@ -194,30 +196,42 @@ class BlipCaptionHead(HFHead, CaptionHead):
         return self.model.vision_model(pixel_values=pixels).last_hidden_state.unsqueeze(1)
 
 
+# builder(source, spec) -> FrozenHead, by the checkpoint's transformers `model_type`
+HF_HEADS: Registry[Callable[[str, str], FrozenHead]] = Registry("transformers head", error=HeadError)
+register_hf_head = HF_HEADS.register
+
+
 def load_hf_head(source: str, spec: str | None = None) -> FrozenHead:
-    """A frozen head from a local directory or hub id; the model type picks the class."""
+    """A frozen head from a local directory or hub id; the model type picks the builder in `HF_HEADS`."""
     from transformers import AutoConfig
 
-    spec = spec or f"hf:{source}"
     config = _from_pretrained(AutoConfig, source, "a transformers config")
-    model_type = config.model_type
-    if model_type == "depth_anything":
-        from transformers import DepthAnythingForDepthEstimation
+    if config.model_type not in HF_HEADS:
+        raise HeadError(f"{source!r}: model type {config.model_type!r} is not a supported head; "
+                        f"choose from {', '.join(HF_HEADS.names())}")  # fmt: skip
+    return HF_HEADS.get(config.model_type)(source, spec or f"hf:{source}")
 
-        model = _from_pretrained(DepthAnythingForDepthEstimation, source, "DepthAnythingForDepthEstimation", dtype=torch.float32)
-        return DepthAnythingHead(model, spec, *_image_stats(source, IMAGENET_MEAN, IMAGENET_STD))
-    if model_type == "vitpose":
-        from transformers import VitPoseForPoseEstimation
 
-        model = _from_pretrained(VitPoseForPoseEstimation, source, "VitPoseForPoseEstimation", dtype=torch.float32)
-        return VitPoseHead(model, spec, *_image_stats(source, IMAGENET_MEAN, IMAGENET_STD))
-    if model_type == "blip":
-        from transformers import AutoTokenizer, BlipForConditionalGeneration
+@register_hf_head("depth_anything")
+def _depth_anything(source: str, spec: str) -> FrozenHead:
+    from transformers import DepthAnythingForDepthEstimation
 
-        model = _from_pretrained(BlipForConditionalGeneration, source, "BlipForConditionalGeneration", dtype=torch.float32)
-        tokenizer = _from_pretrained(AutoTokenizer, source, "the BLIP tokenizer")
-        return BlipCaptionHead(model, tokenizer, spec, *_image_stats(source, OPENAI_CLIP_MEAN, OPENAI_CLIP_STD))
-    raise HeadError(
-        f"{source!r}: model type {model_type!r} is not a supported head "
-        "(depth_anything, vitpose, blip: Depth Anything, ViTPose, BLIP captioning)"
-    )
+    model = _from_pretrained(DepthAnythingForDepthEstimation, source, "DepthAnythingForDepthEstimation", dtype=torch.float32)
+    return DepthAnythingHead(model, spec, *_image_stats(source, IMAGENET_MEAN, IMAGENET_STD))
+
+
+@register_hf_head("vitpose")
+def _vitpose(source: str, spec: str) -> FrozenHead:
+    from transformers import VitPoseForPoseEstimation
+
+    model = _from_pretrained(VitPoseForPoseEstimation, source, "VitPoseForPoseEstimation", dtype=torch.float32)
+    return VitPoseHead(model, spec, *_image_stats(source, IMAGENET_MEAN, IMAGENET_STD))
+
+
+@register_hf_head("blip")
+def _blip(source: str, spec: str) -> FrozenHead:
+    from transformers import AutoTokenizer, BlipForConditionalGeneration
+
+    model = _from_pretrained(BlipForConditionalGeneration, source, "BlipForConditionalGeneration", dtype=torch.float32)
+    tokenizer = _from_pretrained(AutoTokenizer, source, "the BLIP tokenizer")
+    return BlipCaptionHead(model, tokenizer, spec, *_image_stats(source, OPENAI_CLIP_MEAN, OPENAI_CLIP_STD))

@@ -38,9 +38,10 @@ import torch
 import torchvision.transforms.functional as TF
 
 from codec.progress import progress as progress_bar
+from probes.names import TASK_NAMES
 
 from .assess import evaluate_baseline, evaluate_with_teacher, open_eval_data
-from .base import TASKS, HeadError
+from .base import HeadError
 from .builtin import BUILTIN_HEADS, BuiltinHead, build_vocabulary
 from .registry import load_builtin_head, save_builtin_head
 
@@ -191,7 +192,7 @@ def build_head(recipe: HeadRecipe, train: TrainSet | None = None, vocab: list[st
     if recipe.task == "caption":
         kwargs["vocab"] = vocab if vocab is not None else build_vocabulary(c for cs in train.labels for c in cs)
     torch.manual_seed(recipe.seed)
-    return BUILTIN_HEADS[recipe.task](f"builtin:{recipe.task}", **kwargs)
+    return BUILTIN_HEADS.get(recipe.task)(f"builtin:{recipe.task}", **kwargs)
 
 
 def _vocab_for(recipe: HeadRecipe) -> list[str] | None:
@@ -301,7 +302,7 @@ def pretrain_head(recipe: HeadRecipe, out_dir: str | os.PathLike, *, resume: boo
     return config
 
 
-def pretrain_heads(out_dir: str | os.PathLike, tasks=TASKS, *, resume: bool = False, force: bool = False,
+def pretrain_heads(out_dir: str | os.PathLike, tasks=TASK_NAMES, *, resume: bool = False, force: bool = False,
                    threads: int = 1, progress: bool = True, overrides: dict | None = None) -> dict:  # fmt: skip
     """Run the recipe of each task into `out_dir/TASK`; a finished task is skipped with `resume`."""
     torch.set_num_threads(threads)

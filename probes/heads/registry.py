@@ -1,6 +1,7 @@
 """One place that turns a head spec into a frozen head: `load_head(spec)`.
 
-Specs:
+A spec `SCHEME:REST` goes to the resolver registered for SCHEME in `HEADS` (`@register_head("hf")`);
+anything else is a head directory. Specs:
     hf:LOCAL_DIR_OR_HUB_ID   a transformers checkpoint (Depth Anything, ViTPose, BLIP captioning)
     builtin:TASK             a pretrained built-in head shipped with featcodec (`weights/TASK/`), with
                              its own teacher encoder (`featcodec pretrain-heads` reproduces it)
@@ -13,12 +14,15 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from codec.files import WEIGHTS, load_tensors, write_artifact
+from codec.registry import Registry
+from probes.names import HEAD_FORMAT
 
-from .base import TASKS, FrozenHead, HeadError
-from .builtin import BUILTIN_HEADS, HEAD_FORMAT, BuiltinHead, build_vocabulary
+from .base import FrozenHead, HeadError
+from .builtin import BUILTIN_HEADS, BuiltinHead, build_vocabulary
 from .hf import load_hf_head
 
 # the pretrained built-in heads, package data (pyproject `[tool.setuptools.package-data]`)
@@ -30,28 +34,16 @@ def shipped_head_dir(task: str) -> Path:
     return SHIPPED_WEIGHTS / task
 
 
+# resolver(rest_of_spec, *, spec, captions) -> FrozenHead, by the spec's scheme (before its first ':')
+HEADS: Registry[Callable[..., FrozenHead]] = Registry("head scheme", error=HeadError)
+register_head = HEADS.register
+
+
 def load_head(spec: str, *, captions=None, device="cpu") -> FrozenHead:
     """A frozen head for `spec`; `captions` (training captions) build a new built-in caption head's vocabulary."""
-    if spec.startswith("builtin:"):
-        task = spec.split(":", 1)[1]
-        if task not in BUILTIN_HEADS:
-            raise HeadError(f"head {spec!r}: unknown built-in head; choose builtin:{'|builtin:'.join(TASKS)}")
-        path = shipped_head_dir(task)
-        if not (path / "config.json").is_file():
-            raise HeadError(f"head {spec!r}: {path} is missing; `featcodec pretrain-heads -o {SHIPPED_WEIGHTS}` makes it")
-        return load_builtin_head(path).to(device)  # its vocabulary is stored with it: `captions` is not needed
-    if spec.startswith("builtin-new:"):
-        task = spec.split(":", 1)[1]
-        if task not in BUILTIN_HEADS:
-            raise HeadError(f"head {spec!r}: unknown built-in head; choose builtin-new:{'|builtin-new:'.join(TASKS)}")
-        kwargs = {}
-        if task == "caption":
-            if captions is None:
-                raise HeadError("head 'builtin-new:caption' needs the training captions to build its vocabulary")
-            kwargs["vocab"] = build_vocabulary(captions)
-        return BUILTIN_HEADS[task](spec, **kwargs).freeze().to(device)
-    if spec.startswith("hf:"):
-        return load_hf_head(spec[3:], spec).to(device)
+    scheme, sep, rest = spec.partition(":")
+    if sep and scheme in HEADS:
+        return HEADS.get(scheme)(rest, spec=spec, captions=captions).to(device)
     path = Path(spec)
     if path.is_dir():
         config = _read_config(path)
@@ -61,6 +53,39 @@ def load_head(spec: str, *, captions=None, device="cpu") -> FrozenHead:
             return load_hf_head(str(path), f"hf:{path}").to(device)
         raise HeadError(f"{path / 'config.json'}: neither a featcodec head nor a transformers checkpoint")
     raise HeadError(f"head {spec!r}: expected hf:ID_OR_DIR, builtin:TASK, builtin-new:TASK or an existing head directory")
+
+
+def _builtin_task(scheme: str, task: str, spec: str) -> str:
+    if task not in BUILTIN_HEADS:
+        choices = "|".join(f"{scheme}:{name}" for name in BUILTIN_HEADS.names())
+        raise HeadError(f"head {spec!r}: unknown built-in head; choose {choices}")
+    return task
+
+
+@register_head("builtin")
+def _shipped_head(task: str, *, spec: str, captions=None) -> FrozenHead:
+    """A pretrained built-in head; its vocabulary is stored with it, so `captions` is not needed."""
+    path = shipped_head_dir(_builtin_task("builtin", task, spec))
+    if not (path / "config.json").is_file():
+        raise HeadError(f"head {spec!r}: {path} is missing; `featcodec pretrain-heads -o {SHIPPED_WEIGHTS}` makes it")
+    return load_builtin_head(path)
+
+
+@register_head("builtin-new")
+def _new_head(task: str, *, spec: str, captions=None) -> FrozenHead:
+    """A new, untrained built-in head (a caption head's vocabulary is built from the training captions)."""
+    kwargs = {}
+    if _builtin_task("builtin-new", task, spec) == "caption":
+        if captions is None:
+            raise HeadError("head 'builtin-new:caption' needs the training captions to build its vocabulary")
+        kwargs["vocab"] = build_vocabulary(captions)
+    return BUILTIN_HEADS.get(task)(spec, **kwargs).freeze()
+
+
+@register_head("hf")
+def _hf_head(source: str, *, spec: str, captions=None) -> FrozenHead:
+    """A transformers checkpoint: a local directory or a hub id."""
+    return load_hf_head(source, spec)
 
 
 def _read_config(path: Path) -> dict:
@@ -92,8 +117,8 @@ def load_builtin_head(path: str | os.PathLike) -> BuiltinHead:
     config = _read_config(path)
     task = config.get("task")
     if task not in BUILTIN_HEADS:
-        raise HeadError(f"{path / 'config.json'}: field 'task' is {task!r}, expected one of {list(BUILTIN_HEADS)}")
-    head = BUILTIN_HEADS[task](config.get("spec", f"builtin:{task}"), **config["config"])
+        raise HeadError(f"{path / 'config.json'}: field 'task' is {task!r}, expected one of {BUILTIN_HEADS.names()}")
+    head = BUILTIN_HEADS.get(task)(config.get("spec", f"builtin:{task}"), **config["config"])
     weights = path / WEIGHTS
     tensors = load_tensors(weights, error=HeadError, what="head weights")
     try:

@@ -1,15 +1,12 @@
 """Probe tasks: targets, losses, decoding and the field's metrics (depth, pose, caption)."""
 
-from .base import Task, get_task, list_tasks, register_task
+from .base import TASKS, Task, get_task, register_task
 from .caption import CaptionTask, caption_metrics, ptb_tokenize
 from .depth import DepthTask, align_depth, depth_metrics, fit_scale_shift, silog_loss, ssi_loss
 from .pose import PoseTask, decode_heatmaps, encode_heatmaps, keypoint_ap
 
-register_task("depth", DepthTask)
-register_task("pose", PoseTask)
-register_task("caption", CaptionTask)
-
 __all__ = [
+    "TASKS",
     "CaptionTask",
     "DepthTask",
     "PoseTask",
@@ -22,7 +19,6 @@ __all__ = [
     "fit_scale_shift",
     "get_task",
     "keypoint_ap",
-    "list_tasks",
     "ptb_tokenize",
     "register_task",
     "silog_loss",

@@ -9,10 +9,12 @@ dataset's own coordinates and evaluates those with the field's metrics.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from torch import Tensor
+
+from codec.registry import Registry
 
 
 class Task:
@@ -42,25 +44,13 @@ class Task:
         return f"{type(self).__name__}()"
 
 
-_TASKS: dict[str, Callable[..., Task]] = {}
-
-
-def register_task(name: str, factory: Callable[..., Task]) -> Callable[..., Task]:
-    if name in _TASKS:
-        raise ValueError(f"task {name!r} is already registered")
-    _TASKS[name] = factory
-    return factory
-
-
-def list_tasks() -> list[str]:
-    return sorted(_TASKS)
+TASKS: Registry[type[Task]] = Registry("task", attribute="name")
+register_task = TASKS.register  # @register_task("depth") on the Task class; sets its `name`
 
 
 def get_task(name: str, **options: Any) -> Task:
     """The task called `name` (depth, pose, caption); options go to its constructor."""
-    if name not in _TASKS:
-        raise ValueError(f"unknown task {name!r}; expected one of {', '.join(list_tasks())}")
-    return _TASKS[name](**options)
+    return TASKS.get(name)(**options)
 
 
 def per_image_scores(

@@ -24,7 +24,7 @@ from pycocoevalcap.bleu.bleu import Bleu
 from pycocoevalcap.cider.cider import Cider
 from torch import Tensor
 
-from .base import Task, per_image_scores
+from .base import Task, per_image_scores, register_task
 
 IGNORE_INDEX = -100  # labels the loss skips (padding, prompt tokens)
 # coco-caption's PUNCTUATIONS (after PTB's bracket/quote escaping), plus the raw brackets/quotes.
@@ -93,9 +93,8 @@ def caption_scores(
     return out, per_image_scores(list(gts), {"CIDEr-D": list(per_image)})
 
 
+@register_task("caption")
 class CaptionTask(Task):
-    name = "caption"
-
     def __init__(self, *, label_smoothing: float = 0.0):
         self.label_smoothing = label_smoothing  # BLIP fine-tunes with 0.1
 

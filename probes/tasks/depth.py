@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .base import Task, per_image_scores
+from .base import Task, per_image_scores, register_task
 
 OUTPUT_KINDS = ("relative-disparity", "metric-depth")
 ALIGNMENTS = ("scale-shift", "median", "none")
@@ -161,9 +161,8 @@ def silog_loss(pred_depth: Tensor, target_depth: Tensor, mask: Tensor, lam: floa
     return 10.0 * torch.sqrt((g.pow(2).mean() - lam * g.mean().pow(2)).clamp_min(1e-12))
 
 
+@register_task("depth")
 class DepthTask(Task):
-    name = "depth"
-
     def __init__(
         self,
         output_kind: str = "relative-disparity",

@@ -30,7 +30,7 @@ from pycocotools.cocoeval import COCOeval, Params
 from scipy.ndimage import gaussian_filter
 from torch import Tensor
 
-from .base import Task, per_image_scores
+from .base import Task, per_image_scores, register_task
 
 NUM_KEYPOINTS = 17
 SIGMA = 2.0  # at a 48-pixel-wide heatmap (ViTPose 64×48)
@@ -165,9 +165,8 @@ def pose_per_image(samples: Sequence[dict[str, Any]], detections: Sequence[dict[
     )  # fmt: skip
 
 
+@register_task("pose")
 class PoseTask(Task):
-    name = "pose"
-
     def __init__(
         self,
         *,

@@ -34,12 +34,11 @@ from codec.progress import progress as progress_bar
 from probes.data import collate_samples
 from probes.heads import FrozenHead, save_builtin_head, shipped_head_dir
 from probes.heads.builtin import BuiltinHead
+from probes.names import NECK_FORMAT, NECK_FORMAT_VERSION
 from probes.necks import NECK_SIZES, CrossNeck, Neck
 
 from .neck_dir import (
     HEAD_DIR,
-    NECK_FORMAT,
-    NECK_FORMAT_VERSION,
     WEIGHTS,
     NeckDirError,
     load_neck,

@@ -26,10 +26,9 @@ from codec.files import (
     read_json_document,
     save_tensors,
 )
+from probes.names import NECK_FORMAT, NECK_FORMAT_VERSION
 from probes.necks import CrossNeck, Neck
 
-NECK_FORMAT = "featcodec-neck"
-NECK_FORMAT_VERSION = 1
 STATE, HEAD_DIR = "training-state.pt", "head"  # STATE: the built-in heads' pretraining (probes/heads/pretrain.py)
 
 

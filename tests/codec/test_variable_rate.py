@@ -71,3 +71,28 @@ def test_an_interrupted_variable_rate_training_resumes_to_the_same_codecs(featur
                                         **common)  # fmt: skip
     for a, b in zip(straight, resumed, strict=True):
         assert a.codec_id == b.codec_id  # the weights' sha256
+
+
+def test_a_kill_during_the_per_rate_distillations_redoes_only_the_unfinished_rate(feature_cache, tmp_path,
+                                                                                 monkeypatch):  # fmt: skip
+    import codec.variable_rate as vr
+
+    common = dict(lambdas=[0.1, 100.0], batch_size=2, lr=3e-3, hparams=TINY, progress=False, steps=3,
+                  hyper_distill_steps=2)  # fmt: skip
+    straight = train_variable_rate_codec(feature_cache, [tmp_path / "a0", tmp_path / "a1"], **common)
+    real, calls = vr.distill_integer_hyper, []
+
+    def dies_on_the_second_rate(*args, **kwargs):
+        calls.append(kwargs["seed"])
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # a kill while distilling the second rate
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(vr, "distill_integer_hyper", dies_on_the_second_rate)
+    with pytest.raises(KeyboardInterrupt):
+        train_variable_rate_codec(feature_cache, [tmp_path / "b0", tmp_path / "b1"], **common)
+    calls.clear()
+    monkeypatch.setattr(vr, "distill_integer_hyper", lambda *a, **k: calls.append(k["seed"]) or real(*a, **k))
+    resumed = train_variable_rate_codec(feature_cache, [tmp_path / "b0", tmp_path / "b1"], resume=True, **common)
+    assert len(calls) == 1  # the first rate's export was kept
+    assert [c.codec_id for c in resumed] == [c.codec_id for c in straight]

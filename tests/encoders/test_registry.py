@@ -1,10 +1,11 @@
 import pytest
 import torch
 
-from probes.encoders import RANDOM_INIT, create_encoder, get_spec, list_encoders
+from codec.registry import UnknownNameError
+from probes.encoders import ENCODERS, RANDOM_INIT, create_encoder, get_spec
 
 
-@pytest.mark.parametrize("name", list_encoders())
+@pytest.mark.parametrize("name", ENCODERS.names())
 def test_declared_levels_match_what_the_encoder_returns(name):
     encoder = create_encoder(name, random_init=True, resolution=64)
     features = encoder(torch.randn(1, 3, 64, 64))
@@ -13,7 +14,7 @@ def test_declared_levels_match_what_the_encoder_returns(name):
 
 
 def test_registry_names_the_study_encoders():
-    names = set(list_encoders())
+    names = set(ENCODERS.names())
     for size in ("tiny", "small", "base", "base-plus", "large"):
         assert f"hiera-{size}" in names
     for size in ("tiny", "small", "base-plus", "large"):
@@ -43,7 +44,7 @@ def test_exactly_one_weights_source_is_required():
 
 
 def test_unknown_encoder_and_bad_resolution_are_named():
-    with pytest.raises(KeyError, match="unknown encoder 'nope'"):
+    with pytest.raises(UnknownNameError, match="unknown encoder 'nope'"):
         get_spec("nope")
     with pytest.raises(ValueError, match="multiple of 32"):
         create_encoder("mini-hiera-random", random_init=True, resolution=50)

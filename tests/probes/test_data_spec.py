@@ -2,12 +2,12 @@
 
 import pytest
 
-from probes.data import DatasetError, TaskDataset, list_datasets, open_dataset, parse_spec, register_dataset
+from probes.data import DATASETS, DatasetError, TaskDataset, open_dataset, parse_spec, register_dataset
 from probes.data import base as data_base
 
 
 def test_builtin_sources_are_registered():
-    assert {"nyuv2", "coco-kpts", "coco-caps"} <= set(list_datasets())
+    assert {"nyuv2", "coco-kpts", "coco-caps"} <= set(DATASETS.names())
 
 
 def test_unknown_source_lists_the_known_forms():
@@ -28,7 +28,7 @@ def test_empty_path_is_rejected():
 
 
 def test_a_new_source_joins_through_the_registry(monkeypatch):
-    monkeypatch.setattr(data_base, "_REGISTRY", dict(data_base._REGISTRY))
+    monkeypatch.setattr(data_base.DATASETS, "_entries", dict(data_base.DATASETS._entries))
 
     class Tiny(TaskDataset):
         task = "depth"
@@ -42,11 +42,11 @@ def test_a_new_source_joins_through_the_registry(monkeypatch):
         def __getitem__(self, i):
             return {"id": str(i)}
 
-    register_dataset("toy", lambda paths, *, source, split, limit, **kw: Tiny(limit or 5, source))
+    register_dataset("toy")(lambda paths, *, source, split, limit, **kw: Tiny(limit or 5, source))
     ds = open_dataset("toy", limit=3)
     assert len(ds) == 3 and ds.source == "toy" and ds.task == "depth"
     with pytest.raises(ValueError, match="already registered"):
-        register_dataset("toy", lambda *a, **k: None)
-    register_dataset("empty", lambda paths, **kw: Tiny(0, "empty"))
+        register_dataset("toy")(lambda *a, **k: None)
+    register_dataset("empty")(lambda paths, **kw: Tiny(0, "empty"))
     with pytest.raises(DatasetError, match="empty: no samples"):
         open_dataset("empty")

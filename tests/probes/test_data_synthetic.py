@@ -13,7 +13,7 @@ from PIL import Image
 from pycocotools.coco import COCO
 
 from bench.cli import main
-from probes.data import DEPTH_RANGE, CropTransform, DatasetError, list_datasets, open_dataset
+from probes.data import DATASETS, DEPTH_RANGE, CropTransform, DatasetError, open_dataset
 from probes.data.synthetic import datasets as synthetic_datasets
 from probes.data.synthetic.rooms import SURFACES
 from probes.data.synthetic.shapes import Shape, _candidate_captions
@@ -58,7 +58,7 @@ def describe(value):
 
 
 def test_registered_with_its_usage():
-    assert "synthetic" in list_datasets()
+    assert "synthetic" in DATASETS.names()
     with pytest.raises(DatasetError, match=r"synthetic:depth\|pose\|caption\[:N\]"):
         open_dataset("nope:x")
 

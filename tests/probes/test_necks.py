@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from probes.encoders import get_spec, list_encoders
+from probes.encoders import ENCODERS, get_spec
 from probes.heads import BuiltinDepthHead, BuiltinPoseHead, TokenSpec
 from probes.necks import CrossNeck, Neck, tokens_to_features
 
@@ -25,7 +25,7 @@ def _features(shapes: dict, batch: int = 1) -> dict[str, torch.Tensor]:
     return {name: torch.randn(batch, *shape) for name, shape in shapes.items()}
 
 
-@pytest.mark.parametrize("encoder", list_encoders())
+@pytest.mark.parametrize("encoder", ENCODERS.names())
 def test_neck_output_is_exactly_what_every_head_expects(encoder):
     shapes = get_spec(encoder).shapes(RESOLUTION)
     features = _features(shapes)

@@ -2,11 +2,12 @@
 
 import pytest
 
-from probes.tasks import CaptionTask, DepthTask, PoseTask, get_task, list_tasks
+from codec.registry import UnknownNameError
+from probes.tasks import TASKS, CaptionTask, DepthTask, PoseTask, get_task
 
 
 def test_every_task_is_registered():
-    assert list_tasks() == ["caption", "depth", "pose"]
+    assert TASKS.names() == ["caption", "depth", "pose"]
     assert isinstance(get_task("depth"), DepthTask) and isinstance(get_task("pose"), PoseTask)
     assert isinstance(get_task("caption", label_smoothing=0.1), CaptionTask)
 
@@ -18,5 +19,6 @@ def test_options_reach_the_task():
 
 
 def test_unknown_task():
-    with pytest.raises(ValueError, match="unknown task 'segmentation'; expected one of caption, depth, pose"):
+    message = "unknown task 'segmentation'; choose from caption, depth, pose"
+    with pytest.raises(UnknownNameError, match=message):
         get_task("segmentation")

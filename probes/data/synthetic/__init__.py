@@ -19,7 +19,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..base import TASKS, DatasetError
+from probes.names import TASK_NAMES
+
+from ..base import DatasetError, register_dataset
 from .corpus import CORPUS_IMAGE_SIZE, DEFAULT_CORPUS_IMAGES, SyntheticMixDataset
 from .datasets import (
     DATASETS,
@@ -33,11 +35,12 @@ from .world import DEFAULT_IMAGE_SIZE, DEFAULT_NUM_IMAGES, SPLITS
 USAGE = "synthetic:depth|pose|caption[:N] or synthetic:mix[:N]"
 
 
+@register_dataset("synthetic", usage=USAGE, files=False)
 def open_synthetic(paths: list[str], *, source: str, split: str | None, limit: int | None, **options: Any):
     if paths[:1] == ["mix"]:
         return _open_mix(paths, source=source, split=split, limit=limit, **options)
-    if len(paths) not in (1, 2) or paths[0] not in TASKS:
-        raise DatasetError(f"--data {source!r}: expected {USAGE} (a task: {', '.join(TASKS)}; N images)")
+    if len(paths) not in (1, 2) or paths[0] not in TASK_NAMES:
+        raise DatasetError(f"--data {source!r}: expected {USAGE} (a task: {', '.join(TASK_NAMES)}; N images)")
     task = paths[0]
     split = split or "train"
     if split not in SPLITS:
