@@ -136,8 +136,6 @@ class NeckInputs(FeatureSource):
     for); the tensors served are the stored ones, already on the neck's working grid `grid`."""
 
     def __init__(self, path: str | os.PathLike, levels: Sequence[str] | None = None, device: str | torch.device = "cpu"):
-        from safetensors import safe_open
-
         self.path = Path(path)
         self.record = _read_record(self.path)
         if not self.record.get("complete"):
@@ -151,14 +149,15 @@ class NeckInputs(FeatureSource):
         self.grid = tuple(self.record["grid"])
         self.device = torch.device(device)
         self._rows = {i: (k, row) for k, shard in enumerate(self.record["shards"]) for row, i in enumerate(shard["ids"])}
-        self._open = safe_open
         self._handles: dict[int, object] = {}
 
     def _shard(self, k: int):
+        from safetensors import safe_open
+
         if k not in self._handles:
             file = self.path / self.record["shards"][k]["file"]
             try:
-                self._handles[k] = self._open(str(file), framework="pt", device="cpu")
+                self._handles[k] = safe_open(str(file), framework="pt", device="cpu")
             except Exception as e:  # noqa: BLE001 - safetensors raises several types
                 raise NeckInputsError(f"{file}: unreadable shard ({e})") from None
         return self._handles[k]

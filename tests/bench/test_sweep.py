@@ -241,6 +241,9 @@ def test_decoded_necks_are_fine_tuned_from_the_clean_neck(tmp_path):
     for s in decoded:
         roles = dict(s.inputs)
         assert roles["init"] == (clean[0],) and roles["codec"][0].kind == "codec" and s.settings["steps"] == 1
+        (streams,) = roles["streams"]  # its training split coded once by that codec, decoded by the neck
+        assert streams.input("codec") == roles["codec"] and streams.settings["train"] == s.settings["train"]
+    assert dict(clean[0].inputs)["features"][0].kind == "features"  # the clean neck reads stored neck inputs
     run_sweep(_write(tmp_path, text), tmp_path / "run", progress=False)
     rows = [json.loads(line) for line in (tmp_path / "run" / "results.jsonl").read_text().splitlines()]
     trained_through = [r for r in rows if (r.get("neck") or {}).get("trained_codec")]
