@@ -170,3 +170,16 @@ def test_crops_are_windows_of_the_whole_maps_drawn_the_same_on_every_run(photo_d
         extract_features(encoder, images, tmp_path / "bad", crop=48, progress=False)
     with pytest.raises(ValueError, match="holds crops"):
         CachedFeatures(crops, ["stage1"])
+    # codec training reads the crops shard by shard (4 rows: 2 images × 2 crops), whole maps item by item
+    assert crops.read_order == {"block": 4, "window": 8} and whole.read_order is None
+    # a codec trained on the crops codes the whole maps (fully convolutional; it records the encoder's resolution)
+    from codec.codec_dir import load_codec
+    from codec.pipeline import round_trip
+    from codec.train import train_codec
+
+    train_codec(crops, tmp_path / "codec", lmbda=1.0, kind="hyperprior", steps=2, batch_size=2,
+                hparams={"N": 8, "M": 8, "grid_stride": 8}, progress=False)  # fmt: skip
+    codec = load_codec(tmp_path / "codec")
+    assert codec.config["resolution"] == 128
+    trip = round_trip(codec, {k: v.unsqueeze(0).float() for k, v in whole.get(0).items()})
+    assert trip.features["stage1"].shape == (1, 16, 32, 32) and trip.bits > 0
