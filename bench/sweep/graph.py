@@ -53,9 +53,13 @@ def neck_grid(encoder: EncoderEntry | dict, head: str) -> list[int] | None:
     if tokens is None and head.startswith(("builtin:", "builtin-new:")):
         import math
 
+        from codec.errors import InputError
         from probes.heads import load_head
 
-        tokens = math.prod(load_head(head).expects().grid)
+        try:
+            tokens = math.prod(load_head(head).expects().grid)
+        except InputError:  # builtin-new:caption builds its vocabulary from the data first
+            tokens = None
     if tokens is None:
         return None
     enc = encoder if isinstance(encoder, dict) else encoder.to_dict()
