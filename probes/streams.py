@@ -139,19 +139,21 @@ class DecodedFeatures(FeatureSource):
         missing = [n for n in levels if n not in self.record["levels"]]
         if missing:
             raise DecodedSplitError(f"{path / RECORD}: no level(s) {missing}; it holds {list(self.record['levels'])}")
+        self.device = torch.device(device)
         self.tensors = self.codec = None
         if self.record.get("stored", "features") == "features":
             self.tensors = load_tensors(path / FEATURES, error=DecodedSplitError, what="decoded features")
         else:
             from codec.codec_dir import load_codec
 
-            self.codec = load_codec(codec or self.record["codec"]["dir"])
+            # decoded on the reader's device (tests/codec/test_cross_device.py: the symbols are
+            # bit-identical on any device, the reconstruction within float rounding of another device's)
+            self.codec = load_codec(codec or self.record["codec"]["dir"], device=self.device)
             if self.codec.config.get("codec_id") != self.record["codec"].get("codec_id"):
                 raise DecodedSplitError(f"{path / RECORD}: coded by codec {self.record['codec'].get('codec_id')}, "
                                         f"not by {codec} ({self.codec.config.get('codec_id')})")  # fmt: skip
         self.levels = {n: tuple(self.record["levels"][n]) for n in levels}
         self.resolution = self.record["encoder"]["resolution"]
-        self.device = torch.device(device)
         self._rows = {i: k for k, i in enumerate(self.record["ids"])}
         self.served: set[str] = set()
 
@@ -167,7 +169,7 @@ class DecodedFeatures(FeatureSource):
         from codec.pipeline import decode_streams
 
         streams = [(self.path / STREAMS_DIR / f"{row:06d}.fcb").read_bytes() for row in rows]
-        decoded = decode_streams(self.codec, streams)  # as round_trip decodes them
+        decoded = decode_streams(self.codec, streams, device=self.device)  # as round_trip decodes them
         return {n: torch.stack([d.features[n] for d in decoded]).float().to(self.device) for n in self.levels}
 
     @property
