@@ -25,7 +25,7 @@ def stored(tmp_path_factory):
 def _opts(**kw) -> TrainNeckOptions:
     return TrainNeckOptions(task="depth", head="builtin:depth", data="synthetic:depth", split="train", limit=5,
                             encoder="mini-hiera", random_init=True, resolution=64, neck_layers=1, neck_dim=32,
-                            neck_heads=4, steps=6, batch_size=2, lr=2e-3, warmup_steps=0, progress=False,
+                            neck_heads=4, steps=3, batch_size=2, lr=2e-3, warmup_steps=0, progress=False,
                             feature_memory_mb=0, **kw)  # fmt: skip
 
 
