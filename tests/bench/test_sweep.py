@@ -345,3 +345,23 @@ def test_seeds_and_a_variable_rate_codec_give_per_seed_curves_and_verdicts(tmp_p
     assert all(v["outcome"] == "not measured" for v in report["verdicts"])  # one encoder: nothing to compare
     summary = (tmp_path / "run" / "report" / "summary.md").read_text()
     assert "across 2 training seeds" in summary and "| finding | verdict |" in summary
+
+
+def test_every_features_step_of_the_embedded_study_matches_its_necks_grid(tmp_path):
+    """A cross-neck's features step stores the encoder's maps for the FIRST neck's head (its grid may differ from
+    the second task's head: mini's depth neck works on 8×8, pose's on 16×16); the plan and the step must agree
+    on that grid. write_neck_inputs checks it before encoding anything, so two samples suffice here."""
+    from bench.commands import EMBEDDED_STUDY
+    from probes.neck_inputs import write_neck_inputs
+
+    steps = [s for s in plan_steps(load_study(EMBEDDED_STUDY)) if s.kind == "features"]
+    assert any(s.settings.get("neck_head", s.settings["head"]) != s.settings["head"] for s in steps)
+    for k, step in enumerate(steps):
+        s = step.settings
+        split = s.get("train") or s["test"]
+        record = write_neck_inputs(
+            tmp_path / str(k), task=s["task"], head=s["head"], data=split["data"], split=split["split"], limit=2,
+            encoder=s["encoder"]["name"], resolution=s["encoder"]["resolution"], grid=s["grid"],
+            neck_head=s.get("neck_head"),
+        )  # fmt: skip
+        assert record["grid"] == s["grid"]
