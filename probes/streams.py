@@ -43,9 +43,10 @@ def write_decoded_split(
     out_dir: str | os.PathLike, *, task: str, head: str, data: str, split: str | None, limit: int | None,
     encoder: str, resolution: int | None, codec: str | os.PathLike | None = None, coder: str | None = None,
     encoder_weights: dict | None = None, batch_size: int = 16, device: str = "cpu", progress: bool = False,
-    image_codec: str | None = None, image_quality: float | None = None,
+    image_codec: str | None = None, image_quality: float | None = None, keep_decoded: bool = False,
 ) -> dict:
-    """Code every sample of the task's split once: write its `.fcb` streams and their bits; or, with
+    """Code every sample of the task's split once: write its `.fcb` streams and their bits (and, with
+    `keep_decoded`, the decoded features, float32 as decoded, so readers skip decoding); or, with
     `image_codec` at `image_quality` instead of `codec`, the features of its remote-inference pictures."""
     if (codec is None) == (image_codec is None) or (image_codec is not None and image_quality is None):
         raise ValueError("give a feature codec, or an image codec with its quality (remote inference)")
@@ -72,10 +73,14 @@ def write_decoded_split(
     source = CodecRoundTrip(clean, loaded, coder=coder)
     (out_dir / STREAMS_DIR).mkdir(parents=True, exist_ok=True)
     ids = []
+    rows = {n: [] for n in source.levels} if keep_decoded else None
     loader = DataLoader(dataset, batch_size=batch_size, collate_fn=collate_samples)
     for samples in progress_bar(loader, desc="streams", unit="batch", disable=not progress):
         with torch.no_grad():
             trip = round_trip(loaded, clean.features(samples), coder=source.coder)
+        if rows is not None:
+            for n in rows:
+                rows[n].append(trip.features[n].to("cpu", torch.float32))
         for j, sample in enumerate(samples):
             atomic_write_bytes(out_dir / STREAMS_DIR / f"{len(ids):06d}.fcb", trip.streams[j])
             ids.append(str(sample["id"]))
@@ -87,7 +92,8 @@ def write_decoded_split(
     from .anchors import coding_complexity
 
     complexity = coding_complexity(source, collate_samples([dataset[0]]))
-    return _finish(out_dir, source, ids, None, complexity, {"spec": data, "split": split, "limit": limit, "task": task})
+    return _finish(out_dir, source, ids, rows, complexity, {"spec": data, "split": split, "limit": limit, "task": task},
+                   streams=True)  # fmt: skip
 
 
 def _write_remote(out_dir: Path, source, dataset, batch_size: int, progress: bool, data: dict) -> dict:
@@ -108,8 +114,10 @@ def _write_remote(out_dir: Path, source, dataset, batch_size: int, progress: boo
     return _finish(out_dir, source, ids, rows, source.complexity(), data)
 
 
-def _finish(out_dir: Path, source, ids: list[str], rows: dict | None, complexity: dict | None, data: dict) -> dict:
-    """The record (written last: it names a complete split), with the features where there are no streams."""
+def _finish(out_dir: Path, source, ids: list[str], rows: dict | None, complexity: dict | None, data: dict,
+            streams: bool = False) -> dict:
+    """The record (written last: it names a complete split): `stored` names what a reader finds — "streams",
+    "features" (remote inference: no feature streams) or "streams+features" (streams and their decoded features)."""
     if len(set(ids)) != len(ids):
         raise ValueError(f"{data['spec']}: sample ids repeat; a decoded split is matched by id")
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -118,7 +126,7 @@ def _finish(out_dir: Path, source, ids: list[str], rows: dict | None, complexity
     record = {"format": FORMAT, "format_version": FORMAT_VERSION, "ids": ids, "encoder": source.describe(),
               "codec": source.describe_codec(), "complexity": complexity,
               "levels": {n: list(v) for n, v in source.inner.levels.items()}, "data": data,
-              "stored": "features" if rows is not None else "streams"}  # fmt: skip
+              "stored": "+".join(k for k, on in (("streams", streams), ("features", rows is not None)) if on)}  # fmt: skip
     atomic_write_json(out_dir / RECORD, record)
     return record
 
@@ -141,7 +149,7 @@ class DecodedFeatures(FeatureSource):
             raise DecodedSplitError(f"{path / RECORD}: no level(s) {missing}; it holds {list(self.record['levels'])}")
         self.device = torch.device(device)
         self.tensors = self.codec = None
-        if self.record.get("stored", "features") == "features":
+        if "features" in self.record.get("stored", "features").split("+"):  # read, never decoded again
             self.tensors = load_tensors(path / FEATURES, error=DecodedSplitError, what="decoded features")
         else:
             from codec.codec_dir import load_codec

@@ -309,8 +309,8 @@ def _neck(step: Step, ctx: Context) -> Cost:
     host = held if visits == n and held <= FEATURE_MEMORY else 0
     if step.input("features"):  # memory-mapped fp16 rows: read, nothing computed
         first = 0.0
-    elif step.input("streams"):
-        first = visits * ctx.coding("codec_decode", enc)
+    elif step.input("streams"):  # decoded on every visit, unless the streams step kept them decoded
+        first = 0.0 if _kept_decoded(step) else visits * ctx.coding("codec_decode", enc)
     else:
         first = visits * ctx.forward(enc)
         if step.input("codec"):
@@ -335,7 +335,7 @@ def _eval(step: Step, ctx: Context) -> Cost:
     if step.input("features"):
         first = 0.0
     elif step.input("streams"):  # a remote split's stored features are read; a codec's streams are decoded
-        first = 0.0 if step.input("streams")[0].kind == "remote" else n * ctx.coding("codec_decode", enc)
+        first = 0.0 if _kept_decoded(step) else n * ctx.coding("codec_decode", enc)
     else:
         first = n * ctx.forward(enc)
         if step.input("codec"):
@@ -358,13 +358,16 @@ def _features(step: Step, ctx: Context) -> Cost:
 
 
 def _streams(step: Step, ctx: Context) -> Cost:
-    """A split's .fcb streams through one codec (probes.streams): one encoder forward and one encode per sample;
-    only the streams are written (their consumers decode them)."""
+    """A split's .fcb streams through one codec (probes.streams): one encoder forward, one encode (and, with
+    `keep_decoded`, one decode, the float32 features written too) per sample."""
     enc = _encoder_of(step)
     n = ctx.size(_split_of(step))
     bpp = ctx.calibration.ops.get(op_key("stream_bits_per_pixel"), {"seconds": 1.0})["seconds"]
     per_image = int(bpp * ctx.resolution(enc) ** 2 / 8)
     seconds = n * (ctx.coding("codec_encode", enc) + ctx.forward(enc))
+    if step.settings.get("keep_decoded"):
+        per_image += feature_elements(ctx.shapes(enc)) * FP32
+        seconds += n * ctx.coding("codec_decode", enc)
     batch = step.settings["batch_size"] * feature_elements(ctx.shapes(enc)) * FP32
     return Cost(ctx.start("codec") + seconds, n * per_image, 2 * batch + GiB, _activations(ctx, batch))
 
@@ -511,3 +514,10 @@ def calibration_about(device: str) -> dict:
     return {"machine": f"{platform.node()}: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs"
             + (f", {torch.cuda.get_device_name()}" if device.startswith("cuda") else ""),
             "date": time.strftime("%Y-%m-%d"), "torch": torch.__version__, "threads": torch.get_num_threads()}  # fmt: skip
+
+
+def _kept_decoded(step: Step) -> bool:
+    """Whether a reader of a `streams` or `remote` step finds the features stored (remote inference always; a
+    codec's streams with the study's keep_decoded) instead of decoding the streams."""
+    (streams,) = step.input("streams")
+    return streams.kind == "remote" or bool(streams.settings.get("keep_decoded"))

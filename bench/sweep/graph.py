@@ -255,8 +255,11 @@ def _neck_step(add, study: Study, enc: EncoderEntry, task: TaskPlan, layers: int
 def _streams_step(study: Study, enc: EncoderEntry, task: TaskPlan, codec: Step, role: str = "test") -> Step:
     """The task's `role` split coded once by `codec`: every neck trained or scored through it decodes these streams."""
     split = task.train if role == "train" else task.test
-    return Step("streams", {"task": task.name, "head": task.head, role: split.to_dict(), "encoder": enc.to_dict(),
-                            "coder": study.codec.coder, "batch_size": study.eval_batch_size, "device": study.device},
+    settings = {"task": task.name, "head": task.head, role: split.to_dict(), "encoder": enc.to_dict(),
+                "coder": study.codec.coder, "batch_size": study.eval_batch_size, "device": study.device}  # fmt: skip
+    if study.keep_decoded:  # only when set: the ids of studies without it stay as they were
+        settings["keep_decoded"] = True
+    return Step("streams", settings,
                 (("codec", (codec,)),),
                 label=f"streams {enc.name} {task.name}{' train' if role == 'train' else ''} {_codec_name(codec)}")  # fmt: skip
 

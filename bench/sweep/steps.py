@@ -319,7 +319,7 @@ def _streams(s: dict, inputs: dict, out: Path, run_dir: Path, progress: bool) ->
         out / "decoded", task=s["task"], head=s["head"], data=split["data"], split=split["split"],
         limit=split["limit"], encoder=enc["name"], resolution=enc["resolution"],
         encoder_weights=encoder_weights(enc["weights"]), codec=inputs["codec"][0] / "codec", coder=s["coder"],
-        batch_size=s["batch_size"], device=s["device"], progress=progress,
+        batch_size=s["batch_size"], device=s["device"], progress=progress, keep_decoded=s.get("keep_decoded", False),
     )  # fmt: skip
     return {"images": len(record["ids"]), "bpp": record["codec"]["bpp"]}
 

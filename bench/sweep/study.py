@@ -158,6 +158,10 @@ class Study:
     anchor: str | None = None
     device: str = "cpu"
     eval_batch_size: int = 8
+    # streams steps also keep the decoded features (float32, exactly as decoded), so that every neck and eval
+    # through them reads instead of decoding again: for small studies (the embedded one); the full study's
+    # decoded splits would take ~0.7 TB, so it keeps only the streams and decodes them on read
+    keep_decoded: bool = False
     threads: int = 0  # torch threads per step (0: torch's default); not part of step ids
     # codec, neck and extract steps save their state this often (and on kill -9 lose at most that much work):
     # every `checkpoint_minutes` and, when > 0, every `checkpoint_steps` training steps; not part of step ids
@@ -548,6 +552,7 @@ def load_study(path: str | os.PathLike, *, require_data: bool = True) -> Study:
         tasks=tuple(tasks), codec=codec, necks=necks, cross_neck=tuple(cross), seeds=tuple(seeds),
         anchor=anchor or (encoders[0].name if encoders else None), device=top["device"],
         eval_batch_size=top["eval_batch_size"], threads=max(0, top["threads"]), resources=resources, raw=raw,
+        keep_decoded=top["keep_decoded"],
         checkpoint_minutes=top["checkpoint_minutes"], checkpoint_steps=top["checkpoint_steps"], anchors=anchors,
     )  # fmt: skip
 

@@ -365,3 +365,22 @@ def test_every_features_step_of_the_embedded_study_matches_its_necks_grid(tmp_pa
             neck_head=s.get("neck_head"),
         )  # fmt: skip
         assert record["grid"] == s["grid"]
+
+
+def test_keep_decoded_streams_give_the_same_points_without_decoding_again(toy_run, tmp_path):
+    """keep_decoded = true: the streams steps also store their decoded features and every reader takes them
+    instead of decoding: the same metrics, per-image scores and bits as decoding the streams (the toy run)."""
+    from probes.streams import DecodedFeatures
+
+    _, run_dir, _ = toy_run
+    study = _write(tmp_path, TOY.replace('eval_batch_size = 4', 'eval_batch_size = 4\nkeep_decoded = true'))
+    outcome = run_sweep(study, tmp_path / "run", progress=False)
+
+    def points(run):
+        rows = [json.loads(line) for line in (run / "results.jsonl").read_text().splitlines()]
+        return sorted((r["sweep"]["lambda"] or 0.0, r["bpp"], json.dumps(r["metrics"], sort_keys=True),
+                       json.dumps(r["per_image"], sort_keys=True)) for r in rows if r["format"] == "featcodec-eval")  # fmt: skip
+
+    assert points(tmp_path / "run") == points(run_dir)
+    streams = [s for s in outcome.steps if s.kind == "streams"]
+    assert streams and all(DecodedFeatures(tmp_path / "run" / "steps" / s.id / "decoded").codec is None for s in streams)
