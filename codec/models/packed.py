@@ -10,11 +10,14 @@ standard bitstream and the packing metadata travel in the `.fcb` (docs/bitstream
                      ─► luma of a yuv420p10le picture ─► ffmpeg encoder (intra) ─► substream "s.<level>"
     x_hat            ◄─ min + q̂·(max−min)/1023 ◄─ untile ◄─ luma ◄─ ffmpeg's decoder ◄─┘
                         ranges: substream "r.<level>" (C float16 minima, then C float16 maxima, LE)
+    checksums["<level>"] = CRC-32(r.<level> ‖ decoded luma as u16 LE): the encoder decodes its own picture,
+                           the decoder refuses a stream whose samples differ (docs/bitstream.md, section 8)
 """
 
 from __future__ import annotations
 
 import math
+import zlib
 from collections.abc import Sequence
 
 import numpy as np
@@ -85,6 +88,12 @@ def quantise(x: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(scaled), 0, standard.MAX_SAMPLE).astype(np.uint16)
 
 
+def decoded_checksum(ranges: bytes, frame: np.ndarray) -> int:
+    """A level's `checksums` entry: CRC-32 (zlib) of its r.<level> bytes, then of the decoded H×W luma
+    samples as little-endian u16 in row-major order: all that the reconstruction reads."""
+    return zlib.crc32(np.ascontiguousarray(frame, dtype="<u2").tobytes(), zlib.crc32(ranges))
+
+
 def dequantise(q: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
     """min + q·(max − min)/1023 in float32: the decoder's whole reconstruction rule."""
     lo32, hi32 = lo.astype(np.float32)[:, None, None], hi.astype(np.float32)[:, None, None]
@@ -150,14 +159,17 @@ class PackedFeatureCodec(FeatureCodec):
         arrays = {n: x[n].detach().to("cpu", torch.float32).numpy() for n in self.level_names}
         items = []
         for b in range(next(iter(arrays.values())).shape[0]):
-            strings = {}
+            strings, checksums = {}, {}
             for name in self.level_names:
                 lo, hi = channel_ranges(arrays[name][b])
                 frame = pack_level(quantise(arrays[name][b], lo, hi), fmt.height_factor)
-                strings[f"r.{name}"] = lo.astype("<f2").tobytes() + hi.astype("<f2").tobytes()
-                strings[f"s.{name}"] = standard.encode_plane(frame, self.standard, self.qp, preset=self.preset,
-                                                             threads=threads or 1)
-            items.append({"strings": strings, "checksums": {}, "estimated_bits": None})
+                ranges = lo.astype("<f2").tobytes() + hi.astype("<f2").tobytes()
+                data = standard.encode_plane(frame, self.standard, self.qp, preset=self.preset, threads=threads or 1)
+                # the encoder decodes its own picture (as a video encoder's reconstruction loop does), so the
+                # stream records what a decoder must reproduce
+                checksums[name] = decoded_checksum(ranges, standard.decode_plane(data, self.standard, frame.shape))
+                strings[f"r.{name}"], strings[f"s.{name}"] = ranges, data
+            items.append({"strings": strings, "checksums": checksums, "estimated_bits": None})
         return {"items": items, "shape": list(grid), "coder": self.standard}
 
     @torch.no_grad()
@@ -165,9 +177,11 @@ class PackedFeatureCodec(FeatureCodec):
         self, strings: list[dict[str, bytes]], shape: Sequence[int], coder: str | None = None,
         threads: int | None = None, checksums: list[dict] | None = None, device: str | torch.device = "cpu",
     ) -> dict:
+        """`checksums` (one dict per item, as the pipeline passes them): each level's decoded samples and
+        ranges must match the encoder's CRC-32, else BitstreamError naming the level."""
         shapes = self.level_shapes(shape)
         out: dict[str, list[torch.Tensor]] = {n: [] for n in self.level_names}
-        for item in strings:
+        for index, item in enumerate(strings):
             for name in self.level_names:
                 c, h, w = shapes[name]
                 ranges, data = item.get(f"r.{name}"), item.get(f"s.{name}")
@@ -181,6 +195,10 @@ class PackedFeatureCodec(FeatureCodec):
                 frame = standard.decode_plane(data, self.standard, self._frame((c, h, w)))
                 if frame.max(initial=0) > standard.MAX_SAMPLE:
                     raise BitstreamError(f"substream s.{name}: samples beyond {standard.BIT_DEPTH} bits")
+                if checksums is not None and decoded_checksum(ranges, frame) != checksums[index].get(name):
+                    raise BitstreamError(f"header checksums[{name!r}]: the decoded samples and ranges of level {name} "
+                                         f"are not the encoder's (a corrupted s.{name} or r.{name}, or a decoder "
+                                         "that disagrees)")
                 out[name].append(torch.from_numpy(dequantise(unpack_level(frame, c, h, w), lo, hi)))
         return {"x_hat": {n: torch.stack(v).to(device) for n, v in out.items()}, "y_hat": None}
 
