@@ -77,7 +77,10 @@ def rate_distortion(model: FeatureCodec, x: dict[str, torch.Tensor], out: dict) 
 
 
 def _batch(cache: FeatureSet, step: int, batch_size: int, levels: Sequence[str], seed: int) -> dict[str, torch.Tensor]:
-    items = [cache.get(i, levels) for i in batch_indices(step, batch_size, len(cache), seed)]
+    # a feature set stored in blocks it wants read sequentially (`read_order`: block, window) gets batches of
+    # codec.batching.buffered_order; others, item-wise permutations
+    order = getattr(cache, "read_order", None) or {}
+    items = [cache.get(i, levels) for i in batch_indices(step, batch_size, len(cache), seed, **order)]
     return {name: torch.stack([item[name] for item in items]).float() for name in levels}
 
 

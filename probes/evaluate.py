@@ -65,9 +65,11 @@ def evaluate_neck(
     decoded: str | os.PathLike | None = None,
     image_codec: str | None = None,
     image_quality: float | None = None,
+    neck_inputs: str | os.PathLike | None = None,
 ) -> dict:
-    """Metrics of the neck in `neck_dir` on `data`; the encoder is rebuilt from the neck's config, or (`decoded`)
-    the features are those a `streams` step decoded once for this split and codec (probes/streams.py).
+    """Metrics of the neck in `neck_dir` on `data`; the encoder is rebuilt from the neck's config, or the features
+    were computed once: `decoded`, a `streams` step's split for this codec, decoded here (probes/streams.py);
+    `neck_inputs`, a `features` step's clean inputs of this split (probes/neck_inputs.py).
 
     `image_codec` (vvc, jxl, jpeg) at `image_quality`: the remote-inference anchor (probes.anchors) — the
     picture is coded instead of the features. Every coded evaluation records its `complexity`."""
@@ -87,8 +89,13 @@ def evaluate_neck(
     if decoded is not None:
         from probes.streams import DecodedFeatures
 
-        source = DecodedFeatures(decoded, config["levels"], device)
+        source = DecodedFeatures(decoded, config["levels"], device, codec=codec)
         codec = source.describe_codec().get("dir")  # None: a remote-inference split (pictures coded, no codec)
+    elif neck_inputs is not None:
+        from probes.neck_inputs import NeckInputs
+
+        source = NeckInputs(neck_inputs, config["levels"], device)
+        source.check_neck(neck)
     else:
         source = build_feature_source(
             encoder=enc["name"], checkpoint=checkpoint, random_init=random_init, features=features,

@@ -1,17 +1,18 @@
-"""The streams of a test split under one codec, computed once and read by every evaluation through that codec.
+"""The streams of a split under one codec, computed once and read by every neck and evaluation through that codec.
 
     dataset (as the task opens it) ─► frozen encoder ─► codec ─► .fcb streams  (STREAMS_DIR/000000.fcb, …)
-                                                               └► decoded features (decoded.safetensors)
-                                                                  + bits and byte split (decoded.json)
+                                                               + bits, byte split, complexity (decoded.json)
 
-An encoder and a codec are deterministic, so the features a neck reads through a codec on a test split are the
-same for every neck, seed and evaluation: a study computes them once per (encoder, codec, split) (the sweep's
-`streams` step) and `evaluate_neck(..., decoded=DIR)` reads them through `DecodedFeatures` instead of running the
-encoder and the codec again. The numbers are those of `CodecRoundTrip` (same batches, same streams, same bits).
+An encoder and a codec are deterministic, so the features a neck reads through a codec on a split are the same
+for every neck, seed and evaluation: a study codes them once per (encoder, codec, split) (the sweep's `streams`
+step) and `evaluate_neck(..., decoded=DIR)` / `train_neck(streams=DIR)` read them through `DecodedFeatures`,
+which decodes the stored streams (never encoding again). Only the streams are kept, not the decoded features:
+at 1024 px a stream is ~0.3 MB against ~30–45 MB of fp16 features (docs/architecture.md, "Step kinds").
+The numbers are those of `CodecRoundTrip` (same streams, same decoder, same bits).
 
-Remote inference (`image_codec=`, probes.anchors) writes the same format: the pictures are coded instead
-(no `.fcb` files; the bits are the pictures'), the encoder runs on the decoded pictures, and the record's
-`codec` is `RemoteInference.describe_codec()` — so evaluations read it exactly as they read a codec's split.
+Remote inference (`image_codec=`, probes.anchors) writes the same record with its features kept
+(decoded.safetensors, float32: there are no feature streams to decode; the bits are the pictures'), and the
+record's `codec` is `RemoteInference.describe_codec()` — so evaluations read it exactly as they read a codec's split.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ def write_decoded_split(
     encoder_weights: dict | None = None, batch_size: int = 16, device: str = "cpu", progress: bool = False,
     image_codec: str | None = None, image_quality: float | None = None,
 ) -> dict:
-    """Code every sample of the task's split once: write its `.fcb` streams and its decoded features; or, with
+    """Code every sample of the task's split once: write its `.fcb` streams and their bits; or, with
     `image_codec` at `image_quality` instead of `codec`, the features of its remote-inference pictures."""
     if (codec is None) == (image_codec is None) or (image_codec is not None and image_quality is None):
         raise ValueError("give a feature codec, or an image codec with its quality (remote inference)")
@@ -70,7 +71,7 @@ def write_decoded_split(
     loaded = load_codec_dir(codec, clean)
     source = CodecRoundTrip(clean, loaded, coder=coder)
     (out_dir / STREAMS_DIR).mkdir(parents=True, exist_ok=True)
-    ids, rows = [], {n: [] for n in loaded.model.level_names}
+    ids = []
     loader = DataLoader(dataset, batch_size=batch_size, collate_fn=collate_samples)
     for samples in progress_bar(loader, desc="streams", unit="batch", disable=not progress):
         with torch.no_grad():
@@ -78,8 +79,6 @@ def write_decoded_split(
         for j, sample in enumerate(samples):
             atomic_write_bytes(out_dir / STREAMS_DIR / f"{len(ids):06d}.fcb", trip.streams[j])
             ids.append(str(sample["id"]))
-        for n in rows:
-            rows[n].append(trip.features[n].cpu())
         source.bits += trip.bits
         source.payload_bits += trip.payload_bits
         source.images += len(samples)
@@ -88,7 +87,7 @@ def write_decoded_split(
     from .anchors import coding_complexity
 
     complexity = coding_complexity(source, collate_samples([dataset[0]]))
-    return _finish(out_dir, source, ids, rows, complexity, {"spec": data, "split": split, "limit": limit, "task": task})
+    return _finish(out_dir, source, ids, None, complexity, {"spec": data, "split": split, "limit": limit, "task": task})
 
 
 def _write_remote(out_dir: Path, source, dataset, batch_size: int, progress: bool, data: dict) -> dict:
@@ -109,33 +108,52 @@ def _write_remote(out_dir: Path, source, dataset, batch_size: int, progress: boo
     return _finish(out_dir, source, ids, rows, source.complexity(), data)
 
 
-def _finish(out_dir: Path, source, ids: list[str], rows: dict, complexity: dict | None, data: dict) -> dict:
+def _finish(out_dir: Path, source, ids: list[str], rows: dict | None, complexity: dict | None, data: dict) -> dict:
+    """The record (written last: it names a complete split), with the features where there are no streams."""
     if len(set(ids)) != len(ids):
         raise ValueError(f"{data['spec']}: sample ids repeat; a decoded split is matched by id")
     out_dir.mkdir(parents=True, exist_ok=True)
-    save_tensors(out_dir / FEATURES, {n: torch.cat(v).contiguous() for n, v in rows.items()}, {"format": FORMAT})
+    if rows is not None:
+        save_tensors(out_dir / FEATURES, {n: torch.cat(v).contiguous() for n, v in rows.items()}, {"format": FORMAT})
     record = {"format": FORMAT, "format_version": FORMAT_VERSION, "ids": ids, "encoder": source.describe(),
               "codec": source.describe_codec(), "complexity": complexity,
-              "levels": {n: list(v) for n, v in source.inner.levels.items()}, "data": data}  # fmt: skip
-    atomic_write_json(out_dir / RECORD, record)  # written last: it names complete features
+              "levels": {n: list(v) for n, v in source.inner.levels.items()}, "data": data,
+              "stored": "features" if rows is not None else "streams"}  # fmt: skip
+    atomic_write_json(out_dir / RECORD, record)
     return record
 
 
 class DecodedFeatures(FeatureSource):
-    """Features decoded once by `write_decoded_split`, served by sample id, with the bits of their streams."""
+    """A split coded once by `write_decoded_split`, served by sample id with the bits of its streams: each batch
+    decoded from its `.fcb` files by `codec` (default: the directory the record names), or, for a
+    remote-inference split, read from its stored features."""
 
-    def __init__(self, path: str | os.PathLike, levels: Sequence[str], device: str | torch.device = "cpu"):
+    def __init__(self, path: str | os.PathLike, levels: Sequence[str] | None = None, device: str | torch.device = "cpu",
+                 codec: str | os.PathLike | None = None):
         path = Path(path)
+        self.path = path
         self.record = read_json_document(path / RECORD, format=FORMAT, format_version=FORMAT_VERSION,
                                          required=("ids", "encoder", "codec", "levels"), error=DecodedSplitError,
                                          missing_hint="run the sweep's streams step (write_decoded_split)")  # fmt: skip
+        levels = list(levels or self.record["codec"].get("levels") or self.record["levels"])
         missing = [n for n in levels if n not in self.record["levels"]]
         if missing:
             raise DecodedSplitError(f"{path / RECORD}: no level(s) {missing}; it holds {list(self.record['levels'])}")
-        self.tensors = load_tensors(path / FEATURES, error=DecodedSplitError, what="decoded features")
+        self.device = torch.device(device)
+        self.tensors = self.codec = None
+        if self.record.get("stored", "features") == "features":
+            self.tensors = load_tensors(path / FEATURES, error=DecodedSplitError, what="decoded features")
+        else:
+            from codec.codec_dir import load_codec
+
+            # decoded on the reader's device (tests/codec/test_cross_device.py: the symbols are
+            # bit-identical on any device, the reconstruction within float rounding of another device's)
+            self.codec = load_codec(codec or self.record["codec"]["dir"], device=self.device)
+            if self.codec.config.get("codec_id") != self.record["codec"].get("codec_id"):
+                raise DecodedSplitError(f"{path / RECORD}: coded by codec {self.record['codec'].get('codec_id')}, "
+                                        f"not by {codec} ({self.codec.config.get('codec_id')})")  # fmt: skip
         self.levels = {n: tuple(self.record["levels"][n]) for n in levels}
         self.resolution = self.record["encoder"]["resolution"]
-        self.device = torch.device(device)
         self._rows = {i: k for k, i in enumerate(self.record["ids"])}
         self.served: set[str] = set()
 
@@ -145,8 +163,14 @@ class DecodedFeatures(FeatureSource):
         except KeyError as e:
             raise DecodedSplitError(f"sample {e} is not in the decoded split (other data or split?)") from None
         self.served.update(str(s["id"]) for s in samples)
-        index = torch.tensor(rows)
-        return {n: self.tensors[n][index].to(self.device) for n in self.levels}
+        if self.codec is None:
+            index = torch.tensor(rows)
+            return {n: self.tensors[n][index].to(self.device) for n in self.levels}
+        from codec.pipeline import decode_streams
+
+        streams = [(self.path / STREAMS_DIR / f"{row:06d}.fcb").read_bytes() for row in rows]
+        decoded = decode_streams(self.codec, streams, device=self.device)  # as round_trip decodes them
+        return {n: torch.stack([d.features[n] for d in decoded]).float().to(self.device) for n in self.levels}
 
     @property
     def bits_per_pixel(self) -> float | None:

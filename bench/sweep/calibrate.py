@@ -121,7 +121,10 @@ def _measure(bench: _Bench, study: Study, steps: list[Step], device: str, root: 
         res = enc.resolution or _resolution(enc.name)
         echo(f"{enc.name} at {res} px")
         extract = _first(steps, "extract", encoder=enc.to_dict())
-        runs = [bench.run(extract, {**extract.settings, "encoder": entry}, {"images": [i]})
+        # whole maps (no crops): the coding costs below are per whole image, and a codec step measured on them
+        # is scaled to the crops by the estimate
+        whole = {k: v for k, v in extract.settings.items() if k not in ("crop", "crops_per_image")}
+        runs = [bench.run(extract, {**whole, "encoder": entry}, {"images": [i]})
                 for i in (small, small, image_id)]  # fmt: skip
         runs = [min(runs[:2], key=lambda r: r[1]), runs[2]]
         slope = max(0.0, (runs[1][1] - runs[0][1]) / 24)

@@ -10,9 +10,9 @@
                                (the longest chain of dependent steps) and the wall time on N parallel slots
                                (the runner's own scheduling, replayed with the estimated durations)
 
-A new step kind needs one entry in `COSTS`. The model prices the graph it is given: a neck whose plan gives
-it a `features` input reads them instead of running the encoder, an eval or neck with a `streams` input
-decodes instead of encoding, and so on.
+A new step kind needs one entry in `COSTS`. The model prices the graph it is given: a neck or eval with a
+`features` input reads stored neck inputs instead of running the encoder, one with a `streams` input decodes
+the streams instead of encoding, and so on.
 """
 
 from __future__ import annotations
@@ -23,13 +23,13 @@ import os
 import platform
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from codec.errors import InputError
 
-from .graph import Step
+from .graph import Step, neck_grid
 from .study import DataSplit, Study
 
 CALIBRATION_DIR = Path(__file__).parent / "calibration"
@@ -203,33 +203,18 @@ class Context:
         return self.calibration.seconds("step_start", kind=kind)
 
 
-def feature_elements(shapes: dict[str, tuple[int, int, int]], grid: tuple[int, int] | None = None) -> int:
-    """Elements of one image's features; with `grid`, every level resampled onto it (the neck's first op)."""
-    return sum(c * (math.prod(grid) if grid else h * w) for c, h, w in shapes.values())
+def feature_elements(shapes: dict[str, tuple[int, int, int]], grid: Sequence[int] | None = None) -> int:
+    """Elements of one image's features; with `grid`, as a neck on that working grid consumes them (each level
+    that covers the grid area-averaged onto it: what a `features` step stores)."""
+    from probes.necks import consumed_shape
+
+    return sum(math.prod(consumed_shape(s, tuple(grid)) if grid else s) for s in shapes.values())
 
 
-# Token grids of the hub heads the shipped studies name (read from their configs: image size / patch size), so
-# a plan made offline knows the neck's working grid; a built-in head is asked (it ships with featcodec).
-HUB_HEAD_TOKENS = {
-    "hf:depth-anything/Depth-Anything-V2-Small-hf": 37 * 37,  # 518 px / 14
-    "hf:usyd-community/vitpose-base-simple": 16 * 12,  # 256×192 px / 16
-    "hf:Salesforce/blip-image-captioning-base": 24 * 24,  # 384 px / 16
-}
-
-
-def neck_grid(ctx: Context, encoder: dict, head: str) -> tuple[int, int]:
-    """The neck's working grid (probes.necks: the level whose token count is closest to the head's, in log)."""
-    tokens = HUB_HEAD_TOKENS.get(head)
-    if tokens is None:
-        try:
-            from probes.heads import load_head
-
-            tokens = math.prod(load_head(head).expects().grid)
-        except Exception:  # noqa: BLE001 - a head not reachable offline: the coarsest level (the smallest files)
-            tokens = 1
-    shapes = ctx.shapes(encoder)
-    c, h, w = min(shapes.values(), key=lambda s: abs(math.log(s[1] * s[2] / tokens)))
-    return (h, w)
+def _stored_grid(step: Step, ctx: Context) -> list[int] | None:
+    """A features step's working grid: the plan's, or (a head not known offline) the neck head's if reachable."""
+    s = step.settings
+    return s.get("grid") or neck_grid(s["encoder"], s.get("neck_head") or s["head"])
 
 
 def _encoder_of(step: Step) -> dict:
@@ -240,6 +225,15 @@ def _encoder_of(step: Step) -> dict:
         if dep.kind != "images":
             return _encoder_of(dep)
     raise KeyError(f"{step.label}: no encoder upstream")
+
+
+def _upstream(step: Step, kind: str) -> Step | None:
+    """The nearest step of `kind` among a step's inputs and theirs."""
+    for dep in step.dependencies:
+        found = dep if dep.kind == kind else _upstream(dep, kind)
+        if found is not None:
+            return found
+    return None
 
 
 def _split_of(step: Step) -> dict:
@@ -262,8 +256,8 @@ def _extract(step: Step, ctx: Context) -> Cost:
     n = sum(ctx.size(_split_of(d)) for d in step.input("images"))
     dtype = FP16 if step.settings.get("dtype") == "float16" else FP32
     per_image = feature_elements(ctx.shapes(enc)) * dtype
-    if step.settings.get("crop"):  # random crops of `crop` input pixels kept per image
-        per_image = per_image * step.settings["crop"] ** 2 // ctx.resolution(enc) ** 2
+    if step.settings.get("crop"):  # `crops_per_image` random crops of `crop` input pixels kept per image
+        per_image = per_image * step.settings["crop"] ** 2 * step.settings["crops_per_image"] // ctx.resolution(enc) ** 2
     batch, shard = 8, 64
     host = shard * per_image + batch * 3 * ctx.resolution(enc) ** 2 * FP32 + GiB
     return Cost(ctx.start("extract") + n * ctx.forward(enc), n * per_image, host,
@@ -282,12 +276,15 @@ def _codec(step: Step, ctx: Context) -> Cost:
     enc = _encoder_of(step)
     if step.input("trained") or "steps" not in s:  # a rate copied out of a codec-set; a packed anchor (no training)
         return Cost(ctx.start("codec"), 64 * 2**20, GiB)
+    extract = _upstream(step, "extract")
+    # trained on the extract step's crops where it keeps crops: a step's cost scales with their pixels
+    pixels = (extract.settings.get("crop") if extract else None) or ctx.resolution(enc)
     per_step = ctx.calibration.seconds(
-        "codec_train_step", encoder=enc["name"], resolution=ctx.resolution(enc), model=s["model"],
+        "codec_train_step", encoder=enc["name"], resolution=pixels, model=s["model"],
         channels=s.get("channels"), latent_channels=s.get("latent_channels"), grid_stride=s.get("grid_stride"),
         batch=s["batch_size"],
     )  # fmt: skip
-    batch_bytes = s["batch_size"] * feature_elements(ctx.shapes(enc)) * FP32
+    batch_bytes = s["batch_size"] * feature_elements(ctx.shapes(enc)) * FP32 * pixels**2 // ctx.resolution(enc) ** 2
     codecs = len(s.get("lambdas") or [0])
     return Cost(ctx.start("codec") + s["steps"] * per_step, codecs * 64 * 2**20, 4 * batch_bytes + GiB,
                 _activations(ctx, batch_bytes))  # fmt: skip
@@ -296,18 +293,10 @@ def _codec(step: Step, ctx: Context) -> Cost:
 FEATURE_MEMORY = 2048 * 2**20  # probes.training: a neck's training features are kept in memory up to this
 
 
-def _first_pass(step: Step, ctx: Context, enc: dict, n: int) -> float:
-    """Seconds to give `n` samples their features once: read from a `streams` step (decoded), from a
-    `features` step (free), or computed here by the encoder (plus a codec's round trip in decoded mode)."""
-    if step.input("streams"):  # decoded once by the streams step, or decoded here from its .fcb files
-        return 0.0 if _stores_decoded(step.input("streams")[0]) else n * ctx.coding("codec_decode", enc)
-    seconds = 0.0 if step.input("features") else n * ctx.forward(enc)
-    if step.input("codec"):
-        seconds += n * (ctx.coding("codec_encode", enc) + ctx.coding("codec_decode", enc))
-    return seconds
-
-
 def _neck(step: Step, ctx: Context) -> Cost:
+    """A neck: clean, reading a `features` step's stored inputs (no encoder); decoded, decoding its training
+    split's `streams` (once into memory where PrecomputedFeatures applies, else every visited sample); or, in a
+    plan without those steps, the encoder (and a codec round trip) run here."""
     s = step.settings
     enc = s["encoder"]
     n = ctx.size(s["train"])
@@ -315,13 +304,17 @@ def _neck(step: Step, ctx: Context) -> Cost:
         "neck_train_step", encoder=enc["name"], resolution=ctx.resolution(enc), task=s["task"], head=s["head"],
         layers=s["layers"], dim=s["dim"], batch=s["batch_size"],
     )  # fmt: skip
-    held = n * feature_elements(ctx.shapes(enc)) * FP32
-    if step.input("features") or step.input("streams"):  # read from disk or memory, computed elsewhere
-        first, host = _first_pass(step, ctx, enc, n), min(held, FEATURE_MEMORY)
-    elif held <= FEATURE_MEMORY and s["steps"] * s["batch_size"] > n:  # PrecomputedFeatures: once per sample
-        first, host = _first_pass(step, ctx, enc, n), held
-    else:  # on the fly: the encoder (and the codec) on every batch
-        first, host = _first_pass(step, ctx, enc, s["steps"] * s["batch_size"]), 0
+    held = n * feature_elements(ctx.shapes(enc)) * FP32  # the precompute decision: full-resolution float32
+    visits = n if held <= FEATURE_MEMORY and s["steps"] * s["batch_size"] > n else s["steps"] * s["batch_size"]
+    host = held if visits == n and held <= FEATURE_MEMORY else 0
+    if step.input("features"):  # memory-mapped fp16 rows: read, nothing computed
+        first = 0.0
+    elif step.input("streams"):
+        first = visits * ctx.coding("codec_decode", enc)
+    else:
+        first = visits * ctx.forward(enc)
+        if step.input("codec"):
+            first += visits * (ctx.coding("codec_encode", enc) + ctx.coding("codec_decode", enc))
     if s.get("kd"):  # the head's own encoder on every sample, once (the KD targets)
         first += n * ctx.calibration.seconds("head_teacher", head=s["head"])
     if step.input("after"):  # a cross-neck: the first neck runs in every forward too
@@ -332,49 +325,48 @@ def _neck(step: Step, ctx: Context) -> Cost:
 
 
 def _eval(step: Step, ctx: Context) -> Cost:
+    """A neck scored on its test split: stored inputs read (clean), streams decoded, or the encoder run here."""
     (neck,) = step.input("neck")
     ns = neck.settings
     enc = ns["encoder"]
     n = ctx.size(step.settings["test"])
     per_image = ctx.calibration.seconds("neck_eval", encoder=enc["name"], resolution=ctx.resolution(enc),
                                         task=ns["task"], head=ns["head"], layers=ns["layers"], dim=ns["dim"])  # fmt: skip
-    first = _first_pass(step, ctx, enc, n)
+    if step.input("features"):
+        first = 0.0
+    elif step.input("streams"):  # a remote split's stored features are read; a codec's streams are decoded
+        first = 0.0 if step.input("streams")[0].kind == "remote" else n * ctx.coding("codec_decode", enc)
+    else:
+        first = n * ctx.forward(enc)
+        if step.input("codec"):
+            first += n * (ctx.coding("codec_encode", enc) + ctx.coding("codec_decode", enc))
     batch = step.settings["batch_size"] * feature_elements(ctx.shapes(enc)) * FP32
     return Cost(ctx.start("eval") + first + n * per_image, 64 * 2**10 + n * 256, 2 * batch + GiB,
                 _activations(ctx, batch) + (2 * GiB if ctx.cuda else 0))  # fmt: skip
 
 
 def _features(step: Step, ctx: Context) -> Cost:
-    """Neck inputs of one (encoder, data, split), stored fp16 at the neck's working grid: one forward per image."""
-    enc = _encoder_of(step)
+    """Neck inputs of one (encoder, split, working grid), stored fp16 as the neck consumes them (probes.neck_inputs):
+    one encoder forward per sample; host memory: a shard (64 samples) and a batch."""
+    enc = step.settings["encoder"]
     n = ctx.size(_split_of(step))
-    grid = neck_grid(ctx, enc, step.settings.get("head", ""))
-    per_image = feature_elements(ctx.shapes(enc), grid) * FP16
-    batch = 8 * feature_elements(ctx.shapes(enc)) * FP32
-    return Cost(ctx.start("extract") + n * ctx.forward(enc), n * per_image, 64 * per_image + batch + GiB,
+    per_image = feature_elements(ctx.shapes(enc), _stored_grid(step, ctx)) * FP16
+    batch = step.settings["batch_size"] * feature_elements(ctx.shapes(enc)) * FP32
+    # start-up as an extract step's (an encoder built, shards written): calibrate measures that one
+    return Cost(ctx.start("extract") + n * ctx.forward(enc), n * per_image, 64 * per_image + 2 * batch + GiB,
                 _activations(ctx, batch))  # fmt: skip
 
 
-def _stores_decoded(step: Step) -> bool:
-    # probes.streams.write_decoded_split keeps the split's decoded features (float32) beside its streams;
-    # a streams step planned with store_decoded = false leaves decoding to its consumers
-    return step.settings.get("store_decoded", True)
-
-
 def _streams(step: Step, ctx: Context) -> Cost:
-    """The .fcb streams of a split through one codec: one encoder forward and one encode per image (and one
-    decode, with the decoded features, where the step stores them)."""
+    """A split's .fcb streams through one codec (probes.streams): one encoder forward and one encode per sample;
+    only the streams are written (their consumers decode them)."""
     enc = _encoder_of(step)
     n = ctx.size(_split_of(step))
     bpp = ctx.calibration.ops.get(op_key("stream_bits_per_pixel"), {"seconds": 1.0})["seconds"]
     per_image = int(bpp * ctx.resolution(enc) ** 2 / 8)
-    seconds = n * ctx.coding("codec_encode", enc) + (0.0 if step.input("features") else n * ctx.forward(enc))
-    decoded = feature_elements(ctx.shapes(enc)) * FP32 if _stores_decoded(step) else 0
-    if decoded:
-        seconds += n * ctx.coding("codec_decode", enc)
-    batch = 8 * feature_elements(ctx.shapes(enc)) * FP32
-    return Cost(ctx.start("codec") + seconds, n * (per_image + decoded), 2 * batch + n * decoded + GiB,
-                _activations(ctx, batch))  # fmt: skip
+    seconds = n * (ctx.coding("codec_encode", enc) + ctx.forward(enc))
+    batch = step.settings["batch_size"] * feature_elements(ctx.shapes(enc)) * FP32
+    return Cost(ctx.start("codec") + seconds, n * per_image, 2 * batch + GiB, _activations(ctx, batch))
 
 
 def _remote(step: Step, ctx: Context) -> Cost:
@@ -399,9 +391,8 @@ def _report(step: Step, ctx: Context) -> Cost:
 
 # step kind → cost function; a new kind needs one entry here
 COSTS: dict[str, Callable[[Step, Context], Cost]] = {
-    "images": _images, "extract": _extract, "codec-set": _codec, "codec": _codec, "neck": _neck, "eval": _eval,
-    "features": _features,
-    "streams": _streams, "remote": _remote, "zero-rate": _zero_rate, "report": _report,
+    "images": _images, "extract": _extract, "features": _features, "codec-set": _codec, "codec": _codec,
+    "neck": _neck, "eval": _eval, "streams": _streams, "remote": _remote, "zero-rate": _zero_rate, "report": _report,
 }  # fmt: skip
 DEVICE_KINDS = ("extract", "codec-set", "codec", "neck", "eval", "features", "streams", "remote")  # run on the study's device
 

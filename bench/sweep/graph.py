@@ -1,4 +1,11 @@
-"""A study expanded into steps: images → extract → codec → streams → neck → eval → report.
+"""A study expanded into steps: images → extract → codec → streams → neck → eval → report, with each result
+computed once:
+
+    features  the neck inputs of a task split (encoder, split, the neck's working grid): read by every clean neck
+              (any depth, KD weight, seed; the cross-necks reading through a first neck of the same grid) and every
+              clean evaluation, instead of running the encoder
+    streams   a split (train or test) coded once per codec: its decoded-mode necks and every evaluation through the
+              codec decode these streams instead of encoding again
 
 The standard's anchors (`[anchors.KIND]`) join without seed or training: a packed anchor is one `codec` step per
 (encoder, kind, QP) with `streams` steps per task test split, exactly like a learned codec; remote inference is
@@ -19,12 +26,44 @@ from functools import cached_property
 
 from .study import AnchorPlan, EncoderEntry, Study, TaskPlan
 
-KINDS = ("images", "extract", "codec-set", "codec", "streams", "remote", "neck", "eval", "zero-rate", "report")
+KINDS = ("images", "extract", "features", "codec-set", "codec", "streams", "remote", "neck", "eval", "zero-rate",
+         "report")
 # what a step asks of a Ray cluster by default (CPUs; a GPU for these kinds where the cluster has one); a study's
 # [resources.KIND] tables override them (cpus, gpus, memory in GiB)
-_CPUS = {"images": 1, "extract": 2, "codec-set": 2, "codec": 2, "streams": 2, "remote": 2, "neck": 2, "eval": 2,
+_CPUS = {"images": 1, "extract": 2, "features": 2, "codec-set": 2, "codec": 2, "streams": 2, "remote": 2, "neck": 2, "eval": 2,
          "zero-rate": 1, "report": 1}  # fmt: skip
 _GPU_KINDS = ("extract", "codec-set", "codec", "streams", "remote", "features", "neck", "eval")
+
+# Token grids of the hub heads the shipped studies name (read from their configs: image size / patch size), so a
+# plan made offline knows a neck's working grid; a built-in head is asked (it ships with featcodec).
+HUB_HEAD_TOKENS = {
+    "hf:depth-anything/Depth-Anything-V2-Small-hf": 37 * 37,  # 518 px / 14
+    "hf:usyd-community/vitpose-base-simple": 16 * 12,  # 256×192 px / 16
+    "hf:Salesforce/blip-image-captioning-base": 24 * 24,  # 384 px / 16
+}
+
+
+def neck_grid(encoder: EncoderEntry | dict, head: str) -> list[int] | None:
+    """The working grid of a neck on `encoder` for `head` (probes.necks.anchor_grid), or None where the head's
+    token grid is not known without loading it (another hub head): the `features` step then finds it itself."""
+    from probes.encoders import get_spec
+    from probes.necks import anchor_grid
+
+    tokens = HUB_HEAD_TOKENS.get(head)
+    if tokens is None and head.startswith(("builtin:", "builtin-new:")):
+        import math
+
+        from codec.errors import InputError
+        from probes.heads import load_head
+
+        try:
+            tokens = math.prod(load_head(head).expects().grid)
+        except InputError:  # builtin-new:caption builds its vocabulary from the data first
+            tokens = None
+    if tokens is None:
+        return None
+    enc = encoder if isinstance(encoder, dict) else encoder.to_dict()
+    return list(anchor_grid(get_spec(enc["name"]).shapes(enc.get("resolution")), tokens))
 
 
 @dataclass(frozen=True, eq=False)
@@ -89,7 +128,8 @@ def plan_steps(study: Study) -> list[Step]:
     )
     evals: list[Step] = []
     for enc in study.encoders:
-        extract = add(Step("extract", {"encoder": enc.to_dict(), "device": device}, (("images", image_steps),),
+        extract = add(Step("extract", {"encoder": enc.to_dict(), "device": device, **study.codec.extract_settings()},
+                           (("images", image_steps),),
                            label=f"extract {enc.name}"))  # fmt: skip
         anchors = _anchor_points(add, study, enc, extract)  # no seed: shared by every seed's necks
         for seed in study.seeds:
@@ -106,8 +146,8 @@ def plan_steps(study: Study) -> list[Step]:
                 t1 = next(t for t in study.tasks if t.name == first)
                 t2 = next(t for t in study.tasks if t.name == second)
                 for layers in study.necks.layers:
-                    first_neck = add(_neck_step(study, enc, t1, layers, 0.0, seed, None, None))
-                    cross = add(_neck_step(study, enc, t2, layers, 0.0, seed, None, first_neck))
+                    first_neck = add(_neck_step(add, study, enc, t1, layers, 0.0, seed, None, None))
+                    cross = add(_neck_step(add, study, enc, t2, layers, 0.0, seed, None, first_neck))
                     evals += [add(_eval_step(study, t2, cross, c, add)) for c in (None, *codecs)]
     for task in study.tasks:  # every curve's 0-bit point: the best prediction made without any features
         evals.append(add(Step("zero-rate", {"task": task.name, "head": task.head, "train": task.train.to_dict(),
@@ -166,8 +206,29 @@ def _remote_step(study: Study, enc: EncoderEntry, task: TaskPlan, anchor: Anchor
                 label=f"remote {enc.name} {task.name} {anchor.standard} q={quality:g}")  # fmt: skip
 
 
-def _neck_step(study: Study, enc: EncoderEntry, task: TaskPlan, layers: int, kd: float, seed: int, codec: Step | None,
-               after: Step | None, init: Step | None = None) -> Step:
+def _features_step(study: Study, enc: EncoderEntry, task: TaskPlan, role: str, neck_head: str) -> Step:
+    """The task's `role` split (train | test) through the encoder once, stored as a neck for `neck_head` reads it
+    (the first neck's head for a cross-neck); necks of the same working grid share it."""
+    split = task.train if role == "train" else task.test
+    grid = neck_grid(enc, neck_head)
+    settings = {"task": task.name, "head": task.head, role: split.to_dict(), "encoder": enc.to_dict(), "grid": grid,
+                "batch_size": study.eval_batch_size, "device": study.device}  # fmt: skip
+    if grid is None or neck_head != task.head:  # the step finds (or checks) the grid from the neck's head
+        settings["neck_head"] = neck_head
+    where = "×".join(map(str, grid)) if grid else f"for {neck_head}"
+    return Step("features", settings, label=f"features {enc.name} {task.name} {role} {where}")
+
+
+def _neck_head(neck: Step) -> str:
+    """The head whose working grid a neck's encoder features go to: its own, or its first neck's (cross-neck)."""
+    after = neck.input("after")
+    return after[0].settings["head"] if after else neck.settings["head"]
+
+
+def _neck_step(add, study: Study, enc: EncoderEntry, task: TaskPlan, layers: int, kd: float, seed: int,
+               codec: Step | None, after: Step | None, init: Step | None = None) -> Step:
+    """A neck trained on the task's training split: clean (reading a `features` step) or decoded (reading the
+    split's `streams` through `codec`)."""
     settings = {
         **study.necks.settings(), "task": task.name, "head": task.head, "train": task.train.to_dict(),
         "layers": layers, "kd": kd, "seed": seed, "encoder": enc.to_dict(), "device": study.device,
@@ -178,7 +239,10 @@ def _neck_step(study: Study, enc: EncoderEntry, task: TaskPlan, layers: int, kd:
         settings["steps"] = study.necks.finetune_steps
     inputs = []
     if codec is not None:
-        inputs.append(("codec", (codec,)))
+        inputs += [("codec", (codec,)), ("streams", (add(_streams_step(study, enc, task, codec, "train")),))]
+    else:
+        neck_head = after.settings["head"] if after is not None else task.head
+        inputs.append(("features", (add(_features_step(study, enc, task, "train", neck_head)),)))
     if after is not None:
         inputs.append(("after", (after,)))
     if init is not None:
@@ -188,24 +252,28 @@ def _neck_step(study: Study, enc: EncoderEntry, task: TaskPlan, layers: int, kd:
     return Step("neck", settings, tuple(inputs), label=label)
 
 
-def _streams_step(study: Study, enc: EncoderEntry, task: TaskPlan, codec: Step) -> Step:
-    """The task's test split coded once by `codec`: every neck scored through it reads these decoded features."""
-    return Step("streams", {"task": task.name, "head": task.head, "test": task.test.to_dict(), "encoder": enc.to_dict(),
+def _streams_step(study: Study, enc: EncoderEntry, task: TaskPlan, codec: Step, role: str = "test") -> Step:
+    """The task's `role` split coded once by `codec`: every neck trained or scored through it decodes these streams."""
+    split = task.train if role == "train" else task.test
+    return Step("streams", {"task": task.name, "head": task.head, role: split.to_dict(), "encoder": enc.to_dict(),
                             "coder": study.codec.coder, "batch_size": study.eval_batch_size, "device": study.device},
-                (("codec", (codec,)),), label=f"streams {enc.name} {task.name} {_codec_name(codec)}")  # fmt: skip
+                (("codec", (codec,)),),
+                label=f"streams {enc.name} {task.name}{' train' if role == 'train' else ''} {_codec_name(codec)}")  # fmt: skip
 
 
 def _eval_step(study: Study, task: TaskPlan, neck: Step, codec: Step | AnchorPlan | None, add) -> Step:
-    """A neck scored clean, through a codec's streams, or (an AnchorPlan) through a remote-inference split."""
+    """A neck scored clean (through a `features` step), through a codec's streams, or (an AnchorPlan) through a
+    remote-inference split."""
     enc = EncoderEntry(**neck.settings["encoder"])
     if isinstance(codec, AnchorPlan):
         inputs = [("neck", (neck,)), ("streams", (add(_remote_step(study, enc, task, codec)),))]
         label = f"{codec.kind} q={codec.points[0]:g}"
+    elif codec is None:
+        inputs = [("neck", (neck,)), ("features", (add(_features_step(study, enc, task, "test", _neck_head(neck))),))]
+        label = "clean"
     else:
-        inputs = [("neck", (neck,))] + ([("codec", (codec,))] if codec is not None else [])
-        if codec is not None:
-            inputs.append(("streams", (add(_streams_step(study, enc, task, codec)),)))
-        label = "clean" if codec is None else _codec_name(codec).removesuffix(f" seed {codec.settings.get('seed')}")
+        inputs = [("neck", (neck,)), ("codec", (codec,)), ("streams", (add(_streams_step(study, enc, task, codec)),))]
+        label = _codec_name(codec).removesuffix(f" seed {codec.settings.get('seed')}")
     label = f"eval {neck.label.removeprefix('neck ')} {label}"
     return Step("eval", {"test": task.test.to_dict(), "batch_size": study.eval_batch_size, "device": study.device,
                          "coder": study.codec.coder}, tuple(inputs), label=label)  # fmt: skip
@@ -213,13 +281,13 @@ def _eval_step(study: Study, task: TaskPlan, neck: Step, codec: Step | AnchorPla
 
 def _neck_evals(add, study, enc, task, layers, kd, mode, seed, codecs, anchors=()) -> list[Step]:
     if mode == "clean":  # a clean neck: also through every standard anchor (decoded necks are per learned λ)
-        neck = add(_neck_step(study, enc, task, layers, kd, seed, None, None))
+        neck = add(_neck_step(add, study, enc, task, layers, kd, seed, None, None))
         return [add(_eval_step(study, task, neck, c, add)) for c in (None, *codecs, *anchors)]
     out = []
     # decoded: one neck per λ on that codec's decoded features, fine-tuned from the clean neck
     # (necks.finetune_steps) or trained from scratch (finetune_steps = 0)
-    init = add(_neck_step(study, enc, task, layers, kd, seed, None, None)) if study.necks.finetune_steps else None
+    init = add(_neck_step(add, study, enc, task, layers, kd, seed, None, None)) if study.necks.finetune_steps else None
     for c in codecs:
-        neck = add(_neck_step(study, enc, task, layers, kd, seed, c, None, init))
+        neck = add(_neck_step(add, study, enc, task, layers, kd, seed, c, None, init))
         out.append(add(_eval_step(study, task, neck, c, add)))
     return out

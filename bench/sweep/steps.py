@@ -2,10 +2,12 @@
 
     images   open_dataset → the images of a split, as files (`images.json` lists them)
     extract  create_encoder + extract_features        (featcodec extract)
+    features write_neck_inputs: a task split's neck inputs once (fp16, on the neck's grid); clean necks and
+             evaluations read them instead of running the encoder
     codec-set  train_variable_rate_codec: one gain-unit network for every λ (codec.variable_rate)
     codec    train_codec on the feature cache          (featcodec train-codec), or one rate of a codec-set, or a
              packed anchor at one QP (train_codec's packed path: nothing trained; featcodec train-codec --qp)
-    streams  write_decoded_split: a test split coded once per codec; every eval through it reads the result
+    streams  write_decoded_split: a split coded once per codec (its .fcb streams); decoded necks and evals decode them
     remote   write_decoded_split(image_codec=): a test split through remote inference once (pictures coded)
     neck     train_neck                                (featcodec train-neck)
     eval     evaluate_neck, clean or through a codec   (featcodec eval)
@@ -15,7 +17,7 @@
 `run_step` is a plain function of (step document, run directory), so any executor (in-process, a process
 pool, a Ray worker) can run it; it returns a small JSON summary that the runner records in step.json.
 A step run again over its own unfinished directory (after a kill, a preemption or a Ray retry) resumes:
-extraction skips its complete shards, codec and neck training continue from their last checkpoint
+extraction and neck inputs skip their complete shards, codec and neck training continue from their last checkpoint
 (`codec.checkpoint`, saved every `checkpoint_minutes` / `checkpoint_steps` of the study), and the other
 kinds, which are short, write their outputs again atomically.
 """
@@ -191,8 +193,24 @@ def _extract(s: dict, inputs: dict, out: Path, run_dir: Path, progress: bool) ->
     encoder = create_encoder(enc["name"], resolution=enc["resolution"], device=s["device"],
                              **encoder_weights(enc["weights"]))  # fmt: skip
     # a rerun over this step's directory keeps the shards already written (extract_features resumes)
-    cache = extract_features(encoder, paths, out / "features", batch_size=8, progress=progress)
+    crop = {"crop": s["crop"], "crops_per_image": s["crops_per_image"]} if s.get("crop") else {}
+    cache = extract_features(encoder, paths, out / "features", batch_size=8, progress=progress,
+                             dtype=s.get("dtype", "float32"), **crop)  # fmt: skip
     return {"features": len(cache), "weights_id": cache.weights_id}
+
+
+def _features(s: dict, inputs: dict, out: Path, run_dir: Path, progress: bool) -> dict:
+    from probes.neck_inputs import write_neck_inputs
+
+    enc, role = s["encoder"], "train" if "train" in s else "test"
+    split = s[role]
+    record = write_neck_inputs(
+        out / "inputs", task=s["task"], head=s["head"], data=split["data"], split=split["split"], limit=split["limit"],
+        encoder=enc["name"], resolution=enc["resolution"], encoder_weights=encoder_weights(enc["weights"]),
+        grid=s["grid"], neck_head=s.get("neck_head"), batch_size=s["batch_size"], device=s["device"],
+        progress=progress,
+    )  # fmt: skip
+    return {"samples": sum(len(shard["ids"]) for shard in record["shards"]), "grid": record["grid"]}
 
 
 def _codec_hparams(s: dict) -> dict:
@@ -247,13 +265,15 @@ def _neck(s: dict, inputs: dict, out: Path, run_dir: Path, progress: bool) -> di
     after = inputs.get("after")
     codec = inputs.get("codec")
     init = inputs.get("init")
+    features, streams = inputs.get("features"), inputs.get("streams")
     weights = {} if after else encoder_weights(enc["weights"])
     opts = TrainNeckOptions(
         task=s["task"], head=s["head"], data=s["train"]["data"], split=s["train"]["split"], limit=s["train"]["limit"],
         encoder=enc["name"], resolution=enc["resolution"], neck_layers=s["layers"], neck_dim=s["dim"],
         neck_heads=s["heads"], kd=s["kd"], codec=str(codec[0] / "codec") if codec else None,
         after=str(after[0] / "neck") if after else None, init=str(init[0] / "neck") if init else None,
-        train_head=s["train_head"], steps=s["steps"],
+        neck_inputs=str(features[0] / "inputs") if features else None,
+        streams=str(streams[0] / "decoded") if streams else None, train_head=s["train_head"], steps=s["steps"],
         batch_size=s["batch_size"], lr=s["lr"], seed=s["seed"], device=s["device"], progress=progress,
         **s["checkpoint"], **weights,
     )  # fmt: skip
@@ -294,10 +314,10 @@ def _train_neck_distributed(opts, out: Path, ranks: int) -> dict:
 def _streams(s: dict, inputs: dict, out: Path, run_dir: Path, progress: bool) -> dict:
     from probes.streams import write_decoded_split
 
-    enc = s["encoder"]
+    enc, split = s["encoder"], s.get("test") or s["train"]
     record = write_decoded_split(
-        out / "decoded", task=s["task"], head=s["head"], data=s["test"]["data"], split=s["test"]["split"],
-        limit=s["test"]["limit"], encoder=enc["name"], resolution=enc["resolution"],
+        out / "decoded", task=s["task"], head=s["head"], data=split["data"], split=split["split"],
+        limit=split["limit"], encoder=enc["name"], resolution=enc["resolution"],
         encoder_weights=encoder_weights(enc["weights"]), codec=inputs["codec"][0] / "codec", coder=s["coder"],
         batch_size=s["batch_size"], device=s["device"], progress=progress,
     )  # fmt: skip
@@ -321,11 +341,12 @@ def _eval(s: dict, inputs: dict, out: Path, run_dir: Path, progress: bool) -> di
     from codec.files import atomic_write_json
     from probes.evaluate import evaluate_neck
 
-    codec, streams = inputs.get("codec"), inputs.get("streams")
+    codec, streams, features = inputs.get("codec"), inputs.get("streams"), inputs.get("features")
     result = evaluate_neck(
         inputs["neck"][0] / "neck", s["test"]["data"], split=s["test"]["split"], limit=s["test"]["limit"],
         codec=str(codec[0] / "codec") if codec else None, coder=s["coder"], batch_size=s["batch_size"],
         device=s["device"], progress=progress, decoded=streams[0] / "decoded" if streams else None,
+        neck_inputs=features[0] / "inputs" if features else None,
     )  # fmt: skip
     atomic_write_json(out / "result.json", result)
     return {"metrics": result["metrics"], "bpp": result["bpp"]}
@@ -359,5 +380,5 @@ def _report(s: dict, inputs: dict, out: Path, run_dir: Path, progress: bool) -> 
             "dir": str(run_dir / REPORT_DIR)}
 
 
-_KINDS = {"images": _images, "extract": _extract, "codec-set": _codec_set, "codec": _codec, "streams": _streams, "remote": _remote, "neck": _neck, "eval": _eval,
+_KINDS = {"images": _images, "extract": _extract, "features": _features, "codec-set": _codec_set, "codec": _codec, "streams": _streams, "remote": _remote, "neck": _neck, "eval": _eval,
           "zero-rate": _zero_rate, "report": _report}

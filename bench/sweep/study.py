@@ -67,6 +67,10 @@ class CodecPlan:
     grid_stride: int | None = None  # the latent's stride in input pixels (None: the model's default, 16)
     # one gain-unit network for every λ (codec.variable_rate), trained once per (encoder, seed)
     variable_rate: bool = False
+    # codec training on windows of `crop` input pixels, `crops_per_image` random ones kept per image by the
+    # extract step (None: whole feature maps); the extract step stores fp16 either way
+    crop: int | None = None
+    crops_per_image: int = 1
     data: tuple[DataSplit, ...] = ()
 
     def settings(self) -> dict:
@@ -77,6 +81,11 @@ class CodecPlan:
         if self.variable_rate:  # likewise
             settings["variable_rate"] = True
         return settings
+
+    def extract_settings(self) -> dict:
+        """What the extract step stores: fp16 feature shards, whole maps or `crops_per_image` crops per image."""
+        crop = {"crop": self.crop, "crops_per_image": self.crops_per_image} if self.crop is not None else {}
+        return {"dtype": "float16", **crop}
 
 
 @dataclass(frozen=True)
@@ -209,6 +218,30 @@ def _read(problems: _Problems, cls, table: dict, where: str) -> dict:
 
 def _is(value, kinds: tuple[type, ...]) -> bool:
     return isinstance(value, kinds) and (not isinstance(value, bool) or bool in kinds)
+
+
+def _crop(problems: _Problems, crop: int | None, per_image: int, grid_stride: int | None,
+          encoders: list[EncoderEntry]) -> None:
+    """`codec.crop`: whole cells of every encoder's coarsest level and of the codec's latent grid."""
+    if not _is(per_image, (int,)) or per_image < 1:
+        problems.add("codec.crops_per_image", f"must be a positive integer, got {per_image!r}")
+    if crop is None:
+        return
+    from probes.encoders import get_spec
+
+    if not _is(crop, (int,)) or crop <= 0 or crop % (grid_stride or 16):
+        problems.add("codec.crop", f"{crop!r}: must be a positive multiple of the latent stride {grid_stride or 16}")
+        return
+    for entry in encoders:
+        try:
+            spec = get_spec(entry.name)
+        except KeyError:
+            continue  # named as an unknown encoder already
+        resolution = entry.resolution or spec.default_resolution
+        coarsest = max(level.stride for level in spec.levels)
+        if crop % coarsest or crop > resolution:
+            problems.add("codec.crop", f"{crop}: {entry.name}: must be a multiple of its coarsest stride {coarsest} "
+                                       f"and at most its resolution {resolution}")  # fmt: skip
 
 
 def _grid_stride(problems: _Problems, stride: int | None, model: str, encoders: list[EncoderEntry]) -> int | None:
@@ -457,6 +490,7 @@ def load_study(path: str | os.PathLike, *, require_data: bool = True) -> Study:
         problems.add("codec.data", "no images to train the codecs on: data = [{data = ..., split = ..., limit = ...}]")
     values["data"] = tuple(codec_data)
     values["grid_stride"] = _grid_stride(problems, values["grid_stride"], values["model"], encoders)
+    _crop(problems, values["crop"], values["crops_per_image"], values["grid_stride"], encoders)
     codec = CodecPlan(**values)
     if codec.variable_rate and (codec.model != "hyperprior" or len(codec.lambdas) < 2):
         problems.add("codec.variable_rate", f"needs model = \"hyperprior\" and ≥ 2 lambdas (got {codec.model!r}, "

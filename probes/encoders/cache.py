@@ -27,6 +27,7 @@ from probes.names import CACHE_FORMAT, CACHE_FORMAT_VERSION
 from .spec import FeatureLevel
 
 MANIFEST = "manifest.json"
+SHUFFLE_WINDOW = 8  # shards in codec training's shuffle buffer (read_order): 8 × 128 crops at full scale
 
 
 class CacheError(InputError):
@@ -76,6 +77,16 @@ class FeatureCache:
     @property
     def random_init(self) -> bool:
         return bool(self.manifest.get("random_init"))
+
+    @property
+    def read_order(self) -> dict | None:
+        """How codec training should read a cache of crops (codec.batching.buffered_order): whole shards in
+        random order, `window` at a time in a shuffle buffer — sequential reads of the shard files. A cache of
+        whole maps keeps the item-wise order (the batches of the studies made before crops)."""
+        if not self.manifest.get("crop") or not self._rows:
+            return None
+        rows = self.manifest["shard_size"] * self.manifest["crop"]["per_image"]
+        return {"block": rows, "window": SHUFFLE_WINDOW}
 
     @property
     def level_names(self) -> list[str]:

@@ -31,9 +31,10 @@ def _sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _plan(encoder: FrozenEncoder, images: Sequence[Path], dtype: str, shard_size: int) -> dict:
+def _plan(encoder: FrozenEncoder, images: Sequence[Path], dtype: str, shard_size: int, crop: dict | None) -> dict:
     """The part of the manifest that must match for a run to resume into a directory."""
     return {
+        **({"crop": crop} if crop else {}),
         "format": CACHE_FORMAT,
         "format_version": CACHE_FORMAT_VERSION,
         "encoder": encoder.spec.name,
@@ -60,11 +61,16 @@ def extract_features(
     strict: bool = False,
     progress: bool = True,
     force: bool = False,
+    crop: int | None = None,
+    crops_per_image: int = 1,
+    crop_seed: int = 0,
 ) -> FeatureCache:
     """Run `encoder` over `images` and write (or resume) a feature cache in `out_dir`.
 
     Unreadable inputs are reported by name and skipped (recorded in the
-    manifest), or abort the run with `strict=True`.
+    manifest), or abort the run with `strict=True`. With `crop` (input pixels), each image keeps
+    `crops_per_image` windows of its feature maps instead of the whole maps (`crop_windows`): codec
+    training data, one cache row per window, a fraction (crop / resolution)² of the bytes.
     """
     if dtype not in DTYPES:
         raise ValueError(f"dtype {dtype!r} not supported; choose from {sorted(DTYPES)}")
@@ -75,7 +81,11 @@ def extract_features(
         raise ValueError("no input images")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    plan = _plan(encoder, images, dtype, shard_size)
+    windows = None
+    if crop is not None:
+        windows = {"size": crop, "per_image": crops_per_image, "seed": crop_seed}
+        crop_windows(encoder, windows, 0)  # checks the size before any work
+    plan = _plan(encoder, images, dtype, shard_size, windows)
     image_list = [str(p) for p in images]
     manifest_path = out_dir / MANIFEST
     manifest = _resume_or_start(manifest_path, plan, image_list, force)
@@ -111,9 +121,16 @@ def extract_features(
                 ok.append(i)
             if pixels:
                 features = encoder(torch.stack(pixels).to(device))
-                for name, tensor in features.items():
-                    rows[name].append(tensor.to("cpu", torch_dtype).contiguous())
-                kept.extend(ok)
+                if windows is None:
+                    for name, tensor in features.items():
+                        rows[name].append(tensor.to("cpu", torch_dtype).contiguous())
+                    kept.extend(ok)
+                for b, i in enumerate(ok if windows is not None else ()):
+                    for window in crop_windows(encoder, windows, i):
+                        for name, tensor in features.items():
+                            ys, xs = window[name]
+                            rows[name].append(tensor[b : b + 1, :, ys, xs].to("cpu", torch_dtype).contiguous())
+                        kept.append(i)  # one row per window: the image index repeats
             bar.update(len(batch_idx))
         if kept:
             tensors = {name: torch.cat(chunks).contiguous() for name, chunks in rows.items()}
@@ -128,6 +145,26 @@ def extract_features(
     manifest["complete"] = True
     atomic_write_json(manifest_path, manifest)
     return FeatureCache(out_dir)
+
+
+def crop_windows(encoder: FrozenEncoder, crop: dict, image_index: int) -> list[dict[str, tuple[slice, slice]]]:
+    """The feature windows image `image_index` keeps: `crop["per_image"]` squares of `crop["size"]` input pixels
+    at random positions on the coarsest level's grid (so every level cuts at whole cells), drawn from
+    (seed, image index) alone — the same windows whether an extraction starts or resumes."""
+    size, resolution = crop["size"], encoder.resolution
+    coarsest = max(level.stride for level in encoder.spec.levels)
+    if not 0 < size <= resolution or size % coarsest:
+        raise ValueError(f"crop {size} px: must be a multiple of {encoder.spec.name}'s coarsest stride {coarsest} "
+                         f"and at most its resolution {resolution}")  # fmt: skip
+    positions = (resolution - size) // coarsest + 1
+    generator = torch.Generator().manual_seed(crop["seed"] * 1_000_003 + image_index)
+    out = []
+    for _ in range(crop["per_image"]):
+        y, x = (int(v) * coarsest for v in torch.randint(positions, (2,), generator=generator))
+        out.append({level.name: (slice(y // level.stride, (y + size) // level.stride),
+                                 slice(x // level.stride, (x + size) // level.stride))
+                    for level in encoder.spec.levels})  # fmt: skip
+    return out
 
 
 def _resume_or_start(manifest_path: Path, plan: dict, image_list: list[str], force: bool) -> dict:

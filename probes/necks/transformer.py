@@ -38,9 +38,21 @@ def resample_map(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
 
 
-def _anchor_level(in_shapes: Mapping[str, tuple[int, int, int]], out: TokenSpec) -> str:
-    target = out.grid[0] * out.grid[1]
+def _anchor_level(in_shapes: Mapping[str, tuple[int, int, int]], out: TokenSpec | int) -> str:
+    target = out if isinstance(out, int) else out.grid[0] * out.grid[1]
     return min(in_shapes, key=lambda n: abs(math.log(in_shapes[n][1] * in_shapes[n][2] / target)))
+
+
+def anchor_grid(in_shapes: Mapping[str, tuple[int, int, int]], head_tokens: int) -> tuple[int, int]:
+    """The working grid a neck on `in_shapes` uses for a head of `head_tokens` patch tokens."""
+    return tuple(in_shapes[_anchor_level(in_shapes, head_tokens)][1:])
+
+
+def consumed_shape(shape: tuple[int, int, int], grid: tuple[int, int]) -> tuple[int, int, int]:
+    """The shape of a level after what the neck's first operation would do to it and is exact to do beforehand:
+    area-averaged onto `grid` when it covers the grid (resample_map shrinks), else kept (the neck grows it)."""
+    c, h, w = shape
+    return (c, *grid) if h >= grid[0] and w >= grid[1] else (c, h, w)
 
 
 class Neck(nn.Module):

@@ -1,6 +1,7 @@
 """`train_neck`: fit a neck (optionally a built-in head) so a frozen head solves its task on encoder features.
 
-    samples ─► FeatureSource (encoder | cache) [─► codec round trip] ─► neck ─► frozen head ─► task loss
+    samples ─► FeatureSource (encoder | cache | stored neck inputs) [─► codec round trip | decoded streams] ─► neck
+                                                                        ─► frozen head ─► task loss
                                                                          │
     samples ─► head.preprocess ─► head.teacher ───────── KD: MSE(neck tokens, teacher tokens) · W
 
@@ -69,6 +70,10 @@ class TrainNeckOptions:
     neck_heads: int = 8
     kd: float = 0.0
     codec: str | None = None
+    # where the features come from when computed once elsewhere (the sweep's steps): stored neck inputs of the
+    # training split (probes.neck_inputs), or its streams through `codec` (probes.streams), decoded here
+    neck_inputs: str | None = None
+    streams: str | None = None
     after: str | None = None
     init: str | None = None  # a neck directory whose trained weights this neck starts from (fine-tuning)
     train_head: bool = False
@@ -92,7 +97,8 @@ class TrainNeckOptions:
     def plan(self) -> dict:
         """The options a resumed run must share with the interrupted one."""
         d = asdict(self)
-        for k in ("device", "workers", "progress", "checkpoint_every", "checkpoint_seconds", "feature_memory_mb"):
+        for k in ("device", "workers", "progress", "checkpoint_every", "checkpoint_seconds", "feature_memory_mb",
+                  "neck_inputs", "streams"):  # how, not what: the same features from any of these
             d.pop(k)
         return d
 
@@ -175,6 +181,21 @@ def precompute(run: NeckRun, opts: TrainNeckOptions) -> dict | None:
     return run.source.targets
 
 
+def stored_source(neck_inputs, streams, codec, levels, device) -> FeatureSource | None:
+    """Features computed once by a study's steps: stored neck inputs, or a split's streams decoded by `codec`."""
+    if neck_inputs and streams:
+        raise ValueError("give stored neck inputs (clean) or a split's streams (decoded), not both")
+    if neck_inputs:
+        from probes.neck_inputs import NeckInputs
+
+        return NeckInputs(neck_inputs, levels or None, device)
+    if streams:
+        from probes.streams import DecodedFeatures
+
+        return DecodedFeatures(streams, levels or None, device, codec=codec)
+    return None
+
+
 class NeckRun:
     """Everything one training run builds: data, features, head, neck; shared with evaluation."""
 
@@ -210,11 +231,12 @@ class NeckRun:
             raise ValueError("--train-head only applies to built-in heads (pretrained heads stay frozen)")
         if opts.kd and not self.head.has_teacher:
             raise ValueError(f"--kd needs a head with its own encoder (a pretrained head); {opts.head!r} has none")
-        self.source: FeatureSource = build_feature_source(
-            encoder=opts.encoder, checkpoint=opts.checkpoint, random_init=opts.random_init, pretrained=opts.pretrained,
-            features=opts.features, resolution=opts.resolution, levels=opts.levels, dataset=self.dataset,
-            device=device, codec=opts.codec,
-        )  # fmt: skip
+        self.source: FeatureSource = stored_source(opts.neck_inputs, opts.streams, opts.codec, opts.levels, device) or \
+            build_feature_source(
+                encoder=opts.encoder, checkpoint=opts.checkpoint, random_init=opts.random_init,
+                pretrained=opts.pretrained, features=opts.features, resolution=opts.resolution, levels=opts.levels,
+                dataset=self.dataset, device=device, codec=opts.codec,
+            )  # fmt: skip
         opts.levels = list(self.source.levels)
         spec = self.head.expects()
         kw = dict(layers=opts.neck_layers, dim=opts.neck_dim, heads=opts.neck_heads)
@@ -225,6 +247,8 @@ class NeckRun:
         else:
             self.neck = Neck(self.source.levels, spec, **kw)
             self.trainable = self.neck
+        if hasattr(self.source, "check_neck"):  # stored neck inputs: averaged onto this neck's grid
+            self.source.check_neck(self.neck)
         self.init_config = None
         if opts.init:  # fine-tune: start from another neck of the same shape (e.g. the clean neck)
             self.init_config = read_neck_config(opts.init)

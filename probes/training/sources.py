@@ -84,6 +84,9 @@ class CachedFeatures(FeatureSource):
     """Read a sample's features from a feature cache, matched by image path."""
 
     def __init__(self, cache: FeatureCache, levels: Sequence[str], dataset=None, device: str | torch.device = "cpu"):
+        if cache.manifest.get("crop"):
+            raise ValueError(f"feature cache {cache.path} holds crops (codec training data), not the whole maps a "
+                             "neck reads")  # fmt: skip
         self.cache = cache
         self.dataset = dataset
         self.resolution = cache.resolution

@@ -19,7 +19,7 @@ from click.testing import CliRunner
 
 from bench.cli import main
 from bench.sweep.estimate import COSTS, Calibration, data_size, estimate, op_key
-from bench.sweep.graph import KINDS, Step, plan_steps
+from bench.sweep.graph import KINDS, plan_steps
 from bench.sweep.runner import run_sweep
 from bench.sweep.steps import UnreachableError, run_step
 from bench.sweep.study import DataSplit, StudyError, load_study
@@ -38,49 +38,26 @@ def test_the_full_study_is_priced_without_its_data():
         assert any(line.startswith(kind) for line in result.output.splitlines())
 
 
-def _compute_once(steps: list[Step]) -> list[Step]:
-    """The plan with each result computed once, as the compute-once graph plans it: neck inputs per (encoder,
-    split) in `features` steps, coded splits per codec in `streams` steps, codec features as fp16 crops."""
-    out: dict[str, Step] = {}
-    new: dict[str, Step] = {}
-
-    def add(step: Step) -> Step:
-        return out.setdefault(step.id, step)
-
-    def convert(step: Step) -> Step:
-        if step.id in new:
-            return new[step.id]
-        inputs = tuple((role, tuple(convert(d) for d in deps)) for role, deps in step.inputs if role != "streams")
-        settings = {**step.settings, **({"dtype": "float16", "crop": 256} if step.kind == "extract" else {})}
-        if step.kind in ("neck", "eval"):
-            neck = step if step.kind == "neck" else step.input("neck")[0]
-            split = step.settings["train" if step.kind == "neck" else "test"]
-            enc, codec = neck.settings["encoder"], step.input("codec")
-            if codec:  # the split's .fcb files, decoded by each consumer
-                source = Step("streams", {**split, "encoder": enc, "store_decoded": False},
-                              (("codec", (convert(codec[0]),)),))  # fmt: skip
-            else:
-                source = Step("features", {**split, "encoder": enc, "head": neck.settings["head"]})
-            inputs += ((source.kind, (add(source),)),)
-        new[step.id] = add(Step(step.kind, settings, inputs, label=step.label))
-        return new[step.id]
-
-    for step in steps:
-        if step.kind != "streams":  # the planner's own (decoded test splits) give way to the stand-ins
-            convert(step)
-    return list(out.values())
-
-
-def test_the_full_study_computed_once_fits_200_gpu_hours_and_300_gb():
+def test_the_full_study_as_planned_fits_200_gpu_hours_and_300_gb():
+    """Each result computed once by the real planner: neck inputs in `features` steps, coded splits as streams,
+    the codecs' features as fp16 crops."""
     study = load_study(FULL, require_data=False)
-    as_planned = estimate(study, plan_steps(study))
-    once = estimate(study, _compute_once(plan_steps(study)))
-    assert once.device_hours <= 200 and once.scratch_bytes <= 300e9, once.table()
-    assert once.device_hours < as_planned.device_hours / 2  # what computing each result once buys
+    steps = plan_steps(study)
+    est = estimate(study, steps)
+    assert est.device_hours <= 200 and est.scratch_bytes <= 300e9, est.table()
+    kinds = {s.kind for s in steps}
+    assert {"features", "streams"} <= kinds
+    necks = [s for s in steps if s.kind == "neck"]
+    assert all(s.input("features") or s.input("streams") for s in necks)  # no neck runs the encoder
+    assert all(s.input("features") or s.input("streams") for s in steps if s.kind == "eval")
+    # shared: one features step per (encoder, split, working grid), whatever the depth, KD weight or cross-neck
+    features = [s for s in steps if s.kind == "features"]
+    assert len(features) == len({(s.settings["encoder"]["name"], json.dumps(s.settings.get("train") or s.settings["test"],
+                                 sort_keys=True), tuple(s.settings["grid"])) for s in features})  # fmt: skip
 
 
 def test_every_step_kind_has_a_cost_function():
-    assert set(KINDS) | {"features", "streams"} <= set(COSTS)
+    assert set(KINDS) <= set(COSTS)
 
 
 def test_data_sizes_come_from_the_index_a_declared_size_or_the_known_size(tmp_path):
@@ -240,12 +217,16 @@ def test_a_neck_given_two_devices_trains_on_both_ranks_to_the_single_process_nec
     from bench.sweep.runner import step_document
 
     study = load_study(_write(tmp_path, TOY + "\n[resources.neck]\ngpus = 2\n"))
-    (neck,) = [s for s in plan_steps(study) if s.kind == "neck"]  # a clean neck: no inputs
+    (neck,) = [s for s in plan_steps(study) if s.kind == "neck"]  # a clean neck: its input is a features step
     doc = step_document(neck, study)
     assert doc["ranks"] == 2
+    (features,) = neck.input("features")
     weights = []
     for ranks in (1, 2):
-        (tmp_path / str(ranks) / "steps").mkdir(parents=True)
+        inputs = tmp_path / str(ranks) / "steps" / features.id
+        inputs.mkdir(parents=True)
+        run_step(step_document(features, study), tmp_path / str(ranks))
+        (inputs / "step.json").write_text("{}")  # finished, as the runner marks it
         assert run_step({**doc, "ranks": ranks}, tmp_path / str(ranks))["ranks"] == ranks
         weights.append(load_file(str(tmp_path / str(ranks) / "steps" / neck.id / "neck" / "weights.safetensors")))
     a, b = weights
@@ -276,3 +257,11 @@ def test_a_step_waits_for_another_process_still_running_it(tmp_path):
         fcntl.flock(held, fcntl.LOCK_UN)
     thread.join(10)
     assert order == ["first done", "second"]
+
+
+def test_codec_crops_reach_the_extract_step_and_are_checked_against_the_encoders(tmp_path):
+    study = load_study(_write(tmp_path, TOY.replace("channels = 8\n", "channels = 8\ncrop = 32\ncrops_per_image = 3\n", 1)))
+    (extract,) = [s for s in plan_steps(study) if s.kind == "extract"]
+    assert extract.settings | {"dtype": "float16", "crop": 32, "crops_per_image": 3} == extract.settings
+    with pytest.raises(StudyError, match="coarsest stride 32"):
+        load_study(_write(tmp_path, TOY.replace("channels = 8\n", "channels = 8\ncrop = 48\n", 1)))

@@ -146,13 +146,14 @@ def test_a_run_records_every_point_and_reports(toy_run):
     (depth,) = [s for s in report["sections"] if s["metric"] == "abs_rel"]
     assert depth["zero_rate"] is not None
     assert (run_dir / "report" / "report.md").is_file()
-    assert len(outcome.ran) == len(outcome.steps) == 12 and not outcome.skipped  # 2 streams: the test split per codec
+    # 2 streams (the test split per codec), 2 features (the neck inputs of the train and the test split)
+    assert len(outcome.ran) == len(outcome.steps) == 14 and not outcome.skipped
     # --resume recomputes nothing
     again = run_sweep(study, run_dir, resume=True, progress=False)
-    assert again.ran == [] and len(again.skipped) == 12
+    assert again.ran == [] and len(again.skipped) == 14
     # --plan reports every step done, without running anything
     result = CliRunner().invoke(main, ["sweep", str(study), "-o", str(run_dir), "--plan"])
-    assert result.exit_code == 0 and "12 steps: 12 done, 0 to do" in result.output
+    assert result.exit_code == 0 and "14 steps: 14 done, 0 to do" in result.output
     # an existing run directory is not reused without --resume
     assert CliRunner().invoke(main, ["sweep", str(study), "-o", str(run_dir)]).exit_code == 3
 
@@ -203,7 +204,7 @@ def test_ray_executor_gives_the_same_results(toy_run, tmp_path):
         outcome = run_sweep(study, tmp_path / "run", executor="ray", progress=False)
     finally:
         ray.shutdown()
-    assert len(outcome.ran) == 12
+    assert len(outcome.ran) == 14
     assert _normalised_rows(tmp_path / "run") == _normalised_rows(reference)
 
 
@@ -240,6 +241,9 @@ def test_decoded_necks_are_fine_tuned_from_the_clean_neck(tmp_path):
     for s in decoded:
         roles = dict(s.inputs)
         assert roles["init"] == (clean[0],) and roles["codec"][0].kind == "codec" and s.settings["steps"] == 1
+        (streams,) = roles["streams"]  # its training split coded once by that codec, decoded by the neck
+        assert streams.input("codec") == roles["codec"] and streams.settings["train"] == s.settings["train"]
+    assert dict(clean[0].inputs)["features"][0].kind == "features"  # the clean neck reads stored neck inputs
     run_sweep(_write(tmp_path, text), tmp_path / "run", progress=False)
     rows = [json.loads(line) for line in (tmp_path / "run" / "results.jsonl").read_text().splitlines()]
     trained_through = [r for r in rows if (r.get("neck") or {}).get("trained_codec")]
@@ -341,3 +345,23 @@ def test_seeds_and_a_variable_rate_codec_give_per_seed_curves_and_verdicts(tmp_p
     assert all(v["outcome"] == "not measured" for v in report["verdicts"])  # one encoder: nothing to compare
     summary = (tmp_path / "run" / "report" / "summary.md").read_text()
     assert "across 2 training seeds" in summary and "| finding | verdict |" in summary
+
+
+def test_every_features_step_of_the_embedded_study_matches_its_necks_grid(tmp_path):
+    """A cross-neck's features step stores the encoder's maps for the FIRST neck's head (its grid may differ from
+    the second task's head: mini's depth neck works on 8×8, pose's on 16×16); the plan and the step must agree
+    on that grid. write_neck_inputs checks it before encoding anything, so two samples suffice here."""
+    from bench.commands import EMBEDDED_STUDY
+    from probes.neck_inputs import write_neck_inputs
+
+    steps = [s for s in plan_steps(load_study(EMBEDDED_STUDY)) if s.kind == "features"]
+    assert any(s.settings.get("neck_head", s.settings["head"]) != s.settings["head"] for s in steps)
+    for k, step in enumerate(steps):
+        s = step.settings
+        split = s.get("train") or s["test"]
+        record = write_neck_inputs(
+            tmp_path / str(k), task=s["task"], head=s["head"], data=split["data"], split=split["split"], limit=2,
+            encoder=s["encoder"]["name"], resolution=s["encoder"]["resolution"], grid=s["grid"],
+            neck_head=s.get("neck_head"),
+        )  # fmt: skip
+        assert record["grid"] == s["grid"]

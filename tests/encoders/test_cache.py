@@ -147,3 +147,39 @@ def test_random_init_is_the_same_network_in_every_process():
     here = float(sum(p.double().sum() for p in create_encoder("mini-hiera-random", random_init=True).parameters()))
     there = float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
     assert here == there
+
+
+def test_crops_are_windows_of_the_whole_maps_drawn_the_same_on_every_run(photo_dir, tmp_path):
+    """Codec training data: `crops_per_image` windows per image, fp16, each cut at whole cells of every level."""
+    from probes.encoders.extract import crop_windows
+    from probes.training.sources import CachedFeatures
+
+    encoder = create_encoder("mini-hiera-random", random_init=True, resolution=128)
+    images = collect_images([photo_dir])
+    whole = extract_features(encoder, images, tmp_path / "w", dtype="float16", progress=False)
+    crops = extract_features(encoder, images, tmp_path / "c", dtype="float16", crop=64, crops_per_image=2,
+                             shard_size=2, progress=False)  # fmt: skip
+    assert len(crops) == 2 * len(whole) and crops.get(0)["stage4"].shape == (128, 2, 2)
+    windows = [w for i in range(len(images)) for w in crop_windows(encoder, crops.manifest["crop"], i)]
+    for row, window in enumerate(windows):
+        for name, (ys, xs) in window.items():
+            assert torch.equal(crops.get(row)[name], whole.get(row // 2)[name][:, ys, xs])
+    assert windows != [w for i in range(len(images)) for w in crop_windows(encoder, {"size": 64, "per_image": 2,
+                                                                                      "seed": 1}, i)]  # fmt: skip
+    with pytest.raises(ValueError, match="coarsest stride 32"):
+        extract_features(encoder, images, tmp_path / "bad", crop=48, progress=False)
+    with pytest.raises(ValueError, match="holds crops"):
+        CachedFeatures(crops, ["stage1"])
+    # codec training reads the crops shard by shard (4 rows: 2 images × 2 crops), whole maps item by item
+    assert crops.read_order == {"block": 4, "window": 8} and whole.read_order is None
+    # a codec trained on the crops codes the whole maps (fully convolutional; it records the encoder's resolution)
+    from codec.codec_dir import load_codec
+    from codec.pipeline import round_trip
+    from codec.train import train_codec
+
+    train_codec(crops, tmp_path / "codec", lmbda=1.0, kind="hyperprior", steps=2, batch_size=2,
+                hparams={"N": 8, "M": 8, "grid_stride": 8}, progress=False)  # fmt: skip
+    codec = load_codec(tmp_path / "codec")
+    assert codec.config["resolution"] == 128
+    trip = round_trip(codec, {k: v.unsqueeze(0).float() for k, v in whole.get(0).items()})
+    assert trip.features["stage1"].shape == (1, 16, 32, 32) and trip.bits > 0
