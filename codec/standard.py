@@ -41,9 +41,14 @@ class VideoFormat:
     qp_range: tuple[int, int]
     default_preset: str
     bitstream: str  # what the bytes are, for docs/bitstream.md and `featcodec info`
-    # frames are padded to this many times the mosaic's height: ffmpeg's libvvenc wrapper gives a coded
-    # picture one byte per luma sample and fails beyond it (10-bit detail at low QP needs more)
-    height_factor: int = 1
+    # below this QP, frames are padded to twice the mosaic's height: ffmpeg's libvvenc wrapper gives a coded
+    # picture one byte per luma sample and fails beyond it; at QP >= 37 even a worst-case 16×16 plane (noise,
+    # checkerboard) stays under 0.85 byte per sample in the all-intra configuration, feature planes under 0.4
+    tall_below_qp: int = 0
+
+    def height_factor(self, qp: int) -> int:
+        """How many times the tile mosaic's height a coded picture has at `qp` (docs/bitstream.md, section 8)."""
+        return 2 if int(qp) < self.tall_below_qp else 1
 
     def encoder_args(self, qp: int, preset: str | None, threads: int, *, picture: bool = False) -> list[str]:
         """The encoder's ffmpeg options for a feature plane, or (`picture`) for a remote-inference picture."""
@@ -67,7 +72,7 @@ class VideoFormat:
 
 VIDEO_FORMATS = {
     "vvc": VideoFormat("vvc", "libvvenc", "vvc", "vvc", (0, 63), "faster",
-                       "H.266/VVC elementary stream, Annex B byte stream (start codes)", height_factor=2),
+                       "H.266/VVC elementary stream, Annex B byte stream (start codes)", tall_below_qp=37),
     "hevc": VideoFormat("hevc", "libx265", "hevc", "hevc", (0, 51), "fast",
                         "H.265/HEVC elementary stream, Annex B byte stream (start codes)"),
     "av1": VideoFormat("av1", "libsvtav1", "obu", "libdav1d", (1, 63), "8",

@@ -43,8 +43,8 @@ def tile_grid(channels: int) -> tuple[int, int]:
 
 
 def frame_shape(channels: int, height: int, width: int, height_factor: int = 1) -> tuple[int, int]:
-    """The coded picture's H×W: the tile mosaic (its height times the standard's `height_factor`) padded to
-    a multiple of ALIGN, at least MIN_FRAME a side."""
+    """The coded picture's H×W: the tile mosaic (its height times the standard's `height_factor` at the
+    codec's QP) padded to a multiple of ALIGN, at least MIN_FRAME a side."""
     rows, cols = tile_grid(channels)
 
     def side(n: int) -> int:
@@ -125,7 +125,7 @@ class PackedFeatureCodec(FeatureCodec):
         return {f"s.{name}": list(self._frame(shape)) for name, shape in self.level_shapes(grid).items()}
 
     def _frame(self, shape: Sequence[int]) -> tuple[int, int]:
-        return frame_shape(*shape, standard.video_format(self.standard).height_factor)
+        return frame_shape(*shape, standard.video_format(self.standard).height_factor(self.qp))
 
     def stream_fields(self, grid: Sequence[int]) -> dict:
         """The `packing` header field: everything another program needs to pull out and decode the frames."""
@@ -162,7 +162,7 @@ class PackedFeatureCodec(FeatureCodec):
             strings, checksums = {}, {}
             for name in self.level_names:
                 lo, hi = channel_ranges(arrays[name][b])
-                frame = pack_level(quantise(arrays[name][b], lo, hi), fmt.height_factor)
+                frame = pack_level(quantise(arrays[name][b], lo, hi), fmt.height_factor(self.qp))
                 ranges = lo.astype("<f2").tobytes() + hi.astype("<f2").tobytes()
                 data = standard.encode_plane(frame, self.standard, self.qp, preset=self.preset, threads=threads or 1)
                 # the encoder decodes its own picture (as a video encoder's reconstruction loop does), so the

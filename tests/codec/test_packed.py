@@ -28,6 +28,14 @@ def test_tiles_are_raster_order_and_invertible():
     assert (unpack_level(frame, 5, 3, 2) == q).all()
 
 
+def test_vvc_pictures_are_twice_the_mosaics_height_only_below_qp_37():
+    from codec import standard
+
+    vvc, hevc = standard.video_format("vvc"), standard.video_format("hevc")
+    assert [vvc.height_factor(qp) for qp in (0, 36, 37, 63)] == [2, 2, 1, 1]
+    assert {hevc.height_factor(qp) for qp in (0, 51)} == {1}
+
+
 def test_ranges_hold_every_value_and_quantisation_error_is_half_a_step():
     x = (np.random.default_rng(0).standard_normal((4, 6, 6)) * [[[1]], [[30]], [[1e-3]], [[0]]]).astype(np.float32)
     lo, hi = channel_ranges(x)
