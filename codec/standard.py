@@ -208,8 +208,10 @@ def decode_plane(data: bytes, standard: str, shape: tuple[int, int]) -> np.ndarr
     h, w = int(shape[0]), int(shape[1])
     if _pyav() is not None:
         return _decode_in_process(bytes(data), fmt, h, w)
-    args = ["-max_pixels", str(_allocation(h, w)), "-f", fmt.stream, "-c:v", fmt.decoder, "-i", "pipe:0", "-frames:v", "1",
-            "-f", "rawvideo", "-pix_fmt", PIX_FMT, "pipe:1"]
+    # one decoding thread: ffmpeg 9.0's multithreaded VVC decoder returns other samples for about one run in
+    # four on the same stream (a race; tests/codec/test_packed.py), the decoded-sample checksums catch it
+    args = ["-threads", "1", "-max_pixels", str(_allocation(h, w)), "-f", fmt.stream, "-c:v", fmt.decoder, "-i", "pipe:0",
+            "-frames:v", "1", "-f", "rawvideo", "-pix_fmt", PIX_FMT, "pipe:1"]
     raw = _run(args, bytes(data), f"{fmt.decoder} decode", BitstreamError)
     expected = 2 * (h * w + 2 * (h // 2) * (w // 2))
     if len(raw) != expected:
@@ -271,7 +273,7 @@ def decode_image(data: bytes, fmt_name: str, shape: tuple[int, int]) -> np.ndarr
     fmt = image_format(fmt_name)
     h, w = int(shape[0]), int(shape[1])
     decoder = ["-c:v", fmt.decoder] if fmt.decoder else []
-    args = ["-max_pixels", str(_allocation(h, w)), "-f", fmt.demuxer, *decoder, "-i", "pipe:0", "-frames:v", "1",
+    args = ["-threads", "1", "-max_pixels", str(_allocation(h, w)), "-f", fmt.demuxer, *decoder, "-i", "pipe:0", "-frames:v", "1",
             "-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:1"]
     raw = _run(args, bytes(data), f"{fmt.name} decode", BitstreamError)
     if len(raw) != h * w * 3:

@@ -5,11 +5,13 @@ VVenC / HM / FFmpeg anchors of CompressAI-Vision): kinds `vvc` (VVenC), `hevc` (
 each at one QP (a study's `codec.qps` ladder gives one codec directory per QP). Nothing is learned; the
 standard bitstream and the packing metadata travel in the `.fcb` (docs/bitstream.md, "Packed features").
 
-    x {level: C×h×w} ─► per-channel min/max (float16, rounded outward) ─► q = round((x−min)/(max−min)·1023)
+    x {level: C×h×w} ─► per-channel min/max (float16, rounded outward; `ranges_per="level"`: one pair per
+                        level, their extremes) ─► q = round((x−min)/(max−min)·1023)
                      ─► tiles in raster order (channel c at row c // cols, column c % cols) ─► frame H×W
                      ─► luma of a yuv420p10le picture ─► ffmpeg encoder (intra) ─► substream "s.<level>"
     x_hat            ◄─ min + q̂·(max−min)/1023 ◄─ untile ◄─ luma ◄─ ffmpeg's decoder ◄─┘
-                        ranges: substream "r.<level>" (C float16 minima, then C float16 maxima, LE)
+                        ranges: substream "r.<level>" (C float16 minima, then C float16 maxima, LE; 1 and 1
+                        per level)
     checksums["<level>"] = CRC-32(r.<level> ‖ decoded luma as u16 LE): the encoder decodes its own picture,
                            the decoder refuses a stream whose samples differ (docs/bitstream.md, section 8)
 """
@@ -32,6 +34,7 @@ from .registry import register_codec
 
 ALIGN = 8  # frame sides are padded to a multiple of the smallest coding block
 MIN_FRAME = 16  # VVenC and x265 refuse smaller pictures
+RANGES_PER = ("channel", "level")  # one min/max per channel (default), or one per level: 4 bytes instead of 4·C
 FILL = 1 << (standard.BIT_DEPTH - 1)  # mid-grey in unused tiles and the padding: cheapest to code
 _F16_MAX = float(np.finfo(np.float16).max)
 
@@ -107,7 +110,7 @@ class PackedFeatureCodec(FeatureCodec):
 
     def __init__(
         self, levels: Sequence[FeatureLevel], resolution: int | None = None, qp: int = 32,
-        preset: str | None = None, grid_stride: int = 16,
+        preset: str | None = None, grid_stride: int = 16, ranges_per: str = "channel",
     ):
         super().__init__(levels, resolution, grid_stride)
         fmt = standard.video_format(self.standard)
@@ -116,9 +119,15 @@ class PackedFeatureCodec(FeatureCodec):
             raise ValueError(f"{self.standard}: qp {qp} outside [{low}, {high}]")
         self.qp = int(qp)
         self.preset = str(preset or fmt.default_preset)
+        if ranges_per not in RANGES_PER:
+            raise ValueError(f"ranges_per {ranges_per!r}: choose from {', '.join(RANGES_PER)}")
+        self.ranges_per = ranges_per
 
     def hparams(self) -> dict:
-        return {"qp": self.qp, "preset": self.preset, "grid_stride": self.grid_stride}
+        return {"qp": self.qp, "preset": self.preset, "grid_stride": self.grid_stride, "ranges_per": self.ranges_per}
+
+    def _range_count(self, channels: int) -> int:
+        return channels if self.ranges_per == "channel" else 1
 
     def latent_shapes(self, grid: Sequence[int]) -> dict[str, list[int]]:
         """The coded pictures (H×W luma) per level."""
@@ -136,6 +145,7 @@ class PackedFeatureCodec(FeatureCodec):
                            "frame": list(self._frame((c, h, w))), "ranges": f"r.{name}", "stream": f"s.{name}"})
         return {"packing": {"standard": self.standard, "bitstream": fmt.bitstream, "pix_fmt": standard.PIX_FMT,
                             "bit_depth": standard.BIT_DEPTH, "tile_order": "raster", "fill": FILL, "qp": self.qp,
+                            "ranges_per": self.ranges_per,
                             "levels": levels}}
 
     def forward(self, x: dict[str, torch.Tensor]) -> dict:
@@ -162,7 +172,11 @@ class PackedFeatureCodec(FeatureCodec):
             strings, checksums = {}, {}
             for name in self.level_names:
                 lo, hi = channel_ranges(arrays[name][b])
-                frame = pack_level(quantise(arrays[name][b], lo, hi), fmt.height_factor(self.qp))
+                if self.ranges_per == "level":  # the extremes of the outward-rounded channel ranges
+                    lo, hi = lo.min(keepdims=True), hi.max(keepdims=True)
+                c = arrays[name].shape[1]
+                q = quantise(arrays[name][b], np.broadcast_to(lo, (c,)), np.broadcast_to(hi, (c,)))
+                frame = pack_level(q, fmt.height_factor(self.qp))
                 ranges = lo.astype("<f2").tobytes() + hi.astype("<f2").tobytes()
                 data = standard.encode_plane(frame, self.standard, self.qp, preset=self.preset, threads=threads or 1)
                 # the encoder decodes its own picture (as a video encoder's reconstruction loop does), so the
@@ -187,9 +201,10 @@ class PackedFeatureCodec(FeatureCodec):
                 ranges, data = item.get(f"r.{name}"), item.get(f"s.{name}")
                 if ranges is None or data is None:
                     raise BitstreamError(f"substreams r.{name} and s.{name} must both be present")
-                if len(ranges) != 4 * c:
-                    raise BitstreamError(f"substream r.{name}: {len(ranges)} bytes, expected {4 * c} (2×{c} float16)")
-                lo, hi = np.frombuffer(ranges, "<f2", c), np.frombuffer(ranges, "<f2", c, offset=2 * c)
+                n = self._range_count(c)
+                if len(ranges) != 4 * n:
+                    raise BitstreamError(f"substream r.{name}: {len(ranges)} bytes, expected {4 * n} (2×{n} float16)")
+                lo, hi = np.frombuffer(ranges, "<f2", n), np.frombuffer(ranges, "<f2", n, offset=2 * n)
                 if not (np.isfinite(lo).all() and np.isfinite(hi).all() and (lo <= hi).all()):
                     raise BitstreamError(f"substream r.{name}: ranges must be finite with min ≤ max")
                 frame = standard.decode_plane(data, self.standard, self._frame((c, h, w)))
@@ -199,6 +214,7 @@ class PackedFeatureCodec(FeatureCodec):
                     raise BitstreamError(f"header checksums[{name!r}]: the decoded samples and ranges of level {name} "
                                          f"are not the encoder's (a corrupted s.{name} or r.{name}, or a decoder "
                                          "that disagrees)")
+                lo, hi = np.broadcast_to(lo, (c,)), np.broadcast_to(hi, (c,))
                 out[name].append(torch.from_numpy(dequantise(unpack_level(frame, c, h, w), lo, hi)))
         return {"x_hat": {n: torch.stack(v).to(device) for n, v in out.items()}, "y_hat": None}
 

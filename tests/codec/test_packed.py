@@ -120,7 +120,8 @@ def test_standard_bitstream_extracted_from_the_documented_layout_decodes_with_ff
         (frame_h, frame_w), (rows, cols), (h, w), c = level["frame"], level["tiles"], level["tile"], level["channels"]
         path = tmp_path / f"{level['name']}.266"
         path.write_bytes(parts[level["stream"]])
-        yuv = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-f", "vvc", "-i", str(path),
+        # one thread, as docs/bitstream.md says: ffmpeg 9.0's multithreaded VVC decoder is not deterministic
+        yuv = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-threads", "1", "-f", "vvc", "-i", str(path),
                               "-f", "rawvideo", "-pix_fmt", "yuv420p10le", "-"], capture_output=True, check=True).stdout
         luma = np.frombuffer(yuv, "<u2", frame_h * frame_w).reshape(frame_h, frame_w)
         # the level's checksum: CRC-32 of its ranges' bytes, then of the decoded luma samples (u16 LE)
@@ -132,6 +133,23 @@ def test_standard_bitstream_extracted_from_the_documented_layout_decodes_with_ff
         x_hat = lo[:, None, None] + tiles.astype(np.float32) * ((hi - lo) / np.float32(1023))[:, None, None]
         assert rows * cols >= c
         assert torch.equal(torch.from_numpy(x_hat), ours[level["name"]])
+
+
+def test_per_level_ranges_carry_one_pair_per_level(feature_cache, tmp_path):
+    batch = {k: v[None].float() for k, v in feature_cache[1].items()}
+    codecs = {per: train_codec(feature_cache, tmp_path / per, lmbda=None, kind="vvc",
+                               hparams={"qp": 51, "ranges_per": per}) for per in ("channel", "level")}  # fmt: skip
+    (data,) = encode_features(codecs["level"], batch)
+    parsed = unpack(data)
+    assert parsed.header["packing"]["ranges_per"] == "level"
+    assert all(len(parsed.substreams[f"r.{n}"]) == 4 for n in codecs["level"].model.level_names)
+    decoded = decode_stream(codecs["level"], data).features
+    for name, x in batch.items():  # every value inside the level's one range, within a 10-bit step of it
+        assert torch.all(decoded[name] >= x.min() - 1e-3) and torch.all(decoded[name] <= x.max() + 1e-3)
+    (per_channel,) = encode_features(codecs["channel"], batch)
+    assert len(data) < len(per_channel)
+    with pytest.raises(ValueError, match="ranges_per"):
+        train_codec(feature_cache, tmp_path / "x", lmbda=None, kind="vvc", hparams={"qp": 51, "ranges_per": "tile"})
 
 
 def test_malformed_ranges_and_packing_are_bitstream_errors(vvc_dirs, feature_cache):
