@@ -33,7 +33,7 @@ MAX_PIXELS_FACTOR = 4  # default decode limit: 4x the pixels of the codec's trai
 # packed anchor's also holds `packing` (section 8)
 _HEADER_KEYS = {"format", "codec", "encoder", "resolution", "grid", "levels", "latents", "coder", "checksums",
                 "estimated_bits", "source", "substreams"}
-# the checksums each kind's encoder writes, all required; a packed anchor's standard bitstream has none
+# the checksums each kind's encoder writes, all required; a packed anchor's: one per level (its decoded samples)
 _CHECKSUMS = {"hyperprior": {"symbols", "probability_model", "hyper"}, "factorized": {"symbols"},
               "uniform": {"symbols"}}
 
@@ -207,7 +207,7 @@ def check_header(
     if coder not in allowed:
         raise BitstreamError(f"header field 'coder' is {coder!r}; a {model.kind} codec reads {', '.join(allowed)}")
     checksums = _require(header, "checksums", dict, "an object")
-    required = set() if getattr(model, "standard", "") else _CHECKSUMS[model.kind]
+    required = set(model.level_names) if getattr(model, "standard", "") else _CHECKSUMS[model.kind]
     if set(checksums) != required:
         raise BitstreamError(f"header field 'checksums' has {sorted(checksums)}; a {model.kind} stream carries "
                              f"exactly {sorted(required)}")

@@ -6,11 +6,12 @@
     rgb = decode_image(data, "jxl", (H, W))
 
 Packed-feature anchors (codec.models.packed) code one luma plane per feature level; the remote-inference
-anchor (probes.anchors) codes the picture. Every call runs the ffmpeg binary (`imageio_ffmpeg.get_ffmpeg_exe()`)
-on pipes: the libraries (libvvenc, libx265, SVT-AV1, dav1d, libjxl) do all the coding, nothing here codes video.
-Torch-free, so `featcodec info` and tests of the layout can use it.
+anchor (probes.anchors) codes the picture. Calls run the ffmpeg binary (`imageio_ffmpeg.get_ffmpeg_exe()`) on
+pipes, or the same libraries in-process through PyAV where its build has them (the x265 encoder; the HEVC, VVC
+and dav1d decoders): the libraries (libvvenc, libx265, SVT-AV1, dav1d, libjxl) do all the coding, nothing here
+codes video. Torch-free, so `featcodec info` and tests of the layout can use it.
 
-Decoding is bounded: ffmpeg's decoder is told the largest picture it may allocate (`-max_pixels`), and the
+Decoding is bounded: ffmpeg's decoder is told the largest picture it may allocate (`max_pixels`), and the
 output must be exactly the size the caller derived from its own checked metadata, else BitstreamError.
 """
 
@@ -40,14 +41,26 @@ class VideoFormat:
     qp_range: tuple[int, int]
     default_preset: str
     bitstream: str  # what the bytes are, for docs/bitstream.md and `featcodec info`
-    # frames are padded to this many times the mosaic's height: ffmpeg's libvvenc wrapper gives a coded
-    # picture one byte per luma sample and fails beyond it (10-bit detail at low QP needs more)
-    height_factor: int = 1
+    # below this QP, frames are padded to twice the mosaic's height: ffmpeg's libvvenc wrapper gives a coded
+    # picture one byte per luma sample and fails beyond it; at QP >= 37 even a worst-case 16×16 plane (noise,
+    # checkerboard) stays under 0.85 byte per sample in the all-intra configuration, feature planes under 0.4
+    tall_below_qp: int = 0
 
-    def encoder_args(self, qp: int, preset: str | None, threads: int) -> list[str]:
+    def height_factor(self, qp: int) -> int:
+        """How many times the tile mosaic's height a coded picture has at `qp` (docs/bitstream.md, section 8)."""
+        return 2 if int(qp) < self.tall_below_qp else 1
+
+    def encoder_args(self, qp: int, preset: str | None, threads: int, *, picture: bool = False) -> list[str]:
+        """The encoder's ffmpeg options for a feature plane, or (`picture`) for a remote-inference picture."""
         preset = preset or self.default_preset
         if self.encoder == "libvvenc":  # QPA off: perceptual QP adaptation is for eyes, not features
-            return ["-c:v", "libvvenc", "-preset", preset, "-qp", str(qp), "-qpa", "0", "-threads", str(threads)]
+            args = ["-c:v", "libvvenc", "-preset", preset, "-qp", str(qp), "-qpa", "0", "-threads", str(threads)]
+            # VVenC's all-intra configuration (GOP and intra period 1, as VTM's intra CTC): the random-access
+            # default spends ~110 more bytes of parameter sets on each single picture. ALF and CC-ALF off on
+            # feature planes: on the mini features they change bytes and feature MSE by under 1 % and cost
+            # VVenC half its time on these small pictures; pictures keep them
+            params = "GOPSize=1:IntraPeriod=1" + ("" if picture else ":ALF=0:CCALF=0")
+            return [*args, "-vvenc-params", params]
         if self.encoder == "libx265":  # info=0: no encoder-version SEI (about 2 kB) in every stream
             return ["-c:v", "libx265", "-preset", preset,
                     "-x265-params", f"qp={qp}:info=0:log-level=error:pools={threads}:frame-threads=1"]
@@ -59,7 +72,7 @@ class VideoFormat:
 
 VIDEO_FORMATS = {
     "vvc": VideoFormat("vvc", "libvvenc", "vvc", "vvc", (0, 63), "faster",
-                       "H.266/VVC elementary stream, Annex B byte stream (start codes)", height_factor=2),
+                       "H.266/VVC elementary stream, Annex B byte stream (start codes)", tall_below_qp=37),
     "hevc": VideoFormat("hevc", "libx265", "hevc", "hevc", (0, 51), "fast",
                         "H.265/HEVC elementary stream, Annex B byte stream (start codes)"),
     "av1": VideoFormat("av1", "libsvtav1", "obu", "libdav1d", (1, 63), "8",
@@ -80,7 +93,7 @@ class ImageFormat:
 
     def encoder_args(self, quality: float, threads: int) -> list[str]:
         if self.name == "vvc":
-            return ["-pix_fmt", PIX_FMT, *VIDEO_FORMATS["vvc"].encoder_args(int(quality), None, threads)]
+            return ["-pix_fmt", PIX_FMT, *VIDEO_FORMATS["vvc"].encoder_args(int(quality), None, threads, picture=True)]
         if self.name == "jxl":
             return ["-c:v", "libjxl", "-distance", f"{float(quality):g}", "-effort", "7", "-threads", str(threads)]
         if self.name == "jpeg":  # ffmpeg's baseline JPEG encoder, 4:2:0, q-scale 2 (best) .. 31
@@ -189,18 +202,52 @@ def _encode_in_process(plane: np.ndarray, fmt: VideoFormat, qp: int, preset: str
 
 
 def decode_plane(data: bytes, standard: str, shape: tuple[int, int]) -> np.ndarray:
-    """The luma plane (H×W uint16) of the one picture in `data`, decoded by ffmpeg's decoder; the picture
+    """The luma plane (H×W uint16) of the first picture in `data`, decoded by ffmpeg's decoder; the picture
     must be exactly `shape` (the caller's checked metadata), and nothing larger is allocated."""
     fmt = video_format(standard)
     h, w = int(shape[0]), int(shape[1])
-    args = ["-max_pixels", str(_allocation(h, w)), "-f", fmt.stream, "-c:v", fmt.decoder, "-i", "pipe:0", "-frames:v", "1",
-            "-f", "rawvideo", "-pix_fmt", PIX_FMT, "pipe:1"]
+    if _pyav() is not None:
+        return _decode_in_process(bytes(data), fmt, h, w)
+    # one decoding thread: ffmpeg 9.0's multithreaded VVC decoder returns other samples for about one run in
+    # four on the same stream (a race; tests/codec/test_packed.py), the decoded-sample checksums catch it
+    args = ["-threads", "1", "-max_pixels", str(_allocation(h, w)), "-f", fmt.stream, "-c:v", fmt.decoder, "-i", "pipe:0",
+            "-frames:v", "1", "-f", "rawvideo", "-pix_fmt", PIX_FMT, "pipe:1"]
     raw = _run(args, bytes(data), f"{fmt.decoder} decode", BitstreamError)
     expected = 2 * (h * w + 2 * (h // 2) * (w // 2))
     if len(raw) != expected:
         raise BitstreamError(f"{standard} stream decodes to {len(raw)} bytes of {PIX_FMT}, expected a {w}×{h} "
                              f"picture ({expected} bytes)")
     return np.frombuffer(raw, dtype="<u2", count=h * w).reshape(h, w).astype(np.uint16)
+
+
+def _decode_in_process(data: bytes, fmt: VideoFormat, h: int, w: int) -> np.ndarray:
+    """The ffmpeg binary's demuxer and decoder through PyAV's libavcodec, without a process per picture (an
+    ffmpeg process costs ≈ 15 ms, more than decoding a feature level); the same `max_pixels` bound. A standard's
+    decoder is normative, so the samples equal the binary's (a test keeps it true)."""
+    import io
+
+    av = _pyav()
+    what = f"{fmt.decoder} decode"
+    try:
+        with av.open(io.BytesIO(data), format=fmt.stream) as container:
+            ctx = av.CodecContext.create(fmt.decoder, "r")
+            ctx.options, ctx.thread_count = {"max_pixels": str(_allocation(h, w))}, 1
+            frames = []
+            for packet in container.demux(video=0):
+                frames += ctx.decode(packet) if packet.size else []
+                if frames:
+                    break
+            frames = frames or list(ctx.decode(None))
+    except (av.error.FFmpegError, IndexError) as e:  # IndexError: no video stream in the data
+        raise BitstreamError(f"{what}: {e}") from None
+    if not frames:
+        raise BitstreamError(f"{what}: the stream holds no picture")
+    frame = frames[0]
+    if (frame.format.name, frame.height, frame.width) != (PIX_FMT, h, w):
+        raise BitstreamError(f"{fmt.name} stream decodes to a {frame.width}×{frame.height} {frame.format.name} "
+                             f"picture, expected {w}×{h} {PIX_FMT}")
+    luma = frame.planes[0]
+    return np.frombuffer(luma, "<u2").reshape(h, luma.line_size // 2)[:, :w].astype(np.uint16)
 
 
 def image_format(name: str) -> ImageFormat:
@@ -226,7 +273,7 @@ def decode_image(data: bytes, fmt_name: str, shape: tuple[int, int]) -> np.ndarr
     fmt = image_format(fmt_name)
     h, w = int(shape[0]), int(shape[1])
     decoder = ["-c:v", fmt.decoder] if fmt.decoder else []
-    args = ["-max_pixels", str(_allocation(h, w)), "-f", fmt.demuxer, *decoder, "-i", "pipe:0", "-frames:v", "1",
+    args = ["-threads", "1", "-max_pixels", str(_allocation(h, w)), "-f", fmt.demuxer, *decoder, "-i", "pipe:0", "-frames:v", "1",
             "-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:1"]
     raw = _run(args, bytes(data), f"{fmt.name} decode", BitstreamError)
     if len(raw) != h * w * 3:

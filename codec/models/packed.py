@@ -5,16 +5,21 @@ VVenC / HM / FFmpeg anchors of CompressAI-Vision): kinds `vvc` (VVenC), `hevc` (
 each at one QP (a study's `codec.qps` ladder gives one codec directory per QP). Nothing is learned; the
 standard bitstream and the packing metadata travel in the `.fcb` (docs/bitstream.md, "Packed features").
 
-    x {level: C×h×w} ─► per-channel min/max (float16, rounded outward) ─► q = round((x−min)/(max−min)·1023)
+    x {level: C×h×w} ─► per-channel min/max (float16, rounded outward; `ranges_per="level"`: one pair per
+                        level, their extremes) ─► q = round((x−min)/(max−min)·1023)
                      ─► tiles in raster order (channel c at row c // cols, column c % cols) ─► frame H×W
                      ─► luma of a yuv420p10le picture ─► ffmpeg encoder (intra) ─► substream "s.<level>"
     x_hat            ◄─ min + q̂·(max−min)/1023 ◄─ untile ◄─ luma ◄─ ffmpeg's decoder ◄─┘
-                        ranges: substream "r.<level>" (C float16 minima, then C float16 maxima, LE)
+                        ranges: substream "r.<level>" (C float16 minima, then C float16 maxima, LE; 1 and 1
+                        per level)
+    checksums["<level>"] = CRC-32(r.<level> ‖ decoded luma as u16 LE): the encoder decodes its own picture,
+                           the decoder refuses a stream whose samples differ (docs/bitstream.md, section 8)
 """
 
 from __future__ import annotations
 
 import math
+import zlib
 from collections.abc import Sequence
 
 import numpy as np
@@ -29,6 +34,7 @@ from .registry import register_codec
 
 ALIGN = 8  # frame sides are padded to a multiple of the smallest coding block
 MIN_FRAME = 16  # VVenC and x265 refuse smaller pictures
+RANGES_PER = ("channel", "level")  # one min/max per channel (default), or one per level: 4 bytes instead of 4·C
 FILL = 1 << (standard.BIT_DEPTH - 1)  # mid-grey in unused tiles and the padding: cheapest to code
 _F16_MAX = float(np.finfo(np.float16).max)
 
@@ -40,8 +46,8 @@ def tile_grid(channels: int) -> tuple[int, int]:
 
 
 def frame_shape(channels: int, height: int, width: int, height_factor: int = 1) -> tuple[int, int]:
-    """The coded picture's H×W: the tile mosaic (its height times the standard's `height_factor`) padded to
-    a multiple of ALIGN, at least MIN_FRAME a side."""
+    """The coded picture's H×W: the tile mosaic (its height times the standard's `height_factor` at the
+    codec's QP) padded to a multiple of ALIGN, at least MIN_FRAME a side."""
     rows, cols = tile_grid(channels)
 
     def side(n: int) -> int:
@@ -85,6 +91,12 @@ def quantise(x: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(scaled), 0, standard.MAX_SAMPLE).astype(np.uint16)
 
 
+def decoded_checksum(ranges: bytes, frame: np.ndarray) -> int:
+    """A level's `checksums` entry: CRC-32 (zlib) of its r.<level> bytes, then of the decoded H×W luma
+    samples as little-endian u16 in row-major order: all that the reconstruction reads."""
+    return zlib.crc32(np.ascontiguousarray(frame, dtype="<u2").tobytes(), zlib.crc32(ranges))
+
+
 def dequantise(q: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
     """min + q·(max − min)/1023 in float32: the decoder's whole reconstruction rule."""
     lo32, hi32 = lo.astype(np.float32)[:, None, None], hi.astype(np.float32)[:, None, None]
@@ -98,7 +110,7 @@ class PackedFeatureCodec(FeatureCodec):
 
     def __init__(
         self, levels: Sequence[FeatureLevel], resolution: int | None = None, qp: int = 32,
-        preset: str | None = None, grid_stride: int = 16,
+        preset: str | None = None, grid_stride: int = 16, ranges_per: str = "channel",
     ):
         super().__init__(levels, resolution, grid_stride)
         fmt = standard.video_format(self.standard)
@@ -107,16 +119,22 @@ class PackedFeatureCodec(FeatureCodec):
             raise ValueError(f"{self.standard}: qp {qp} outside [{low}, {high}]")
         self.qp = int(qp)
         self.preset = str(preset or fmt.default_preset)
+        if ranges_per not in RANGES_PER:
+            raise ValueError(f"ranges_per {ranges_per!r}: choose from {', '.join(RANGES_PER)}")
+        self.ranges_per = ranges_per
 
     def hparams(self) -> dict:
-        return {"qp": self.qp, "preset": self.preset, "grid_stride": self.grid_stride}
+        return {"qp": self.qp, "preset": self.preset, "grid_stride": self.grid_stride, "ranges_per": self.ranges_per}
+
+    def _range_count(self, channels: int) -> int:
+        return channels if self.ranges_per == "channel" else 1
 
     def latent_shapes(self, grid: Sequence[int]) -> dict[str, list[int]]:
         """The coded pictures (H×W luma) per level."""
         return {f"s.{name}": list(self._frame(shape)) for name, shape in self.level_shapes(grid).items()}
 
     def _frame(self, shape: Sequence[int]) -> tuple[int, int]:
-        return frame_shape(*shape, standard.video_format(self.standard).height_factor)
+        return frame_shape(*shape, standard.video_format(self.standard).height_factor(self.qp))
 
     def stream_fields(self, grid: Sequence[int]) -> dict:
         """The `packing` header field: everything another program needs to pull out and decode the frames."""
@@ -127,6 +145,7 @@ class PackedFeatureCodec(FeatureCodec):
                            "frame": list(self._frame((c, h, w))), "ranges": f"r.{name}", "stream": f"s.{name}"})
         return {"packing": {"standard": self.standard, "bitstream": fmt.bitstream, "pix_fmt": standard.PIX_FMT,
                             "bit_depth": standard.BIT_DEPTH, "tile_order": "raster", "fill": FILL, "qp": self.qp,
+                            "ranges_per": self.ranges_per,
                             "levels": levels}}
 
     def forward(self, x: dict[str, torch.Tensor]) -> dict:
@@ -150,14 +169,21 @@ class PackedFeatureCodec(FeatureCodec):
         arrays = {n: x[n].detach().to("cpu", torch.float32).numpy() for n in self.level_names}
         items = []
         for b in range(next(iter(arrays.values())).shape[0]):
-            strings = {}
+            strings, checksums = {}, {}
             for name in self.level_names:
                 lo, hi = channel_ranges(arrays[name][b])
-                frame = pack_level(quantise(arrays[name][b], lo, hi), fmt.height_factor)
-                strings[f"r.{name}"] = lo.astype("<f2").tobytes() + hi.astype("<f2").tobytes()
-                strings[f"s.{name}"] = standard.encode_plane(frame, self.standard, self.qp, preset=self.preset,
-                                                             threads=threads or 1)
-            items.append({"strings": strings, "checksums": {}, "estimated_bits": None})
+                if self.ranges_per == "level":  # the extremes of the outward-rounded channel ranges
+                    lo, hi = lo.min(keepdims=True), hi.max(keepdims=True)
+                c = arrays[name].shape[1]
+                q = quantise(arrays[name][b], np.broadcast_to(lo, (c,)), np.broadcast_to(hi, (c,)))
+                frame = pack_level(q, fmt.height_factor(self.qp))
+                ranges = lo.astype("<f2").tobytes() + hi.astype("<f2").tobytes()
+                data = standard.encode_plane(frame, self.standard, self.qp, preset=self.preset, threads=threads or 1)
+                # the encoder decodes its own picture (as a video encoder's reconstruction loop does), so the
+                # stream records what a decoder must reproduce
+                checksums[name] = decoded_checksum(ranges, standard.decode_plane(data, self.standard, frame.shape))
+                strings[f"r.{name}"], strings[f"s.{name}"] = ranges, data
+            items.append({"strings": strings, "checksums": checksums, "estimated_bits": None})
         return {"items": items, "shape": list(grid), "coder": self.standard}
 
     @torch.no_grad()
@@ -165,22 +191,30 @@ class PackedFeatureCodec(FeatureCodec):
         self, strings: list[dict[str, bytes]], shape: Sequence[int], coder: str | None = None,
         threads: int | None = None, checksums: list[dict] | None = None, device: str | torch.device = "cpu",
     ) -> dict:
+        """`checksums` (one dict per item, as the pipeline passes them): each level's decoded samples and
+        ranges must match the encoder's CRC-32, else BitstreamError naming the level."""
         shapes = self.level_shapes(shape)
         out: dict[str, list[torch.Tensor]] = {n: [] for n in self.level_names}
-        for item in strings:
+        for index, item in enumerate(strings):
             for name in self.level_names:
                 c, h, w = shapes[name]
                 ranges, data = item.get(f"r.{name}"), item.get(f"s.{name}")
                 if ranges is None or data is None:
                     raise BitstreamError(f"substreams r.{name} and s.{name} must both be present")
-                if len(ranges) != 4 * c:
-                    raise BitstreamError(f"substream r.{name}: {len(ranges)} bytes, expected {4 * c} (2×{c} float16)")
-                lo, hi = np.frombuffer(ranges, "<f2", c), np.frombuffer(ranges, "<f2", c, offset=2 * c)
+                n = self._range_count(c)
+                if len(ranges) != 4 * n:
+                    raise BitstreamError(f"substream r.{name}: {len(ranges)} bytes, expected {4 * n} (2×{n} float16)")
+                lo, hi = np.frombuffer(ranges, "<f2", n), np.frombuffer(ranges, "<f2", n, offset=2 * n)
                 if not (np.isfinite(lo).all() and np.isfinite(hi).all() and (lo <= hi).all()):
                     raise BitstreamError(f"substream r.{name}: ranges must be finite with min ≤ max")
                 frame = standard.decode_plane(data, self.standard, self._frame((c, h, w)))
                 if frame.max(initial=0) > standard.MAX_SAMPLE:
                     raise BitstreamError(f"substream s.{name}: samples beyond {standard.BIT_DEPTH} bits")
+                if checksums is not None and decoded_checksum(ranges, frame) != checksums[index].get(name):
+                    raise BitstreamError(f"header checksums[{name!r}]: the decoded samples and ranges of level {name} "
+                                         f"are not the encoder's (a corrupted s.{name} or r.{name}, or a decoder "
+                                         "that disagrees)")
+                lo, hi = np.broadcast_to(lo, (c,)), np.broadcast_to(hi, (c,))
                 out[name].append(torch.from_numpy(dequantise(unpack_level(frame, c, h, w), lo, hi)))
         return {"x_hat": {n: torch.stack(v).to(device) for n, v in out.items()}, "y_hat": None}
 

@@ -9,6 +9,7 @@ from bench.cli import main
 from . import fuzz
 
 MUTATIONS_PER_PAIR = 100  # seeded; 7 kind/coder pairs; the >10 000-mutation run is by hand (bench/RESULTS.md)
+PACKED_MUTATIONS = 150  # each decode runs the HEVC decoder on three levels
 
 
 @pytest.fixture(scope="module")
@@ -21,6 +22,14 @@ def test_mutated_streams_are_refused_or_decode_exactly(codecs, tmp_path):
     assert not result["findings"], [f[:5] for f in result["findings"][:5]]
     assert result["counts"]["refused"] > 0.8 * MUTATIONS_PER_PAIR * len(fuzz.COMBOS)
     assert set(result["exit_codes"]) <= {0, 3} and result["exit_codes"][3] > 0  # every refusal: exit code 3
+
+
+def test_mutated_packed_streams_are_refused_or_decode_exactly(tmp_path):
+    """The standard's decoder accepts many mutated bitstreams: the decoded-sample checksums refuse them."""
+    codecs = fuzz.make_codecs(tmp_path, packed=True)
+    result = fuzz.run(codecs, PACKED_MUTATIONS, seed=20, combos=[fuzz.PACKED])
+    assert not result["findings"], [f[:5] for f in result["findings"][:5]]
+    assert result["counts"]["refused"] > 0.8 * PACKED_MUTATIONS
 
 
 @pytest.mark.parametrize("what", ["odd-grid", "huge-int", "json-bomb", "tiny-compressai", "empty-checksums"])

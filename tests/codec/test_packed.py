@@ -28,6 +28,14 @@ def test_tiles_are_raster_order_and_invertible():
     assert (unpack_level(frame, 5, 3, 2) == q).all()
 
 
+def test_vvc_pictures_are_twice_the_mosaics_height_only_below_qp_37():
+    from codec import standard
+
+    vvc, hevc = standard.video_format("vvc"), standard.video_format("hevc")
+    assert [vvc.height_factor(qp) for qp in (0, 36, 37, 63)] == [2, 2, 1, 1]
+    assert {hevc.height_factor(qp) for qp in (0, 51)} == {1}
+
+
 def test_ranges_hold_every_value_and_quantisation_error_is_half_a_step():
     x = (np.random.default_rng(0).standard_normal((4, 6, 6)) * [[[1]], [[30]], [[1e-3]], [[0]]]).astype(np.float32)
     lo, hi = channel_ranges(x)
@@ -112,9 +120,12 @@ def test_standard_bitstream_extracted_from_the_documented_layout_decodes_with_ff
         (frame_h, frame_w), (rows, cols), (h, w), c = level["frame"], level["tiles"], level["tile"], level["channels"]
         path = tmp_path / f"{level['name']}.266"
         path.write_bytes(parts[level["stream"]])
-        yuv = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-f", "vvc", "-i", str(path),
+        # one thread, as docs/bitstream.md says: ffmpeg 9.0's multithreaded VVC decoder is not deterministic
+        yuv = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-threads", "1", "-f", "vvc", "-i", str(path),
                               "-f", "rawvideo", "-pix_fmt", "yuv420p10le", "-"], capture_output=True, check=True).stdout
         luma = np.frombuffer(yuv, "<u2", frame_h * frame_w).reshape(frame_h, frame_w)
+        # the level's checksum: CRC-32 of its ranges' bytes, then of the decoded luma samples (u16 LE)
+        assert header["checksums"][level["name"]] == zlib.crc32(luma.tobytes(), zlib.crc32(parts[level["ranges"]]))
         ranges = np.frombuffer(parts[level["ranges"]], "<f2").astype(np.float32)
         lo, hi = ranges[:c], ranges[c:]
         tiles = np.stack([luma[(k // cols) * h : (k // cols + 1) * h, (k % cols) * w : (k % cols + 1) * w]
@@ -122,6 +133,23 @@ def test_standard_bitstream_extracted_from_the_documented_layout_decodes_with_ff
         x_hat = lo[:, None, None] + tiles.astype(np.float32) * ((hi - lo) / np.float32(1023))[:, None, None]
         assert rows * cols >= c
         assert torch.equal(torch.from_numpy(x_hat), ours[level["name"]])
+
+
+def test_per_level_ranges_carry_one_pair_per_level(feature_cache, tmp_path):
+    batch = {k: v[None].float() for k, v in feature_cache[1].items()}
+    codecs = {per: train_codec(feature_cache, tmp_path / per, lmbda=None, kind="vvc",
+                               hparams={"qp": 51, "ranges_per": per}) for per in ("channel", "level")}  # fmt: skip
+    (data,) = encode_features(codecs["level"], batch)
+    parsed = unpack(data)
+    assert parsed.header["packing"]["ranges_per"] == "level"
+    assert all(len(parsed.substreams[f"r.{n}"]) == 4 for n in codecs["level"].model.level_names)
+    decoded = decode_stream(codecs["level"], data).features
+    for name, x in batch.items():  # every value inside the level's one range, within a 10-bit step of it
+        assert torch.all(decoded[name] >= x.min() - 1e-3) and torch.all(decoded[name] <= x.max() + 1e-3)
+    (per_channel,) = encode_features(codecs["channel"], batch)
+    assert len(data) < len(per_channel)
+    with pytest.raises(ValueError, match="ranges_per"):
+        train_codec(feature_cache, tmp_path / "x", lmbda=None, kind="vvc", hparams={"qp": 51, "ranges_per": "tile"})
 
 
 def test_malformed_ranges_and_packing_are_bitstream_errors(vvc_dirs, feature_cache):
@@ -141,6 +169,23 @@ def test_malformed_ranges_and_packing_are_bitstream_errors(vvc_dirs, feature_cac
         decode_stream(codec, pack(header, garbage))
 
 
+def test_decoded_samples_and_ranges_must_match_the_encoders_checksums(vvc_dirs, feature_cache):
+    codec = load_codec(vvc_dirs[42])
+    (data,) = encode_features(codec, {k: v.float() for k, v in feature_cache[3].items()})
+    parsed = unpack(data)
+    header = {k: v for k, v in parsed.header.items() if k != "substreams"}
+    assert set(header["checksums"]) == set(codec.model.level_names)
+    wrong = {**header, "checksums": {**header["checksums"], "stage2": header["checksums"]["stage2"] ^ 1}}
+    with pytest.raises(BitstreamError, match=r"checksums\['stage2'\]"):
+        decode_stream(codec, pack(wrong, parsed.substreams))
+    ranges = bytearray(parsed.substreams["r.stage4"])
+    ranges[-2] ^= 0x01  # the last maximum one float16 step off: still valid ranges, other features
+    with pytest.raises(BitstreamError, match=r"checksums\['stage4'\]"):
+        decode_stream(codec, pack(header, {**parsed.substreams, "r.stage4": bytes(ranges)}))
+    with pytest.raises(BitstreamError, match="checksums"):  # a stream without them is refused
+        decode_stream(codec, pack({**header, "checksums": {}}, parsed.substreams))
+
+
 def test_in_process_hevc_encode_writes_the_ffmpeg_binarys_bytes(monkeypatch):
     """The packed-HEVC anchor encodes through PyAV's libx265 (no process per plane): the same bytes as ffmpeg."""
     from codec import standard
@@ -149,5 +194,18 @@ def test_in_process_hevc_encode_writes_the_ffmpeg_binarys_bytes(monkeypatch):
     in_process = standard.encode_plane(plane, "hevc", qp=37, preset="ultrafast")
     monkeypatch.setattr(standard, "_pyav", lambda: None)  # the ffmpeg binary instead
     assert standard.encode_plane(plane, "hevc", qp=37, preset="ultrafast") == in_process
-    assert np.array_equal(standard.decode_plane(in_process, "hevc", plane.shape),
-                          standard.decode_plane(in_process, "hevc", plane.shape))  # fmt: skip
+
+
+@pytest.mark.parametrize("kind", ["vvc", "hevc", "av1"])
+def test_in_process_decoders_give_the_ffmpeg_binarys_samples_within_the_same_bound(monkeypatch, kind):
+    from codec import standard
+
+    yy, xx = np.mgrid[0:48, 0:80]
+    plane = (np.sin(xx / 5) * 300 + yy * 4 + 400).astype(np.uint16)
+    data = standard.encode_plane(plane, kind, qp=30)
+    in_process = standard.decode_plane(data, kind, plane.shape)
+    with pytest.raises(BitstreamError):  # another size than the caller's metadata: refused, not allocated
+        standard.decode_plane(data, kind, (16, 16))
+    monkeypatch.setattr(standard, "_pyav", lambda: None)  # the ffmpeg binary instead
+    assert np.array_equal(standard.decode_plane(data, kind, plane.shape), in_process)
+    assert np.abs(in_process.astype(int) - plane).mean() < 20
