@@ -21,7 +21,7 @@ echo "build $(( $(date +%s) - t0 )) s"
 step() { local name=$1 limit=$2; shift 2; local t=$(date +%s)
   timeout "$limit" "$@" > "$OUT/$name.log" 2>&1; local rc=$?
   echo "== $name rc=$rc $(( $(date +%s) - t )) s"; tail -n "${TAIL:-25}" "$OUT/$name.log"; }
-TAIL=6 step cuda_tests 200 $py -m pytest tests/ops tests/codec -m cuda -q -p no:cacheprovider
+TAIL=6 step cuda_tests 200 $py -m pytest tests/codec -m cuda -q -p no:cacheprovider
 TAIL=40 step profile_cuda 90 $py -m bench.profile_encode --device cuda --json "$OUT/profile_cuda.json"
 if [ -d .gpu_before ]; then
   cp codec/_C*.so .gpu_before/codec/

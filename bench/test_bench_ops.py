@@ -5,7 +5,7 @@ Run: .venv/bin/python -m pytest bench/test_bench_ops.py --benchmark-only [--benc
 median, the speed-up over CompressAI and the fraction of copy bandwidth (copy time / op time,
 where the copy moves as many bytes as the op reads and writes).
 
-The functions above the tests are also run at a tiny size by tests/ops/test_bench_smoke.py.
+The functions above the tests are also run at a tiny size by tests/codec/ops/test_bench_smoke.py.
 """
 
 from __future__ import annotations

@@ -209,7 +209,7 @@ def decode_plane(data: bytes, standard: str, shape: tuple[int, int]) -> np.ndarr
     if _pyav() is not None:
         return _decode_in_process(bytes(data), fmt, h, w)
     # one decoding thread: ffmpeg 9.0's multithreaded VVC decoder returns other samples for about one run in
-    # four on the same stream (a race; tests/codec/test_packed.py), the decoded-sample checksums catch it
+    # four on the same stream (a race; tests/codec/models/test_packed.py), the decoded-sample checksums catch it
     args = ["-threads", "1", "-max_pixels", str(_allocation(h, w)), "-f", fmt.stream, "-c:v", fmt.decoder, "-i", "pipe:0",
             "-frames:v", "1", "-f", "rawvideo", "-pix_fmt", PIX_FMT, "pipe:1"]
     raw = _run(args, bytes(data), f"{fmt.decoder} decode", BitstreamError)

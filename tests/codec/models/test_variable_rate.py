@@ -8,8 +8,7 @@ from codec.models import create_codec
 from codec.pipeline import round_trip
 from codec.train import TrainingError
 from codec.variable_rate import GainUnits, fold_gain, train_variable_rate_codec
-
-from .conftest import TINY, cache_batch
+from tests.codec.conftest import TINY, cache_batch
 
 
 def test_a_gain_folds_exactly_into_the_first_and_last_convolutions(feature_cache):

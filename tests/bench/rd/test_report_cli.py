@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from bench.cli import main
-from tests.bench.test_analysis_results import codec_dir, eval_result, write
+from tests.bench.rd.test_results import codec_dir, eval_result, write
 
 RATES = [0.0625, 0.125, 0.25, 0.5]  # whole bits at 64 px × 4 images, like real streams
 HIERA_ABS_REL = [0.30, 0.22, 0.18, 0.16]

@@ -264,7 +264,7 @@ def test_task_modes_are_validated(tmp_path):
 
 def test_the_readme_study_example_validates(tmp_path):
     """The complete example in the README is a study file that loads and plans."""
-    text = (Path(__file__).parents[2] / "README.md").read_text()
+    text = (Path(__file__).parents[3] / "README.md").read_text()
     start = text.index('```toml\nname = "featcodec-mini"') + len("```toml\n")
     study = load_study(_write(tmp_path, text[start : text.index("```", start)]))
     steps = plan_steps(study)

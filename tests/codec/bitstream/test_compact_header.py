@@ -13,8 +13,7 @@ from hypothesis import strategies as st
 from codec.bitstream import MAGIC, BitstreamError, stream_info, unpack
 from codec.bitstream.compact import pack_compact
 from codec.pipeline import decode_stream, encode_features
-
-from .conftest import fpn_features
+from tests.codec.conftest import fpn_features
 
 
 def _fixed(**fields):
@@ -136,7 +135,7 @@ def test_compact_huge_grid_rejected_by_the_pixel_limit(fpn_codec):
 
 
 def test_uniform_baseline_keeps_version_1(trained_codecs, feature_cache):
-    from .conftest import cache_batch
+    from tests.codec.conftest import cache_batch
 
     (data, _) = encode_features(trained_codecs[("uniform", 10.0)], cache_batch(feature_cache, (0, 1)))
     assert stream_info(data)["container_version"] == [1, 1]

@@ -8,8 +8,7 @@ import torch
 from codec.bitstream import unpack
 from codec.entropy import auto_groups, native, substreams
 from codec.pipeline import decode_stream, encode_features
-
-from .conftest import fpn_features
+from tests.codec.conftest import fpn_features
 
 
 def test_one_group_per_2_18_symbols_capped_by_channels_and_16():

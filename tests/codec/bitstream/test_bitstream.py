@@ -12,8 +12,7 @@ from hypothesis import strategies as st
 
 from codec.bitstream import MAGIC, BitstreamError, byte_split, pack, unpack
 from codec.pipeline import decode_stream, encode_features
-
-from .conftest import fpn_features
+from tests.codec.conftest import fpn_features
 
 
 def _stream():
@@ -115,8 +114,7 @@ def test_fuzzed_real_streams_always_raise(fpn_codec, tmp_path):
     """Mutations, truncations, random bytes and a swapped codec: BitstreamError, each under 1 s."""
     from codec.codec_dir import save_codec
     from codec.models import create_codec
-
-    from .conftest import FPN_LEVELS, TINY
+    from tests.codec.conftest import FPN_LEVELS, TINY
 
     (data,) = encode_features(fpn_codec, fpn_features(batch=1))
     other = save_codec(create_codec("hyperprior", FPN_LEVELS, resolution=64, **TINY), tmp_path / "other",

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from bench.rd import build_report, load_results, write_report
-from tests.bench.test_analysis_results import codec_dir, eval_result, write
+from tests.bench.rd.test_results import codec_dir, eval_result, write
 
 RATES = [0.0625, 0.125, 0.25, 0.5]
 ABS_REL = np.array([0.30, 0.22, 0.18, 0.16])

@@ -25,10 +25,9 @@ from codec.models.integer import (
     IntegerLayer,
 )
 from codec.pipeline import decode_stream, decode_streams, encode_features, round_trip
+from tests.codec.conftest import FPN_LEVELS, TINY, cache_batch, fpn_features
 
-from .conftest import FPN_LEVELS, TINY, cache_batch, fpn_features
-
-OLD_STREAMS = Path(__file__).parent / "data" / "float64-streams"
+OLD_STREAMS = Path(__file__).parents[1] / "data" / "float64-streams"
 # Decoded features (float32 g_s) of two conforming decoders differ by at most this times the level's largest
 # magnitude (docs/bitstream.md, "Conformance"; measured ≤ 9e-7 between thread counts and between CPU and CUDA)
 FEATURE_TOLERANCE = 1e-5

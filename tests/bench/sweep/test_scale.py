@@ -26,7 +26,7 @@ from bench.sweep.study import DataSplit, StudyError, load_study
 
 from .test_sweep import TOY, _normalised_rows, _write, kill_sweep_when
 
-FULL = Path(__file__).parents[2] / "bench" / "studies" / "full.toml"
+FULL = Path(__file__).parents[3] / "bench" / "studies" / "full.toml"
 
 
 def test_the_full_study_is_priced_without_its_data():
