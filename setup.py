@@ -70,7 +70,9 @@ def _extensions():
         extra["nvcc"] = ["-O3", "--expt-relaxed-constexpr"]
         sources = cpp + cu
         kind = CUDAExtension
-    print(f"featcodec: building codec._C with {'CPU + CUDA (' + cuda_home + ')' if use_cuda else 'CPU'} kernels")
+    print(
+        f"featcodec: building codec._C with {'CPU + CUDA (' + cuda_home + ')' if use_cuda else 'CPU'} kernels"
+    )
     ext = kind("codec._C", sources, extra_compile_args=extra, extra_link_args=["-fopenmp"])
     return [ext], {"build_ext": BuildExtension.with_options(use_ninja=shutil.which("ninja") is not None)}
 

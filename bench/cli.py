@@ -22,23 +22,83 @@ from codec.errors import EXIT_BAD_INPUT, EXIT_INTERNAL, InputError
 
 # name → (module, attribute, one-line help shown by `featcodec --help`), in data-flow order
 COMMANDS: dict[str, tuple[str, str, str]] = {
-    "encoders": ("probes.commands.encoders", "encoders_command", "List the registered frozen encoders and their feature levels."),
-    "extract": ("probes.commands.encoders", "extract_command", "Run a frozen encoder over images and cache its features (resumable)."),
-    "train-codec": ("probes.commands.coding", "train_codec_command", "Train a feature codec on a feature cache (resumable)."),
-    "encode": ("probes.commands.coding", "encode_command", "Encode images or a features file into .fcb streams."),
-    "decode": ("codec.commands", "decode_command", "Decode a .fcb stream into a safetensors file of features."),
-    "info": ("codec.commands", "info_command", "Print a .fcb stream's header, sizes, bits per element and bpp."),
-    "train-neck": ("probes.commands.necks", "train_neck_command", "Train a neck onto a frozen task head (task + KD loss)."),
-    "eval": ("probes.commands.necks", "eval_command", "Score a neck + frozen head, clean or through a codec's bitstream."),
-    "zero-rate": ("probes.commands.necks", "zero_rate_command", "Score the best feature-free prediction (a curve's 0-bit point)."),
-    "pretrain-mini": ("probes.commands.pretrain", "pretrain_mini", "Pretrain mini-hiera (MAE) and mini-sam2 (SAM) on the synthetic world."),
-    "pretrain-heads": ("probes.commands.heads", "pretrain_heads_command", "Pretrain the built-in heads with their teachers (the shipped weights)."),
-    "eval-head": ("probes.commands.heads", "eval_head_command", "Score a head fed by its own teacher, next to a trivial predictor."),
-    "report": ("bench.rd.commands", "report_command", "Rate–accuracy report: curves, BD-rate, task-sufficient rate."),
-    "sweep": ("bench.commands", "sweep_command", "Run a study file: a resumable, cached graph of steps (local or Ray)."),
-    "calibrate": ("bench.commands", "calibrate_command", "Measure per-operation costs for `sweep --plan --estimate`."),
+    "encoders": (
+        "probes.commands.encoders",
+        "encoders_command",
+        "List the registered frozen encoders and their feature levels.",
+    ),
+    "extract": (
+        "probes.commands.encoders",
+        "extract_command",
+        "Run a frozen encoder over images and cache its features (resumable).",
+    ),
+    "train-codec": (
+        "probes.commands.coding",
+        "train_codec_command",
+        "Train a feature codec on a feature cache (resumable).",
+    ),
+    "encode": (
+        "probes.commands.coding",
+        "encode_command",
+        "Encode images or a features file into .fcb streams.",
+    ),
+    "decode": (
+        "codec.commands",
+        "decode_command",
+        "Decode a .fcb stream into a safetensors file of features.",
+    ),
+    "info": (
+        "codec.commands",
+        "info_command",
+        "Print a .fcb stream's header, sizes, bits per element and bpp.",
+    ),
+    "train-neck": (
+        "probes.commands.necks",
+        "train_neck_command",
+        "Train a neck onto a frozen task head (task + KD loss).",
+    ),
+    "eval": (
+        "probes.commands.necks",
+        "eval_command",
+        "Score a neck + frozen head, clean or through a codec's bitstream.",
+    ),
+    "zero-rate": (
+        "probes.commands.necks",
+        "zero_rate_command",
+        "Score the best feature-free prediction (a curve's 0-bit point).",
+    ),
+    "pretrain-mini": (
+        "probes.commands.pretrain",
+        "pretrain_mini",
+        "Pretrain mini-hiera (MAE) and mini-sam2 (SAM) on the synthetic world.",
+    ),
+    "pretrain-heads": (
+        "probes.commands.heads",
+        "pretrain_heads_command",
+        "Pretrain the built-in heads with their teachers (the shipped weights).",
+    ),
+    "eval-head": (
+        "probes.commands.heads",
+        "eval_head_command",
+        "Score a head fed by its own teacher, next to a trivial predictor.",
+    ),
+    "report": (
+        "bench.rd.commands",
+        "report_command",
+        "Rate–accuracy report: curves, BD-rate, task-sufficient rate.",
+    ),
+    "sweep": (
+        "bench.commands",
+        "sweep_command",
+        "Run a study file: a resumable, cached graph of steps (local or Ray).",
+    ),
+    "calibrate": (
+        "bench.commands",
+        "calibrate_command",
+        "Measure per-operation costs for `sweep --plan --estimate`.",
+    ),
     "demo": ("bench.commands", "demo_command", "The embedded demo study (offline, CPU, minutes)."),
-}  # fmt: skip
+}
 
 
 class BadInput(click.ClickException):

@@ -64,7 +64,8 @@ def kernel_summary_lines(medians: dict[tuple[str, str, str], float]) -> list[str
             gbps = bytes_moved(shape_name, impl) / t / 1e9
             of_copy = copy / t if copy else float("nan")
             lines.append(
-                f"| {device} | {shape_name} | {impl} | {t * 1e3:.3f} | {speedup:.1f}× | {gbps:.1f} | {of_copy:.0%} |"
+                f"| {device} | {shape_name} | {impl} | {t * 1e3:.3f} | {speedup:.1f}× | {gbps:.1f} | "
+                f"{of_copy:.0%} |"
             )
     return lines
 
@@ -78,12 +79,21 @@ def step_summary_lines(rows: dict[tuple[str, str], float]) -> list[str]:
         ratio = f"{cpu / gpu:.1f}×" if gpu and cpu else "–"
         lines.append(f"| {what} | {fmt(gpu)} | {fmt(cpu)} | {ratio} |")
     for device in ("cuda", "cpu"):
-        enc = next((t for (w, d), t in rows.items() if d == device and w.startswith("encoder forward sam2.1-hiera-tiny")),
-                   None)  # fmt: skip
+        enc = next(
+            (
+                t
+                for (w, d), t in rows.items()
+                if d == device and w.startswith("encoder forward sam2.1-hiera-tiny")
+            ),
+            None,
+        )
         for (what, d), t in rows.items():
             if what.startswith("codec encode") and d == device and enc:
-                lines.append(f"codec share of `featcodec encode` on {device}, {what.removeprefix('codec encode ')}: "
-                             f"{t * 1e3:.1f} ms = {100 * t / enc:.0f} % of the SAM2.1-tiny forward ({enc * 1e3:.1f} ms)")
+                lines.append(
+                    f"codec share of `featcodec encode` on {device}, {what.removeprefix('codec encode ')}: "
+                    f"{t * 1e3:.1f} ms = {100 * t / enc:.0f} % of the SAM2.1-tiny forward ({enc * 1e3:.1f} "
+                    "ms)"
+                )
     return lines
 
 

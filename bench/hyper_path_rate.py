@@ -1,7 +1,8 @@
 """Rate cost of the integer-exact hyper path: the same hyperprior trained with `hyper_path="integer"` and
 `"float64"` (same λ, steps, seed, data), scored on held-out features through real streams.
 
-    .venv/bin/python -m bench.hyper_path_rate -o /tmp/hyper-rate [--lambdas 0.1,0.5,2.5] [--steps 2000] [--seeds 0]
+    .venv/bin/python -m bench.hyper_path_rate -o /tmp/hyper-rate [--lambdas 0.1,0.5,2.5] [--steps 2000]
+    [--seeds 0]
         [--float-student] [--reuse] [--hyper-distill-steps N]
 
 Features: the bundled `mini-hiera` encoder at 128 px on the synthetic world (`synthetic:depth`, train
@@ -67,12 +68,18 @@ def score(codec, cache, batch: int = 8) -> dict:
         norm = codec.model.normalization
         xn, xn_hat = norm.normalize(x), norm.normalize(trip.features)
         squared += float(sum(((xn_hat[k] - xn[k]) ** 2).sum() for k in xn))
-    return {"bits_per_element": bits / elements, "payload_bits_per_element": payload / elements,
-            "mse": squared / elements, "exact": exact, "elements": elements}  # fmt: skip
+    return {
+        "bits_per_element": bits / elements,
+        "payload_bits_per_element": payload / elements,
+        "mse": squared / elements,
+        "exact": exact,
+        "elements": elements,
+    }
 
 
 def float_student(codec, train, args, seed: int):
-    """The float64 codec with a fresh float h_s distilled from its own, as train-codec distils the integer one."""
+    """The float64 codec with a fresh float h_s distilled from its own, as train-codec distils the integer
+    one."""
     import torch
 
     from codec.codec_dir import save_codec
@@ -81,12 +88,23 @@ def float_student(codec, train, args, seed: int):
 
     steps = args.steps if args.hyper_distill_steps is None else args.hyper_distill_steps
     torch.manual_seed(seed)
-    student = create_codec("hyperprior", train.levels, resolution=train.resolution, N=args.channels,
-                           M=args.latent_channels, hyper_path="float64")  # fmt: skip
+    student = create_codec(
+        "hyperprior",
+        train.levels,
+        resolution=train.resolution,
+        N=args.channels,
+        M=args.latent_channels,
+        hyper_path="float64",
+    )
     distill_integer_hyper(codec.model, student, train, steps=steps, batch_size=args.batch_size, seed=seed)
     out = args.out / f"codec-float64-distilled-{codec.config['lambda']:g}-{seed}"
-    return save_codec(student, out, encoder=codec.encoder, weights_id=codec.config["weights_id"],
-                      lmbda=codec.config["lambda"])  # fmt: skip
+    return save_codec(
+        student,
+        out,
+        encoder=codec.encoder,
+        weights_id=codec.config["weights_id"],
+        lmbda=codec.config["lambda"],
+    )
 
 
 def main(argv=None) -> None:
@@ -103,9 +121,15 @@ def main(argv=None) -> None:
     parser.add_argument("--test-images", type=int, default=32)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--float-student", action="store_true", help="add the float64-distilled control row")
-    parser.add_argument("--reuse", action="store_true", help="score codecs already in --out instead of training them")
-    parser.add_argument("--hyper-distill-steps", type=int, default=None,
-                        help="integer path: distillation steps after float training (default: --steps; 0: joint QAT)")
+    parser.add_argument(
+        "--reuse", action="store_true", help="score codecs already in --out instead of training them"
+    )
+    parser.add_argument(
+        "--hyper-distill-steps",
+        type=int,
+        default=None,
+        help="integer path: distillation steps after float training (default: --steps; 0: joint QAT)",
+    )
     args = parser.parse_args(argv)
 
     import torch
@@ -124,33 +148,61 @@ def main(argv=None) -> None:
                 start = time.perf_counter()
                 folder = args.out / f"codec-{path}-{lmbda:g}-{seed}"
                 reused = args.reuse and (folder / "config.json").is_file()
-                codec = load_codec(folder) if reused else train_codec(
-                    train, args.out / f"codec-{path}-{lmbda:g}-{seed}", lmbda=lmbda, steps=args.steps,
-                    batch_size=args.batch_size, lr=args.lr, seed=seed, progress=False, force=True,
-                    checkpoint_every=max(args.steps, 1),
-                    hparams={"N": args.channels, "M": args.latent_channels, "hyper_path": path},
-                    hyper_distill_steps=args.hyper_distill_steps,
-                )  # fmt: skip
-                row = {"hyper_path": path, "lambda": lmbda, "seed": seed,
-                       "train_s": None if reused else time.perf_counter() - start, **score(codec, test)}  # fmt: skip
+                codec = (
+                    load_codec(folder)
+                    if reused
+                    else train_codec(
+                        train,
+                        args.out / f"codec-{path}-{lmbda:g}-{seed}",
+                        lmbda=lmbda,
+                        steps=args.steps,
+                        batch_size=args.batch_size,
+                        lr=args.lr,
+                        seed=seed,
+                        progress=False,
+                        force=True,
+                        checkpoint_every=max(args.steps, 1),
+                        hparams={"N": args.channels, "M": args.latent_channels, "hyper_path": path},
+                        hyper_distill_steps=args.hyper_distill_steps,
+                    )
+                )
+                row = {
+                    "hyper_path": path,
+                    "lambda": lmbda,
+                    "seed": seed,
+                    "train_s": None if reused else time.perf_counter() - start,
+                    **score(codec, test),
+                }
                 row["loss"] = row["bits_per_element"] + lmbda * row["mse"]
                 rows.append(row)
                 print(json.dumps(row), flush=True)
                 if path == "float64" and args.float_student:
-                    row = {"hyper_path": "float64-distilled", "lambda": lmbda, "seed": seed,
-                           **score(float_student(codec, train, args, seed), test)}  # fmt: skip
+                    row = {
+                        "hyper_path": "float64-distilled",
+                        "lambda": lmbda,
+                        "seed": seed,
+                        **score(float_student(codec, train, args, seed), test),
+                    }
                     row["loss"] = row["bits_per_element"] + lmbda * row["mse"]
                     rows.append(row)
                     print(json.dumps(row), flush=True)
     (args.out / "results.json").write_text(json.dumps(rows, indent=1))
-    print("\n| λ | seed | hyper path | bits/element (streams) | payload bits/element | MSE | R + λ·D | rate vs float64 |")
+    print(
+        "\n| λ | seed | hyper path | bits/element (streams) | payload bits/element | MSE | R + λ·D | rate "
+        "vs float64 |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     for row in rows:
-        base = next(r for r in rows if r["lambda"] == row["lambda"] and r["seed"] == row["seed"]
-                    and r["hyper_path"] == "float64")  # fmt: skip
+        base = next(
+            r
+            for r in rows
+            if r["lambda"] == row["lambda"] and r["seed"] == row["seed"] and r["hyper_path"] == "float64"
+        )
         ratio = row["bits_per_element"] / base["bits_per_element"] - 1
-        print(f"| {row['lambda']:g} | {row['seed']} | {row['hyper_path']} | {row['bits_per_element']:.5f} | "
-              f"{row['payload_bits_per_element']:.5f} | {row['mse']:.5f} | {row['loss']:.5f} | {ratio:+.2%} |")
+        print(
+            f"| {row['lambda']:g} | {row['seed']} | {row['hyper_path']} | {row['bits_per_element']:.5f} | "
+            f"{row['payload_bits_per_element']:.5f} | {row['mse']:.5f} | {row['loss']:.5f} | {ratio:+.2%} |"
+        )
     if len({r["lambda"] for r in rows}) >= 2:
         from bench.rd.bdrate import bd_rate
 
@@ -158,12 +210,21 @@ def main(argv=None) -> None:
         print("|---|---|---|---|")
         references = [p for p in ("float64", "float64-distilled") if any(r["hyper_path"] == p for r in rows)]
         for seed in sorted({r["seed"] for r in rows}):
-            curve = {p: [r for r in rows if r["seed"] == seed and r["hyper_path"] == p] for p in (*references, "integer")}
+            curve = {
+                p: [r for r in rows if r["seed"] == seed and r["hyper_path"] == p]
+                for p in (*references, "integer")
+            }
             for ref in references:
-                bd = [bd_rate([r[key] for r in curve[ref]], [r["mse"] for r in curve[ref]],
-                              [r[key] for r in curve["integer"]], [r["mse"] for r in curve["integer"]],
-                              higher_is_better=False)
-                      for key in ("bits_per_element", "payload_bits_per_element")]  # fmt: skip
+                bd = [
+                    bd_rate(
+                        [r[key] for r in curve[ref]],
+                        [r["mse"] for r in curve[ref]],
+                        [r[key] for r in curve["integer"]],
+                        [r["mse"] for r in curve["integer"]],
+                        higher_is_better=False,
+                    )
+                    for key in ("bits_per_element", "payload_bits_per_element")
+                ]
                 print(f"| {seed} | {ref} | {bd[0]:+.2f} % | {bd[1]:+.2f} % |")
 
 

@@ -1,13 +1,13 @@
-"""Where a codec encode's time goes (issue 21): SAM2.1-tiny's FPN features of one image, an updated default-size
-hyperprior (integer hyper path), `encode_features` under torch.profiler.
+"""Where a codec encode's time goes (issue 21): SAM2.1-tiny's FPN features of one image, an updated
+default-size hyperprior (integer hyper path), `encode_features` under torch.profiler.
 
     python -m bench.profile_encode --device cuda --resolution 1024 --json out.json
 
-Prints the medians of the encoder forward and of the codec encode (each synchronised, side by side in one run),
-then the `featcodec.encode.*` ranges of `HyperpriorCodec.compress` (CPU wall time inside each range and, on a
-GPU, the device time of its kernels; on a GPU the kernels run asynchronously, so the range that first waits for
-them, `to_host`, carries their CPU wall time), then the top operators by self device and self CPU time.
-Random-init weights: the weights do not change the cost.
+Prints the medians of the encoder forward and of the codec encode (each synchronised, side by side in one
+run), then the `featcodec.encode.*` ranges of `HyperpriorCodec.compress` (CPU wall time inside each range
+and, on a GPU, the device time of its kernels; on a GPU the kernels run asynchronously, so the range that
+first waits for them, `to_host`, carries their CPU wall time), then the top operators by self device and self
+CPU time. Random-init weights: the weights do not change the cost.
 """
 
 from __future__ import annotations
@@ -67,12 +67,15 @@ def main(argv: list[str] | None = None) -> dict:
             forward()
             encode()
         result = {
-            "device": device, "encoder": args.encoder, "resolution": args.resolution, "rounds": args.rounds,
+            "device": device,
+            "encoder": args.encoder,
+            "resolution": args.resolution,
+            "rounds": args.rounds,
             "torch": torch.__version__,
             "gpu": torch.cuda.get_device_name() if device == "cuda" else None,
             "encoder_forward_ms": _median_ms(forward, args.rounds, device),
             "codec_encode_ms": _median_ms(encode, args.rounds, device),
-        }  # fmt: skip
+        }
         result["codec_share"] = result["codec_encode_ms"] / result["encoder_forward_ms"]
         activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device == "cuda" else [])
         n = 5
@@ -89,9 +92,15 @@ def main(argv: list[str] | None = None) -> dict:
             entry["cpu_ms"] += e.cpu_time_total / 1e3 / n
             entry["device_ms"] += getattr(e, "device_time_total", 0.0) / 1e3 / n
     result["ranges"] = ranges
-    print(f"\n{args.encoder} {args.resolution}px on {device} ({result['gpu'] or 'CPU'}), torch {torch.__version__}")
-    print(f"encoder forward {result['encoder_forward_ms']:.2f} ms, codec encode {result['codec_encode_ms']:.2f} ms "
-          f"= {100 * result['codec_share']:.1f} % of the forward (medians of {args.rounds})")  # fmt: skip
+    print(
+        f"\n{args.encoder} {args.resolution}px on {device} ({result['gpu'] or 'CPU'}), torch "
+        f"{torch.__version__}"
+    )
+    print(
+        f"encoder forward {result['encoder_forward_ms']:.2f} ms, codec encode "
+        f"{result['codec_encode_ms']:.2f} ms "
+        f"= {100 * result['codec_share']:.1f} % of the forward (medians of {args.rounds})"
+    )
     print("\nrange                              CPU wall ms   device ms  (per encode)")
     for key, entry in sorted(ranges.items()):
         print(f"{key:34s} {entry['cpu_ms']:11.3f} {entry['device_ms']:11.3f}")

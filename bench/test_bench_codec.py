@@ -3,8 +3,9 @@
 Targets: the codec's share of encode ≤ 5 % of the encoder forward (issue 21; issue 3 asked ≤ 10 %); decode
 peak memory ≤ 3× the decoded tensors + the model. The share is printed from wall medians and from the
 median CPU time of the calls (process_time, summed over threads: steadier on a machine shared with other
-jobs, where the memory-bound codec loses more wall time than the compute-bound forward). Weights do not change the cost, so a random-init encoder and
-an untrained (updated) default-size hyperprior over the three FPN levels are used.
+jobs, where the memory-bound codec loses more wall time than the compute-bound forward). Weights do not
+change the cost, so a random-init encoder and an untrained (updated) default-size hyperprior over the three
+FPN levels are used.
 
     .venv/bin/python -m pytest bench/test_bench_codec.py --benchmark-only --benchmark-columns=median,rounds -s
     (add `--bench-threads 1` for one torch thread in the forward and the codec alike)
@@ -46,8 +47,9 @@ def setup(tmp_path_factory):
     encoder = create_encoder(ENCODER, random_init=True, resolution=RESOLUTION)
     torch.manual_seed(0)
     model = create_codec("hyperprior", encoder.spec, resolution=RESOLUTION)
-    codec = save_codec(model, tmp_path_factory.mktemp("codec"), encoder=ENCODER, weights_id=encoder.weights_id,
-                       lmbda=1.0)
+    codec = save_codec(
+        model, tmp_path_factory.mktemp("codec"), encoder=ENCODER, weights_id=encoder.weights_id, lmbda=1.0
+    )
     pixels = torch.randn(1, 3, RESOLUTION, RESOLUTION)
     features = {k: v.clone() for k, v in encoder(pixels).items()}
     return encoder, codec, pixels, features
@@ -61,8 +63,9 @@ def test_encoder_forward(benchmark, setup, bench_threads):
 
 def test_codec_encode(benchmark, setup, bench_threads):
     _, codec, _, features = setup
-    (data,) = benchmark.pedantic(_cpu_timed(encode_features, "codec_s"), args=(codec, features), rounds=5,
-                                 warmup_rounds=1)
+    (data,) = benchmark.pedantic(
+        _cpu_timed(encode_features, "codec_s"), args=(codec, features), rounds=5, warmup_rounds=1
+    )
     RESULTS["codec_s"] = benchmark.stats.stats.median
     benchmark.extra_info["bytes"] = len(data)
     if "encoder_s" in RESULTS:
@@ -70,9 +73,11 @@ def test_codec_encode(benchmark, setup, bench_threads):
         cpu = {k: float(np.median(v)) for k, v in CPU.items() if v}
         cpu_share = cpu["codec_s"] / cpu["encoder_s"]
         benchmark.extra_info.update(share_of_encoder_forward=share, cpu_share_of_encoder_forward=cpu_share)
-        print(f"\ncodec encode {RESULTS['codec_s'] * 1e3:.0f} ms = {100 * share:.1f} % of the encoder forward "
-              f"({RESULTS['encoder_s'] * 1e3:.0f} ms), wall; CPU time {cpu['codec_s'] * 1e3:.0f} ms = "
-              f"{100 * cpu_share:.1f} % of {cpu['encoder_s'] * 1e3:.0f} ms (target ≤ 5 %)")
+        print(
+            f"\ncodec encode {RESULTS['codec_s'] * 1e3:.0f} ms = {100 * share:.1f} % of the encoder forward "
+            f"({RESULTS['encoder_s'] * 1e3:.0f} ms), wall; CPU time {cpu['codec_s'] * 1e3:.0f} ms = "
+            f"{100 * cpu_share:.1f} % of {cpu['encoder_s'] * 1e3:.0f} ms (target ≤ 5 %)"
+        )
         assert min(share, cpu_share) <= 0.10
 
 
@@ -102,6 +107,8 @@ def test_decode_peak_memory(setup):
     out_bytes = sum(t.numel() * t.element_size() for t in decoded.features.values())
     model_bytes = sum(t.numel() * t.element_size() for t in codec.model.state_dict().values())
     ratio = peak / (out_bytes + model_bytes)
-    print(f"\ndecode: {seconds * 1e3:.0f} ms, peak +{peak / 2**20:.0f} MiB for {out_bytes / 2**20:.0f} MiB of "
-          f"features + {model_bytes / 2**20:.1f} MiB model = {ratio:.2f}× (target ≤ 3×)")
+    print(
+        f"\ndecode: {seconds * 1e3:.0f} ms, peak +{peak / 2**20:.0f} MiB for {out_bytes / 2**20:.0f} MiB of "
+        f"features + {model_bytes / 2**20:.1f} MiB model = {ratio:.2f}× (target ≤ 3×)"
+    )
     assert ratio <= 3.0

@@ -65,6 +65,7 @@ def setup(request, case, tmp_path_factory):
 
 def _synced(fn, device: str):
     """fn, then a CUDA synchronisation (a GPU op's time is its completion, not its launch)."""
+
     def run(*args):
         out = fn(*args)
         if device == "cuda":
@@ -77,25 +78,32 @@ def _synced(fn, device: str):
 def _report(key: str) -> None:
     row = {what: t for (case, what), t in RESULTS.items() if case == key}
     if {"encoder", "codec_encode"} <= row.keys():
-        print(f"\n{key}: codec encode {1e3 * row['codec_encode']:.1f} ms = "
-              f"{100 * row['codec_encode'] / row['encoder']:.1f} % of the encoder forward ({1e3 * row['encoder']:.1f} ms)")
+        print(
+            f"\n{key}: codec encode {1e3 * row['codec_encode']:.1f} ms = "
+            f"{100 * row['codec_encode'] / row['encoder']:.1f} % of the encoder forward "
+            f"({1e3 * row['encoder']:.1f} ms)"
+        )
     if {"loop", "directory"} <= row.keys():
-        print(f"\n{key}: directory {row['images'] / row['directory']:.2f} images/s vs one-image loop "
-              f"{row['images'] / row['loop']:.2f} images/s = {row['loop'] / row['directory']:.2f}×")
+        print(
+            f"\n{key}: directory {row['images'] / row['directory']:.2f} images/s vs one-image loop "
+            f"{row['images'] / row['loop']:.2f} images/s = {row['loop'] / row['directory']:.2f}×"
+        )
 
 
 def test_encoder_forward(benchmark, setup):
     key, encoder, _, _, _, pixels, _, device = setup
     with torch.no_grad():
-        benchmark.pedantic(_synced(encoder, device), args=(pixels,), rounds=3 if device == "cpu" else 10,
-                           warmup_rounds=1)  # fmt: skip
+        benchmark.pedantic(
+            _synced(encoder, device), args=(pixels,), rounds=3 if device == "cpu" else 10, warmup_rounds=1
+        )
     RESULTS[key, "encoder"] = benchmark.stats.stats.median
 
 
 def test_codec_encode(benchmark, setup):
     key, _, codec, _, _, _, features, device = setup
-    benchmark.pedantic(encode_features, args=(codec, features), rounds=5 if device == "cpu" else 20,
-                       warmup_rounds=1)  # fmt: skip
+    benchmark.pedantic(
+        encode_features, args=(codec, features), rounds=5 if device == "cpu" else 20, warmup_rounds=1
+    )
     RESULTS[key, "codec_encode"] = benchmark.stats.stats.median
     _report(key)
 
@@ -123,8 +131,12 @@ def test_directory(benchmark, setup):
     key, _, codec, paths, targets, _, _, device = setup
 
     def directory():
-        return [r.data for r in encode_image_files(codec, paths, targets, random_init=True, show_progress=False,
-                                                   device=device)]  # fmt: skip
+        return [
+            r.data
+            for r in encode_image_files(
+                codec, paths, targets, random_init=True, show_progress=False, device=device
+            )
+        ]
 
     streams = benchmark.pedantic(directory, rounds=3, warmup_rounds=1)
     RESULTS[key, "directory"] = benchmark.stats.stats.median

@@ -1,4 +1,5 @@
-"""Entropy coding of a 1×256×64×64 latent (SAM2's stride-16 grid at 1024²): featcodec vs CompressAI vs constriction.
+"""Entropy coding of a 1×256×64×64 latent (SAM2's stride-16 grid at 1024²): featcodec vs CompressAI vs
+constriction.
 
 featcodec encode = codec.ops.quantize_index (symbols + scale indexes) + coder; decode = index rebuild +
 coder + dequantize. Baselines: CompressAI's GaussianConditional.compress / decompress (build_indexes
@@ -37,38 +38,69 @@ def latent():
 
 def _featcodec_encode(y, scales, means, gc, table, coder, groups=1, threads=None):
     symbols, indexes = ops.quantize_index(y, means, scales, gc.scale_table)
-    return encode_substreams(get_coder(coder), symbols[0].numpy(), indexes[0].numpy(), table,
-                             split_channels(SHAPE[1], groups), threads)
+    return encode_substreams(
+        get_coder(coder),
+        symbols[0].numpy(),
+        indexes[0].numpy(),
+        table,
+        split_channels(SHAPE[1], groups),
+        threads,
+    )
 
 
 def _featcodec_decode(strings, scales, means, gc, table, coder, groups=1, threads=None):
     _, indexes = ops.quantize_index(means, means, scales, gc.scale_table)
-    symbols = decode_substreams(get_coder(coder), strings, indexes[0].numpy(), table,
-                                split_channels(SHAPE[1], groups), threads)
+    symbols = decode_substreams(
+        get_coder(coder), strings, indexes[0].numpy(), table, split_channels(SHAPE[1], groups), threads
+    )
     return ops.dequantize(torch.from_numpy(symbols)[None], means)
 
 
-@pytest.mark.parametrize("coder,groups,threads", [("native", 1, 1), ("native", 4, 2), ("constriction", 1, None),
-                                                  ("constriction", 4, 2), ("compressai", 1, None)])
+@pytest.mark.parametrize(
+    "coder,groups,threads",
+    [
+        ("native", 1, 1),
+        ("native", 4, 2),
+        ("constriction", 1, None),
+        ("constriction", 4, 2),
+        ("compressai", 1, None),
+    ],
+)
 def test_featcodec_encode(benchmark, latent, coder, groups, threads):
-    strings = benchmark.pedantic(_featcodec_encode, args=(*latent, coder, groups, threads), rounds=9, warmup_rounds=1)
+    strings = benchmark.pedantic(
+        _featcodec_encode, args=(*latent, coder, groups, threads), rounds=9, warmup_rounds=1
+    )
     SIZES[f"featcodec-{coder}-{groups}"] = sum(map(len, strings))
     benchmark.extra_info["bytes"] = SIZES[f"featcodec-{coder}-{groups}"]
 
 
-@pytest.mark.parametrize("coder,groups,threads", [("native", 1, 1), ("native", 4, 2), ("constriction", 1, None),
-                                                  ("constriction", 4, 2), ("compressai", 1, None)])
+@pytest.mark.parametrize(
+    "coder,groups,threads",
+    [
+        ("native", 1, 1),
+        ("native", 4, 2),
+        ("constriction", 1, None),
+        ("constriction", 4, 2),
+        ("compressai", 1, None),
+    ],
+)
 def test_featcodec_decode(benchmark, latent, coder, groups, threads):
     y, scales, means, gc, table = latent
     strings = _featcodec_encode(*latent, coder, groups)
-    y_hat = benchmark.pedantic(_featcodec_decode, args=(strings, scales, means, gc, table, coder, groups, threads),
-                               rounds=9, warmup_rounds=1)
+    y_hat = benchmark.pedantic(
+        _featcodec_decode,
+        args=(strings, scales, means, gc, table, coder, groups, threads),
+        rounds=9,
+        warmup_rounds=1,
+    )
     assert torch.equal(y_hat, gc.quantize(y, "dequantize", means))
 
 
 def test_compressai_gaussian_conditional_compress(benchmark, latent):
     y, scales, means, gc, _ = latent
-    strings = benchmark.pedantic(lambda: gc.compress(y, gc.build_indexes(scales), means), rounds=5, warmup_rounds=1)
+    strings = benchmark.pedantic(
+        lambda: gc.compress(y, gc.build_indexes(scales), means), rounds=5, warmup_rounds=1
+    )
     SIZES["compressai-gc"] = len(strings[0])
     benchmark.extra_info["bytes"] = len(strings[0])
     ours = sum(map(len, _featcodec_encode(*latent, "constriction")))
@@ -79,8 +111,9 @@ def test_compressai_gaussian_conditional_decompress(benchmark, latent):
     y, scales, means, gc, _ = latent
     indexes = gc.build_indexes(scales)
     strings = gc.compress(y, indexes, means)
-    benchmark.pedantic(lambda: gc.decompress(strings, gc.build_indexes(scales), means=means), rounds=5,
-                       warmup_rounds=1)
+    benchmark.pedantic(
+        lambda: gc.decompress(strings, gc.build_indexes(scales), means=means), rounds=5, warmup_rounds=1
+    )
 
 
 def _constriction_direct_encode(y, scales, means):
@@ -89,13 +122,17 @@ def _constriction_direct_encode(y, scales, means):
     model = constriction.stream.model.QuantizedGaussian(-2048, 2048)
     symbols = torch.round(y - means).clamp(-2048, 2048).int().numpy().ravel()
     coder = constriction.stream.stack.AnsCoder()
-    coder.encode_reverse(symbols, model, np.zeros(symbols.size), scales.clamp_min(0.11).double().numpy().ravel())
+    coder.encode_reverse(
+        symbols, model, np.zeros(symbols.size), scales.clamp_min(0.11).double().numpy().ravel()
+    )
     return coder.get_compressed()
 
 
 def test_constriction_direct_encode(benchmark, latent):
     y, scales, means, _, _ = latent
-    words = benchmark.pedantic(_constriction_direct_encode, args=(y, scales, means), rounds=5, warmup_rounds=1)
+    words = benchmark.pedantic(
+        _constriction_direct_encode, args=(y, scales, means), rounds=5, warmup_rounds=1
+    )
     benchmark.extra_info["bytes"] = int(words.nbytes)
 
 

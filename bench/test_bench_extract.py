@@ -34,15 +34,18 @@ def _images(folder, n):
 
 
 def _peak_rss_mib(images, out):
-    res = subprocess.run([sys.executable, "-c", _CHILD, str(images), str(out)], capture_output=True, text=True, check=True)
+    res = subprocess.run(
+        [sys.executable, "-c", _CHILD, str(images), str(out)], capture_output=True, text=True, check=True
+    )
     return json.loads(res.stdout.strip().splitlines()[-1])["maxrss_kib"] / 1024
 
 
 def test_extract_peak_memory_does_not_grow_with_images(tmp_path, benchmark):
     small = _peak_rss_mib(_images(tmp_path / "n16", 16), tmp_path / "c16")
     large = _peak_rss_mib(_images(tmp_path / "n64", 64), tmp_path / "c64")
-    benchmark.extra_info.update({"peak_rss_mib_16_images": small, "peak_rss_mib_64_images": large,
-                                 "ratio": large / small})
+    benchmark.extra_info.update(
+        {"peak_rss_mib_16_images": small, "peak_rss_mib_64_images": large, "ratio": large / small}
+    )
     benchmark.pedantic(lambda: None, rounds=1)
     # 4× the images adds 48 images × ~1.5 MiB of features; a streaming extractor stays within noise of that
     assert large < small * 1.25, (small, large)
@@ -54,6 +57,9 @@ def test_extract_throughput(tmp_path, benchmark, encoder_name):
     images = collect_images([_images(tmp_path / "imgs", 8)])
     counter = iter(range(10**6))
     benchmark.pedantic(
-        lambda: extract_features(encoder, images, tmp_path / f"c{next(counter)}", batch_size=4, progress=False),
-        rounds=3, iterations=1,
+        lambda: extract_features(
+            encoder, images, tmp_path / f"c{next(counter)}", batch_size=4, progress=False
+        ),
+        rounds=3,
+        iterations=1,
     )

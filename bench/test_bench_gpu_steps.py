@@ -126,8 +126,12 @@ class _MemoryFeatures:
         self.encoder, self.weights_id = "sam2.1-hiera-tiny", "random-init"
         g = torch.Generator().manual_seed(0)
         self._items = [
-            {lv.name: torch.randn(lv.channels, resolution // lv.stride, resolution // lv.stride, generator=g)
-             for lv in self.levels}
+            {
+                lv.name: torch.randn(
+                    lv.channels, resolution // lv.stride, resolution // lv.stride, generator=g
+                )
+                for lv in self.levels
+            }
             for _ in range(items)
         ]
 
@@ -160,8 +164,17 @@ def test_codec_training_steps(benchmark, tmp_path, resolution, device):
     counter = iter(range(10**6))
 
     def run(steps: int) -> None:
-        train_codec(features, tmp_path / f"c{next(counter)}", lmbda=1.0, steps=steps, batch_size=batch,
-                    device=device, progress=False, checkpoint_every=10**6, norm_items=4)  # fmt: skip
+        train_codec(
+            features,
+            tmp_path / f"c{next(counter)}",
+            lmbda=1.0,
+            steps=steps,
+            batch_size=batch,
+            device=device,
+            progress=False,
+            checkpoint_every=10**6,
+            norm_items=4,
+        )
 
     short, long = (5, 25) if device == "cuda" else (1, 3)
     seconds = benchmark.pedantic(lambda: _seconds_per_step(run, short, long), rounds=1, iterations=1)
@@ -178,12 +191,27 @@ def test_neck_training_steps(benchmark, tmp_path, device):
 
     def run(steps: int) -> None:
         opts = TrainNeckOptions(
-            task="depth", head="builtin:depth", data="synthetic:depth", split="train", limit=64,
-            encoder="mini-sam2", resolution=128, neck_layers=2, neck_dim=64, neck_heads=4, steps=steps,
-            batch_size=8, lr=2e-3, device=device, progress=False, checkpoint_every=max(steps, 1),
-        )  # fmt: skip
+            task="depth",
+            head="builtin:depth",
+            data="synthetic:depth",
+            split="train",
+            limit=64,
+            encoder="mini-sam2",
+            resolution=128,
+            neck_layers=2,
+            neck_dim=64,
+            neck_heads=4,
+            steps=steps,
+            batch_size=8,
+            lr=2e-3,
+            device=device,
+            progress=False,
+            checkpoint_every=max(steps, 1),
+        )
         train_neck(opts, tmp_path / f"n{next(counter)}", force=True)
 
     seconds = benchmark.pedantic(lambda: _seconds_per_step(run, 10, 60), rounds=1, iterations=1)
     benchmark.extra_info["seconds_per_step"] = seconds
-    _record(benchmark, "neck training (mini-sam2 128px → builtin:depth, 2L d64, batch 8), s/step", device, seconds)
+    _record(
+        benchmark, "neck training (mini-sam2 128px → builtin:depth, 2L d64, batch 8), s/step", device, seconds
+    )

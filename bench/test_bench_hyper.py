@@ -37,8 +37,13 @@ def models():
 
 @pytest.mark.parametrize("batch", [1, 8])
 @pytest.mark.parametrize(
-    "path,device", [("float64", "cpu"), ("integer", "cpu"), pytest.param("float64", "cuda", marks=CUDA),
-                    pytest.param("integer", "cuda", marks=CUDA)],  # fmt: skip
+    "path,device",
+    [
+        ("float64", "cpu"),
+        ("integer", "cpu"),
+        pytest.param("float64", "cuda", marks=CUDA),
+        pytest.param("integer", "cuda", marks=CUDA),
+    ],
 )
 def test_entropy_parameters(benchmark, models, path, device, batch):
     model = models[path].to(device)
@@ -70,7 +75,9 @@ def test_decoded_features_cpu_vs_cuda(tmp_path):
     model = create_codec("hyperprior", LEVELS, resolution=512, hyper_path="integer")
     codec = save_codec(model, tmp_path / "c", encoder="e", weights_id="random-init", lmbda=1.0)
     g = torch.Generator().manual_seed(0)
-    x = {lv.name: torch.randn(1, lv.channels, 512 // lv.stride, 512 // lv.stride, generator=g) for lv in LEVELS}
+    x = {
+        lv.name: torch.randn(1, lv.channels, 512 // lv.stride, 512 // lv.stride, generator=g) for lv in LEVELS
+    }
     (data,) = encode_features(codec, x)
     cpu = decode_stream(codec, data)
     on_gpu = load_codec(codec.path, device="cuda")
@@ -87,5 +94,7 @@ def test_decoded_features_cpu_vs_cuda(tmp_path):
         scale = float(a.abs().max())
         ieee = float((a - gpu.features[name].cpu()).abs().max())
         with_tf32 = float((a - tf32[name][0].cpu()).abs().max())
-        print(f"\n{name}: max |x| {scale:.3g}; max |cpu - cuda| featcodec decoder (IEEE float32) {ieee:.3g} "
-              f"= {ieee / scale:.3g} max|x|; g_s in TF32 {with_tf32:.3g} = {with_tf32 / scale:.3g} max|x|")
+        print(
+            f"\n{name}: max |x| {scale:.3g}; max |cpu - cuda| featcodec decoder (IEEE float32) {ieee:.3g} "
+            f"= {ieee / scale:.3g} max|x|; g_s in TF32 {with_tf32:.3g} = {with_tf32 / scale:.3g} max|x|"
+        )

@@ -91,7 +91,10 @@ def quantize_index_impls(inputs: dict) -> dict[str, Callable[[], object]]:
     if ops.native_available(y.device):
         impls["fused"] = lambda: ops.quantize_index(y, means, scales, table)
         # into reused output buffers, as the copy writes into a reused destination
-        out = (torch.empty(y.shape, dtype=torch.int32, device=y.device), torch.empty_like(y, dtype=torch.int32))
+        out = (
+            torch.empty(y.shape, dtype=torch.int32, device=y.device),
+            torch.empty_like(y, dtype=torch.int32),
+        )
         out[0].fill_(0), out[1].fill_(0)
         impls["fused-out"] = lambda: ops.quantize_index(y, means, scales, table, out=out)
         # the raw op: no argument checks, no status read-back (no host sync on CUDA)
@@ -106,7 +109,9 @@ def _params(impls: tuple[str, ...]) -> list:
         for device in ("cpu", "cuda"):
             for impl in impls:
                 marks = [pytest.mark.cuda] if device == "cuda" else []
-                out.append(pytest.param(device, shape_name, impl, marks=marks, id=f"{device}-{shape_name}-{impl}"))
+                out.append(
+                    pytest.param(device, shape_name, impl, marks=marks, id=f"{device}-{shape_name}-{impl}")
+                )
     return out
 
 
@@ -132,8 +137,10 @@ def _runnable(device: str, shape_name: str) -> None:
         pytest.skip("GPU-sized tensor")
 
 
-@pytest.mark.parametrize(("device", "shape_name", "impl"),
-                         _params(("compressai", "reference", "fused", "fused-out", "fused-op", "copy")))
+@pytest.mark.parametrize(
+    ("device", "shape_name", "impl"),
+    _params(("compressai", "reference", "fused", "fused-out", "fused-op", "copy")),
+)
 def test_quantize_index(benchmark, bench_size, bench_threads, device, shape_name, impl):
     if shape_name not in SIZE_SETS[bench_size]:
         pytest.skip(f"not in --bench-size {bench_size}")
@@ -171,7 +178,9 @@ def dequantize_impls(inputs: dict) -> dict[str, Callable[[], object]]:
     return impls
 
 
-@pytest.mark.parametrize(("device", "shape_name", "impl"), _params(("compressai", "fused", "fused-op", "copy")))
+@pytest.mark.parametrize(
+    ("device", "shape_name", "impl"), _params(("compressai", "fused", "fused-op", "copy"))
+)
 def test_dequantize(benchmark, bench_size, bench_threads, device, shape_name, impl):
     if shape_name not in SIZE_SETS[bench_size]:
         pytest.skip(f"not in --bench-size {bench_size}")

@@ -11,8 +11,8 @@ Workloads, symbols drawn from the model they are coded with:
   scale-table row (issue 21's held-back measurement: one core, native vs constriction in the same run).
 
 Coders: `native` (codec.entropy.native, substream format 1: 8 lanes), `native2` (format 2, the default:
-lanes sized to the substream; the same speed on large substreams), `constriction` (codec.entropy's ConstrictionCoder, the
-previous default) and `compressai` (`compressai.ans.RansEncoder.encode_with_indexes` /
+lanes sized to the substream; the same speed on large substreams), `constriction` (codec.entropy's
+ConstrictionCoder, the previous default) and `compressai` (`compressai.ans.RansEncoder.encode_with_indexes` /
 `RansDecoder.decode_with_indexes` called directly; the `.tolist()` conversions its pybind interface
 needs are included, the table lists are prepared once). Threads: native on G = 4 channel-group
 and G = 16 substreams with 1 and 2 threads. The summary (printed at the end) gives wall medians, M symbols/s
@@ -81,8 +81,10 @@ def workloads():
     return {
         "gauss1m": [(gauss1m.reshape(250, 4000), rows.reshape(250, 4000), gc_table)],  # 250 "channels"
         "y256": [(*_gaussian_latent((1, 256, 64, 64), g, gc), gc_table)],
-        "sam2": [(*_gaussian_latent((1, 192, 64, 64), g, gc), gc_table),
-                 (_sample(eb_table, z_idx.ravel(), rng).reshape(z_idx.shape), z_idx, eb_table)],
+        "sam2": [
+            (*_gaussian_latent((1, 192, 64, 64), g, gc), gc_table),
+            (_sample(eb_table, z_idx.ravel(), rng).reshape(z_idx.shape), z_idx, eb_table),
+        ],
         # every scale-table row equally often, up to scale 256: ~8 bits/symbol, and the rows' hot bins
         # no longer fit in L2 (the slowest case for a table-driven coder)
         "wide": [(_sample(gc_table, wide_idx.ravel(), rng).reshape(wide_idx.shape), wide_idx, gc_table)],
@@ -104,8 +106,9 @@ class CompressAIDirect:
     def encode(self, symbols, indexes, table):
         from compressai import ans
 
-        return ans.RansEncoder().encode_with_indexes(symbols.ravel().tolist(), indexes.ravel().tolist(),
-                                                     *self.lists(table))
+        return ans.RansEncoder().encode_with_indexes(
+            symbols.ravel().tolist(), indexes.ravel().tolist(), *self.lists(table)
+        )
 
     def decode(self, data, indexes, table):
         from compressai import ans
@@ -135,16 +138,25 @@ def _encode(parts, coder, groups, threads):
     if coder == "compressai-direct":
         return [COMPRESSAI.encode(s, i, t) for s, i, t in parts]
     c = get_coder(coder)
-    return [encode_substreams(c, s, i, t, split_channels(s.shape[0], groups) if s.ndim > 1 else [(0, s.shape[0])],
-                              threads) for s, i, t in parts]
+    return [
+        encode_substreams(
+            c, s, i, t, split_channels(s.shape[0], groups) if s.ndim > 1 else [(0, s.shape[0])], threads
+        )
+        for s, i, t in parts
+    ]
 
 
 def _decode(streams, parts, coder, groups, threads):
     if coder == "compressai-direct":
-        return [np.asarray(COMPRESSAI.decode(d, i, t), np.int32).reshape(s.shape) for d, (s, i, t) in zip(streams, parts, strict=True)]
+        return [
+            np.asarray(COMPRESSAI.decode(d, i, t), np.int32).reshape(s.shape)
+            for d, (s, i, t) in zip(streams, parts, strict=True)
+        ]
     c = get_coder(coder)
-    return [decode_substreams(c, d, i, t, split_channels(s.shape[0], groups), threads)
-            for d, (s, i, t) in zip(streams, parts, strict=True)]
+    return [
+        decode_substreams(c, d, i, t, split_channels(s.shape[0], groups), threads)
+        for d, (s, i, t) in zip(streams, parts, strict=True)
+    ]
 
 
 def _cpu_timed(fn, cpu: list):
@@ -162,8 +174,13 @@ def _record(benchmark, workload, name, op, parts, cpu, nbytes):
     median = benchmark.stats.stats.median
     cpu_median = float(np.median(cpu))
     ROWS[(workload, name, op)] = {"n": n, "wall": median, "cpu": cpu_median, "bytes": nbytes}
-    benchmark.extra_info.update(symbols=n, bytes=nbytes, cpu_median_s=cpu_median,
-                                msym_per_s_per_core=n / cpu_median / 1e6, msym_per_s_wall=n / median / 1e6)
+    benchmark.extra_info.update(
+        symbols=n,
+        bytes=nbytes,
+        cpu_median_s=cpu_median,
+        msym_per_s_per_core=n / cpu_median / 1e6,
+        msym_per_s_wall=n / median / 1e6,
+    )
 
 
 def _rounds(coder):
@@ -175,8 +192,9 @@ def _rounds(coder):
 def test_encode(benchmark, workloads, workload, name):
     coder, groups, threads = VARIANTS[name]
     parts, cpu = workloads[workload], []
-    streams = benchmark.pedantic(_cpu_timed(_encode, cpu), args=(parts, coder, groups, threads),
-                                 rounds=_rounds(coder), warmup_rounds=1)
+    streams = benchmark.pedantic(
+        _cpu_timed(_encode, cpu), args=(parts, coder, groups, threads), rounds=_rounds(coder), warmup_rounds=1
+    )
     flat = [b for s in streams for b in (s if isinstance(s, list) else [s])]
     _record(benchmark, workload, name, "encode", parts, cpu, sum(map(len, flat)))
 
@@ -187,8 +205,12 @@ def test_decode(benchmark, workloads, workload, name):
     coder, groups, threads = VARIANTS[name]
     parts, cpu = workloads[workload], []
     streams = _encode(parts, coder, groups, threads)
-    decoded = benchmark.pedantic(_cpu_timed(_decode, cpu), args=(streams, parts, coder, groups, threads),
-                                 rounds=_rounds(coder), warmup_rounds=1)
+    decoded = benchmark.pedantic(
+        _cpu_timed(_decode, cpu),
+        args=(streams, parts, coder, groups, threads),
+        rounds=_rounds(coder),
+        warmup_rounds=1,
+    )
     for got, (s, _, _) in zip(decoded, parts, strict=True):
         assert np.array_equal(got, s)
     flat = [b for s in streams for b in (s if isinstance(s, list) else [s])]
@@ -213,31 +235,45 @@ def summary(request):
 
 
 def summary_lines() -> list[str]:
-    out = ["", "| workload | coder | op | wall median ms | M sym/s (wall) | M sym/s per core (CPU) | "
-           "bytes | native speed-up (wall) |"]
+    out = [
+        "",
+        "| workload | coder | op | wall median ms | M sym/s (wall) | M sym/s per core (CPU) | "
+        "bytes | native speed-up (wall) |",
+    ]
     out.append("|---|---|---|---|---|---|---|---|")
     for (workload, name, op), r in ROWS.items():
         ref = ROWS.get((workload, "native", op))
         speedup = f"{r['wall'] / ref['wall']:.1f}×" if ref else ""
-        out.append(f"| {workload} | {name} | {op} | {r['wall'] * 1e3:.2f} | {r['n'] / r['wall'] / 1e6:.1f} | "
-                   f"{r['n'] / r['cpu'] / 1e6:.1f} | {r['bytes']} | {speedup} |")
+        out.append(
+            f"| {workload} | {name} | {op} | {r['wall'] * 1e3:.2f} | {r['n'] / r['wall'] / 1e6:.1f} | "
+            f"{r['n'] / r['cpu'] / 1e6:.1f} | {r['bytes']} | {speedup} |"
+        )
     for workload in WORKLOADS:
         ratios = []
         for op in ("encode", "decode"):
-            native_row, reference = ROWS.get((workload, "native", op)), ROWS.get((workload, "constriction", op))
+            native_row, reference = (
+                ROWS.get((workload, "native", op)),
+                ROWS.get((workload, "constriction", op)),
+            )
             if native_row and reference:
-                ratios.append(f"{op} {reference['wall'] / native_row['wall']:.1f}× (wall), "
-                              f"{reference['cpu'] / native_row['cpu']:.1f}× (CPU)")
+                ratios.append(
+                    f"{op} {reference['wall'] / native_row['wall']:.1f}× (wall), "
+                    f"{reference['cpu'] / native_row['cpu']:.1f}× (CPU)"
+                )
         if ratios:
             out.append(f"{workload}: native vs constriction: " + "; ".join(ratios))
         encode, decode = ROWS.get((workload, "native", "encode")), ROWS.get((workload, "native", "decode"))
         if encode and decode:
-            out.append(f"{workload}: native encode / decode speed = {decode['cpu'] / encode['cpu']:.2f}× (CPU)")
+            out.append(
+                f"{workload}: native encode / decode speed = {decode['cpu'] / encode['cpu']:.2f}× (CPU)"
+            )
         for op in ("encode", "decode"):
             for groups in (4, 16):
                 one = ROWS.get((workload, f"native G={groups}, 1 thread", op))
                 two = ROWS.get((workload, f"native G={groups}, 2 threads", op))
                 if one and two:
-                    out.append(f"{workload} {op}: 2 threads vs 1 on {groups} substreams = "
-                               f"{one['wall'] / two['wall']:.2f}× (wall)")
+                    out.append(
+                        f"{workload} {op}: 2 threads vs 1 on {groups} substreams = "
+                        f"{one['wall'] / two['wall']:.2f}× (wall)"
+                    )
     return out

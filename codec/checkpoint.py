@@ -54,8 +54,14 @@ class Checkpoint:
     resume: a checkpoint made with other settings is refused, naming the settings that differ.
     """
 
-    def __init__(self, directory: str | os.PathLike, plan: dict, *, every_steps: int | None = None,
-                 every_seconds: float | None = None):  # fmt: skip
+    def __init__(
+        self,
+        directory: str | os.PathLike,
+        plan: dict,
+        *,
+        every_steps: int | None = None,
+        every_seconds: float | None = None,
+    ):
         self.directory = Path(directory)
         self.plan = _jsonable(plan)
         self.every_steps, self.every_seconds = every_steps, every_seconds
@@ -66,7 +72,8 @@ class Checkpoint:
         return (self.directory / STATE_JSON).is_file()
 
     def same_plan(self) -> bool:
-        """Whether the saved checkpoint was made with this plan (False when there is none or it is unreadable)."""
+        """Whether the saved checkpoint was made with this plan (False when there is none or it is
+        unreadable)."""
         try:
             return json.loads((self.directory / STATE_JSON).read_text()).get("plan") == self.plan
         except (OSError, json.JSONDecodeError):
@@ -78,8 +85,13 @@ class Checkpoint:
             return True
         return bool(self.every_seconds) and time.monotonic() - self.last_save >= self.every_seconds
 
-    def save(self, step: int, modules: dict[str, torch.nn.Module], optimizers: dict[str, torch.optim.Optimizer],
-             extra: dict | None = None) -> None:  # fmt: skip
+    def save(
+        self,
+        step: int,
+        modules: dict[str, torch.nn.Module],
+        optimizers: dict[str, torch.optim.Optimizer],
+        extra: dict | None = None,
+    ) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
         tensors = {f"{name}.{k}": v for name, m in modules.items() for k, v in m.state_dict().items()}
         layout: dict = {}
@@ -95,30 +107,43 @@ class Checkpoint:
                     else:
                         layout[name]["state"][str(idx)][key] = value
         save_tensors(self.directory / STATE_TENSORS, tensors)
-        atomic_write_json(self.directory / STATE_JSON,
-                          {"plan": self.plan, "step": step, "optimizers": layout, "extra": _jsonable(extra or {})})  # fmt: skip
+        atomic_write_json(
+            self.directory / STATE_JSON,
+            {"plan": self.plan, "step": step, "optimizers": layout, "extra": _jsonable(extra or {})},
+        )
         self.last_save = time.monotonic()
 
-    def load(self, modules: dict[str, torch.nn.Module], optimizers: dict[str, torch.optim.Optimizer]) -> tuple[int, dict]:
+    def load(
+        self, modules: dict[str, torch.nn.Module], optimizers: dict[str, torch.optim.Optimizer]
+    ) -> tuple[int, dict]:
         """Restore the saved state into `modules` and `optimizers`; (step, the loop's extra state)."""
         path = self.directory / STATE_JSON
         try:
             meta = json.loads(path.read_text())
         except (OSError, json.JSONDecodeError) as e:
-            raise CheckpointError(f"{path}: unreadable checkpoint ({e}); pass --force to start over") from None
+            raise CheckpointError(
+                f"{path}: unreadable checkpoint ({e}); pass --force to start over"
+            ) from None
         if meta.get("plan") != self.plan:
             saved = meta.get("plan") or {}
             diff = sorted(k for k in set(saved) | set(self.plan) if saved.get(k) != self.plan.get(k))
-            raise CheckpointError(f"{self.directory}: the checkpoint was made with other settings ({', '.join(diff)}); "
-                                  "pass --force to start over, or use another output directory")  # fmt: skip
-        tensors = load_tensors(self.directory / STATE_TENSORS, error=CheckpointError, what="training checkpoint")
+            raise CheckpointError(
+                f"{self.directory}: the checkpoint was made with other settings ({', '.join(diff)}); "
+                "pass --force to start over, or use another output directory"
+            )
+        tensors = load_tensors(
+            self.directory / STATE_TENSORS, error=CheckpointError, what="training checkpoint"
+        )
         for name, module in modules.items():
             prefix = f"{name}."
             module.load_state_dict({k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)})
         for name, opt in optimizers.items():
             layout = meta["optimizers"][name]
             state = {
-                int(idx): {key: tensors[f"{name}.{idx}.{key}"] if value is None else value for key, value in keys.items()}
+                int(idx): {
+                    key: tensors[f"{name}.{idx}.{key}"] if value is None else value
+                    for key, value in keys.items()
+                }
                 for idx, keys in layout["state"].items()
             }
             opt.load_state_dict({"state": state, "param_groups": layout["param_groups"]})

@@ -64,7 +64,12 @@ class LoadedCodec:
 
 
 def save_codec(
-    model: FeatureCodec, out_dir: str | os.PathLike, *, encoder: str, weights_id: str, lmbda: float | None,
+    model: FeatureCodec,
+    out_dir: str | os.PathLike,
+    *,
+    encoder: str,
+    weights_id: str,
+    lmbda: float | None,
     extra: dict | None = None,
 ) -> LoadedCodec:
     """Update the entropy models (always), then write weights + config atomically."""
@@ -78,7 +83,9 @@ def save_codec(
         **model.config(),
         "encoder": encoder,
         "weights_id": weights_id,
-        "lambda": None if lmbda is None else float(lmbda),  # None: a packed anchor (its rate point is hparams.qp)
+        "lambda": None
+        if lmbda is None
+        else float(lmbda),  # None: a packed anchor (its rate point is hparams.qp)
         "weights_sha256": digest,
         "codec_id": digest[:16],
         **(extra or {}),
@@ -92,8 +99,19 @@ def read_codec_config(path: str | os.PathLike) -> dict:
     path = Path(path)
     file = path / CONFIG
     config = read_json_document(
-        file, format=CODEC_FORMAT, format_version=CODEC_FORMAT_VERSION,
-        required=("kind", "levels", "hparams", "encoder", "weights_id", "lambda", "weights_sha256", "codec_id"),
+        file,
+        format=CODEC_FORMAT,
+        format_version=CODEC_FORMAT_VERSION,
+        required=(
+            "kind",
+            "levels",
+            "hparams",
+            "encoder",
+            "weights_id",
+            "lambda",
+            "weights_sha256",
+            "codec_id",
+        ),
         error=CodecLoadError,
         missing_hint=f"no codec config; is {path} a codec directory (featcodec train-codec -o)?",
     )

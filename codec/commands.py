@@ -41,24 +41,43 @@ def stream_summary(path: Path, data: bytes, seconds: dict, codec=None) -> dict:
     from .bitstream import stream_info
 
     info = stream_info(data, codec)
-    keys = ("bytes", "payload_bytes", "bits_per_element", "bpp_input", "bpp_source", "estimated_bits", "coder")
+    keys = (
+        "bytes",
+        "payload_bytes",
+        "bits_per_element",
+        "bpp_input",
+        "bpp_source",
+        "estimated_bits",
+        "coder",
+    )
     return {"output": str(path), **{k: info.get(k) for k in keys}, "seconds": seconds}
 
 
 @click.command("decode")
 @click.argument("streams", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--codec", "codec_dir", required=True, type=click.Path(file_okay=False, path_type=Path))
-@click.option("--threads", type=click.IntRange(min=1), help="Threads for one stream's substreams (default: the CPUs).")
+@click.option(
+    "--threads", type=click.IntRange(min=1), help="Threads for one stream's substreams (default: the CPUs)."
+)
 @click.option("--workers", type=click.IntRange(min=1), help="Streams decoded at once (default: the CPUs).")
 @click.option("--device", default="cpu", show_default=True)
-@click.option("--max-pixels", type=click.IntRange(min=1),
-              help="Refuse streams whose grid covers more pixels (default: 4× the codec's training resolution²).")
+@click.option(
+    "--max-pixels",
+    type=click.IntRange(min=1),
+    help="Refuse streams whose grid covers more pixels (default: 4× the codec's training resolution²).",
+)
 @click.option("--force", is_flag=True, help="Overwrite an existing output.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
-@click.option("-o", "--output", required=True, type=click.Path(path_type=Path),
-              help="A .safetensors file (one STREAM), or a directory that receives one STEM.safetensors per stream.")
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="A .safetensors file (one STREAM), or a directory that receives one STEM.safetensors per stream.",
+)
 def decode_command(streams, codec_dir, threads, workers, device, max_pixels, force, as_json, output):
-    """Decode .fcb streams (files, directories, quoted globs) into safetensors files of features {level: C×H×W}.
+    """Decode .fcb streams (files, directories, quoted globs) into safetensors files of features {level:
+    C×H×W}.
 
     A stream that fails is named and the others are still decoded; the exit status is then 3.
     """
@@ -72,8 +91,15 @@ def decode_command(streams, codec_dir, threads, workers, device, max_pixels, for
     for folder in {t.parent for t in targets}:
         folder.mkdir(parents=True, exist_ok=True)
     summaries, failures = [], []
-    results = decode_stream_files(codec, paths, threads=threads, workers=workers, device=device,
-                                  max_pixels=max_pixels, show_progress=len(paths) > 1)
+    results = decode_stream_files(
+        codec,
+        paths,
+        threads=threads,
+        workers=workers,
+        device=device,
+        max_pixels=max_pixels,
+        show_progress=len(paths) > 1,
+    )
     for result, target in zip(results, targets, strict=True):
         if result.error is not None:
             click.echo(f"failed: {result.error}", err=True)
@@ -82,28 +108,44 @@ def decode_command(streams, codec_dir, threads, workers, device, max_pixels, for
         start = time.perf_counter()
         header = result.decoded.header
         metadata = {
-            "encoder": str(header["encoder"].get("name")), "weights_id": str(header["encoder"].get("weights_id")),
-            "codec_id": codec.codec_id, "source": json.dumps(header.get("source")),
+            "encoder": str(header["encoder"].get("name")),
+            "weights_id": str(header["encoder"].get("weights_id")),
+            "codec_id": codec.codec_id,
+            "source": json.dumps(header.get("source")),
         }
         tensors = {k: v.detach().cpu().contiguous() for k, v in result.decoded.features.items()}
         write_output(target, save(tensors, metadata=metadata), force)
         timings = {**result.decoded.timings, "write_s": time.perf_counter() - start}
-        summaries.append({"output": str(target), "levels": {k: list(v.shape) for k, v in tensors.items()},
-                          "seconds": timings})
+        summaries.append(
+            {
+                "output": str(target),
+                "levels": {k: list(v.shape) for k, v in tensors.items()},
+                "seconds": timings,
+            }
+        )
         if not as_json:
-            click.echo(f"wrote {target} ({', '.join(f'{k} {tuple(v.shape)}' for k, v in tensors.items())})", err=True)
+            click.echo(
+                f"wrote {target} ({', '.join(f'{k} {tuple(v.shape)}' for k, v in tensors.items())})", err=True
+            )
     if as_json:
         click.echo(json.dumps(summaries[0] if len(paths) == 1 and summaries else summaries, indent=2))
     if failures:
-        raise InputError("\n  ".join([f"{len(failures)} of {len(paths)} streams failed:", *failures])
-                         if len(paths) > 1 else failures[0])
+        raise InputError(
+            "\n  ".join([f"{len(failures)} of {len(paths)} streams failed:", *failures])
+            if len(paths) > 1
+            else failures[0]
+        )
 
 
 @click.command("info")
 @click.argument("stream", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--codec", "codec_dir", type=click.Path(file_okay=False, path_type=Path),
-              help="The codec that wrote the stream: adds what a compact (v2) header leaves to it (levels, latents, "
-                   "encoder, bits per element).")
+@click.option(
+    "--codec",
+    "codec_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="The codec that wrote the stream: adds what a compact (v2) header leaves to it (levels, latents, "
+    "encoder, bits per element).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def info_command(stream, codec_dir, as_json):
     """Print a .fcb stream's header, sizes, bits per element and bits per pixel."""
@@ -128,21 +170,33 @@ def info_command(stream, codec_dir, as_json):
         f"file              {stream} (container {'.'.join(map(str, info['container_version']))})",
         f"codec             {codec.get('kind')} {codec.get('id')} (config {codec.get('config_hash')})",
         f"encoder           {encoder.get('name')} ({encoder.get('weights_id')}) at {info['resolution']} px",
-        "levels            " + (", ".join(f"{lv.get('name')} {tuple(lv.get('shape', ()))}" for lv in info["levels"])
-                                  if info["levels"] else "(not in a compact stream: pass --codec)"),
+        "levels            "
+        + (
+            ", ".join(f"{lv.get('name')} {tuple(lv.get('shape', ()))}" for lv in info["levels"])
+            if info["levels"]
+            else "(not in a compact stream: pass --codec)"
+        ),
         f"latents           {info['latents'] if info['latents'] else '(pass --codec)'}",
         f"coder             {info['coder']}",
         f"bytes             {info['bytes']} (header {info['header_bytes']}, payload {info['payload_bytes']})",
         "substreams        " + ", ".join(f"{s['name']}:{s['bytes']}" for s in info["substreams"]),
     ]
     if info.get("bits_per_element") is not None:
-        lines.append(f"bits/element      {info['bits_per_element']:.5f} (payload {info['payload_bits_per_element']:.5f})")
+        lines.append(
+            f"bits/element      {info['bits_per_element']:.5f} (payload "
+            f"{info['payload_bits_per_element']:.5f})"
+        )
     if info.get("estimated_bits") is not None:
-        lines.append(f"model estimate    {info['estimated_bits']:.0f} bits (coding overhead "
-                     f"{100 * info.get('coding_overhead', 0):.2f} %)")
+        lines.append(
+            f"model estimate    {info['estimated_bits']:.0f} bits (coding overhead "
+            f"{100 * info.get('coding_overhead', 0):.2f} %)"
+        )
     if info.get("bpp_input") is not None:
         lines.append(f"bpp (input)       {info['bpp_input']:.5f}")
     if info.get("bpp_source") is not None:
         src = info["source"]
-        lines.append(f"bpp (source)      {info['bpp_source']:.5f} ({src.get('name')}, {src.get('width')}×{src.get('height')})")
+        lines.append(
+            f"bpp (source)      {info['bpp_source']:.5f} ({src.get('name')}, "
+            f"{src.get('width')}×{src.get('height')})"
+        )
     click.echo("\n".join(lines))

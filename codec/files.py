@@ -142,8 +142,12 @@ def load_tensors(path: str | os.PathLike, *, error: type[Exception], what: str =
 
 
 def write_artifact(
-    directory: str | os.PathLike, config: dict, tensors: dict | None = None, *,
-    weights_metadata: dict[str, str] | None = None, versions: bool = True,
+    directory: str | os.PathLike,
+    config: dict,
+    tensors: dict | None = None,
+    *,
+    weights_metadata: dict[str, str] | None = None,
+    versions: bool = True,
 ) -> dict:
     """Write an artefact directory: weights (if any) first, then config.json; returns the config written.
 

@@ -34,7 +34,9 @@ def grid_channels(level: FeatureLevel, grid_stride: int) -> int:
     shuffle, codec.models.transforms); ValueError if it does not fit."""
     if level.stride <= grid_stride:
         if grid_stride % level.stride:
-            raise ValueError(f"level {level.name}: stride {level.stride} does not divide grid stride {grid_stride}")
+            raise ValueError(
+                f"level {level.name}: stride {level.stride} does not divide grid stride {grid_stride}"
+            )
         return level.channels * (grid_stride // level.stride) ** 2
     factor = level.stride // grid_stride
     if level.stride % grid_stride or level.channels % (factor * factor):

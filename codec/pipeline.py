@@ -31,11 +31,27 @@ from .names import STREAM_FORMAT
 MAX_PIXELS_FACTOR = 4  # default decode limit: 4x the pixels of the codec's training resolution
 # every key a header may hold (docs/bitstream.md, section 2; `source` is the compact header's extension); a
 # packed anchor's also holds `packing` (section 8)
-_HEADER_KEYS = {"format", "codec", "encoder", "resolution", "grid", "levels", "latents", "coder", "checksums",
-                "estimated_bits", "source", "substreams"}
-# the checksums each kind's encoder writes, all required; a packed anchor's: one per level (its decoded samples)
-_CHECKSUMS = {"hyperprior": {"symbols", "probability_model", "hyper"}, "factorized": {"symbols"},
-              "uniform": {"symbols"}}
+_HEADER_KEYS = {
+    "format",
+    "codec",
+    "encoder",
+    "resolution",
+    "grid",
+    "levels",
+    "latents",
+    "coder",
+    "checksums",
+    "estimated_bits",
+    "source",
+    "substreams",
+}
+# the checksums each kind's encoder writes, all required; a packed anchor's: one per level (its decoded
+# samples)
+_CHECKSUMS = {
+    "hyperprior": {"symbols", "probability_model", "hyper"},
+    "factorized": {"symbols"},
+    "uniform": {"symbols"},
+}
 
 
 def _batched(codec: LoadedCodec, features: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -49,8 +65,14 @@ def _batched(codec: LoadedCodec, features: dict[str, torch.Tensor]) -> dict[str,
 
 
 def encode_features(
-    codec: LoadedCodec, features: dict[str, torch.Tensor], *, coder: str = DEFAULT_CODER, groups: int | None = None,
-    threads: int | None = None, sources: Sequence[dict | None] | None = None, timings: dict | None = None,
+    codec: LoadedCodec,
+    features: dict[str, torch.Tensor],
+    *,
+    coder: str = DEFAULT_CODER,
+    groups: int | None = None,
+    threads: int | None = None,
+    sources: Sequence[dict | None] | None = None,
+    timings: dict | None = None,
     compact: bool = True,
 ) -> list[bytes]:
     """One .fcb stream per item of `features` ({level: B×C×H×W} or C×H×W).
@@ -95,10 +117,14 @@ def encode_features(
             "estimated_bits": item["estimated_bits"],
             "source": source,
         }
-        if hasattr(model, "stream_fields"):  # the packed anchors' `packing` (docs/bitstream.md, "Packed features")
+        if hasattr(
+            model, "stream_fields"
+        ):  # the packed anchors' `packing` (docs/bitstream.md, "Packed features")
             header.update(model.stream_fields(grid))
         write_compact = compact and can_pack(header, item["strings"])
-        streams.append(pack_compact(header, item["strings"]) if write_compact else pack(header, item["strings"]))
+        streams.append(
+            pack_compact(header, item["strings"]) if write_compact else pack(header, item["strings"])
+        )
     return streams
 
 
@@ -120,8 +146,12 @@ def _check_pixels(codec: LoadedCodec, grid: tuple[int, int], max_pixels: int | N
     stride = codec.model.grid_stride
     height, width = grid[0] * stride, grid[1] * stride
     if limit is not None and height * width > limit:
-        why = (f"max_pixels={limit}" if max_pixels is not None else
-               f"{MAX_PIXELS_FACTOR}× the codec's {codec.config['resolution']}² px training resolution = {limit} px")
+        why = (
+            f"max_pixels={limit}"
+            if max_pixels is not None
+            else f"{MAX_PIXELS_FACTOR}× the codec's {codec.config['resolution']}² px training resolution = "
+            f"{limit} px"
+        )
         raise BitstreamError(
             f"stream declares a {height}×{width} px grid ({height * width} px), over this decoder's limit of "
             f"{why}; pass a larger max_pixels (featcodec decode --max-pixels) to decode it"
@@ -135,13 +165,15 @@ def check_grid(codec: LoadedCodec, grid: tuple[int, int]) -> None:
     for level in codec.model.levels:
         if any(g * stride % level.stride for g in grid):
             raise BitstreamError(
-                f"grid {grid[0]}×{grid[1]} does not fit level {level.name!r}: {grid[0] * stride}×{grid[1] * stride} px "
+                f"grid {grid[0]}×{grid[1]} does not fit level {level.name!r}: "
+                f"{grid[0] * stride}×{grid[1] * stride} px "
                 f"is not a multiple of its stride {level.stride}"
             )
 
 
 def expected_substreams(codec: LoadedCodec, names: Sequence[str]) -> list[str]:
-    """The substream names, in order, a stream of this codec must carry (the group count G is the stream's)."""
+    """The substream names, in order, a stream of this codec must carry (the group count G is the
+    stream's)."""
     model = codec.model
     if model.kind == "uniform":
         return [f"x.{name}" for name in model.level_names]
@@ -154,23 +186,36 @@ def expected_substreams(codec: LoadedCodec, names: Sequence[str]) -> list[str]:
 def _check_identity(codec: LoadedCodec, header: dict, version: tuple[int, int]) -> None:
     info, model = _require(header, "codec", dict, "an object"), codec.model
     if info != {"kind": info.get("kind"), "id": info.get("id"), "config_hash": info.get("config_hash")}:
-        raise BitstreamError(f"header field 'codec' has fields other than kind, id, config_hash: {sorted(info)}")
-    if (info.get("kind"), info.get("id"), info.get("config_hash")) != (model.kind, codec.codec_id, codec.config_hash):
+        raise BitstreamError(
+            f"header field 'codec' has fields other than kind, id, config_hash: {sorted(info)}"
+        )
+    if (info.get("kind"), info.get("id"), info.get("config_hash")) != (
+        model.kind,
+        codec.codec_id,
+        codec.config_hash,
+    ):
         raise BitstreamError(
             f"codec mismatch: the stream was written by codec {info.get('kind')}:{info.get('id')} "
-            f"(config {info.get('config_hash')}), this is {model.kind}:{codec.codec_id} (config {codec.config_hash})"
+            f"(config {info.get('config_hash')}), this is {model.kind}:{codec.codec_id} (config "
+            f"{codec.config_hash})"
         )
     if version[0] >= 2:  # the compact header leaves encoder, resolution, levels and latents to the codec
         if set(header) & {"encoder", "resolution", "levels", "latents"}:
-            raise BitstreamError("a compact stream must not carry 'encoder', 'resolution', 'levels' or 'latents'")
+            raise BitstreamError(
+                "a compact stream must not carry 'encoder', 'resolution', 'levels' or 'latents'"
+            )
         return
     encoder = {"name": codec.encoder, "weights_id": codec.config["weights_id"]}
     if header.get("encoder") != encoder:
-        raise BitstreamError(f"codec mismatch: the stream's encoder is {header.get('encoder')!r}, the codec "
-                             f"directory's {encoder!r}")
+        raise BitstreamError(
+            f"codec mismatch: the stream's encoder is {header.get('encoder')!r}, the codec "
+            f"directory's {encoder!r}"
+        )
     if header.get("resolution") != codec.config.get("resolution"):
-        raise BitstreamError(f"codec mismatch: the stream's resolution is {header.get('resolution')!r}, the codec "
-                             f"directory's {codec.config.get('resolution')!r}")
+        raise BitstreamError(
+            f"codec mismatch: the stream's resolution is {header.get('resolution')!r}, the codec "
+            f"directory's {codec.config.get('resolution')!r}"
+        )
 
 
 def check_header(
@@ -194,23 +239,33 @@ def check_header(
     if container.version[0] < 2:
         shapes = model.level_shapes(grid)
         if header.get("levels") != [{**lv.to_dict(), "shape": list(shapes[lv.name])} for lv in model.levels]:
-            raise BitstreamError("header field 'levels' does not match the codec's levels and the stream's grid")
+            raise BitstreamError(
+                "header field 'levels' does not match the codec's levels and the stream's grid"
+            )
         if header.get("latents") != model.latent_shapes(grid):
-            raise BitstreamError("header field 'latents' does not match the codec's latent shapes for the grid")
+            raise BitstreamError(
+                "header field 'latents' does not match the codec's latent shapes for the grid"
+            )
     coder = _require(header, "coder", str, "a string")
     allowed = ("zstd",) if model.kind == "uniform" else tuple(CODERS.names())
     if getattr(model, "standard", ""):
         allowed = (model.standard,)
         for key, value in model.stream_fields(grid).items():
             if header.get(key) != value:
-                raise BitstreamError(f"header field {key!r} does not match the {model.kind} codec's packing for the grid")
+                raise BitstreamError(
+                    f"header field {key!r} does not match the {model.kind} codec's packing for the grid"
+                )
     if coder not in allowed:
-        raise BitstreamError(f"header field 'coder' is {coder!r}; a {model.kind} codec reads {', '.join(allowed)}")
+        raise BitstreamError(
+            f"header field 'coder' is {coder!r}; a {model.kind} codec reads {', '.join(allowed)}"
+        )
     checksums = _require(header, "checksums", dict, "an object")
     required = set(model.level_names) if getattr(model, "standard", "") else _CHECKSUMS[model.kind]
     if set(checksums) != required:
-        raise BitstreamError(f"header field 'checksums' has {sorted(checksums)}; a {model.kind} stream carries "
-                             f"exactly {sorted(required)}")
+        raise BitstreamError(
+            f"header field 'checksums' has {sorted(checksums)}; a {model.kind} stream carries "
+            f"exactly {sorted(required)}"
+        )
     for key, value in checksums.items():
         if type(value) is not int or not 0 <= value < 1 << 32:
             raise BitstreamError(f"header checksums[{key!r}] is not a 32-bit unsigned integer")
@@ -222,8 +277,10 @@ def check_header(
     names = list(container.substreams)
     expected = expected_substreams(codec, names)
     if names != expected:
-        raise BitstreamError(f"substreams {names} are not the {model.kind} codec's {expected} (unknown, unused, "
-                             "missing or out of order)")
+        raise BitstreamError(
+            f"substreams {names} are not the {model.kind} codec's {expected} (unknown, unused, "
+            "missing or out of order)"
+        )
     groups = sum(1 for n in names if n.startswith("y."))
     if model.kind in ("hyperprior", "factorized") and not 1 <= groups <= model.latent_shapes(grid)["y"][0]:
         raise BitstreamError(f"{groups} channel groups: the count must be in [1, M]")
@@ -239,7 +296,11 @@ class Decoded:
 
 
 def decode_streams(
-    codec: LoadedCodec, streams: Sequence[bytes], *, threads: int | None = None, device: str | torch.device = "cpu",
+    codec: LoadedCodec,
+    streams: Sequence[bytes],
+    *,
+    threads: int | None = None,
+    device: str | torch.device = "cpu",
     max_pixels: int | None = None,
 ) -> list[Decoded]:
     """Decode streams of one grid together (a batch); each is validated first, its grid against
@@ -249,13 +310,19 @@ def decode_streams(
     # minor version 0 (1.0, 2.0) streams were written with the old channel-group bounds (docs/bitstream.md)
     checked = [(*check_header(codec, c, max_pixels), c.version[1] == 0) for c in containers]
     if len(set(checked)) != 1:
-        raise BitstreamError("streams decoded as one batch must share grid, coder and container minor version")
+        raise BitstreamError(
+            "streams decoded as one batch must share grid, coder and container minor version"
+        )
     grid, coder, legacy = checked[0]
     parsed = time.perf_counter()
     with legacy_group_bounds(legacy):
         out = codec.model.decompress(
-            [c.substreams for c in containers], grid, coder=coder, threads=threads,
-            checksums=[c.header["checksums"] for c in containers], device=device,
+            [c.substreams for c in containers],
+            grid,
+            coder=coder,
+            threads=threads,
+            checksums=[c.header["checksums"] for c in containers],
+            device=device,
         )
     timings = {"parse_s": parsed - start, "decode_s": time.perf_counter() - parsed}
     return [
@@ -287,8 +354,14 @@ class RoundTrip:
 
 
 def round_trip(
-    codec: LoadedCodec, features: dict[str, torch.Tensor], *, coder: str = DEFAULT_CODER, groups: int | None = None,
-    threads: int | None = None, check: bool = False, sources: Sequence[dict | None] | None = None,
+    codec: LoadedCodec,
+    features: dict[str, torch.Tensor],
+    *,
+    coder: str = DEFAULT_CODER,
+    groups: int | None = None,
+    threads: int | None = None,
+    check: bool = False,
+    sources: Sequence[dict | None] | None = None,
 ) -> RoundTrip:
     """Features → `.fcb` bytes → features: the one round trip used by evaluation, training through a codec,
     the demo and the sweeps. Bits are the streams' real lengths, not the model's rate estimate.
@@ -309,8 +382,9 @@ def round_trip(
     if check:
         device = next(iter(codec.model.buffers())).device
         with torch.no_grad():
-            own = codec.model.eval()({k: (v.unsqueeze(0) if v.ndim == 3 else v).to(device, torch.float32)
-                                      for k, v in x.items()})  # fmt: skip
+            own = codec.model.eval()(
+                {k: (v.unsqueeze(0) if v.ndim == 3 else v).to(device, torch.float32) for k, v in x.items()}
+            )
         exact = all(torch.equal(hat[k], own["x_hat"][k].to(hat[k].device)) for k in hat)
     infos = [stream_info(s) for s in streams]  # parsed once for both the payload and the byte split
     splits = [byte_split(i) for i in infos]
@@ -333,5 +407,7 @@ def read_features_file(path, levels: Sequence[str]) -> dict[str, torch.Tensor]:
         if t is None:
             raise InputError(f"{path}: no tensor {name!r}; the codec codes {list(levels)}")
         if t.ndim not in (3, 4) or (t.ndim == 4 and t.shape[0] != 1) or not t.is_floating_point():
-            raise InputError(f"{path}: tensor {name!r} must be float C×H×W or 1×C×H×W, got {t.dtype} {tuple(t.shape)}")
+            raise InputError(
+                f"{path}: tensor {name!r} must be float C×H×W or 1×C×H×W, got {t.dtype} {tuple(t.shape)}"
+            )
     return features

@@ -32,7 +32,8 @@ TIMEOUT_S = 300
 
 @dataclass(frozen=True)
 class VideoFormat:
-    """One standard for feature planes: the ffmpeg encoder, its raw elementary-stream (de)muxer, the decoder."""
+    """One standard for feature planes: the ffmpeg encoder, its raw elementary-stream (de)muxer, the
+    decoder."""
 
     name: str
     encoder: str
@@ -47,14 +48,26 @@ class VideoFormat:
     tall_below_qp: int = 0
 
     def height_factor(self, qp: int) -> int:
-        """How many times the tile mosaic's height a coded picture has at `qp` (docs/bitstream.md, section 8)."""
+        """How many times the tile mosaic's height a coded picture has at `qp` (docs/bitstream.md, section
+        8)."""
         return 2 if int(qp) < self.tall_below_qp else 1
 
     def encoder_args(self, qp: int, preset: str | None, threads: int, *, picture: bool = False) -> list[str]:
         """The encoder's ffmpeg options for a feature plane, or (`picture`) for a remote-inference picture."""
         preset = preset or self.default_preset
         if self.encoder == "libvvenc":  # QPA off: perceptual QP adaptation is for eyes, not features
-            args = ["-c:v", "libvvenc", "-preset", preset, "-qp", str(qp), "-qpa", "0", "-threads", str(threads)]
+            args = [
+                "-c:v",
+                "libvvenc",
+                "-preset",
+                preset,
+                "-qp",
+                str(qp),
+                "-qpa",
+                "0",
+                "-threads",
+                str(threads),
+            ]
             # VVenC's all-intra configuration (GOP and intra period 1, as VTM's intra CTC): the random-access
             # default spends ~110 more bytes of parameter sets on each single picture. ALF and CC-ALF off on
             # feature planes: on the mini features they change bytes and feature MSE by under 1 % and cost
@@ -62,21 +75,57 @@ class VideoFormat:
             params = "GOPSize=1:IntraPeriod=1" + ("" if picture else ":ALF=0:CCALF=0")
             return [*args, "-vvenc-params", params]
         if self.encoder == "libx265":  # info=0: no encoder-version SEI (about 2 kB) in every stream
-            return ["-c:v", "libx265", "-preset", preset,
-                    "-x265-params", f"qp={qp}:info=0:log-level=error:pools={threads}:frame-threads=1"]
+            return [
+                "-c:v",
+                "libx265",
+                "-preset",
+                preset,
+                "-x265-params",
+                f"qp={qp}:info=0:log-level=error:pools={threads}:frame-threads=1",
+            ]
         if self.encoder == "libsvtav1":  # CQP: the QP ladder, not a rate-control target
-            return ["-c:v", "libsvtav1", "-preset", preset, "-qp", str(qp),
-                    "-svtav1-params", f"rc=0:enable-tf=0:lp={threads}:enable-stat-report=0"]
+            return [
+                "-c:v",
+                "libsvtav1",
+                "-preset",
+                preset,
+                "-qp",
+                str(qp),
+                "-svtav1-params",
+                f"rc=0:enable-tf=0:lp={threads}:enable-stat-report=0",
+            ]
         raise ValueError(f"no arguments known for encoder {self.encoder!r}")
 
 
 VIDEO_FORMATS = {
-    "vvc": VideoFormat("vvc", "libvvenc", "vvc", "vvc", (0, 63), "faster",
-                       "H.266/VVC elementary stream, Annex B byte stream (start codes)", tall_below_qp=37),
-    "hevc": VideoFormat("hevc", "libx265", "hevc", "hevc", (0, 51), "fast",
-                        "H.265/HEVC elementary stream, Annex B byte stream (start codes)"),
-    "av1": VideoFormat("av1", "libsvtav1", "obu", "libdav1d", (1, 63), "8",
-                       "AV1 low-overhead bitstream format (AV1 spec section 5.2: a sequence of OBUs)"),
+    "vvc": VideoFormat(
+        "vvc",
+        "libvvenc",
+        "vvc",
+        "vvc",
+        (0, 63),
+        "faster",
+        "H.266/VVC elementary stream, Annex B byte stream (start codes)",
+        tall_below_qp=37,
+    ),
+    "hevc": VideoFormat(
+        "hevc",
+        "libx265",
+        "hevc",
+        "hevc",
+        (0, 51),
+        "fast",
+        "H.265/HEVC elementary stream, Annex B byte stream (start codes)",
+    ),
+    "av1": VideoFormat(
+        "av1",
+        "libsvtav1",
+        "obu",
+        "libdav1d",
+        (1, 63),
+        "8",
+        "AV1 low-overhead bitstream format (AV1 spec section 5.2: a sequence of OBUs)",
+    ),
 }
 
 
@@ -93,9 +142,22 @@ class ImageFormat:
 
     def encoder_args(self, quality: float, threads: int) -> list[str]:
         if self.name == "vvc":
-            return ["-pix_fmt", PIX_FMT, *VIDEO_FORMATS["vvc"].encoder_args(int(quality), None, threads, picture=True)]
+            return [
+                "-pix_fmt",
+                PIX_FMT,
+                *VIDEO_FORMATS["vvc"].encoder_args(int(quality), None, threads, picture=True),
+            ]
         if self.name == "jxl":
-            return ["-c:v", "libjxl", "-distance", f"{float(quality):g}", "-effort", "7", "-threads", str(threads)]
+            return [
+                "-c:v",
+                "libjxl",
+                "-distance",
+                f"{float(quality):g}",
+                "-effort",
+                "7",
+                "-threads",
+                str(threads),
+            ]
         if self.name == "jpeg":  # ffmpeg's baseline JPEG encoder, 4:2:0, q-scale 2 (best) .. 31
             return ["-c:v", "mjpeg", "-pix_fmt", "yuvj420p", "-q:v", str(int(quality)), "-huffman", "optimal"]
         raise ValueError(f"no arguments known for image format {self.name!r}")
@@ -117,7 +179,9 @@ def ffmpeg_exe() -> str:
     try:
         import imageio_ffmpeg
     except ImportError as e:
-        raise StandardCodecError("the standard anchors need imageio-ffmpeg (pip install imageio-ffmpeg)") from e
+        raise StandardCodecError(
+            "the standard anchors need imageio-ffmpeg (pip install imageio-ffmpeg)"
+        ) from e
     return imageio_ffmpeg.get_ffmpeg_exe()
 
 
@@ -141,7 +205,8 @@ def _yuv_frame(plane: np.ndarray) -> bytes:
 
 
 def _allocation(h: int, w: int) -> int:
-    """ffmpeg's `-max_pixels` for an H×W picture: decoders allocate whole coding-tree units (up to 128×128)."""
+    """ffmpeg's `-max_pixels` for an H×W picture: decoders allocate whole coding-tree units (up to
+    128×128)."""
     return (h + 128) * (w + 128)
 
 
@@ -167,8 +232,22 @@ def encode_plane(
     h, w = plane.shape
     if fmt.encoder == "libx265" and _pyav() is not None:
         return _encode_in_process(plane, fmt, int(qp), preset, threads)
-    args = ["-f", "rawvideo", "-pix_fmt", PIX_FMT, "-s", f"{w}x{h}", "-i", "pipe:0", "-frames:v", "1",
-            *fmt.encoder_args(int(qp), preset, threads), "-f", fmt.stream, "pipe:1"]
+    args = [
+        "-f",
+        "rawvideo",
+        "-pix_fmt",
+        PIX_FMT,
+        "-s",
+        f"{w}x{h}",
+        "-i",
+        "pipe:0",
+        "-frames:v",
+        "1",
+        *fmt.encoder_args(int(qp), preset, threads),
+        "-f",
+        fmt.stream,
+        "pipe:1",
+    ]
     return _run(args, _yuv_frame(plane), f"{fmt.encoder} encode of a {w}×{h} plane", StandardCodecError)
 
 
@@ -180,7 +259,9 @@ def _pyav():
     return av
 
 
-def _encode_in_process(plane: np.ndarray, fmt: VideoFormat, qp: int, preset: str | None, threads: int) -> bytes:
+def _encode_in_process(
+    plane: np.ndarray, fmt: VideoFormat, qp: int, preset: str | None, threads: int
+) -> bytes:
     """The same libx265 call through PyAV's libavcodec, without an ffmpeg process per picture (≈ 10× faster on
     the small planes of a feature level; the bytes equal the ffmpeg binary's, which a test keeps true).
     Decoding stays in the ffmpeg process: it reads streams from outside."""
@@ -188,13 +269,20 @@ def _encode_in_process(plane: np.ndarray, fmt: VideoFormat, qp: int, preset: str
 
     av = _pyav()
     h, w = plane.shape
-    frame = av.VideoFrame.from_ndarray(np.concatenate([plane.astype(np.uint16), np.full(
-        (h // 2, w), 1 << (BIT_DEPTH - 1), dtype=np.uint16)]), format=PIX_FMT)  # fmt: skip
+    frame = av.VideoFrame.from_ndarray(
+        np.concatenate(
+            [plane.astype(np.uint16), np.full((h // 2, w), 1 << (BIT_DEPTH - 1), dtype=np.uint16)]
+        ),
+        format=PIX_FMT,
+    )
     ctx = av.CodecContext.create(fmt.encoder, "w")
     # ffmpeg's rawvideo input runs at 25 fps: the same timing in the parameter sets, so the same bytes
     ctx.width, ctx.height, ctx.pix_fmt, ctx.time_base, ctx.framerate = w, h, PIX_FMT, Fraction(1, 25), 25
     args = fmt.encoder_args(qp, preset, threads)
-    ctx.options = {"preset": args[args.index("-preset") + 1], "x265-params": args[args.index("-x265-params") + 1]}
+    ctx.options = {
+        "preset": args[args.index("-preset") + 1],
+        "x265-params": args[args.index("-x265-params") + 1],
+    }
     try:
         return b"".join(bytes(p) for p in ctx.encode(frame)) + b"".join(bytes(p) for p in ctx.encode(None))
     except av.error.FFmpegError as e:
@@ -209,20 +297,41 @@ def decode_plane(data: bytes, standard: str, shape: tuple[int, int]) -> np.ndarr
     if _pyav() is not None:
         return _decode_in_process(bytes(data), fmt, h, w)
     # one decoding thread: ffmpeg 9.0's multithreaded VVC decoder returns other samples for about one run in
-    # four on the same stream (a race; tests/codec/models/test_packed.py), the decoded-sample checksums catch it
-    args = ["-threads", "1", "-max_pixels", str(_allocation(h, w)), "-f", fmt.stream, "-c:v", fmt.decoder, "-i", "pipe:0",
-            "-frames:v", "1", "-f", "rawvideo", "-pix_fmt", PIX_FMT, "pipe:1"]
+    # four on the same stream (a race; tests/codec/models/test_packed.py), the decoded-sample checksums catch
+    # it
+    args = [
+        "-threads",
+        "1",
+        "-max_pixels",
+        str(_allocation(h, w)),
+        "-f",
+        fmt.stream,
+        "-c:v",
+        fmt.decoder,
+        "-i",
+        "pipe:0",
+        "-frames:v",
+        "1",
+        "-f",
+        "rawvideo",
+        "-pix_fmt",
+        PIX_FMT,
+        "pipe:1",
+    ]
     raw = _run(args, bytes(data), f"{fmt.decoder} decode", BitstreamError)
     expected = 2 * (h * w + 2 * (h // 2) * (w // 2))
     if len(raw) != expected:
-        raise BitstreamError(f"{standard} stream decodes to {len(raw)} bytes of {PIX_FMT}, expected a {w}×{h} "
-                             f"picture ({expected} bytes)")
+        raise BitstreamError(
+            f"{standard} stream decodes to {len(raw)} bytes of {PIX_FMT}, expected a {w}×{h} "
+            f"picture ({expected} bytes)"
+        )
     return np.frombuffer(raw, dtype="<u2", count=h * w).reshape(h, w).astype(np.uint16)
 
 
 def _decode_in_process(data: bytes, fmt: VideoFormat, h: int, w: int) -> np.ndarray:
     """The ffmpeg binary's demuxer and decoder through PyAV's libavcodec, without a process per picture (an
-    ffmpeg process costs ≈ 15 ms, more than decoding a feature level); the same `max_pixels` bound. A standard's
+    ffmpeg process costs ≈ 15 ms, more than decoding a feature level); the same `max_pixels` bound. A
+    standard's
     decoder is normative, so the samples equal the binary's (a test keeps it true)."""
     import io
 
@@ -244,8 +353,10 @@ def _decode_in_process(data: bytes, fmt: VideoFormat, h: int, w: int) -> np.ndar
         raise BitstreamError(f"{what}: the stream holds no picture")
     frame = frames[0]
     if (frame.format.name, frame.height, frame.width) != (PIX_FMT, h, w):
-        raise BitstreamError(f"{fmt.name} stream decodes to a {frame.width}×{frame.height} {frame.format.name} "
-                             f"picture, expected {w}×{h} {PIX_FMT}")
+        raise BitstreamError(
+            f"{fmt.name} stream decodes to a {frame.width}×{frame.height} {frame.format.name} "
+            f"picture, expected {w}×{h} {PIX_FMT}"
+        )
     luma = frame.planes[0]
     return np.frombuffer(luma, "<u2").reshape(h, luma.line_size // 2)[:, :w].astype(np.uint16)
 
@@ -263,8 +374,22 @@ def encode_image(rgb: np.ndarray, fmt_name: str, quality: float, *, threads: int
     if rgb.ndim != 3 or rgb.shape[2] != 3:
         raise ValueError(f"an image must be H×W×3 uint8, got shape {rgb.shape}")
     h, w = rgb.shape[:2]
-    args = ["-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{w}x{h}", "-i", "pipe:0", "-frames:v", "1",
-            *fmt.encoder_args(quality, threads), "-f", fmt.muxer, "pipe:1"]
+    args = [
+        "-f",
+        "rawvideo",
+        "-pix_fmt",
+        "rgb24",
+        "-s",
+        f"{w}x{h}",
+        "-i",
+        "pipe:0",
+        "-frames:v",
+        "1",
+        *fmt.encoder_args(quality, threads),
+        "-f",
+        fmt.muxer,
+        "pipe:1",
+    ]
     return _run(args, rgb.tobytes(), f"{fmt.encoder} encode of a {w}×{h} image", StandardCodecError)
 
 
@@ -273,8 +398,24 @@ def decode_image(data: bytes, fmt_name: str, shape: tuple[int, int]) -> np.ndarr
     fmt = image_format(fmt_name)
     h, w = int(shape[0]), int(shape[1])
     decoder = ["-c:v", fmt.decoder] if fmt.decoder else []
-    args = ["-threads", "1", "-max_pixels", str(_allocation(h, w)), "-f", fmt.demuxer, *decoder, "-i", "pipe:0", "-frames:v", "1",
-            "-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:1"]
+    args = [
+        "-threads",
+        "1",
+        "-max_pixels",
+        str(_allocation(h, w)),
+        "-f",
+        fmt.demuxer,
+        *decoder,
+        "-i",
+        "pipe:0",
+        "-frames:v",
+        "1",
+        "-f",
+        "rawvideo",
+        "-pix_fmt",
+        "rgb24",
+        "pipe:1",
+    ]
     raw = _run(args, bytes(data), f"{fmt.name} decode", BitstreamError)
     if len(raw) != h * w * 3:
         raise BitstreamError(f"{fmt.name} image decodes to {len(raw)} bytes of RGB, expected {w}×{h}×3")

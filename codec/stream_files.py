@@ -71,7 +71,9 @@ def decode_targets(streams: Sequence, output: Path, *, force: bool) -> tuple[lis
         targets = [output]
     else:
         if output.exists() and not output.is_dir():
-            raise InputError(f"{output}: exists and is not a directory ({len(paths)} streams write one file each)")
+            raise InputError(
+                f"{output}: exists and is not a directory ({len(paths)} streams write one file each)"
+            )
         targets = [output / f"{p.stem}.safetensors" for p in paths]
     return paths, check_targets(targets, force=force)
 
@@ -96,23 +98,37 @@ class DecodedFile:
 def _decode_file(codec, path: Path, threads, device, max_pixels) -> DecodedFile:
     try:
         data = path.read_bytes()
-        return DecodedFile(path, decode_stream(codec, data, threads=threads, device=device, max_pixels=max_pixels))
+        return DecodedFile(
+            path, decode_stream(codec, data, threads=threads, device=device, max_pixels=max_pixels)
+        )
     except OSError as e:
         return DecodedFile(path, None, f"{path}: cannot read ({e.strerror})")
-    except (BitstreamError, InputError, ValueError) as e:  # BitstreamError is an InputError; ValueError: shapes
+    except (
+        BitstreamError,
+        InputError,
+        ValueError,
+    ) as e:  # BitstreamError is an InputError; ValueError: shapes
         return DecodedFile(path, None, f"{path}: {e}")
 
 
 def decode_stream_files(
-    codec: LoadedCodec, paths: Sequence[Path], *, threads: int | None = None, workers: int | None = None,
-    device: str | torch.device = "cpu", max_pixels: int | None = None, show_progress: bool = True,
+    codec: LoadedCodec,
+    paths: Sequence[Path],
+    *,
+    threads: int | None = None,
+    workers: int | None = None,
+    device: str | torch.device = "cpu",
+    max_pixels: int | None = None,
+    show_progress: bool = True,
 ) -> Iterator[DecodedFile]:
     """A DecodedFile per path, in order; streams decode on `workers` threads (default: the CPUs), the
     native coder with the GIL released."""
     workers = default_threads() if workers is None else max(1, int(workers))
     pending: deque[Future] = deque()
-    with ThreadPoolExecutor(workers, thread_name_prefix="featcodec-decode") as pool, \
-            progress(total=len(paths), unit="stream", desc="decode", disable=not show_progress) as bar:
+    with (
+        ThreadPoolExecutor(workers, thread_name_prefix="featcodec-decode") as pool,
+        progress(total=len(paths), unit="stream", desc="decode", disable=not show_progress) as bar,
+    ):
         for path in paths:
             pending.append(pool.submit(_decode_file, codec, Path(path), threads, device, max_pixels))
             while len(pending) > 2 * workers or (pending and pending[0].done()):

@@ -66,7 +66,9 @@ class FeatureSet(Protocol):
     def get(self, index: int, levels: Sequence[str] | None = None) -> dict[str, torch.Tensor]: ...
 
 
-def rate_distortion(model: FeatureCodec, x: dict[str, torch.Tensor], out: dict) -> tuple[torch.Tensor, torch.Tensor]:
+def rate_distortion(
+    model: FeatureCodec, x: dict[str, torch.Tensor], out: dict
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(bits per feature element, MSE of normalised features) of one forward pass."""
     elements = sum(t.numel() for t in x.values())
     bits = sum(-torch.log2(lik).sum() for lik in out["likelihoods"].values()) if out["likelihoods"] else None
@@ -76,7 +78,9 @@ def rate_distortion(model: FeatureCodec, x: dict[str, torch.Tensor], out: dict) 
     return rate, distortion
 
 
-def _batch(cache: FeatureSet, step: int, batch_size: int, levels: Sequence[str], seed: int) -> dict[str, torch.Tensor]:
+def _batch(
+    cache: FeatureSet, step: int, batch_size: int, levels: Sequence[str], seed: int
+) -> dict[str, torch.Tensor]:
     # a feature set stored in blocks it wants read sequentially (`read_order`: block, window) gets batches of
     # codec.batching.buffered_order; others, item-wise permutations
     order = getattr(cache, "read_order", None) or {}
@@ -84,15 +88,26 @@ def _batch(cache: FeatureSet, step: int, batch_size: int, levels: Sequence[str],
     return {name: torch.stack([item[name] for item in items]).float() for name in levels}
 
 
-def _gaussian_kl_bits(mu_t: torch.Tensor, s_t: torch.Tensor, mu_s: torch.Tensor, s_s: torch.Tensor) -> torch.Tensor:
-    """Σ KL(N(mu_t, s_t²) ‖ N(mu_s, s_s²)) in bits: the expected extra rate of coding with the student's Gaussian."""
+def _gaussian_kl_bits(
+    mu_t: torch.Tensor, s_t: torch.Tensor, mu_s: torch.Tensor, s_s: torch.Tensor
+) -> torch.Tensor:
+    """Σ KL(N(mu_t, s_t²) ‖ N(mu_s, s_s²)) in bits: the expected extra rate of coding with the student's
+    Gaussian."""
     kl = torch.log(s_s / s_t) + (s_t**2 + (mu_t - mu_s) ** 2) / (2 * s_s**2) - 0.5
     return kl.sum() / torch.log(torch.tensor(2.0))
 
 
 def distill_integer_hyper(
-    teacher: FeatureCodec, student: FeatureCodec, cache: FeatureSet, *, steps: int, batch_size: int, seed: int,
-    lr: float = DISTILL_LR, progress: bool = False, checkpoint: Checkpoint | None = None,
+    teacher: FeatureCodec,
+    student: FeatureCodec,
+    cache: FeatureSet,
+    *,
+    steps: int,
+    batch_size: int,
+    seed: int,
+    lr: float = DISTILL_LR,
+    progress: bool = False,
+    checkpoint: Checkpoint | None = None,
 ) -> float:
     """Train `student`'s integer h_s to reproduce `teacher`'s float h_s; every other weight is copied, frozen.
 
@@ -134,8 +149,9 @@ def distill_integer_hyper(
         # the schedule is a function of the step: rebuilt at the restored one (its state: the optimizer's lr)
         schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps, last_epoch=start - 1)
     loss = torch.zeros(())
-    bar = progress_bar(range(start, steps), initial=start, total=steps, desc="distil integer h_s",
-                       disable=not progress)  # fmt: skip
+    bar = progress_bar(
+        range(start, steps), initial=start, total=steps, desc="distil integer h_s", disable=not progress
+    )
     for step in bar:
         torch.manual_seed(step_seed(seed, step, stream=1))
         z = z_hats[torch.randint(0, len(z_hats), (batch_size,))].to(dev)
@@ -163,7 +179,8 @@ def train_codec(
     features: FeatureSet,
     out_dir: str | os.PathLike,
     *,
-    lmbda: float | None,  # None only for a packed anchor (codec.models.packed), whose rate point is hparams["qp"]
+    lmbda: float
+    | None,  # None only for a packed anchor (codec.models.packed), whose rate point is hparams["qp"]
     kind: str = "hyperprior",
     levels: Sequence[str] | None = None,
     steps: int = 2000,
@@ -177,11 +194,13 @@ def train_codec(
     checkpoint_seconds: float | None = None,  # also checkpoint when this long has passed since the last one
     seed: int = 0,
     hparams: dict | None = None,  # the model's; a hyperprior gets hyper_path="integer" unless it names one
-    hyper_distill_steps: int | None = None,  # integer h_s: distillation steps after float training (None: = steps)
+    hyper_distill_steps: int
+    | None = None,  # integer h_s: distillation steps after float training (None: = steps)
     norm_items: int = 256,
     progress: bool = True,
 ) -> LoadedCodec:
-    """Train a codec of `kind` on `features` (e.g. a `probes.encoders.FeatureCache`) and save it to `out_dir`."""
+    """Train a codec of `kind` on `features` (e.g. a `probes.encoders.FeatureCache`) and save it to
+    `out_dir`."""
     if kind in PACKED_KINDS:  # a standard anchor: nothing to train
         return create_packed_codec(features, out_dir, kind=kind, levels=levels, hparams=hparams, force=force)
     if lmbda is None:
@@ -196,7 +215,9 @@ def train_codec(
     out_dir = Path(out_dir)
     ckpt = out_dir / CHECKPOINT_DIR
     if (out_dir / CONFIG).exists() and not (force or resume):
-        raise FileExistsError(f"{out_dir} already holds a codec; pass --force to overwrite or --resume to continue")
+        raise FileExistsError(
+            f"{out_dir} already holds a codec; pass --force to overwrite or --resume to continue"
+        )
     dev = resolve_device(device)
     hparams = dict(hparams or {})
     if kind == "uniform":
@@ -206,17 +227,34 @@ def train_codec(
     # integer h_s by distillation: train the float hyperprior first (see the module docstring)
     distill = kind == "hyperprior" and hparams["hyper_path"] == "integer" and hyper_distill_steps != 0
     torch.manual_seed(seed)  # the initial weights are part of the run's plan too
-    model = create_codec(kind, cache.levels, levels=levels, resolution=cache.resolution,
-                         **({**hparams, "hyper_path": "float64"} if distill else hparams))  # fmt: skip
+    model = create_codec(
+        kind,
+        cache.levels,
+        levels=levels,
+        resolution=cache.resolution,
+        **({**hparams, "hyper_path": "float64"} if distill else hparams),
+    )
     level_names = model.level_names
     plan = {
-        "kind": kind, "lambda": lmbda, "levels": level_names, "hparams": model.hparams(), "batch_size": batch_size,
-        "lr": lr, "aux_lr": aux_lr, "seed": seed, "encoder": cache.encoder, "weights_id": cache.weights_id,
+        "kind": kind,
+        "lambda": lmbda,
+        "levels": level_names,
+        "hparams": model.hparams(),
+        "batch_size": batch_size,
+        "lr": lr,
+        "aux_lr": aux_lr,
+        "seed": seed,
+        "encoder": cache.encoder,
+        "weights_id": cache.weights_id,
         "resolution": cache.resolution,
     }
-    if distill:  # the checkpoint holds the float stage; the default (= steps) is recorded as such, so steps may grow
-        plan.update(hparams={**plan["hparams"], "hyper_path": "integer"},
-                    hyper_distill_steps="steps" if hyper_distill_steps is None else hyper_distill_steps)  # fmt: skip
+    if (
+        distill
+    ):  # the checkpoint holds the float stage; the default (= steps) is recorded as such, so steps may grow
+        plan.update(
+            hparams={**plan["hparams"], "hyper_path": "integer"},
+            hyper_distill_steps="steps" if hyper_distill_steps is None else hyper_distill_steps,
+        )
     main_params = [p for n, p in model.named_parameters() if not n.endswith(".quantiles")]
     aux_params = [p for n, p in model.named_parameters() if n.endswith(".quantiles")]
     optimizers = {}
@@ -234,8 +272,12 @@ def train_codec(
     else:
         n_fit = min(norm_items, len(cache))
         fit = (
-            {name: torch.stack([cache.get(i, level_names)[name] for i in range(a, min(a + 8, n_fit))]).float()
-             for name in level_names}
+            {
+                name: torch.stack(
+                    [cache.get(i, level_names)[name] for i in range(a, min(a + 8, n_fit))]
+                ).float()
+                for name in level_names
+            }
             for a in range(0, n_fit, 8)
         )
         model.normalization.fit(fit)
@@ -244,8 +286,13 @@ def train_codec(
     rate = distortion = torch.zeros(())
     if kind != "uniform" and start < steps:
         model.train()
-        bar = progress_bar(range(start, steps), initial=start, total=steps, desc=f"train-codec {kind} λ={lmbda:g}",
-                   disable=not progress)
+        bar = progress_bar(
+            range(start, steps),
+            initial=start,
+            total=steps,
+            desc=f"train-codec {kind} λ={lmbda:g}",
+            disable=not progress,
+        )
         for step in bar:
             torch.manual_seed(step_seed(seed, step))
             x = {k: v.to(dev) for k, v in _batch(cache, step, batch_size, level_names, seed).items()}
@@ -255,7 +302,9 @@ def train_codec(
             rate, distortion = rate_distortion(model, x, out)
             loss = rate + lmbda * distortion
             if not torch.isfinite(loss):
-                raise TrainingError(f"loss became {loss.item()} at step {step}; lower --lr or check the features")
+                raise TrainingError(
+                    f"loss became {loss.item()} at step {step}; lower --lr or check the features"
+                )
             loss.backward()
             torch.nn.utils.clip_grad_norm_(main_params, 1.0)
             optimizers["optimizer"].step()
@@ -270,9 +319,14 @@ def train_codec(
     checkpoint.save(max(steps, start), {"model": model}, optimizers)
     extra = {
         "training": {
-            "steps": max(steps, start), "batch_size": batch_size, "lr": lr, "seed": seed,
-            "features": str(cache.path), "items": len(cache),
-            "last_rate_bits_per_element": float(rate.detach()), "last_mse": float(distortion.detach()),
+            "steps": max(steps, start),
+            "batch_size": batch_size,
+            "lr": lr,
+            "seed": seed,
+            "features": str(cache.path),
+            "items": len(cache),
+            "last_rate_bits_per_element": float(rate.detach()),
+            "last_mse": float(distortion.detach()),
         }
     }
     if distill:
@@ -280,13 +334,32 @@ def train_codec(
         torch.manual_seed(seed)
         student = create_codec(kind, cache.levels, levels=levels, resolution=cache.resolution, **hparams)
         # its own checkpoint: the float stage's stays as it ended (the teacher a resumed distillation reloads)
-        stage = Checkpoint(ckpt / "distill", {**plan, "distill_steps": n}, every_steps=checkpoint_every,
-                           every_seconds=checkpoint_seconds)  # fmt: skip
-        # a distillation of another length (its cosine schedule differs) or left by a run started over is redone
+        stage = Checkpoint(
+            ckpt / "distill",
+            {**plan, "distill_steps": n},
+            every_steps=checkpoint_every,
+            every_seconds=checkpoint_seconds,
+        )
+        # a distillation of another length (its cosine schedule differs) or left by a run started over is
+        # redone
         if not (resume and stage.same_plan()):
             shutil.rmtree(stage.directory, ignore_errors=True)
-        kl = distill_integer_hyper(model, student, cache, steps=n, batch_size=batch_size, seed=seed, progress=progress,
-                                   checkpoint=stage)  # fmt: skip
-        extra["training"]["hyper_distillation"] = {"steps": n, "lr": DISTILL_LR, "last_kl_bits_per_element": kl}
+        kl = distill_integer_hyper(
+            model,
+            student,
+            cache,
+            steps=n,
+            batch_size=batch_size,
+            seed=seed,
+            progress=progress,
+            checkpoint=stage,
+        )
+        extra["training"]["hyper_distillation"] = {
+            "steps": n,
+            "lr": DISTILL_LR,
+            "last_kl_bits_per_element": kl,
+        }
         model = student
-    return save_codec(model.cpu(), out_dir, encoder=cache.encoder, weights_id=cache.weights_id, lmbda=lmbda, extra=extra)
+    return save_codec(
+        model.cpu(), out_dir, encoder=cache.encoder, weights_id=cache.weights_id, lmbda=lmbda, extra=extra
+    )

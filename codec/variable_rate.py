@@ -12,10 +12,11 @@ Training: every batch holds K groups of samples, group i weighted by λ_i; the l
 (R + λ_i·D)/(1 + λ_i), which has the same minimiser as R + λ_i·D for that sample and keeps the K terms of a
 batch on one scale for the shared weights.
 
-Export: gain i folds exactly into g_a's last convolution (its output rows ×gain) and g_s's first one (its input
-columns ÷gain), so each rate leaves as an ordinary `hyperprior` codec directory — the bitstream, the coders and
-every consumer are unchanged. With the integer hyper path, each exported codec's integer h_s is then distilled
-from the shared float h_s on that rate's own z (`codec.train.distill_integer_hyper`), as train-codec does.
+Export: gain i folds exactly into g_a's last convolution (its output rows ×gain) and g_s's first one (its
+input columns ÷gain), so each rate leaves as an ordinary `hyperprior` codec directory — the bitstream, the
+coders and every consumer are unchanged. With the integer hyper path, each exported codec's integer h_s is
+then distilled from the shared float h_s on that rate's own z (`codec.train.distill_integer_hyper`), as
+train-codec does.
 """
 
 from __future__ import annotations
@@ -71,8 +72,11 @@ def gained_forward(model, gains: torch.Tensor, x: dict[str, torch.Tensor]) -> di
     return {"x_hat": x_hat, "likelihoods": {"y": y_likelihoods, "z": z_likelihoods}}
 
 
-def per_sample_rate_distortion(model, x: dict[str, torch.Tensor], out: dict) -> tuple[torch.Tensor, torch.Tensor]:
-    """B-vectors of (bits per feature element, normalised MSE), as `codec.train.rate_distortion` per sample."""
+def per_sample_rate_distortion(
+    model, x: dict[str, torch.Tensor], out: dict
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """B-vectors of (bits per feature element, normalised MSE), as `codec.train.rate_distortion` per
+    sample."""
     elements = sum(t[0].numel() for t in x.values())
     bits = sum(-torch.log2(lik).flatten(1).sum(1) for lik in out["likelihoods"].values())
     xn, xn_hat = model.normalization.normalize(x), model.normalization.normalize(out["x_hat"])
@@ -130,13 +134,17 @@ def train_variable_rate_codec(
     hparams = dict(hparams or {})
     hyper_path = hparams.pop("hyper_path", "integer")
     torch.manual_seed(seed)
-    model = create_codec("hyperprior", features.levels, resolution=features.resolution,
-                         **{**hparams, "hyper_path": "float64"})  # fmt: skip
+    model = create_codec(
+        "hyperprior", features.levels, resolution=features.resolution, **{**hparams, "hyper_path": "float64"}
+    )
     gains = GainUnits(lambdas, model.M)
     names = model.level_names
     n_fit = min(norm_items, len(features))
     model.normalization.fit(
-        {n: torch.stack([features.get(i, names)[n] for i in range(a, min(a + 8, n_fit))]).float() for n in names}
+        {
+            n: torch.stack([features.get(i, names)[n] for i in range(a, min(a + 8, n_fit))]).float()
+            for n in names
+        }
         for a in range(0, n_fit, 8)
     )
     model.to(dev)
@@ -145,11 +153,24 @@ def train_variable_rate_codec(
     aux = [p for n, p in model.named_parameters() if n.endswith(".quantiles")]
     optimizer, aux_optimizer = torch.optim.Adam(main, lr=lr), torch.optim.Adam(aux, lr=aux_lr)
     optimizers = {"optimizer": optimizer, "aux_optimizer": aux_optimizer}
-    plan = {"variable_rate": VARIABLE_RATE, "lambdas": lambdas, "batch_size": batch_size, "lr": lr, "aux_lr": aux_lr,
-            "seed": seed, "hparams": {**hparams, "hyper_path": hyper_path}, "encoder": features.encoder,
-            "weights_id": features.weights_id, "resolution": features.resolution}  # fmt: skip
-    checkpoint = Checkpoint(checkpoint_dir or out_dirs[0].parent / CHECKPOINT_DIR, plan, every_steps=checkpoint_every,
-                            every_seconds=checkpoint_seconds)  # fmt: skip
+    plan = {
+        "variable_rate": VARIABLE_RATE,
+        "lambdas": lambdas,
+        "batch_size": batch_size,
+        "lr": lr,
+        "aux_lr": aux_lr,
+        "seed": seed,
+        "hparams": {**hparams, "hyper_path": hyper_path},
+        "encoder": features.encoder,
+        "weights_id": features.weights_id,
+        "resolution": features.resolution,
+    }
+    checkpoint = Checkpoint(
+        checkpoint_dir or out_dirs[0].parent / CHECKPOINT_DIR,
+        plan,
+        every_steps=checkpoint_every,
+        every_seconds=checkpoint_seconds,
+    )
     start = 0
     if force:
         shutil.rmtree(checkpoint.directory, ignore_errors=True)
@@ -159,8 +180,13 @@ def train_variable_rate_codec(
     index = torch.arange(batch_size, device=dev) % len(lambdas)  # the batch's samples are in seeded order
     rate = distortion = torch.zeros(len(lambdas))
     model.train()
-    bar = progress_bar(range(start, steps), initial=start, total=steps,
-                       desc=f"train-codec variable-rate ×{len(lambdas)}", disable=not progress)  # fmt: skip
+    bar = progress_bar(
+        range(start, steps),
+        initial=start,
+        total=steps,
+        desc=f"train-codec variable-rate ×{len(lambdas)}",
+        disable=not progress,
+    )
     for step in bar:
         torch.manual_seed(step_seed(seed, step))
         x = {k: v.to(dev) for k, v in _batch(features, step, batch_size, names, seed).items()}
@@ -198,23 +224,57 @@ def train_variable_rate_codec(
         gain = gains.log_gain[i].detach().exp()
         teacher = fold_gain(model, gain)
         training = {
-            "steps": steps, "batch_size": batch_size, "lr": lr, "seed": seed, "features": str(features.path),
-            "items": len(features), "last_rate_bits_per_element": float(rate[i]), "last_mse": float(distortion[i]),
+            "steps": steps,
+            "batch_size": batch_size,
+            "lr": lr,
+            "seed": seed,
+            "features": str(features.path),
+            "items": len(features),
+            "last_rate_bits_per_element": float(rate[i]),
+            "last_mse": float(distortion[i]),
             "plan_hash": _plan_hash(plan),
-            "variable_rate": {"method": VARIABLE_RATE, "lambdas": lambdas, "index": i,
-                              "gain_mean": float(gain.mean()), "gain_min": float(gain.min()),
-                              "gain_max": float(gain.max())},
-        }  # fmt: skip
+            "variable_rate": {
+                "method": VARIABLE_RATE,
+                "lambdas": lambdas,
+                "index": i,
+                "gain_mean": float(gain.mean()),
+                "gain_min": float(gain.min()),
+                "gain_max": float(gain.max()),
+            },
+        }
         if distill:
             torch.manual_seed(seed)
-            student = create_codec("hyperprior", features.levels, resolution=features.resolution,
-                                   **{**hparams, "hyper_path": "integer"})  # fmt: skip
-            kl = distill_integer_hyper(teacher, student, features, steps=n_distill, batch_size=batch_size,
-                                       seed=seed * 101 + i, progress=progress)  # fmt: skip
-            training["hyper_distillation"] = {"steps": n_distill, "lr": DISTILL_LR, "last_kl_bits_per_element": kl}
+            student = create_codec(
+                "hyperprior",
+                features.levels,
+                resolution=features.resolution,
+                **{**hparams, "hyper_path": "integer"},
+            )
+            kl = distill_integer_hyper(
+                teacher,
+                student,
+                features,
+                steps=n_distill,
+                batch_size=batch_size,
+                seed=seed * 101 + i,
+                progress=progress,
+            )
+            training["hyper_distillation"] = {
+                "steps": n_distill,
+                "lr": DISTILL_LR,
+                "last_kl_bits_per_element": kl,
+            }
             teacher = student
-        codecs.append(save_codec(teacher.cpu(), out_dir, encoder=features.encoder, weights_id=features.weights_id,
-                                 lmbda=lmbda, extra={"training": training}))  # fmt: skip
+        codecs.append(
+            save_codec(
+                teacher.cpu(),
+                out_dir,
+                encoder=features.encoder,
+                weights_id=features.weights_id,
+                lmbda=lmbda,
+                extra={"training": training},
+            )
+        )
     return codecs
 
 
@@ -223,7 +283,8 @@ def _plan_hash(plan: dict) -> str:
 
 
 def _exported(out_dir: Path, plan: dict, lmbda: float, index: int, steps: int, distill_steps: int | None):
-    """The codec an earlier run of the same plan exported for rate `index`, or None (absent, partial, other)."""
+    """The codec an earlier run of the same plan exported for rate `index`, or None (absent, partial,
+    other)."""
     try:
         config = read_codec_config(out_dir)
     except (CodecLoadError, OSError):

@@ -1,4 +1,5 @@
-"""Remote inference, the anchor of feature coding for machines: send the picture, run the network at the receiver.
+"""Remote inference, the anchor of feature coding for machines: send the picture, run the network at the
+receiver.
 
     image ─► resize to R×R (the encoder's preprocessing) ─► uint8 RGB ─► standard image codec (VVC intra,
           JPEG XL, JPEG; codec.standard) ─► bits ─► decoder ─► frozen encoder ─► features ─► neck ─► head
@@ -6,7 +7,8 @@
 The picture coded is the R×R one the encoder reads, so the rate is bits per pixel of that picture: the same
 denominator as every feature codec's bpp (bits / R²), and the cheapest picture a remote server could ask for.
 `RemoteInference` is a feature source (probes.training.sources), so `evaluate_neck(..., image_codec="vvc",
-image_quality=37)` scores a neck on it; `coding_complexity` gives every coded evaluation its complexity record.
+image_quality=37)` scores a neck on it; `coding_complexity` gives every coded evaluation its complexity
+record.
 """
 
 from __future__ import annotations
@@ -25,7 +27,9 @@ from probes.training.sources import CodedFeatures, EncoderFeatures, FeatureSourc
 IMAGE_CODECS = tuple(standard.IMAGE_FORMATS)  # vvc (QP), jxl (Butteraugli distance), jpeg (q-scale 2..31)
 
 
-def code_picture(image: Image.Image, resolution: int, image_codec: str, quality: float) -> tuple[Image.Image, dict]:
+def code_picture(
+    image: Image.Image, resolution: int, image_codec: str, quality: float
+) -> tuple[Image.Image, dict]:
     """The R×R picture the encoder would read, through `image_codec` at `quality`: (decoded picture, record
     with `bits`, `encode_s`, `decode_s`)."""
     pixels = TF.resize(TF.to_tensor(image.convert("RGB")), [resolution, resolution], antialias=True)
@@ -80,9 +84,15 @@ class RemoteInference(CodedFeatures):
         """The picture codec's ms per image, measured during the evaluation; no learned coding parts (the
         frozen encoder runs at the receiver, as in every remote-inference anchor)."""
         per_image = self.images or 1
-        return {"encoder_kmac_per_pixel": 0.0, "decoder_kmac_per_pixel": 0.0,
-                "encode_ms": 1e3 * self.encode_s / per_image, "decode_ms": 1e3 * self.decode_s / per_image,
-                "items": self.images, "kind": f"remote-{self.image_codec}", "anchor": f"remote-{self.image_codec}"}
+        return {
+            "encoder_kmac_per_pixel": 0.0,
+            "decoder_kmac_per_pixel": 0.0,
+            "encode_ms": 1e3 * self.encode_s / per_image,
+            "decode_ms": 1e3 * self.decode_s / per_image,
+            "items": self.images,
+            "kind": f"remote-{self.image_codec}",
+            "anchor": f"remote-{self.image_codec}",
+        }
 
 
 def coding_complexity(source: FeatureSource, samples: Sequence[dict]) -> dict | None:
@@ -97,6 +107,8 @@ def coding_complexity(source: FeatureSource, samples: Sequence[dict]) -> dict | 
 
     with torch.no_grad():
         clean = source.inner.features(samples)
-    record = codec_complexity(codec, {n: clean[n] for n in codec.model.level_names}, pixels=source.resolution**2)
+    record = codec_complexity(
+        codec, {n: clean[n] for n in codec.model.level_names}, pixels=source.resolution**2
+    )
     anchor = getattr(codec.model, "standard", "")
     return {**record, "kind": codec.model.kind, "anchor": f"packed-{anchor}" if anchor else None}

@@ -35,11 +35,17 @@ from codec.stream_files import check_targets, expand_patterns
 
 from .encoders import collect_images, create_encoder, load_image
 
-ENCODE_ERRORS = (InputError, ValueError, RuntimeError, OSError)  # what one image may fail with; others still run
+ENCODE_ERRORS = (
+    InputError,
+    ValueError,
+    RuntimeError,
+    OSError,
+)  # what one image may fail with; others still run
 
 
 def expand_inputs(images: Sequence) -> list[Path]:
-    """Files, directories (recursively) and glob patterns (`'photos/*.jpg'`, quoted past the shell) → image paths."""
+    """Files, directories (recursively) and glob patterns (`'photos/*.jpg'`, quoted past the shell) → image
+    paths."""
     try:
         return collect_images(expand_patterns(images))
     except FileNotFoundError as e:
@@ -61,17 +67,31 @@ def image_targets(images: Sequence, output: Path, *, force: bool) -> tuple[list[
         if output.suffix == ".fcb" and not output.exists():
             raise InputError(f"{output}: {len(paths)} images need an output directory, not one .fcb file")
         if output.exists() and not output.is_dir():
-            raise InputError(f"{output}: exists and is not a directory (image inputs write one .fcb each into -o DIR)")
+            raise InputError(
+                f"{output}: exists and is not a directory (image inputs write one .fcb each into -o DIR)"
+            )
         targets = [output / f"{p.stem}.fcb" for p in paths]
     return paths, check_targets(targets, force=force)
 
 
-def frozen_encoder(codec: LoadedCodec, *, checkpoint=None, random_init=False, ignore_weights_mismatch=False,
-                   device: str = "cpu"):
-    """The encoder `codec` was trained for; a different weights id is refused unless the caller says otherwise."""
+def frozen_encoder(
+    codec: LoadedCodec,
+    *,
+    checkpoint=None,
+    random_init=False,
+    ignore_weights_mismatch=False,
+    device: str = "cpu",
+):
+    """The encoder `codec` was trained for; a different weights id is refused unless the caller says
+    otherwise."""
     try:
-        encoder = create_encoder(codec.encoder, checkpoint=checkpoint, random_init=random_init,
-                                 resolution=codec.config.get("resolution"), device=device)
+        encoder = create_encoder(
+            codec.encoder,
+            checkpoint=checkpoint,
+            random_init=random_init,
+            resolution=codec.config.get("resolution"),
+            device=device,
+        )
     except (KeyError, ValueError, RuntimeError) as e:
         raise InputError(str(e).strip('"')) from e
     if encoder.weights_id != codec.config["weights_id"] and not ignore_weights_mismatch:
@@ -87,7 +107,11 @@ def _read(encoder, path: Path) -> tuple[torch.Tensor, dict, float]:
     start = time.perf_counter()
     image = load_image(path)
     pixels = encoder.preprocess(image)
-    return pixels, {"name": path.name, "width": image.size[0], "height": image.size[1]}, time.perf_counter() - start
+    return (
+        pixels,
+        {"name": path.name, "width": image.size[0], "height": image.size[1]},
+        time.perf_counter() - start,
+    )
 
 
 def _forward(encoder, pixels: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -97,14 +121,27 @@ def _forward(encoder, pixels: torch.Tensor) -> dict[str, torch.Tensor]:
 
 
 def encode_images(
-    codec: LoadedCodec, paths: Sequence[Path], targets: Sequence[Path], *, checkpoint=None, random_init=False,
-    ignore_weights_mismatch=False, coder: str | None = None, groups: int | None = None, threads: int | None = None,
+    codec: LoadedCodec,
+    paths: Sequence[Path],
+    targets: Sequence[Path],
+    *,
+    checkpoint=None,
+    random_init=False,
+    ignore_weights_mismatch=False,
+    coder: str | None = None,
+    groups: int | None = None,
+    threads: int | None = None,
     device: str = "cpu",
 ) -> Iterator[tuple[Path, bytes, dict]]:
     """Yield (target, stream, timings) per image, one image at a time; the caller writes the streams.
     groups=None: one channel group per 2^18 latent symbols (codec.entropy.auto_groups), coded on `threads`."""
-    encoder = frozen_encoder(codec, checkpoint=checkpoint, random_init=random_init,
-                             ignore_weights_mismatch=ignore_weights_mismatch, device=device)
+    encoder = frozen_encoder(
+        codec,
+        checkpoint=checkpoint,
+        random_init=random_init,
+        ignore_weights_mismatch=ignore_weights_mismatch,
+        device=device,
+    )
     for folder in {t.parent for t in targets}:
         folder.mkdir(parents=True, exist_ok=True)
     for path, target in zip(paths, targets, strict=True):
@@ -113,8 +150,15 @@ def encode_images(
         start = time.perf_counter()
         features = _forward(encoder, pixels.unsqueeze(0))
         timings["encoder_s"] = time.perf_counter() - start
-        (data,) = encode_features(codec, features, coder=coder or DEFAULT_CODER, groups=groups, threads=threads,
-                                  sources=[source], timings=timings)
+        (data,) = encode_features(
+            codec,
+            features,
+            coder=coder or DEFAULT_CODER,
+            groups=groups,
+            threads=threads,
+            sources=[source],
+            timings=timings,
+        )
         yield target, data, timings
 
 
@@ -131,8 +175,9 @@ class EncodedImage:
 
 def _code(codec, path, target, features, source, timings, coder, groups, threads) -> EncodedImage:
     try:
-        (data,) = encode_features(codec, features, coder=coder, groups=groups, threads=threads, sources=[source],
-                                  timings=timings)
+        (data,) = encode_features(
+            codec, features, coder=coder, groups=groups, threads=threads, sources=[source], timings=timings
+        )
     except ENCODE_ERRORS as e:
         return EncodedImage(path, target, None, timings, f"{path}: {e}")
     return EncodedImage(path, target, data, timings)
@@ -145,30 +190,48 @@ def _done(result: EncodedImage) -> Future:
 
 
 def encode_image_files(
-    codec: LoadedCodec, paths: Sequence[Path], targets: Sequence[Path], *, checkpoint=None, random_init=False,
-    ignore_weights_mismatch=False, coder: str | None = None, groups: int | None = None, threads: int | None = None,
-    device: str = "cpu", batch_size: int = 4, workers: int | None = None, show_progress: bool = True,
+    codec: LoadedCodec,
+    paths: Sequence[Path],
+    targets: Sequence[Path],
+    *,
+    checkpoint=None,
+    random_init=False,
+    ignore_weights_mismatch=False,
+    coder: str | None = None,
+    groups: int | None = None,
+    threads: int | None = None,
+    device: str = "cpu",
+    batch_size: int = 4,
+    workers: int | None = None,
+    show_progress: bool = True,
 ) -> Iterator[EncodedImage]:
     """Yield an EncodedImage per path, in order: the same bytes encode_images writes, at more images/s.
 
     Images are read on `workers` threads (default: the CPUs this process may use) one batch ahead, run
     through the encoder `batch_size` at a time, and entropy-coded one stream per image on the same pool
-    while the next batch's forward runs. A file that fails (unreadable, wrong size for the codec) is yielded with
-    its `error` and the others go on. A progress bar on stderr shows images/s.
+    while the next batch's forward runs. A file that fails (unreadable, wrong size for the codec) is yielded
+    with its `error` and the others go on. A progress bar on stderr shows images/s.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be ≥ 1, got {batch_size}")
     coder = coder or DEFAULT_CODER
     workers = default_threads() if workers is None else max(1, int(workers))
-    encoder = frozen_encoder(codec, checkpoint=checkpoint, random_init=random_init,
-                             ignore_weights_mismatch=ignore_weights_mismatch, device=device)
+    encoder = frozen_encoder(
+        codec,
+        checkpoint=checkpoint,
+        random_init=random_init,
+        ignore_weights_mismatch=ignore_weights_mismatch,
+        device=device,
+    )
     for folder in {t.parent for t in targets}:
         folder.mkdir(parents=True, exist_ok=True)
     jobs = list(zip(paths, targets, strict=True))
     pending: deque[Future] = deque()
-    with ThreadPoolExecutor(workers, thread_name_prefix="featcodec-encode") as pool, \
-            progress(total=len(jobs), unit="img", desc="encode", disable=not show_progress) as bar:
-        batches = [jobs[first:first + batch_size] for first in range(0, len(jobs), batch_size)]
+    with (
+        ThreadPoolExecutor(workers, thread_name_prefix="featcodec-encode") as pool,
+        progress(total=len(jobs), unit="img", desc="encode", disable=not show_progress) as bar,
+    ):
+        batches = [jobs[first : first + batch_size] for first in range(0, len(jobs), batch_size)]
         next_reads = [pool.submit(_read, encoder, path) for path, _ in batches[0]] if batches else []
         for number, batch in enumerate(batches):
             reads = next_reads
@@ -190,15 +253,18 @@ def encode_image_files(
                     features = _forward(encoder, torch.stack([item[3] for item in group]))
                 except ENCODE_ERRORS as e:
                     for slot, path, target, *_ in group:
-                        slots[slot] = _done(EncodedImage(path, target, None, {}, f"{path}: encoder failed ({e})"))
+                        slots[slot] = _done(
+                            EncodedImage(path, target, None, {}, f"{path}: encoder failed ({e})")
+                        )
                     continue
                 per_image = (time.perf_counter() - start) / len(group)
                 for b, (slot, path, target, _, source, timings) in enumerate(group):
                     timings["encoder_s"] = per_image
                     # a clone per image: the stream must not depend on the batch it was computed in
-                    item = {k: v[b:b + 1].clone() for k, v in features.items()}
-                    slots[slot] = pool.submit(_code, codec, path, target, item, source, timings, coder, groups,
-                                              threads)
+                    item = {k: v[b : b + 1].clone() for k, v in features.items()}
+                    slots[slot] = pool.submit(
+                        _code, codec, path, target, item, source, timings, coder, groups, threads
+                    )
                 del features
             pending.extend(slots)
             while len(pending) > workers + batch_size or (pending and pending[0].done()):

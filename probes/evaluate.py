@@ -67,8 +67,9 @@ def evaluate_neck(
     image_quality: float | None = None,
     neck_inputs: str | os.PathLike | None = None,
 ) -> dict:
-    """Metrics of the neck in `neck_dir` on `data`; the encoder is rebuilt from the neck's config, or the features
-    were computed once: `decoded`, a `streams` step's split for this codec, decoded here (probes/streams.py);
+    """Metrics of the neck in `neck_dir` on `data`; the encoder is rebuilt from the neck's config, or the
+    features were computed once: `decoded`, a `streams` step's split for this codec, decoded here
+    (probes/streams.py);
     `neck_inputs`, a `features` step's clean inputs of this split (probes/neck_inputs.py).
 
     `image_codec` (vvc, jxl, jpeg) at `image_quality`: the remote-inference anchor (probes.anchors) — the
@@ -90,7 +91,9 @@ def evaluate_neck(
         from probes.streams import DecodedFeatures
 
         source = DecodedFeatures(decoded, config["levels"], device, codec=codec)
-        codec = source.describe_codec().get("dir")  # None: a remote-inference split (pictures coded, no codec)
+        codec = source.describe_codec().get(
+            "dir"
+        )  # None: a remote-inference split (pictures coded, no codec)
     elif neck_inputs is not None:
         from probes.neck_inputs import NeckInputs
 
@@ -98,10 +101,18 @@ def evaluate_neck(
         source.check_neck(neck)
     else:
         source = build_feature_source(
-            encoder=enc["name"], checkpoint=checkpoint, random_init=random_init, features=features,
-            pretrained=pretrained, resolution=enc["resolution"], levels=config["levels"], dataset=dataset,
-            device=device, codec=codec, coder=coder,
-        )  # fmt: skip
+            encoder=enc["name"],
+            checkpoint=checkpoint,
+            random_init=random_init,
+            features=features,
+            pretrained=pretrained,
+            resolution=enc["resolution"],
+            levels=config["levels"],
+            dataset=dataset,
+            device=device,
+            codec=codec,
+            coder=coder,
+        )
     if image_codec:
         if codec or image_quality is None:
             raise ValueError("remote inference takes image_quality and no feature codec")
@@ -113,8 +124,11 @@ def evaluate_neck(
             f"but the given weights are {described['weights_id']!r}"
         )
     if not codec and config.get("codec"):
-        log.warning("%s was trained on features decoded by %s; evaluating on clean features (no --codec)",
-                    neck_dir, config["codec"]["dir"])  # fmt: skip
+        log.warning(
+            "%s was trained on features decoded by %s; evaluating on clean features (no --codec)",
+            neck_dir,
+            config["codec"]["dir"],
+        )
 
     coded = bool(codec or image_codec or decoded is not None)
     predictions, started = [], time.perf_counter()
@@ -127,8 +141,10 @@ def evaluate_neck(
         bar.update(len(samples))
     bar.close()
     if decoded is not None and len(source.served) != len(source.record["ids"]):
-        raise ValueError(f"{decoded}: decoded {len(source.record['ids'])} samples, the evaluation read "
-                         f"{len(source.served)}: its bits would not be this evaluation's")  # fmt: skip
+        raise ValueError(
+            f"{decoded}: decoded {len(source.record['ids'])} samples, the evaluation read "
+            f"{len(source.served)}: its bits would not be this evaluation's"
+        )
     metrics, per_image = task_for(head).evaluate_per_image(predictions, dataset)
 
     return {
@@ -155,7 +171,9 @@ def evaluate_neck(
         "bpp": source.bits_per_pixel if coded else None,
         "complexity": coding_complexity(source, collate_samples([dataset[0]])) if coded else None,
         "data": {"spec": data, "split": split, "limit": limit, "samples": len(dataset)},
-        "generation": {"max_new_tokens": max_new_tokens, "num_beams": num_beams} if task == "caption" else None,
+        "generation": {"max_new_tokens": max_new_tokens, "num_beams": num_beams}
+        if task == "caption"
+        else None,
         "seconds": round(time.perf_counter() - started, 3),
         "device": str(device),
         "machine": platform.machine(),

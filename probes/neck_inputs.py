@@ -1,17 +1,19 @@
-"""Neck inputs computed once: a task split's frozen-encoder features at the resolution the neck consumes, fp16.
+"""Neck inputs computed once: a task split's frozen-encoder features at the resolution the neck consumes,
+fp16.
 
     dataset (as the task opens it) ─► frozen encoder ─► each level area-averaged onto the neck's working grid
-        (Neck.forward's first operation, resample_map; a level smaller than the grid is kept: the neck grows it)
-        ─► fp16 ─► shard-00000.safetensors, shard-00001.safetensors, …  (SHARD_SIZE samples each, atomic)
+        (Neck.forward's first operation, resample_map; a level smaller than the grid is kept: the neck grows
+        it) ─► fp16 ─► shard-00000.safetensors, shard-00001.safetensors, …  (SHARD_SIZE samples each, atomic)
                    + inputs.json (encoder, level shapes, grid, sample ids per complete shard)
 
-A frozen encoder gives a sample the same features for every neck (any depth, KD weight or seed) and every clean
-evaluation, so a study computes them once per (encoder, split, working grid) — the sweep's `features` step — and
+A frozen encoder gives a sample the same features for every neck (any depth, KD weight or seed) and every
+clean evaluation, so a study computes them once per (encoder, split, working grid) — the sweep's `features`
+step — and
 `train_neck(neck_inputs=DIR)` / `evaluate_neck(neck_inputs=DIR)` read them through `NeckInputs` instead of
-running the encoder. Reads are memory-mapped row by row (safetensors slices): a split larger than memory streams
-from disk. The area averaging is the neck's own, done before instead of after: the numbers differ from running
-the encoder in the neck's loop only by the fp16 rounding of the stored values (relative error ≤ 2⁻¹¹).
-An interrupted step resumes after its last complete shard.
+running the encoder. Reads are memory-mapped row by row (safetensors slices): a split larger than memory
+streams from disk. The area averaging is the neck's own, done before instead of after: the numbers differ
+from running the encoder in the neck's loop only by the fp16 rounding of the stored values (relative error ≤
+2⁻¹¹). An interrupted step resumes after its last complete shard.
 """
 
 from __future__ import annotations
@@ -40,9 +42,21 @@ class NeckInputsError(InputError):
 
 
 def write_neck_inputs(
-    out_dir: str | os.PathLike, *, task: str, head: str, data: str, split: str | None, limit: int | None,
-    encoder: str, resolution: int | None, encoder_weights: dict | None = None, grid: Sequence[int] | None = None,
-    neck_head: str | None = None, batch_size: int = 16, shard_size: int = SHARD_SIZE, device: str = "cpu",
+    out_dir: str | os.PathLike,
+    *,
+    task: str,
+    head: str,
+    data: str,
+    split: str | None,
+    limit: int | None,
+    encoder: str,
+    resolution: int | None,
+    encoder_weights: dict | None = None,
+    grid: Sequence[int] | None = None,
+    neck_head: str | None = None,
+    batch_size: int = 16,
+    shard_size: int = SHARD_SIZE,
+    device: str = "cpu",
     progress: bool = False,
 ) -> dict:
     """Run the encoder once over the task's split (opened as for `head`) and store what a neck for `neck_head`
@@ -68,18 +82,33 @@ def write_neck_inputs(
         head_model = load_head(neck_head, device=device)
     working = anchor_grid(source.levels, math.prod(head_model.expects().grid))
     if grid is not None and tuple(grid) != working:
-        raise NeckInputsError(f"{out_dir}: planned for a {tuple(grid)} grid, but a neck on {encoder} for {head} "
-                              f"works on {working}")  # fmt: skip
+        raise NeckInputsError(
+            f"{out_dir}: planned for a {tuple(grid)} grid, but a neck on {encoder} for {head} "
+            f"works on {working}"
+        )
     stored = {n: consumed_shape(s, working) for n, s in source.levels.items()}
-    plan = {"format": FORMAT, "format_version": FORMAT_VERSION, "encoder": source.describe(),
-            "levels": {n: list(s) for n, s in source.levels.items()}, "stored": {n: list(s) for n, s in stored.items()},
-            "grid": list(working), "dtype": "float16", "shard_size": shard_size, "samples": len(dataset),
-            "data": {"spec": data, "split": split, "limit": limit, "task": task, "head": head},
-            "neck_head": neck_head or head}  # fmt: skip
+    plan = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "encoder": source.describe(),
+        "levels": {n: list(s) for n, s in source.levels.items()},
+        "stored": {n: list(s) for n, s in stored.items()},
+        "grid": list(working),
+        "dtype": "float16",
+        "shard_size": shard_size,
+        "samples": len(dataset),
+        "data": {"spec": data, "split": split, "limit": limit, "task": task, "head": head},
+        "neck_head": neck_head or head,
+    }
     record = _resume_or_start(out_dir, plan)
     done = len(record["shards"])
-    bar = progress_bar(total=len(dataset), initial=min(len(dataset), done * shard_size), desc="neck inputs",
-                       unit="sample", disable=not progress)  # fmt: skip
+    bar = progress_bar(
+        total=len(dataset),
+        initial=min(len(dataset), done * shard_size),
+        desc="neck inputs",
+        unit="sample",
+        disable=not progress,
+    )
     for k, start in enumerate(range(0, len(dataset), shard_size)):
         if k < done:
             continue
@@ -116,8 +145,10 @@ def _resume_or_start(out_dir: Path, plan: dict) -> dict:
         old = _read_record(out_dir)
         changed = [k for k, v in plan.items() if old.get(k) != v]
         if changed:
-            raise NeckInputsError(f"{out_dir / RECORD}: made with other settings ({', '.join(changed)}); "
-                                  "remove the directory to start over")  # fmt: skip
+            raise NeckInputsError(
+                f"{out_dir / RECORD}: made with other settings ({', '.join(changed)}); "
+                "remove the directory to start over"
+            )
         old["shards"] = [s for s in old["shards"] if (out_dir / s["file"]).is_file()]
         return old
     record = {**plan, "shards": [], "complete": False}
@@ -126,16 +157,23 @@ def _resume_or_start(out_dir: Path, plan: dict) -> dict:
 
 
 def _read_record(path: Path) -> dict:
-    return read_json_document(path / RECORD, format=FORMAT, format_version=FORMAT_VERSION,
-                              required=("encoder", "levels", "stored", "grid", "shards"), error=NeckInputsError,
-                              missing_hint="run the sweep's features step (write_neck_inputs)")  # fmt: skip
+    return read_json_document(
+        path / RECORD,
+        format=FORMAT,
+        format_version=FORMAT_VERSION,
+        required=("encoder", "levels", "stored", "grid", "shards"),
+        error=NeckInputsError,
+        missing_hint="run the sweep's features step (write_neck_inputs)",
+    )
 
 
 class NeckInputs(FeatureSource):
     """Stored neck inputs served by sample id. `levels` are the encoder's own shapes (what a neck is built
     for); the tensors served are the stored ones, already on the neck's working grid `grid`."""
 
-    def __init__(self, path: str | os.PathLike, levels: Sequence[str] | None = None, device: str | torch.device = "cpu"):
+    def __init__(
+        self, path: str | os.PathLike, levels: Sequence[str] | None = None, device: str | torch.device = "cpu"
+    ):
         self.path = Path(path)
         self.record = _read_record(self.path)
         if not self.record.get("complete"):
@@ -143,12 +181,16 @@ class NeckInputs(FeatureSource):
         levels = list(levels or self.record["levels"])
         missing = [n for n in levels if n not in self.record["levels"]]
         if missing:
-            raise NeckInputsError(f"{self.path / RECORD}: no level(s) {missing}; it holds {list(self.record['levels'])}")
+            raise NeckInputsError(
+                f"{self.path / RECORD}: no level(s) {missing}; it holds {list(self.record['levels'])}"
+            )
         self.levels = {n: tuple(self.record["levels"][n]) for n in levels}
         self.resolution = self.record["encoder"]["resolution"]
         self.grid = tuple(self.record["grid"])
         self.device = torch.device(device)
-        self._rows = {i: (k, row) for k, shard in enumerate(self.record["shards"]) for row, i in enumerate(shard["ids"])}
+        self._rows = {
+            i: (k, row) for k, shard in enumerate(self.record["shards"]) for row, i in enumerate(shard["ids"])
+        }
         self._handles: dict[int, object] = {}
 
     def _shard(self, k: int):
@@ -166,7 +208,9 @@ class NeckInputs(FeatureSource):
         try:
             where = [self._rows[str(s["id"])] for s in samples]
         except KeyError as e:
-            raise NeckInputsError(f"{self.path}: sample {e} is not in these neck inputs (other data or split?)") from None
+            raise NeckInputsError(
+                f"{self.path}: sample {e} is not in these neck inputs (other data or split?)"
+            ) from None
         out = {}
         for n in self.levels:  # memory-mapped rows: only the batch is read
             out[n] = torch.cat([self._shard(k).get_slice(n)[row : row + 1] for k, row in where])
@@ -179,5 +223,6 @@ class NeckInputs(FeatureSource):
         """The neck (the first of a cross-neck) must work on the grid these inputs were averaged onto."""
         first = getattr(neck, "first", neck)
         if tuple(first.grid) != self.grid:
-            raise NeckInputsError(f"{self.path}: stored on a {self.grid} grid, but the neck works on "
-                                  f"{tuple(first.grid)}")  # fmt: skip
+            raise NeckInputsError(
+                f"{self.path}: stored on a {self.grid} grid, but the neck works on {tuple(first.grid)}"
+            )

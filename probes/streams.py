@@ -1,18 +1,21 @@
-"""The streams of a split under one codec, computed once and read by every neck and evaluation through that codec.
+"""The streams of a split under one codec, computed once and read by every neck and evaluation through that
+codec.
 
     dataset (as the task opens it) ─► frozen encoder ─► codec ─► .fcb streams  (STREAMS_DIR/000000.fcb, …)
                                                                + bits, byte split, complexity (decoded.json)
 
 An encoder and a codec are deterministic, so the features a neck reads through a codec on a split are the same
-for every neck, seed and evaluation: a study codes them once per (encoder, codec, split) (the sweep's `streams`
-step) and `evaluate_neck(..., decoded=DIR)` / `train_neck(streams=DIR)` read them through `DecodedFeatures`,
-which decodes the stored streams (never encoding again). Only the streams are kept, not the decoded features:
-at 1024 px a stream is ~0.3 MB against ~30–45 MB of fp16 features (docs/architecture.md, "Step kinds").
-The numbers are those of `CodecRoundTrip` (same streams, same decoder, same bits).
+for every neck, seed and evaluation: a study codes them once per (encoder, codec, split) (the sweep's
+`streams` step) and `evaluate_neck(..., decoded=DIR)` / `train_neck(streams=DIR)` read them through
+`DecodedFeatures`, which decodes the stored streams (never encoding again). Only the streams are kept, not
+the decoded features: at 1024 px a stream is ~0.3 MB against ~30–45 MB of fp16 features
+(docs/architecture.md, "Step kinds"). The numbers are those of `CodecRoundTrip` (same streams, same decoder,
+same bits).
 
 Remote inference (`image_codec=`, probes.anchors) writes the same record with its features kept
 (decoded.safetensors, float32: there are no feature streams to decode; the bits are the pictures'), and the
-record's `codec` is `RemoteInference.describe_codec()` — so evaluations read it exactly as they read a codec's split.
+record's `codec` is `RemoteInference.describe_codec()` — so evaluations read it exactly as they read a
+codec's split.
 """
 
 from __future__ import annotations
@@ -40,10 +43,24 @@ class DecodedSplitError(InputError):
 
 
 def write_decoded_split(
-    out_dir: str | os.PathLike, *, task: str, head: str, data: str, split: str | None, limit: int | None,
-    encoder: str, resolution: int | None, codec: str | os.PathLike | None = None, coder: str | None = None,
-    encoder_weights: dict | None = None, batch_size: int = 16, device: str = "cpu", progress: bool = False,
-    image_codec: str | None = None, image_quality: float | None = None, keep_decoded: bool = False,
+    out_dir: str | os.PathLike,
+    *,
+    task: str,
+    head: str,
+    data: str,
+    split: str | None,
+    limit: int | None,
+    encoder: str,
+    resolution: int | None,
+    codec: str | os.PathLike | None = None,
+    coder: str | None = None,
+    encoder_weights: dict | None = None,
+    batch_size: int = 16,
+    device: str = "cpu",
+    progress: bool = False,
+    image_codec: str | None = None,
+    image_quality: float | None = None,
+    keep_decoded: bool = False,
 ) -> dict:
     """Code every sample of the task's split once: write its `.fcb` streams and their bits (and, with
     `keep_decoded`, the decoded features, float32 as decoded, so readers skip decoding); or, with
@@ -67,8 +84,14 @@ def write_decoded_split(
     if image_codec is not None:
         from .anchors import RemoteInference
 
-        return _write_remote(out_dir, RemoteInference(clean, image_codec, image_quality), dataset, batch_size,
-                             progress, {"spec": data, "split": split, "limit": limit, "task": task})  # fmt: skip
+        return _write_remote(
+            out_dir,
+            RemoteInference(clean, image_codec, image_quality),
+            dataset,
+            batch_size,
+            progress,
+            {"spec": data, "split": split, "limit": limit, "task": task},
+        )
     loaded = load_codec_dir(codec, clean)
     source = CodecRoundTrip(clean, loaded, coder=coder)
     (out_dir / STREAMS_DIR).mkdir(parents=True, exist_ok=True)
@@ -92,8 +115,15 @@ def write_decoded_split(
     from .anchors import coding_complexity
 
     complexity = coding_complexity(source, collate_samples([dataset[0]]))
-    return _finish(out_dir, source, ids, rows, complexity, {"spec": data, "split": split, "limit": limit, "task": task},
-                   streams=True)  # fmt: skip
+    return _finish(
+        out_dir,
+        source,
+        ids,
+        rows,
+        complexity,
+        {"spec": data, "split": split, "limit": limit, "task": task},
+        streams=True,
+    )
 
 
 def _write_remote(out_dir: Path, source, dataset, batch_size: int, progress: bool, data: dict) -> dict:
@@ -114,39 +144,68 @@ def _write_remote(out_dir: Path, source, dataset, batch_size: int, progress: boo
     return _finish(out_dir, source, ids, rows, source.complexity(), data)
 
 
-def _finish(out_dir: Path, source, ids: list[str], rows: dict | None, complexity: dict | None, data: dict,
-            streams: bool = False) -> dict:
+def _finish(
+    out_dir: Path,
+    source,
+    ids: list[str],
+    rows: dict | None,
+    complexity: dict | None,
+    data: dict,
+    streams: bool = False,
+) -> dict:
     """The record (written last: it names a complete split): `stored` names what a reader finds — "streams",
-    "features" (remote inference: no feature streams) or "streams+features" (streams and their decoded features)."""
+    "features" (remote inference: no feature streams) or "streams+features" (streams and their decoded
+    features)."""
     if len(set(ids)) != len(ids):
         raise ValueError(f"{data['spec']}: sample ids repeat; a decoded split is matched by id")
     out_dir.mkdir(parents=True, exist_ok=True)
     if rows is not None:
-        save_tensors(out_dir / FEATURES, {n: torch.cat(v).contiguous() for n, v in rows.items()}, {"format": FORMAT})
-    record = {"format": FORMAT, "format_version": FORMAT_VERSION, "ids": ids, "encoder": source.describe(),
-              "codec": source.describe_codec(), "complexity": complexity,
-              "levels": {n: list(v) for n, v in source.inner.levels.items()}, "data": data,
-              "stored": "+".join(k for k, on in (("streams", streams), ("features", rows is not None)) if on)}  # fmt: skip
+        save_tensors(
+            out_dir / FEATURES, {n: torch.cat(v).contiguous() for n, v in rows.items()}, {"format": FORMAT}
+        )
+    record = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "ids": ids,
+        "encoder": source.describe(),
+        "codec": source.describe_codec(),
+        "complexity": complexity,
+        "levels": {n: list(v) for n, v in source.inner.levels.items()},
+        "data": data,
+        "stored": "+".join(k for k, on in (("streams", streams), ("features", rows is not None)) if on),
+    }
     atomic_write_json(out_dir / RECORD, record)
     return record
 
 
 class DecodedFeatures(FeatureSource):
-    """A split coded once by `write_decoded_split`, served by sample id with the bits of its streams: each batch
-    decoded from its `.fcb` files by `codec` (default: the directory the record names), or, for a
+    """A split coded once by `write_decoded_split`, served by sample id with the bits of its streams: each
+    batch decoded from its `.fcb` files by `codec` (default: the directory the record names), or, for a
     remote-inference split, read from its stored features."""
 
-    def __init__(self, path: str | os.PathLike, levels: Sequence[str] | None = None, device: str | torch.device = "cpu",
-                 codec: str | os.PathLike | None = None):
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        levels: Sequence[str] | None = None,
+        device: str | torch.device = "cpu",
+        codec: str | os.PathLike | None = None,
+    ):
         path = Path(path)
         self.path = path
-        self.record = read_json_document(path / RECORD, format=FORMAT, format_version=FORMAT_VERSION,
-                                         required=("ids", "encoder", "codec", "levels"), error=DecodedSplitError,
-                                         missing_hint="run the sweep's streams step (write_decoded_split)")  # fmt: skip
+        self.record = read_json_document(
+            path / RECORD,
+            format=FORMAT,
+            format_version=FORMAT_VERSION,
+            required=("ids", "encoder", "codec", "levels"),
+            error=DecodedSplitError,
+            missing_hint="run the sweep's streams step (write_decoded_split)",
+        )
         levels = list(levels or self.record["codec"].get("levels") or self.record["levels"])
         missing = [n for n in levels if n not in self.record["levels"]]
         if missing:
-            raise DecodedSplitError(f"{path / RECORD}: no level(s) {missing}; it holds {list(self.record['levels'])}")
+            raise DecodedSplitError(
+                f"{path / RECORD}: no level(s) {missing}; it holds {list(self.record['levels'])}"
+            )
         self.device = torch.device(device)
         self.tensors = self.codec = None
         if "features" in self.record.get("stored", "features").split("+"):  # read, never decoded again
@@ -158,8 +217,10 @@ class DecodedFeatures(FeatureSource):
             # bit-identical on any device, the reconstruction within float rounding of another device's)
             self.codec = load_codec(codec or self.record["codec"]["dir"], device=self.device)
             if self.codec.config.get("codec_id") != self.record["codec"].get("codec_id"):
-                raise DecodedSplitError(f"{path / RECORD}: coded by codec {self.record['codec'].get('codec_id')}, "
-                                        f"not by {codec} ({self.codec.config.get('codec_id')})")  # fmt: skip
+                raise DecodedSplitError(
+                    f"{path / RECORD}: coded by codec {self.record['codec'].get('codec_id')}, "
+                    f"not by {codec} ({self.codec.config.get('codec_id')})"
+                )
         self.levels = {n: tuple(self.record["levels"][n]) for n in levels}
         self.resolution = self.record["encoder"]["resolution"]
         self._rows = {i: k for k, i in enumerate(self.record["ids"])}
@@ -169,7 +230,9 @@ class DecodedFeatures(FeatureSource):
         try:
             rows = [self._rows[str(s["id"])] for s in samples]
         except KeyError as e:
-            raise DecodedSplitError(f"sample {e} is not in the decoded split (other data or split?)") from None
+            raise DecodedSplitError(
+                f"sample {e} is not in the decoded split (other data or split?)"
+            ) from None
         self.served.update(str(s["id"]) for s in samples)
         if self.codec is None:
             index = torch.tensor(rows)

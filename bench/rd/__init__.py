@@ -4,7 +4,8 @@
 - `curves`: metric directions, the monotone hull, the task-sufficient rate.
 - `results`: `featcodec eval` JSON → points → curves per seed.
 - `bootstrap`, `seeds`: the image bootstrap and the intervals across training seeds and test images.
-- `records`, `compare`, `verdicts`: the report's typed records, comparisons, and the verdicts on the paper's findings.
+- `records`, `compare`, `verdicts`: the report's typed records, comparisons, and the verdicts on the paper's
+findings.
 - `report`, `markdown`, `plot`: `featcodec report` (report.md, report.json, one plot per task and metric).
 """
 
@@ -12,13 +13,22 @@ import importlib
 
 # Names resolve on first use (PEP 562), so `featcodec report --help` does not pay for numpy and scipy.
 _WHERE = {
-    "bd_metric": "bdrate", "bd_rate": "bdrate",
-    "TaskSufficientRate": "curves", "metric_direction": "curves", "monotone_hull": "curves",
+    "bd_metric": "bdrate",
+    "bd_rate": "bdrate",
+    "TaskSufficientRate": "curves",
+    "metric_direction": "curves",
+    "monotone_hull": "curves",
     "task_sufficient_rate": "curves",
-    "build_report": "report", "format_markdown": "report", "report_from_files": "report", "write_report": "report",
-    "Curve": "results", "RatePoint": "results", "ResultsError": "results", "group_curves": "results",
+    "build_report": "report",
+    "format_markdown": "report",
+    "report_from_files": "report",
+    "write_report": "report",
+    "Curve": "results",
+    "RatePoint": "results",
+    "ResultsError": "results",
+    "group_curves": "results",
     "load_results": "results",
-}  # fmt: skip
+}
 
 
 def __getattr__(name: str):

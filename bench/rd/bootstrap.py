@@ -38,7 +38,8 @@ def hull_mask(rates: np.ndarray, metric: np.ndarray, higher_is_better: bool) -> 
 
 
 def _pchip_slopes(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Fritsch–Carlson slopes as scipy's PchipInterpolator sets them (weighted harmonic means, 3-point ends)."""
+    """Fritsch–Carlson slopes as scipy's PchipInterpolator sets them (weighted harmonic means, 3-point
+    ends)."""
     h = np.diff(x)
     m = np.diff(y) / h
     if x.size == 2:
@@ -68,15 +69,21 @@ def _pchip_integral(x: np.ndarray, y: np.ndarray, lo: float, hi: float) -> float
     c3 = (d[:-1] - 2 * delta + d[1:]) / h**2
     t0 = np.clip(x[:-1], lo, hi) - x[:-1]
     t1 = np.clip(x[1:], lo, hi) - x[:-1]
-    return float(np.sum(
-        (t1 - t0) * y[:-1] + (t1**2 - t0**2) * d[:-1] / 2 + (t1**3 - t0**3) * c2 / 3 + (t1**4 - t0**4) * c3 / 4
-    ))  # fmt: skip
+    return float(
+        np.sum(
+            (t1 - t0) * y[:-1]
+            + (t1**2 - t0**2) * d[:-1] / 2
+            + (t1**3 - t0**3) * c2 / 3
+            + (t1**4 - t0**4) * c3 / 4
+        )
+    )
 
 
 def pchip_bd_rate(rate_a, metric_a, rate_b, metric_b, higher_is_better: bool = True) -> float:
     """`bd_rate(..., method="pchip")`; NaN where it would raise (fewer than 2 hull points, no overlap)."""
-    return float(np.expm1(_pchip_mean_difference(rate_a, metric_a, rate_b, metric_b, higher_is_better, "rate"))
-                 * 100.0)  # fmt: skip
+    return float(
+        np.expm1(_pchip_mean_difference(rate_a, metric_a, rate_b, metric_b, higher_is_better, "rate")) * 100.0
+    )
 
 
 def pchip_bd_metric(rate_a, metric_a, rate_b, metric_b, higher_is_better: bool = True) -> float:
@@ -115,11 +122,16 @@ def _pchip_slopes_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     with np.errstate(divide="ignore", invalid="ignore"):
         harmonic = (w1 + w2) / (w1 / m[:, :-1] + w2 / m[:, 1:])
     d[:, 1:-1] = np.where(same, harmonic, 0.0)
-    for i, (h0, h1, m0, m1) in ((0, (h[:, 0], h[:, 1], m[:, 0], m[:, 1])),
-                                (-1, (h[:, -1], h[:, -2], m[:, -1], m[:, -2]))):  # fmt: skip
+    for i, (h0, h1, m0, m1) in (
+        (0, (h[:, 0], h[:, 1], m[:, 0], m[:, 1])),
+        (-1, (h[:, -1], h[:, -2], m[:, -1], m[:, -2])),
+    ):
         e = ((2 * h0 + h1) * m0 - h0 * m1) / (h0 + h1)
-        e = np.where(np.sign(e) != np.sign(m0), 0.0,
-                     np.where((np.sign(m0) != np.sign(m1)) & (np.abs(e) > np.abs(3 * m0)), 3 * m0, e))  # fmt: skip
+        e = np.where(
+            np.sign(e) != np.sign(m0),
+            0.0,
+            np.where((np.sign(m0) != np.sign(m1)) & (np.abs(e) > np.abs(3 * m0)), 3 * m0, e),
+        )
         d[:, i] = e
     return d
 
@@ -133,12 +145,17 @@ def _pchip_integral_rows(x: np.ndarray, y: np.ndarray, lo: np.ndarray, hi: np.nd
     t0 = np.clip(x[:, :-1], lo[:, None], hi[:, None]) - x[:, :-1]
     t1 = np.clip(x[:, 1:], lo[:, None], hi[:, None]) - x[:, :-1]
     return np.sum(
-        (t1 - t0) * y[:, :-1] + (t1**2 - t0**2) * d[:, :-1] / 2 + (t1**3 - t0**3) * c2 / 3
-        + (t1**4 - t0**4) * c3 / 4, axis=1,
-    )  # fmt: skip
+        (t1 - t0) * y[:, :-1]
+        + (t1**2 - t0**2) * d[:, :-1] / 2
+        + (t1**3 - t0**3) * c2 / 3
+        + (t1**4 - t0**4) * c3 / 4,
+        axis=1,
+    )
 
 
-def pchip_bd_rates(rates_a, metrics_a: np.ndarray, rates_b, metrics_b: np.ndarray, higher_is_better: bool = True):
+def pchip_bd_rates(
+    rates_a, metrics_a: np.ndarray, rates_b, metrics_b: np.ndarray, higher_is_better: bool = True
+):
     """`pchip_bd_rate` of every row of metrics_a (R×Pa) against the same row of metrics_b (R×Pb), at once.
 
     The rates are fixed and only the metrics vary (a bootstrap), so rows are grouped by which points
@@ -147,7 +164,9 @@ def pchip_bd_rates(rates_a, metrics_a: np.ndarray, rates_b, metrics_b: np.ndarra
     return _pchip_deltas(rates_a, metrics_a, rates_b, metrics_b, higher_is_better, "rate")
 
 
-def pchip_bd_metrics(rates_a, metrics_a: np.ndarray, rates_b, metrics_b: np.ndarray, higher_is_better: bool = True):
+def pchip_bd_metrics(
+    rates_a, metrics_a: np.ndarray, rates_b, metrics_b: np.ndarray, higher_is_better: bool = True
+):
     """`bd_metric(method="pchip")` (B − A, metric units) of every row pair, at once, as `pchip_bd_rates`."""
     return _pchip_deltas(rates_a, metrics_a, rates_b, metrics_b, higher_is_better, "metric")
 
@@ -174,7 +193,7 @@ def _pchip_deltas(rates_a, metrics_a, rates_b, metrics_b, higher_is_better: bool
     patterns, group = np.unique(keep, axis=0, return_inverse=True)
     for g, pattern in enumerate(patterns):
         rows = np.flatnonzero(group.ravel() == g)
-        ka, kb = pattern[: ra.size], pattern[ra.size:]
+        ka, kb = pattern[: ra.size], pattern[ra.size :]
         if ka.sum() < 2 or kb.sum() < 2:
             continue
         if kind == "metric":  # the metric as a function of log-rate, over the common log-rate range
@@ -184,8 +203,9 @@ def _pchip_deltas(rates_a, metrics_a, rates_b, metrics_b, higher_is_better: bool
                 continue
             ya, yb = ma[np.ix_(rows, np.flatnonzero(ka))], mb[np.ix_(rows, np.flatnonzero(kb))]
             bound = np.full(rows.size, lo), np.full(rows.size, hi)
-            diff = (_pchip_integral_rows(np.broadcast_to(lb, yb.shape), yb, *bound)
-                    - _pchip_integral_rows(np.broadcast_to(la, ya.shape), ya, *bound))  # fmt: skip
+            diff = _pchip_integral_rows(np.broadcast_to(lb, yb.shape), yb, *bound) - _pchip_integral_rows(
+                np.broadcast_to(la, ya.shape), ya, *bound
+            )
             out[rows] = diff / (hi - lo)
             continue
         # on the hull the metric is monotone in rate: ascending metric = ascending rate, or descending
@@ -197,14 +217,16 @@ def _pchip_deltas(rates_a, metrics_a, rates_b, metrics_b, higher_is_better: bool
         if not ok.any():
             continue
         la_rows, lb_rows = np.broadcast_to(la, xa.shape), np.broadcast_to(lb, xb.shape)
-        diff = (_pchip_integral_rows(xb[ok], lb_rows[ok], lo[ok], hi[ok])
-                - _pchip_integral_rows(xa[ok], la_rows[ok], lo[ok], hi[ok]))  # fmt: skip
+        diff = _pchip_integral_rows(xb[ok], lb_rows[ok], lo[ok], hi[ok]) - _pchip_integral_rows(
+            xa[ok], la_rows[ok], lo[ok], hi[ok]
+        )
         out[rows[ok]] = np.expm1(diff / (hi[ok] - lo[ok])) * 100.0
     return out
 
 
-def task_sufficient_rates(rates, metrics: np.ndarray, clean: np.ndarray, fraction: float = 0.95,
-                          higher_is_better: bool = True) -> np.ndarray:
+def task_sufficient_rates(
+    rates, metrics: np.ndarray, clean: np.ndarray, fraction: float = 0.95, higher_is_better: bool = True
+) -> np.ndarray:
     """`curves.task_sufficient_rate(...).rate` for every row of metrics (R×P) with its clean value, at once.
 
     NaN where the target is never reached on the row's hull or is undefined (clean ≤ 0 for a
@@ -287,13 +309,13 @@ def bootstrap_bd_rate(
         raise ValueError(f"per-image scores must share their images: {scores_a.shape} vs {scores_b.shape}")
     ra, rb = np.asarray(rates_a, dtype=np.float64), np.asarray(rates_b, dtype=np.float64)
     full = resampled_metrics(np.vstack([scores_a, scores_b]), weights, np.ones((1, n)))[0]
-    estimate = pchip_bd_rate(ra, full[: len(ra)], rb, full[len(ra):], higher_is_better)
+    estimate = pchip_bd_rate(ra, full[: len(ra)], rb, full[len(ra) :], higher_is_better)
     counts = resample_counts(n, resamples, seed)
     metrics = resampled_metrics(np.vstack([scores_a, scores_b]), weights, counts)
-    values = pchip_bd_rates(ra, metrics[:, : len(ra)], rb, metrics[:, len(ra):], higher_is_better)
+    values = pchip_bd_rates(ra, metrics[:, : len(ra)], rb, metrics[:, len(ra) :], higher_is_better)
     ok = values[np.isfinite(values)]
     alpha = (1 - level) / 2
-    low, high = (np.quantile(ok, [alpha, 1 - alpha]).tolist() if ok.size else (None, None))
+    low, high = np.quantile(ok, [alpha, 1 - alpha]).tolist() if ok.size else (None, None)
     return {
         "estimate": None if not np.isfinite(estimate) else estimate,
         "low": low,

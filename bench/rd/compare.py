@@ -1,16 +1,20 @@
-"""Curves → typed records: per-seed curves, across-seed estimates, comparisons with the anchor, pairs, verdicts.
+"""Curves → typed records: per-seed curves, across-seed estimates, comparisons with the anchor, pairs,
+verdicts.
 
     RatePoints ─► curves per (task, dataset) and seed (results.group_curves)
         ─► Probe: one SeedCurve per seed (hull, clean, task-sufficient rate)
-        ─► Estimates across seeds (bench/rd/seeds.py): clean, task-sufficient rate, BD-rate and BD-metric vs the
+        ─► Estimates across seeds (bench/rd/seeds.py): clean, task-sufficient rate, BD-rate and BD-metric vs
+        the
            anchor probe (same neck, neck training and head), KD and cross-neck pairs
         ─► Verdicts on the paper's four findings (docs/analysis.md, "Verdicts")
-    curves of the standard's anchors (packed-hevc, remote-jpeg, …) ─► Probes of their own family, compared with
+    curves of the standard's anchors (packed-hevc, remote-jpeg, …) ─► Probes of their own family, compared
+    with
         the learned probe of the same encoder, neck and head (StandardComparison); never in verdicts
 
 Every interval of a section resamples one per-image score: the metric itself where it is a mean over images
 (depth AbsRel, caption CIDEr-D), else the proxy the task names for it (pose: OKS-AR for AP). Curves are formed
-per seed and compared seed by seed (seed s of A with seed s of B); nothing takes a hull or a best run across seeds.
+per seed and compared seed by seed (seed s of A with seed s of B); nothing takes a hull or a best run across
+seeds.
 """
 
 from __future__ import annotations
@@ -51,7 +55,9 @@ def seed_key(seed: int | None) -> str:
 # --- one seed's curve --------------------------------------------------------------------------------
 
 
-def seed_curve(curve: Curve, metric: str, rate: str, hib: bool, fraction: float, notes: list[str]) -> SeedCurve:
+def seed_curve(
+    curve: Curve, metric: str, rate: str, hib: bool, fraction: float, notes: list[str]
+) -> SeedCurve:
     points = []
     for p in curve.points:
         value, why = metric_value(p, metric)
@@ -59,7 +65,9 @@ def seed_curve(curve: Curve, metric: str, rate: str, hib: bool, fraction: float,
             notes.append(why)
             continue
         if rate not in p.rates:
-            raise ResultsError(f"{p.source}: no rate {rate!r} (it has {sorted(p.rates)}); choose another --rate")
+            raise ResultsError(
+                f"{p.source}: no rate {rate!r} (it has {sorted(p.rates)}); choose another --rate"
+            )
         points.append(PointRecord(p.rates[rate], value, p.codec, p.lmbda, p.source, p.stream_bytes))
     points.sort(key=lambda q: q.rate)
     if points:
@@ -102,7 +110,9 @@ def interval_score(points: Sequence[RatePoint], metric: str) -> tuple[str | None
     return None, f"no per-image {metric} (nor a proxy for it) in every point"
 
 
-def aligned_scores(points: Sequence[RatePoint], score: str) -> tuple[np.ndarray, np.ndarray | None, list[str]]:
+def aligned_scores(
+    points: Sequence[RatePoint], score: str
+) -> tuple[np.ndarray, np.ndarray | None, list[str]]:
     """points × images matrix of `score` on the image ids every point has, and their weights."""
     common = set(points[0].per_image["ids"])
     for p in points[1:]:
@@ -116,7 +126,9 @@ def aligned_scores(points: Sequence[RatePoint], score: str) -> tuple[np.ndarray,
         if p.per_image["weights"] is not None:
             w = np.asarray(p.per_image["weights"], dtype=np.float64)[idx]
             if weights is not None and not np.array_equal(w, weights):
-                raise ValueError(f"{p.source}: per-image weights differ from other points' on the same images")
+                raise ValueError(
+                    f"{p.source}: per-image weights differ from other points' on the same images"
+                )
             weights = w
     return (np.vstack(rows) if rows else np.zeros((0, len(ids)))), weights, ids
 
@@ -145,10 +157,18 @@ def _estimate(result: seed_stats.SeedInterval | None, score: str | None, notes: 
     if result is None:
         return None
     return Estimate(
-        value=result.estimate, low=result.low, high=result.high, level=result.level, per_seed=dict(result.per_seed),
-        covers=result.covers, share_training=result.share_training, score=score,
-        images=result.images or None, method=result.method, notes=notes + list(result.notes),
-    )  # fmt: skip
+        value=result.estimate,
+        low=result.low,
+        high=result.high,
+        level=result.level,
+        per_seed=dict(result.per_seed),
+        covers=result.covers,
+        share_training=result.share_training,
+        score=score,
+        images=result.images or None,
+        method=result.method,
+        notes=notes + list(result.notes),
+    )
 
 
 def _seed_matched(a: dict, b: dict) -> list:
@@ -157,7 +177,8 @@ def _seed_matched(a: dict, b: dict) -> list:
 
 
 def seed_curves(probe_seeds: dict, seeds: list) -> tuple[list[tuple], list[RatePoint]]:
-    """[(hull rates, hull points' per-image rows)] per seed, and the points in that order (rows aligned later)."""
+    """[(hull rates, hull points' per-image rows)] per seed, and the points in that order (rows aligned
+    later)."""
     out, points = [], []
     for s in seeds:
         curve, sc = probe_seeds[s]
@@ -168,8 +189,10 @@ def seed_curves(probe_seeds: dict, seeds: list) -> tuple[list[tuple], list[RateP
 
 
 def curve_scores(probes: list[dict], seeds: list, metric: str, notes: list[str], opts: Options):
-    """Per-image scores of the hull points of several probes on the same seeds, aligned on their common images:
-    (score name, [[(rates, P × n scores) per seed] per probe], weights), or None (and a note) when impossible."""
+    """Per-image scores of the hull points of several probes on the same seeds, aligned on their common
+    images:
+    (score name, [[(rates, P × n scores) per seed] per probe], weights), or None (and a note) when
+    impossible."""
     shapes, points = [], []
     for probe_seeds in probes:
         for s in seeds:
@@ -200,7 +223,7 @@ def curve_scores(probes: list[dict], seeds: list, metric: str, notes: list[str],
     for shape in shapes:
         per_seed = []
         for rates, k in shape:
-            per_seed.append((rates, matrix[row: row + k]))
+            per_seed.append((rates, matrix[row : row + k]))
             row += k
         curves.append(per_seed)
     if score != metric:
@@ -208,8 +231,14 @@ def curve_scores(probes: list[dict], seeds: list, metric: str, notes: list[str],
     return score, curves, weights
 
 
-def bd_estimates(ref: tuple[Probe, dict], test: tuple[Probe, dict], metric: str, hib: bool, opts: Options,
-                 with_metric: bool = True) -> tuple[Estimate | None, Estimate | None, dict, list[str]]:
+def bd_estimates(
+    ref: tuple[Probe, dict],
+    test: tuple[Probe, dict],
+    metric: str,
+    hib: bool,
+    opts: Options,
+    with_metric: bool = True,
+) -> tuple[Estimate | None, Estimate | None, dict, list[str]]:
     """(BD-rate, BD-metric, per-seed cubic BD-rate, notes) of `test` vs `ref`, each probe given with its
     {seed: (Curve, SeedCurve)}; per seed on the hulls, then across seeds."""
     (_, ref_seeds), (_, test_seeds) = ref, test
@@ -221,21 +250,33 @@ def bd_estimates(ref: tuple[Probe, dict], test: tuple[Probe, dict], metric: str,
     for s in seeds:
         ha = [q for q in ref_seeds[s][1].points if q.on_hull]
         hb = [q for q in test_seeds[s][1].points if q.on_hull]
-        cubic[seed_key(s)] = _cubic([q.rate for q in ha], [q.metric for q in ha], [q.rate for q in hb],
-                                    [q.metric for q in hb], hib)  # fmt: skip
+        cubic[seed_key(s)] = _cubic(
+            [q.rate for q in ha], [q.metric for q in ha], [q.rate for q in hb], [q.metric for q in hb], hib
+        )
     found = curve_scores([ref_seeds, test_seeds], seeds, metric, notes, opts)
     if found is None:
         return _point_estimates(seeds, ref_seeds, test_seeds, hib, opts, notes) + (cubic, notes)
     score, (curves_a, curves_b), weights = found
-    common = dict(weights=weights, higher_is_better=hib, seeds=[seed_key(s) for s in seeds],
-                  resamples=opts.resamples, level=opts.level, seed=opts.seed)  # fmt: skip
+    common = dict(
+        weights=weights,
+        higher_is_better=hib,
+        seeds=[seed_key(s) for s in seeds],
+        resamples=opts.resamples,
+        level=opts.level,
+        seed=opts.seed,
+    )
     bdr = _estimate(seed_stats.bd_rate_interval(curves_a, curves_b, **common), score, [])
-    bdm = _estimate(seed_stats.bd_metric_interval(curves_a, curves_b, **common), score, []) if with_metric else None
+    bdm = (
+        _estimate(seed_stats.bd_metric_interval(curves_a, curves_b, **common), score, [])
+        if with_metric
+        else None
+    )
     return bdr, bdm, cubic, notes
 
 
-def bd_difference(pair_1: tuple[dict, dict], pair_2: tuple[dict, dict], metric: str, hib: bool,
-                  opts: Options) -> Estimate | None:
+def bd_difference(
+    pair_1: tuple[dict, dict], pair_2: tuple[dict, dict], metric: str, hib: bool, opts: Options
+) -> Estimate | None:
     """BD-rate(pair_1 on vs off) against BD-rate(pair_2 on vs off), as the ratio of their rate factors (%):
     < 0 when pair_1's change saves more bits (e.g. KD for the generalist vs KD for the specialist)."""
     (off_1, on_1), (off_2, on_2) = pair_1, pair_2
@@ -245,9 +286,19 @@ def bd_difference(pair_1: tuple[dict, dict], pair_2: tuple[dict, dict], metric: 
     if found is None:
         return None
     score, curves, weights = found
-    return _estimate(seed_stats.bd_rate_difference_interval(
-        *curves, weights=weights, higher_is_better=hib, seeds=[seed_key(s) for s in seeds],
-        resamples=opts.resamples, level=opts.level, seed=opts.seed), score, notes)  # fmt: skip
+    return _estimate(
+        seed_stats.bd_rate_difference_interval(
+            *curves,
+            weights=weights,
+            higher_is_better=hib,
+            seeds=[seed_key(s) for s in seeds],
+            resamples=opts.resamples,
+            level=opts.level,
+            seed=opts.seed,
+        ),
+        score,
+        notes,
+    )
 
 
 def _point_estimates(seeds, ref_seeds, test_seeds, hib, opts, notes):
@@ -259,8 +310,14 @@ def _point_estimates(seeds, ref_seeds, test_seeds, hib, opts, notes):
             ha = [q for q in ref_seeds[s][1].points if q.on_hull]
             hb = [q for q in test_seeds[s][1].points if q.on_hull]
             try:
-                values[seed_key(s)] = fn([q.rate for q in ha], [q.metric for q in ha], [q.rate for q in hb],
-                                         [q.metric for q in hb], method=METHOD, higher_is_better=hib)  # fmt: skip
+                values[seed_key(s)] = fn(
+                    [q.rate for q in ha],
+                    [q.metric for q in ha],
+                    [q.rate for q in hb],
+                    [q.metric for q in hb],
+                    method=METHOD,
+                    higher_is_better=hib,
+                )
             except ValueError as e:
                 notes.append(f"seed {seed_key(s)}: {e}")
                 values[seed_key(s)] = None
@@ -270,7 +327,8 @@ def _point_estimates(seeds, ref_seeds, test_seeds, hib, opts, notes):
 
 
 def _cubic(ra, ma, rb, mb, hib) -> dict:
-    """Bjøntegaard's cubic BD-rate of one seed, flagged unreliable where a fitted cubic is not monotone over the
+    """Bjøntegaard's cubic BD-rate of one seed, flagged unreliable where a fitted cubic is not monotone over
+    the
     range it is integrated on (it then extrapolates or oscillates: "+685578 %" came from such a fit)."""
     if min(len(ra), len(rb)) < 4:
         return {"value": None, "reliable": False, "why": "needs 4 hull points per curve"}
@@ -290,7 +348,9 @@ def clean_estimate(probe_seeds: dict, metric: str, opts: Options) -> tuple[Estim
         return None, notes
     points = [p for s in seeds for p in _clean_points(probe_seeds[s][0])]
     per_seed_metric = {seed_key(s): probe_seeds[s][1].clean for s in seeds}
-    score, why = interval_score(points, metric) if len(points) == len(seeds) else (None, "not one clean eval per seed")
+    score, why = (
+        interval_score(points, metric) if len(points) == len(seeds) else (None, "not one clean eval per seed")
+    )
     if opts.resamples < 2:
         score, why = None, "no image resampling asked for (--bootstrap 0)"
     if score is not None and score != metric:
@@ -300,8 +360,14 @@ def clean_estimate(probe_seeds: dict, metric: str, opts: Options) -> tuple[Estim
         notes.append(f"clean: interval over training seeds only ({why})")
         return _estimate(seed_stats.seeds_only_interval(per_seed_metric, level=opts.level), None, []), notes
     matrix, weights, _ = aligned_scores(points, score)
-    result = seed_stats.mean_interval(list(matrix), weights=weights, seeds=[seed_key(s) for s in seeds],
-                                      resamples=opts.resamples, level=opts.level, seed=opts.seed)  # fmt: skip
+    result = seed_stats.mean_interval(
+        list(matrix),
+        weights=weights,
+        seeds=[seed_key(s) for s in seeds],
+        resamples=opts.resamples,
+        level=opts.level,
+        seed=opts.seed,
+    )
     return _estimate(result, score, []), notes
 
 
@@ -312,22 +378,41 @@ def clean_difference(on: dict, off: dict, metric: str, opts: Options) -> Estimat
     points_on = [p for s in seeds for p in _clean_points(on[s][0])]
     points_off = [p for s in seeds for p in _clean_points(off[s][0])]
     names = [seed_key(s) for s in seeds]
-    score, _ = interval_score(points_on + points_off, metric) if len(points_on) == len(points_off) == len(seeds) \
-        else (None, None)  # fmt: skip
+    score, _ = (
+        interval_score(points_on + points_off, metric)
+        if len(points_on) == len(points_off) == len(seeds)
+        else (None, None)
+    )
     score = score if score == metric and opts.resamples >= 2 else None  # AP's difference is not its proxy's
     if score is None:
         values = {seed_key(s): on[s][1].clean - off[s][1].clean for s in seeds}
-        return _estimate(seed_stats.seeds_only_interval(values, level=opts.level), None,
-                         [f"interval over training seeds only: {metric} is not a mean over images"])
+        return _estimate(
+            seed_stats.seeds_only_interval(values, level=opts.level),
+            None,
+            [f"interval over training seeds only: {metric} is not a mean over images"],
+        )
     matrix, weights, _ = aligned_scores(points_on + points_off, score)
     k = len(seeds)
-    return _estimate(seed_stats.mean_difference_interval(list(matrix[:k]), list(matrix[k:]), weights=weights,
-                                                         seeds=names, resamples=opts.resamples, level=opts.level,
-                                                         seed=opts.seed), score, [])  # fmt: skip
+    return _estimate(
+        seed_stats.mean_difference_interval(
+            list(matrix[:k]),
+            list(matrix[k:]),
+            weights=weights,
+            seeds=names,
+            resamples=opts.resamples,
+            level=opts.level,
+            seed=opts.seed,
+        ),
+        score,
+        [],
+    )
 
 
-def tsr_estimate(probe_seeds: dict, metric: str, hib: bool, fraction: float, opts: Options) -> Estimate | None:
-    """The task-sufficient rate across seeds, on the log scale; seeds that never reach it are counted, not averaged.
+def tsr_estimate(
+    probe_seeds: dict, metric: str, hib: bool, fraction: float, opts: Options
+) -> Estimate | None:
+    """The task-sufficient rate across seeds, on the log scale; seeds that never reach it are counted, not
+    averaged.
     With per-image scores of the metric itself the interval covers the test images too."""
     seeds = [s for s, (_, sc) in probe_seeds.items() if sc.task_sufficient_rate is not None]
     if not seeds:
@@ -335,23 +420,44 @@ def tsr_estimate(probe_seeds: dict, metric: str, hib: bool, fraction: float, opt
     values = {seed_key(s): probe_seeds[s][1].task_sufficient_rate.get("rate") for s in seeds}
     notes: list[str] = []
     clean = [_clean_points(probe_seeds[s][0]) for s in seeds]
-    found = curve_scores([probe_seeds], seeds, metric, notes, opts) if all(len(c) == 1 for c in clean) else None
+    found = (
+        curve_scores([probe_seeds], seeds, metric, notes, opts) if all(len(c) == 1 for c in clean) else None
+    )
     if found is not None and found[0] == metric:
         score, (curves,), weights = found
-        rows = aligned_scores([p for c in clean for p in c] + [p for s in seeds for p in
-                                                                _hull_points(*probe_seeds[s])], score)  # fmt: skip
+        rows = aligned_scores(
+            [p for c in clean for p in c] + [p for s in seeds for p in _hull_points(*probe_seeds[s])], score
+        )
         if rows[2] and len(rows[2]) == curves[0][1].shape[1]:
-            return _estimate(seed_stats.task_sufficient_rate_interval(
-                curves, list(rows[0][: len(seeds)]), fraction=fraction, higher_is_better=hib, weights=weights,
-                seeds=[seed_key(s) for s in seeds], resamples=opts.resamples, level=opts.level, seed=opts.seed),
-                score, [])  # fmt: skip
-    return _estimate(seed_stats.seeds_only_interval(values, scale=seed_stats.LOG, level=opts.level), None,
-                     ["interval over training seeds only"])
+            return _estimate(
+                seed_stats.task_sufficient_rate_interval(
+                    curves,
+                    list(rows[0][: len(seeds)]),
+                    fraction=fraction,
+                    higher_is_better=hib,
+                    weights=weights,
+                    seeds=[seed_key(s) for s in seeds],
+                    resamples=opts.resamples,
+                    level=opts.level,
+                    seed=opts.seed,
+                ),
+                score,
+                [],
+            )
+    return _estimate(
+        seed_stats.seeds_only_interval(values, scale=seed_stats.LOG, level=opts.level),
+        None,
+        ["interval over training seeds only"],
+    )
 
 
-def pair_records(probes: list[tuple[Probe, dict]], metric: str, hib: bool, opts: Options, what: str) -> list[Pair]:
-    """Probes of one encoder that differ only in KD weight (`what` = "kd": kd 0 vs > 0) or in being a cross-neck
+def pair_records(
+    probes: list[tuple[Probe, dict]], metric: str, hib: bool, opts: Options, what: str
+) -> list[Pair]:
+    """Probes of one encoder that differ only in KD weight (`what` = "kd": kd 0 vs > 0) or in being a
+    cross-neck
     (`what` = "after": direct vs on a frozen first neck), same neck training and head."""
+
     def off(p: Probe) -> bool:
         return not p.kd if what == "kd" else p.after is None
 
@@ -367,15 +473,36 @@ def pair_records(probes: list[tuple[Probe, dict]], metric: str, hib: bool, opts:
         for p_off, s_off in probes:
             if not off(p_off) or group(p_off) != group(p_on):
                 continue
-            bdr, _, _, notes = bd_estimates((p_off, s_off), (p_on, s_on), metric, hib, opts, with_metric=False)
-            out.append(Pair(what, p_on.label, p_off.neck, p_on.neck, p_on.neck_training, bdr,
-                            clean_difference(s_on, s_off, metric, opts), notes))  # fmt: skip
+            bdr, _, _, notes = bd_estimates(
+                (p_off, s_off), (p_on, s_on), metric, hib, opts, with_metric=False
+            )
+            out.append(
+                Pair(
+                    what,
+                    p_on.label,
+                    p_off.neck,
+                    p_on.neck,
+                    p_on.neck_training,
+                    bdr,
+                    clean_difference(s_on, s_off, metric, opts),
+                    notes,
+                )
+            )
     return out
 
 
-def build_probes(curves: list[Curve], metric: str, rate: str, hib: bool, fraction: float, anchor: str,
-                 opts: Options, notes: list[str]) -> list[tuple[Probe, dict]]:
-    """One Probe per (encoder, neck, neck training, head), its seeds in order, compared with the anchor's probe."""
+def build_probes(
+    curves: list[Curve],
+    metric: str,
+    rate: str,
+    hib: bool,
+    fraction: float,
+    anchor: str,
+    opts: Options,
+    notes: list[str],
+) -> list[tuple[Probe, dict]]:
+    """One Probe per (encoder, neck, neck training, head), its seeds in order, compared with the anchor's
+    probe."""
     probes = collect_probes(curves, metric, rate, hib, fraction, opts, notes)
     anchors = {(p.neck, p.neck_training, p.head): (p, s) for p, s in probes if p.label == anchor}
     for probe, by_seed in probes:
@@ -387,13 +514,15 @@ def build_probes(curves: list[Curve], metric: str, rate: str, hib: bool, fractio
         if ref[0] is probe:
             continue
         probe.bd_rate, probe.bd_metric, probe.bd_rate_cubic, bd_notes = bd_estimates(
-            ref, (probe, by_seed), metric, hib, opts)
+            ref, (probe, by_seed), metric, hib, opts
+        )
         probe.notes += bd_notes
     return probes
 
 
-def collect_probes(curves: list[Curve], metric: str, rate: str, hib: bool, fraction: float, opts: Options,
-                   notes: list[str]) -> list[tuple[Probe, dict]]:
+def collect_probes(
+    curves: list[Curve], metric: str, rate: str, hib: bool, fraction: float, opts: Options, notes: list[str]
+) -> list[tuple[Probe, dict]]:
     """One Probe per (encoder, neck, neck training, head, codec family), its seeds in order: per-seed curves,
     clean accuracy and task-sufficient rate across seeds."""
     grouped: dict[tuple, dict] = {}
@@ -405,8 +534,20 @@ def collect_probes(curves: list[Curve], metric: str, rate: str, hib: bool, fract
     for key, by_seed in grouped.items():
         c = first[key]
         by_seed = dict(sorted(by_seed.items(), key=lambda kv: (kv[0] is None, kv[0] or 0)))
-        probe = Probe(c.label, c.encoder, c.weights_id, c.resolution, c.neck, c.neck_base, c.neck_training, c.head,
-                      c.kd, c.after, [sc for _, sc in by_seed.values()], codec_family=c.codec_family)  # fmt: skip
+        probe = Probe(
+            c.label,
+            c.encoder,
+            c.weights_id,
+            c.resolution,
+            c.neck,
+            c.neck_base,
+            c.neck_training,
+            c.head,
+            c.kd,
+            c.after,
+            [sc for _, sc in by_seed.values()],
+            codec_family=c.codec_family,
+        )
         probe.clean, clean_notes = clean_estimate(by_seed, metric, opts)
         probe.notes += clean_notes
         probe.task_sufficient_rate = tsr_estimate(by_seed, metric, hib, fraction, opts)
@@ -414,11 +555,18 @@ def collect_probes(curves: list[Curve], metric: str, rate: str, hib: bool, fract
     return probes
 
 
-def standard_comparisons(learned: list[tuple[Probe, dict]], standard: list[tuple[Probe, dict]], metric: str,
-                         hib: bool, opts: Options) -> list[StandardComparison]:
-    """BD-rate of each learned probe against every standard anchor's probe of the same encoder, neck, neck training
-    and head: per seed (an anchor's curve is the same on every seed, its points are scored by each seed's neck),
+def standard_comparisons(
+    learned: list[tuple[Probe, dict]],
+    standard: list[tuple[Probe, dict]],
+    metric: str,
+    hib: bool,
+    opts: Options,
+) -> list[StandardComparison]:
+    """BD-rate of each learned probe against every standard anchor's probe of the same encoder, neck, neck
+    training and head: per seed (an anchor's curve is the same on every seed, its points are scored by each
+    seed's neck),
     then across seeds, with the interval of every other BD-rate (`bd_estimates`)."""
+
     def same(p: Probe) -> tuple:
         return (p.encoder, p.weights_id, p.resolution, p.neck, p.neck_training, p.head)
 
@@ -429,8 +577,11 @@ def standard_comparisons(learned: list[tuple[Probe, dict]], standard: list[tuple
     for probe, by_seed in learned:
         for ref in by_probe.get(same(probe), []):
             bdr, _, _, notes = bd_estimates(ref, (probe, by_seed), metric, hib, opts, with_metric=False)
-            out.append(StandardComparison(probe.label, probe.neck, probe.neck_training, ref[0].codec_family, bdr,
-                                          notes))  # fmt: skip
+            out.append(
+                StandardComparison(
+                    probe.label, probe.neck, probe.neck_training, ref[0].codec_family, bdr, notes
+                )
+            )
     return out
 
 

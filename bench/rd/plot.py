@@ -1,6 +1,7 @@
-"""One figure per section: each encoder one colour, each neck variant one line style, per-seed curves thin around
-the across-seed curve (per λ: geometric mean rate, mean metric over seeds), one clean line per probe, the
-zero-rate accuracy dotted, task-sufficient rates as stars; the standard's anchors as thin across-seed curves of the
+"""One figure per section: each encoder one colour, each neck variant one line style, per-seed curves thin
+around the across-seed curve (per λ: geometric mean rate, mean metric over seeds), one clean line per probe,
+the zero-rate accuracy dotted, task-sufficient rates as stars; the standard's anchors as thin across-seed
+curves of the
 encoder's colour, one marker per anchor family."""
 
 from __future__ import annotations
@@ -26,8 +27,10 @@ def across_seeds(p: Probe) -> tuple[list[float], list[float]]:
     for sc in p.seeds:
         for i, q in enumerate(sc.points):
             by_key.setdefault(q.lmbda if q.lmbda is not None else i, []).append((q.rate, q.metric))
-    rows = sorted((float(np.exp(np.mean(np.log([r for r, _ in v])))), float(np.mean([m for _, m in v])))
-                  for v in by_key.values())  # fmt: skip
+    rows = sorted(
+        (float(np.exp(np.mean(np.log([r for r, _ in v])))), float(np.mean([m for _, m in v])))
+        for v in by_key.values()
+    )
     return [r for r, _ in rows], [m for _, m in rows]
 
 
@@ -49,8 +52,16 @@ def plot_section(section: Section, rate: str, fraction: float) -> bytes:
         c, ls = color[p.label], style[_variant(p)]
         for sc in p.seeds:
             if sc.points:
-                ax.plot([q.rate for q in sc.points], [q.metric for q in sc.points], ls=ls, lw=0.7, alpha=0.35,
-                        color=c, marker=".", ms=3)  # fmt: skip
+                ax.plot(
+                    [q.rate for q in sc.points],
+                    [q.metric for q in sc.points],
+                    ls=ls,
+                    lw=0.7,
+                    alpha=0.35,
+                    color=c,
+                    marker=".",
+                    ms=3,
+                )
         rates, metrics = across_seeds(p)
         if rates:
             has_points = True
@@ -59,8 +70,13 @@ def plot_section(section: Section, rate: str, fraction: float) -> bytes:
             ax.axhline(p.clean.value, ls=ls, lw=0.9, color=c, alpha=0.6)
         t = p.task_sufficient_rate
         if t is not None and t.value is not None and p.clean is not None and p.clean.value is not None:
-            ax.plot([t.value], [fraction * p.clean.value if section.higher_is_better else p.clean.value / fraction],
-                    "*", ms=11, color=c)  # fmt: skip
+            ax.plot(
+                [t.value],
+                [fraction * p.clean.value if section.higher_is_better else p.clean.value / fraction],
+                "*",
+                ms=11,
+                color=c,
+            )
             has_star = True
     families = list(dict.fromkeys(a.codec_family for a in section.standard_anchors))
     marker = {f: ANCHOR_MARKERS[i % len(ANCHOR_MARKERS)] for i, f in enumerate(families)}
@@ -68,21 +84,42 @@ def plot_section(section: Section, rate: str, fraction: float) -> bytes:
         rates, metrics = across_seeds(a)
         if rates:
             has_points = True
-            ax.plot(rates, metrics, ls="-.", lw=1.0, color=color.get(a.label, "0.4"), marker=marker[a.codec_family],
-                    ms=5, mfc="none")  # fmt: skip
+            ax.plot(
+                rates,
+                metrics,
+                ls="-.",
+                lw=1.0,
+                color=color.get(a.label, "0.4"),
+                marker=marker[a.codec_family],
+                ms=5,
+                mfc="none",
+            )
     for z in section.zero_rate[:1]:
         ax.axhline(z.value, ls=":", lw=1.4, color="k")
     handles = [Line2D([], [], color=color[e], lw=2, label=e) for e in encoders]
     handles += [Line2D([], [], color="0.3", ls=style[v], lw=1.5, label=v) for v in variants]
-    handles += [Line2D([], [], color="0.4", ls="-.", lw=1.0, marker=marker[f], mfc="none", label=f"{f} (anchor)")
-                for f in families]  # fmt: skip
-    handles.append(Line2D([], [], color="0.5", lw=0.7, alpha=0.5, label="per seed (thin); across seeds (thick)"))
+    handles += [
+        Line2D([], [], color="0.4", ls="-.", lw=1.0, marker=marker[f], mfc="none", label=f"{f} (anchor)")
+        for f in families
+    ]
+    handles.append(
+        Line2D([], [], color="0.5", lw=0.7, alpha=0.5, label="per seed (thin); across seeds (thick)")
+    )
     handles.append(Line2D([], [], color="0.5", lw=0.9, label="clean accuracy (horizontal, per probe)"))
     if section.zero_rate:
         handles.append(Line2D([], [], color="k", ls=":", lw=1.4, label="zero rate (no features)"))
     if has_star:
-        handles.append(Line2D([], [], color="0.4", marker="*", ls="none", ms=9,
-                              label=f"task-sufficient rate ({fraction:g} of clean)"))  # fmt: skip
+        handles.append(
+            Line2D(
+                [],
+                [],
+                color="0.4",
+                marker="*",
+                ls="none",
+                ms=9,
+                label=f"task-sufficient rate ({fraction:g} of clean)",
+            )
+        )
     if has_points:
         ax.set_xscale("log")
         ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))

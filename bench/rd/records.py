@@ -1,13 +1,14 @@
-"""The report's typed records: what `featcodec report` computes, before it is written as markdown, JSON or plots.
+"""The report's typed records: what `featcodec report` computes, before it is written as markdown, JSON or
+plots.
 
     Section (task, dataset, metric)
-      ├─ Probe (encoder, neck, neck training, head) ── SeedCurve per training seed (points, clean, task-sufficient rate)
-      │     clean, task-sufficient rate, BD-rate / BD-metric vs the anchor: each an `Estimate` across seeds
-      ├─ Pair (KD on vs off, cross-neck vs direct): BD-rate and clean difference, each an `Estimate`
-      ├─ standard anchors: a Probe per anchor codec family (packed-hevc, remote-jpeg, …), never a learned probe;
-      │     StandardComparison: BD-rate of the learned codec vs each of them (an `Estimate`)
-      ├─ ComplexityRow per (encoder, codec family): kMAC/pixel of the learned parts, encode/decode ms
-      └─ zero-rate points
+      ├─ Probe (encoder, neck, neck training, head) ── SeedCurve per training seed (points, clean,
+      task-sufficient rate) │     clean, task-sufficient rate, BD-rate / BD-metric vs the anchor: each an
+      `Estimate` across seeds ├─ Pair (KD on vs off, cross-neck vs direct): BD-rate and clean difference,
+      each an `Estimate` ├─ standard anchors: a Probe per anchor codec family (packed-hevc, remote-jpeg, …),
+      never a learned probe; │     StandardComparison: BD-rate of the learned codec vs each of them (an
+      `Estimate`) ├─ ComplexityRow per (encoder, codec family): kMAC/pixel of the learned parts,
+      encode/decode ms └─ zero-rate points
     Verdict: one of the paper's findings, decided from `Estimate`s (reproduced / contradicted / inconclusive)
 
 `report.json` is `dataclasses.asdict` of a `Report`; the markdown and the plots read these records only.
@@ -96,7 +97,8 @@ class Probe:
 
 @dataclass
 class Pair:
-    """Two probes of one encoder that differ only in KD weight (`what` = "kd") or in being a cross-neck ("after")."""
+    """Two probes of one encoder that differ only in KD weight (`what` = "kd") or in being a cross-neck
+    ("after")."""
 
     what: str
     encoder: str
@@ -110,7 +112,8 @@ class Pair:
 
 @dataclass
 class StandardComparison:
-    """The learned codec against one of the standard's anchors, same encoder, neck and head (seed s vs seed s)."""
+    """The learned codec against one of the standard's anchors, same encoder, neck and head (seed s vs seed
+    s)."""
 
     encoder: str
     neck: str
@@ -122,7 +125,8 @@ class StandardComparison:
 
 @dataclass
 class ComplexityRow:
-    """One codec family's coding complexity for one encoder: medians over its coded points (codec.complexity)."""
+    """One codec family's coding complexity for one encoder: medians over its coded points
+    (codec.complexity)."""
 
     encoder: str
     family: str
@@ -154,7 +158,9 @@ class Section:
     kd_pairs: list[Pair] = field(default_factory=list)
     cross_neck_pairs: list[Pair] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
-    standard_anchors: list[Probe] = field(default_factory=list)  # curves of the standard's anchors, per family
+    standard_anchors: list[Probe] = field(
+        default_factory=list
+    )  # curves of the standard's anchors, per family
     versus_standard: list[StandardComparison] = field(default_factory=list)
     complexity: list[ComplexityRow] = field(default_factory=list)
 

@@ -7,8 +7,8 @@
 
 The cost of specialisation in bits: with a generalist anchor (MAE Hiera) a positive BD-rate of a specialised
 encoder (SAM2) says how many more bits its features need for the same task accuracy (PCS 2025, "How Universal
-Are SAM2 Features?"). Every interval covers training seeds and test images where the results hold several seeds
-(bench/rd/seeds.py, docs/analysis.md), and says so where they hold one.
+Are SAM2 Features?"). Every interval covers training seeds and test images where the results hold several
+seeds (bench/rd/seeds.py, docs/analysis.md), and says so where they hold one.
 """
 
 from __future__ import annotations
@@ -56,9 +56,9 @@ def _section_metrics(task: str, curves: list[Curve], metrics: Sequence[str] | No
     raise ResultsError(f"task {task!r}: no default metric; choose one with --metric from {candidates}")
 
 
-
 def resolve_anchor(anchor: str | None, curves: Sequence[Curve]) -> str:
-    """The anchor's encoder label: the given label or encoder name, else the first encoder with rate points."""
+    """The anchor's encoder label: the given label or encoder name, else the first encoder with rate
+    points."""
     labels = list(
         dict.fromkeys(c.label for c in curves if c.points) or dict.fromkeys(c.label for c in curves)
     )
@@ -80,9 +80,9 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "_", text).strip("_") or "x"
 
 
-
-
-def _zero_rate(points: Sequence[RatePoint], task: str, data: str, metric: str, notes: list[str]) -> list[ZeroRate]:
+def _zero_rate(
+    points: Sequence[RatePoint], task: str, data: str, metric: str, notes: list[str]
+) -> list[ZeroRate]:
     out = []
     for p in points:
         if p.zero_rate and p.task == task and p.data == data:
@@ -139,36 +139,65 @@ def build_report(
             # the standard's anchors are curves of their own, outside the learned probes (and the verdicts)
             learned = [c for c in curves if c.codec_family == LEARNED]
             probes = build_probes(learned, metric, rate, hib, fraction, anchor_label, opts, section_notes)
-            standard = collect_probes([c for c in curves if c.codec_family != LEARNED], metric, rate, hib, fraction,
-                                      opts, section_notes)  # fmt: skip
+            standard = collect_probes(
+                [c for c in curves if c.codec_family != LEARNED],
+                metric,
+                rate,
+                hib,
+                fraction,
+                opts,
+                section_notes,
+            )
             plot = f"{_slug(task)}-{_slug(metric)}.png"
             n = 2
             while plot in plots_used:  # the same task on several datasets
                 plot, n = f"{_slug(task)}-{n}-{_slug(metric)}.png", n + 1
             plots_used.add(plot)
-            sections.append(Section(
-                task, data, metric, hib, plot, [p for p, _ in probes],
-                zero_rate=_zero_rate(points, task, data, metric, section_notes),
-                kd_pairs=pair_records(probes, metric, hib, opts, "kd"),
-                cross_neck_pairs=pair_records(probes, metric, hib, opts, "after"), notes=section_notes,
-                standard_anchors=[p for p, _ in standard], complexity=complexity_rows(curves),
-                versus_standard=standard_comparisons(probes, standard, metric, hib, opts),
-            ))  # fmt: skip
+            sections.append(
+                Section(
+                    task,
+                    data,
+                    metric,
+                    hib,
+                    plot,
+                    [p for p, _ in probes],
+                    zero_rate=_zero_rate(points, task, data, metric, section_notes),
+                    kd_pairs=pair_records(probes, metric, hib, opts, "kd"),
+                    cross_neck_pairs=pair_records(probes, metric, hib, opts, "after"),
+                    notes=section_notes,
+                    standard_anchors=[p for p, _ in standard],
+                    complexity=complexity_rows(curves),
+                    versus_standard=standard_comparisons(probes, standard, metric, hib, opts),
+                )
+            )
             for_verdicts.append((task, metric, hib, probes))
     if metrics and not sections:
         raise ResultsError(f"--metric {', '.join(metrics)}: in none of the results")
-    interval = {"method": seed_stats.METHOD if len(seeds) > 1 else "paired image bootstrap (percentile)",
-                "level": confidence, "resamples": int(bootstrap), "seed": seed}  # fmt: skip
+    interval = {
+        "method": seed_stats.METHOD if len(seeds) > 1 else "paired image bootstrap (percentile)",
+        "level": confidence,
+        "resamples": int(bootstrap),
+        "seed": seed,
+    }
     return Report(
-        format=REPORT_FORMAT, format_version=REPORT_FORMAT_VERSION, inputs=[str(p) for p in inputs], rate=rate,
-        fraction=fraction, anchor=anchor_label, seeds=seeds, interval=interval, sections=sections,
+        format=REPORT_FORMAT,
+        format_version=REPORT_FORMAT_VERSION,
+        inputs=[str(p) for p in inputs],
+        rate=rate,
+        fraction=fraction,
+        anchor=anchor_label,
+        seeds=seeds,
+        interval=interval,
+        sections=sections,
         verdicts=findings(for_verdicts, anchor_label, opts) if bootstrap else [],
-        curve_files=_compressai_curves(groups, rate), notes=notes,
-    )  # fmt: skip
+        curve_files=_compressai_curves(groups, rate),
+        notes=notes,
+    )
 
 
 def _compressai_curves(groups: dict, rate: str) -> list[dict]:
-    """One CompressAI-style results JSON per curve ({"name", "description", "results": {"bpp": [...], METRIC: [...]}}),
+    """One CompressAI-style results JSON per curve ({"name", "description", "results": {"bpp": [...], METRIC:
+    [...]}}),
     every metric the curve's points all have, by increasing rate; `file` is where it goes in REPORT_DIR."""
     out, used = [], set()
     for (task, data), curves in groups.items():
@@ -176,7 +205,9 @@ def _compressai_curves(groups: dict, rate: str) -> list[dict]:
             points = sorted((p for p in c.points if rate in p.rates), key=lambda p: p.rates[rate])
             if not points:
                 continue
-            names = [m for m in points[0].metrics if m != "num_images" and all(m in p.metrics for p in points)]
+            names = [
+                m for m in points[0].metrics if m != "num_images" and all(m in p.metrics for p in points)
+            ]
             stem = f"curves/{_slug(task)}-{_slug(c.label)}-{_slug(c.neck)}"
             if c.codec_family != LEARNED:
                 stem += f"-{_slug(c.codec_family)}"
@@ -189,16 +220,21 @@ def _compressai_curves(groups: dict, rate: str) -> list[dict]:
                 file, n = f"{stem}-{n}.json", n + 1
             used.add(file)
             training = "" if c.neck_training == "clean-trained" else f", {c.neck_training} neck"
-            out.append({
-                "file": file,
-                "name": c.label if c.codec_family == LEARNED else f"{c.label} {c.codec_family}",
-                "description": f"{task} on {data}: {c.label}, {c.neck}{training}, head {c.head}, seed {c.seed}; "
-                               f"'bpp' is featcodec's {rate} ({RATE_NAMES.get(rate, rate)}), one entry per codec",
-                "results": {"bpp": [p.rates[rate] for p in points], **{m: [p.metrics[m] for p in points] for m in names},
-                            "lambda": [p.lmbda for p in points]},
-            })  # fmt: skip
+            out.append(
+                {
+                    "file": file,
+                    "name": c.label if c.codec_family == LEARNED else f"{c.label} {c.codec_family}",
+                    "description": f"{task} on {data}: {c.label}, {c.neck}{training}, head {c.head}, seed "
+                    f"{c.seed}; "
+                    f"'bpp' is featcodec's {rate} ({RATE_NAMES.get(rate, rate)}), one entry per codec",
+                    "results": {
+                        "bpp": [p.rates[rate] for p in points],
+                        **{m: [p.metrics[m] for p in points] for m in names},
+                        "lambda": [p.lmbda for p in points],
+                    },
+                }
+            )
     return out
-
 
 
 def write_report(
@@ -216,12 +252,19 @@ def write_report(
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise FileExistsError(f"{out_dir}: exists and is not a directory")
-    names = ["report.md", "report.json", *[s.plot for s in report.sections], *[c["file"] for c in report.curve_files]]
+    names = [
+        "report.md",
+        "report.json",
+        *[s.plot for s in report.sections],
+        *[c["file"] for c in report.curve_files],
+    ]
     targets = [out_dir / n for n in names]
     protected = {Path(p).resolve() for p in protect}
     clash = [str(t) for t in targets if t.resolve() in protected]
     if clash:
-        raise FileExistsError(f"{', '.join(clash)}: is an input of this report; write the report elsewhere (-o)")
+        raise FileExistsError(
+            f"{', '.join(clash)}: is an input of this report; write the report elsewhere (-o)"
+        )
     existing = [str(t) for t in targets if t.exists()]
     if existing and not force:
         raise FileExistsError(f"{out_dir}: already holds {', '.join(existing)}; pass --force to replace")

@@ -61,14 +61,18 @@ class RatePoint:
     codec: str | None = None  # codec label (kind, λ, id); None: clean features
     lmbda: float | None = None
     rates: dict[str, float] = field(default_factory=dict)  # RATE_FIELDS present, for codec points
-    per_image: dict | None = None  # the eval's `per_image` (checked): scores keyed by image id, for the bootstrap
+    per_image: dict | None = (
+        None  # the eval's `per_image` (checked): scores keyed by image id, for the bootstrap
+    )
     stream_bytes: dict[str, float] | None = None  # bytes per image: header / hyper (z) / main (y)
     neck_base: str = ""  # the neck without its KD weight and cross-neck first task
     kd: float | None = None  # KD weight the neck was trained with (None or 0: no distillation)
     after: str | None = None  # cross-neck: the task of the frozen first neck it sits on
     zero_rate: bool = False  # a zero-rate record (no features, 0 bits), not a point of any curve
     predictor: str | None = None  # zero-rate: what was predicted
-    seed: int | None = None  # the training seed of the neck (and, in a sweep, of the codec): one curve per seed
+    seed: int | None = (
+        None  # the training seed of the neck (and, in a sweep, of the codec): one curve per seed
+    )
     codec_family: str = LEARNED  # LEARNED, or a standard anchor: packed-hevc, remote-jpeg, …
     complexity: dict[str, float] | None = None  # COMPLEXITY_FIELDS of the coding (codec.complexity)
 
@@ -129,7 +133,8 @@ def _positive_rate(obj: dict, path: str, source: str, optional: bool = False) ->
 
 
 def _per_image(obj: dict, source: str) -> dict | None:
-    """The `per_image` record (probes.tasks.base.per_image_scores), checked so that the bootstrap can trust it."""
+    """The `per_image` record (probes.tasks.base.per_image_scores), checked so that the bootstrap can trust
+    it."""
     per = _get(obj, "per_image", source, dict, optional=True)
     if per is None:
         return None
@@ -147,8 +152,12 @@ def _per_image(obj: dict, source: str) -> dict | None:
     if weights is not None and not all(w > 0 for w in weights):
         raise ResultsError(f"{source}: field 'per_image.weights' must be positive")
     proxies = per.get("proxies") or {}
-    return {"ids": [str(i) for i in ids], "weights": weights, "scores": scores,
-            "proxies": proxies if isinstance(proxies, dict) else {}}  # fmt: skip
+    return {
+        "ids": [str(i) for i in ids],
+        "weights": weights,
+        "scores": scores,
+        "proxies": proxies if isinstance(proxies, dict) else {},
+    }
 
 
 def _stream_bytes(codec: dict | None, source: str) -> dict[str, float] | None:
@@ -156,7 +165,9 @@ def _stream_bytes(codec: dict | None, source: str) -> dict[str, float] | None:
     if per is None:
         return None
     if not isinstance(per, dict) or not all(_is(per.get(k), float) for k in ("header", "hyper", "main")):
-        raise ResultsError(f"{source}: field 'codec.stream_bytes_per_image' must hold header, hyper and main bytes")
+        raise ResultsError(
+            f"{source}: field 'codec.stream_bytes_per_image' must hold header, hyper and main bytes"
+        )
     return {k: float(per[k]) for k in ("header", "hyper", "main")}
 
 
@@ -284,7 +295,9 @@ def eval_point(result: dict, source: str) -> RatePoint:
         stream_bytes=_stream_bytes(codec, source),
         neck_base=neck_base_label(neck),
         kd=float(neck["kd"]) if _is(neck.get("kd"), float) else None,
-        after=str(neck["after"]["task"]) if isinstance(neck.get("after"), dict) and neck["after"].get("task") else None,
+        after=str(neck["after"]["task"])
+        if isinstance(neck.get("after"), dict) and neck["after"].get("task")
+        else None,
         seed=_seed(result, source),
         codec_family=codec_family(codec),
         complexity=_complexity(result, source) if codec is not None else None,
@@ -292,7 +305,8 @@ def eval_point(result: dict, source: str) -> RatePoint:
 
 
 def _seed(result: dict, source: str) -> int | None:
-    """A sweep row's seed (codec and neck), else the neck's own training seed, else None (one unnamed seed)."""
+    """A sweep row's seed (codec and neck), else the neck's own training seed, else None (one unnamed
+    seed)."""
     for path in ("sweep.seed", "neck.seed"):
         value = _get(result, path, source, optional=True)
         if value is not None:
@@ -334,10 +348,12 @@ def _points_of(obj, source: str) -> list[RatePoint]:
         raise ResultsError(f"{source}: is a featcodec report (the output of `featcodec report`), not results")
     if "format" in obj:
         raise ResultsError(
-            f"{source}: field 'format' is {obj['format']!r}, expected {EVAL_FORMAT!r} (a `featcodec eval` result)"
+            f"{source}: field 'format' is {obj['format']!r}, expected {EVAL_FORMAT!r} (a `featcodec eval` "
+            "result)"
         )
     raise ResultsError(
-        f"{source}: not a `featcodec eval` result (field 'format' = {EVAL_FORMAT!r}); fields: {sorted(obj)[:8]}"
+        f"{source}: not a `featcodec eval` result (field 'format' = {EVAL_FORMAT!r}); fields: "
+        f"{sorted(obj)[:8]}"
     )
 
 
@@ -388,13 +404,22 @@ class Curve:
     kd: float | None = None
     after: str | None = None  # cross-neck: the first neck's task
     seed: int | None = None  # one curve per training seed; never merged across seeds
-    codec_family: str = LEARNED  # the learned codec's curve, or a standard anchor's (packed-hevc, remote-jpeg)
+    codec_family: str = (
+        LEARNED  # the learned codec's curve, or a standard anchor's (packed-hevc, remote-jpeg)
+    )
 
     @property
     def probe(self) -> tuple:
         """What a curve measures, whatever its seed: encoder, neck, neck training, head, codec family."""
-        return (self.encoder, self.weights_id, self.resolution, self.neck, self.neck_training, self.head,
-                self.codec_family)
+        return (
+            self.encoder,
+            self.weights_id,
+            self.resolution,
+            self.neck,
+            self.neck_training,
+            self.head,
+            self.codec_family,
+        )
 
     @property
     def key(self) -> tuple:
@@ -407,7 +432,8 @@ class Curve:
 
 
 def encoder_labels(points: Sequence[RatePoint]) -> dict[tuple, str]:
-    """(name, weights_id, resolution) → a label: the name, with weights/resolution where a name has several."""
+    """(name, weights_id, resolution) → a label: the name, with weights/resolution where a name has
+    several."""
     variants: dict[str, list[tuple]] = OrderedDict()
     for p in points:
         ident = (p.encoder, p.weights_id, p.resolution)
@@ -442,7 +468,8 @@ def group_curves(points: Sequence[RatePoint]) -> tuple[dict[tuple[str, str], lis
             continue
         if p.clean and p.neck_training != NECK_CLEAN:
             notes.append(
-                f"{p.source}: a clean evaluation of a neck trained through a codec is no clean baseline; skipped"
+                f"{p.source}: a clean evaluation of a neck trained through a codec is no clean baseline; "
+                "skipped"
             )
             continue
         curves = groups.setdefault((p.task, p.data), OrderedDict())
@@ -451,19 +478,34 @@ def group_curves(points: Sequence[RatePoint]) -> tuple[dict[tuple[str, str], lis
         curve = curves.get(key)
         if curve is None:
             curve = curves[key] = Curve(
-                p.task, p.data, p.encoder, p.weights_id, p.resolution, p.neck, training, p.head,
-                label=labels[(p.encoder, p.weights_id, p.resolution)], neck_base=p.neck_base or p.neck, kd=p.kd,
-                after=p.after, seed=p.seed, codec_family=p.codec_family,
-            )  # fmt: skip
+                p.task,
+                p.data,
+                p.encoder,
+                p.weights_id,
+                p.resolution,
+                p.neck,
+                training,
+                p.head,
+                label=labels[(p.encoder, p.weights_id, p.resolution)],
+                neck_base=p.neck_base or p.neck,
+                kd=p.kd,
+                after=p.after,
+                seed=p.seed,
+                codec_family=p.codec_family,
+            )
         (curve.clean if p.clean else curve.points).append(p)
     out: dict[tuple[str, str], list[Curve]] = OrderedDict()
     for group, curves in groups.items():
         out[group] = list(curves.values())
+
         def twin(c: Curve) -> tuple:  # the clean-trained curve of the same probe and seed
             return (c.encoder, c.weights_id, c.resolution, c.neck, c.head, c.seed)
 
-        baselines = {twin(c): c.clean for c in out[group]
-                     if c.neck_training == NECK_CLEAN and c.codec_family == LEARNED}  # fmt: skip
+        baselines = {
+            twin(c): c.clean
+            for c in out[group]
+            if c.neck_training == NECK_CLEAN and c.codec_family == LEARNED
+        }
         for c in out[group]:  # codec-trained necks and anchor curves share the clean baseline of their twin
             if c.neck_training != NECK_CLEAN or c.codec_family != LEARNED:
                 c.clean = list(baselines.get(twin(c), []))

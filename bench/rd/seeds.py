@@ -43,7 +43,9 @@ from .bootstrap import (
     task_sufficient_rates,
 )
 
-METHOD = "seed-mean t interval: training variance across seeds + paired image bootstrap (Welch–Satterthwaite df)"
+METHOD = (
+    "seed-mean t interval: training variance across seeds + paired image bootstrap (Welch–Satterthwaite df)"
+)
 METHOD_ONE_SEED = "percentile paired image bootstrap (one training seed)"
 METHOD_SEEDS_ONLY = "seed-mean t interval (no per-image scores: training variance only)"
 COVERS_BOTH = "training seeds and test images"
@@ -65,10 +67,19 @@ class Scale:
 
 
 # A BD-rate in % as a log rate ratio: seeds at −50 % and +100 % average to 0, as they should.
-LOG_RATIO = Scale("log rate ratio", lambda v: np.log1p(np.asarray(v, dtype=np.float64) / 100.0),
-                  lambda g: np.expm1(np.asarray(g, dtype=np.float64)) * 100.0)  # fmt: skip
-LOG = Scale("log", lambda v: np.log(np.asarray(v, dtype=np.float64)), lambda g: np.exp(np.asarray(g, dtype=np.float64)))
-IDENTITY = Scale("identity", lambda v: np.asarray(v, dtype=np.float64), lambda g: np.asarray(g, dtype=np.float64))
+LOG_RATIO = Scale(
+    "log rate ratio",
+    lambda v: np.log1p(np.asarray(v, dtype=np.float64) / 100.0),
+    lambda g: np.expm1(np.asarray(g, dtype=np.float64)) * 100.0,
+)
+LOG = Scale(
+    "log",
+    lambda v: np.log(np.asarray(v, dtype=np.float64)),
+    lambda g: np.exp(np.asarray(g, dtype=np.float64)),
+)
+IDENTITY = Scale(
+    "identity", lambda v: np.asarray(v, dtype=np.float64), lambda g: np.asarray(g, dtype=np.float64)
+)
 
 
 @dataclass(frozen=True)
@@ -117,8 +128,16 @@ def _t_quantile(p: float, df: float) -> float:
     return float(stats.t.ppf(p, df))
 
 
-def combine(per_seed: np.ndarray, resampled: np.ndarray | None, *, scale: Scale = IDENTITY, level: float = 0.95,
-            seed_names: Sequence[str] | None = None, images: int = 0, method: str | None = None) -> SeedInterval:
+def combine(
+    per_seed: np.ndarray,
+    resampled: np.ndarray | None,
+    *,
+    scale: Scale = IDENTITY,
+    level: float = 0.95,
+    seed_names: Sequence[str] | None = None,
+    images: int = 0,
+    method: str | None = None,
+) -> SeedInterval:
     """The interval from g_s (S, transformed scale, NaN = undefined on that seed) and, when per-image scores
     exist, their values on the B image resamples (B×S; the same resample across seeds). Without resamples
     (None) only the training variance is known, and the interval says so."""
@@ -139,25 +158,57 @@ def combine(per_seed: np.ndarray, resampled: np.ndarray | None, *, scale: Scale 
         missing = ", ".join(k for k, d in zip(names, defined, strict=True) if not d)
         notes.append(f"defined on {D} of {S} seeds (seed {missing} undefined, left out)")
     B = 0 if resampled is None else np.atleast_2d(resampled).shape[0]
-    empty = dict(estimate=None, low=None, high=None, level=level, per_seed=per_seed_out, var_training=None,
-                 var_images=None, share_training=None, df=None, seeds=S, defined=D, images=images, resamples=B,
-                 valid=0, scale=scale.name)  # fmt: skip
+    empty = dict(
+        estimate=None,
+        low=None,
+        high=None,
+        level=level,
+        per_seed=per_seed_out,
+        var_training=None,
+        var_images=None,
+        share_training=None,
+        df=None,
+        seeds=S,
+        defined=D,
+        images=images,
+        resamples=B,
+        valid=0,
+        scale=scale.name,
+    )
     if D == 0:
-        return SeedInterval(**empty, method=method or METHOD, covers=COVERS_BOTH if S > 1 else COVERS_IMAGES,
-                            notes=(*notes, "undefined on every seed"))  # fmt: skip
+        return SeedInterval(
+            **empty,
+            method=method or METHOD,
+            covers=COVERS_BOTH if S > 1 else COVERS_IMAGES,
+            notes=(*notes, "undefined on every seed"),
+        )
     gd = g[defined]
     mean = float(gd.mean())
     estimate = _finite(scale.back(mean))
     if resampled is None:  # per-seed values only: training variance, nothing on the images
         if D < 2:
-            return SeedInterval(**{**empty, "estimate": estimate}, method=METHOD_SEEDS_ONLY, covers=COVERS_SEEDS,
-                                notes=(*notes, "one seed and no per-image scores: no interval"))  # fmt: skip
+            return SeedInterval(
+                **{**empty, "estimate": estimate},
+                method=METHOD_SEEDS_ONLY,
+                covers=COVERS_SEEDS,
+                notes=(*notes, "one seed and no per-image scores: no interval"),
+            )
         v_train = float(np.var(gd, ddof=1)) / D
         half = _t_quantile(1 - (1 - level) / 2, D - 1) * math.sqrt(v_train)
-        return SeedInterval(**{**empty, "estimate": estimate, "low": _finite(scale.back(mean - half)),
-                               "high": _finite(scale.back(mean + half)), "var_training": v_train,
-                               "share_training": 1.0 if v_train > 0 else None, "df": float(D - 1)},
-                            method=METHOD_SEEDS_ONLY, covers=COVERS_SEEDS, notes=tuple(notes))  # fmt: skip
+        return SeedInterval(
+            **{
+                **empty,
+                "estimate": estimate,
+                "low": _finite(scale.back(mean - half)),
+                "high": _finite(scale.back(mean + half)),
+                "var_training": v_train,
+                "share_training": 1.0 if v_train > 0 else None,
+                "df": float(D - 1),
+            },
+            method=METHOD_SEEDS_ONLY,
+            covers=COVERS_SEEDS,
+            notes=tuple(notes),
+        )
     boot = np.atleast_2d(np.asarray(resampled, dtype=np.float64))
     if boot.shape[1] != S:
         raise ValueError(f"resampled values are {boot.shape}, expected B×{S} (one column per seed)")
@@ -168,31 +219,55 @@ def combine(per_seed: np.ndarray, resampled: np.ndarray | None, *, scale: Scale 
         notes.append(f"{B - valid} of {B} image resamples undefined on some seed, left out")
     base = {**empty, "estimate": estimate, "valid": valid}
     if valid < 2:
-        return SeedInterval(**base, method=method or METHOD, covers=COVERS_BOTH if D > 1 else COVERS_IMAGES,
-                            notes=(*notes, "fewer than 2 valid image resamples: no interval"))  # fmt: skip
+        return SeedInterval(
+            **base,
+            method=method or METHOD,
+            covers=COVERS_BOTH if D > 1 else COVERS_IMAGES,
+            notes=(*notes, "fewer than 2 valid image resamples: no interval"),
+        )
     boot = boot[ok]
     if D == 1:  # one seed: today's percentile bootstrap, in reported units
         alpha = (1 - level) / 2
         low, high = np.quantile(scale.back(boot[:, 0]), [alpha, 1 - alpha])
         v_img = float(np.var(boot[:, 0], ddof=1))
-        return SeedInterval(**{**base, "low": _finite(low), "high": _finite(high), "var_training": None,
-                               "var_images": v_img},
-                            method=METHOD_ONE_SEED, covers=COVERS_IMAGES,
-                            notes=(*notes, "one seed: the interval covers test images only"))  # fmt: skip
+        return SeedInterval(
+            **{**base, "low": _finite(low), "high": _finite(high), "var_training": None, "var_images": v_img},
+            method=METHOD_ONE_SEED,
+            covers=COVERS_IMAGES,
+            notes=(*notes, "one seed: the interval covers test images only"),
+        )
     v_train = float(np.var(gd, ddof=1)) / D
     v_img = float(np.var(boot.mean(axis=1), ddof=1))
     total = v_train + v_img
     df = total**2 / (v_train**2 / (D - 1)) if v_train > 0 else math.inf
     half = _t_quantile(1 - (1 - level) / 2, df) * math.sqrt(total)
-    return SeedInterval(**{**base, "low": _finite(scale.back(mean - half)), "high": _finite(scale.back(mean + half)),
-                           "var_training": v_train, "var_images": v_img,
-                           "share_training": v_train / total if total > 0 else None, "df": df},
-                        method=method or METHOD, covers=COVERS_BOTH, notes=tuple(notes))  # fmt: skip
+    return SeedInterval(
+        **{
+            **base,
+            "low": _finite(scale.back(mean - half)),
+            "high": _finite(scale.back(mean + half)),
+            "var_training": v_train,
+            "var_images": v_img,
+            "share_training": v_train / total if total > 0 else None,
+            "df": df,
+        },
+        method=method or METHOD,
+        covers=COVERS_BOTH,
+        notes=tuple(notes),
+    )
 
 
-def seed_interval(scores: Sequence[Sequence[np.ndarray]], statistic: Statistic, *, scale: Scale = IDENTITY,
-                  weights: Sequence[float] | None = None, resamples: int = 1000, level: float = 0.95, seed: int = 0,
-                  seed_names: Sequence[str] | None = None) -> SeedInterval:
+def seed_interval(
+    scores: Sequence[Sequence[np.ndarray]],
+    statistic: Statistic,
+    *,
+    scale: Scale = IDENTITY,
+    weights: Sequence[float] | None = None,
+    resamples: int = 1000,
+    level: float = 0.95,
+    seed: int = 0,
+    seed_names: Sequence[str] | None = None,
+) -> SeedInterval:
     """The generic core. scores[s][k]: per-image scores (P × n, or n for one value) of curve k on training
     seed s, the n images aligned across every seed and curve; weights: one per image (pose: persons).
 
@@ -207,21 +282,26 @@ def seed_interval(scores: Sequence[Sequence[np.ndarray]], statistic: Statistic, 
     n = mats[0][0].shape[1]
     shapes = [[m.shape for m in curves] for curves in mats]
     if n == 0 or any(m.shape[1] != n for curves in mats for m in curves):
-        raise ValueError(f"per-image scores must share their n images across seeds and curves, got shapes {shapes}")
+        raise ValueError(
+            f"per-image scores must share their n images across seeds and curves, got shapes {shapes}"
+        )
     if any(len(curves) != len(mats[0]) for curves in mats):
         raise ValueError(f"every seed needs the same curves, got shapes {shapes}")
     if weights is not None:
         w = np.asarray(weights, dtype=np.float64)
         if w.shape != (n,) or not np.all(np.isfinite(w)) or np.any(w <= 0):
-            raise ValueError(f"weights must be {n} positive finite values (one per image), got shape {w.shape}")
+            raise ValueError(
+                f"weights must be {n} positive finite values (one per image), got shape {w.shape}"
+            )
     counts = resample_counts(n, resamples, seed)  # one draw of image ids for every seed and curve: paired
     full, boot = np.empty(len(mats)), np.empty((resamples, len(mats)))
     for s, curves in enumerate(mats):
         split = np.cumsum([m.shape[0] for m in curves])[:-1]
         stacked = np.vstack(curves)
         with np.errstate(divide="ignore", invalid="ignore"):
-            full[s] = np.asarray(statistic(s, np.split(resampled_metrics(stacked, weights, np.ones((1, n))), split,
-                                                       axis=1))).ravel()[0]  # fmt: skip
+            full[s] = np.asarray(
+                statistic(s, np.split(resampled_metrics(stacked, weights, np.ones((1, n))), split, axis=1))
+            ).ravel()[0]
             boot[:, s] = statistic(s, np.split(resampled_metrics(stacked, weights, counts), split, axis=1))
     return combine(full, boot, scale=scale, level=level, seed_names=seed_names, images=n)
 
@@ -240,47 +320,99 @@ def _log_bd_rates(ra, rb, hib: bool) -> Callable[[np.ndarray, np.ndarray], np.nd
     return lambda ma, mb: LOG_RATIO.forward(pchip_bd_rates(ra, ma, rb, mb, hib))
 
 
-def bd_rate_interval(curves_a: Curves, curves_b: Curves, *, weights=None, higher_is_better: bool = True,
-                     seeds: Sequence[str] | None = None, resamples: int = 1000, level: float = 0.95,
-                     seed: int = 0) -> SeedInterval:
+def bd_rate_interval(
+    curves_a: Curves,
+    curves_b: Curves,
+    *,
+    weights=None,
+    higher_is_better: bool = True,
+    seeds: Sequence[str] | None = None,
+    resamples: int = 1000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> SeedInterval:
     """PCHIP BD-rate of B vs A, % (seed s of B against seed s of A), averaged as a log rate ratio."""
     _same_seeds(curves_a, curves_b)
-    bd = [_log_bd_rates(ra, rb, higher_is_better) for (ra, _), (rb, _) in zip(curves_a, curves_b, strict=True)]
-    return seed_interval([[sa, sb] for (_, sa), (_, sb) in zip(curves_a, curves_b, strict=True)],
-                         lambda s, m: bd[s](m[0], m[1]), scale=LOG_RATIO,
-                         **_common(weights, seeds, resamples, level, seed))  # fmt: skip
+    bd = [
+        _log_bd_rates(ra, rb, higher_is_better) for (ra, _), (rb, _) in zip(curves_a, curves_b, strict=True)
+    ]
+    return seed_interval(
+        [[sa, sb] for (_, sa), (_, sb) in zip(curves_a, curves_b, strict=True)],
+        lambda s, m: bd[s](m[0], m[1]),
+        scale=LOG_RATIO,
+        **_common(weights, seeds, resamples, level, seed),
+    )
 
 
-def bd_metric_interval(curves_a: Curves, curves_b: Curves, *, weights=None, higher_is_better: bool = True,
-                       seeds: Sequence[str] | None = None, resamples: int = 1000, level: float = 0.95,
-                       seed: int = 0) -> SeedInterval:
+def bd_metric_interval(
+    curves_a: Curves,
+    curves_b: Curves,
+    *,
+    weights=None,
+    higher_is_better: bool = True,
+    seeds: Sequence[str] | None = None,
+    resamples: int = 1000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> SeedInterval:
     """PCHIP BD-metric of B vs A (B − A at equal rate, metric units), averaged as is."""
     _same_seeds(curves_a, curves_b)
     rates = [(ra, rb) for (ra, _), (rb, _) in zip(curves_a, curves_b, strict=True)]
-    return seed_interval([[sa, sb] for (_, sa), (_, sb) in zip(curves_a, curves_b, strict=True)],
-                         lambda s, m: pchip_bd_metrics(rates[s][0], m[0], rates[s][1], m[1], higher_is_better),
-                         **_common(weights, seeds, resamples, level, seed))  # fmt: skip
+    return seed_interval(
+        [[sa, sb] for (_, sa), (_, sb) in zip(curves_a, curves_b, strict=True)],
+        lambda s, m: pchip_bd_metrics(rates[s][0], m[0], rates[s][1], m[1], higher_is_better),
+        **_common(weights, seeds, resamples, level, seed),
+    )
 
 
-def mean_interval(scores: Sequence[np.ndarray], *, weights=None, seeds: Sequence[str] | None = None,
-                  resamples: int = 1000, level: float = 0.95, seed: int = 0) -> SeedInterval:
+def mean_interval(
+    scores: Sequence[np.ndarray],
+    *,
+    weights=None,
+    seeds: Sequence[str] | None = None,
+    resamples: int = 1000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> SeedInterval:
     """A clean accuracy: the (weighted) mean per-image score of one evaluation per seed (scores[s]: n)."""
-    return seed_interval([[np.asarray(x)] for x in scores], lambda s, m: m[0][:, 0],
-                         **_common(weights, seeds, resamples, level, seed))  # fmt: skip
+    return seed_interval(
+        [[np.asarray(x)] for x in scores],
+        lambda s, m: m[0][:, 0],
+        **_common(weights, seeds, resamples, level, seed),
+    )
 
 
-def mean_difference_interval(on: Sequence[np.ndarray], off: Sequence[np.ndarray], *, weights=None,
-                             seeds: Sequence[str] | None = None, resamples: int = 1000, level: float = 0.95,
-                             seed: int = 0) -> SeedInterval:
+def mean_difference_interval(
+    on: Sequence[np.ndarray],
+    off: Sequence[np.ndarray],
+    *,
+    weights=None,
+    seeds: Sequence[str] | None = None,
+    resamples: int = 1000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> SeedInterval:
     """A difference of clean accuracies, on − off (e.g. cross-neck − direct neck), seed by seed."""
     _same_seeds(on, off)
-    return seed_interval([[np.asarray(a), np.asarray(b)] for a, b in zip(on, off, strict=True)],
-                         lambda s, m: m[0][:, 0] - m[1][:, 0], **_common(weights, seeds, resamples, level, seed))
+    return seed_interval(
+        [[np.asarray(a), np.asarray(b)] for a, b in zip(on, off, strict=True)],
+        lambda s, m: m[0][:, 0] - m[1][:, 0],
+        **_common(weights, seeds, resamples, level, seed),
+    )
 
 
-def task_sufficient_rate_interval(curves: Curves, clean: Sequence[np.ndarray], *, fraction: float = 0.95,
-                                  higher_is_better: bool = True, weights=None, seeds: Sequence[str] | None = None,
-                                  resamples: int = 1000, level: float = 0.95, seed: int = 0) -> SeedInterval:
+def task_sufficient_rate_interval(
+    curves: Curves,
+    clean: Sequence[np.ndarray],
+    *,
+    fraction: float = 0.95,
+    higher_is_better: bool = True,
+    weights=None,
+    seeds: Sequence[str] | None = None,
+    resamples: int = 1000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> SeedInterval:
     """The task-sufficient rate (`curves.task_sufficient_rate`) of each seed's curve against that seed's own
     clean accuracy (clean[s]: n per-image scores), averaged in log-rate. A seed that never reaches the target
     is undefined: `defined` says on how many seeds it was reached, and only those are averaged."""
@@ -290,15 +422,29 @@ def task_sufficient_rate_interval(curves: Curves, clean: Sequence[np.ndarray], *
     def statistic(s: int, m: list[np.ndarray]) -> np.ndarray:
         return LOG.forward(task_sufficient_rates(rates[s], m[0], m[1][:, 0], fraction, higher_is_better))
 
-    out = seed_interval([[sc, np.asarray(c)] for (_, sc), c in zip(curves, clean, strict=True)], statistic,
-                        scale=LOG, **_common(weights, seeds, resamples, level, seed))  # fmt: skip
+    out = seed_interval(
+        [[sc, np.asarray(c)] for (_, sc), c in zip(curves, clean, strict=True)],
+        statistic,
+        scale=LOG,
+        **_common(weights, seeds, resamples, level, seed),
+    )
     reached = f"target reached on {out.defined} of {out.seeds} seeds"
     return replace(out, notes=(reached, *out.notes))
 
 
-def bd_rate_difference_interval(curves_a1: Curves, curves_b1: Curves, curves_a2: Curves, curves_b2: Curves, *,
-                                weights=None, higher_is_better: bool = True, seeds: Sequence[str] | None = None,
-                                resamples: int = 1000, level: float = 0.95, seed: int = 0) -> SeedInterval:
+def bd_rate_difference_interval(
+    curves_a1: Curves,
+    curves_b1: Curves,
+    curves_a2: Curves,
+    curves_b2: Curves,
+    *,
+    weights=None,
+    higher_is_better: bool = True,
+    seeds: Sequence[str] | None = None,
+    resamples: int = 1000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> SeedInterval:
     """BD-rate(B1 vs A1) against BD-rate(B2 vs A2), e.g. the KD gain (KD on vs off) of one encoder against
     another's, all four curves on the same images: log(1 + BD₁) − log(1 + BD₂) per seed, reported as the
     ratio of the two rate factors, % (100·((1 + BD₁)/(1 + BD₂) − 1)): < 0 when the first saves more bits."""
@@ -306,17 +452,25 @@ def bd_rate_difference_interval(curves_a1: Curves, curves_b1: Curves, curves_a2:
         _same_seeds(curves_a1, other)
     bd1 = [_log_bd_rates(a[0], b[0], higher_is_better) for a, b in zip(curves_a1, curves_b1, strict=True)]
     bd2 = [_log_bd_rates(a[0], b[0], higher_is_better) for a, b in zip(curves_a2, curves_b2, strict=True)]
-    return seed_interval([[a1[1], b1[1], a2[1], b2[1]]
-                          for a1, b1, a2, b2 in zip(curves_a1, curves_b1, curves_a2, curves_b2, strict=True)],
-                         lambda s, m: bd1[s](m[0], m[1]) - bd2[s](m[2], m[3]), scale=LOG_RATIO,
-                         **_common(weights, seeds, resamples, level, seed))  # fmt: skip
+    return seed_interval(
+        [
+            [a1[1], b1[1], a2[1], b2[1]]
+            for a1, b1, a2, b2 in zip(curves_a1, curves_b1, curves_a2, curves_b2, strict=True)
+        ],
+        lambda s, m: bd1[s](m[0], m[1]) - bd2[s](m[2], m[3]),
+        scale=LOG_RATIO,
+        **_common(weights, seeds, resamples, level, seed),
+    )
 
 
-def seeds_only_interval(values: Mapping[str, float | None], *, scale: Scale = IDENTITY,
-                        level: float = 0.95) -> SeedInterval:
+def seeds_only_interval(
+    values: Mapping[str, float | None], *, scale: Scale = IDENTITY, level: float = 0.95
+) -> SeedInterval:
     """Per-seed values (reported units, None = undefined) without per-image scores: the t interval of the
     training variance alone (it misses the shared test-image noise, and says so in `covers`)."""
-    g = np.array([np.nan if v is None else float(scale.forward(v)) for v in values.values()], dtype=np.float64)
+    g = np.array(
+        [np.nan if v is None else float(scale.forward(v)) for v in values.values()], dtype=np.float64
+    )
     return combine(g, None, scale=scale, level=level, seed_names=list(values))
 
 
@@ -330,15 +484,18 @@ def _same_seeds(*per_seed: Sequence) -> None:
 
 
 def verdict(interval: SeedInterval | Mapping | None, direction: str) -> str:
-    """"reproduced" when the whole interval lies on the finding's side of 0 (direction "positive": > 0,
+    """ "reproduced" when the whole interval lies on the finding's side of 0 (direction "positive": > 0,
     "negative": < 0), "contradicted" when it lies wholly on the other side, else (touching or straddling 0,
     or no interval) "inconclusive"."""
     if direction not in ("positive", "negative"):
         raise ValueError(f"direction must be 'positive' or 'negative', got {direction!r}")
     if interval is None:
         return "inconclusive"
-    low, high = (interval.get("low"), interval.get("high")) if isinstance(interval, Mapping) \
-        else (interval.low, interval.high)  # fmt: skip
+    low, high = (
+        (interval.get("low"), interval.get("high"))
+        if isinstance(interval, Mapping)
+        else (interval.low, interval.high)
+    )
     if low is None or high is None:
         return "inconclusive"
     above, below = low > 0, high < 0

@@ -43,10 +43,16 @@ class _Bench:
         """Run `step` with `settings` on the finished steps `inputs`; (its scratch id, seconds)."""
         self.count += 1
         sid = f"{step.kind}-calibrate-{self.count}"
-        doc = {"id": sid, "kind": step.kind, "settings": {**settings, "device": self.device},
-               "inputs": inputs, "threads": self.study.threads}  # fmt: skip
-        # on the CPU, the step's CPU seconds (one torch thread: its time on one core, slowed by the companions'
-        # use of shared cores and caches, but not by other jobs time-slicing the machine); on a GPU, wall time
+        doc = {
+            "id": sid,
+            "kind": step.kind,
+            "settings": {**settings, "device": self.device},
+            "inputs": inputs,
+            "threads": self.study.threads,
+        }
+        # on the CPU, the step's CPU seconds (one torch thread: its time on one core, slowed by the
+        # companions' use of shared cores and caches, but not by other jobs time-slicing the machine); on a
+        # GPU, wall time
         clock = time.process_time if self.device == "cpu" else time.perf_counter
         started = clock()
         run_step(doc, self.root)
@@ -54,7 +60,9 @@ class _Bench:
         atomic_write_json(step_dir(self.root, sid) / STEP_FILE, doc)  # finished: an input for the next steps
         return sid, seconds
 
-    def line(self, step, make: Callable[[int], tuple[dict, dict]], sizes: tuple[int, int]) -> tuple[float, float, str]:
+    def line(
+        self, step, make: Callable[[int], tuple[dict, dict]], sizes: tuple[int, int]
+    ) -> tuple[float, float, str]:
         """(intercept, slope, id of the larger run) of a step's time against a size; the small run twice (the
         faster counts), so a first call's imports and caches do not pass for a per-step cost."""
         small = min((self.run(step, *make(sizes[0])) for _ in range(2)), key=lambda r: r[1])
@@ -63,17 +71,30 @@ class _Bench:
         return max(0.0, runs[0][1] - slope * sizes[0]), slope, runs[1][0]
 
     def record(self, name: str, seconds: float, note: str = "", **attrs) -> None:
-        self.ops[op_key(name, **attrs)] = {"seconds": seconds, "source": self.source + (f"; {note}" if note else "")}
+        self.ops[op_key(name, **attrs)] = {
+            "seconds": seconds,
+            "source": self.source + (f"; {note}" if note else ""),
+        }
         self.echo(f"  {op_key(name, **attrs)}: {seconds:.4g} s")
 
 
 def _first(steps: list[Step], kind: str, **match) -> Step | None:
-    return next((s for s in steps if s.kind == kind and all(s.settings.get(k) == v for k, v in match.items())), None)
+    return next(
+        (s for s in steps if s.kind == kind and all(s.settings.get(k) == v for k, v in match.items())), None
+    )
 
 
-def calibrate(study: Study, device: str, out: str | Path, *, base: Calibration | None = None, jobs: int = 2,
-              echo: Callable[[str], None] = print) -> Calibration:  # fmt: skip
-    """Measure the study's operations on `device` (on the CPU while `jobs - 1` other step-like loads run, as in a
+def calibrate(
+    study: Study,
+    device: str,
+    out: str | Path,
+    *,
+    base: Calibration | None = None,
+    jobs: int = 2,
+    echo: Callable[[str], None] = print,
+) -> Calibration:
+    """Measure the study's operations on `device` (on the CPU while `jobs - 1` other step-like loads run, as
+    in a
     sweep with `--jobs`); write them over `base` (the shipped file) to `out`."""
     import torch
 
@@ -84,7 +105,9 @@ def calibrate(study: Study, device: str, out: str | Path, *, base: Calibration |
     root = Path(tempfile.mkdtemp(prefix="featcodec-calibrate-"))
     bench = _Bench(study, device, root, echo)
     about = calibration_about(device)
-    bench.source = f"measured by featcodec calibrate on {about['machine']}, {about['date']}, study {study.name}"
+    bench.source = (
+        f"measured by featcodec calibrate on {about['machine']}, {about['date']}, study {study.name}"
+    )
     try:
         with companions(jobs - 1 if device == "cpu" else 0):
             _measure(bench, study, steps, device, root, echo)
@@ -117,31 +140,54 @@ def _measure(bench: _Bench, study: Study, steps: list[Step], device: str, root: 
     }
     small, _ = bench.run(images, *image_set(8))
     for enc in study.encoders:
-        entry = dict(enc.to_dict(), weights="random" if enc.weights not in ("default", "random") else enc.weights)
+        entry = dict(
+            enc.to_dict(), weights="random" if enc.weights not in ("default", "random") else enc.weights
+        )
         res = enc.resolution or _resolution(enc.name)
         echo(f"{enc.name} at {res} px")
         extract = _first(steps, "extract", encoder=enc.to_dict())
         # whole maps (no crops): the coding costs below are per whole image, and a codec step measured on them
         # is scaled to the crops by the estimate
         whole = {k: v for k, v in extract.settings.items() if k not in ("crop", "crops_per_image")}
-        runs = [bench.run(extract, {**whole, "encoder": entry}, {"images": [i]})
-                for i in (small, small, image_id)]  # fmt: skip
+        runs = [
+            bench.run(extract, {**whole, "encoder": entry}, {"images": [i]}) for i in (small, small, image_id)
+        ]
         runs = [min(runs[:2], key=lambda r: r[1]), runs[2]]
         slope = max(0.0, (runs[1][1] - runs[0][1]) / 24)
         bench.record("step_start", max(0.0, runs[0][1] - 8 * slope), kind="extract")
-        bench.record("encoder_forward", slope, "incl. decoding the image and writing its features",
-                     encoder=enc.name, resolution=res)  # fmt: skip
+        bench.record(
+            "encoder_forward",
+            slope,
+            "incl. decoding the image and writing its features",
+            encoder=enc.name,
+            resolution=res,
+        )
         cache = runs[1][0]
         # the step that trains: a single-λ codec, or a variable-rate codec-set (training + distillation steps)
-        codec = next(s for s in steps if s.kind in ("codec", "codec-set") and s.input("features") == (extract,)
-                     and "steps" in s.settings)  # (a packed anchor's codec step trains nothing)  # fmt: skip
+        codec = next(
+            s
+            for s in steps
+            if s.kind in ("codec", "codec-set")
+            and s.input("features") == (extract,)
+            and "steps" in s.settings
+        )  # (a packed anchor's codec step trains nothing)
         cs = codec.settings
-        a, b, codec_id = bench.line(codec, lambda n, cs=cs, cache=cache: ({**cs, "steps": n}, {"features": [cache]}), (2, 22))
+        a, b, codec_id = bench.line(
+            codec, lambda n, cs=cs, cache=cache: ({**cs, "steps": n}, {"features": [cache]}), (2, 22)
+        )
         bench.record("step_start", a, kind="codec")
-        bench.record("codec_train_step", b, f"a {codec.kind} step, incl. the integer h_s distillation", encoder=enc.name,
-                     resolution=res, model=cs["model"], channels=cs.get("channels"),
-                     latent_channels=cs.get("latent_channels"), grid_stride=cs.get("grid_stride"),
-                     batch=cs["batch_size"])  # fmt: skip
+        bench.record(
+            "codec_train_step",
+            b,
+            f"a {codec.kind} step, incl. the integer h_s distillation",
+            encoder=enc.name,
+            resolution=res,
+            model=cs["model"],
+            channels=cs.get("channels"),
+            latent_channels=cs.get("latent_channels"),
+            grid_stride=cs.get("grid_stride"),
+            batch=cs["batch_size"],
+        )
         trained = step_dir(root, codec_id) / ("codecs/0" if codec.kind == "codec-set" else "codec")
         _coding(bench, trained, step_dir(root, cache) / "features", enc.name, res, cs["model"], device)
         for task in study.tasks:
@@ -150,16 +196,25 @@ def _measure(bench: _Bench, study: Study, steps: list[Step], device: str, root: 
                 continue
             ns = {**neck.settings, "encoder": entry}
             try:
-                n = len(open_dataset(ns["train"]["data"], split=ns["train"]["split"], limit=ns["train"]["limit"]))
-                first = n // ns["batch_size"] + 2  # past one epoch: the features are computed once, as in the study
-                a, b, neck_id = bench.line(neck, lambda k, ns=ns: ({**ns, "steps": k, "kd": 0.0}, {}), (first, first + 40))
-            except Exception as e:  # noqa: BLE001 - a head or data not reachable here: keep the shipped figure
+                n = len(
+                    open_dataset(ns["train"]["data"], split=ns["train"]["split"], limit=ns["train"]["limit"])
+                )
+                first = (
+                    n // ns["batch_size"] + 2
+                )  # past one epoch: the features are computed once, as in the study
+                a, b, neck_id = bench.line(
+                    neck, lambda k, ns=ns: ({**ns, "steps": k, "kd": 0.0}, {}), (first, first + 40)
+                )
+            # noqa: BLE001 - a head or data not reachable here: keep the shipped figure
+            except Exception as e:
                 echo(f"  {task.name} neck skipped ({type(e).__name__}: {e}); the shipped cost stays")
                 continue
             forward = bench.ops[op_key("encoder_forward", encoder=enc.name, resolution=res)]["seconds"]
             bench.record("step_start", max(0.0, a - n * forward), kind="neck")
             attrs = dict(encoder=enc.name, resolution=res, task=task.name, head=task.head)
-            bench.record("neck_train_step", b, **attrs, layers=ns["layers"], dim=ns["dim"], batch=ns["batch_size"])
+            bench.record(
+                "neck_train_step", b, **attrs, layers=ns["layers"], dim=ns["dim"], batch=ns["batch_size"]
+            )
             if any(k for k in (task.kd or study.necks.kd)):
                 _teacher(bench, task, device)
             evals = _first(steps, "eval", test=task.test.to_dict())
@@ -170,7 +225,9 @@ def _measure(bench: _Bench, study: Study, steps: list[Step], device: str, root: 
             def test_set(k, es=es, neck_id=neck_id):
                 return {**es, "test": {**es["test"], "limit": k}}, {"neck": [neck_id]}
 
-            counts = [len(open_dataset(es["test"]["data"], split=es["test"]["split"], limit=k)) for k in sizes]
+            counts = [
+                len(open_dataset(es["test"]["data"], split=es["test"]["split"], limit=k)) for k in sizes
+            ]
             runs = [bench.run(evals, *test_set(k)) for k in (sizes[0], *sizes)]
             runs = [min(runs[:2], key=lambda r: r[1]), runs[2]]
             per = max(0.0, (runs[1][1] - runs[0][1]) / max(1, counts[1] - counts[0]))
@@ -178,8 +235,14 @@ def _measure(bench: _Bench, study: Study, steps: list[Step], device: str, root: 
             bench.record("neck_eval", max(0.0, per - forward), **attrs, layers=ns["layers"], dim=ns["dim"])
     zero = next(s for s in steps if s.kind == "zero-rate")
     _, seconds = bench.run(zero, zero.settings, {})
-    n = sum(len(open_dataset(zero.settings[k]["data"], split=zero.settings[k]["split"],
-                             limit=zero.settings[k]["limit"])) for k in ("train", "test"))  # fmt: skip
+    n = sum(
+        len(
+            open_dataset(
+                zero.settings[k]["data"], split=zero.settings[k]["split"], limit=zero.settings[k]["limit"]
+            )
+        )
+        for k in ("train", "test")
+    )
     bench.record("zero_rate_sample", seconds / n, "the whole step over its samples")
 
 
@@ -189,7 +252,9 @@ def _resolution(name: str) -> int:
     return get_spec(name).default_resolution
 
 
-def _coding(bench: _Bench, codec_dir: Path, cache_dir: Path, encoder: str, res: int, model: str, device: str) -> None:
+def _coding(
+    bench: _Bench, codec_dir: Path, cache_dir: Path, encoder: str, res: int, model: str, device: str
+) -> None:
     """codec_encode / codec_decode per image: the trained (shrunk) codec on 8 cached items."""
     import torch
 
@@ -237,7 +302,9 @@ def _workload(iterations: int = 40) -> float:
 
     torch.set_num_threads(1)
     torch.manual_seed(0)
-    net = torch.nn.Sequential(torch.nn.Conv2d(64, 64, 3, padding=1), torch.nn.GELU(), torch.nn.Conv2d(64, 64, 3, padding=1))
+    net = torch.nn.Sequential(
+        torch.nn.Conv2d(64, 64, 3, padding=1), torch.nn.GELU(), torch.nn.Conv2d(64, 64, 3, padding=1)
+    )
     x = torch.randn(8, 64, 32, 32)
     started = time.perf_counter()
     for _ in range(iterations):
@@ -252,7 +319,8 @@ def _busy(stop) -> None:
 
 @contextmanager
 def companions(count: int):
-    """`count` processes each keeping one core busy with step-like work, as the other steps of a sweep run with
+    """`count` processes each keeping one core busy with step-like work, as the other steps of a sweep run
+    with
     `--jobs count + 1` do: costs measured meanwhile are the costs of a step sharing the machine that way (on a
     2-vCPU VM two steps do not each run at full speed; shared caches and memory bandwidth)."""
     import multiprocessing

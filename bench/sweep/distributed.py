@@ -1,10 +1,13 @@
 """A neck step on several devices: the step's process launches torchrun, whose ranks run this module.
 
-    steps._neck (resources.neck.gpus = G > 1) ─► python -m torch.distributed.run --standalone --nproc_per_node G
+    steps._neck (resources.neck.gpus = G > 1) ─► python -m torch.distributed.run --standalone
+    --nproc_per_node G
                                                   -m bench.sweep.distributed OPTIONS.json NECK_DIR
-                                               ─► each rank: train_neck(options, NECK_DIR, resume=True) under DDP
-                                                  (probes.training.loop: interleaved shards of every seeded global
-                                                  batch; rank 0 writes the checkpoint and the neck directory)
+                                               ─► each rank: train_neck(options, NECK_DIR, resume=True) under
+                                               DDP
+                                                  (probes.training.loop: interleaved shards of every seeded
+                                                  global batch; rank 0 writes the checkpoint and the neck
+                                                  directory)
 
 On CUDA each rank takes the GPU of its LOCAL_RANK among those the step was given (Ray sets
 CUDA_VISIBLE_DEVICES for a task asking for G GPUs); on the CPU the ranks are G gloo processes.

@@ -47,11 +47,22 @@ KNOWN_SIZES: dict[tuple[str, str, str | None], tuple[int, int, str]] = {
     ("coco-caps", "captions_train2017.json", "train"): (82783, 82783, "Karpathy train (all in train2017)"),
     ("coco-caps", "captions_val2017.json", None): (5000, 5000, "COCO 2017 val captions"),
     # an upper bound: Karpathy's test images come from val2014, of which val2017 holds a part
-    ("coco-caps", "captions_val2017.json", "test"): (5000, 5000, "at most COCO 2017 val (Karpathy test ∩ val2017)"),
-    ("coco-kpts", "person_keypoints_train2017.json", None): (56599, 149813,
-                                                             "COCO 2017 train: people with keypoints"),
-    ("coco-kpts", "person_keypoints_val2017.json", None): (2346, 6352, "COCO 2017 val: people with keypoints"),
-}  # fmt: skip
+    ("coco-caps", "captions_val2017.json", "test"): (
+        5000,
+        5000,
+        "at most COCO 2017 val (Karpathy test ∩ val2017)",
+    ),
+    ("coco-kpts", "person_keypoints_train2017.json", None): (
+        56599,
+        149813,
+        "COCO 2017 train: people with keypoints",
+    ),
+    ("coco-kpts", "person_keypoints_val2017.json", None): (
+        2346,
+        6352,
+        "COCO 2017 val: people with keypoints",
+    ),
+}
 
 
 @dataclass
@@ -75,17 +86,30 @@ class Calibration:
     def load(cls, path: str | os.PathLike) -> Calibration:
         from codec.files import read_json_document
 
-        doc = read_json_document(path, format=CALIBRATION_FORMAT, format_version=CALIBRATION_VERSION, required=("ops",),
-                                 error=InputError, missing_hint="no calibration file; run featcodec calibrate")  # fmt: skip
-        return cls(doc.get("device", "?"), doc["ops"], Path(path), {k: v for k, v in doc.items() if k != "ops"})
+        doc = read_json_document(
+            path,
+            format=CALIBRATION_FORMAT,
+            format_version=CALIBRATION_VERSION,
+            required=("ops",),
+            error=InputError,
+            missing_hint="no calibration file; run featcodec calibrate",
+        )
+        return cls(
+            doc.get("device", "?"), doc["ops"], Path(path), {k: v for k, v in doc.items() if k != "ops"}
+        )
 
     @classmethod
     def shipped(cls, device: str) -> Calibration:
         return cls.load(CALIBRATION_DIR / f"{'cuda' if device.startswith('cuda') else 'cpu'}.json")
 
     def to_doc(self) -> dict:
-        return {**self.about, "format": CALIBRATION_FORMAT, "format_version": CALIBRATION_VERSION, "device": self.device,
-                "ops": dict(sorted(self.ops.items()))}  # fmt: skip
+        return {
+            **self.about,
+            "format": CALIBRATION_FORMAT,
+            "format_version": CALIBRATION_VERSION,
+            "device": self.device,
+            "ops": dict(sorted(self.ops.items())),
+        }
 
     def seconds(self, name: str, **attrs) -> float:
         """The cost of operation `name` with `attrs`: the calibrated entry sharing most attributes with them,
@@ -103,7 +127,9 @@ class Calibration:
                 best, best_score = (got, entry), score
         if best is None:
             where = self.path or f"the {self.device} calibration"
-            raise InputError(f"{where}: no {name!r} cost; run featcodec calibrate --study STUDY on this study")
+            raise InputError(
+                f"{where}: no {name!r} cost; run featcodec calibrate --study STUDY on this study"
+            )
         got, entry = best
         value = float(entry["seconds"])
         if "resolution" in got and attrs.get("resolution"):
@@ -144,8 +170,10 @@ def data_size(split: DataSplit | dict, where: str = "") -> tuple[int, str]:
     else:
         known = KNOWN_SIZES.get((name, Path(paths[0]).name if paths else "", split.split))
         if known is None:
-            raise InputError(f"{where or split.data}: {split.data} is not here and its size is unknown; "
-                             "declare it: {data = ..., size = N}")  # fmt: skip
+            raise InputError(
+                f"{where or split.data}: {split.data} is not here and its size is unknown; "
+                "declare it: {data = ..., size = N}"
+            )
         images, samples, source = known
     if split.limit is not None and split.limit < images:  # a limit counts images (pose: all people of them)
         samples, images = round(samples * split.limit / images), split.limit
@@ -193,11 +221,14 @@ class Context:
         return encoder.get("resolution") or get_spec(encoder["name"]).default_resolution
 
     def forward(self, encoder: dict) -> float:
-        return self.calibration.seconds("encoder_forward", encoder=encoder["name"], resolution=self.resolution(encoder))
+        return self.calibration.seconds(
+            "encoder_forward", encoder=encoder["name"], resolution=self.resolution(encoder)
+        )
 
     def coding(self, op: str, encoder: dict) -> float:
-        return self.calibration.seconds(op, encoder=encoder["name"], resolution=self.resolution(encoder),
-                                        model=self.study.codec.model)  # fmt: skip
+        return self.calibration.seconds(
+            op, encoder=encoder["name"], resolution=self.resolution(encoder), model=self.study.codec.model
+        )
 
     def start(self, kind: str) -> float:
         return self.calibration.seconds("step_start", kind=kind)
@@ -212,7 +243,8 @@ def feature_elements(shapes: dict[str, tuple[int, int, int]], grid: Sequence[int
 
 
 def _stored_grid(step: Step, ctx: Context) -> list[int] | None:
-    """A features step's working grid: the plan's, or (a head not known offline) the neck head's if reachable."""
+    """A features step's working grid: the plan's, or (a head not known offline) the neck head's if
+    reachable."""
     s = step.settings
     return s.get("grid") or neck_grid(s["encoder"], s.get("neck_head") or s["head"])
 
@@ -247,7 +279,9 @@ def _split_of(step: Step) -> dict:
 def _images(step: Step, ctx: Context) -> Cost:
     n = ctx.size(_split_of(step))
     write = ctx.calibration.seconds("image_write", source=step.settings["data"].split(":")[0])
-    size = ctx.calibration.ops.get(op_key("image_bytes", source=step.settings["data"].split(":")[0]), {"seconds": 5e5})
+    size = ctx.calibration.ops.get(
+        op_key("image_bytes", source=step.settings["data"].split(":")[0]), {"seconds": 5e5}
+    )
     return Cost(ctx.start("images") + n * write, int(n * size["seconds"]), 256 * 2**20)
 
 
@@ -257,11 +291,20 @@ def _extract(step: Step, ctx: Context) -> Cost:
     dtype = FP16 if step.settings.get("dtype") == "float16" else FP32
     per_image = feature_elements(ctx.shapes(enc)) * dtype
     if step.settings.get("crop"):  # `crops_per_image` random crops of `crop` input pixels kept per image
-        per_image = per_image * step.settings["crop"] ** 2 * step.settings["crops_per_image"] // ctx.resolution(enc) ** 2
+        per_image = (
+            per_image
+            * step.settings["crop"] ** 2
+            * step.settings["crops_per_image"]
+            // ctx.resolution(enc) ** 2
+        )
     batch, shard = 8, 64
     host = shard * per_image + batch * 3 * ctx.resolution(enc) ** 2 * FP32 + GiB
-    return Cost(ctx.start("extract") + n * ctx.forward(enc), n * per_image, host,
-                _activations(ctx, batch * feature_elements(ctx.shapes(enc)) * FP32))  # fmt: skip
+    return Cost(
+        ctx.start("extract") + n * ctx.forward(enc),
+        n * per_image,
+        host,
+        _activations(ctx, batch * feature_elements(ctx.shapes(enc)) * FP32),
+    )
 
 
 def _activations(ctx: Context, batch_feature_bytes: int) -> int:
@@ -274,20 +317,33 @@ def _codec(step: Step, ctx: Context) -> Cost:
     directory per λ), or one rate copied out of a codec-set (`trained` input: start-up only)."""
     s = step.settings
     enc = _encoder_of(step)
-    if step.input("trained") or "steps" not in s:  # a rate copied out of a codec-set; a packed anchor (no training)
+    if (
+        step.input("trained") or "steps" not in s
+    ):  # a rate copied out of a codec-set; a packed anchor (no training)
         return Cost(ctx.start("codec"), 64 * 2**20, GiB)
     extract = _upstream(step, "extract")
     # trained on the extract step's crops where it keeps crops: a step's cost scales with their pixels
     pixels = (extract.settings.get("crop") if extract else None) or ctx.resolution(enc)
     per_step = ctx.calibration.seconds(
-        "codec_train_step", encoder=enc["name"], resolution=pixels, model=s["model"],
-        channels=s.get("channels"), latent_channels=s.get("latent_channels"), grid_stride=s.get("grid_stride"),
+        "codec_train_step",
+        encoder=enc["name"],
+        resolution=pixels,
+        model=s["model"],
+        channels=s.get("channels"),
+        latent_channels=s.get("latent_channels"),
+        grid_stride=s.get("grid_stride"),
         batch=s["batch_size"],
-    )  # fmt: skip
-    batch_bytes = s["batch_size"] * feature_elements(ctx.shapes(enc)) * FP32 * pixels**2 // ctx.resolution(enc) ** 2
+    )
+    batch_bytes = (
+        s["batch_size"] * feature_elements(ctx.shapes(enc)) * FP32 * pixels**2 // ctx.resolution(enc) ** 2
+    )
     codecs = len(s.get("lambdas") or [0])
-    return Cost(ctx.start("codec") + s["steps"] * per_step, codecs * 64 * 2**20, 4 * batch_bytes + GiB,
-                _activations(ctx, batch_bytes))  # fmt: skip
+    return Cost(
+        ctx.start("codec") + s["steps"] * per_step,
+        codecs * 64 * 2**20,
+        4 * batch_bytes + GiB,
+        _activations(ctx, batch_bytes),
+    )
 
 
 FEATURE_MEMORY = 2048 * 2**20  # probes.training: a neck's training features are kept in memory up to this
@@ -295,17 +351,26 @@ FEATURE_MEMORY = 2048 * 2**20  # probes.training: a neck's training features are
 
 def _neck(step: Step, ctx: Context) -> Cost:
     """A neck: clean, reading a `features` step's stored inputs (no encoder); decoded, decoding its training
-    split's `streams` (once into memory where PrecomputedFeatures applies, else every visited sample); or, in a
+    split's `streams` (once into memory where PrecomputedFeatures applies, else every visited sample); or, in
+    a
     plan without those steps, the encoder (and a codec round trip) run here."""
     s = step.settings
     enc = s["encoder"]
     n = ctx.size(s["train"])
     per_step = ctx.calibration.seconds(
-        "neck_train_step", encoder=enc["name"], resolution=ctx.resolution(enc), task=s["task"], head=s["head"],
-        layers=s["layers"], dim=s["dim"], batch=s["batch_size"],
-    )  # fmt: skip
+        "neck_train_step",
+        encoder=enc["name"],
+        resolution=ctx.resolution(enc),
+        task=s["task"],
+        head=s["head"],
+        layers=s["layers"],
+        dim=s["dim"],
+        batch=s["batch_size"],
+    )
     held = n * feature_elements(ctx.shapes(enc)) * FP32  # the precompute decision: full-resolution float32
-    visits = n if held <= FEATURE_MEMORY and s["steps"] * s["batch_size"] > n else s["steps"] * s["batch_size"]
+    visits = (
+        n if held <= FEATURE_MEMORY and s["steps"] * s["batch_size"] > n else s["steps"] * s["batch_size"]
+    )
     host = held if visits == n and held <= FEATURE_MEMORY else 0
     if step.input("features"):  # memory-mapped fp16 rows: read, nothing computed
         first = 0.0
@@ -325,13 +390,21 @@ def _neck(step: Step, ctx: Context) -> Cost:
 
 
 def _eval(step: Step, ctx: Context) -> Cost:
-    """A neck scored on its test split: stored inputs read (clean), streams decoded, or the encoder run here."""
+    """A neck scored on its test split: stored inputs read (clean), streams decoded, or the encoder run
+    here."""
     (neck,) = step.input("neck")
     ns = neck.settings
     enc = ns["encoder"]
     n = ctx.size(step.settings["test"])
-    per_image = ctx.calibration.seconds("neck_eval", encoder=enc["name"], resolution=ctx.resolution(enc),
-                                        task=ns["task"], head=ns["head"], layers=ns["layers"], dim=ns["dim"])  # fmt: skip
+    per_image = ctx.calibration.seconds(
+        "neck_eval",
+        encoder=enc["name"],
+        resolution=ctx.resolution(enc),
+        task=ns["task"],
+        head=ns["head"],
+        layers=ns["layers"],
+        dim=ns["dim"],
+    )
     if step.input("features"):
         first = 0.0
     elif step.input("streams"):  # a remote split's stored features are read; a codec's streams are decoded
@@ -341,20 +414,29 @@ def _eval(step: Step, ctx: Context) -> Cost:
         if step.input("codec"):
             first += n * (ctx.coding("codec_encode", enc) + ctx.coding("codec_decode", enc))
     batch = step.settings["batch_size"] * feature_elements(ctx.shapes(enc)) * FP32
-    return Cost(ctx.start("eval") + first + n * per_image, 64 * 2**10 + n * 256, 2 * batch + GiB,
-                _activations(ctx, batch) + (2 * GiB if ctx.cuda else 0))  # fmt: skip
+    return Cost(
+        ctx.start("eval") + first + n * per_image,
+        64 * 2**10 + n * 256,
+        2 * batch + GiB,
+        _activations(ctx, batch) + (2 * GiB if ctx.cuda else 0),
+    )
 
 
 def _features(step: Step, ctx: Context) -> Cost:
-    """Neck inputs of one (encoder, split, working grid), stored fp16 as the neck consumes them (probes.neck_inputs):
+    """Neck inputs of one (encoder, split, working grid), stored fp16 as the neck consumes them
+    (probes.neck_inputs):
     one encoder forward per sample; host memory: a shard (64 samples) and a batch."""
     enc = step.settings["encoder"]
     n = ctx.size(_split_of(step))
     per_image = feature_elements(ctx.shapes(enc), _stored_grid(step, ctx)) * FP16
     batch = step.settings["batch_size"] * feature_elements(ctx.shapes(enc)) * FP32
     # start-up as an extract step's (an encoder built, shards written): calibrate measures that one
-    return Cost(ctx.start("extract") + n * ctx.forward(enc), n * per_image, 64 * per_image + 2 * batch + GiB,
-                _activations(ctx, batch))  # fmt: skip
+    return Cost(
+        ctx.start("extract") + n * ctx.forward(enc),
+        n * per_image,
+        64 * per_image + 2 * batch + GiB,
+        _activations(ctx, batch),
+    )
 
 
 def _streams(step: Step, ctx: Context) -> Cost:
@@ -380,12 +462,16 @@ def _remote(step: Step, ctx: Context) -> Cost:
     source = step.settings["test"]["data"].split(":")[0]
     per_image = ctx.forward(enc) + 2 * ctx.calibration.seconds("image_write", source=source)
     decoded = feature_elements(ctx.shapes(enc)) * FP32
-    return Cost(ctx.start("codec") + n * per_image, n * decoded, n * decoded + GiB, _activations(ctx, 8 * decoded))
+    return Cost(
+        ctx.start("codec") + n * per_image, n * decoded, n * decoded + GiB, _activations(ctx, 8 * decoded)
+    )
 
 
 def _zero_rate(step: Step, ctx: Context) -> Cost:
     n = ctx.size(step.settings["train"]) + ctx.size(step.settings["test"])
-    return Cost(ctx.start("zero-rate") + n * ctx.calibration.seconds("image_write", source="any") / 4, 2**20, GiB)
+    return Cost(
+        ctx.start("zero-rate") + n * ctx.calibration.seconds("image_write", source="any") / 4, 2**20, GiB
+    )
 
 
 def _report(step: Step, ctx: Context) -> Cost:
@@ -394,10 +480,28 @@ def _report(step: Step, ctx: Context) -> Cost:
 
 # step kind → cost function; a new kind needs one entry here
 COSTS: dict[str, Callable[[Step, Context], Cost]] = {
-    "images": _images, "extract": _extract, "features": _features, "codec-set": _codec, "codec": _codec,
-    "neck": _neck, "eval": _eval, "streams": _streams, "remote": _remote, "zero-rate": _zero_rate, "report": _report,
-}  # fmt: skip
-DEVICE_KINDS = ("extract", "codec-set", "codec", "neck", "eval", "features", "streams", "remote")  # run on the study's device
+    "images": _images,
+    "extract": _extract,
+    "features": _features,
+    "codec-set": _codec,
+    "codec": _codec,
+    "neck": _neck,
+    "eval": _eval,
+    "streams": _streams,
+    "remote": _remote,
+    "zero-rate": _zero_rate,
+    "report": _report,
+}
+DEVICE_KINDS = (
+    "extract",
+    "codec-set",
+    "codec",
+    "neck",
+    "eval",
+    "features",
+    "streams",
+    "remote",
+)  # run on the study's device
 
 
 @dataclass
@@ -410,7 +514,9 @@ class Estimate:
     sizes: dict[str, str]
 
     def by_kind(self) -> dict[str, dict]:
-        rows: dict[str, dict] = defaultdict(lambda: {"count": 0, "seconds": 0.0, "bytes": 0, "host": 0, "device": 0})
+        rows: dict[str, dict] = defaultdict(
+            lambda: {"count": 0, "seconds": 0.0, "bytes": 0, "host": 0, "device": 0}
+        )
         for step in self.steps:
             c, row = self.costs[step.id], rows[step.kind]
             row["count"] += 1
@@ -434,7 +540,9 @@ class Estimate:
     def critical_path(self) -> tuple[float, list[Step]]:
         finish: dict[str, tuple[float, Step | None]] = {}
         for step in self.steps:  # dependencies first
-            before = max(((finish[d.id][0], d) for d in step.dependencies), key=lambda x: x[0], default=(0.0, None))
+            before = max(
+                ((finish[d.id][0], d) for d in step.dependencies), key=lambda x: x[0], default=(0.0, None)
+            )
             finish[step.id] = (before[0] + self.costs[step.id].seconds, before[1])
         end = max(self.steps, key=lambda s: finish[s.id][0])
         chain, step = [], end
@@ -449,7 +557,9 @@ class Estimate:
         done_at: dict[str, float] = {}
         pending, running, now = list(self.steps), [], 0.0
         while pending or running:
-            ready = [s for s in pending if all(d.id in done_at and done_at[d.id] <= now for d in s.dependencies)]
+            ready = [
+                s for s in pending if all(d.id in done_at and done_at[d.id] <= now for d in s.dependencies)
+            ]
             for step in ready[: max(0, slots - len(running))]:
                 pending.remove(step)
                 running.append((now + self.costs[step.id].seconds, step))
@@ -461,15 +571,20 @@ class Estimate:
 
     def table(self) -> str:
         unit = "GPU" if self.study.device.startswith("cuda") else "CPU"
-        lines = [f"estimate for {self.study.name} on {self.study.device} "
-                 f"(calibration: {self.calibration.path or 'given'}; {self.calibration.about.get('machine', '')})",
-                 f"{'kind':<10} {'count':>6} {'hours':>10} {'written':>10} {'peak host':>10} {'peak dev':>9}"]  # fmt: skip
+        lines = [
+            f"estimate for {self.study.name} on {self.study.device} "
+            f"(calibration: {self.calibration.path or 'given'}; {self.calibration.about.get('machine', '')})",
+            f"{'kind':<10} {'count':>6} {'hours':>10} {'written':>10} {'peak host':>10} {'peak dev':>9}",
+        ]
         for kind, row in self.by_kind().items():
-            lines.append(f"{kind:<10} {row['count']:>6} {row['seconds'] / 3600:>10.2f} {_bytes(row['bytes']):>10} "
-                         f"{_bytes(row['host']):>10} {_bytes(row['device']):>9}")  # fmt: skip
+            lines.append(
+                f"{kind:<10} {row['count']:>6} {row['seconds'] / 3600:>10.2f} {_bytes(row['bytes']):>10} "
+                f"{_bytes(row['host']):>10} {_bytes(row['device']):>9}"
+            )
         length, chain = self.critical_path()
         lines += [
-            f"total: {len(self.steps)} steps, {self.device_hours:.2f} {unit}-hours on the {self.study.device} steps "
+            f"total: {len(self.steps)} steps, {self.device_hours:.2f} {unit}-hours on the "
+            f"{self.study.device} steps "
             f"({self.total_hours:.2f} step-hours in all), {_bytes(self.scratch_bytes)} written",
             f"critical path: {length / 3600:.2f} h through {len(chain)} steps: "
             + " → ".join(dict.fromkeys(s.kind for s in chain)),
@@ -487,7 +602,9 @@ def _bytes(n: float) -> str:
     return f"{int(n)} B"
 
 
-def estimate(study: Study, steps: list[Step], calibration: Calibration | None = None, jobs: int = 1) -> Estimate:
+def estimate(
+    study: Study, steps: list[Step], calibration: Calibration | None = None, jobs: int = 1
+) -> Estimate:
     """Price every step of `steps` (a plan of `study`)."""
     calibration = calibration or Calibration.shipped(study.device)
     ctx = Context(study, calibration)
@@ -499,8 +616,11 @@ def estimate(study: Study, steps: list[Step], calibration: Calibration | None = 
     return Estimate(study, calibration, costs, steps, jobs, ctx.sources)
 
 
-def estimate_plan(study_path: str | os.PathLike, calibration: Calibration | None = None, jobs: int = 1) -> Estimate:
-    """`featcodec sweep STUDY --plan --estimate`: the study's plan, priced; no data or checkpoint needs to be here."""
+def estimate_plan(
+    study_path: str | os.PathLike, calibration: Calibration | None = None, jobs: int = 1
+) -> Estimate:
+    """`featcodec sweep STUDY --plan --estimate`: the study's plan, priced; no data or checkpoint needs to be
+    here."""
     from .graph import plan_steps
     from .study import load_study
 
@@ -511,9 +631,13 @@ def estimate_plan(study_path: str | os.PathLike, calibration: Calibration | None
 def calibration_about(device: str) -> dict:
     import torch
 
-    return {"machine": f"{platform.node()}: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs"
-            + (f", {torch.cuda.get_device_name()}" if device.startswith("cuda") else ""),
-            "date": time.strftime("%Y-%m-%d"), "torch": torch.__version__, "threads": torch.get_num_threads()}  # fmt: skip
+    return {
+        "machine": f"{platform.node()}: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs"
+        + (f", {torch.cuda.get_device_name()}" if device.startswith("cuda") else ""),
+        "date": time.strftime("%Y-%m-%d"),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+    }
 
 
 def _kept_decoded(step: Step) -> bool:

@@ -81,8 +81,13 @@ POINT_KINDS = ("eval", "zero-rate")  # steps whose result is a line of results.j
 def _result_row(run_dir: Path, study: Study, step: Step) -> dict:
     result = json.loads((step_dir(run_dir, step.id) / "result.json").read_text())
     if step.kind == "zero-rate":
-        result["sweep"] = {"study": study.name, "step": step.id, "task": step.settings["task"],
-                           "test": step.settings["test"], "lambda": None}  # fmt: skip
+        result["sweep"] = {
+            "study": study.name,
+            "step": step.id,
+            "task": step.settings["task"],
+            "test": step.settings["test"],
+            "lambda": None,
+        }
         return result
     neck = step.input("neck")[0]
     codec = step.input("codec")
@@ -92,23 +97,40 @@ def _result_row(run_dir: Path, study: Study, step: Step) -> dict:
     # a standard anchor's point: a packed codec step (its `qp`) or a remote-inference split (no codec step)
     packed = bool(codec) and codec[0].settings.get("qp") is not None
     remote = streams[0].settings if streams and streams[0].kind == "remote" else None
-    anchor = (f"packed-{codec[0].settings['model']}" if packed else
-              f"remote-{remote['image_codec']}" if remote else None)  # fmt: skip
+    anchor = (
+        f"packed-{codec[0].settings['model']}"
+        if packed
+        else f"remote-{remote['image_codec']}"
+        if remote
+        else None
+    )
     result["sweep"] = {
-        "study": study.name, "step": step.id, "neck_step": neck.id, "codec_step": codec[0].id if codec else None,
-        "encoder": ns["encoder"], "task": ns["task"], "layers": ns["layers"], "kd": ns["kd"], "mode": ns["mode"],
-        "seed": ns["seed"], "lambda": codec[0].settings.get("lambda") if codec else None,
-        "after": after[0].settings["task"] if after else None, "test": step.settings["test"],
+        "study": study.name,
+        "step": step.id,
+        "neck_step": neck.id,
+        "codec_step": codec[0].id if codec else None,
+        "encoder": ns["encoder"],
+        "task": ns["task"],
+        "layers": ns["layers"],
+        "kd": ns["kd"],
+        "mode": ns["mode"],
+        "seed": ns["seed"],
+        "lambda": codec[0].settings.get("lambda") if codec else None,
+        "after": after[0].settings["task"] if after else None,
+        "test": step.settings["test"],
         "codec": study.codec.settings() | {"coder": study.codec.coder} if codec and not packed else None,
-        "anchor": anchor, "anchor_point": codec[0].settings["qp"] if packed else remote["quality"] if remote else None,
-    }  # fmt: skip
+        "anchor": anchor,
+        "anchor_point": codec[0].settings["qp"] if packed else remote["quality"] if remote else None,
+    }
     return result
 
 
 def _write_results(run_dir: Path, study: Study, steps: list[Step]) -> None:
     """results.jsonl in plan order, holding every finished eval once (atomic rewrite)."""
     rows = [_result_row(run_dir, study, s) for s in steps if s.kind in POINT_KINDS and is_done(run_dir, s)]
-    atomic_write_bytes(run_dir / RESULTS, "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows).encode())
+    atomic_write_bytes(
+        run_dir / RESULTS, "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows).encode()
+    )
 
 
 class _Display:
@@ -123,7 +145,9 @@ class _Display:
         if self.tty:
             from tqdm import tqdm
 
-            self.bar = tqdm(total=total, initial=done, desc="sweep", unit="step", file=self.stream, position=0)
+            self.bar = tqdm(
+                total=total, initial=done, desc="sweep", unit="step", file=self.stream, position=0
+            )
 
     @property
     def inner_progress(self) -> bool:
@@ -140,7 +164,11 @@ class _Display:
         if self.bar is not None:
             self.bar.update(1)
         elif self.enabled:
-            print(f"[{self.done}/{self.total}] done: {step.label} in {seconds:.1f} s", file=self.stream, flush=True)
+            print(
+                f"[{self.done}/{self.total}] done: {step.label} in {seconds:.1f} s",
+                file=self.stream,
+                flush=True,
+            )
 
     def close(self) -> None:
         if self.bar is not None:
@@ -157,8 +185,15 @@ def _inline_submit(fn: Callable, *args) -> Future:
 
 
 def run_sweep(
-    study_path: str | os.PathLike, run_dir: str | os.PathLike, *, resume: bool = False, plan_only: bool = False,
-    executor: str = "local", jobs: int = 1, address: str | None = None, progress: bool = True,
+    study_path: str | os.PathLike,
+    run_dir: str | os.PathLike,
+    *,
+    resume: bool = False,
+    plan_only: bool = False,
+    executor: str = "local",
+    jobs: int = 1,
+    address: str | None = None,
+    progress: bool = True,
     echo: Callable[[str], None] | None = None,
 ) -> SweepOutcome:
     """Validate the study, then run every step not yet finished; returns what ran and what was reused."""
@@ -172,7 +207,9 @@ def run_sweep(
     if executor not in EXECUTORS:
         raise InputError(f"--executor {executor!r}: choose from {', '.join(EXECUTORS)}")
     if run_dir.exists() and any(run_dir.iterdir()) and not resume:
-        raise InputError(f"{run_dir}: exists and is not empty; pass --resume to continue it (finished steps are kept)")
+        raise InputError(
+            f"{run_dir}: exists and is not empty; pass --resume to continue it (finished steps are kept)"
+        )
     (run_dir / "steps").mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(run_dir / "study.toml", Path(study_path).read_bytes())
     atomic_write_json(run_dir / "plan.json", {"study": study.name, "steps": [s.to_dict() for s in steps]})
@@ -196,7 +233,9 @@ def run_sweep(
                 pending.remove(step)
                 if step.kind == "report":
                     _write_results(run_dir, study, steps)
-                _append_line(events, {"event": "start", "step": step.id, "label": step.label, "time": time.time()})
+                _append_line(
+                    events, {"event": "start", "step": step.id, "label": step.label, "time": time.time()}
+                )
                 display.start(step)
                 started = time.perf_counter()
                 doc = step_document(step, study)
@@ -215,13 +254,20 @@ def run_sweep(
                 seconds = time.perf_counter() - started
                 error = future.exception()
                 if error is not None:
-                    _append_line(events, {"event": "failed", "step": step.id, "error": repr(error), "time": time.time()})
+                    _append_line(
+                        events,
+                        {"event": "failed", "step": step.id, "error": repr(error), "time": time.time()},
+                    )
                     failure = failure or (step, error)
                     continue
                 summary = future.result()
-                atomic_write_json(step_dir(run_dir, step.id) / STEP_FILE,
-                                  {**step.to_dict(), "summary": summary, "seconds": round(seconds, 3)})  # fmt: skip
-                _append_line(events, {"event": "done", "step": step.id, "seconds": seconds, "time": time.time()})
+                atomic_write_json(
+                    step_dir(run_dir, step.id) / STEP_FILE,
+                    {**step.to_dict(), "summary": summary, "seconds": round(seconds, 3)},
+                )
+                _append_line(
+                    events, {"event": "done", "step": step.id, "seconds": seconds, "time": time.time()}
+                )
                 done.add(step.id)
                 ran.append(step.id)
                 display.finish(step, seconds)
@@ -235,8 +281,10 @@ def run_sweep(
         step, error = failure
         if isinstance(error, InputError):
             raise InputError(f"step {step.label} ({step.id}): {error}") from error
-        raise SweepError(f"step {step.label} ({step.id}) failed: {type(error).__name__}: {error}; "
-                         f"its partial artefacts are in {step_dir(run_dir, step.id)}") from error  # fmt: skip
+        raise SweepError(
+            f"step {step.label} ({step.id}) failed: {type(error).__name__}: {error}; "
+            f"its partial artefacts are in {step_dir(run_dir, step.id)}"
+        ) from error
     _write_results(run_dir, study, steps)
     return SweepOutcome(study, steps, ran, skipped, run_dir)
 
@@ -244,9 +292,13 @@ def run_sweep(
 def step_document(step: Step, study: Study) -> dict:
     """What `run_step` gets: the step, and how the study runs it (none of which enters the step's id)."""
     ranks = study.resources.get(step.kind, {}).get("gpus", 1) if step.kind == "neck" else 1
-    return {**step.to_dict(), "threads": study.threads, "checkpoint_minutes": study.checkpoint_minutes,
-            "checkpoint_steps": study.checkpoint_steps,
-            "ranks": max(1, int(ranks))}  # a neck given several GPUs trains on all of them (torchrun ranks)  # fmt: skip
+    return {
+        **step.to_dict(),
+        "threads": study.threads,
+        "checkpoint_minutes": study.checkpoint_minutes,
+        "checkpoint_steps": study.checkpoint_steps,
+        "ranks": max(1, int(ranks)),
+    }  # a neck given several GPUs trains on all of them (torchrun ranks)
 
 
 class _ProcessPool:
@@ -288,19 +340,30 @@ class _RayPool:
         self.ray = ray
         self.started = not ray.is_initialized()
         if self.started:  # (a caller that started Ray itself chose the job's runtime_env)
-            ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False,
-                     runtime_env={"py_modules": [codec, probes, bench], "excludes": ["__pycache__"]})  # fmt: skip
+            ray.init(
+                address=address,
+                include_dashboard=False,
+                log_to_driver=False,
+                configure_logging=False,
+                runtime_env={"py_modules": [codec, probes, bench], "excludes": ["__pycache__"]},
+            )
         self.remote = ray.remote(run_step)
         nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
         # a task runs on one node: it must fit the largest, not the cluster's sum
-        self.gpu, self.cpus = any(n.get("GPU") for n in nodes), max((n.get("CPU", 0) for n in nodes), default=1)
+        self.gpu, self.cpus = (
+            any(n.get("GPU") for n in nodes),
+            max((n.get("CPU", 0) for n in nodes), default=1),
+        )
         self.study_resources = resources or {}
 
     def submit(self, step: Step, doc: dict, run_dir: Path) -> Future:
         resources = step.resources(self.gpu, self.study_resources)
         resources["num_cpus"] = min(resources["num_cpus"], self.cpus)  # a step must fit a node
-        return self.remote.options(**resources, max_retries=self.RETRIES, retry_exceptions=False).remote(
-            doc, str(run_dir), False).future()  # fmt: skip
+        return (
+            self.remote.options(**resources, max_retries=self.RETRIES, retry_exceptions=False)
+            .remote(doc, str(run_dir), False)
+            .future()
+        )
 
     def shutdown(self) -> None:
         if self.started:

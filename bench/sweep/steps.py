@@ -5,11 +5,12 @@
     features write_neck_inputs: a task split's neck inputs once (fp16, on the neck's grid); clean necks and
              evaluations read them instead of running the encoder
     codec-set  train_variable_rate_codec: one gain-unit network for every λ (codec.variable_rate)
-    codec    train_codec on the feature cache          (featcodec train-codec), or one rate of a codec-set, or a
+    codec    train_codec on the feature cache          (featcodec train-codec), or one rate of a codec-set,
+    or a
              packed anchor at one QP (train_codec's packed path: nothing trained; featcodec train-codec --qp)
-    streams  write_decoded_split: a split coded once per codec (its .fcb streams); decoded necks and evals decode them
-    remote   write_decoded_split(image_codec=): a test split through remote inference once (pictures coded)
-    neck     train_neck                                (featcodec train-neck)
+    streams  write_decoded_split: a split coded once per codec (its .fcb streams); decoded necks and evals
+    decode them remote   write_decoded_split(image_codec=): a test split through remote inference once
+    (pictures coded) neck     train_neck                                (featcodec train-neck)
     eval     evaluate_neck, clean or through a codec   (featcodec eval)
     zero-rate  evaluate_zero_rate: no features at all   (featcodec zero-rate)
     report   report_from_files over results.jsonl      (featcodec report)
@@ -17,9 +18,9 @@
 `run_step` is a plain function of (step document, run directory), so any executor (in-process, a process
 pool, a Ray worker) can run it; it returns a small JSON summary that the runner records in step.json.
 A step run again over its own unfinished directory (after a kill, a preemption or a Ray retry) resumes:
-extraction and neck inputs skip their complete shards, codec and neck training continue from their last checkpoint
-(`codec.checkpoint`, saved every `checkpoint_minutes` / `checkpoint_steps` of the study), and the other
-kinds, which are short, write their outputs again atomically.
+extraction and neck inputs skip their complete shards, codec and neck training continue from their last
+checkpoint (`codec.checkpoint`, saved every `checkpoint_minutes` / `checkpoint_steps` of the study), and the
+other kinds, which are short, write their outputs again atomically.
 """
 
 from __future__ import annotations
@@ -134,7 +135,9 @@ def check_reachable(doc: dict, run_dir: Path, inputs: dict[str, list[Path]]) -> 
             missing.append(f"{where}: {path}")
     if missing:
         lines = "\n".join(f"  - {m}" for m in missing)
-        raise UnreachableError(f"step {doc['id']} on {socket.gethostname()} (cwd {os.getcwd()}): cannot reach\n{lines}")
+        raise UnreachableError(
+            f"step {doc['id']} on {socket.gethostname()} (cwd {os.getcwd()}): cannot reach\n{lines}"
+        )
 
 
 def _named_files(settings: dict):
@@ -190,12 +193,20 @@ def _extract(s: dict, inputs: dict, out: Path, run_dir: Path, progress: bool) ->
 
     paths = [p for d in inputs["images"] for p in json.loads((d / "images.json").read_text())]
     enc = s["encoder"]
-    encoder = create_encoder(enc["name"], resolution=enc["resolution"], device=s["device"],
-                             **encoder_weights(enc["weights"]))  # fmt: skip
+    encoder = create_encoder(
+        enc["name"], resolution=enc["resolution"], device=s["device"], **encoder_weights(enc["weights"])
+    )
     # a rerun over this step's directory keeps the shards already written (extract_features resumes)
     crop = {"crop": s["crop"], "crops_per_image": s["crops_per_image"]} if s.get("crop") else {}
-    cache = extract_features(encoder, paths, out / "features", batch_size=8, progress=progress,
-                             dtype=s.get("dtype", "float32"), **crop)  # fmt: skip
+    cache = extract_features(
+        encoder,
+        paths,
+        out / "features",
+        batch_size=8,
+        progress=progress,
+        dtype=s.get("dtype", "float32"),
+        **crop,
+    )
     return {"features": len(cache), "weights_id": cache.weights_id}
 
 
@@ -205,17 +216,30 @@ def _features(s: dict, inputs: dict, out: Path, run_dir: Path, progress: bool) -
     enc, role = s["encoder"], "train" if "train" in s else "test"
     split = s[role]
     record = write_neck_inputs(
-        out / "inputs", task=s["task"], head=s["head"], data=split["data"], split=split["split"], limit=split["limit"],
-        encoder=enc["name"], resolution=enc["resolution"], encoder_weights=encoder_weights(enc["weights"]),
-        grid=s["grid"], neck_head=s.get("neck_head"), batch_size=s["batch_size"], device=s["device"],
+        out / "inputs",
+        task=s["task"],
+        head=s["head"],
+        data=split["data"],
+        split=split["split"],
+        limit=split["limit"],
+        encoder=enc["name"],
+        resolution=enc["resolution"],
+        encoder_weights=encoder_weights(enc["weights"]),
+        grid=s["grid"],
+        neck_head=s.get("neck_head"),
+        batch_size=s["batch_size"],
+        device=s["device"],
         progress=progress,
-    )  # fmt: skip
+    )
     return {"samples": sum(len(shard["ids"]) for shard in record["shards"]), "grid": record["grid"]}
 
 
 def _codec_hparams(s: dict) -> dict:
-    return {k: v for k, v in (("N", s["channels"]), ("M", s["latent_channels"]),
-                              ("grid_stride", s.get("grid_stride"))) if v is not None}  # fmt: skip
+    return {
+        k: v
+        for k, v in (("N", s["channels"]), ("M", s["latent_channels"]), ("grid_stride", s.get("grid_stride")))
+        if v is not None
+    }
 
 
 def _codec_set(s: dict, inputs: dict, out: Path, run_dir: Path, progress: bool) -> dict:
@@ -223,10 +247,19 @@ def _codec_set(s: dict, inputs: dict, out: Path, run_dir: Path, progress: bool) 
     from probes.encoders import FeatureCache
 
     codecs = train_variable_rate_codec(
-        FeatureCache(inputs["features"][0] / "features"), [out / "codecs" / str(i) for i in range(len(s["lambdas"]))],
-        lambdas=s["lambdas"], steps=s["steps"], batch_size=s["batch_size"], lr=s["lr"], seed=s["seed"],
-        hparams=_codec_hparams(s), device=s["device"], progress=progress, resume=True, **s["checkpoint"],
-    )  # fmt: skip
+        FeatureCache(inputs["features"][0] / "features"),
+        [out / "codecs" / str(i) for i in range(len(s["lambdas"]))],
+        lambdas=s["lambdas"],
+        steps=s["steps"],
+        batch_size=s["batch_size"],
+        lr=s["lr"],
+        seed=s["seed"],
+        hparams=_codec_hparams(s),
+        device=s["device"],
+        progress=progress,
+        resume=True,
+        **s["checkpoint"],
+    )
     return {"codec_ids": [c.codec_id for c in codecs]}
 
 
@@ -240,22 +273,44 @@ def _codec(s: dict, inputs: dict, out: Path, run_dir: Path, progress: bool) -> d
     if "trained" in inputs:  # one rate of a variable-rate codec-set: its exported directory
         shutil.copytree(inputs["trained"][0] / "codecs" / str(s["index"]), out / "codec", dirs_exist_ok=True)
         config = read_codec_config(out / "codec")
-        return {"codec_id": config["codec_id"], **{k: v for k, v in config["training"].items() if k.startswith("last")}}
+        return {
+            "codec_id": config["codec_id"],
+            **{k: v for k, v in config["training"].items() if k.startswith("last")},
+        }
 
     if s.get("qp") is not None:  # a packed anchor (codec.models.packed): a codec directory, no training
         hparams = {"qp": s["qp"], **({"preset": s["preset"]} if s.get("preset") else {})}
-        codec = train_codec(FeatureCache(inputs["features"][0] / "features"), out / "codec", lmbda=None,
-                            kind=s["model"], hparams=hparams, force=True)  # fmt: skip
+        codec = train_codec(
+            FeatureCache(inputs["features"][0] / "features"),
+            out / "codec",
+            lmbda=None,
+            kind=s["model"],
+            hparams=hparams,
+            force=True,
+        )
         return {"codec_id": codec.codec_id}
     hparams = _codec_hparams(s)
     if s["model"] == "uniform":
         hparams = {}
     codec = train_codec(
-        FeatureCache(inputs["features"][0] / "features"), out / "codec", lmbda=s["lambda"], kind=s["model"],
-        steps=s["steps"], batch_size=s["batch_size"], lr=s["lr"], seed=s["seed"], hparams=hparams,
-        device=s["device"], progress=progress, resume=True, **s["checkpoint"],
-    )  # fmt: skip
-    return {"codec_id": codec.codec_id, **{k: v for k, v in codec.config["training"].items() if k.startswith("last")}}
+        FeatureCache(inputs["features"][0] / "features"),
+        out / "codec",
+        lmbda=s["lambda"],
+        kind=s["model"],
+        steps=s["steps"],
+        batch_size=s["batch_size"],
+        lr=s["lr"],
+        seed=s["seed"],
+        hparams=hparams,
+        device=s["device"],
+        progress=progress,
+        resume=True,
+        **s["checkpoint"],
+    )
+    return {
+        "codec_id": codec.codec_id,
+        **{k: v for k, v in codec.config["training"].items() if k.startswith("last")},
+    }
 
 
 def _neck(s: dict, inputs: dict, out: Path, run_dir: Path, progress: bool) -> dict:
@@ -268,15 +323,32 @@ def _neck(s: dict, inputs: dict, out: Path, run_dir: Path, progress: bool) -> di
     features, streams = inputs.get("features"), inputs.get("streams")
     weights = {} if after else encoder_weights(enc["weights"])
     opts = TrainNeckOptions(
-        task=s["task"], head=s["head"], data=s["train"]["data"], split=s["train"]["split"], limit=s["train"]["limit"],
-        encoder=enc["name"], resolution=enc["resolution"], neck_layers=s["layers"], neck_dim=s["dim"],
-        neck_heads=s["heads"], kd=s["kd"], codec=str(codec[0] / "codec") if codec else None,
-        after=str(after[0] / "neck") if after else None, init=str(init[0] / "neck") if init else None,
+        task=s["task"],
+        head=s["head"],
+        data=s["train"]["data"],
+        split=s["train"]["split"],
+        limit=s["train"]["limit"],
+        encoder=enc["name"],
+        resolution=enc["resolution"],
+        neck_layers=s["layers"],
+        neck_dim=s["dim"],
+        neck_heads=s["heads"],
+        kd=s["kd"],
+        codec=str(codec[0] / "codec") if codec else None,
+        after=str(after[0] / "neck") if after else None,
+        init=str(init[0] / "neck") if init else None,
         neck_inputs=str(features[0] / "inputs") if features else None,
-        streams=str(streams[0] / "decoded") if streams else None, train_head=s["train_head"], steps=s["steps"],
-        batch_size=s["batch_size"], lr=s["lr"], seed=s["seed"], device=s["device"], progress=progress,
-        **s["checkpoint"], **weights,
-    )  # fmt: skip
+        streams=str(streams[0] / "decoded") if streams else None,
+        train_head=s["train_head"],
+        steps=s["steps"],
+        batch_size=s["batch_size"],
+        lr=s["lr"],
+        seed=s["seed"],
+        device=s["device"],
+        progress=progress,
+        **s["checkpoint"],
+        **weights,
+    )
     ranks = int(s["ranks"])
     if ranks > 1:  # one neck on several devices: torchrun ranks under DDP (bench/sweep/distributed.py)
         config = _train_neck_distributed(opts, out, ranks)
@@ -300,12 +372,29 @@ def _train_neck_distributed(opts, out: Path, ranks: int) -> dict:
     options = out / "neck-options.json"
     atomic_write_json(options, {**dataclasses.asdict(opts), "progress": False})
     # the ranks import the code this process runs (a Ray worker's py_modules included), and share its threads
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p), "MASTER_ADDR": "127.0.0.1",
-           "OMP_NUM_THREADS": str(torch.get_num_threads())}  # fmt: skip
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(p for p in sys.path if p),
+        "MASTER_ADDR": "127.0.0.1",
+        "OMP_NUM_THREADS": str(torch.get_num_threads()),
+    }
     launched = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(ranks),
-         "-m", "bench.sweep.distributed", str(options), str(out / "neck")], env=env, capture_output=True, text=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node",
+            str(ranks),
+            "-m",
+            "bench.sweep.distributed",
+            str(options),
+            str(out / "neck"),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     if launched.returncode:
         raise RuntimeError(f"torchrun with {ranks} ranks failed:\n{launched.stderr[-4000:]}")
     return read_neck_config(out / "neck")
@@ -316,11 +405,22 @@ def _streams(s: dict, inputs: dict, out: Path, run_dir: Path, progress: bool) ->
 
     enc, split = s["encoder"], s.get("test") or s["train"]
     record = write_decoded_split(
-        out / "decoded", task=s["task"], head=s["head"], data=split["data"], split=split["split"],
-        limit=split["limit"], encoder=enc["name"], resolution=enc["resolution"],
-        encoder_weights=encoder_weights(enc["weights"]), codec=inputs["codec"][0] / "codec", coder=s["coder"],
-        batch_size=s["batch_size"], device=s["device"], progress=progress, keep_decoded=s.get("keep_decoded", False),
-    )  # fmt: skip
+        out / "decoded",
+        task=s["task"],
+        head=s["head"],
+        data=split["data"],
+        split=split["split"],
+        limit=split["limit"],
+        encoder=enc["name"],
+        resolution=enc["resolution"],
+        encoder_weights=encoder_weights(enc["weights"]),
+        codec=inputs["codec"][0] / "codec",
+        coder=s["coder"],
+        batch_size=s["batch_size"],
+        device=s["device"],
+        progress=progress,
+        keep_decoded=s.get("keep_decoded", False),
+    )
     return {"images": len(record["ids"]), "bpp": record["codec"]["bpp"]}
 
 
@@ -329,11 +429,21 @@ def _remote(s: dict, inputs: dict, out: Path, run_dir: Path, progress: bool) -> 
 
     enc = s["encoder"]
     record = write_decoded_split(
-        out / "decoded", task=s["task"], head=s["head"], data=s["test"]["data"], split=s["test"]["split"],
-        limit=s["test"]["limit"], encoder=enc["name"], resolution=enc["resolution"],
-        encoder_weights=encoder_weights(enc["weights"]), image_codec=s["image_codec"], image_quality=s["quality"],
-        batch_size=s["batch_size"], device=s["device"], progress=progress,
-    )  # fmt: skip
+        out / "decoded",
+        task=s["task"],
+        head=s["head"],
+        data=s["test"]["data"],
+        split=s["test"]["split"],
+        limit=s["test"]["limit"],
+        encoder=enc["name"],
+        resolution=enc["resolution"],
+        encoder_weights=encoder_weights(enc["weights"]),
+        image_codec=s["image_codec"],
+        image_quality=s["quality"],
+        batch_size=s["batch_size"],
+        device=s["device"],
+        progress=progress,
+    )
     return {"images": len(record["ids"]), "bpp": record["codec"]["bpp"]}
 
 
@@ -343,11 +453,18 @@ def _eval(s: dict, inputs: dict, out: Path, run_dir: Path, progress: bool) -> di
 
     codec, streams, features = inputs.get("codec"), inputs.get("streams"), inputs.get("features")
     result = evaluate_neck(
-        inputs["neck"][0] / "neck", s["test"]["data"], split=s["test"]["split"], limit=s["test"]["limit"],
-        codec=str(codec[0] / "codec") if codec else None, coder=s["coder"], batch_size=s["batch_size"],
-        device=s["device"], progress=progress, decoded=streams[0] / "decoded" if streams else None,
+        inputs["neck"][0] / "neck",
+        s["test"]["data"],
+        split=s["test"]["split"],
+        limit=s["test"]["limit"],
+        codec=str(codec[0] / "codec") if codec else None,
+        coder=s["coder"],
+        batch_size=s["batch_size"],
+        device=s["device"],
+        progress=progress,
+        decoded=streams[0] / "decoded" if streams else None,
         neck_inputs=features[0] / "inputs" if features else None,
-    )  # fmt: skip
+    )
     atomic_write_json(out / "result.json", result)
     return {"metrics": result["metrics"], "bpp": result["bpp"]}
 
@@ -361,9 +478,15 @@ def _zero_rate(s: dict, inputs: dict, out: Path, run_dir: Path, progress: bool) 
     head = load_head(s["head"]) if s["task"] != "caption" else None
     options = {"output_kind": head.output_kind} if head is not None and s["task"] == "depth" else {}
     result = evaluate_zero_rate(
-        s["task"], s["train"]["data"], s["test"]["data"], train_split=s["train"]["split"], split=s["test"]["split"],
-        train_limit=s["train"]["limit"], limit=s["test"]["limit"], task_options=options,
-    )  # fmt: skip
+        s["task"],
+        s["train"]["data"],
+        s["test"]["data"],
+        train_split=s["train"]["split"],
+        split=s["test"]["split"],
+        train_limit=s["train"]["limit"],
+        limit=s["test"]["limit"],
+        task_options=options,
+    )
     atomic_write_json(out / "result.json", result)
     return {"metrics": result["metrics"]}
 
@@ -376,9 +499,23 @@ def _report(s: dict, inputs: dict, out: Path, run_dir: Path, progress: bool) -> 
     report = report_from_files([run_dir / RESULTS], run_dir / REPORT_DIR, anchor=s["anchor"], force=True)
     # what `featcodec demo` prints: the verdicts and the across-seed table, by the report's own formatters
     atomic_write_bytes(run_dir / REPORT_DIR / SUMMARY, summary_table(report).encode())
-    return {"sections": len(report.sections), "verdicts": {v.finding: v.outcome for v in report.verdicts},
-            "dir": str(run_dir / REPORT_DIR)}
+    return {
+        "sections": len(report.sections),
+        "verdicts": {v.finding: v.outcome for v in report.verdicts},
+        "dir": str(run_dir / REPORT_DIR),
+    }
 
 
-_KINDS = {"images": _images, "extract": _extract, "features": _features, "codec-set": _codec_set, "codec": _codec, "streams": _streams, "remote": _remote, "neck": _neck, "eval": _eval,
-          "zero-rate": _zero_rate, "report": _report}
+_KINDS = {
+    "images": _images,
+    "extract": _extract,
+    "features": _features,
+    "codec-set": _codec_set,
+    "codec": _codec,
+    "streams": _streams,
+    "remote": _remote,
+    "neck": _neck,
+    "eval": _eval,
+    "zero-rate": _zero_rate,
+    "report": _report,
+}

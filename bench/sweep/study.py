@@ -47,7 +47,9 @@ class DataSplit:
 @dataclass(frozen=True)
 class EncoderEntry:
     name: str = field(metadata={"toml": False})
-    weights: str = "default"  # "default" (the registry's own weights), "random", "pretrained" or a checkpoint path
+    weights: str = (
+        "default"  # "default" (the registry's own weights), "random", "pretrained" or a checkpoint path
+    )
     resolution: int | None = None
 
     def to_dict(self) -> dict:
@@ -74,8 +76,14 @@ class CodecPlan:
     data: tuple[DataSplit, ...] = ()
 
     def settings(self) -> dict:
-        settings = {"model": self.model, "steps": self.steps, "batch_size": self.batch_size, "lr": self.lr,
-                    "channels": self.channels, "latent_channels": self.latent_channels}  # fmt: skip
+        settings = {
+            "model": self.model,
+            "steps": self.steps,
+            "batch_size": self.batch_size,
+            "lr": self.lr,
+            "channels": self.channels,
+            "latent_channels": self.latent_channels,
+        }
         if self.grid_stride is not None:  # only when set: the ids of studies without it stay as they were
             settings["grid_stride"] = self.grid_stride
         if self.variable_rate:  # likewise
@@ -83,7 +91,8 @@ class CodecPlan:
         return settings
 
     def extract_settings(self) -> dict:
-        """What the extract step stores: fp16 feature shards, whole maps or `crops_per_image` crops per image."""
+        """What the extract step stores: fp16 feature shards, whole maps or `crops_per_image` crops per
+        image."""
         crop = {"crop": self.crop, "crops_per_image": self.crops_per_image} if self.crop is not None else {}
         return {"dtype": "float16", **crop}
 
@@ -124,7 +133,13 @@ class NeckPlan:
     finetune_steps: int | None = None
 
     def settings(self) -> dict:
-        return {"dim": self.dim, "heads": self.heads, "steps": self.steps, "batch_size": self.batch_size, "lr": self.lr}
+        return {
+            "dim": self.dim,
+            "heads": self.heads,
+            "steps": self.steps,
+            "batch_size": self.batch_size,
+            "lr": self.lr,
+        }
 
 
 @dataclass(frozen=True)
@@ -134,7 +149,9 @@ class TaskPlan:
     train: DataSplit | None = None
     test: DataSplit | None = None
     kd: tuple[float, ...] | None = None  # overrides necks.kd for this task
-    train_head: bool = False  # a new built-in head trained with each neck (not the study's frozen-head setting)
+    train_head: bool = (
+        False  # a new built-in head trained with each neck (not the study's frozen-head setting)
+    )
     modes: tuple[str, ...] | None = None  # overrides necks.modes for this task
 
 
@@ -167,7 +184,8 @@ class Study:
     # every `checkpoint_minutes` and, when > 0, every `checkpoint_steps` training steps; not part of step ids
     checkpoint_minutes: float = 10.0
     checkpoint_steps: int = 0
-    # what a step of each kind asks of a Ray cluster: {kind: {"cpus", "gpus", "memory" (GiB)}}; not in step ids
+    # what a step of each kind asks of a Ray cluster: {kind: {"cpus", "gpus", "memory" (GiB)}}; not in step
+    # ids
     resources: dict = field(default_factory=dict, metadata={"toml": dict})
     # the standard's anchors, scored through every clean neck
     anchors: tuple[AnchorPlan, ...] = field(default=(), metadata={"toml": dict})
@@ -224,8 +242,13 @@ def _is(value, kinds: tuple[type, ...]) -> bool:
     return isinstance(value, kinds) and (not isinstance(value, bool) or bool in kinds)
 
 
-def _crop(problems: _Problems, crop: int | None, per_image: int, grid_stride: int | None,
-          encoders: list[EncoderEntry]) -> None:
+def _crop(
+    problems: _Problems,
+    crop: int | None,
+    per_image: int,
+    grid_stride: int | None,
+    encoders: list[EncoderEntry],
+) -> None:
     """`codec.crop`: whole cells of every encoder's coarsest level and of the codec's latent grid."""
     if not _is(per_image, (int,)) or per_image < 1:
         problems.add("codec.crops_per_image", f"must be a positive integer, got {per_image!r}")
@@ -234,7 +257,9 @@ def _crop(problems: _Problems, crop: int | None, per_image: int, grid_stride: in
     from probes.encoders import get_spec
 
     if not _is(crop, (int,)) or crop <= 0 or crop % (grid_stride or 16):
-        problems.add("codec.crop", f"{crop!r}: must be a positive multiple of the latent stride {grid_stride or 16}")
+        problems.add(
+            "codec.crop", f"{crop!r}: must be a positive multiple of the latent stride {grid_stride or 16}"
+        )
         return
     for entry in encoders:
         try:
@@ -244,11 +269,16 @@ def _crop(problems: _Problems, crop: int | None, per_image: int, grid_stride: in
         resolution = entry.resolution or spec.default_resolution
         coarsest = max(level.stride for level in spec.levels)
         if crop % coarsest or crop > resolution:
-            problems.add("codec.crop", f"{crop}: {entry.name}: must be a multiple of its coarsest stride {coarsest} "
-                                       f"and at most its resolution {resolution}")  # fmt: skip
+            problems.add(
+                "codec.crop",
+                f"{crop}: {entry.name}: must be a multiple of its coarsest stride {coarsest} "
+                f"and at most its resolution {resolution}",
+            )
 
 
-def _grid_stride(problems: _Problems, stride: int | None, model: str, encoders: list[EncoderEntry]) -> int | None:
+def _grid_stride(
+    problems: _Problems, stride: int | None, model: str, encoders: list[EncoderEntry]
+) -> int | None:
     """`codec.grid_stride`, checked against every encoder's levels and resolution before any work: each level
     must rearrange losslessly onto the grid (codec.levels.grid_channels, as the codec's transforms do)."""
     if stride is None:
@@ -274,7 +304,9 @@ def _grid_stride(problems: _Problems, stride: int | None, model: str, encoders: 
                 problems.add("codec.grid_stride", f"{stride}: {entry.name}: {e}")
         resolution = entry.resolution or spec.default_resolution
         if resolution % stride:
-            problems.add("codec.grid_stride", f"{stride} does not divide {entry.name}'s resolution {resolution}")
+            problems.add(
+                "codec.grid_stride", f"{stride} does not divide {entry.name}'s resolution {resolution}"
+            )
     return stride
 
 
@@ -299,8 +331,11 @@ class _Problems:
         for key, value in table.items():
             if key not in schema:
                 near = difflib.get_close_matches(key, list(schema), n=1)
-                self.add(f"{where}{key}", "unknown key" + (f"; did you mean {near[0]!r}?" if near else
-                                                           f" (known: {', '.join(schema)})"))
+                self.add(
+                    f"{where}{key}",
+                    "unknown key"
+                    + (f"; did you mean {near[0]!r}?" if near else f" (known: {', '.join(schema)})"),
+                )
                 continue
             if not _is(value, schema[key]):
                 names = " or ".join(k.__name__ for k in schema[key])
@@ -383,7 +418,9 @@ def _resources(problems: _Problems, table: dict) -> dict:
             problems.add(where, "expected a table {cpus = N, gpus = N, memory = GIB}")
             continue
         problems.check_keys(request, dict.fromkeys(RESOURCE_KEYS, (int, float)), f"{where}.")
-        out[kind] = {k: v for k, v in request.items() if k in RESOURCE_KEYS and _is(v, (int, float)) and v >= 0}
+        out[kind] = {
+            k: v for k, v in request.items() if k in RESOURCE_KEYS and _is(v, (int, float)) and v >= 0
+        }
         for k, v in request.items():
             if _is(v, (int, float)) and v < 0:
                 problems.add(f"{where}.{k}", f"must be >= 0, got {v}")
@@ -436,8 +473,10 @@ def load_study(path: str | os.PathLike, *, require_data: bool = True) -> Study:
         if entry.weights not in ("default", "random", "pretrained"):
             file = _absolute(entry.weights, base)
             if not file.is_file():
-                problems.add_missing(f"{where}.weights",
-                                     f"{entry.weights}: checkpoint not found (or use default|random|pretrained)")  # fmt: skip
+                problems.add_missing(
+                    f"{where}.weights",
+                    f"{entry.weights}: checkpoint not found (or use default|random|pretrained)",
+                )
             entry = replace(entry, weights=str(file))
         encoders.append(entry)
 
@@ -466,20 +505,32 @@ def load_study(path: str | os.PathLike, *, require_data: bool = True) -> Study:
                 _data_problems(problems, split, f"{where}.{w}", name)
         kd = values["kd"]
         if kd is not None:
-            kd = _float_list(problems, kd, f"{where}.kd", lambda v: v >= 0, "give a list of KD weights >= 0", None)
+            kd = _float_list(
+                problems, kd, f"{where}.kd", lambda v: v >= 0, "give a list of KD weights >= 0", None
+            )
         task_modes = values["modes"]
         if task_modes is not None and (not task_modes or any(m not in NECK_MODES for m in task_modes)):
-            problems.add(f"{where}.modes", f"give a list of {' / '.join(NECK_MODES)}, got {list(task_modes)!r}")
+            problems.add(
+                f"{where}.modes", f"give a list of {' / '.join(NECK_MODES)}, got {list(task_modes)!r}"
+            )
             task_modes = None
         if train and test:
             if values["train_head"] and not head.startswith("builtin:"):
-                problems.add(f"{where}.train_head", f"only a built-in head can be trained with the neck, not {head!r}")
+                problems.add(
+                    f"{where}.train_head", f"only a built-in head can be trained with the neck, not {head!r}"
+                )
             tasks.append(TaskPlan(name, head, train, test, kd, values["train_head"], task_modes))
 
     codec_raw = raw.get("codec") if isinstance(raw.get("codec"), dict) else {}
     values = _read(problems, CodecPlan, codec_raw, "codec.")
-    values["lambdas"] = _float_list(problems, codec_raw.get("lambdas"), "codec.lambdas", lambda v: v > 0,
-                                    "give a non-empty list of positive λ values", ())  # fmt: skip
+    values["lambdas"] = _float_list(
+        problems,
+        codec_raw.get("lambdas"),
+        "codec.lambdas",
+        lambda v: v > 0,
+        "give a non-empty list of positive λ values",
+        (),
+    )
     if values["model"] not in CODECS:
         problems.add("codec.model", CODECS.unknown(values["model"]))
     if values["coder"] not in CODERS:
@@ -491,14 +542,18 @@ def load_study(path: str | os.PathLike, *, require_data: bool = True) -> Study:
             _data_problems(problems, split, f"codec.data[{i}]", None)
             codec_data.append(split)
     if not codec_data:
-        problems.add("codec.data", "no images to train the codecs on: data = [{data = ..., split = ..., limit = ...}]")
+        problems.add(
+            "codec.data", "no images to train the codecs on: data = [{data = ..., split = ..., limit = ...}]"
+        )
     values["data"] = tuple(codec_data)
     values["grid_stride"] = _grid_stride(problems, values["grid_stride"], values["model"], encoders)
     _crop(problems, values["crop"], values["crops_per_image"], values["grid_stride"], encoders)
     codec = CodecPlan(**values)
     if codec.variable_rate and (codec.model != "hyperprior" or len(codec.lambdas) < 2):
-        problems.add("codec.variable_rate", f"needs model = \"hyperprior\" and ≥ 2 lambdas (got {codec.model!r}, "
-                                            f"{len(codec.lambdas)} λ)")  # fmt: skip
+        problems.add(
+            "codec.variable_rate",
+            f'needs model = "hyperprior" and ≥ 2 lambdas (got {codec.model!r}, {len(codec.lambdas)} λ)',
+        )
 
     necks_raw = raw.get("necks") if isinstance(raw.get("necks"), dict) else {}
     values = _read(problems, NeckPlan, necks_raw, "necks.")
@@ -508,8 +563,9 @@ def load_study(path: str | os.PathLike, *, require_data: bool = True) -> Study:
     if not values["modes"] or any(m not in NECK_MODES for m in values["modes"]):
         problems.add("necks.modes", f"give a list of {' / '.join(NECK_MODES)}, got {list(values['modes'])!r}")
         values["modes"] = NeckPlan.modes
-    values["kd"] = _float_list(problems, values["kd"], "necks.kd", lambda v: v >= 0, "give a list of KD weights >= 0",
-                               NeckPlan.kd)  # fmt: skip
+    values["kd"] = _float_list(
+        problems, values["kd"], "necks.kd", lambda v: v >= 0, "give a list of KD weights >= 0", NeckPlan.kd
+    )
     if values["finetune_steps"] is None:
         values["finetune_steps"] = max(1, round(FINETUNE_FRACTION * values["steps"]))
     necks = NeckPlan(**values)
@@ -529,7 +585,10 @@ def load_study(path: str | os.PathLike, *, require_data: bool = True) -> Study:
         first, second = item.get("first"), item.get("second")
         for key, value in (("first", first), ("second", second)):
             if value not in task_names:
-                problems.add(f"{where}.{key}", f"{value!r} is not a task of this study ({', '.join(sorted(task_names))})")
+                problems.add(
+                    f"{where}.{key}",
+                    f"{value!r} is not a task of this study ({', '.join(sorted(task_names))})",
+                )
         if first == second:
             problems.add(where, "first and second must be different tasks")
         cross.append((str(first), str(second)))
@@ -548,17 +607,31 @@ def load_study(path: str | os.PathLike, *, require_data: bool = True) -> Study:
     anchors = _anchors(problems, raw["anchors"]) if isinstance(raw.get("anchors"), dict) else ()
     problems.raise_if_any()
     return Study(
-        path=path, name=top["name"] or path.stem, description=top["description"], encoders=tuple(encoders),
-        tasks=tuple(tasks), codec=codec, necks=necks, cross_neck=tuple(cross), seeds=tuple(seeds),
-        anchor=anchor or (encoders[0].name if encoders else None), device=top["device"],
-        eval_batch_size=top["eval_batch_size"], threads=max(0, top["threads"]), resources=resources, raw=raw,
+        path=path,
+        name=top["name"] or path.stem,
+        description=top["description"],
+        encoders=tuple(encoders),
+        tasks=tuple(tasks),
+        codec=codec,
+        necks=necks,
+        cross_neck=tuple(cross),
+        seeds=tuple(seeds),
+        anchor=anchor or (encoders[0].name if encoders else None),
+        device=top["device"],
+        eval_batch_size=top["eval_batch_size"],
+        threads=max(0, top["threads"]),
+        resources=resources,
+        raw=raw,
         keep_decoded=top["keep_decoded"],
-        checkpoint_minutes=top["checkpoint_minutes"], checkpoint_steps=top["checkpoint_steps"], anchors=anchors,
-    )  # fmt: skip
+        checkpoint_minutes=top["checkpoint_minutes"],
+        checkpoint_steps=top["checkpoint_steps"],
+        anchors=anchors,
+    )
 
 
 def _anchors(problems: _Problems, table: dict) -> tuple[AnchorPlan, ...]:
-    """`[anchors.hevc] qps = [...]` / `[anchors.remote-jpeg] qualities = [...]`, checked against codec.standard."""
+    """`[anchors.hevc] qps = [...]` / `[anchors.remote-jpeg] qualities = [...]`, checked against
+    codec.standard."""
     from codec import standard
 
     out = []
@@ -578,11 +651,17 @@ def _anchors(problems: _Problems, table: dict) -> tuple[AnchorPlan, ...]:
         key = "qualities" if remote else "qps"
         for other in ("qps", "qualities", "preset") if remote else ("qualities",):
             if other != key and other in entry:
-                problems.add(f"{where}.{other}", f"not an option of {'remote inference' if remote else 'packed'} "
-                                                 f"anchors (use {key})")  # fmt: skip
+                problems.add(
+                    f"{where}.{other}",
+                    f"not an option of {'remote inference' if remote else 'packed'} anchors (use {key})",
+                )
         points = entry.get(key)
-        if not isinstance(points, list) or not points or not all(_is_number(v) and v >= 0 for v in points) \
-                or len(set(points)) != len(points):  # fmt: skip
+        if (
+            not isinstance(points, list)
+            or not points
+            or not all(_is_number(v) and v >= 0 for v in points)
+            or len(set(points)) != len(points)
+        ):
             problems.add(f"{where}.{key}", f"give a non-empty list of distinct numbers, got {points!r}")
             continue
         if not remote:
@@ -591,7 +670,13 @@ def _anchors(problems: _Problems, table: dict) -> tuple[AnchorPlan, ...]:
             if bad:
                 problems.add(f"{where}.qps", f"{bad}: {name} QPs are integers in [{low}, {high}]")
                 continue
-        out.append(AnchorPlan(kind, tuple(points), entry.get("preset") if not remote and isinstance(entry.get("preset"), str) else None))
+        out.append(
+            AnchorPlan(
+                kind,
+                tuple(points),
+                entry.get("preset") if not remote and isinstance(entry.get("preset"), str) else None,
+            )
+        )
     return tuple(out)
 
 

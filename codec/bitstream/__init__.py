@@ -17,6 +17,17 @@ from .container import (
 from .info import BYTE_SPLIT, byte_split, stream_info
 
 __all__ = [
-    "BYTE_SPLIT", "COMPACT_VERSION", "HEADER_LIMIT", "MAGIC", "VERSION", "BitstreamError", "Container",
-    "byte_split", "can_pack", "pack", "pack_compact", "stream_info", "unpack",
+    "BYTE_SPLIT",
+    "COMPACT_VERSION",
+    "HEADER_LIMIT",
+    "MAGIC",
+    "VERSION",
+    "BitstreamError",
+    "Container",
+    "byte_split",
+    "can_pack",
+    "pack",
+    "pack_compact",
+    "stream_info",
+    "unpack",
 ]

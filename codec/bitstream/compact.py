@@ -71,7 +71,8 @@ def can_pack(header: dict, substreams: dict[str, bytes]) -> bool:
     except (TypeError, ValueError):
         return False
     return (
-        len(codec["id"]) == 16 and len(codec["config_hash"]) == 16
+        len(codec["id"]) == 16
+        and len(codec["config_hash"]) == 16
         and list(substreams) == substream_names(kind, len(substreams))
         and set(header.get("checksums", {})) <= set(CHECKSUMS)
     )
@@ -97,13 +98,23 @@ def pack_compact(header: dict, substreams: dict[str, bytes]) -> bytes:
     estimated = header.get("estimated_bits")
     extension = {k: v for k, v in header.items() if k not in _CORE | _DERIVED and v is not None}
     flags = _FLAG_EXTENSION if extension else 0
-    head = bytearray(_FIXED.pack(
-        MAGIC, VERSION[0], VERSION[1], flags, KIND_CODES[codec["kind"]], CODER_CODES[header["coder"]],
-        len(substreams),
-        bytes.fromhex(codec["id"]), bytes.fromhex(codec["config_hash"]), grid[0], grid[1],
-        *(int(checks.get(name, 0)) for name in CHECKSUMS),
-        math.nan if estimated is None else float(estimated),
-    ))
+    head = bytearray(
+        _FIXED.pack(
+            MAGIC,
+            VERSION[0],
+            VERSION[1],
+            flags,
+            KIND_CODES[codec["kind"]],
+            CODER_CODES[header["coder"]],
+            len(substreams),
+            bytes.fromhex(codec["id"]),
+            bytes.fromhex(codec["config_hash"]),
+            grid[0],
+            grid[1],
+            *(int(checks.get(name, 0)) for name in CHECKSUMS),
+            math.nan if estimated is None else float(estimated),
+        )
+    )
     for data in substreams.values():
         if len(data) >= 1 << 32:
             raise ValueError("a substream of 4 GiB or more does not fit the compact container")
@@ -121,9 +132,12 @@ def pack_compact(header: dict, substreams: dict[str, bytes]) -> bytes:
 def unpack_compact(data: memoryview) -> Container:
     """Parse a version-2 stream (magic and major already checked by container.unpack)."""
     if len(data) < _FIXED.size:
-        raise BitstreamError(f"truncated stream: {len(data)} bytes, shorter than the {_FIXED.size}-byte compact header")
-    (_, _, minor, flags, kind_code, coder_code, count, codec_id, config_hash, gh, gw,
-     *checks, estimated) = _FIXED.unpack_from(data, 0)
+        raise BitstreamError(
+            f"truncated stream: {len(data)} bytes, shorter than the {_FIXED.size}-byte compact header"
+        )
+    (_, _, minor, flags, kind_code, coder_code, count, codec_id, config_hash, gh, gw, *checks, estimated) = (
+        _FIXED.unpack_from(data, 0)
+    )
     if minor > VERSION[1]:
         raise BitstreamError(f"unsupported stream version 2.{minor} (this reader reads 1.0–1.1 and 2.0–2.1)")
     if flags & ~_FLAG_EXTENSION:
@@ -173,14 +187,20 @@ def unpack_compact(data: memoryview) -> Container:
     if flags & _FLAG_EXTENSION:
         extension = parse_json_header(raw, "header extension")
         if not isinstance(extension, dict) or set(extension) & (_CORE | _DERIVED | {"substreams"}):
-            raise BitstreamError("header extension must be a JSON object without core or codec-derived fields")
+            raise BitstreamError(
+                "header extension must be a JSON object without core or codec-derived fields"
+            )
     payload_start = pos + _CRC.size
     available = len(data) - payload_start - _CRC.size
     total = sum(lengths)
     if total > available:
-        raise BitstreamError(f"truncated stream: substreams need {total} payload bytes, only {available} present")
+        raise BitstreamError(
+            f"truncated stream: substreams need {total} payload bytes, only {available} present"
+        )
     if total < available:
-        raise BitstreamError(f"oversized stream: {available - total} unexpected trailing bytes after the payload")
+        raise BitstreamError(
+            f"oversized stream: {available - total} unexpected trailing bytes after the payload"
+        )
     payload = data[payload_start : payload_start + total]
     (payload_crc,) = _CRC.unpack_from(data, payload_start + total)
     if zlib.crc32(payload) != payload_crc:

@@ -87,7 +87,9 @@ def parse_json_header(raw: bytes, what: str = "header"):
         raise BitstreamError(f"{what} JSON nests {deepest} deep (limit {JSON_DEPTH_LIMIT})")
     try:
         return json.loads(
-            raw.decode("ascii"), parse_int=lambda t: _number(t, int), parse_float=lambda t: _number(t, float),
+            raw.decode("ascii"),
+            parse_int=lambda t: _number(t, int),
+            parse_float=lambda t: _number(t, float),
             parse_constant=_refuse_constant,
         )
     except (UnicodeDecodeError, ValueError, RecursionError) as e:  # JSONDecodeError is a ValueError
@@ -111,25 +113,29 @@ def pack(header: dict, substreams: dict[str, bytes]) -> bytes:
         raise ValueError(f"header of {len(text)} bytes exceeds the limit of {HEADER_LIMIT}")
     head = _FIXED.pack(MAGIC, VERSION[0], VERSION[1], 0, len(text)) + text
     payload = b"".join(substreams.values())
-    return b"".join(
-        (head, _CRC.pack(zlib.crc32(head)), payload, _CRC.pack(zlib.crc32(payload)))
-    )
+    return b"".join((head, _CRC.pack(zlib.crc32(head)), payload, _CRC.pack(zlib.crc32(payload))))
 
 
 def unpack(data: bytes | bytearray | memoryview) -> Container:
     """Parse and verify a stream; raise BitstreamError naming the first problem found."""
     data = memoryview(data).cast("B") if not isinstance(data, bytes) else memoryview(data)
     if len(data) < _FIXED.size:
-        raise BitstreamError(f"truncated stream: {len(data)} bytes, shorter than the {_FIXED.size}-byte preamble")
+        raise BitstreamError(
+            f"truncated stream: {len(data)} bytes, shorter than the {_FIXED.size}-byte preamble"
+        )
     magic, major, minor, flags, header_len = _FIXED.unpack_from(data, 0)
     if magic != MAGIC:
-        raise BitstreamError(f"wrong magic {bytes(magic)!r}: not a featcodec .fcb stream (expected {MAGIC!r})")
+        raise BitstreamError(
+            f"wrong magic {bytes(magic)!r}: not a featcodec .fcb stream (expected {MAGIC!r})"
+        )
     if major == 2:
         from .compact import unpack_compact
 
         return unpack_compact(data)
     if major != VERSION[0] or minor > VERSION[1]:
-        raise BitstreamError(f"unsupported stream version {major}.{minor} (this reader reads 1.0–1.1 and 2.0–2.1)")
+        raise BitstreamError(
+            f"unsupported stream version {major}.{minor} (this reader reads 1.0–1.1 and 2.0–2.1)"
+        )
     if flags != 0:
         raise BitstreamError(f"reserved flags field is {flags:#06x}, must be 0")
     if not 2 <= header_len <= HEADER_LIMIT:
@@ -147,8 +153,9 @@ def unpack(data: bytes | bytearray | memoryview) -> Container:
         raise BitstreamError("header is not a JSON object")
     entries = header.get("substreams")
     if not isinstance(entries, list) or len(entries) > SUBSTREAM_COUNT_LIMIT:
-        raise BitstreamError("header field 'substreams' missing or not a list of at most "
-                             f"{SUBSTREAM_COUNT_LIMIT} entries")
+        raise BitstreamError(
+            f"header field 'substreams' missing or not a list of at most {SUBSTREAM_COUNT_LIMIT} entries"
+        )
     payload_start = head_end + _CRC.size
     available = len(data) - payload_start - _CRC.size
     names, lengths, total = [], [], 0
@@ -159,7 +166,9 @@ def unpack(data: bytes | bytearray | memoryview) -> Container:
         if not isinstance(name, str) or not 0 < len(name) <= SUBSTREAM_NAME_LIMIT or name in names:
             raise BitstreamError(f"header substreams[{i}]: bad or repeated name {name!r}")
         if type(length) is not int or length < 0:
-            raise BitstreamError(f"header substreams[{i}] ({name}): length {length!r} is not a non-negative integer")
+            raise BitstreamError(
+                f"header substreams[{i}] ({name}): length {length!r} is not a non-negative integer"
+            )
         total += length
         if total > available:
             raise BitstreamError(

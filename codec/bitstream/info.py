@@ -13,7 +13,9 @@ from .container import MAX_GRID, BitstreamError, unpack
 def describe(codec, header: dict) -> dict:
     """The codec-derived fields a compact (version 2) header leaves out, as version 1 writes them."""
     grid = header.get("grid")
-    if not (isinstance(grid, list) and len(grid) == 2 and all(type(v) is int and 1 <= v <= MAX_GRID for v in grid)):
+    if not (
+        isinstance(grid, list) and len(grid) == 2 and all(type(v) is int and 1 <= v <= MAX_GRID for v in grid)
+    ):
         return {}
     model = codec.model
     shapes = model.level_shapes(grid)
@@ -83,7 +85,8 @@ BYTE_SPLIT = ("header", "hyper", "main")
 
 
 def byte_split(data: bytes | dict) -> dict[str, int]:
-    """Bytes of one stream by what they code: {"header", "hyper" (z), "main" (y.* / x.*)}; they sum to len(data).
+    """Bytes of one stream by what they code: {"header", "hyper" (z), "main" (y.* / x.*)}; they sum to
+    len(data).
 
     `data` is the stream, or its `stream_info` when the caller has parsed it already.
     """

@@ -58,7 +58,8 @@ class ConstrictionCoder(EntropyCoder):
     knows too), so each row is one vectorised `encode_reverse` / `decode` call over a contiguous
     array: no per-symbol Python, and a table lookup per symbol instead of a Gaussian CDF.
     Escaped symbols follow the regular ones in decode order (in row-grouped order), each as two
-    uniform 16-bit halves of its zigzag code. The substream is the coder's u32 words, little-endian; nothing else.
+    uniform 16-bit halves of its zigzag code. The substream is the coder's u32 words, little-endian; nothing
+    else.
     """
 
     def __init__(self) -> None:
@@ -199,7 +200,9 @@ class CompressAICoder(EntropyCoder):
             return b""
         if int(np.abs(symbols.astype(np.int64)).max()) >= RANS_SYMBOL_LIMIT:
             # rans64's bypass coder loops forever on such values (measured with compressai 1.2.8).
-            raise ValueError(f"compressai rANS cannot code symbols with |s| >= 2**27; got {int(np.abs(symbols).max())}")
+            raise ValueError(
+                f"compressai rANS cannot code symbols with |s| >= 2**27; got {int(np.abs(symbols).max())}"
+            )
         if not _fits_rans64_buffer(symbols, indexes, table):
             return rans64_encode(symbols.tolist(), indexes.tolist(), *self._lists(table))
         return ans.RansEncoder().encode_with_indexes(symbols.tolist(), indexes.tolist(), *self._lists(table))
@@ -226,7 +229,9 @@ def _fits_rans64_buffer(symbols: np.ndarray, indexes: np.ndarray, table: CdfTabl
 
     Each emitted word takes 32 bits of the state, which grows by at most log2(2**16 / freq) + 2**-15 bits
     per coded symbol and 4 bits per bypass chunk; the flush adds 2 words (docs/bitstream.md)."""
-    escapes = int(((symbols < table.offset[indexes]) | (symbols >= table.offset[indexes] + table.escape[indexes])).sum())
+    escapes = int(
+        ((symbols < table.offset[indexes]) | (symbols >= table.offset[indexes] + table.escape[indexes])).sum()
+    )
     steps = symbols.size + 9 * escapes  # puts: one per symbol, at most 1 + 8 more per escape
     bits = table.ideal_bits(symbols, indexes)
     return (bits + steps * 1e-4) / 32 + 3 <= symbols.size
@@ -306,7 +311,9 @@ def rans64_decode(data: bytes, indexes: list, cdfs: list, lengths: list, offsets
     except IndexError:
         raise BitstreamError("compressai rANS substream is truncated (read past its end)") from None
     if pos != end or x != RANS64_L:
-        raise BitstreamError("compressai rANS substream is corrupted or has bytes left over after its last symbol")
+        raise BitstreamError(
+            "compressai rANS substream is corrupted or has bytes left over after its last symbol"
+        )
     if out and not -(1 << 31) <= min(out) <= max(out) < 1 << 31:
         raise BitstreamError("compressai rANS substream decodes to a value outside int32")
     return out

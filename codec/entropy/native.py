@@ -39,7 +39,10 @@ def _load():
     except ImportError as e:
         return None, f"codec._C could not be imported ({e})"
     if not hasattr(_C, "rans_encode"):
-        return None, "codec._C was built without the rANS coder (rebuild: python setup.py build_ext --inplace)"
+        return (
+            None,
+            "codec._C was built without the rANS coder (rebuild: python setup.py build_ext --inplace)",
+        )
     return _C, None
 
 
@@ -98,7 +101,9 @@ class NativeCoder(EntropyCoder):
         prepared = self._by_digest.get((digest, table.precision))
         if prepared is None:
             prepared = _C.rans_table(
-                np.ascontiguousarray(table.cdf, dtype=np.int32), _int32(table.cdf_length), _int32(table.offset),
+                np.ascontiguousarray(table.cdf, dtype=np.int32),
+                _int32(table.cdf_length),
+                _int32(table.offset),
                 int(table.precision),
             )
         with self._lock:
@@ -122,19 +127,30 @@ class NativeCoder(EntropyCoder):
             if symbols.shape != indexes.shape:
                 raise ValueError(f"symbols {symbols.shape} and indexes {indexes.shape} differ in shape")
         return _C.rans_encode(
-            self._table(table), [_int32(s) for s, _ in items], [_int32(i) for _, i in items],
-            default_threads() if threads is None else int(threads), self.format,
+            self._table(table),
+            [_int32(s) for s, _ in items],
+            [_int32(i) for _, i in items],
+            default_threads() if threads is None else int(threads),
+            self.format,
         )
 
     def decode_many(
-        self, strings: Sequence[bytes], indexes: Sequence[np.ndarray], table: CdfTable, threads: int | None = None
+        self,
+        strings: Sequence[bytes],
+        indexes: Sequence[np.ndarray],
+        table: CdfTable,
+        threads: int | None = None,
     ) -> list[np.ndarray]:
         """Inverse of encode_many (flat int32 arrays); BitstreamError for any malformed substream."""
         flat = [_int32(i) for i in indexes]
         out = [np.empty(i.size, np.int32) for i in flat]
         error = _C.rans_decode(
-            self._table(table), [bytes(s) for s in strings], flat, out,
-            default_threads() if threads is None else int(threads), self.format,
+            self._table(table),
+            [bytes(s) for s in strings],
+            flat,
+            out,
+            default_threads() if threads is None else int(threads),
+            self.format,
         )
         if error is not None:
             raise BitstreamError(f"native rANS {error}")

@@ -69,8 +69,12 @@ def _map(fn, items, threads: int | None):
 
 
 def encode_substreams(
-    coder: EntropyCoder, symbols: np.ndarray, indexes: np.ndarray, table: CdfTable,
-    groups: Sequence[tuple[int, int]], threads: int | None = None,
+    coder: EntropyCoder,
+    symbols: np.ndarray,
+    indexes: np.ndarray,
+    table: CdfTable,
+    groups: Sequence[tuple[int, int]],
+    threads: int | None = None,
 ) -> list[bytes]:
     """symbols / indexes: int32 [C, ...]; one substream per channel group."""
     if hasattr(coder, "encode_many"):  # the native coder runs the groups on its own threads, GIL released
@@ -84,8 +88,12 @@ def encode_substreams(
 
 
 def decode_substreams(
-    coder: EntropyCoder, strings: Sequence[bytes], indexes: np.ndarray, table: CdfTable,
-    groups: Sequence[tuple[int, int]], threads: int | None = None,
+    coder: EntropyCoder,
+    strings: Sequence[bytes],
+    indexes: np.ndarray,
+    table: CdfTable,
+    groups: Sequence[tuple[int, int]],
+    threads: int | None = None,
 ) -> np.ndarray:
     if len(strings) != len(groups):
         raise BitstreamError(f"expected {len(groups)} substreams, found {len(strings)}")

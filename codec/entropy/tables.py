@@ -32,7 +32,11 @@ class CdfTable:
         buffers = (model._quantized_cdf, model._cdf_length, model._offset)
         key = tuple((id(t), t._version) for t in buffers)
         cached = _TABLES.get(model)
-        if cached is not None and cached[0] == key and all(a is b for a, b in zip(cached[1], buffers, strict=True)):
+        if (
+            cached is not None
+            and cached[0] == key
+            and all(a is b for a, b in zip(cached[1], buffers, strict=True))
+        ):
             return cached[2]
         cdf = model._quantized_cdf
         if cdf.numel() == 0:
@@ -78,7 +82,9 @@ class CdfTable:
         bins = np.where(escaped, escape, values)
         freq = self.cdf[idx, bins + 1].astype(np.int64) - self.cdf[idx, bins]
         raw = np.where(values < 0, -2 * values - 1, 2 * (values - escape))[escaped]
-        chunks = (np.frexp(raw.astype(np.float64))[1] + 3) // 4  # frexp's exponent = bit length, exact < 2**53
+        chunks = (
+            np.frexp(raw.astype(np.float64))[1] + 3
+        ) // 4  # frexp's exponent = bit length, exact < 2**53
         return float(np.sum(self.precision - np.log2(freq))) + float(np.sum(4 + 4 * chunks))
 
 

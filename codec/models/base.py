@@ -109,7 +109,9 @@ class FeatureCodec(CompressionModel):
             if grid is None:
                 grid = this
             elif this != grid:
-                raise ValueError(f"level {level.name}: spatial size {tuple(t.shape[-2:])} disagrees with the other levels")
+                raise ValueError(
+                    f"level {level.name}: spatial size {tuple(t.shape[-2:])} disagrees with the other levels"
+                )
         return grid
 
     def elements_per_item(self, grid: Sequence[int]) -> int:
@@ -139,7 +141,9 @@ class FeatureCodec(CompressionModel):
         count = sum(1 for k in strings[0] if k.startswith(prefix + "."))
         names = {f"{prefix}.{g}" for g in range(count)}
         if not 1 <= count <= channels or any(names - set(item) for item in strings):
-            raise BitstreamError(f"substreams {prefix}.0..{prefix}.G-1 missing or more than {channels} groups")
+            raise BitstreamError(
+                f"substreams {prefix}.0..{prefix}.G-1 missing or more than {channels} groups"
+            )
         return split_channels(channels, count)
 
     def _require_updated(self) -> None:
@@ -147,7 +151,9 @@ class FeatureCodec(CompressionModel):
             if hasattr(module, "_quantized_cdf") and module._quantized_cdf.numel() == 0:
                 raise RuntimeError(f"codec module {name} has no CDF table; call update() (train-codec does)")
             if getattr(module, "frozen", True) is False:
-                raise RuntimeError(f"codec module {name} has no integer parameters; call update() (train-codec does)")
+                raise RuntimeError(
+                    f"codec module {name} has no integer parameters; call update() (train-codec does)"
+                )
 
 
 class TransformFeatureCodec(FeatureCodec):
@@ -157,7 +163,11 @@ class TransformFeatureCodec(FeatureCodec):
     """
 
     def __init__(
-        self, levels: Sequence[FeatureLevel], resolution: int | None = None, N: int = 128, M: int = 192,
+        self,
+        levels: Sequence[FeatureLevel],
+        resolution: int | None = None,
+        N: int = 128,
+        M: int = 192,
         grid_stride: int = 16,
     ):
         super().__init__(levels, resolution, grid_stride)

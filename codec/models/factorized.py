@@ -38,7 +38,11 @@ class FactorizedFeatureCodec(TransformFeatureCodec):
     """
 
     def __init__(
-        self, levels: Sequence[FeatureLevel], resolution: int | None = None, N: int = 128, M: int = 192,
+        self,
+        levels: Sequence[FeatureLevel],
+        resolution: int | None = None,
+        N: int = 128,
+        M: int = 192,
         grid_stride: int = 16,
     ):
         super().__init__(levels, resolution, N, M, grid_stride)
@@ -68,7 +72,10 @@ class FactorizedFeatureCodec(TransformFeatureCodec):
 
     @torch.no_grad()
     def compress(
-        self, x: dict[str, torch.Tensor], coder: str = DEFAULT_CODER, groups: int | None = 1,
+        self,
+        x: dict[str, torch.Tensor],
+        coder: str = DEFAULT_CODER,
+        groups: int | None = 1,
         threads: int | None = None,
     ) -> dict:
         self._require_updated()
@@ -95,8 +102,13 @@ class FactorizedFeatureCodec(TransformFeatureCodec):
 
     @torch.no_grad()
     def decompress(
-        self, strings: list[dict[str, bytes]], shape: Sequence[int], coder: str = DEFAULT_CODER,
-        threads: int | None = None, checksums: list[dict] | None = None, device: str | torch.device = "cpu",
+        self,
+        strings: list[dict[str, bytes]],
+        shape: Sequence[int],
+        coder: str = DEFAULT_CODER,
+        threads: int | None = None,
+        checksums: list[dict] | None = None,
+        device: str | torch.device = "cpu",
     ) -> dict:
         self._require_updated()
         grid = tuple(int(v) for v in shape)

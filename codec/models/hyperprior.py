@@ -91,15 +91,24 @@ class MeanScaleFeatureHyperprior(TransformFeatureCodec):
     """
 
     def __init__(
-        self, levels: Sequence[FeatureLevel], resolution: int | None = None, N: int = 128, M: int = 192,
-        grid_stride: int = 16, hyper_path: str = "float64",
+        self,
+        levels: Sequence[FeatureLevel],
+        resolution: int | None = None,
+        N: int = 128,
+        M: int = 192,
+        grid_stride: int = 16,
+        hyper_path: str = "float64",
     ):
         super().__init__(levels, resolution, N, M, grid_stride)
         if hyper_path not in HYPER_PATHS:
             raise ValueError(f"hyper_path {hyper_path!r}: choose from {', '.join(HYPER_PATHS)}")
         self.hyper_path = hyper_path
         self.h_a = nn.Sequential(
-            conv(M, N, 3, 1), nn.LeakyReLU(inplace=True), conv(N, N, 5, 2), nn.LeakyReLU(inplace=True), conv(N, N, 5, 2)
+            conv(M, N, 3, 1),
+            nn.LeakyReLU(inplace=True),
+            conv(N, N, 5, 2),
+            nn.LeakyReLU(inplace=True),
+            conv(N, N, 5, 2),
         )
         if hyper_path == "integer":
             self.h_s = IntegerHyperSynthesis(N, M, scale_levels=SCALES_LEVELS, mean_grid=MEAN_GRID)
@@ -107,7 +116,10 @@ class MeanScaleFeatureHyperprior(TransformFeatureCodec):
             # Lighter than Minnen's (5×5 kernels, 1.5·M channels): h_s runs in float64 for determinism,
             # inside a budget of 10 % of the encoder forward.
             self.h_s = nn.Sequential(
-                deconv(N, N, 3, 2), nn.LeakyReLU(inplace=True), deconv(N, N, 3, 2), nn.LeakyReLU(inplace=True),
+                deconv(N, N, 3, 2),
+                nn.LeakyReLU(inplace=True),
+                deconv(N, N, 3, 2),
+                nn.LeakyReLU(inplace=True),
                 conv(N, 2 * M, 1, 1),
             )
         self.entropy_bottleneck = EntropyBottleneck(N)
@@ -142,7 +154,9 @@ class MeanScaleFeatureHyperprior(TransformFeatureCodec):
         return self._medians().device if self.hyper_path == "integer" else torch.device("cpu")
 
     @torch.no_grad()
-    def entropy_parameters(self, z_hat: torch.Tensor, grid: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
+    def entropy_parameters(
+        self, z_hat: torch.Tensor, grid: Sequence[int]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """(scales, quantised means) of y from z_hat, by the deterministic path (see class doc).
 
         Integer path: the integer h_s on the z symbols round(z_hat − medians) (z_hat = symbols + medians, so
@@ -162,7 +176,9 @@ class MeanScaleFeatureHyperprior(TransformFeatureCodec):
         means_q = torch.round(means * MEAN_GRID) / MEAN_GRID  # exact in float32 for |means| < 2**19
         return scales.float().contiguous(), means_q.float().contiguous()
 
-    def _training_parameters(self, z_hat: torch.Tensor, grid: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
+    def _training_parameters(
+        self, z_hat: torch.Tensor, grid: Sequence[int]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """(scales, means) of y in training: float h_s, or the integer h_s with straight-through rounding."""
         if self.hyper_path == "integer":
             index, mean = self.h_s(z_hat - self._medians())
@@ -206,7 +222,10 @@ class MeanScaleFeatureHyperprior(TransformFeatureCodec):
 
     @torch.no_grad()
     def compress(
-        self, x: dict[str, torch.Tensor], coder: str = DEFAULT_CODER, groups: int | None = 1,
+        self,
+        x: dict[str, torch.Tensor],
+        coder: str = DEFAULT_CODER,
+        groups: int | None = 1,
         threads: int | None = None,
     ) -> dict:
         """Per item: substreams {"z", "y.0", ...}, checksums and the model's estimated bits."""
@@ -223,21 +242,33 @@ class MeanScaleFeatureHyperprior(TransformFeatureCodec):
             y_likelihoods = self._y_likelihoods(ops.dequantize(symbols, means), indexes, means)
             # per item, as a one-item encode reduces it (the estimate is in the header: same bytes either way)
             bits = torch.stack(
-                [-(torch.log2(yl).sum() + torch.log2(zl).sum()) for yl, zl in zip(y_likelihoods, z_likelihoods, strict=True)]
+                [
+                    -(torch.log2(yl).sum() + torch.log2(zl).sum())
+                    for yl, zl in zip(y_likelihoods, z_likelihoods, strict=True)
+                ]
             )
         with record_function("featcodec.encode.to_host"):  # one synchronisation
             means_grid = torch.round(means * MEAN_GRID).to(torch.int32)
-            host = to_host({"symbols": symbols, "indexes": indexes, "z": z_symbols, "means": means_grid, "bits": bits})
+            host = to_host(
+                {"symbols": symbols, "indexes": indexes, "z": z_symbols, "means": means_grid, "bits": bits}
+            )
         with record_function("featcodec.encode.entropy_coding"):
             z_table = CdfTable.from_entropy_model(self.entropy_bottleneck)
             y_table = CdfTable.from_entropy_model(self.gaussian_conditional)
             z_indexes = self._z_indexes(z.shape[1:])
             channel_groups = split_channels(self.M, groups, symbols[0].numel())  # groups=None: auto_groups
-            symbols, indexes, z_symbols, means_grid = host["symbols"], host["indexes"], host["z"], host["means"]
+            symbols, indexes, z_symbols, means_grid = (
+                host["symbols"],
+                host["indexes"],
+                host["z"],
+                host["means"],
+            )
             items = []
             for b in range(symbols.shape[0]):
                 strings = {"z": entropy_coder.encode(z_symbols[b].reshape(-1), z_indexes, z_table)}
-                y_strings = encode_substreams(entropy_coder, symbols[b], indexes[b], y_table, channel_groups, threads)
+                y_strings = encode_substreams(
+                    entropy_coder, symbols[b], indexes[b], y_table, channel_groups, threads
+                )
                 strings.update({f"y.{g}": s for g, s in enumerate(y_strings)})
                 items.append(
                     {
@@ -258,8 +289,13 @@ class MeanScaleFeatureHyperprior(TransformFeatureCodec):
 
     @torch.no_grad()
     def decompress(
-        self, strings: list[dict[str, bytes]], shape: Sequence[int], coder: str = DEFAULT_CODER,
-        threads: int | None = None, checksums: list[dict] | None = None, device: str | torch.device = "cpu",
+        self,
+        strings: list[dict[str, bytes]],
+        shape: Sequence[int],
+        coder: str = DEFAULT_CODER,
+        threads: int | None = None,
+        checksums: list[dict] | None = None,
+        device: str | torch.device = "cpu",
     ) -> dict:
         """Inverse of compress for items of one grid `shape`; checks the stream's checksums."""
         self._require_updated()
@@ -269,9 +305,13 @@ class MeanScaleFeatureHyperprior(TransformFeatureCodec):
         y_table = CdfTable.from_entropy_model(self.gaussian_conditional)
         z_shape = self.latent_shapes(grid)["z"]
         z_indexes = self._z_indexes(z_shape)
-        z_symbols = np.stack([entropy_coder.decode(s["z"], z_indexes, z_table).reshape(z_shape) for s in strings])
+        z_symbols = np.stack(
+            [entropy_coder.decode(s["z"], z_indexes, z_table).reshape(z_shape) for s in strings]
+        )
         for b in range(len(strings)):  # a wrong z would cost the float64 hyper path before failing later
-            self.verify("hyper", (checksums or [{}] * len(strings))[b].get("hyper"), crc32_arrays(z_symbols[b]))
+            self.verify(
+                "hyper", (checksums or [{}] * len(strings))[b].get("hyper"), crc32_arrays(z_symbols[b])
+            )
         z_symbols = torch.from_numpy(z_symbols)
         hyper_device = self._hyper_device()
         z_on = z_symbols.to(hyper_device)
@@ -285,7 +325,11 @@ class MeanScaleFeatureHyperprior(TransformFeatureCodec):
         symbols = []
         for b, item in enumerate(strings):
             check = (checksums or [{}] * len(strings))[b]
-            self.verify("probability-model", check.get("probability_model"), crc32_arrays(indexes_np[b], means_grid[b]))
+            self.verify(
+                "probability-model",
+                check.get("probability_model"),
+                crc32_arrays(indexes_np[b], means_grid[b]),
+            )
             y_strings = [item[f"y.{g}"] for g in range(len(channel_groups))]
             sym = decode_substreams(entropy_coder, y_strings, indexes_np[b], y_table, channel_groups, threads)
             self.verify("symbols", check.get("symbols"), crc32_arrays(z_symbols[b].numpy(), sym))

@@ -40,7 +40,8 @@ layer's input and output. The bias is stored in float units of the output (b = r
 `freeze()` writes H, b, c as int32 buffers: they, not the float parameters, define the decoder.
 train-codec does not train this network jointly with the codec by default: it trains the codec with a float
 h_s, then distils that h_s into this one with the rest frozen (`codec.train.distill_integer_hyper`; joint
-training cost 11–16 % rate at λ = 12.5, bench/RESULTS.md). The network, and so the bound, is the same either way.
+training cost 11–16 % rate at λ = 12.5, bench/RESULTS.md). The network, and so the bound, is the same either
+way.
 """
 
 from __future__ import annotations
@@ -101,8 +102,15 @@ class IntegerLayer(nn.Module):
     a per-channel rounding division and, for hidden layers, the bounded integer leaky ReLU."""
 
     def __init__(
-        self, in_channels: int, out_channels: int, *, transposed: bool, input_max: int, input_step: float,
-        output_step: float | Sequence[float], activation: bool,
+        self,
+        in_channels: int,
+        out_channels: int,
+        *,
+        transposed: bool,
+        input_max: int,
+        input_step: float,
+        output_step: float | Sequence[float],
+        activation: bool,
     ):
         super().__init__()
         self.in_channels, self.out_channels = int(in_channels), int(out_channels)
@@ -113,18 +121,27 @@ class IntegerLayer(nn.Module):
         self.weight_max = min(WEIGHT_MAX, TERM_BUDGET // (self.fan_in * self.input_max))
         if self.weight_max < 1:
             raise IntegerBoundError(
-                f"integer layer {in_channels}→{out_channels}: fan_in {self.fan_in} × inputs up to {self.input_max} "
+                f"integer layer {in_channels}→{out_channels}: fan_in {self.fan_in} × inputs up to "
+                f"{self.input_max} "
                 f"leave no integer weight with partial sums under 2^24; use fewer channels"
             )
         shape = (in_channels, out_channels, 3, 3) if transposed else (out_channels, in_channels, 1, 1)
-        template = (nn.ConvTranspose2d(in_channels, out_channels, 3) if transposed
-                    else nn.Conv2d(in_channels, out_channels, 1))  # fmt: skip
+        template = (
+            nn.ConvTranspose2d(in_channels, out_channels, 3)
+            if transposed
+            else nn.Conv2d(in_channels, out_channels, 1)
+        )
         self.weight = nn.Parameter(template.weight.detach().clone().reshape(shape))
         self.bias = nn.Parameter(torch.zeros(out_channels))  # float units of the output
-        steps = torch.full((out_channels,), float(output_step)) if isinstance(output_step, (int, float)) else (
-            torch.tensor([float(s) for s in output_step]))
+        steps = (
+            torch.full((out_channels,), float(output_step))
+            if isinstance(output_step, (int, float))
+            else (torch.tensor([float(s) for s in output_step]))
+        )
         if steps.shape != (out_channels,):
-            raise ValueError(f"output_step: one per output channel ({out_channels}), got {tuple(steps.shape)}")
+            raise ValueError(
+                f"output_step: one per output channel ({out_channels}), got {tuple(steps.shape)}"
+            )
         self.register_buffer("output_step", steps, persistent=False)
         # the integer network (written by freeze(), stored in the codec's weights)
         self.register_buffer("int_weight", torch.zeros(shape, dtype=torch.int32))
@@ -138,8 +155,11 @@ class IntegerLayer(nn.Module):
 
     def extra_repr(self) -> str:
         kind = "transposed 3×3/2" if self.transposed else "1×1"
-        return (f"{self.in_channels}→{self.out_channels}, {kind}, |H| ≤ {self.weight_max}, |u| ≤ {self.input_max}, "
-                f"activation={self.activation}")
+        return (
+            f"{self.in_channels}→{self.out_channels}, {kind}, |H| ≤ {self.weight_max}, |u| ≤ "
+            f"{self.input_max}, "
+            f"activation={self.activation}"
+        )
 
     # -- quantisation-aware training --------------------------------------------------------
     def _scale(self, weight: Tensor) -> Tensor:
@@ -177,7 +197,9 @@ class IntegerLayer(nn.Module):
         if not self.activation:
             return v
         low = v / (1 << NEGATIVE_SHIFT)
-        return bounded_clamp(torch.where(v >= 0, v, _ste(low, torch.floor(low))), ACTIVATION_MIN, ACTIVATION_MAX)
+        return bounded_clamp(
+            torch.where(v >= 0, v, _ste(low, torch.floor(low))), ACTIVATION_MIN, ACTIVATION_MAX
+        )
 
     # -- the integer network ------------------------------------------------------------------
     @property
@@ -195,15 +217,17 @@ class IntegerLayer(nn.Module):
 
     def partial_sum_bound(self) -> int:
         """max|H| · fan_in · max|u| + max|b + ⌊c/2⌋|: no partial sum of any output exceeds it."""
-        return (int(self.int_weight.abs().max()) * self.fan_in * self.input_max
-                + int(self.int_bias.abs().max()))  # fmt: skip
+        return int(self.int_weight.abs().max()) * self.fan_in * self.input_max + int(
+            self.int_bias.abs().max()
+        )
 
     def check_bound(self) -> int:
         bound = self.partial_sum_bound()
         if not bound < EXACT_LIMIT:
             raise IntegerBoundError(
                 f"integer layer {self.in_channels}→{self.out_channels}: partial sums up to {bound} ≥ 2^24 "
-                f"(max|H| {int(self.int_weight.abs().max())}, fan_in {self.fan_in}, max|u| {self.input_max}); "
+                f"(max|H| {int(self.int_weight.abs().max())}, fan_in {self.fan_in}, max|u| "
+                f"{self.input_max}); "
                 f"float32 evaluation would not be exact"
             )
         return bound
@@ -215,7 +239,9 @@ class IntegerLayer(nn.Module):
             return
         self.check_bound()
         h = self.int_weight.to(torch.float32)
-        if self.transposed:  # sub-pixel form: rows (out, phase a, phase b), columns (in, offset dr, offset dc)
+        if (
+            self.transposed
+        ):  # sub-pixel form: rows (out, phase a, phase b), columns (in, offset dr, offset dc)
             gemm = h.new_zeros(self.out_channels, 2, 2, self.in_channels, 2, 2)
             for (a, dr), ti in _TAPS.items():
                 for (b, dc), tj in _TAPS.items():
@@ -242,7 +268,9 @@ class IntegerLayer(nn.Module):
         else:
             acc = torch.matmul(self._gemm_weight, u.reshape(batch, channels, height * width))
             acc = acc.reshape(batch, self.out_channels, height, width)
-        v = acc.add_(self._gemm_bias).div_(self._gemm_divisor, rounding_mode="floor")  # in place: no new pages
+        v = acc.add_(self._gemm_bias).div_(
+            self._gemm_divisor, rounding_mode="floor"
+        )  # in place: no new pages
         if not self.activation:
             return v
         low = torch.div(v, 1 << NEGATIVE_SHIFT, rounding_mode="floor")  # exact: a power of two
@@ -255,7 +283,9 @@ class IntegerLayer(nn.Module):
         v = torch.floor(acc / self.divisor.to(torch.float64).view(1, -1, 1, 1))  # exact: |acc| < 2^24 ≪ 2^53
         if not self.activation:
             return v
-        return torch.where(v >= 0, v, torch.floor(v / (1 << NEGATIVE_SHIFT))).clamp(ACTIVATION_MIN, ACTIVATION_MAX)
+        return torch.where(v >= 0, v, torch.floor(v / (1 << NEGATIVE_SHIFT))).clamp(
+            ACTIVATION_MIN, ACTIVATION_MAX
+        )
 
 
 class IntegerHyperSynthesis(nn.Module):
@@ -271,18 +301,49 @@ class IntegerHyperSynthesis(nn.Module):
     indexes and means on the 1/MEAN_GRID grid, so they are the coder's inputs with no further rounding.
     """
 
-    def __init__(self, N: int, M: int, *, scale_levels: int, mean_grid: int, index_step: float = 1 / 16,
-                 initial_index: int = 16):
+    def __init__(
+        self,
+        N: int,
+        M: int,
+        *,
+        scale_levels: int,
+        mean_grid: int,
+        index_step: float = 1 / 16,
+        initial_index: int = 16,
+    ):
         super().__init__()
         self.M, self.scale_levels = int(M), int(scale_levels)
-        self.layers = nn.ModuleList([
-            IntegerLayer(N, N, transposed=True, input_max=INPUT_CLAMP, input_step=1.0, output_step=HIDDEN_STEP,
-                         activation=True),
-            IntegerLayer(N, N, transposed=True, input_max=ACTIVATION_MAX, input_step=HIDDEN_STEP,
-                         output_step=HIDDEN_STEP, activation=True),
-            IntegerLayer(N, 2 * M, transposed=False, input_max=ACTIVATION_MAX, input_step=HIDDEN_STEP,
-                         output_step=[index_step] * M + [1 / mean_grid] * M, activation=False),
-        ])  # fmt: skip
+        self.layers = nn.ModuleList(
+            [
+                IntegerLayer(
+                    N,
+                    N,
+                    transposed=True,
+                    input_max=INPUT_CLAMP,
+                    input_step=1.0,
+                    output_step=HIDDEN_STEP,
+                    activation=True,
+                ),
+                IntegerLayer(
+                    N,
+                    N,
+                    transposed=True,
+                    input_max=ACTIVATION_MAX,
+                    input_step=HIDDEN_STEP,
+                    output_step=HIDDEN_STEP,
+                    activation=True,
+                ),
+                IntegerLayer(
+                    N,
+                    2 * M,
+                    transposed=False,
+                    input_max=ACTIVATION_MAX,
+                    input_step=HIDDEN_STEP,
+                    output_step=[index_step] * M + [1 / mean_grid] * M,
+                    activation=False,
+                ),
+            ]
+        )
         with torch.no_grad():  # start in the middle of the scale table (the float h_s starts at its bound)
             self.layers[-1].bias[:M] = initial_index * index_step
 
@@ -291,7 +352,8 @@ class IntegerHyperSynthesis(nn.Module):
         return bounded_clamp(index, 0, self.scale_levels - 1), mean
 
     def forward(self, z: Tensor) -> tuple[Tensor, Tensor]:
-        """Training (straight-through): z − medians (noisy) → (scale index, mean·MEAN_GRID), integer-valued."""
+        """Training (straight-through): z − medians (noisy) → (scale index, mean·MEAN_GRID),
+        integer-valued."""
         x = z.clamp(-INPUT_CLAMP, INPUT_CLAMP)
         for layer in self.layers:
             x = layer(x)

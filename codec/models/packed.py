@@ -34,7 +34,10 @@ from .registry import register_codec
 
 ALIGN = 8  # frame sides are padded to a multiple of the smallest coding block
 MIN_FRAME = 16  # VVenC and x265 refuse smaller pictures
-RANGES_PER = ("channel", "level")  # one min/max per channel (default), or one per level: 4 bytes instead of 4·C
+RANGES_PER = (
+    "channel",
+    "level",
+)  # one min/max per channel (default), or one per level: 4 bytes instead of 4·C
 FILL = 1 << (standard.BIT_DEPTH - 1)  # mid-grey in unused tiles and the padding: cheapest to code
 _F16_MAX = float(np.finfo(np.float16).max)
 
@@ -63,7 +66,9 @@ def pack_level(q: np.ndarray, height_factor: int = 1) -> np.ndarray:
     frame = np.full(frame_shape(c, h, w, height_factor), FILL, dtype=np.uint16)
     mosaic = np.full((rows * cols, h, w), FILL, dtype=np.uint16)
     mosaic[:c] = q
-    frame[: rows * h, : cols * w] = mosaic.reshape(rows, cols, h, w).transpose(0, 2, 1, 3).reshape(rows * h, cols * w)
+    frame[: rows * h, : cols * w] = (
+        mosaic.reshape(rows, cols, h, w).transpose(0, 2, 1, 3).reshape(rows * h, cols * w)
+    )
     return frame
 
 
@@ -109,8 +114,13 @@ class PackedFeatureCodec(FeatureCodec):
     standard = ""
 
     def __init__(
-        self, levels: Sequence[FeatureLevel], resolution: int | None = None, qp: int = 32,
-        preset: str | None = None, grid_stride: int = 16, ranges_per: str = "channel",
+        self,
+        levels: Sequence[FeatureLevel],
+        resolution: int | None = None,
+        qp: int = 32,
+        preset: str | None = None,
+        grid_stride: int = 16,
+        ranges_per: str = "channel",
     ):
         super().__init__(levels, resolution, grid_stride)
         fmt = standard.video_format(self.standard)
@@ -124,7 +134,12 @@ class PackedFeatureCodec(FeatureCodec):
         self.ranges_per = ranges_per
 
     def hparams(self) -> dict:
-        return {"qp": self.qp, "preset": self.preset, "grid_stride": self.grid_stride, "ranges_per": self.ranges_per}
+        return {
+            "qp": self.qp,
+            "preset": self.preset,
+            "grid_stride": self.grid_stride,
+            "ranges_per": self.ranges_per,
+        }
 
     def _range_count(self, channels: int) -> int:
         return channels if self.ranges_per == "channel" else 1
@@ -141,15 +156,34 @@ class PackedFeatureCodec(FeatureCodec):
         fmt = standard.video_format(self.standard)
         levels = []
         for name, (c, h, w) in self.level_shapes(grid).items():
-            levels.append({"name": name, "channels": c, "tile": [h, w], "tiles": list(tile_grid(c)),
-                           "frame": list(self._frame((c, h, w))), "ranges": f"r.{name}", "stream": f"s.{name}"})
-        return {"packing": {"standard": self.standard, "bitstream": fmt.bitstream, "pix_fmt": standard.PIX_FMT,
-                            "bit_depth": standard.BIT_DEPTH, "tile_order": "raster", "fill": FILL, "qp": self.qp,
-                            "ranges_per": self.ranges_per,
-                            "levels": levels}}
+            levels.append(
+                {
+                    "name": name,
+                    "channels": c,
+                    "tile": [h, w],
+                    "tiles": list(tile_grid(c)),
+                    "frame": list(self._frame((c, h, w))),
+                    "ranges": f"r.{name}",
+                    "stream": f"s.{name}",
+                }
+            )
+        return {
+            "packing": {
+                "standard": self.standard,
+                "bitstream": fmt.bitstream,
+                "pix_fmt": standard.PIX_FMT,
+                "bit_depth": standard.BIT_DEPTH,
+                "tile_order": "raster",
+                "fill": FILL,
+                "qp": self.qp,
+                "ranges_per": self.ranges_per,
+                "levels": levels,
+            }
+        }
 
     def forward(self, x: dict[str, torch.Tensor]) -> dict:
-        """The real round trip (ffmpeg encode and decode): nothing to train, and x_hat is what a decoder gets."""
+        """The real round trip (ffmpeg encode and decode): nothing to train, and x_hat is what a decoder
+        gets."""
         out = self.compress(x)
         decoded = self.decompress([item["strings"] for item in out["items"]], out["shape"])
         device = next(iter(x.values())).device
@@ -162,8 +196,13 @@ class PackedFeatureCodec(FeatureCodec):
         return False
 
     @torch.no_grad()
-    def compress(self, x: dict[str, torch.Tensor], coder: str | None = None, groups: int = 1,
-                 threads: int | None = None) -> dict:
+    def compress(
+        self,
+        x: dict[str, torch.Tensor],
+        coder: str | None = None,
+        groups: int = 1,
+        threads: int | None = None,
+    ) -> dict:
         grid = self.grid_of(x)
         fmt = standard.video_format(self.standard)
         arrays = {n: x[n].detach().to("cpu", torch.float32).numpy() for n in self.level_names}
@@ -178,18 +217,27 @@ class PackedFeatureCodec(FeatureCodec):
                 q = quantise(arrays[name][b], np.broadcast_to(lo, (c,)), np.broadcast_to(hi, (c,)))
                 frame = pack_level(q, fmt.height_factor(self.qp))
                 ranges = lo.astype("<f2").tobytes() + hi.astype("<f2").tobytes()
-                data = standard.encode_plane(frame, self.standard, self.qp, preset=self.preset, threads=threads or 1)
+                data = standard.encode_plane(
+                    frame, self.standard, self.qp, preset=self.preset, threads=threads or 1
+                )
                 # the encoder decodes its own picture (as a video encoder's reconstruction loop does), so the
                 # stream records what a decoder must reproduce
-                checksums[name] = decoded_checksum(ranges, standard.decode_plane(data, self.standard, frame.shape))
+                checksums[name] = decoded_checksum(
+                    ranges, standard.decode_plane(data, self.standard, frame.shape)
+                )
                 strings[f"r.{name}"], strings[f"s.{name}"] = ranges, data
             items.append({"strings": strings, "checksums": checksums, "estimated_bits": None})
         return {"items": items, "shape": list(grid), "coder": self.standard}
 
     @torch.no_grad()
     def decompress(
-        self, strings: list[dict[str, bytes]], shape: Sequence[int], coder: str | None = None,
-        threads: int | None = None, checksums: list[dict] | None = None, device: str | torch.device = "cpu",
+        self,
+        strings: list[dict[str, bytes]],
+        shape: Sequence[int],
+        coder: str | None = None,
+        threads: int | None = None,
+        checksums: list[dict] | None = None,
+        device: str | torch.device = "cpu",
     ) -> dict:
         """`checksums` (one dict per item, as the pipeline passes them): each level's decoded samples and
         ranges must match the encoder's CRC-32, else BitstreamError naming the level."""
@@ -203,7 +251,9 @@ class PackedFeatureCodec(FeatureCodec):
                     raise BitstreamError(f"substreams r.{name} and s.{name} must both be present")
                 n = self._range_count(c)
                 if len(ranges) != 4 * n:
-                    raise BitstreamError(f"substream r.{name}: {len(ranges)} bytes, expected {4 * n} (2×{n} float16)")
+                    raise BitstreamError(
+                        f"substream r.{name}: {len(ranges)} bytes, expected {4 * n} (2×{n} float16)"
+                    )
                 lo, hi = np.frombuffer(ranges, "<f2", n), np.frombuffer(ranges, "<f2", n, offset=2 * n)
                 if not (np.isfinite(lo).all() and np.isfinite(hi).all() and (lo <= hi).all()):
                     raise BitstreamError(f"substream r.{name}: ranges must be finite with min ≤ max")
@@ -211,9 +261,11 @@ class PackedFeatureCodec(FeatureCodec):
                 if frame.max(initial=0) > standard.MAX_SAMPLE:
                     raise BitstreamError(f"substream s.{name}: samples beyond {standard.BIT_DEPTH} bits")
                 if checksums is not None and decoded_checksum(ranges, frame) != checksums[index].get(name):
-                    raise BitstreamError(f"header checksums[{name!r}]: the decoded samples and ranges of level {name} "
-                                         f"are not the encoder's (a corrupted s.{name} or r.{name}, or a decoder "
-                                         "that disagrees)")
+                    raise BitstreamError(
+                        f"header checksums[{name!r}]: the decoded samples and ranges of level {name} "
+                        f"are not the encoder's (a corrupted s.{name} or r.{name}, or a decoder "
+                        "that disagrees)"
+                    )
                 lo, hi = np.broadcast_to(lo, (c,)), np.broadcast_to(hi, (c,))
                 out[name].append(torch.from_numpy(dequantise(unpack_level(frame, c, h, w), lo, hi)))
         return {"x_hat": {n: torch.stack(v).to(device) for n, v in out.items()}, "y_hat": None}
@@ -243,8 +295,15 @@ class PackedAV1(PackedFeatureCodec):
 PACKED_KINDS = tuple(standard.VIDEO_FORMATS)
 
 
-def create_packed_codec(features, out_dir, *, kind: str, levels: Sequence[str] | None = None,
-                        hparams: dict | None = None, force: bool = False):
+def create_packed_codec(
+    features,
+    out_dir,
+    *,
+    kind: str,
+    levels: Sequence[str] | None = None,
+    hparams: dict | None = None,
+    force: bool = False,
+):
     """A packed anchor's codec directory for the features of `features` (a feature cache, or anything with
     `levels`, `encoder`, `weights_id`, `resolution`): `featcodec train-codec --model vvc --qp N` without
     training. Its config records `lambda: null`; the rate point is `hparams.qp`."""
@@ -259,5 +318,7 @@ def create_packed_codec(features, out_dir, *, kind: str, levels: Sequence[str] |
         raise ValueError(f"{kind!r} is not a packed anchor ({', '.join(PACKED_KINDS)})")
     if (Path(out_dir) / CONFIG).exists() and not force:
         raise FileExistsError(f"{out_dir} already holds a codec; pass --force to overwrite")
-    model = create_codec(kind, features.levels, levels=levels, resolution=features.resolution, **(hparams or {}))
+    model = create_codec(
+        kind, features.levels, levels=levels, resolution=features.resolution, **(hparams or {})
+    )
     return save_codec(model, out_dir, encoder=features.encoder, weights_id=features.weights_id, lmbda=None)

@@ -3,8 +3,8 @@
 Every level is rearranged losslessly onto a common grid (stride `grid_stride`): finer levels by
 space-to-depth (pixel_unshuffle), coarser ones by depth-to-space (pixel_shuffle). A 1×1 adapter
 per level maps it to N channels; the adapters' outputs are concatenated and a small trunk
-(1×1 conv, GDN (Ballé et al. 2016), 3×3 conv) makes the latent y. Synthesis mirrors it: a trunk, then one 1×1 head
-per level and the inverse rearrangement. Cost is dominated by the 1×1 convs at grid resolution,
+(1×1 conv, GDN (Ballé et al. 2016), 3×3 conv) makes the latent y. Synthesis mirrors it: a trunk, then one 1×1
+head per level and the inverse rearrangement. Cost is dominated by the 1×1 convs at grid resolution,
 the same as one 1×1 conv at each level's own resolution.
 """
 
@@ -82,12 +82,18 @@ class MultiLevelAnalysis(nn.Module):
         if normalization is not None and torch.is_grad_enabled():
             x, normalization = normalization.normalize(x), None
         parts = [
-            self.adapters[level.name](to_grid(
-                x[level.name], level.stride, self.grid_stride,
-                normalization.affine(level.name, x[level.name].dtype) if normalization is not None else None,
-            ))
+            self.adapters[level.name](
+                to_grid(
+                    x[level.name],
+                    level.stride,
+                    self.grid_stride,
+                    normalization.affine(level.name, x[level.name].dtype)
+                    if normalization is not None
+                    else None,
+                )
+            )
             for level in self.levels
-        ]  # fmt: skip
+        ]
         return self.trunk(torch.cat(parts, dim=1))
 
 

@@ -64,8 +64,12 @@ class UniformZstdCodec(FeatureCodec):
     """
 
     def __init__(
-        self, levels: Sequence[FeatureLevel], resolution: int | None = None, step: float = 0.5,
-        zstd_level: int = 10, grid_stride: int = 16,
+        self,
+        levels: Sequence[FeatureLevel],
+        resolution: int | None = None,
+        step: float = 0.5,
+        zstd_level: int = 10,
+        grid_stride: int = 16,
     ):
         super().__init__(levels, resolution, grid_stride)
         if not step > 0:
@@ -82,10 +86,15 @@ class UniformZstdCodec(FeatureCodec):
     def _symbols(self, x: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         xn = self.normalization.normalize(x)
         limit = float(np.iinfo(np.int32).max // 2)
-        return {name: torch.round(t.detach() / self.step).clamp_(-limit, limit).to(torch.int32) for name, t in xn.items()}
+        return {
+            name: torch.round(t.detach() / self.step).clamp_(-limit, limit).to(torch.int32)
+            for name, t in xn.items()
+        }
 
     def _reconstruct(self, symbols: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        return self.normalization.denormalize({n: s.to(torch.float32) * self.step for n, s in symbols.items()})
+        return self.normalization.denormalize(
+            {n: s.to(torch.float32) * self.step for n, s in symbols.items()}
+        )
 
     def forward(self, x: dict[str, torch.Tensor]) -> dict:
         self.grid_of(x)
@@ -102,7 +111,9 @@ class UniformZstdCodec(FeatureCodec):
         return False
 
     @torch.no_grad()
-    def compress(self, x: dict[str, torch.Tensor], coder: str = "zstd", groups: int = 1, threads: int | None = None) -> dict:
+    def compress(
+        self, x: dict[str, torch.Tensor], coder: str = "zstd", groups: int = 1, threads: int | None = None
+    ) -> dict:
         grid = self.grid_of(x)
         symbols = {n: s.cpu().numpy() for n, s in self._symbols(x).items()}
         cctx = zstandard.ZstdCompressor(level=self.zstd_level, threads=threads or 0)
@@ -125,8 +136,13 @@ class UniformZstdCodec(FeatureCodec):
 
     @torch.no_grad()
     def decompress(
-        self, strings: list[dict[str, bytes]], shape: Sequence[int], coder: str = "zstd",
-        threads: int | None = None, checksums: list[dict] | None = None, device: str | torch.device = "cpu",
+        self,
+        strings: list[dict[str, bytes]],
+        shape: Sequence[int],
+        coder: str = "zstd",
+        threads: int | None = None,
+        checksums: list[dict] | None = None,
+        device: str | torch.device = "cpu",
     ) -> dict:
         shapes = self.level_shapes(shape)
         dctx = zstandard.ZstdDecompressor()
@@ -141,7 +157,9 @@ class UniformZstdCodec(FeatureCodec):
                 expected = int(np.prod(shapes[name])) * dtype.itemsize
                 raw = _one_frame(dctx, data[1:], expected, f"substream x.{name}")
                 arrays.append(np.frombuffer(raw, dtype).astype(np.int32).reshape(shapes[name]))
-            self.verify("symbols", (checksums or [{}] * len(strings))[b].get("symbols"), crc32_arrays(*arrays))
+            self.verify(
+                "symbols", (checksums or [{}] * len(strings))[b].get("symbols"), crc32_arrays(*arrays)
+            )
             for name, a in zip(self.level_names, arrays, strict=True):
                 out[name].append(torch.from_numpy(a))
         symbols = {n: torch.stack(v).to(device) for n, v in out.items()}

@@ -69,7 +69,9 @@ def _registered_kernels() -> frozenset[str]:
     if _LOAD_ERROR is not None:
         return frozenset()
     has = torch._C._dispatch_has_kernel_for_dispatch_key
-    return frozenset(dev for dev, key in (("cpu", "CPU"), ("cuda", "CUDA")) if has("featcodec::quantize_index", key))
+    return frozenset(
+        dev for dev, key in (("cpu", "CPU"), ("cuda", "CUDA")) if has("featcodec::quantize_index", key)
+    )
 
 
 _NATIVE_DEVICES = _registered_kernels()  # fixed once the extension is loaded
@@ -81,9 +83,11 @@ def native_available(device: torch.device | str = "cpu") -> bool:
 
 
 def backend(device: torch.device | str = "cpu") -> str:
-    """"native" or "reference": which implementation the public ops use for tensors on ``device``."""
+    """ "native" or "reference": which implementation the public ops use for tensors on ``device``."""
     if os.environ.get("FEATCODEC_OPS", "").lower() == "reference":
-        _log_once("forced", logging.INFO, "codec.ops: FEATCODEC_OPS=reference, using the pure-torch reference ops")
+        _log_once(
+            "forced", logging.INFO, "codec.ops: FEATCODEC_OPS=reference, using the pure-torch reference ops"
+        )
         return "reference"
     if native_available(device):
         return "native"
@@ -118,9 +122,9 @@ def quantize_index(
     Args:
         means: broadcastable to y's shape, or None (zero).
         scales: y's shape; any floating dtype.
-        scale_table: sorted positive scales (list or tensor), e.g. ``compressai.models.google.get_scale_table()``.
-        scale_bound: lower bound applied to scales before indexing (default CompressAI's 0.11).
-        clamp: if given, symbols are clamped to [-clamp, clamp].
+        scale_table: sorted positive scales (list or tensor), e.g.
+        ``compressai.models.google.get_scale_table()``. scale_bound: lower bound applied to scales before
+        indexing (default CompressAI's 0.11). clamp: if given, symbols are clamped to [-clamp, clamp].
         check: raise ValueError on NaN/Inf in y or means, NaN in scales, or symbols beyond int32; with
             ``check=False`` such values saturate as documented in ``codec.ops.reference`` (no host sync
             on CUDA, and traceable by ``torch.compile(fullgraph=True)``).
@@ -205,9 +209,12 @@ def dequantize(symbols: Tensor, means: Tensor | None = None, dtype: torch.dtype 
             raise ValueError(f"dequantize: means is on {means.device} but symbols are on {symbols.device}")
         if not broadcasts_to(means.shape, symbols.shape):
             raise ValueError(
-                f"dequantize: means of shape {tuple(means.shape)} does not broadcast to symbols' shape {tuple(symbols.shape)}"
+                f"dequantize: means of shape {tuple(means.shape)} does not broadcast to symbols' shape "
+                f"{tuple(symbols.shape)}"
             )
         means = means.detach().expand(symbols.shape).contiguous()
     out_dtype = dtype or (means.dtype if means is not None else torch.float32)
-    out = torch.ops.featcodec.dequantize(symbols.contiguous(), means, out_dtype if means is None else means.dtype)
+    out = torch.ops.featcodec.dequantize(
+        symbols.contiguous(), means, out_dtype if means is None else means.dtype
+    )
     return out if out.dtype == out_dtype else out.to(out_dtype)

@@ -130,7 +130,8 @@ def check_quantize_args(y: Tensor, means: Tensor | None, scales: Tensor, clamp: 
         )
     if means is not None and not broadcasts_to(means.shape, y.shape):
         raise ValueError(
-            f"quantize_index: means of shape {tuple(means.shape)} does not broadcast to y's shape {tuple(y.shape)}"
+            f"quantize_index: means of shape {tuple(means.shape)} does not broadcast to y's shape "
+            f"{tuple(y.shape)}"
         )
     if clamp is not None and not (0 <= int(clamp) <= INT32_MAX):
         raise ValueError(f"quantize_index: clamp must be in [0, 2**31 - 1], got {clamp}")
@@ -214,7 +215,8 @@ def dequantize(symbols: Tensor, means: Tensor | None = None, dtype: torch.dtype 
         raise TypeError(f"dequantize: means must be a floating-point tensor, got {means.dtype}")
     if not broadcasts_to(means.shape, symbols.shape):
         raise ValueError(
-            f"dequantize: means of shape {tuple(means.shape)} does not broadcast to symbols' shape {tuple(symbols.shape)}"
+            f"dequantize: means of shape {tuple(means.shape)} does not broadcast to symbols' shape "
+            f"{tuple(symbols.shape)}"
         )
     out = symbols.type_as(means)
     out += means.detach()

@@ -16,8 +16,12 @@ log = logging.getLogger(__name__)
 
 def weights_options(func):
     """--checkpoint / --pretrained / --random-init: exactly one weights source."""
-    func = click.option("--random-init", is_flag=True, help="Random weights (outputs are marked random-init).")(func)
-    func = click.option("--pretrained", is_flag=True, help="Download weights through timm / the hub (network).")(func)
+    func = click.option(
+        "--random-init", is_flag=True, help="Random weights (outputs are marked random-init)."
+    )(func)
+    func = click.option(
+        "--pretrained", is_flag=True, help="Download weights through timm / the hub (network)."
+    )(func)
     func = click.option(
         "--checkpoint",
         type=click.Path(dir_okay=False, path_type=Path),
@@ -36,8 +40,12 @@ def build_encoder_or_fail(name, checkpoint, pretrained, random_init, resolution,
         raise click.UsageError("give exactly one of --checkpoint PATH, --pretrained or --random-init")
     try:
         return create_encoder(
-            name, checkpoint=checkpoint, pretrained=pretrained, random_init=random_init,
-            resolution=resolution, device=device,
+            name,
+            checkpoint=checkpoint,
+            pretrained=pretrained,
+            random_init=random_init,
+            resolution=resolution,
+            device=device,
         )
     except (KeyError, ValueError, RuntimeError) as e:  # CheckpointError is a ValueError (InputError)
         raise InputError(str(e).strip('"')) from e
@@ -89,7 +97,9 @@ def encoders_command(as_json: bool) -> None:
 @click.option("--encoder", "encoder_name", required=True, help="Encoder name (see `featcodec encoders`).")
 @weights_options
 @click.option(
-    "--images", multiple=True, type=click.Path(path_type=Path),
+    "--images",
+    multiple=True,
+    type=click.Path(path_type=Path),
     help="Image files or directories (repeatable). Default: the bundled sample images.",
 )
 @click.option("--resolution", type=int, help="Square input size (default: the encoder's).")
@@ -101,8 +111,19 @@ def encoders_command(as_json: bool) -> None:
 @click.option("--force", is_flag=True, help="Discard an existing cache in the output directory.")
 @click.option("-o", "--output", required=True, type=click.Path(file_okay=False, path_type=Path))
 def extract_command(
-    encoder_name, checkpoint, pretrained, random_init, images, resolution, batch_size, shard_size,
-    device, dtype, strict, force, output,
+    encoder_name,
+    checkpoint,
+    pretrained,
+    random_init,
+    images,
+    resolution,
+    batch_size,
+    shard_size,
+    device,
+    dtype,
+    strict,
+    force,
+    output,
 ):
     """Run a frozen encoder over images and cache its features (resumable)."""
     from probes.encoders import collect_images, extract_features, sample_images_dir
@@ -115,7 +136,13 @@ def extract_command(
         raise InputError(f"no images found in {', '.join(map(str, images))}")
     encoder = build_encoder_or_fail(encoder_name, checkpoint, pretrained, random_init, resolution, device)
     cache = extract_features(  # CacheError / ImageReadError are InputErrors: exit code 3
-        encoder, paths, output, batch_size=batch_size, shard_size=shard_size, dtype=dtype, strict=strict,
+        encoder,
+        paths,
+        output,
+        batch_size=batch_size,
+        shard_size=shard_size,
+        dtype=dtype,
+        strict=strict,
         force=force,
     )
     skipped = cache.manifest.get("skipped", [])
@@ -124,4 +151,3 @@ def extract_command(
         + (f"; skipped {len(skipped)} unreadable input(s)" if skipped else ""),
         err=True,
     )
-

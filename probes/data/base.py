@@ -101,7 +101,8 @@ def parse_spec(spec: str) -> tuple[DatasetEntry, list[str]]:
     paths = rest.split(":") if rest else []
     if entry.num_paths is not None and len(paths) != entry.num_paths:
         raise DatasetError(
-            f"--data {spec!r}: expected {entry.usage} ({entry.num_paths} path(s) after the name, got {len(paths)}); "
+            f"--data {spec!r}: expected {entry.usage} ({entry.num_paths} path(s) after the name, got "
+            f"{len(paths)}); "
             "paths containing ':' are not supported"
         )
     if any(p == "" for p in paths):

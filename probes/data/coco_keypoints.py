@@ -95,7 +95,8 @@ class CocoKeypointsDataset(TaskDataset):
                 )
             if len(ann["keypoints"]) != 3 * NUM_KEYPOINTS:
                 raise DatasetError(
-                    f"{self.ann_json}: annotation id {ann['id']} has {len(ann['keypoints'])} keypoint values, "
+                    f"{self.ann_json}: annotation id {ann['id']} has {len(ann['keypoints'])} keypoint "
+                    "values, "
                     f"expected {3 * NUM_KEYPOINTS} (17 COCO keypoints × (x, y, v))"
                 )
         images = {}

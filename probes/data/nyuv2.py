@@ -66,7 +66,8 @@ class NYUv2MatDataset(NYUv2Dataset):
                 head = f.read(20)
             kind = "a MATLAB v5/v7 .mat" if head.startswith(b"MATLAB") else "not an HDF5 file"
             raise DatasetError(
-                f"{self.path}: {kind}; expected the labeled NYUv2 file nyu_depth_v2_labeled.mat (MATLAB v7.3 = HDF5)"
+                f"{self.path}: {kind}; expected the labeled NYUv2 file nyu_depth_v2_labeled.mat (MATLAB "
+                "v7.3 = HDF5)"
             )
         with h5py.File(self.path, "r") as f:
             missing = [k for k in ("images", "depths") if k not in f or not isinstance(f[k], h5py.Dataset)]
@@ -195,7 +196,8 @@ class NYUv2FolderDataset(NYUv2Dataset):
             depth = _depth_for(rgb, m.group(1))
             if depth is None:
                 raise DatasetError(
-                    f"{rgb}: no depth beside it (expected depth_{m.group(1)}.png|.npy or sync_depth_{m.group(1)}.png)"
+                    f"{rgb}: no depth beside it (expected depth_{m.group(1)}.png|.npy or "
+                    f"sync_depth_{m.group(1)}.png)"
                 )
             rel = rgb.parent.relative_to(root)
             sample_id = m.group(1) if rel == Path(".") else f"{rel.as_posix()}/{m.group(1)}"
@@ -217,7 +219,8 @@ class NYUv2FolderDataset(NYUv2Dataset):
         depth = read_depth_file(depth_path)
         if depth.shape != (image.height, image.width):
             raise DatasetError(
-                f"{depth_path}: depth {depth.shape} does not match {rgb_path.name} {image.height}×{image.width}"
+                f"{depth_path}: depth {depth.shape} does not match {rgb_path.name} "
+                f"{image.height}×{image.width}"
             )
         return {"id": sample_id, "image": image, "depth": depth}
 

@@ -36,10 +36,14 @@ class CacheError(InputError):
 
 def read_manifest(cache_dir: str | os.PathLike) -> dict:
     return read_json_document(
-        Path(cache_dir) / MANIFEST, format=CACHE_FORMAT, format_version=CACHE_FORMAT_VERSION,
-        required=("encoder", "resolution", "levels", "shards", "images", "dtype"), error=CacheError,
+        Path(cache_dir) / MANIFEST,
+        format=CACHE_FORMAT,
+        format_version=CACHE_FORMAT_VERSION,
+        required=("encoder", "resolution", "levels", "shards", "images", "dtype"),
+        error=CacheError,
         missing_hint=f"no manifest; is {cache_dir} a featcodec feature cache (featcodec extract -o)?",
     )
+
 
 class FeatureCache:
     """Read-only view of a feature cache; item i is {level: C×H×W}, memory-mapped."""
@@ -119,7 +123,11 @@ class FeatureCache:
         self, batch_size: int, levels: Sequence[str] | None = None, shuffle: bool = False, seed: int = 0
     ) -> Iterator[dict[str, torch.Tensor]]:
         """Batches of {level: B×C×H×W}; one pass over the cache."""
-        order = torch.randperm(len(self), generator=torch.Generator().manual_seed(seed)) if shuffle else range(len(self))
+        order = (
+            torch.randperm(len(self), generator=torch.Generator().manual_seed(seed))
+            if shuffle
+            else range(len(self))
+        )
         order = [int(i) for i in order]
         for start in range(0, len(order), batch_size):
             items = [self.get(i, levels) for i in order[start : start + batch_size]]

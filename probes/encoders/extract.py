@@ -31,7 +31,9 @@ def _sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _plan(encoder: FrozenEncoder, images: Sequence[Path], dtype: str, shard_size: int, crop: dict | None) -> dict:
+def _plan(
+    encoder: FrozenEncoder, images: Sequence[Path], dtype: str, shard_size: int, crop: dict | None
+) -> dict:
     """The part of the manifest that must match for a run to resume into a directory."""
     return {
         **({"crop": crop} if crop else {}),
@@ -45,7 +47,8 @@ def _plan(encoder: FrozenEncoder, images: Sequence[Path], dtype: str, shard_size
         "dtype": dtype,
         "shard_size": shard_size,
         "levels": [
-            {**level.to_dict(), "shape": list(level.shape(encoder.resolution))} for level in encoder.spec.levels
+            {**level.to_dict(), "shape": list(level.shape(encoder.resolution))}
+            for level in encoder.spec.levels
         ],
     }
 
@@ -96,7 +99,9 @@ def extract_features(
     todo = [s for s in manifest["shards"] if not (s["complete"] and (out_dir / s["file"]).is_file())]
     if len(todo) < n_shards:
         log.info("resuming: %d of %d shards already complete", n_shards - len(todo), n_shards)
-    bar = progress_bar(total=len(images), desc=f"extract {encoder.spec.name}", unit="img", disable=not progress)
+    bar = progress_bar(
+        total=len(images), desc=f"extract {encoder.spec.name}", unit="img", disable=not progress
+    )
     bar.update(sum(len(s["planned"]) for s in manifest["shards"]) - sum(len(s["planned"]) for s in todo))
     for shard in todo:
         rows: dict[str, list[torch.Tensor]] = {level.name: [] for level in encoder.spec.levels}
@@ -129,7 +134,9 @@ def extract_features(
                     for window in crop_windows(encoder, windows, i):
                         for name, tensor in features.items():
                             ys, xs = window[name]
-                            rows[name].append(tensor[b : b + 1, :, ys, xs].to("cpu", torch_dtype).contiguous())
+                            rows[name].append(
+                                tensor[b : b + 1, :, ys, xs].to("cpu", torch_dtype).contiguous()
+                            )
                         kept.append(i)  # one row per window: the image index repeats
             bar.update(len(batch_idx))
         if kept:
@@ -147,23 +154,33 @@ def extract_features(
     return FeatureCache(out_dir)
 
 
-def crop_windows(encoder: FrozenEncoder, crop: dict, image_index: int) -> list[dict[str, tuple[slice, slice]]]:
-    """The feature windows image `image_index` keeps: `crop["per_image"]` squares of `crop["size"]` input pixels
-    at random positions on the coarsest level's grid (so every level cuts at whole cells), drawn from
+def crop_windows(
+    encoder: FrozenEncoder, crop: dict, image_index: int
+) -> list[dict[str, tuple[slice, slice]]]:
+    """The feature windows image `image_index` keeps: `crop["per_image"]` squares of `crop["size"]` input
+    pixels at random positions on the coarsest level's grid (so every level cuts at whole cells), drawn from
     (seed, image index) alone — the same windows whether an extraction starts or resumes."""
     size, resolution = crop["size"], encoder.resolution
     coarsest = max(level.stride for level in encoder.spec.levels)
     if not 0 < size <= resolution or size % coarsest:
-        raise ValueError(f"crop {size} px: must be a multiple of {encoder.spec.name}'s coarsest stride {coarsest} "
-                         f"and at most its resolution {resolution}")  # fmt: skip
+        raise ValueError(
+            f"crop {size} px: must be a multiple of {encoder.spec.name}'s coarsest stride {coarsest} "
+            f"and at most its resolution {resolution}"
+        )
     positions = (resolution - size) // coarsest + 1
     generator = torch.Generator().manual_seed(crop["seed"] * 1_000_003 + image_index)
     out = []
     for _ in range(crop["per_image"]):
         y, x = (int(v) * coarsest for v in torch.randint(positions, (2,), generator=generator))
-        out.append({level.name: (slice(y // level.stride, (y + size) // level.stride),
-                                 slice(x // level.stride, (x + size) // level.stride))
-                    for level in encoder.spec.levels})  # fmt: skip
+        out.append(
+            {
+                level.name: (
+                    slice(y // level.stride, (y + size) // level.stride),
+                    slice(x // level.stride, (x + size) // level.stride),
+                )
+                for level in encoder.spec.levels
+            }
+        )
     return out
 
 
@@ -174,9 +191,10 @@ def _resume_or_start(manifest_path: Path, plan: dict, image_list: list[str], for
         except CacheError:
             old = None
         if old is not None:
-            same_plan = all(old.get(k) == v for k, v in plan.items()) and [
-                e["path"] for e in old["images"]
-            ] == image_list
+            same_plan = (
+                all(old.get(k) == v for k, v in plan.items())
+                and [e["path"] for e in old["images"]] == image_list
+            )
             if not same_plan:
                 diff = [k for k, v in plan.items() if old.get(k) != v]
                 if [e["path"] for e in old["images"]] != image_list:
@@ -209,4 +227,3 @@ def _resume_or_start(manifest_path: Path, plan: dict, image_list: list[str], for
     }
     atomic_write_json(manifest_path, manifest)
     return manifest
-

@@ -83,8 +83,10 @@ def create_encoder(
     spec, bundled = entry.spec, entry.bundled
     if bundled is not None and checkpoint is None and not pretrained and not random_init:
         if not bundled.is_file():
-            raise ValueError(f"encoder {name!r}: its bundled weights {bundled} are missing from this install "
-                             "(`featcodec pretrain-mini -o DIR --install` reproduces them)")
+            raise ValueError(
+                f"encoder {name!r}: its bundled weights {bundled} are missing from this install "
+                "(`featcodec pretrain-mini -o DIR --install` reproduces them)"
+            )
         checkpoint = bundled
     sources = [checkpoint is not None, pretrained, random_init]
     if sum(sources) != 1:
@@ -101,4 +103,3 @@ def create_encoder(
     if encoder.weights_id == RANDOM_INIT:
         log.warning("encoder %s uses RANDOM weights (--random-init): outputs are marked random-init", name)
     return encoder.to(resolve_device(device))
-

@@ -45,7 +45,9 @@ def _resize_hiera_pos_embed(state_dict: dict, model: nn.Module, source: str) -> 
     n_src, n_dst = pe.shape[1], model.pos_embed.shape[1]
     g_src, g_dst = round(n_src**0.5), round(n_dst**0.5)
     if pe.ndim != 3 or g_src * g_src != n_src or g_dst * g_dst != n_dst:
-        raise CheckpointError(f"{source}: cannot resize pos_embed {tuple(pe.shape)} to {tuple(model.pos_embed.shape)}")
+        raise CheckpointError(
+            f"{source}: cannot resize pos_embed {tuple(pe.shape)} to {tuple(model.pos_embed.shape)}"
+        )
     grid = pe.reshape(1, g_src, g_src, -1).permute(0, 3, 1, 2).float()
     grid = F.interpolate(grid, size=(g_dst, g_dst), mode="bicubic", align_corners=False)
     state_dict = dict(state_dict)
@@ -95,7 +97,8 @@ def _download_timm_state_dict(name: str) -> dict:
         reference = timm.create_model(name, pretrained=True, num_classes=0)
     except Exception as e:  # noqa: BLE001 - network / hub errors come in many types
         raise RuntimeError(
-            f"could not fetch pretrained weights for {name!r} through timm/the HF hub ({type(e).__name__}: {e}). "
+            f"could not fetch pretrained weights for {name!r} through timm/the HF hub ({type(e).__name__}: "
+            f"{e}). "
             "Without a network, download the checkpoint elsewhere and pass it with --checkpoint PATH."
         ) from e
     return reference.state_dict()
@@ -121,34 +124,54 @@ def _trunk_spec(
 ) -> EncoderSpec:
     """A timm Hiera trunk's spec: four stages at strides 4–32, `dim` channels doubling per stage."""
     return EncoderSpec(
-        name=name, source="timm", family=family, levels=_stage_levels(dim), default_resolution=resolution,
-        description=description, model_id=timm_name,
-    )  # fmt: skip
+        name=name,
+        source="timm",
+        family=family,
+        levels=_stage_levels(dim),
+        default_resolution=resolution,
+        description=description,
+        model_id=timm_name,
+    )
 
 
 for _size, (_timm_name, _dim) in _HIERA_SIZES.items():
-    _spec = _trunk_spec(f"hiera-{_size}", "hiera", _dim, 224, _timm_name,
-                        "MAE-pretrained Hiera trunk (generalist)")  # fmt: skip
+    _spec = _trunk_spec(
+        f"hiera-{_size}", "hiera", _dim, 224, _timm_name, "MAE-pretrained Hiera trunk (generalist)"
+    )
     register_encoder(_spec)(_timm_builder(_timm_name, _convert_hiera, pretrained_tag="mae"))
 
 for _size, (_timm_name, _dim) in _SAM2_TRUNK_SIZES.items():
-    _spec = _trunk_spec(f"sam2-trunk-{_size}", "sam2", _dim, 1024, _timm_name,
-                        "SAM2 Hiera trunk (segmentation-specialised), no FPN")  # fmt: skip
+    _spec = _trunk_spec(
+        f"sam2-trunk-{_size}",
+        "sam2",
+        _dim,
+        1024,
+        _timm_name,
+        "SAM2 Hiera trunk (segmentation-specialised), no FPN",
+    )
     register_encoder(_spec)(_timm_builder(_timm_name, _convert_sam2_trunk))
 
 # Tiny random-init configurations for tests: the same model classes, a fraction of the size.
-_spec = _trunk_spec("mini-hiera-random", "hiera", 16, 64, "hiera_tiny_224",
-                    "tiny MAE-Hiera config, no weights (tests)")  # fmt: skip
+_spec = _trunk_spec(
+    "mini-hiera-random", "hiera", 16, 64, "hiera_tiny_224", "tiny MAE-Hiera config, no weights (tests)"
+)
 register_encoder(_spec)(
     _timm_builder("hiera_tiny_224", _convert_hiera, {"embed_dim": 16, "num_heads": 1, "stages": (1, 1, 1, 1)})
 )
-_spec = _trunk_spec("mini-sam2-random", "sam2", 16, 64, "sam2_hiera_tiny",
-                    "tiny SAM2-trunk config, no weights (tests)")  # fmt: skip
+_spec = _trunk_spec(
+    "mini-sam2-random", "sam2", 16, 64, "sam2_hiera_tiny", "tiny SAM2-trunk config, no weights (tests)"
+)
 register_encoder(_spec)(
     _timm_builder(
         "sam2_hiera_tiny",
         _convert_sam2_trunk,
-        {"embed_dim": 16, "num_heads": 1, "stages": (1, 1, 2, 1), "global_att_blocks": (3,), "window_spec": (8, 4, 4, 2)},
+        {
+            "embed_dim": 16,
+            "num_heads": 1,
+            "stages": (1, 1, 2, 1),
+            "global_att_blocks": (3,),
+            "window_spec": (8, 4, 4, 2),
+        },
     )
 )
 
@@ -156,8 +179,14 @@ register_encoder(_spec)(
 # The bundled file holds the official MAE checkpoint keys and loads exactly as a downloaded
 # mae_hiera_*.pth does (timm checkpoint_filter_fn; the MAE decoder is dropped).
 MINI_HIERA_TRUNK = {"embed_dim": 16, "num_heads": 1, "stages": (1, 2, 2, 1)}  # = probes.pretrain.mae.TRUNK
-_spec = _trunk_spec("mini-hiera", "hiera", 16, 128, "hiera_tiny_224",
-                    "mini MAE Hiera pretrained on synthetic:mix (generalist, bundled weights)")  # fmt: skip
+_spec = _trunk_spec(
+    "mini-hiera",
+    "hiera",
+    16,
+    128,
+    "hiera_tiny_224",
+    "mini MAE Hiera pretrained on synthetic:mix (generalist, bundled weights)",
+)
 register_encoder(_spec, bundled=WEIGHTS_DIR / "mini-hiera.safetensors")(
     _timm_builder("hiera_tiny_224", _convert_hiera, MINI_HIERA_TRUNK)
 )

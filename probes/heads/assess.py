@@ -27,7 +27,9 @@ def open_eval_data(head: FrozenHead, data: str, split: str | None, limit: int | 
 
 
 @torch.no_grad()
-def evaluate_with_teacher(head: FrozenHead, dataset, *, batch_size: int = 16, max_new_tokens: int = 20) -> dict:
+def evaluate_with_teacher(
+    head: FrozenHead, dataset, *, batch_size: int = 16, max_new_tokens: int = 20
+) -> dict:
     """The project's metrics of `head` fed by its own teacher's tokens on every sample of `dataset`."""
     from probes.training.objectives import predict, task_for
 
@@ -47,7 +49,13 @@ def evaluate_baseline(head: FrozenHead, dataset, train_data: str) -> dict:
 
     train = open_dataset(train_data, split="train")
     metrics, _, predictor = score_zero_rate(task_for(head), train, dataset)
-    return {"name": predictor, "data": train_data, "split": "train", "samples": len(train), "metrics": metrics}
+    return {
+        "name": predictor,
+        "data": train_data,
+        "split": "train",
+        "samples": len(train),
+        "metrics": metrics,
+    }
 
 
 HEADLINE = {"depth": ("abs_rel", "delta1"), "pose": ("AP", "AR"), "caption": ("CIDEr-D", "BLEU-4")}

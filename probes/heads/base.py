@@ -47,7 +47,9 @@ class FrozenHead(nn.Module):
 
     def teacher(self, pixels: torch.Tensor) -> torch.Tensor:
         """The head's own encoder tokens on `pixels` (from `preprocess`), B×M×T×C, without grad."""
-        raise HeadError(f"head {self.spec!r} has no encoder of its own: knowledge distillation (--kd) needs one")
+        raise HeadError(
+            f"head {self.spec!r} has no encoder of its own: knowledge distillation (--kd) needs one"
+        )
 
     def preprocess(self, image: Image.Image) -> torch.Tensor:
         """PIL image → 3×H×W normalised pixels for `teacher` (square-free resize to `input_size`)."""
@@ -88,7 +90,8 @@ class CaptionHead(FrozenHead):
     task = "caption"
 
     def tokenize(self, captions: Sequence[str]) -> dict[str, torch.Tensor]:
-        """→ {"input_ids", "attention_mask", "labels"}; labels[:, t] is the target of logits[:, t] (-100 = pad)."""
+        """→ {"input_ids", "attention_mask", "labels"}; labels[:, t] is the target of logits[:, t] (-100 =
+        pad)."""
         raise NotImplementedError
 
     def generate(self, tokens: torch.Tensor, *, max_new_tokens: int = 20, num_beams: int = 1) -> list[str]:

@@ -3,9 +3,10 @@
 For users without a pretrained head; small on purpose, each after the simplest
 decoder of its field:
 
-    depth   tokens → map → conv → [ReLU → ×2 bilinear → conv3×3]×k → ReLU → 1×1 → softplus (DPT-lite, relative disparity)
-    pose    tokens → map → [deconv 4×4/2 → ReLU]×2 → 1×1 → 17 heatmaps                  (ViTPose classic decoder)
-    caption word tokens ─► L × pre-norm TransformerDecoderLayer (cross-attends to the tokens) ─► vocabulary logits
+    depth   tokens → map → conv → [ReLU → ×2 bilinear → conv3×3]×k → ReLU → 1×1 → softplus (DPT-lite,
+    relative disparity) pose    tokens → map → [deconv 4×4/2 → ReLU]×2 → 1×1 → 17 heatmaps
+    (ViTPose classic decoder) caption word tokens ─► L × pre-norm TransformerDecoderLayer (cross-attends to
+    the tokens) ─► vocabulary logits
 
 A new head (`builtin-new:TASK`) has no encoder of its own, hence no distillation
 teacher. The pretrained heads shipped with featcodec (`builtin:TASK`, see
@@ -45,8 +46,15 @@ class BuiltinHead(FrozenHead):
 
     defaults: dict = {}
 
-    def __init__(self, spec: str, grid=(16, 16), width: int = 128, patch: int = 16, teacher: dict | None = None,
-                 **options):  # fmt: skip
+    def __init__(
+        self,
+        spec: str,
+        grid=(16, 16),
+        width: int = 128,
+        patch: int = 16,
+        teacher: dict | None = None,
+        **options,
+    ):
         super().__init__(spec, (grid[0] * patch, grid[1] * patch))
         self.grid = (int(grid[0]), int(grid[1]))
         self.width = int(width)
@@ -116,9 +124,11 @@ class BuiltinPoseHead(BuiltinHead):
         super().__init__(spec, grid, width, **options)
         c = int(self.options["channels"])
         self.deconv = nn.Sequential(
-            nn.ConvTranspose2d(self.width, c, 4, stride=2, padding=1), nn.ReLU(),
-            nn.ConvTranspose2d(c, c, 4, stride=2, padding=1), nn.ReLU(),
-        )  # fmt: skip
+            nn.ConvTranspose2d(self.width, c, 4, stride=2, padding=1),
+            nn.ReLU(),
+            nn.ConvTranspose2d(c, c, 4, stride=2, padding=1),
+            nn.ReLU(),
+        )
         self.out = nn.Conv2d(c, COCO_KEYPOINTS, 1)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
@@ -145,16 +155,22 @@ def build_vocabulary(captions: Iterable[str], max_size: int = 10000, min_count: 
 class BuiltinCaptionHead(BuiltinHead, CaptionHead):
     defaults = {"layers": 2, "heads": 4, "max_length": 24}
 
-    def __init__(self, spec: str = "builtin-new:caption", grid=(12, 12), width: int = 128, vocab=None, **options):
+    def __init__(
+        self, spec: str = "builtin-new:caption", grid=(12, 12), width: int = 128, vocab=None, **options
+    ):
         super().__init__(spec, grid, width, **options)
         if not vocab or list(vocab[:4]) != [PAD, BOS, EOS, UNK]:
-            raise ValueError("the built-in caption head needs a vocabulary from build_vocabulary(training captions)")
+            raise ValueError(
+                "the built-in caption head needs a vocabulary from build_vocabulary(training captions)"
+            )
         self.vocab = list(vocab)
         self.index = {w: i for i, w in enumerate(self.vocab)}
         d, n = self.width, int(self.options["max_length"]) + 1
         self.embed = nn.Embedding(len(self.vocab), d)
         self.pos = nn.Parameter(torch.zeros(1, n, d))
-        layer = nn.TransformerDecoderLayer(d, self.options["heads"], 4 * d, dropout=0.0, batch_first=True, norm_first=True)
+        layer = nn.TransformerDecoderLayer(
+            d, self.options["heads"], 4 * d, dropout=0.0, batch_first=True, norm_first=True
+        )
         self.decoder = nn.TransformerDecoder(layer, self.options["layers"])
         self.norm = nn.LayerNorm(d)
         self.lm = nn.Linear(d, len(self.vocab))
@@ -185,7 +201,9 @@ class BuiltinCaptionHead(BuiltinHead, CaptionHead):
         x = self.decoder(x, tokens[:, 0], tgt_mask=causal, tgt_key_padding_mask=pad, tgt_is_causal=True)
         return self.lm(self.norm(x))
 
-    def forward(self, tokens: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, tokens: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor
+    ) -> torch.Tensor:
         self.expects().check(tokens, f"{self.spec} input")
         return self._logits(tokens, input_ids, attention_mask)[:, :-1]
 
@@ -212,5 +230,3 @@ class BuiltinCaptionHead(BuiltinHead, CaptionHead):
                 out.append(self.vocab[i])
             words.append(" ".join(out))
         return words
-
-

@@ -45,7 +45,11 @@ def _from_pretrained(cls, source: str, what: str, **kwargs):
     try:
         return cls.from_pretrained(source, local_files_only=_offline() or Path(source).is_dir(), **kwargs)
     except (OSError, ValueError) as e:
-        hint = "" if Path(source).is_dir() else f" (download it first: `hf download {source}`, or pass a local directory)"
+        hint = (
+            ""
+            if Path(source).is_dir()
+            else f" (download it first: `hf download {source}`, or pass a local directory)"
+        )
         raise HeadError(f"cannot load {what} from {source!r}{hint}: {e}") from e
 
 
@@ -55,7 +59,10 @@ def _image_stats(source: str, default_mean, default_std) -> tuple[tuple, tuple]:
 
     try:
         path = cached_file(
-            source, "preprocessor_config.json", local_files_only=True, _raise_exceptions_for_missing_entries=False
+            source,
+            "preprocessor_config.json",
+            local_files_only=True,
+            _raise_exceptions_for_missing_entries=False,
         )
     except OSError:
         path = None
@@ -97,7 +104,10 @@ class DepthAnythingHead(HFHead):
 
     def expects(self) -> TokenSpec:
         return TokenSpec(
-            self.grid, self.model.config.backbone_config.hidden_size, len(self.model.config.neck_hidden_sizes), True
+            self.grid,
+            self.model.config.backbone_config.hidden_size,
+            len(self.model.config.neck_hidden_sizes),
+            True,
         )
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
@@ -142,7 +152,9 @@ class VitPoseHead(HFHead):
 class BlipCaptionHead(HFHead, CaptionHead):
     """`BlipForConditionalGeneration`'s text decoder; expects `image_embeds` (CLS + patches)."""
 
-    def __init__(self, model, tokenizer, spec: str, mean=OPENAI_CLIP_MEAN, std=OPENAI_CLIP_STD, max_length: int = 40):
+    def __init__(
+        self, model, tokenizer, spec: str, mean=OPENAI_CLIP_MEAN, std=OPENAI_CLIP_STD, max_length: int = 40
+    ):
         vision = model.config.vision_config
         super().__init__(spec, _pair(vision.image_size), mean, std)
         self.model = model
@@ -150,7 +162,11 @@ class BlipCaptionHead(HFHead, CaptionHead):
         self.grid = (vision.image_size // vision.patch_size,) * 2
         self.max_length = max_length
         text = model.config.text_config
-        self.bos_token_id, self.sep_token_id, self.pad_token_id = text.bos_token_id, text.sep_token_id, text.pad_token_id
+        self.bos_token_id, self.sep_token_id, self.pad_token_id = (
+            text.bos_token_id,
+            text.sep_token_id,
+            text.pad_token_id,
+        )
         self.freeze()
 
     def expects(self) -> TokenSpec:
@@ -158,14 +174,20 @@ class BlipCaptionHead(HFHead, CaptionHead):
 
     def tokenize(self, captions: Sequence[str]) -> dict[str, torch.Tensor]:
         enc = self.tokenizer(
-            list(captions), padding="longest", truncation=True, max_length=self.max_length, return_tensors="pt"
+            list(captions),
+            padding="longest",
+            truncation=True,
+            max_length=self.max_length,
+            return_tensors="pt",
         )
         input_ids = enc["input_ids"].clone()
         input_ids[:, 0] = self.bos_token_id  # BLIP replaces [CLS] by its [DEC] token to start decoding
         labels = input_ids.masked_fill(enc["attention_mask"] == 0, -100)[:, 1:]
         return {"input_ids": input_ids, "attention_mask": enc["attention_mask"], "labels": labels}
 
-    def forward(self, tokens: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, tokens: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor
+    ) -> torch.Tensor:
         self.expects().check(tokens, f"{self.spec} input")
         out = self.model.text_decoder(
             input_ids=input_ids, attention_mask=attention_mask, encoder_hidden_states=tokens[:, 0]
@@ -184,7 +206,9 @@ class BlipCaptionHead(HFHead, CaptionHead):
             eos_token_id=self.sep_token_id,
             pad_token_id=self.pad_token_id,
             encoder_hidden_states=image_embeds,
-            encoder_attention_mask=torch.ones(image_embeds.shape[:2], dtype=torch.long, device=image_embeds.device),
+            encoder_attention_mask=torch.ones(
+                image_embeds.shape[:2], dtype=torch.long, device=image_embeds.device
+            ),
             max_new_tokens=max_new_tokens,
             num_beams=num_beams,
             do_sample=False,
@@ -207,8 +231,10 @@ def load_hf_head(source: str, spec: str | None = None) -> FrozenHead:
 
     config = _from_pretrained(AutoConfig, source, "a transformers config")
     if config.model_type not in HF_HEADS:
-        raise HeadError(f"{source!r}: model type {config.model_type!r} is not a supported head; "
-                        f"choose from {', '.join(HF_HEADS.names())}")  # fmt: skip
+        raise HeadError(
+            f"{source!r}: model type {config.model_type!r} is not a supported head; "
+            f"choose from {', '.join(HF_HEADS.names())}"
+        )
     return HF_HEADS.get(config.model_type)(source, spec or f"hf:{source}")
 
 
@@ -216,7 +242,9 @@ def load_hf_head(source: str, spec: str | None = None) -> FrozenHead:
 def _depth_anything(source: str, spec: str) -> FrozenHead:
     from transformers import DepthAnythingForDepthEstimation
 
-    model = _from_pretrained(DepthAnythingForDepthEstimation, source, "DepthAnythingForDepthEstimation", dtype=torch.float32)
+    model = _from_pretrained(
+        DepthAnythingForDepthEstimation, source, "DepthAnythingForDepthEstimation", dtype=torch.float32
+    )
     return DepthAnythingHead(model, spec, *_image_stats(source, IMAGENET_MEAN, IMAGENET_STD))
 
 
@@ -224,7 +252,9 @@ def _depth_anything(source: str, spec: str) -> FrozenHead:
 def _vitpose(source: str, spec: str) -> FrozenHead:
     from transformers import VitPoseForPoseEstimation
 
-    model = _from_pretrained(VitPoseForPoseEstimation, source, "VitPoseForPoseEstimation", dtype=torch.float32)
+    model = _from_pretrained(
+        VitPoseForPoseEstimation, source, "VitPoseForPoseEstimation", dtype=torch.float32
+    )
     return VitPoseHead(model, spec, *_image_stats(source, IMAGENET_MEAN, IMAGENET_STD))
 
 
@@ -232,6 +262,8 @@ def _vitpose(source: str, spec: str) -> FrozenHead:
 def _blip(source: str, spec: str) -> FrozenHead:
     from transformers import AutoTokenizer, BlipForConditionalGeneration
 
-    model = _from_pretrained(BlipForConditionalGeneration, source, "BlipForConditionalGeneration", dtype=torch.float32)
+    model = _from_pretrained(
+        BlipForConditionalGeneration, source, "BlipForConditionalGeneration", dtype=torch.float32
+    )
     tokenizer = _from_pretrained(AutoTokenizer, source, "the BLIP tokenizer")
     return BlipCaptionHead(model, tokenizer, spec, *_image_stats(source, OPENAI_CLIP_MEAN, OPENAI_CLIP_STD))

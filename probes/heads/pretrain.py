@@ -74,24 +74,43 @@ class HeadRecipe:
 
 
 # Steps: a scouting run (depth 1200, pose 1500, caption 1500 steps) left depth furthest from converged and
-# pose far above its baseline (AP 0.73), so depth got pose's steps. Sizes: head + teacher 0.33-0.53 MB in float16. Inputs are the world's 144×192 frames (depth,
-# caption) and 128×96 person crops (pose, half ViTPose's 256×192: synthetic people are small).
+# pose far above its baseline (AP 0.73), so depth got pose's steps. Sizes: head + teacher 0.33-0.53 MB in
+# float16. Inputs are the world's 144×192 frames (depth, caption) and 128×96 person crops (pose, half
+# ViTPose's 256×192: synthetic people are small).
 TEACHER = {"stem": [16, 32, 48], "layers": 2, "heads": 4, "mlp_ratio": 2.0}
 RECIPES = {
     "depth": HeadRecipe(
-        "depth", {"grid": [9, 12], "width": 64, "patch": 16, "channels": 32, "upsample": 3, "teacher": TEACHER},
-        train_images=1200, steps=1500, batch_size=8, lr=2e-3,
+        "depth",
+        {"grid": [9, 12], "width": 64, "patch": 16, "channels": 32, "upsample": 3, "teacher": TEACHER},
+        train_images=1200,
+        steps=1500,
+        batch_size=8,
+        lr=2e-3,
     ),
     "pose": HeadRecipe(
-        "pose", {"grid": [16, 12], "width": 64, "patch": 8, "channels": 48,
-                 "teacher": {**TEACHER, "stem": [16, 32]}},
-        train_images=1000, steps=1000, batch_size=8, lr=2e-3,
-    ),  # fmt: skip
+        "pose",
+        {"grid": [16, 12], "width": 64, "patch": 8, "channels": 48, "teacher": {**TEACHER, "stem": [16, 32]}},
+        train_images=1000,
+        steps=1000,
+        batch_size=8,
+        lr=2e-3,
+    ),
     "caption": HeadRecipe(
-        "caption", {"grid": [9, 12], "width": 64, "patch": 16, "layers": 2, "heads": 4, "max_length": 24,
-                    "teacher": TEACHER},
-        train_images=2000, steps=1500, batch_size=16, lr=1e-3,
-    ),  # fmt: skip
+        "caption",
+        {
+            "grid": [9, 12],
+            "width": 64,
+            "patch": 16,
+            "layers": 2,
+            "heads": 4,
+            "max_length": 24,
+            "teacher": TEACHER,
+        },
+        train_images=2000,
+        steps=1500,
+        batch_size=16,
+        lr=1e-3,
+    ),
 }
 
 
@@ -131,7 +150,9 @@ def render_train_set(recipe: HeadRecipe, head: BuiltinHead, progress: bool = Tru
     options = {"crop_size": head.input_size} if recipe.task == "pose" else {}
     dataset = open_dataset(f"synthetic:{recipe.task}:{recipe.train_images}", split="train", **options)
     pixels, labels = [], []
-    for i in progress_bar(range(len(dataset)), desc=f"render {recipe.task} train", unit="sample", disable=not progress):
+    for i in progress_bar(
+        range(len(dataset)), desc=f"render {recipe.task} train", unit="sample", disable=not progress
+    ):
         s = dataset[i]
         pixels.append(_uint8(s["image"], head.input_size))
         if recipe.task == "depth":
@@ -153,7 +174,9 @@ def _normalise(pixels: torch.Tensor, head: BuiltinHead) -> torch.Tensor:
 # -- one step ------------------------------------------------------------------------------------------
 
 
-def step_loss(head: BuiltinHead, train: TrainSet, indices: list[int], step: int, recipe: HeadRecipe) -> torch.Tensor:
+def step_loss(
+    head: BuiltinHead, train: TrainSet, indices: list[int], step: int, recipe: HeadRecipe
+) -> torch.Tensor:
     """The task loss of teacher + head on the batch `indices` of step `step`."""
     from probes.training.objectives import task_for
 
@@ -165,7 +188,9 @@ def step_loss(head: BuiltinHead, train: TrainSet, indices: list[int], step: int,
         pixels = torch.where(flip[:, None, None, None], pixels.flip(-1), pixels)
     tokens = head.encoder(_normalise(pixels, head))
     if recipe.task == "caption":
-        rng = random.Random(recipe.seed * 7919 + step)  # which of the 5 references: a function of the step too
+        rng = random.Random(
+            recipe.seed * 7919 + step
+        )  # which of the 5 references: a function of the step too
         t = head.tokenize([rng.choice(train.labels[i]) for i in indices])
         logits = head(tokens, t["input_ids"], t["attention_mask"])
         return task.loss(logits, {"labels": t["labels"]})
@@ -186,17 +211,23 @@ def step_loss(head: BuiltinHead, train: TrainSet, indices: list[int], step: int,
 # -- the recipe ----------------------------------------------------------------------------------------
 
 
-def build_head(recipe: HeadRecipe, train: TrainSet | None = None, vocab: list[str] | None = None) -> BuiltinHead:
-    """The untrained teacher + head of `recipe`, seeded (a caption head needs the training captions' vocabulary)."""
+def build_head(
+    recipe: HeadRecipe, train: TrainSet | None = None, vocab: list[str] | None = None
+) -> BuiltinHead:
+    """The untrained teacher + head of `recipe`, seeded (a caption head needs the training captions'
+    vocabulary)."""
     kwargs = dict(recipe.head)
     if recipe.task == "caption":
-        kwargs["vocab"] = vocab if vocab is not None else build_vocabulary(c for cs in train.labels for c in cs)
+        kwargs["vocab"] = (
+            vocab if vocab is not None else build_vocabulary(c for cs in train.labels for c in cs)
+        )
     torch.manual_seed(recipe.seed)
     return BUILTIN_HEADS.get(recipe.task)(f"builtin:{recipe.task}", **kwargs)
 
 
 def _vocab_for(recipe: HeadRecipe) -> list[str] | None:
-    """The caption vocabulary, from labels only (the head must exist before images are rendered at its size)."""
+    """The caption vocabulary, from labels only (the head must exist before images are rendered at its
+    size)."""
     if recipe.task != "caption":
         return None
     from probes.data import open_dataset
@@ -205,9 +236,16 @@ def _vocab_for(recipe: HeadRecipe) -> list[str] | None:
     return build_vocabulary(c for i in dataset.image_ids for c in dataset.captions[i])
 
 
-def pretrain_head(recipe: HeadRecipe, out_dir: str | os.PathLike, *, resume: bool = False, progress: bool = True,
-                  dtype: torch.dtype = torch.float16) -> dict:  # fmt: skip
-    """Train `recipe`'s teacher + head into `out_dir` (config.json + weights.safetensors); returns config.json."""
+def pretrain_head(
+    recipe: HeadRecipe,
+    out_dir: str | os.PathLike,
+    *,
+    resume: bool = False,
+    progress: bool = True,
+    dtype: torch.dtype = torch.float16,
+) -> dict:
+    """Train `recipe`'s teacher + head into `out_dir` (config.json + weights.safetensors); returns
+    config.json."""
     from codec.batching import batch_indices
     from probes.training.neck_dir import load_state, save_state
 
@@ -225,7 +263,9 @@ def pretrain_head(recipe: HeadRecipe, out_dir: str | os.PathLike, *, resume: boo
     if resume and state_path.is_file():
         state = load_state(state_path)
         if state.get("plan") != recipe.plan():
-            raise HeadError(f"{state_path}: the interrupted run used another recipe; pass --force to start over")
+            raise HeadError(
+                f"{state_path}: the interrupted run used another recipe; pass --force to start over"
+            )
         head.load_state_dict(state["head"])
         optimizer.load_state_dict(state["optimizer"])
         start, losses = int(state["step"]), list(state["losses"])
@@ -235,18 +275,33 @@ def pretrain_head(recipe: HeadRecipe, out_dir: str | os.PathLike, *, resume: boo
     train = render_train_set(recipe, head, progress)
 
     def checkpoint(step: int) -> None:
-        save_state(state_path, {
-            "plan": recipe.plan(), "step": step, "head": head.state_dict(), "optimizer": optimizer.state_dict(),
-            "losses": losses, "seconds": seconds_before + time.perf_counter() - started,
-            "cpu_seconds": cpu_before + time.process_time() - cpu_started,
-        })  # fmt: skip
+        save_state(
+            state_path,
+            {
+                "plan": recipe.plan(),
+                "step": step,
+                "head": head.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "losses": losses,
+                "seconds": seconds_before + time.perf_counter() - started,
+                "cpu_seconds": cpu_before + time.process_time() - cpu_started,
+            },
+        )
 
-    bar = progress_bar(range(start, recipe.steps), desc=f"pretrain {recipe.task}", unit="step", disable=not progress,
-                    initial=start, total=recipe.steps)  # fmt: skip
+    bar = progress_bar(
+        range(start, recipe.steps),
+        desc=f"pretrain {recipe.task}",
+        unit="step",
+        disable=not progress,
+        initial=start,
+        total=recipe.steps,
+    )
     for step in bar:
         for group in optimizer.param_groups:
             group["lr"] = _lr(step, recipe)
-        loss = step_loss(head, train, batch_indices(step, recipe.batch_size, len(train), recipe.seed), step, recipe)
+        loss = step_loss(
+            head, train, batch_indices(step, recipe.batch_size, len(train), recipe.seed), step, recipe
+        )
         if not torch.isfinite(loss):
             raise FloatingPointError(f"pretrain {recipe.task}: loss became {loss.item()} at step {step + 1}")
         optimizer.zero_grad(set_to_none=True)
@@ -257,8 +312,14 @@ def pretrain_head(recipe: HeadRecipe, out_dir: str | os.PathLike, *, resume: boo
         bar.set_postfix(loss=f"{loss.item():.4f}", refresh=False)
         if (step + 1) % recipe.checkpoint_every == 0 and step + 1 < recipe.steps:
             checkpoint(step + 1)
-            tail = losses[-recipe.checkpoint_every:]
-            log.info("pretrain %s: step %d/%d, mean loss %.4f", recipe.task, step + 1, recipe.steps, sum(tail) / len(tail))
+            tail = losses[-recipe.checkpoint_every :]
+            log.info(
+                "pretrain %s: step %d/%d, mean loss %.4f",
+                recipe.task,
+                step + 1,
+                recipe.steps,
+                sum(tail) / len(tail),
+            )
     bar.close()
     train_seconds = seconds_before + time.perf_counter() - started
     train_cpu = cpu_before + time.process_time() - cpu_started
@@ -268,7 +329,11 @@ def pretrain_head(recipe: HeadRecipe, out_dir: str | os.PathLike, *, resume: boo
     tenth = max(1, len(losses) // 10)
     record = {
         "recipe": recipe.plan(),
-        "data": {"spec": f"synthetic:{recipe.task}:{recipe.train_images}", "split": "train", "samples": len(train)},
+        "data": {
+            "spec": f"synthetic:{recipe.task}:{recipe.train_images}",
+            "split": "train",
+            "samples": len(train),
+        },
         "dtype": str(dtype).removeprefix("torch."),
         "training": {  # means over the first and the last tenth of the steps
             "first_loss": sum(losses[:tenth]) / tenth,
@@ -287,8 +352,12 @@ def pretrain_head(recipe: HeadRecipe, out_dir: str | os.PathLike, *, resume: boo
     shipped = load_builtin_head(out_dir)
     data = f"synthetic:{recipe.task}:{recipe.eval_images}"
     dataset = open_eval_data(shipped, data, "test", None)
-    record["test"] = {"data": data, "split": "test", "samples": len(dataset),
-                      "metrics": evaluate_with_teacher(shipped, dataset)}  # fmt: skip
+    record["test"] = {
+        "data": data,
+        "split": "test",
+        "samples": len(dataset),
+        "metrics": evaluate_with_teacher(shipped, dataset),
+    }
     record["baseline"] = evaluate_baseline(shipped, dataset, record["data"]["spec"])
     record["loadavg_end"] = [round(v, 2) for v in os.getloadavg()]
     record["seconds_with_eval"] = round(seconds_before + time.perf_counter() - started, 1)
@@ -302,8 +371,16 @@ def pretrain_head(recipe: HeadRecipe, out_dir: str | os.PathLike, *, resume: boo
     return config
 
 
-def pretrain_heads(out_dir: str | os.PathLike, tasks=TASK_NAMES, *, resume: bool = False, force: bool = False,
-                   threads: int = 1, progress: bool = True, overrides: dict | None = None) -> dict:  # fmt: skip
+def pretrain_heads(
+    out_dir: str | os.PathLike,
+    tasks=TASK_NAMES,
+    *,
+    resume: bool = False,
+    force: bool = False,
+    threads: int = 1,
+    progress: bool = True,
+    overrides: dict | None = None,
+) -> dict:
     """Run the recipe of each task into `out_dir/TASK`; a finished task is skipped with `resume`."""
     torch.set_num_threads(threads)
     out_dir = Path(out_dir)
@@ -317,12 +394,15 @@ def pretrain_heads(out_dir: str | os.PathLike, tasks=TASK_NAMES, *, resume: bool
                 results[task] = json.loads((task_dir / "config.json").read_text())
                 continue
             if (done or (task_dir / STATE).exists()) and not resume:
-                raise HeadError(f"{task_dir}: already holds a head or a run; pass --resume to continue or --force")
+                raise HeadError(
+                    f"{task_dir}: already holds a head or a run; pass --resume to continue or --force"
+                )
         elif task_dir.exists():
             for stale in (STATE, "config.json", "weights.safetensors"):
                 (task_dir / stale).unlink(missing_ok=True)
         recipe = replace(RECIPES[task], **(overrides or {}))
         results[task] = pretrain_head(recipe, task_dir, resume=resume and not force, progress=progress)
     return results
+
 
 __all__ = ["RECIPES", "HeadRecipe", "build_head", "pretrain_head", "pretrain_heads", "step_loss"]

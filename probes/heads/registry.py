@@ -40,7 +40,8 @@ register_head = HEADS.register
 
 
 def load_head(spec: str, *, captions=None, device="cpu") -> FrozenHead:
-    """A frozen head for `spec`; `captions` (training captions) build a new built-in caption head's vocabulary."""
+    """A frozen head for `spec`; `captions` (training captions) build a new built-in caption head's
+    vocabulary."""
     scheme, sep, rest = spec.partition(":")
     if sep and scheme in HEADS:
         return HEADS.get(scheme)(rest, spec=spec, captions=captions).to(device)
@@ -52,7 +53,9 @@ def load_head(spec: str, *, captions=None, device="cpu") -> FrozenHead:
         if "model_type" in config:
             return load_hf_head(str(path), f"hf:{path}").to(device)
         raise HeadError(f"{path / 'config.json'}: neither a featcodec head nor a transformers checkpoint")
-    raise HeadError(f"head {spec!r}: expected hf:ID_OR_DIR, builtin:TASK, builtin-new:TASK or an existing head directory")
+    raise HeadError(
+        f"head {spec!r}: expected hf:ID_OR_DIR, builtin:TASK, builtin-new:TASK or an existing head directory"
+    )
 
 
 def _builtin_task(scheme: str, task: str, spec: str) -> str:
@@ -67,7 +70,9 @@ def _shipped_head(task: str, *, spec: str, captions=None) -> FrozenHead:
     """A pretrained built-in head; its vocabulary is stored with it, so `captions` is not needed."""
     path = shipped_head_dir(_builtin_task("builtin", task, spec))
     if not (path / "config.json").is_file():
-        raise HeadError(f"head {spec!r}: {path} is missing; `featcodec pretrain-heads -o {SHIPPED_WEIGHTS}` makes it")
+        raise HeadError(
+            f"head {spec!r}: {path} is missing; `featcodec pretrain-heads -o {SHIPPED_WEIGHTS}` makes it"
+        )
     return load_builtin_head(path)
 
 
@@ -98,7 +103,9 @@ def _read_config(path: Path) -> dict:
         raise HeadError(f"{file}: not valid JSON ({e})") from e
 
 
-def save_builtin_head(head: BuiltinHead, path: str | os.PathLike, *, dtype=None, extra: dict | None = None) -> None:
+def save_builtin_head(
+    head: BuiltinHead, path: str | os.PathLike, *, dtype=None, extra: dict | None = None
+) -> None:
     """Write a (trained) built-in head to `path`: config.json + weights.safetensors, atomically per file.
 
     `dtype` (e.g. torch.float16) stores floating-point weights at that precision (loading casts them back
@@ -107,8 +114,14 @@ def save_builtin_head(head: BuiltinHead, path: str | os.PathLike, *, dtype=None,
     tensors = head.state_dict()
     if dtype is not None:
         tensors = {k: v.to(dtype) if v.is_floating_point() else v for k, v in tensors.items()}
-    config = {"format": HEAD_FORMAT, "task": head.task, "spec": head.spec, "trained": head.trained,
-              "config": head.config(), **(extra or {})}  # fmt: skip
+    config = {
+        "format": HEAD_FORMAT,
+        "task": head.task,
+        "spec": head.spec,
+        "trained": head.trained,
+        "config": head.config(),
+        **(extra or {}),
+    }
     write_artifact(path, config, tensors)
 
 
@@ -117,7 +130,9 @@ def load_builtin_head(path: str | os.PathLike) -> BuiltinHead:
     config = _read_config(path)
     task = config.get("task")
     if task not in BUILTIN_HEADS:
-        raise HeadError(f"{path / 'config.json'}: field 'task' is {task!r}, expected one of {BUILTIN_HEADS.names()}")
+        raise HeadError(
+            f"{path / 'config.json'}: field 'task' is {task!r}, expected one of {BUILTIN_HEADS.names()}"
+        )
     head = BUILTIN_HEADS.get(task)(config.get("spec", f"builtin:{task}"), **config["config"])
     weights = path / WEIGHTS
     tensors = load_tensors(weights, error=HeadError, what="head weights")

@@ -31,11 +31,15 @@ class TokenSpec:
     def check(self, tokens, what: str = "tokens") -> None:
         """Raise a ValueError naming both shapes if `tokens` is not B×M×T×C of this spec."""
         if tokens.ndim != 4 or tuple(tokens.shape[1:]) != self.shape(1)[1:]:
-            raise ValueError(f"{what}: expected B×{self.maps}×{self.num_tokens}×{self.width}, got {tuple(tokens.shape)}")
+            raise ValueError(
+                f"{what}: expected B×{self.maps}×{self.num_tokens}×{self.width}, got {tuple(tokens.shape)}"
+            )
 
     def to_dict(self) -> dict:
         return {"grid": list(self.grid), "width": self.width, "maps": self.maps, "cls_token": self.cls_token}
 
     @classmethod
     def from_dict(cls, d: dict) -> TokenSpec:
-        return cls(grid=tuple(d["grid"]), width=int(d["width"]), maps=int(d["maps"]), cls_token=bool(d["cls_token"]))
+        return cls(
+            grid=tuple(d["grid"]), width=int(d["width"]), maps=int(d["maps"]), cls_token=bool(d["cls_token"])
+        )

@@ -39,7 +39,10 @@ class TinyViT(nn.Module):
             raise ValueError(f"teacher patch size must be a power of two, got {patch}")
         stem = [int(c) for c in stem]
         if len(stem) != steps - 1:
-            raise ValueError(f"a patch of {patch} px takes {steps} stride-2 convs: give {steps - 1} stem widths, got {stem}")
+            raise ValueError(
+                f"a patch of {patch} px takes {steps} stride-2 convs: give {steps - 1} stem widths, got "
+                f"{stem}"
+            )
         self.grid, self.width, self.patch = (int(grid[0]), int(grid[1])), int(width), int(patch)
         channels = [3, *stem, self.width]
         convs: list[nn.Module] = []
@@ -48,9 +51,14 @@ class TinyViT(nn.Module):
         self.stem = nn.Sequential(*convs[:-1])  # no activation on the embedding itself, as a ViT's patchify
         self.pos = nn.Parameter(torch.zeros(1, self.grid[0] * self.grid[1], self.width))
         layer = nn.TransformerEncoderLayer(
-            self.width, heads, int(mlp_ratio * self.width), dropout=0.0, activation="gelu", batch_first=True,
+            self.width,
+            heads,
+            int(mlp_ratio * self.width),
+            dropout=0.0,
+            activation="gelu",
+            batch_first=True,
             norm_first=True,
-        )  # fmt: skip
+        )
         # nested-tensor fast path is for inference with padding masks; we have none and want identical math
         self.blocks = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
         self.norm = nn.LayerNorm(self.width)

@@ -29,13 +29,23 @@ def tiny_depth_anything(image_size: int = 56, seed: int = 0):
 
     torch.manual_seed(seed)
     backbone = Dinov2Config(
-        image_size=image_size, patch_size=14, hidden_size=32, num_hidden_layers=4, num_attention_heads=2,
-        intermediate_size=64, out_indices=[1, 2, 3, 4], reshape_hidden_states=False,
-    )  # fmt: skip
+        image_size=image_size,
+        patch_size=14,
+        hidden_size=32,
+        num_hidden_layers=4,
+        num_attention_heads=2,
+        intermediate_size=64,
+        out_indices=[1, 2, 3, 4],
+        reshape_hidden_states=False,
+    )
     config = DepthAnythingConfig(
-        backbone_config=backbone, patch_size=14, reassemble_hidden_size=32, neck_hidden_sizes=[8, 16, 16, 32],
-        fusion_hidden_size=16, head_hidden_size=8,
-    )  # fmt: skip
+        backbone_config=backbone,
+        patch_size=14,
+        reassemble_hidden_size=32,
+        neck_hidden_sizes=[8, 16, 16, 32],
+        fusion_hidden_size=16,
+        head_hidden_size=8,
+    )
     return DepthAnythingForDepthEstimation(config).eval()
 
 
@@ -44,9 +54,14 @@ def tiny_vitpose(image_size: tuple[int, int] = (64, 48), seed: int = 0):
 
     torch.manual_seed(seed)
     backbone = VitPoseBackboneConfig(
-        image_size=list(image_size), patch_size=[16, 16], hidden_size=32, num_hidden_layers=2,
-        num_attention_heads=2, intermediate_size=64, out_indices=[2],
-    )  # fmt: skip
+        image_size=list(image_size),
+        patch_size=[16, 16],
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        out_indices=[2],
+    )
     config = VitPoseConfig(backbone_config=backbone, use_simple_decoder=True, num_labels=17)
     return VitPoseForPoseEstimation(config).eval()
 
@@ -64,15 +79,27 @@ def tiny_blip(directory: str | os.PathLike, image_size: int = 32, seed: int = 0)
     torch.manual_seed(seed)
     config = BlipConfig(
         vision_config=dict(
-            hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
-            image_size=image_size, patch_size=16,
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            image_size=image_size,
+            patch_size=16,
         ),
         text_config=dict(
-            vocab_size=len(TINY_VOCAB), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
-            num_attention_heads=2, max_position_embeddings=48, encoder_hidden_size=32,
-            bos_token_id=ids["[DEC]"], pad_token_id=ids["[PAD]"], sep_token_id=ids["[SEP]"], eos_token_id=ids["[SEP]"],
+            vocab_size=len(TINY_VOCAB),
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            max_position_embeddings=48,
+            encoder_hidden_size=32,
+            bos_token_id=ids["[DEC]"],
+            pad_token_id=ids["[PAD]"],
+            sep_token_id=ids["[SEP]"],
+            eos_token_id=ids["[SEP]"],
         ),
-    )  # fmt: skip
+    )
     return BlipForConditionalGeneration(config).eval(), tokenizer
 
 

@@ -10,4 +10,12 @@ from .transformer import (
     tokens_to_features,
 )
 
-__all__ = ["NECK_SIZES", "CrossNeck", "Neck", "anchor_grid", "consumed_shape", "resample_map", "tokens_to_features"]
+__all__ = [
+    "NECK_SIZES",
+    "CrossNeck",
+    "Neck",
+    "anchor_grid",
+    "consumed_shape",
+    "resample_map",
+    "tokens_to_features",
+]

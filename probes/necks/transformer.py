@@ -49,8 +49,10 @@ def anchor_grid(in_shapes: Mapping[str, tuple[int, int, int]], head_tokens: int)
 
 
 def consumed_shape(shape: tuple[int, int, int], grid: tuple[int, int]) -> tuple[int, int, int]:
-    """The shape of a level after what the neck's first operation would do to it and is exact to do beforehand:
-    area-averaged onto `grid` when it covers the grid (resample_map shrinks), else kept (the neck grows it)."""
+    """The shape of a level after what the neck's first operation would do to it and is exact to do
+    beforehand:
+    area-averaged onto `grid` when it covers the grid (resample_map shrinks), else kept (the neck grows
+    it)."""
     c, h, w = shape
     return (c, *grid) if h >= grid[0] and w >= grid[1] else (c, h, w)
 
@@ -82,13 +84,24 @@ class Neck(nn.Module):
         self.grid = self.in_shapes[self.anchor][1:]
 
         self.embed = nn.ModuleDict(
-            {name: nn.Sequential(nn.LayerNorm(c), nn.Linear(c, dim)) for name, (c, _, _) in self.in_shapes.items()}
+            {
+                name: nn.Sequential(nn.LayerNorm(c), nn.Linear(c, dim))
+                for name, (c, _, _) in self.in_shapes.items()
+            }
         )
-        self.level_embed = nn.Parameter(torch.zeros(len(self.in_shapes), dim)) if len(self.in_shapes) > 1 else None
+        self.level_embed = (
+            nn.Parameter(torch.zeros(len(self.in_shapes), dim)) if len(self.in_shapes) > 1 else None
+        )
         self.pos_embed = nn.Parameter(torch.zeros(1, dim, *self.grid))
         self.cls_token = nn.Parameter(torch.zeros(1, 1, dim)) if out.cls_token else None
         layer = nn.TransformerEncoderLayer(
-            dim, heads, int(dim * mlp_ratio), dropout=0.0, activation="gelu", batch_first=True, norm_first=True
+            dim,
+            heads,
+            int(dim * mlp_ratio),
+            dropout=0.0,
+            activation="gelu",
+            batch_first=True,
+            norm_first=True,
         )
         self.blocks = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
         self.norm = nn.LayerNorm(dim)
@@ -135,7 +148,9 @@ class Neck(nn.Module):
             fmap = resample_map(features[name], grid)
             tokens = self.embed[name](fmap.flatten(2).transpose(1, 2))
             x = x + (tokens + self.level_embed[i] if self.level_embed is not None else tokens)
-        pos = self.pos_embed if grid == self.grid else F.interpolate(self.pos_embed, size=grid, mode="bicubic")
+        pos = (
+            self.pos_embed if grid == self.grid else F.interpolate(self.pos_embed, size=grid, mode="bicubic")
+        )
         x = x + pos.flatten(2).transpose(1, 2)
         if self.cls_token is not None:
             x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1)

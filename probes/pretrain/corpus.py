@@ -92,7 +92,9 @@ def to_pixels(images: np.ndarray) -> torch.Tensor:
     """uint8 N×H×W×3 → normalised float N×3×H×W, as the encoders' preprocessing gives."""
     from ..encoders.preprocess import normalize_uint8
 
-    return normalize_uint8(torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2), IMAGENET_MEAN, IMAGENET_STD)
+    return normalize_uint8(
+        torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2), IMAGENET_MEAN, IMAGENET_STD
+    )
 
 
 def sample_batch(data: ImageSet, batch: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:

@@ -59,8 +59,9 @@ def make_optimizer(model: torch.nn.Module, lr: float) -> torch.optim.Optimizer:
     return torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.95))
 
 
-def mae_step(model, opt, corpus: ImageSet, step: int, steps: int, batch: int, lr: float, seed: int,
-             device) -> float:
+def mae_step(
+    model, opt, corpus: ImageSet, step: int, steps: int, batch: int, lr: float, seed: int, device
+) -> float:
     """One optimisation step; its randomness (batch, flips, masks) is a function of (seed, step)."""
     rng = np.random.default_rng([seed, 1, step])
     images, _ = sample_batch(corpus, batch, rng)

@@ -1,4 +1,5 @@
-"""The whole mini-encoder recipe: corpus → mini-hiera (MAE) → mini-sam2 (SAM) + frozen-trunk baseline → evaluation.
+"""The whole mini-encoder recipe: corpus → mini-hiera (MAE) → mini-sam2 (SAM) + frozen-trunk baseline →
+evaluation.
 
     out/corpus-3000-128px.npz          the rendered synthetic:mix corpus (cache)
     out/mae.ckpt.pt, sam.ckpt.pt, ...  training checkpoints (every CKPT_EVERY steps; --resume continues)
@@ -78,8 +79,9 @@ def _atomic_safetensors(tensors: dict, path: Path, metadata: dict) -> None:
     tmp.replace(path)
 
 
-def _train(name: str, model, opt, steps: int, step_fn: Callable[[int], dict | float], out: Path,
-           resume: bool) -> tuple[list[float], float]:
+def _train(
+    name: str, model, opt, steps: int, step_fn: Callable[[int], dict | float], out: Path, resume: bool
+) -> tuple[list[float], float]:
     """Run `step_fn(step)` for steps, checkpointing model + optimiser; returns (losses, seconds)."""
     ckpt = out / f"{name}.ckpt.pt"
     losses: list[float] = []
@@ -99,8 +101,16 @@ def _train(name: str, model, opt, steps: int, step_fn: Callable[[int], dict | fl
         bar.update(1)
         bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
         if (step + 1) % CKPT_EVERY == 0 or step + 1 == steps:
-            _atomic_torch_save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step + 1,
-                                "losses": losses, "seconds": time.perf_counter() - t0}, ckpt)
+            _atomic_torch_save(
+                {
+                    "model": model.state_dict(),
+                    "opt": opt.state_dict(),
+                    "step": step + 1,
+                    "losses": losses,
+                    "seconds": time.perf_counter() - t0,
+                },
+                ckpt,
+            )
     bar.close()
     return losses, time.perf_counter() - t0
 
@@ -110,8 +120,9 @@ def _summary(losses: list[float], window: int = 20) -> dict:
     return {"first": sum(losses[:w]) / w, "last": sum(losses[-w:]) / w, "steps": len(losses)}
 
 
-def run_recipe(out: Path, *, recipe: Recipe = Recipe(), device: str = "cpu", resume: bool = False,
-               evaluate: bool = True) -> dict:
+def run_recipe(
+    out: Path, *, recipe: Recipe = Recipe(), device: str = "cpu", resume: bool = False, evaluate: bool = True
+) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     report_path = out / "report.json"
     report = json.loads(report_path.read_text()) if resume and report_path.is_file() else {}
@@ -130,34 +141,52 @@ def run_recipe(out: Path, *, recipe: Recipe = Recipe(), device: str = "cpu", res
         mae = build_mae(SEED).to(device)
         opt = make_optimizer(mae, recipe.mae_lr)
         losses, seconds = _train(
-            "mae", mae, opt, recipe.mae_steps,
-            lambda s: mae_step(mae, opt, corpus, s, recipe.mae_steps, recipe.mae_batch, recipe.mae_lr, SEED,
-                               device),
-            out, resume,
+            "mae",
+            mae,
+            opt,
+            recipe.mae_steps,
+            lambda s: mae_step(
+                mae, opt, corpus, s, recipe.mae_steps, recipe.mae_batch, recipe.mae_lr, SEED, device
+            ),
+            out,
+            resume,
         )
-        _atomic_safetensors(mae.state_dict(), hiera_path, {"format": "pt", "layout": "hiera-mae model_state",
-                                                           "config": json.dumps(MAE_CONFIG)})
+        _atomic_safetensors(
+            mae.state_dict(),
+            hiera_path,
+            {"format": "pt", "layout": "hiera-mae model_state", "config": json.dumps(MAE_CONFIG)},
+        )
         report["mae"] = {"loss": _summary(losses), "seconds": seconds}
         report_path.write_text(json.dumps(report, indent=2))
     mae_state = load_file(str(hiera_path))
 
     # -- mini-sam2 (trunk from mini-hiera, trained) and the frozen-trunk baseline ----------------------
     trunk_state = mae_to_hieradet(mae_state)
-    for name, freeze, path in (("sam", False, out / "mini-sam2.safetensors"),
-                               ("baseline", True, out / "baseline-frozen-trunk.safetensors")):
+    for name, freeze, path in (
+        ("sam", False, out / "mini-sam2.safetensors"),
+        ("baseline", True, out / "baseline-frozen-trunk.safetensors"),
+    ):
         if resume and path.is_file() and name in report:
             continue
         model = build_sam2_model(SEED).to(device)
         model.image_encoder.trunk.load_state_dict(trunk_state, strict=True)
         opt = make_sam_optimizer(model, recipe.sam_lr, None if freeze else recipe.sam_trunk_lr)
         losses, seconds = _train(
-            name, model, opt, recipe.sam_steps,
-            lambda s, m=model, o=opt, f=freeze: sam_step(m, o, corpus, s, recipe.sam_steps, recipe.sam_batch,
-                                                         SEED, device, freeze_trunk=f),
-            out, resume,
+            name,
+            model,
+            opt,
+            recipe.sam_steps,
+            lambda s, m=model, o=opt, f=freeze: sam_step(
+                m, o, corpus, s, recipe.sam_steps, recipe.sam_batch, SEED, device, freeze_trunk=f
+            ),
+            out,
+            resume,
         )
-        _atomic_safetensors(shipped_state(model), path, {"format": "pt", "layout": "sam2 {'model': ...}",
-                                                          "frozen_trunk": str(freeze)})
+        _atomic_safetensors(
+            shipped_state(model),
+            path,
+            {"format": "pt", "layout": "sam2 {'model': ...}", "frozen_trunk": str(freeze)},
+        )
         report[name] = {"loss": _summary(losses), "seconds": seconds}
         report_path.write_text(json.dumps(report, indent=2))
 
@@ -178,12 +207,19 @@ def evaluate_outputs(out: Path, *, per_task: int = 16, device: str = "cpu") -> d
     trained.load_state_dict(load_file(str(out / "mini-hiera.safetensors")))
     random_init = build_mae(SEED)  # the recipe's own initialisation: same seed, no training
     result = {"held_out": {"split": "test", "images": len(data), "per_renderer": per_task}}
-    m_trained, m_random = mae_eval(trained.to(device), data, device=device), mae_eval(random_init.to(device), data,
-                                                                                        device=device)
-    result["mae_loss"] = {"mini-hiera": m_trained["loss"], "random-init": m_random["loss"],
-                          "mean-predictor": m_trained["mean_predictor"]}
-    for name, file in (("mini-sam2", "mini-sam2.safetensors"), ("baseline-frozen-trunk",
-                                                                "baseline-frozen-trunk.safetensors")):
+    m_trained, m_random = (
+        mae_eval(trained.to(device), data, device=device),
+        mae_eval(random_init.to(device), data, device=device),
+    )
+    result["mae_loss"] = {
+        "mini-hiera": m_trained["loss"],
+        "random-init": m_random["loss"],
+        "mean-predictor": m_trained["mean_predictor"],
+    }
+    for name, file in (
+        ("mini-sam2", "mini-sam2.safetensors"),
+        ("baseline-frozen-trunk", "baseline-frozen-trunk.safetensors"),
+    ):
         model = build_sam2_model(SEED)
         missing, unexpected = model.load_state_dict(load_file(str(out / file)), strict=False)
         assert not unexpected and all(not k.startswith(("image_encoder", "sam_")) for k in missing)
@@ -197,8 +233,13 @@ def _machine() -> dict:
         load = os.getloadavg()
     except OSError:
         load = None
-    return {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(), "load_avg": load,
-            "platform": platform.platform(), "torch": torch.__version__}
+    return {
+        "cpus": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "load_avg": load,
+        "platform": platform.platform(),
+        "torch": torch.__version__,
+    }
 
 
 def check_trunk_config() -> None:

@@ -48,8 +48,11 @@ def build_sam2_model(seed: int, config_path: Path = CONFIG_PATH):
 
 def shipped_state(model) -> dict[str, torch.Tensor]:
     """The parts of the SAM2 checkpoint layout this recipe trains (official key names)."""
-    return {k: v.detach().clone().contiguous() for k, v in model.state_dict().items()
-            if k.startswith(SHIPPED_PREFIXES)}
+    return {
+        k: v.detach().clone().contiguous()
+        for k, v in model.state_dict().items()
+        if k.startswith(SHIPPED_PREFIXES)
+    }
 
 
 def image_features(model, pixels: torch.Tensor):
@@ -147,8 +150,9 @@ def make_sam_optimizer(model, lr: float, trunk_lr: float | None) -> torch.optim.
     """AdamW over the trained parts; `trunk_lr=None` freezes the trunk (the frozen-trunk baseline)."""
     trunk = list(model.image_encoder.trunk.parameters())
     trunk_ids = {id(p) for p in trunk}
-    rest = [p for n, p in model.named_parameters()
-            if n.startswith(SHIPPED_PREFIXES) and id(p) not in trunk_ids]
+    rest = [
+        p for n, p in model.named_parameters() if n.startswith(SHIPPED_PREFIXES) and id(p) not in trunk_ids
+    ]
     groups = [{"params": rest, "lr": lr, "base_lr": lr}]
     if trunk_lr is None:
         model.image_encoder.trunk.requires_grad_(False)
@@ -157,8 +161,17 @@ def make_sam_optimizer(model, lr: float, trunk_lr: float | None) -> torch.optim.
     return torch.optim.AdamW(groups, weight_decay=0.01)
 
 
-def sam_step(model, opt, corpus: ImageSet, step: int, steps: int, batch: int, seed: int, device,
-             freeze_trunk: bool = False) -> dict:
+def sam_step(
+    model,
+    opt,
+    corpus: ImageSet,
+    step: int,
+    steps: int,
+    batch: int,
+    seed: int,
+    device,
+    freeze_trunk: bool = False,
+) -> dict:
     rng = np.random.default_rng([seed, 2, step])
     images, labels = sample_batch(corpus, batch, rng)
     points, boxes = sample_prompts(labels, rng)

@@ -36,7 +36,9 @@ class Task:
     def evaluate(self, predictions: Sequence[Any], dataset: Any) -> dict[str, float]:
         return self.evaluate_per_image(predictions, dataset)[0]
 
-    def evaluate_per_image(self, predictions: Sequence[Any], dataset: Any) -> tuple[dict[str, float], dict | None]:
+    def evaluate_per_image(
+        self, predictions: Sequence[Any], dataset: Any
+    ) -> tuple[dict[str, float], dict | None]:
         """The metrics and, where the task defines them, per-image scores (`per_image_scores`), or None."""
         raise NotImplementedError
 
@@ -71,9 +73,13 @@ def per_image_scores(
     ids = [str(i) for i in ids]
     if len(set(ids)) != len(ids):
         raise ValueError("per-image scores: image ids repeat")
-    out = {"ids": ids, "weights": None if weights is None else [float(w) for w in weights],
-           "scores": {k: [float(v) for v in vals] for k, vals in scores.items()},
-           "proxies": dict(proxies or {}), "note": note}  # fmt: skip
+    out = {
+        "ids": ids,
+        "weights": None if weights is None else [float(w) for w in weights],
+        "scores": {k: [float(v) for v in vals] for k, vals in scores.items()},
+        "proxies": dict(proxies or {}),
+        "note": note,
+    }
     for name, vals in out["scores"].items():
         if len(vals) != len(ids):
             raise ValueError(f"per-image scores: {name} has {len(vals)} values for {len(ids)} images")

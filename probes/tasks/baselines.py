@@ -86,12 +86,15 @@ def zero_rate_depth(task: Any, train: Any, test: Any) -> tuple[list[dict], str]:
 def _persons(dataset: Any) -> Sequence[dict]:
     samples = getattr(dataset, "samples", None)
     if samples is None:
-        raise ValueError(f"{getattr(dataset, 'source', dataset)}: the mean pose needs a COCO keypoints dataset")
+        raise ValueError(
+            f"{getattr(dataset, 'source', dataset)}: the mean pose needs a COCO keypoints dataset"
+        )
     return samples
 
 
 def mean_pose_layout(train: Any) -> np.ndarray:
-    """17×2 mean keypoint position in box-normalised coordinates (NaN-free: unseen keypoints at the centre)."""
+    """17×2 mean keypoint position in box-normalised coordinates (NaN-free: unseen keypoints at the
+    centre)."""
     total, count = np.zeros((NUM_KEYPOINTS, 2)), np.zeros(NUM_KEYPOINTS)
     for s in _persons(train):
         x0, y0, w, h = s["box"]
@@ -115,9 +118,19 @@ def zero_rate_pose(task: Any, train: Any, test: Any) -> tuple[list[dict], str]:
         x0, y0, w, h = s["box"]
         xy = layout * [w, h] + [x0, y0]
         kpts = np.concatenate([xy, np.ones((NUM_KEYPOINTS, 1))], 1).reshape(-1)
-        dets.append({"image_id": int(s["image_id"]), "ann_id": s["ann_id"], "category_id": 1,
-                     "keypoints": [float(v) for v in kpts], "score": 1.0})  # fmt: skip
-    return dets, f"mean box-normalised keypoint layout of {len(_persons(train))} training persons, in each GT box"
+        dets.append(
+            {
+                "image_id": int(s["image_id"]),
+                "ann_id": s["ann_id"],
+                "category_id": 1,
+                "keypoints": [float(v) for v in kpts],
+                "score": 1.0,
+            }
+        )
+    return (
+        dets,
+        f"mean box-normalised keypoint layout of {len(_persons(train))} training persons, in each GT box",
+    )
 
 
 def most_common_caption(train: Any) -> str:
@@ -141,7 +154,9 @@ ZERO_RATE = {"depth": zero_rate_depth, "pose": zero_rate_pose, "caption": zero_r
 def zero_rate_predictions(task: Any, train: Any, test: Any) -> tuple[list[dict], str]:
     """The zero-rate predictions of `task` (a Task) for `test`, fitted on `train`, and what they are."""
     if task.name not in ZERO_RATE:
-        raise ValueError(f"no zero-rate predictor for task {task.name!r}; expected one of {sorted(ZERO_RATE)}")
+        raise ValueError(
+            f"no zero-rate predictor for task {task.name!r}; expected one of {sorted(ZERO_RATE)}"
+        )
     return ZERO_RATE[task.name](task, train, test)
 
 

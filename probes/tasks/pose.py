@@ -11,8 +11,8 @@ map, get weight 0. The loss is the weighted heatmap MSE (mmpose
 Decoding takes each map's argmax and refines it by a quarter pixel towards
 the higher neighbour (HRNet / mmpose "default" post-processing; `refine="dark"`
 is DARK, Zhang et al. 2020, exactly as HF's `VitPoseImageProcessor` post-processes:
-Gaussian modulation then a Taylor step on the log-heatmap), maps it back through the sample's `CropTransform`, and scores the
-person as mmpose does: mean of the keypoint maxima above 0.2 (GT boxes have
+Gaussian modulation then a Taylor step on the log-heatmap), maps it back through the sample's
+`CropTransform`, and scores the person as mmpose does: mean of the keypoint maxima above 0.2 (GT boxes have
 box score 1). Metrics: COCO keypoint AP/AR from `pycocotools.cocoeval.COCOeval`
 (iouType "keypoints", OKS with the COCO sigmas), on the dataset's images.
 """
@@ -144,7 +144,9 @@ def pose_per_image(samples: Sequence[dict[str, Any]], detections: Sequence[dict[
     and AR when the report bootstraps. Per image: the mean over its persons, weighted by their count.
     """
     by_ann = {d["ann_id"]: d for d in detections if "ann_id" in d}
-    gt = np.stack([np.asarray(s["ann"]["keypoints"], dtype=np.float64) for s in samples]).reshape(-1, NUM_KEYPOINTS, 3)
+    gt = np.stack([np.asarray(s["ann"]["keypoints"], dtype=np.float64) for s in samples]).reshape(
+        -1, NUM_KEYPOINTS, 3
+    )
     areas = np.array([float(s["ann"]["area"]) for s in samples])
     pred = np.zeros((len(samples), NUM_KEYPOINTS, 2))
     found = np.zeros(len(samples), dtype=bool)  # a person without a detection scores OKS 0
@@ -159,10 +161,13 @@ def pose_per_image(samples: Sequence[dict[str, Any]], detections: Sequence[dict[
     images, inverse, counts = np.unique(image_of, return_inverse=True, return_counts=True)
     per = {k: np.bincount(inverse, weights=v) / counts for k, v in (("oks", oks), ("oks_ar", passed))}
     return per_image_scores(
-        images.tolist(), per, weights=counts.tolist(), proxies={"AP": "oks_ar", "AR": "oks_ar"},
+        images.tolist(),
+        per,
+        weights=counts.tolist(),
+        proxies={"AP": "oks_ar", "AR": "oks_ar"},
         note="per image: mean over its persons (weight: persons); oks_ar = fraction of OKS thresholds "
-             "0.50:0.05:0.95 passed, whose person-mean is COCO AR",
-    )  # fmt: skip
+        "0.50:0.05:0.95 passed, whose person-mean is COCO AR",
+    )
 
 
 @register_task("pose")

@@ -1,6 +1,7 @@
 """`train_neck`: fit a neck (optionally a built-in head) so a frozen head solves its task on encoder features.
 
-    samples ─► FeatureSource (encoder | cache | stored neck inputs) [─► codec round trip | decoded streams] ─► neck
+    samples ─► FeatureSource (encoder | cache | stored neck inputs) [─► codec round trip | decoded streams]
+    ─► neck
                                                                         ─► frozen head ─► task loss
                                                                          │
     samples ─► head.preprocess ─► head.teacher ───────── KD: MSE(neck tokens, teacher tokens) · W
@@ -97,8 +98,16 @@ class TrainNeckOptions:
     def plan(self) -> dict:
         """The options a resumed run must share with the interrupted one."""
         d = asdict(self)
-        for k in ("device", "workers", "progress", "checkpoint_every", "checkpoint_seconds", "feature_memory_mb",
-                  "neck_inputs", "streams"):  # how, not what: the same features from any of these
+        for k in (
+            "device",
+            "workers",
+            "progress",
+            "checkpoint_every",
+            "checkpoint_seconds",
+            "feature_memory_mb",
+            "neck_inputs",
+            "streams",
+        ):  # how, not what: the same features from any of these
             d.pop(k)
         return d
 
@@ -115,7 +124,9 @@ class StepBatches(Sampler):
     batches a single process would.
     """
 
-    def __init__(self, start: int, steps: int, batch_size: int, n: int, seed: int, rank: int = 0, world: int = 1):
+    def __init__(
+        self, start: int, steps: int, batch_size: int, n: int, seed: int, rank: int = 0, world: int = 1
+    ):
         self.start, self.steps, self.batch_size, self.n, self.seed = start, steps, batch_size, n, seed
         self.rank, self.world = rank, world
 
@@ -141,7 +152,8 @@ def distributed_context(device: torch.device) -> tuple[int, int]:
 
 
 def learning_rate(step: int, opts: TrainNeckOptions) -> float:
-    """Linear warm-up then cosine decay to 10 % (a function of the step, so resume needs no scheduler state)."""
+    """Linear warm-up then cosine decay to 10 % (a function of the step, so resume needs no scheduler
+    state)."""
     warmup = opts.warmup_steps if opts.warmup_steps is not None else min(100, opts.steps // 10)
     if step < warmup:
         return opts.lr * (step + 1) / warmup
@@ -155,17 +167,24 @@ def teacher_tokens(head: FrozenHead, samples, device) -> torch.Tensor:
     return head.teacher(pixels)
 
 
-def distillation_loss(tokens: torch.Tensor, head: FrozenHead, samples, device, memo: dict | None = None) -> torch.Tensor:
+def distillation_loss(
+    tokens: torch.Tensor, head: FrozenHead, samples, device, memo: dict | None = None
+) -> torch.Tensor:
     """MSE between the neck's tokens and the head's own encoder tokens on the same images (from `memo`,
     {sample id: tokens}, where precomputed)."""
-    target = torch.stack([memo[s["id"]] for s in samples]) if memo is not None else teacher_tokens(head, samples, device)
+    target = (
+        torch.stack([memo[s["id"]] for s in samples])
+        if memo is not None
+        else teacher_tokens(head, samples, device)
+    )
     return F.mse_loss(tokens, target)
 
 
 def precompute(run: NeckRun, opts: TrainNeckOptions) -> dict | None:
-    """Replace the run's feature source by PrecomputedFeatures (and return the KD targets by sample id, computed
-    in the same pass) when every sample's features fit in opts.feature_memory_mb and the run visits a sample
-    more than once. The choice depends on the options only (not on a resume point), so a resumed run computes
+    """Replace the run's feature source by PrecomputedFeatures (and return the KD targets by sample id,
+    computed in the same pass) when every sample's features fit in opts.feature_memory_mb and the run visits
+    a sample more than once. The choice depends on the options only (not on a resume point), so a resumed run
+    computes
     what an uninterrupted one does."""
     from .sources import feature_bytes
 
@@ -173,7 +192,11 @@ def precompute(run: NeckRun, opts: TrainNeckOptions) -> dict | None:
     need = n * feature_bytes(run.source)
     if opts.kd:
         need += n * 4 * math.prod(run.head.expects().shape(1)[1:])
-    if not opts.feature_memory_mb or opts.steps * opts.batch_size <= n or need > opts.feature_memory_mb * 2**20:
+    if (
+        not opts.feature_memory_mb
+        or opts.steps * opts.batch_size <= n
+        or need > opts.feature_memory_mb * 2**20
+    ):
         return None
     log.info("precomputing the features of %d training samples (%.0f MiB)", n, need / 2**20)
     teacher = (lambda samples: teacher_tokens(run.head, samples, run.device)) if opts.kd else None
@@ -182,7 +205,8 @@ def precompute(run: NeckRun, opts: TrainNeckOptions) -> dict | None:
 
 
 def stored_source(neck_inputs, streams, codec, levels, device) -> FeatureSource | None:
-    """Features computed once by a study's steps: stored neck inputs, or a split's streams decoded by `codec`."""
+    """Features computed once by a study's steps: stored neck inputs, or a split's streams decoded by
+    `codec`."""
     if neck_inputs and streams:
         raise ValueError("give stored neck inputs (clean) or a split's streams (decoded), not both")
     if neck_inputs:
@@ -209,7 +233,8 @@ class NeckRun:
             enc = self.first_config["encoder"]
             if opts.encoder and opts.encoder != enc["name"]:
                 raise NeckDirError(
-                    f"--after {opts.after}: its neck reads encoder {enc['name']!r}, not --encoder {opts.encoder!r}"
+                    f"--after {opts.after}: its neck reads encoder {enc['name']!r}, not --encoder "
+                    f"{opts.encoder!r}"
                 )
             opts.encoder = enc["name"]
             opts.levels = list(self.first_config["levels"])
@@ -221,22 +246,35 @@ class NeckRun:
             opts.resolution = opts.resolution or enc.get("resolution")
         if not opts.encoder and not opts.features:
             raise ValueError("give --encoder (with --checkpoint or --random-init) or --features")
-        self.head, self.dataset = open_task_data(opts.task, opts.head, opts.data, opts.split, opts.limit, device)
+        self.head, self.dataset = open_task_data(
+            opts.task, opts.head, opts.data, opts.split, opts.limit, device
+        )
         if isinstance(self.head, BuiltinHead) and not self.head.trained and not opts.train_head:
             raise ValueError(
-                f"head {opts.head!r} is a new, untrained built-in head: pass --train-head to train it with the neck, "
+                f"head {opts.head!r} is a new, untrained built-in head: pass --train-head to train it with "
+                "the neck, "
                 "or pass the head directory of a trained one"
             )
         if opts.train_head and not isinstance(self.head, BuiltinHead):
             raise ValueError("--train-head only applies to built-in heads (pretrained heads stay frozen)")
         if opts.kd and not self.head.has_teacher:
-            raise ValueError(f"--kd needs a head with its own encoder (a pretrained head); {opts.head!r} has none")
-        self.source: FeatureSource = stored_source(opts.neck_inputs, opts.streams, opts.codec, opts.levels, device) or \
-            build_feature_source(
-                encoder=opts.encoder, checkpoint=opts.checkpoint, random_init=opts.random_init,
-                pretrained=opts.pretrained, features=opts.features, resolution=opts.resolution, levels=opts.levels,
-                dataset=self.dataset, device=device, codec=opts.codec,
-            )  # fmt: skip
+            raise ValueError(
+                f"--kd needs a head with its own encoder (a pretrained head); {opts.head!r} has none"
+            )
+        self.source: FeatureSource = stored_source(
+            opts.neck_inputs, opts.streams, opts.codec, opts.levels, device
+        ) or build_feature_source(
+            encoder=opts.encoder,
+            checkpoint=opts.checkpoint,
+            random_init=opts.random_init,
+            pretrained=opts.pretrained,
+            features=opts.features,
+            resolution=opts.resolution,
+            levels=opts.levels,
+            dataset=self.dataset,
+            device=device,
+            codec=opts.codec,
+        )
         opts.levels = list(self.source.levels)
         spec = self.head.expects()
         kw = dict(layers=opts.neck_layers, dim=opts.neck_dim, heads=opts.neck_heads)
@@ -254,11 +292,17 @@ class NeckRun:
             self.init_config = read_neck_config(opts.init)
             if {k: v for k, v in self.init_config["neck"].items() if k != "name"} != self.trainable.config():
                 raise NeckDirError(
-                    f"--init {opts.init}: its neck {self.init_config['neck']} is not this run's {self.trainable.config()}"
+                    f"--init {opts.init}: its neck {self.init_config['neck']} is not this run's "
+                    f"{self.trainable.config()}"
                 )
-            if self.init_config["encoder"].get("name") != opts.encoder or self.init_config["task"] != opts.task:
-                raise NeckDirError(f"--init {opts.init}: a {self.init_config['task']} neck on "
-                                   f"{self.init_config['encoder'].get('name')}, not {opts.task} on {opts.encoder}")
+            if (
+                self.init_config["encoder"].get("name") != opts.encoder
+                or self.init_config["task"] != opts.task
+            ):
+                raise NeckDirError(
+                    f"--init {opts.init}: a {self.init_config['task']} neck on "
+                    f"{self.init_config['encoder'].get('name')}, not {opts.task} on {opts.encoder}"
+                )
             load_weights(self.trainable, Path(opts.init) / WEIGHTS)
         self.neck.to(device)
         if opts.train_head:
@@ -306,27 +350,42 @@ class NeckRun:
             "kd": opts.kd,
             "codec": codec,
             "after": after,
-            "init": None if self.init_config is None else {
+            "init": None
+            if self.init_config is None
+            else {
                 "dir": str(Path(self.opts.init).resolve()),
                 "config_sha256": sha256_file(Path(self.opts.init) / "config.json"),
             },
-            "data": {"spec": opts.data, "split": opts.split, "limit": opts.limit, "samples": len(self.dataset)},
+            "data": {
+                "spec": opts.data,
+                "split": opts.split,
+                "limit": opts.limit,
+                "samples": len(self.dataset),
+            },
             "train": opts.plan(),
             "versions": package_versions(),
         }
 
 
-def train_neck(opts: TrainNeckOptions, out_dir: str | os.PathLike, *, resume: bool = False, force: bool = False) -> dict:
+def train_neck(
+    opts: TrainNeckOptions, out_dir: str | os.PathLike, *, resume: bool = False, force: bool = False
+) -> dict:
     """Train a neck into `out_dir`; returns its config (with the loss history summary)."""
     out_dir = Path(out_dir)
     config_path = out_dir / "config.json"
-    checkpoint = Checkpoint(out_dir / CHECKPOINT_DIR, opts.plan(), every_steps=opts.checkpoint_every,
-                            every_seconds=opts.checkpoint_seconds)  # fmt: skip
+    checkpoint = Checkpoint(
+        out_dir / CHECKPOINT_DIR,
+        opts.plan(),
+        every_steps=opts.checkpoint_every,
+        every_seconds=opts.checkpoint_seconds,
+    )
     if out_dir.exists() and not force:
         if resume and not checkpoint.exists and not config_path.is_file():
             log.info("--resume: nothing to resume in %s, starting", out_dir)
         elif not resume and (checkpoint.exists or config_path.is_file()):
-            raise NeckDirError(f"{out_dir}: already holds a neck or a run; pass --resume to continue or --force")
+            raise NeckDirError(
+                f"{out_dir}: already holds a neck or a run; pass --resume to continue or --force"
+            )
     out_dir.mkdir(parents=True, exist_ok=True)
     if force:  # start over: what the old run left must not be mistaken for this one's
         for stale in (config_path, out_dir / WEIGHTS):
@@ -337,7 +396,9 @@ def train_neck(opts: TrainNeckOptions, out_dir: str | os.PathLike, *, resume: bo
     run = NeckRun(opts)
     rank, world = distributed_context(run.device)
     if world > 1 and opts.batch_size % world:
-        raise ValueError(f"--batch-size {opts.batch_size} must be a multiple of the {world} torchrun processes")
+        raise ValueError(
+            f"--batch-size {opts.batch_size} must be a multiple of the {world} torchrun processes"
+        )
     params = [p for p in run.trainable.parameters()]
     if opts.train_head:
         params += list(run.head.parameters())
@@ -362,18 +423,30 @@ def train_neck(opts: TrainNeckOptions, out_dir: str | os.PathLike, *, resume: bo
         # DDP averages the neck's gradients over the ranks (equal shards: the gradient of the global batch's
         # mean loss); a head trained with the neck is outside the DDP module, so its gradients are averaged
         # by hand in the same way.
-        neck = DistributedDataParallel(run.neck, device_ids=[run.device.index] if run.device.type == "cuda" else None)
+        neck = DistributedDataParallel(
+            run.neck, device_ids=[run.device.index] if run.device.type == "cuda" else None
+        )
     rng = random.Random(opts.seed)
     sampler = StepBatches(start, opts.steps, opts.batch_size, len(run.dataset), opts.seed, rank, world)
     if isinstance(run.source, PrecomputedFeatures):  # labels in memory too: no image is decoded again
         loader = run.source.batches(sampler)
     else:
-        loader = DataLoader(run.dataset, batch_sampler=sampler, collate_fn=collate_samples, num_workers=opts.workers)
-    bar = progress_bar(loader, desc=f"train-neck {opts.task}", unit="step", disable=not opts.progress,
-               initial=start, total=opts.steps)  # fmt: skip
+        loader = DataLoader(
+            run.dataset, batch_sampler=sampler, collate_fn=collate_samples, num_workers=opts.workers
+        )
+    bar = progress_bar(
+        loader,
+        desc=f"train-neck {opts.task}",
+        unit="step",
+        disable=not opts.progress,
+        initial=start,
+        total=opts.steps,
+    )
     for step, samples in enumerate(bar, start=start):
         rng.seed(step_seed(opts.seed, step))  # caption choice: a function of the step too
-        torch.manual_seed(step_seed(opts.seed, step))  # and any draw of torch's, so a resumed run is the same run
+        torch.manual_seed(
+            step_seed(opts.seed, step)
+        )  # and any draw of torch's, so a resumed run is the same run
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(step, opts)
         tokens = neck(run.source.features(samples))
@@ -404,7 +477,9 @@ def train_neck(opts: TrainNeckOptions, out_dir: str | os.PathLike, *, resume: bo
         run.head.trained = True
         run.head.freeze()
     config = run.config()
-    config["training_features"] = "precomputed" if isinstance(run.source, PrecomputedFeatures) else "on the fly"
+    config["training_features"] = (
+        "precomputed" if isinstance(run.source, PrecomputedFeatures) else "on the fly"
+    )
     tail = losses[-max(1, len(losses) // 10) :]
     config["training"] = {
         "steps": opts.steps,

@@ -1,12 +1,12 @@
 """A neck directory: what a trained neck is, and the state to resume its training.
 
-    NECK_DIR/config.json          format, task, encoder (name, weights id, checkpoint, resolution),
-                                  levels, neck config, head (spec, trained?), kd, codec (dir, sha256),
-                                  after (first neck dir + config sha256), training options, versions
-    NECK_DIR/weights.safetensors  the trainable neck (the second one of a cross-neck)
-    NECK_DIR/head/                a built-in head trained jointly (--train-head), saved frozen
-    NECK_DIR/checkpoint/          the training state to resume from: step, neck/head/optimizer state, loss
-                                  history (codec.checkpoint's format, shared with codec training)
+NECK_DIR/config.json          format, task, encoder (name, weights id, checkpoint, resolution),
+                              levels, neck config, head (spec, trained?), kd, codec (dir, sha256),
+                              after (first neck dir + config sha256), training options, versions
+NECK_DIR/weights.safetensors  the trainable neck (the second one of a cross-neck)
+NECK_DIR/head/                a built-in head trained jointly (--train-head), saved frozen
+NECK_DIR/checkpoint/          the training state to resume from: step, neck/head/optimizer state, loss
+                              history (codec.checkpoint's format, shared with codec training)
 """
 
 from __future__ import annotations
@@ -29,7 +29,10 @@ from codec.files import (
 from probes.names import NECK_FORMAT, NECK_FORMAT_VERSION
 from probes.necks import CrossNeck, Neck
 
-STATE, HEAD_DIR = "training-state.pt", "head"  # STATE: the built-in heads' pretraining (probes/heads/pretrain.py)
+STATE, HEAD_DIR = (
+    "training-state.pt",
+    "head",
+)  # STATE: the built-in heads' pretraining (probes/heads/pretrain.py)
 
 
 class NeckDirError(InputError):
@@ -38,10 +41,14 @@ class NeckDirError(InputError):
 
 def read_neck_config(neck_dir: str | os.PathLike) -> dict:
     return read_json_document(
-        Path(neck_dir) / CONFIG, format=NECK_FORMAT, format_version=NECK_FORMAT_VERSION,
-        required=("task", "encoder", "levels", "neck", "head"), error=NeckDirError,
+        Path(neck_dir) / CONFIG,
+        format=NECK_FORMAT,
+        format_version=NECK_FORMAT_VERSION,
+        required=("task", "encoder", "levels", "neck", "head"),
+        error=NeckDirError,
         missing_hint=f"no neck config; is {neck_dir} a featcodec neck directory (train-neck -o)?",
     )
+
 
 def write_neck_config(neck_dir: str | os.PathLike, config: dict) -> None:
     atomic_write_json(Path(neck_dir) / CONFIG, config)
@@ -70,7 +77,9 @@ def load_state(path: Path) -> dict:
         raise NeckDirError(f"{path}: unreadable training state ({e}); pass --force to start over") from e
 
 
-def load_neck(neck_dir: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[torch.nn.Module, dict]:
+def load_neck(
+    neck_dir: str | os.PathLike, device: str | torch.device = "cpu"
+) -> tuple[torch.nn.Module, dict]:
     """The trained neck of `neck_dir` (a `CrossNeck` when trained with --after), frozen, and its config."""
     neck_dir = Path(neck_dir)
     config = read_neck_config(neck_dir)

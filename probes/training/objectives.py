@@ -1,4 +1,5 @@
-"""What a head is trained and scored on: task data at the head's input size, the task loss, decoded predictions."""
+"""What a head is trained and scored on: task data at the head's input size, the task loss, decoded
+predictions."""
 
 from __future__ import annotations
 
@@ -26,7 +27,9 @@ def _dataset_captions(dataset) -> list[str]:
     return [c for i in range(len(dataset)) for c in dataset[i]["captions"]]
 
 
-def open_task_data(task: str, head_spec: str, data: str, split, limit, device, head: FrozenHead | None = None):
+def open_task_data(
+    task: str, head_spec: str, data: str, split, limit, device, head: FrozenHead | None = None
+):
     """(head, dataset) for `task`: pose crops at the head's input size, a caption vocabulary from the data."""
     if task == "caption":
         dataset = open_dataset(data, split=split, limit=limit)
@@ -58,7 +61,9 @@ def task_loss(task: str, head: FrozenHead, tokens: torch.Tensor, samples: Sequen
 
 
 @torch.no_grad()
-def predict(head: FrozenHead, tokens: torch.Tensor, samples: Sequence[dict], *, max_new_tokens=20, num_beams=1):
+def predict(
+    head: FrozenHead, tokens: torch.Tensor, samples: Sequence[dict], *, max_new_tokens=20, num_beams=1
+):
     """Decoded predictions (the Task's format) for a batch."""
     scorer = task_for(head)
     if isinstance(head, CaptionHead):

@@ -25,7 +25,11 @@ def sha256_dir(path: str | os.PathLike) -> str:
     """Hash of a model directory: its config, weights and vocabulary files, by name and content."""
     path = Path(path)
     h = hashlib.sha256()
-    for file in sorted(p for p in path.iterdir() if p.is_file() and p.suffix in (".json", ".safetensors", ".bin", ".txt", ".model")):
+    for file in sorted(
+        p
+        for p in path.iterdir()
+        if p.is_file() and p.suffix in (".json", ".safetensors", ".bin", ".txt", ".model")
+    ):
         h.update(file.name.encode() + b"\0" + sha256_file(file).encode())
     return h.hexdigest()
 
@@ -83,10 +87,14 @@ def sample_image_path(sample: dict, dataset=None) -> str | None:
 class CachedFeatures(FeatureSource):
     """Read a sample's features from a feature cache, matched by image path."""
 
-    def __init__(self, cache: FeatureCache, levels: Sequence[str], dataset=None, device: str | torch.device = "cpu"):
+    def __init__(
+        self, cache: FeatureCache, levels: Sequence[str], dataset=None, device: str | torch.device = "cpu"
+    ):
         if cache.manifest.get("crop"):
-            raise ValueError(f"feature cache {cache.path} holds crops (codec training data), not the whole maps a "
-                             "neck reads")  # fmt: skip
+            raise ValueError(
+                f"feature cache {cache.path} holds crops (codec training data), not the whole maps a "
+                "neck reads"
+            )
         self.cache = cache
         self.dataset = dataset
         self.resolution = cache.resolution
@@ -104,12 +112,16 @@ class CachedFeatures(FeatureSource):
             path = sample_image_path(s, self.dataset)
             if path is None:
                 raise ValueError(
-                    f"sample {s.get('id')!r} carries no image path, so it cannot be matched to the feature cache "
-                    f"{self.cache.path} (pose crops and .mat datasets need --checkpoint/--random-init instead)"
+                    f"sample {s.get('id')!r} carries no image path, so it cannot be matched to the feature "
+                    "cache "
+                    f"{self.cache.path} (pose crops and .mat datasets need --checkpoint/--random-init "
+                    "instead)"
                 )
             row = self._rows.get(str(Path(path).resolve()))
             if row is None:
-                raise ValueError(f"{path}: image not in the feature cache {self.cache.path} (featcodec extract it)")
+                raise ValueError(
+                    f"{path}: image not in the feature cache {self.cache.path} (featcodec extract it)"
+                )
             rows.append(self.cache.get(row, list(self.levels)))
         return {n: torch.stack([r[n] for r in rows]).float().to(self.device) for n in self.levels}
 
@@ -150,7 +162,9 @@ class CodecRoundTrip(CodedFeatures):
     features past the bitstream).
     """
 
-    def __init__(self, inner: FeatureSource, codec, levels: Sequence[str] | None = None, coder: str | None = None):
+    def __init__(
+        self, inner: FeatureSource, codec, levels: Sequence[str] | None = None, coder: str | None = None
+    ):
         from codec.pipeline import DEFAULT_CODER
 
         self.inner = inner
@@ -173,7 +187,9 @@ class CodecRoundTrip(CodedFeatures):
         from codec.pipeline import round_trip
 
         clean = self.inner.features(samples)
-        trip = round_trip(self.codec, clean, coder=self.coder)  # one real stream per image, as `featcodec encode` writes them
+        trip = round_trip(
+            self.codec, clean, coder=self.coder
+        )  # one real stream per image, as `featcodec encode` writes them
         self.bits += trip.bits
         self.payload_bits += trip.payload_bits
         self.images += len(samples)
@@ -192,7 +208,9 @@ class CodecRoundTrip(CodedFeatures):
             "kind": c.get("kind"),
             "lambda": c.get("lambda"),
             # a packed standard anchor (codec.models.packed): its family for the report, its rate point
-            "anchor": f"packed-{self.codec.model.standard}" if getattr(self.codec.model, "standard", None) else None,
+            "anchor": f"packed-{self.codec.model.standard}"
+            if getattr(self.codec.model, "standard", None)
+            else None,
             "qp": (c.get("hparams") or {}).get("qp"),
             "coder": self.coder,
             "levels": list(self.codec.model.level_names),
@@ -221,7 +239,9 @@ def load_codec_dir(codec_dir: str | os.PathLike, source: FeatureSource):
             f"these features come from {enc['name']} ({enc['weights_id'][:16]})"
         )
     if c.get("resolution") not in (None, source.resolution):
-        raise ValueError(f"codec {codec_dir} codes {c['resolution']} px inputs, the encoder runs at {source.resolution}")
+        raise ValueError(
+            f"codec {codec_dir} codes {c['resolution']} px inputs, the encoder runs at {source.resolution}"
+        )
     return codec
 
 
@@ -246,18 +266,29 @@ def build_feature_source(
 
         coded = [lv["name"] for lv in read_codec_config(codec)["levels"]]
         inner = build_feature_source(
-            encoder=encoder, checkpoint=checkpoint, random_init=random_init, features=features,
-            resolution=resolution, levels=coded, dataset=dataset, device=device, pretrained=pretrained,
-        )  # fmt: skip
+            encoder=encoder,
+            checkpoint=checkpoint,
+            random_init=random_init,
+            features=features,
+            resolution=resolution,
+            levels=coded,
+            dataset=dataset,
+            device=device,
+            pretrained=pretrained,
+        )
         return CodecRoundTrip(inner, load_codec_dir(codec, inner), levels, coder)
     from probes.encoders import create_encoder, get_spec
 
     if features:
         if checkpoint or random_init or pretrained:
-            raise ValueError("give one feature source: --features, or an encoder with --checkpoint/--random-init")
+            raise ValueError(
+                "give one feature source: --features, or an encoder with --checkpoint/--random-init"
+            )
         cache = FeatureCache(features)
         if encoder and encoder != cache.encoder:
-            raise ValueError(f"--features {features}: the cache holds {cache.encoder!r} features, not {encoder!r}")
+            raise ValueError(
+                f"--features {features}: the cache holds {cache.encoder!r} features, not {encoder!r}"
+            )
         return CachedFeatures(cache, list(levels) or cache.level_names, dataset, device)
     if not encoder:
         raise ValueError("--encoder is required (or --features CACHE)")
@@ -265,7 +296,11 @@ def build_feature_source(
     for name in levels:
         spec.level(name)  # KeyError naming the encoder's levels
     model = create_encoder(
-        encoder, checkpoint=checkpoint, pretrained=pretrained, random_init=random_init, resolution=resolution,
+        encoder,
+        checkpoint=checkpoint,
+        pretrained=pretrained,
+        random_init=random_init,
+        resolution=resolution,
         device=device,
     )
     return EncoderFeatures(model, list(levels) or spec.level_names, checkpoint)
@@ -288,8 +323,9 @@ class PrecomputedFeatures(FeatureSource):
     same numbers whether a run starts or resumes, on every DDP rank.
     """
 
-    def __init__(self, inner: FeatureSource, dataset, *, batch_size: int = 16, progress: bool = False,
-                 targets=None):
+    def __init__(
+        self, inner: FeatureSource, dataset, *, batch_size: int = 16, progress: bool = False, targets=None
+    ):
         from torch.utils.data import DataLoader
 
         from codec.progress import progress as progress_bar
@@ -312,7 +348,9 @@ class PrecomputedFeatures(FeatureSource):
                     self.targets[sample["id"]] = extra[j].clone()
                 self.samples.append({k: v for k, v in sample.items() if k != "image"})
         if len(self._rows) != len(dataset):
-            raise ValueError(f"{len(dataset)} samples but {len(self._rows)} distinct sample ids: cannot precompute")
+            raise ValueError(
+                f"{len(dataset)} samples but {len(self._rows)} distinct sample ids: cannot precompute"
+            )
 
     def batches(self, sampler):
         """The samples of each batch of index lists from `sampler`, from memory (no image is read again)."""

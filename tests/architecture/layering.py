@@ -70,7 +70,10 @@ def upward_imports(root: Path, layers=LAYERS) -> list[str]:
             src, dst = layer_of(imp.module), layer_of(imp.target)
             if src is not None and dst is not None and dst > src and (file, imp.line) not in seen:
                 seen.add((file, imp.line))  # one entry per import statement
-                found.append(f"{file.relative_to(root)}:{imp.line} ({LAYERS[src]}) imports {imp.target} ({LAYERS[dst]})")
+                found.append(
+                    f"{file.relative_to(root)}:{imp.line} ({LAYERS[src]}) imports {imp.target} "
+                    f"({LAYERS[dst]})"
+                )
     return found
 
 
@@ -99,7 +102,7 @@ def import_cycles(root: Path, layers=LAYERS) -> list[list[str]]:
         stack.append(node)
         for nxt in sorted(graph[node]):
             if state.get(nxt) == 1:
-                cycles.append(stack[stack.index(nxt):] + [nxt])
+                cycles.append(stack[stack.index(nxt) :] + [nxt])
             elif nxt not in state:
                 visit(nxt, stack)
         stack.pop()

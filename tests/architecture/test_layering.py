@@ -31,12 +31,16 @@ def _fake_project(tmp_path: Path, files: dict[str, str]) -> Path:
 
 
 def test_the_check_catches_an_upward_import_at_any_depth(tmp_path):
-    root = _fake_project(tmp_path, {
-        "codec/levels.py": "import torch\n",
-        "codec/models/net.py": "def f():\n    from probes.encoders import spec\n",  # inside a function
-        "probes/encoders/spec.py": "from codec.levels import FeatureLevel\nfrom ...bench import cli\n",  # relative
-        "bench/cli.py": "import probes.encoders.spec\nimport codec\n",
-    })  # fmt: skip
+    root = _fake_project(
+        tmp_path,
+        {
+            "codec/levels.py": "import torch\n",
+            "codec/models/net.py": "def f():\n    from probes.encoders import spec\n",  # inside a function
+            # relative
+            "probes/encoders/spec.py": "from codec.levels import FeatureLevel\nfrom ...bench import cli\n",
+            "bench/cli.py": "import probes.encoders.spec\nimport codec\n",
+        },
+    )
     found = upward_imports(root)
     assert len(found) == 2
     assert any(f.startswith("codec/models/net.py:2 (codec) imports probes.encoders") for f in found)
@@ -44,11 +48,14 @@ def test_the_check_catches_an_upward_import_at_any_depth(tmp_path):
 
 
 def test_the_check_catches_a_cycle(tmp_path):
-    root = _fake_project(tmp_path, {
-        "codec/a.py": "from codec import b\n",
-        "codec/b.py": "from .a import x\n",
-        "codec/c.py": "def later():\n    from codec import a\n",  # not at import time: no cycle
-    })  # fmt: skip
+    root = _fake_project(
+        tmp_path,
+        {
+            "codec/a.py": "from codec import b\n",
+            "codec/b.py": "from .a import x\n",
+            "codec/c.py": "def later():\n    from codec import a\n",  # not at import time: no cycle
+        },
+    )
     assert import_cycles(root) == [["codec.a", "codec.b", "codec.a"]]
 
 
@@ -64,10 +71,13 @@ def test_cli_help_and_info_import_no_torch(tmp_path):
         "    res = r.invoke(main, [name, '--help'])\n"
         "    assert res.exit_code == 0, (name, res.output)\n"
         "assert r.invoke(main, ['info', sys.argv[1]]).exit_code == 3\n"  # not a stream: clean error, no torch
-        "heavy = sorted(m for m in ('torch', 'timm', 'numpy', 'compressai', 'transformers') if m in sys.modules)\n"
+        "heavy = sorted(m for m in ('torch', 'timm', 'numpy', 'compressai', 'transformers') if m in "
+        "sys.modules)\n"
         "print(','.join(heavy))\n"
     )
     junk = tmp_path / "junk.fcb"
     junk.write_bytes(b"not a stream")
-    out = subprocess.run([sys.executable, "-c", code, str(junk)], capture_output=True, text=True, check=True, cwd=ROOT)
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(junk)], capture_output=True, text=True, check=True, cwd=ROOT
+    )
     assert out.stdout.strip() == ""

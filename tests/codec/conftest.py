@@ -38,7 +38,9 @@ def image_paths():
 @pytest.fixture(scope="session")
 def feature_cache(tmp_path_factory, image_paths):
     encoder = create_encoder("mini-hiera-random", random_init=True, resolution=64)
-    return extract_features(encoder, image_paths, tmp_path_factory.mktemp("cache"), batch_size=2, progress=False)
+    return extract_features(
+        encoder, image_paths, tmp_path_factory.mktemp("cache"), batch_size=2, progress=False
+    )
 
 
 @pytest.fixture(scope="session")
@@ -47,12 +49,25 @@ def trained_codecs(tmp_path_factory, feature_cache):
     out = {}
     for lmbda in (0.3, 10.0, 300.0):
         out[("hyperprior", lmbda)] = train_codec(
-            feature_cache, tmp_path_factory.mktemp(f"hyper{lmbda}"), lmbda=lmbda, steps=40, batch_size=2, lr=3e-3,
-            hparams=TINY, progress=False,
+            feature_cache,
+            tmp_path_factory.mktemp(f"hyper{lmbda}"),
+            lmbda=lmbda,
+            steps=40,
+            batch_size=2,
+            lr=3e-3,
+            hparams=TINY,
+            progress=False,
         )
     out[("factorized", 10.0)] = train_codec(
-        feature_cache, tmp_path_factory.mktemp("fact"), lmbda=10.0, kind="factorized", steps=10, batch_size=2, lr=3e-3,
-        hparams=TINY, progress=False,
+        feature_cache,
+        tmp_path_factory.mktemp("fact"),
+        lmbda=10.0,
+        kind="factorized",
+        steps=10,
+        batch_size=2,
+        lr=3e-3,
+        hparams=TINY,
+        progress=False,
     )
     out[("uniform", 10.0)] = train_codec(
         feature_cache, tmp_path_factory.mktemp("unif"), lmbda=10.0, kind="uniform", progress=False
@@ -76,7 +91,10 @@ def fpn_codec(tmp_path):
 def fpn_features(batch=2, seed=0, resolution=64):
     g = torch.Generator().manual_seed(seed)
     return {
-        lv.name: torch.randn(batch, lv.channels, resolution // lv.stride, resolution // lv.stride, generator=g) * 3
+        lv.name: torch.randn(
+            batch, lv.channels, resolution // lv.stride, resolution // lv.stride, generator=g
+        )
+        * 3
         for lv in FPN_LEVELS
     }
 

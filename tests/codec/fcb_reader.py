@@ -69,19 +69,29 @@ def parse(data: bytes) -> dict:
         if struct.unpack_from("<I", data, pos)[0] != zlib.crc32(data[:pos]):
             raise ReadError("header crc")
         start = pos + 4
-        names = (["z"] if kind == "hyperprior" else []) + [f"y.{g}" for g in range(count - (kind == "hyperprior"))]
+        names = (["z"] if kind == "hyperprior" else []) + [
+            f"y.{g}" for g in range(count - (kind == "hyperprior"))
+        ]
         checksums = {"symbols": symbols}
         if kind == "hyperprior":
             checksums.update(probability_model=model, hyper=hyper)
     else:
         raise ReadError("version")
     payload = data[start : start + sum(lengths)]
-    if start + sum(lengths) + 4 != len(data) or struct.unpack_from("<I", data, len(data) - 4)[0] != zlib.crc32(payload):
+    if start + sum(lengths) + 4 != len(data) or struct.unpack_from("<I", data, len(data) - 4)[
+        0
+    ] != zlib.crc32(payload):
         raise ReadError("payload")
     offsets = np.cumsum([0, *lengths])
     subs = {n: payload[a:b] for n, a, b in zip(names, offsets[:-1], offsets[1:], strict=True)}
-    return {"version": (major, minor), "kind": kind, "coder": coder, "grid": grid, "checksums": checksums,
-            "substreams": subs}
+    return {
+        "version": (major, minor),
+        "kind": kind,
+        "coder": coder,
+        "grid": grid,
+        "checksums": checksums,
+        "substreams": subs,
+    }
 
 
 def group_bounds(m: int, g: int, minor: int) -> list[int]:
@@ -240,8 +250,12 @@ def decode_constriction(data: bytes, rows: np.ndarray, table: Table) -> np.ndarr
     return out
 
 
-DECODERS = {"native": decode_native, "native2": decode_native2, "compressai": decode_compressai,
-            "constriction": decode_constriction}
+DECODERS = {
+    "native": decode_native,
+    "native2": decode_native2,
+    "compressai": decode_compressai,
+    "constriction": decode_constriction,
+}
 
 
 # -- section 7: the integer hyper-synthesis ---------------------------------------------------------------
@@ -249,12 +263,16 @@ def _layer(weights: dict, layer: int, u: np.ndarray) -> np.ndarray:
     h = weights[f"h_s.layers.{layer}.int_weight"].astype(np.int64)
     b = weights[f"h_s.layers.{layer}.int_bias"].astype(np.int64)
     c = weights[f"h_s.layers.{layer}.divisor"].astype(np.int64)
-    if layer < 2:  # transposed 3×3, stride 2, padding 1, output padding 1: output 2r+p ← input r+d, tap p+1−2d
+    if (
+        layer < 2
+    ):  # transposed 3×3, stride 2, padding 1, output padding 1: output 2r+p ← input r+d, tap p+1−2d
         n_out, (rows, cols) = h.shape[1], u.shape[1:]
         full = np.zeros((n_out, 2 * rows + 1, 2 * cols + 1), np.int64)
         for ky in range(3):
             for kx in range(3):
-                full[:, ky : ky + 2 * rows : 2, kx : kx + 2 * cols : 2] += np.einsum("io,ihw->ohw", h[:, :, ky, kx], u)
+                full[:, ky : ky + 2 * rows : 2, kx : kx + 2 * cols : 2] += np.einsum(
+                    "io,ihw->ohw", h[:, :, ky, kx], u
+                )
         a = full[:, 1 : 1 + 2 * rows, 1 : 1 + 2 * cols]
     else:
         a = np.einsum("oi,ihw->ohw", h[:, :, 0, 0], u)
@@ -262,7 +280,9 @@ def _layer(weights: dict, layer: int, u: np.ndarray) -> np.ndarray:
     return np.clip(np.where(v >= 0, v, v // 8), -32, 255) if layer < 2 else v
 
 
-def hyper_synthesis(weights: dict, z: np.ndarray, grid: tuple[int, int], m: int) -> tuple[np.ndarray, np.ndarray]:
+def hyper_synthesis(
+    weights: dict, z: np.ndarray, grid: tuple[int, int], m: int
+) -> tuple[np.ndarray, np.ndarray]:
     u = np.clip(z, -127, 127)
     for layer in range(3):
         u = _layer(weights, layer, u)
@@ -288,11 +308,16 @@ def read_symbols(data: bytes, codec_dir: Path) -> dict:
         out["crc"]["probability_model"] = _crc(indexes, means16)
         rows, table = indexes, Table(weights, "gaussian_conditional")
     else:
-        rows, table = np.broadcast_to(np.arange(m)[:, None, None], (m, *grid)), Table(weights, "entropy_bottleneck")
+        rows, table = (
+            np.broadcast_to(np.arange(m)[:, None, None], (m, *grid)),
+            Table(weights, "entropy_bottleneck"),
+        )
     groups = sum(1 for name in subs if name.startswith("y."))
     bounds = group_bounds(m, groups, stream["version"][1])
-    parts = [decode(subs[f"y.{g}"], np.ascontiguousarray(rows[a:b]).reshape(-1), table).reshape(b - a, *grid)
-             for g, (a, b) in enumerate(zip(bounds[:-1], bounds[1:], strict=True))]
+    parts = [
+        decode(subs[f"y.{g}"], np.ascontiguousarray(rows[a:b]).reshape(-1), table).reshape(b - a, *grid)
+        for g, (a, b) in enumerate(zip(bounds[:-1], bounds[1:], strict=True))
+    ]
     out["y"] = np.concatenate(parts)
     out["crc"]["symbols"] = _crc(*([out["z"]] if "z" in out else []), out["y"])
     out["checksums"] = stream["checksums"]

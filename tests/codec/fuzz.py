@@ -37,22 +37,39 @@ from probes.encoders.spec import FeatureLevel
 LEVELS = [FeatureLevel("fine", 4, 8), FeatureLevel("mid", 8, 16), FeatureLevel("coarse", 8, 32)]
 HPARAMS = {"N": 8, "M": 25}  # M = 25, so 22 channel groups are possible
 CODERS_OF_SYMBOLS = ("native", "constriction", "compressai")
-COMBOS = [("hyperprior", "native"), ("hyperprior", "constriction"), ("hyperprior", "compressai"),
-          ("factorized", "native"), ("factorized", "constriction"), ("factorized", "compressai"),
-          ("uniform", "zstd")]
+COMBOS = [
+    ("hyperprior", "native"),
+    ("hyperprior", "constriction"),
+    ("hyperprior", "compressai"),
+    ("factorized", "native"),
+    ("factorized", "constriction"),
+    ("factorized", "compressai"),
+    ("uniform", "zstd"),
+]
 
 
-PACKED = ("hevc", "hevc")  # a packed anchor (x265 and the HEVC decoder): `--packed`, and a short run in test_fuzz
+PACKED = (
+    "hevc",
+    "hevc",
+)  # a packed anchor (x265 and the HEVC decoder): `--packed`, and a short run in test_fuzz
 
 
 def make_codecs(root: Path, packed: bool = False) -> dict:
     out = {}
     if packed:
         model = create_codec(PACKED[0], LEVELS, resolution=64, qp=30)
-        out[PACKED[0]] = save_codec(model, root / PACKED[0], encoder="fuzz-levels", weights_id="random-init", lmbda=None)
+        out[PACKED[0]] = save_codec(
+            model, root / PACKED[0], encoder="fuzz-levels", weights_id="random-init", lmbda=None
+        )
     for kind in ("hyperprior", "factorized", "uniform"):
         torch.manual_seed(0)
-        hparams = {} if kind == "uniform" else {**HPARAMS, "hyper_path": "integer"} if kind == "hyperprior" else HPARAMS
+        hparams = (
+            {}
+            if kind == "uniform"
+            else {**HPARAMS, "hyper_path": "integer"}
+            if kind == "hyperprior"
+            else HPARAMS
+        )
         model = create_codec(kind, LEVELS, resolution=64, **hparams)
         out[kind] = save_codec(model, root / kind, encoder="fuzz-levels", weights_id="random-init", lmbda=1.0)
     return out
@@ -60,8 +77,13 @@ def make_codecs(root: Path, packed: bool = False) -> dict:
 
 def features(grid=(2, 2), seed=0) -> dict:
     g = torch.Generator().manual_seed(seed)
-    return {lv.name: torch.randn(1, lv.channels, grid[0] * 16 // lv.stride, grid[1] * 16 // lv.stride, generator=g) * 3
-            for lv in LEVELS}
+    return {
+        lv.name: torch.randn(
+            1, lv.channels, grid[0] * 16 // lv.stride, grid[1] * 16 // lv.stride, generator=g
+        )
+        * 3
+        for lv in LEVELS
+    }
 
 
 def base_streams(codec, coder: str) -> list[bytes]:
@@ -70,14 +92,26 @@ def base_streams(codec, coder: str) -> list[bytes]:
     groups = (1,) if coder in ("zstd", PACKED[1]) else (1, 3, 22)
     for grid, group in [((2, 2), g) for g in groups] + [((2, 4), 2 if len(groups) > 1 else 1)]:
         for compact in (True, False):
-            (data,) = encode_features(codec, features(grid), coder=coder if coder in CODERS_OF_SYMBOLS else "native",
-                                      groups=group, compact=compact)
+            (data,) = encode_features(
+                codec,
+                features(grid),
+                coder=coder if coder in CODERS_OF_SYMBOLS else "native",
+                groups=group,
+                compact=compact,
+            )
             out.append(data)
     return out
 
 
-def craft_stream(codec, coder: str, grid: tuple[int, int], groups: int, seed: int = 0, compact: bool = False,
-                 spread: int = 3) -> bytes:
+def craft_stream(
+    codec,
+    coder: str,
+    grid: tuple[int, int],
+    groups: int,
+    seed: int = 0,
+    compact: bool = False,
+    spread: int = 3,
+) -> bytes:
     """A fully consistent stream for any grid, odd ones included: random symbols in [-spread, spread]
     (large ones escape), entropy-coded with `coder` in `groups` channel groups, with the checksums a correct
     encoder would write."""
@@ -100,17 +134,26 @@ def craft_stream(codec, coder: str, grid: tuple[int, int], groups: int, seed: in
         indexes = indexes[0].numpy()
         means_grid = torch.round(means * MEAN_GRID).to(torch.int32)[0].numpy()
         table = CdfTable.from_entropy_model(model.gaussian_conditional)
-        checksums = {"hyper": crc32_arrays(z), "probability_model": crc32_arrays(indexes, means_grid),
-                     "symbols": crc32_arrays(z, y)}
+        checksums = {
+            "hyper": crc32_arrays(z),
+            "probability_model": crc32_arrays(indexes, means_grid),
+            "symbols": crc32_arrays(z, y),
+        }
     else:
         indexes = np.ascontiguousarray(model._indexes(grid))
         table = CdfTable.from_entropy_model(model.entropy_bottleneck)
         checksums = {"symbols": crc32_arrays(y)}
     coded = encode_substreams(get_coder(coder), y, indexes, table, split_channels(model.M, groups))
     strings.update({f"y.{g}": b for g, b in enumerate(coded)})
-    header = {"format": "featcodec-fcb", "codec": {"kind": model.kind, "id": codec.codec_id,
-                                                    "config_hash": codec.config_hash},
-              "grid": list(grid), "coder": coder, "checksums": checksums, "estimated_bits": None, "source": None}
+    header = {
+        "format": "featcodec-fcb",
+        "codec": {"kind": model.kind, "id": codec.codec_id, "config_hash": codec.config_hash},
+        "grid": list(grid),
+        "coder": coder,
+        "checksums": checksums,
+        "estimated_bits": None,
+        "source": None,
+    }
     header.update(_derived(codec, header))
     return pack_compact(header, strings) if compact else pack(header, strings)
 
@@ -156,10 +199,14 @@ def _repack(header: dict, substreams: dict, version: int) -> bytes:
 
 
 def _rebuild_hyper(codec, header: dict, substreams: dict) -> None:
-    """Recompute the `hyper` checksum from a mutated z, where it still decodes (so the mutation reaches h_s)."""
+    """Recompute the `hyper` checksum from a mutated z, where it still decodes (so the mutation reaches
+    h_s)."""
     model = codec.model
-    if model.kind != "hyperprior" or "z" not in substreams or header.get("coder") not in ("native", "constriction",
-                                                                                          "compressai"):
+    if (
+        model.kind != "hyperprior"
+        or "z" not in substreams
+        or header.get("coder") not in ("native", "constriction", "compressai")
+    ):
         return
     try:
         grid = tuple(header["grid"])
@@ -176,19 +223,44 @@ def _json_edit(rng: random.Random, header: dict, codec) -> tuple[str, dict | str
     header = json.loads(json.dumps(header))
     choice = rng.randrange(14)
     if choice == 0:
-        header["grid"] = rng.choice([[1, 1], [3, 5], [1, 2], [2, 1], [0, 2], [2, 1025], [-1, 2], [2.0, 2], [True, 2],
-                                     [2], [2, 2, 2], "2x2"])
+        header["grid"] = rng.choice(
+            [
+                [1, 1],
+                [3, 5],
+                [1, 2],
+                [2, 1],
+                [0, 2],
+                [2, 1025],
+                [-1, 2],
+                [2.0, 2],
+                [True, 2],
+                [2],
+                [2, 2, 2],
+                "2x2",
+            ]
+        )
         grid = header["grid"]
         if isinstance(grid, list) and len(grid) == 2 and all(type(v) is int and 1 <= v <= 1024 for v in grid):
             header.update(_derived(codec, header))  # levels and latents follow, so only the grid is odd
         return "grid", header
     if choice == 1:
-        header["checksums"] = rng.choice([{}, {"symbols": header["checksums"].get("symbols", 0)},
-                                          {**header["checksums"], "extra": 1}, {"symbols": -1}, {"symbols": 1 << 32},
-                                          {"symbols": "0"}, None])
+        header["checksums"] = rng.choice(
+            [
+                {},
+                {"symbols": header["checksums"].get("symbols", 0)},
+                {**header["checksums"], "extra": 1},
+                {"symbols": -1},
+                {"symbols": 1 << 32},
+                {"symbols": "0"},
+                None,
+            ]
+        )
         return "checksums", header
     if choice == 2:
-        header["codec"] = {**header["codec"], "kind": rng.choice(["hyperprior", "factorized", "uniform", "x", 1])}
+        header["codec"] = {
+            **header["codec"],
+            "kind": rng.choice(["hyperprior", "factorized", "uniform", "x", 1]),
+        }
         return "kind", header
     if choice == 3:
         header["encoder"] = {**(header.get("encoder") or {}), "name": rng.choice(["other", "", None])}
@@ -201,13 +273,17 @@ def _json_edit(rng: random.Random, header: dict, codec) -> tuple[str, dict | str
         return "coder", header
     if choice == 6:  # raw text: json.dumps itself cannot write the deepest ones
         depth = rng.choice([3, 9, 100, 3000, 60000])
-        text = json.dumps({k: v for k, v in header.items() if k not in ("substreams", "source")}, sort_keys=True,
-                          separators=(",", ":"))
+        text = json.dumps(
+            {k: v for k, v in header.items() if k not in ("substreams", "source")},
+            sort_keys=True,
+            separators=(",", ":"),
+        )
         return "json-bomb", text[:-1] + ',"source":' + "[" * depth + "0" + "]" * depth + "}"
     if choice == 7:
         digits = "9" * rng.choice([30, 33, 400, 4301, 20000])
-        text = json.dumps({k: v for k, v in header.items() if k != "substreams"}, sort_keys=True,
-                          separators=(",", ":"))
+        text = json.dumps(
+            {k: v for k, v in header.items() if k != "substreams"}, sort_keys=True, separators=(",", ":")
+        )
         field = rng.choice(["resolution", "estimated_bits"])
         return "huge-int", text.replace(f'"{field}":', f'"{field}":{digits},"_":', 1)
     if choice == 8:
@@ -237,11 +313,15 @@ def mutate(rng: random.Random, data: bytes, codec) -> tuple[str, bytes]:
     header, subs, version = dict(container.header), dict(container.substreams), container.version[0]
     names = list(subs)
     op = rng.randrange(13)
-    if op == 12 and codec.model.kind in ("hyperprior", "factorized"):  # a consistent stream for another (maybe odd) grid
+    if op == 12 and codec.model.kind in (
+        "hyperprior",
+        "factorized",
+    ):  # a consistent stream for another (maybe odd) grid
         grid = rng.choice([(1, 1), (3, 5), (1, 2), (2, 3), (2, 2), (4, 2), (2, 6)])
         groups = rng.choice([1, 2, 22, codec.model.M])
-        return f"crafted-grid-{grid[0]}x{grid[1]}", craft_stream(codec, header["coder"], grid, groups,
-                                                                 rng.randrange(1 << 30), rng.random() < 0.5)
+        return f"crafted-grid-{grid[0]}x{grid[1]}", craft_stream(
+            codec, header["coder"], grid, groups, rng.randrange(1 << 30), rng.random() < 0.5
+        )
     if op <= 3:  # edit one substream's bytes
         name = rng.choice(names)
         body = bytearray(subs[name])
@@ -250,7 +330,7 @@ def mutate(rng: random.Random, data: bytes, codec) -> tuple[str, bytes]:
             for _ in range(rng.choice([1, 1, 2, 8])):
                 body[rng.randrange(len(body))] ^= 1 << rng.randrange(8)
         elif what == "truncate" and body:
-            del body[rng.randrange(len(body)):]
+            del body[rng.randrange(len(body)) :]
         elif what == "append":
             body += bytes(rng.randrange(256) for _ in range(rng.choice([1, 3, 4, 8])))
         else:  # tiny substreams: 0, 1, 4 or 8 random bytes
@@ -264,7 +344,9 @@ def mutate(rng: random.Random, data: bytes, codec) -> tuple[str, bytes]:
         if what == "drop" and len(names) > 1:
             del subs[rng.choice(names)]
         elif what == "add":
-            subs[rng.choice(["z", "y.99", "w", f"y.{len(names)}", "x.fine"])] = bytes(rng.randrange(256) for _ in range(8))
+            subs[rng.choice(["z", "y.99", "w", f"y.{len(names)}", "x.fine"])] = bytes(
+                rng.randrange(256) for _ in range(8)
+            )
         elif len(names) > 1:
             a, b = rng.sample(names, 2)
             subs = {(b if n == a else a if n == b else n): subs[n] for n in names}
@@ -299,10 +381,12 @@ def mutate(rng: random.Random, data: bytes, codec) -> tuple[str, bytes]:
 def _derived(codec, header: dict) -> dict:
     model, grid = codec.model, header["grid"]
     shapes = model.level_shapes(grid)
-    return {"encoder": {"name": codec.encoder, "weights_id": codec.config["weights_id"]},
-            "resolution": codec.config.get("resolution"),
-            "levels": [{**lv.to_dict(), "shape": list(shapes[lv.name])} for lv in model.levels],
-            "latents": model.latent_shapes(grid)}
+    return {
+        "encoder": {"name": codec.encoder, "weights_id": codec.config["weights_id"]},
+        "resolution": codec.config.get("resolution"),
+        "levels": [{**lv.to_dict(), "shape": list(shapes[lv.name])} for lv in model.levels],
+        "latents": model.latent_shapes(grid),
+    }
 
 
 def _raw_json_stream(text: str, subs: dict) -> bytes:
@@ -320,13 +404,29 @@ def _exit_code(codec, data: bytes, folder: Path) -> int:
     from bench.cli import main
 
     (folder / "s.fcb").write_bytes(data)
-    result = CliRunner().invoke(main, ["decode", str(folder / "s.fcb"), "--codec", str(codec.path), "-o",
-                                       str(folder / "o.safetensors"), "--force"])
+    result = CliRunner().invoke(
+        main,
+        [
+            "decode",
+            str(folder / "s.fcb"),
+            "--codec",
+            str(codec.path),
+            "-o",
+            str(folder / "o.safetensors"),
+            "--force",
+        ],
+    )
     return result.exit_code
 
 
-def run(codecs: dict, mutations_per_combo: int, seed: int, cli_every: int = 0, folder: Path | None = None,
-        combos=COMBOS) -> dict:
+def run(
+    codecs: dict,
+    mutations_per_combo: int,
+    seed: int,
+    cli_every: int = 0,
+    folder: Path | None = None,
+    combos=COMBOS,
+) -> dict:
     """Counts per outcome; `findings` lists crashes (other exceptions) and silent wrong decodes. With
     `cli_every` = k, every k-th mutated stream also goes through `featcodec decode` (exit codes counted).
     A packed anchor's stream is held to the same oracle: its per-level checksums of the decoded samples
@@ -346,14 +446,19 @@ def run(codecs: dict, mutations_per_combo: int, seed: int, cli_every: int = 0, f
             kinds[what.split("-grid-")[0] if what.startswith("crafted") else what] += 1
             if cli_every and i % cli_every == 0:
                 exits[_exit_code(codec, data, folder)] += 1
-            for args in ((data,), (data, codec)):  # `featcodec info` reads every stream too, with or without --codec
+            for args in (
+                (data,),
+                (data, codec),
+            ):  # `featcodec info` reads every stream too, with or without --codec
                 try:
                     stream_info(*args)
                 except BitstreamError:
                     pass
                 except Exception as e:  # noqa: BLE001 - the finding itself
                     counts["crash"] += 1
-                    findings.append((kind, coder, i, what, f"stream_info {type(e).__name__}: {e}"[:200], data))
+                    findings.append(
+                        (kind, coder, i, what, f"stream_info {type(e).__name__}: {e}"[:200], data)
+                    )
             try:
                 decoded = decode_stream(codec, data).features
             except BitstreamError:
@@ -370,7 +475,8 @@ def run(codecs: dict, mutations_per_combo: int, seed: int, cli_every: int = 0, f
                     findings.append((kind, coder, i, what, "odd grid decoded", data))
                 continue
             same = set(decoded) == set(references[k]) and all(
-                torch.equal(decoded[n], references[k][n]) for n in decoded)
+                torch.equal(decoded[n], references[k][n]) for n in decoded
+            )
             counts["decoded-identical" if same else "silent-wrong"] += 1
             if not same:
                 findings.append((kind, coder, i, what, "silent wrong decode", data))
@@ -381,11 +487,17 @@ def main() -> None:
     import tempfile
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--mutations", type=int, default=12000, help="in all, spread over the kind/coder pairs")
+    parser.add_argument(
+        "--mutations", type=int, default=12000, help="in all, spread over the kind/coder pairs"
+    )
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--save", type=Path, help="write findings' streams into this folder")
-    parser.add_argument("--cli-every", type=int, default=10, help="run every k-th stream through featcodec decode")
-    parser.add_argument("--packed", action="store_true", help="fuzz the hevc packed anchor only (runs ffmpeg)")
+    parser.add_argument(
+        "--cli-every", type=int, default=10, help="run every k-th stream through featcodec decode"
+    )
+    parser.add_argument(
+        "--packed", action="store_true", help="fuzz the hevc packed anchor only (runs ffmpeg)"
+    )
     args = parser.parse_args()
     combos = [PACKED] if args.packed else COMBOS
     with tempfile.TemporaryDirectory() as tmp:

@@ -30,7 +30,9 @@ def _huge_stream(codec, grid=(1024, 1024)):
     z_indexes = np.repeat(np.arange(latents["z"][0], dtype=np.int32), z.size // latents["z"][0])
     z_table = CdfTable.from_entropy_model(model.entropy_bottleneck)
     header.update(
-        grid=list(grid), latents=latents, coder="native",
+        grid=list(grid),
+        latents=latents,
+        coder="native",
         levels=[{**lv.to_dict(), "shape": list(shapes[lv.name])} for lv in model.levels],
         checksums={**header["checksums"], "hyper": crc32_arrays(z)},
     )
@@ -38,7 +40,9 @@ def _huge_stream(codec, grid=(1024, 1024)):
 
 
 def test_huge_declared_grid_is_rejected_before_allocating(fpn_codec):
-    assert fpn_codec.config["resolution"] == 64 and default_max_pixels(fpn_codec) == MAX_PIXELS_FACTOR * 64 * 64
+    assert (
+        fpn_codec.config["resolution"] == 64 and default_max_pixels(fpn_codec) == MAX_PIXELS_FACTOR * 64 * 64
+    )
     data = _huge_stream(fpn_codec)
     assert len(data) < 1 << 20  # a small file claiming a 16384×16384 px grid
     tracemalloc.start()
@@ -68,7 +72,14 @@ def test_max_pixels_moves_the_limit(fpn_codec):
 def test_cli_max_pixels(fpn_codec, tmp_path):
     (data,) = encode_features(fpn_codec, fpn_features(batch=1, resolution=128))
     (tmp_path / "x.fcb").write_bytes(data)
-    args = ["decode", str(tmp_path / "x.fcb"), "--codec", str(fpn_codec.path), "-o", str(tmp_path / "o.safetensors")]
+    args = [
+        "decode",
+        str(tmp_path / "x.fcb"),
+        "--codec",
+        str(fpn_codec.path),
+        "-o",
+        str(tmp_path / "o.safetensors"),
+    ]
     result = CliRunner().invoke(main, [*args, "--max-pixels", "1000"], catch_exceptions=False)
     assert result.exit_code == 3 and "max_pixels=1000" in result.output
     assert CliRunner().invoke(main, args, catch_exceptions=False).exit_code == 0
@@ -86,8 +97,10 @@ def test_hyper_checksum_checked_before_the_hyper_path(fpn_codec, monkeypatch):
     z = coder.decode(container.substreams["z"], z_indexes, z_table)
     z[0] += 1
     assert container.version[0] == 2  # the default, compact container
-    forged = pack_compact({k: v for k, v in container.header.items() if k != "substreams"},
-                          {**container.substreams, "z": coder.encode(z, z_indexes, z_table)})
+    forged = pack_compact(
+        {k: v for k, v in container.header.items() if k != "substreams"},
+        {**container.substreams, "z": coder.encode(z, z_indexes, z_table)},
+    )
 
     def must_not_run(*args, **kwargs):
         raise AssertionError("the hyper path ran on unverified z symbols")

@@ -24,16 +24,35 @@ def run():
 @pytest.fixture(scope="module")
 def cli_codec(tmp_path_factory, feature_cache):
     out = tmp_path_factory.mktemp("cli") / "codec"
-    result = CliRunner().invoke(main, [
-        "train-codec", "--features", str(feature_cache.path), "--lambda", "10", "--steps", "3", "--batch-size", "2",
-        "--channels", "8", "--latent-channels", "12", "-o", str(out),
-    ], catch_exceptions=False)
+    result = CliRunner().invoke(
+        main,
+        [
+            "train-codec",
+            "--features",
+            str(feature_cache.path),
+            "--lambda",
+            "10",
+            "--steps",
+            "3",
+            "--batch-size",
+            "2",
+            "--channels",
+            "8",
+            "--latent-channels",
+            "12",
+            "-o",
+            str(out),
+        ],
+        catch_exceptions=False,
+    )
     assert result.exit_code == 0, result.output
     return out
 
 
 def test_images_round_trip(run, cli_codec, image_paths, tmp_path):
-    result = run("encode", *image_paths[:2], "--codec", cli_codec, "--random-init", "-o", tmp_path / "fcb", "--json")
+    result = run(
+        "encode", *image_paths[:2], "--codec", cli_codec, "--random-init", "-o", tmp_path / "fcb", "--json"
+    )
     assert result.exit_code == 0, result.output
     summaries = json.loads(result.stdout)
     assert len(summaries) == 2 and summaries[0]["bpp_source"] > 0 and "encoder_s" in summaries[0]["seconds"]
@@ -41,7 +60,10 @@ def test_images_round_trip(run, cli_codec, image_paths, tmp_path):
     info = json.loads(run("info", stream, "--codec", cli_codec, "--json").stdout)  # compact: codec fields
     from PIL import Image
 
-    assert info["source"]["width"] == Image.open(image_paths[0]).width and info["encoder"]["name"] == "mini-hiera-random"
+    assert (
+        info["source"]["width"] == Image.open(image_paths[0]).width
+        and info["encoder"]["name"] == "mini-hiera-random"
+    )
     assert run("info", stream).exit_code == 0
     result = run("decode", stream, "--codec", cli_codec, "-o", tmp_path / "f.safetensors", "--json")
     assert result.exit_code == 0, result.output
@@ -53,10 +75,22 @@ def test_features_file_round_trip(run, cli_codec, feature_cache, tmp_path):
     from codec.codec_dir import load_codec
 
     save_file({k: v.contiguous() for k, v in feature_cache[1].items()}, tmp_path / "in.safetensors")
-    result = run("encode", "--features", tmp_path / "in.safetensors", "--codec", cli_codec, "--coder", "compressai",
-                 "-o", tmp_path / "x.fcb")
+    result = run(
+        "encode",
+        "--features",
+        tmp_path / "in.safetensors",
+        "--codec",
+        cli_codec,
+        "--coder",
+        "compressai",
+        "-o",
+        tmp_path / "x.fcb",
+    )
     assert result.exit_code == 0, result.output
-    assert run("decode", tmp_path / "x.fcb", "--codec", cli_codec, "-o", tmp_path / "out.safetensors").exit_code == 0
+    assert (
+        run("decode", tmp_path / "x.fcb", "--codec", cli_codec, "-o", tmp_path / "out.safetensors").exit_code
+        == 0
+    )
     expected = decode_stream(load_codec(cli_codec), (tmp_path / "x.fcb").read_bytes()).features
     got = load_file(str(tmp_path / "out.safetensors"))
     assert all(torch.equal(got[k], expected[k]) for k in expected)
@@ -64,7 +98,15 @@ def test_features_file_round_trip(run, cli_codec, feature_cache, tmp_path):
 
 def test_refuses_to_overwrite_without_force(run, cli_codec, feature_cache, tmp_path):
     save_file({k: v.contiguous() for k, v in feature_cache[0].items()}, tmp_path / "in.safetensors")
-    args = ("encode", "--features", tmp_path / "in.safetensors", "--codec", cli_codec, "-o", tmp_path / "x.fcb")
+    args = (
+        "encode",
+        "--features",
+        tmp_path / "in.safetensors",
+        "--codec",
+        cli_codec,
+        "-o",
+        tmp_path / "x.fcb",
+    )
     assert run(*args).exit_code == 0
     before = (tmp_path / "x.fcb").read_bytes()
     result = run(*args)
@@ -72,7 +114,10 @@ def test_refuses_to_overwrite_without_force(run, cli_codec, feature_cache, tmp_p
     assert (tmp_path / "x.fcb").read_bytes() == before
     assert run(*args, "--force").exit_code == 0
     (tmp_path / "d.safetensors").write_bytes(b"keep")
-    assert run("decode", tmp_path / "x.fcb", "--codec", cli_codec, "-o", tmp_path / "d.safetensors").exit_code == 3
+    assert (
+        run("decode", tmp_path / "x.fcb", "--codec", cli_codec, "-o", tmp_path / "d.safetensors").exit_code
+        == 3
+    )
     assert (tmp_path / "d.safetensors").read_bytes() == b"keep"
 
 
@@ -83,9 +128,13 @@ def test_bad_inputs_exit_3(run, cli_codec, feature_cache, tmp_path):
     assert run("info", tmp_path / "junk.fcb").exit_code == 3
     assert run("info", tmp_path / "missing.fcb").exit_code == 3
     save_file({"nope": torch.zeros(2, 2, 2)}, tmp_path / "bad.safetensors")
-    result = run("encode", "--features", tmp_path / "bad.safetensors", "--codec", cli_codec, "-o", tmp_path / "b.fcb")
+    result = run(
+        "encode", "--features", tmp_path / "bad.safetensors", "--codec", cli_codec, "-o", tmp_path / "b.fcb"
+    )
     assert result.exit_code == 3 and "stage1" in result.output
-    result = run("encode", "--features", tmp_path / "bad.safetensors", "--codec", tmp_path, "-o", tmp_path / "b.fcb")
+    result = run(
+        "encode", "--features", tmp_path / "bad.safetensors", "--codec", tmp_path, "-o", tmp_path / "b.fcb"
+    )
     assert result.exit_code == 3 and "config.json" in result.output
     result = run("train-codec", "--features", tmp_path, "--lambda", "1", "-o", tmp_path / "c")
     assert result.exit_code == 3 and "manifest" in result.output
@@ -103,5 +152,7 @@ def test_one_image_to_a_fcb_path_writes_that_file(run, cli_codec, image_paths, t
     assert target.is_file() and target.read_bytes()[:4] == b"\x89FCB"
     assert run("info", target).exit_code == 0
     # several images cannot go into one .fcb file: a clear error, nothing written
-    result = run("encode", *image_paths[:2], "--codec", cli_codec, "--random-init", "-o", tmp_path / "two.fcb")
+    result = run(
+        "encode", *image_paths[:2], "--codec", cli_codec, "--random-init", "-o", tmp_path / "two.fcb"
+    )
     assert result.exit_code == 3 and "directory" in result.output and not (tmp_path / "two.fcb").exists()

@@ -14,10 +14,17 @@ from . import fcb_reader, fuzz
 
 GOLDEN = Path(__file__).parent / "data" / "golden"
 # (kind, coder, groups, compact, legacy bounds): what the golden set holds
-CASES = [(kind, coder, 22, True, False) for kind in ("factorized", "hyperprior")
-         for coder in ("native", "native2", "constriction", "compressai")]
-CASES += [("factorized", "native", 1, False, False), ("hyperprior", "native", 3, False, False),
-          ("factorized", "native", 2, True, True), ("hyperprior", "compressai", 4, False, True)]
+CASES = [
+    (kind, coder, 22, True, False)
+    for kind in ("factorized", "hyperprior")
+    for coder in ("native", "native2", "constriction", "compressai")
+]
+CASES += [
+    ("factorized", "native", 1, False, False),
+    ("hyperprior", "native", 3, False, False),
+    ("factorized", "native", 2, True, True),
+    ("hyperprior", "compressai", 4, False, True),
+]
 
 
 def _name(kind, coder, groups, compact, legacy):
@@ -50,7 +57,9 @@ def test_the_independent_reader_decodes_the_golden_streams(codecs, case):
     kind = case[0]
     data = (GOLDEN / _name(*case)).read_bytes()
     assert fcb_reader.parse(data)["checksums"]  # the golden stream was written by these (seeded) codecs:
-    assert data == make_stream(codecs, *case), "golden stream differs: regenerate with python -m tests.codec.test_conformance"
+    assert data == make_stream(codecs, *case), (
+        "golden stream differs: regenerate with python -m tests.codec.test_conformance"
+    )
     out = fcb_reader.read_symbols(data, codecs[kind].path)
     assert out["crc"] == out["checksums"]
 
@@ -58,9 +67,14 @@ def test_the_independent_reader_decodes_the_golden_streams(codecs, case):
 def test_the_reader_agrees_on_other_grids_and_groups(codecs):
     for kind in ("factorized", "hyperprior"):
         for coder in ("native", "native2", "constriction", "compressai"):
-            for grid, groups, spread in (((2, 2), 25, 3), ((4, 6), 7, 40), ((2, 8), 16, 1 << 20)):  # large: escapes
-                data = fuzz.craft_stream(codecs[kind], coder, grid, groups, seed=groups, compact=groups % 2 == 1,
-                                         spread=spread)
+            for grid, groups, spread in (
+                ((2, 2), 25, 3),
+                ((4, 6), 7, 40),
+                ((2, 8), 16, 1 << 20),
+            ):  # large: escapes
+                data = fuzz.craft_stream(
+                    codecs[kind], coder, grid, groups, seed=groups, compact=groups % 2 == 1, spread=spread
+                )
                 out = fcb_reader.read_symbols(data, codecs[kind].path)
                 assert out["crc"] == out["checksums"], (kind, coder, grid, groups)
 
@@ -68,8 +82,9 @@ def test_the_reader_agrees_on_other_grids_and_groups(codecs):
 def test_the_reader_decodes_every_native2_lane_count(codecs):
     lanes = set()
     for grid, spread in (((4, 4), 3), ((8, 8), 40), ((16, 16), 3), ((16, 16), 40)):  # 1, 2, 4 and 8 lanes
-        data = fuzz.craft_stream(codecs["factorized"], "native2", grid, 1, seed=spread, compact=True,
-                                 spread=spread)
+        data = fuzz.craft_stream(
+            codecs["factorized"], "native2", grid, 1, seed=spread, compact=True, spread=spread
+        )
         out = fcb_reader.read_symbols(data, codecs["factorized"].path)
         assert out["crc"] == out["checksums"], (grid, spread)
         lanes.add(fcb_reader.parse(data)["substreams"]["y.0"][0])

@@ -34,8 +34,12 @@ def _device(name: str):
     if name == "cpu":
         return pytest.param("cpu", id="cpu")
     return pytest.param(
-        "cuda", id="cuda",
-        marks=[pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")],
+        "cuda",
+        id="cuda",
+        marks=[
+            pytest.mark.cuda,
+            pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device"),
+        ],
     )
 
 
@@ -78,12 +82,16 @@ def test_stream_decodes_identically_across_devices(codec_path, coder, encode_on,
     for b, stream in enumerate(streams):
         decoded = decode_stream(decoder_side, stream, device=decode_on)
         assert decoded.y_hat is not None
-        assert torch.equal(decoded.y_hat.cpu(), own["y_hat"][b].cpu()), "decoded symbols differ from the encoder's"
+        assert torch.equal(decoded.y_hat.cpu(), own["y_hat"][b].cpu()), (
+            "decoded symbols differ from the encoder's"
+        )
         on_cpu = decode_stream(cpu, stream)
         with torch.no_grad():
             reference = cpu.model.normalization.denormalize(cpu.model.g_s(own["y_hat"][b : b + 1].cpu()))
         for name, t in on_cpu.features.items():
-            assert torch.equal(t, reference[name][0]), f"CPU decode of level {name} is not g_s(y_hat) bit for bit"
+            assert torch.equal(t, reference[name][0]), (
+                f"CPU decode of level {name} is not g_s(y_hat) bit for bit"
+            )
             other = decoded.features[name].cpu()
             if decode_on == "cpu":
                 assert torch.equal(other, t)
@@ -106,7 +114,9 @@ def test_streams_written_on_cpu_and_cuda_decode_to_the_same_symbols(codec_path, 
         da, db = decode_stream(cpu, a), decode_stream(cpu, b)
         assert da.y_hat is not None and db.y_hat is not None
         same = (da.y_hat == db.y_hat).float().mean().item()
-        print(f"{encode_on} vs cpu encode: {100 * same:.4f} % of y symbols equal, streams identical: {a == b}")
+        print(
+            f"{encode_on} vs cpu encode: {100 * same:.4f} % of y symbols equal, streams identical: {a == b}"
+        )
         assert same > 0.999
         if encode_on == "cpu":
             assert a == b

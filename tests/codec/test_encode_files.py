@@ -1,4 +1,5 @@
-"""Whole directories: `encode_image_files` (batched forward, coding on a pool) writes the one-image loop's bytes."""
+"""Whole directories: `encode_image_files` (batched forward, coding on a pool) writes the one-image loop's
+bytes."""
 
 import shutil
 
@@ -35,8 +36,11 @@ def test_directory_encode_writes_the_one_image_bytes(codec_dir, photo_dir, tmp_p
     paths, targets = image_targets([photo_dir], tmp_path / "out", force=False)
     assert len(paths) == 9
     loop = {t: data for t, data, _ in encode_images(codec, paths, targets, random_init=True)}
-    results = list(encode_image_files(codec, paths, targets, random_init=True, batch_size=4, workers=3,
-                                      threads=2, show_progress=False))
+    results = list(
+        encode_image_files(
+            codec, paths, targets, random_init=True, batch_size=4, workers=3, threads=2, show_progress=False
+        )
+    )
     assert [r.target for r in results] == targets  # in input order
     assert all(r.error is None for r in results)
     assert {r.target: r.data for r in results} == loop
@@ -48,16 +52,33 @@ def test_a_failing_file_is_named_and_the_others_are_written(codec_dir, photo_dir
     shutil.copytree(photo_dir, inputs)
     (inputs / "broken.png").write_bytes(b"\x89PNG not really")
     runner = CliRunner()
-    result = runner.invoke(main, ["encode", str(inputs / "*.png"), str(inputs / "more"), "--codec", str(codec_dir),
-                                  "--random-init", "--batch-size", "3", "-o", str(tmp_path / "out")])
+    result = runner.invoke(
+        main,
+        [
+            "encode",
+            str(inputs / "*.png"),
+            str(inputs / "more"),
+            "--codec",
+            str(codec_dir),
+            "--random-init",
+            "--batch-size",
+            "3",
+            "-o",
+            str(tmp_path / "out"),
+        ],
+    )
     assert result.exit_code == 3
     assert "broken.png" in result.output and "1 of 9 images failed" in result.output
     written = sorted(p.name for p in (tmp_path / "out").iterdir())
     assert len(written) == 8 and "broken.fcb" not in written
     one = tmp_path / "one.fcb"
     image = inputs / "more" / "img2.png"
-    assert runner.invoke(main, ["encode", str(image), "--codec", str(codec_dir), "--random-init", "-o", str(one)]
-                         ).exit_code == 0
+    assert (
+        runner.invoke(
+            main, ["encode", str(image), "--codec", str(codec_dir), "--random-init", "-o", str(one)]
+        ).exit_code
+        == 0
+    )
     assert one.read_bytes() == (tmp_path / "out" / "img2.fcb").read_bytes()
 
 
@@ -73,16 +94,35 @@ def test_many_streams_decode_like_one_and_a_bad_one_is_named(codec_dir, photo_di
 
     runner = CliRunner()
     streams = tmp_path / "fcb"
-    assert runner.invoke(main, ["encode", str(photo_dir / "more"), "--codec", str(codec_dir), "--random-init",
-                                "-o", str(streams)]).exit_code == 0
+    assert (
+        runner.invoke(
+            main,
+            [
+                "encode",
+                str(photo_dir / "more"),
+                "--codec",
+                str(codec_dir),
+                "--random-init",
+                "-o",
+                str(streams),
+            ],
+        ).exit_code
+        == 0
+    )
     (streams / "bad.fcb").write_bytes((streams / "img0.fcb").read_bytes()[:-3])
-    result = runner.invoke(main, ["decode", str(streams), "--codec", str(codec_dir), "--workers", "2",
-                                  "-o", str(tmp_path / "dec")])
+    result = runner.invoke(
+        main,
+        ["decode", str(streams), "--codec", str(codec_dir), "--workers", "2", "-o", str(tmp_path / "dec")],
+    )
     assert result.exit_code == 3, result.output
     assert "1 of 6 streams failed" in result.output and "bad.fcb" in result.output
     assert sorted(p.name for p in (tmp_path / "dec").iterdir()) == [f"img{i}.safetensors" for i in range(5)]
     one = tmp_path / "one.safetensors"
-    assert runner.invoke(main, ["decode", str(streams / "img3.fcb"), "--codec", str(codec_dir), "-o", str(one)]
-                         ).exit_code == 0
+    assert (
+        runner.invoke(
+            main, ["decode", str(streams / "img3.fcb"), "--codec", str(codec_dir), "-o", str(one)]
+        ).exit_code
+        == 0
+    )
     many, single = load_file(tmp_path / "dec" / "img3.safetensors"), load_file(one)
     assert many.keys() == single.keys() and all((many[k] == single[k]).all() for k in many)

@@ -49,10 +49,22 @@ def test_cli_refuses_crafted_streams_with_exit_3(codecs, tmp_path, what):
             data = fuzz.pack({**header, "checksums": {}}, subs)
         else:
             text = fuzz.json.dumps(header, sort_keys=True, separators=(",", ":"))
-            text = text.replace('"resolution":', '"resolution":' + "9" * 5000 + ',"_":', 1) if what == "huge-int" \
+            text = (
+                text.replace('"resolution":', '"resolution":' + "9" * 5000 + ',"_":', 1)
+                if what == "huge-int"
                 else text[:-1] + ',"x":' + "[" * 2000 + "]" * 2000 + "}"
+            )
             data = fuzz._raw_json_stream(text, subs)
     (tmp_path / "s.fcb").write_bytes(data)
-    result = CliRunner().invoke(main, ["decode", str(tmp_path / "s.fcb"), "--codec", str(codec.path), "-o",
-                                       str(tmp_path / "o.safetensors")])
+    result = CliRunner().invoke(
+        main,
+        [
+            "decode",
+            str(tmp_path / "s.fcb"),
+            "--codec",
+            str(codec.path),
+            "-o",
+            str(tmp_path / "o.safetensors"),
+        ],
+    )
     assert result.exit_code == 3, result.output

@@ -39,9 +39,12 @@ def test_compressai_encoder_codes_tiny_and_escape_heavy_substreams(table, symbol
     data = coder.encode(s, idx, table)
     assert np.array_equal(coder.decode(data, idx, table), s)
     big = np.tile(s, 200)
-    if _fits_rans64_buffer(big, np.zeros(big.size, np.int32), table):  # the library where it is safe: same bytes
-        assert coder.encode(big, np.zeros(big.size, np.int32), table) == ans.RansEncoder().encode_with_indexes(
-            big.tolist(), [0] * big.size, *coder._lists(table))
+    if _fits_rans64_buffer(
+        big, np.zeros(big.size, np.int32), table
+    ):  # the library where it is safe: same bytes
+        assert coder.encode(
+            big, np.zeros(big.size, np.int32), table
+        ) == ans.RansEncoder().encode_with_indexes(big.tolist(), [0] * big.size, *coder._lists(table))
 
 
 def test_compressai_decoder_is_bounded_and_exact(table):
@@ -94,14 +97,17 @@ def test_unknown_minor_version_is_refused(codecs):
         unpack(bytes(fuzz._fix_crcs(body)))
 
 
-@pytest.mark.parametrize(("field", "value", "message"), [
-    ("codec", {"kind": "factorized"}, "codec mismatch"),
-    ("encoder", {"name": "other", "weights_id": "random-init"}, "stream's encoder"),
-    ("resolution", 128, "stream's resolution"),
-    ("checksums", {}, "'checksums' has"),
-    ("checksums", {"symbols": 0, "probability_model": 0}, "'checksums' has"),
-    ("extra", 1, "unknown header field"),
-])
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("codec", {"kind": "factorized"}, "codec mismatch"),
+        ("encoder", {"name": "other", "weights_id": "random-init"}, "stream's encoder"),
+        ("resolution", 128, "stream's resolution"),
+        ("checksums", {}, "'checksums' has"),
+        ("checksums", {"symbols": 0, "probability_model": 0}, "'checksums' has"),
+        ("extra", 1, "unknown header field"),
+    ],
+)
 def test_identity_and_checksums_are_checked_against_the_codec(codecs, field, value, message):
     codec = codecs["hyperprior"]
     (data,) = encode_features(codec, fuzz.features((2, 2)), compact=False)
@@ -143,8 +149,11 @@ def test_packed_anchor_streams_are_checked_as_strictly(tmp_path):
     (data,) = encode_features(codec, fuzz.features((2, 2)))
     assert decode_stream(codec, data).features["coarse"].shape == (8, 1, 1)
     subs = unpack(data).substreams
-    for changes, message in (({"checksums": {"symbols": 0}}, "'checksums' has"),
-                             ({"substreams": {**subs, "y.0": b""}}, "not the hevc codec's"),
-                             ({"packing": None}, "packing"), ({"extra": 1}, "unknown header field")):
+    for changes, message in (
+        ({"checksums": {"symbols": 0}}, "'checksums' has"),
+        ({"substreams": {**subs, "y.0": b""}}, "not the hevc codec's"),
+        ({"packing": None}, "packing"),
+        ({"extra": 1}, "unknown header field"),
+    ):
         with pytest.raises(BitstreamError, match=message):
             decode_stream(codec, _repack(data, **changes))

@@ -10,7 +10,9 @@ from .conftest import cache_batch, fpn_features
 
 
 @pytest.mark.parametrize("coder", ["native", "constriction", "compressai"])
-@pytest.mark.parametrize("key", [("hyperprior", 0.3), ("hyperprior", 10.0), ("hyperprior", 300.0), ("factorized", 10.0)])
+@pytest.mark.parametrize(
+    "key", [("hyperprior", 0.3), ("hyperprior", 10.0), ("hyperprior", 300.0), ("factorized", 10.0)]
+)
 def test_decode_equals_model_quantised_reconstruction(trained_codecs, feature_cache, key, coder):
     codec = trained_codecs[key]
     x = cache_batch(feature_cache)
@@ -43,7 +45,9 @@ def test_uniform_baseline_roundtrip(trained_codecs, feature_cache):
 def test_streams_grow_with_lambda(trained_codecs, feature_cache):
     x = cache_batch(feature_cache)
     sizes = [
-        sum(stream_info(s)["payload_bytes"] for s in encode_features(trained_codecs[("hyperprior", lmbda)], x))
+        sum(
+            stream_info(s)["payload_bytes"] for s in encode_features(trained_codecs[("hyperprior", lmbda)], x)
+        )
         for lmbda in (0.3, 10.0, 300.0)
     ]
     assert sizes[0] < sizes[1] < sizes[2], sizes
@@ -66,4 +70,6 @@ def test_info_reports_model_estimate_and_overhead(fpn_codec):
     (data,) = encode_features(fpn_codec, fpn_features(batch=1, resolution=128))
     info = stream_info(data)
     assert info["estimated_bits"] > 0 and info["payload_bytes"] > 0
-    assert info["coding_overhead"] == (8 * info["payload_bytes"] - info["estimated_bits"]) / (8 * info["payload_bytes"])
+    assert info["coding_overhead"] == (8 * info["payload_bytes"] - info["estimated_bits"]) / (
+        8 * info["payload_bytes"]
+    )

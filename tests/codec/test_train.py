@@ -66,8 +66,16 @@ def test_existing_codec_not_overwritten_and_resume_plan_checked(feature_cache, t
 
 
 def test_single_level_codec(feature_cache, tmp_path):
-    codec = train_codec(feature_cache, tmp_path / "s", lmbda=1.0, steps=2, levels=["stage3"], batch_size=2,
-                        hparams=TINY, progress=False)
+    codec = train_codec(
+        feature_cache,
+        tmp_path / "s",
+        lmbda=1.0,
+        steps=2,
+        levels=["stage3"],
+        batch_size=2,
+        hparams=TINY,
+        progress=False,
+    )
     assert codec.model.level_names == ["stage3"]
 
 
@@ -82,14 +90,22 @@ def test_codec_weights_are_byte_identical_across_processes(tmp_path):
         "m = create_codec('hyperprior', [FeatureLevel('a', 4, 16)], resolution=32, N=4, M=4); "
         "print(save_codec(m, sys.argv[1], encoder='e', weights_id='w', lmbda=1.0).codec_id)"
     )
-    ids = {subprocess.run([sys.executable, "-c", code, str(tmp_path / f"c{i}")], capture_output=True, text=True,
-                          check=True, env={**__import__("os").environ, "PYTHONHASHSEED": str(i)}).stdout
-           for i in range(3)}  # fmt: skip
+    ids = {
+        subprocess.run(
+            [sys.executable, "-c", code, str(tmp_path / f"c{i}")],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={**__import__("os").environ, "PYTHONHASHSEED": str(i)},
+        ).stdout
+        for i in range(3)
+    }
     assert len(ids) == 1
 
 
 def test_integer_hyper_is_distilled_from_the_float_run_of_the_same_seed(feature_cache, tmp_path):
-    """Default integer recipe: the float hyperprior of the same seed, then its h_s distilled into the integer h_s;
+    """Default integer recipe: the float hyperprior of the same seed, then its h_s distilled into the integer
+    h_s;
     every other weight is the float run's, and the integer h_s is frozen, within 2^24 and bit-exact."""
     from codec.train import distill_integer_hyper
 
@@ -104,17 +120,28 @@ def test_integer_hyper_is_distilled_from_the_float_run_of_the_same_seed(feature_
     h_s = integer.model.h_s
     assert h_s.frozen and all(bound < 1 << 24 for bound in h_s.partial_sum_bounds())
     z = torch.randint(-20, 21, (2, TINY["N"], 3, 4)).float()
-    assert all(torch.equal(u, v.float()) for u, v in zip(h_s.integer_forward(z), h_s.reference_forward(z), strict=True))
+    assert all(
+        torch.equal(u, v.float())
+        for u, v in zip(h_s.integer_forward(z), h_s.reference_forward(z), strict=True)
+    )
     # more distillation steps bring the integer h_s closer to the float one (KL in bits per element)
-    student = create_codec("hyperprior", feature_cache.levels, resolution=feature_cache.resolution,
-                           **TINY, hyper_path="integer")  # fmt: skip
-    kl = [distill_integer_hyper(floating.model, student, feature_cache, steps=n, batch_size=4, seed=0)
-          for n in (1, 60)]  # fmt: skip
+    student = create_codec(
+        "hyperprior", feature_cache.levels, resolution=feature_cache.resolution, **TINY, hyper_path="integer"
+    )
+    kl = [
+        distill_integer_hyper(floating.model, student, feature_cache, steps=n, batch_size=4, seed=0)
+        for n in (1, 60)
+    ]
     assert 0 <= kl[1] < kl[0]
     # a float h_s can be distilled the same way (bench.hyper_path_rate --float-student, the control)
-    control = create_codec("hyperprior", feature_cache.levels, resolution=feature_cache.resolution,
-                           **TINY, hyper_path="float64")  # fmt: skip
-    assert 0 <= distill_integer_hyper(floating.model, control, feature_cache, steps=5, batch_size=4, seed=0) < 1e3
+    control = create_codec(
+        "hyperprior", feature_cache.levels, resolution=feature_cache.resolution, **TINY, hyper_path="float64"
+    )
+    assert (
+        0
+        <= distill_integer_hyper(floating.model, control, feature_cache, steps=5, batch_size=4, seed=0)
+        < 1e3
+    )
 
 
 def test_joint_integer_training_is_kept_and_distillation_steps_are_part_of_the_plan(feature_cache, tmp_path):
@@ -122,7 +149,9 @@ def test_joint_integer_training_is_kept_and_distillation_steps_are_part_of_the_p
     joint = train_codec(feature_cache, tmp_path / "j", steps=2, hyper_distill_steps=0, **common)
     assert "hyper_distillation" not in joint.config["training"]
     assert joint.config["hparams"]["hyper_path"] == "integer" and joint.model.h_s.frozen
-    with pytest.raises(CheckpointError, match="hyper_distill_steps"):  # a joint run is not resumed as a distilled one
+    with pytest.raises(
+        CheckpointError, match="hyper_distill_steps"
+    ):  # a joint run is not resumed as a distilled one
         train_codec(feature_cache, tmp_path / "j", steps=4, resume=True, **common)
     with pytest.raises(TrainingError, match="hyper_distill_steps"):
         train_codec(feature_cache, tmp_path / "n", steps=2, hyper_distill_steps=-1, **common)
@@ -131,8 +160,16 @@ def test_joint_integer_training_is_kept_and_distillation_steps_are_part_of_the_p
 def test_a_distillation_killed_midway_resumes_from_its_checkpoint(feature_cache, tmp_path, monkeypatch):
     import codec.train as train_module
 
-    common = dict(lmbda=5.0, batch_size=2, lr=3e-3, hparams=TINY, progress=False, checkpoint_every=2, steps=3,
-                  hyper_distill_steps=6)  # fmt: skip
+    common = dict(
+        lmbda=5.0,
+        batch_size=2,
+        lr=3e-3,
+        hparams=TINY,
+        progress=False,
+        checkpoint_every=2,
+        steps=3,
+        hyper_distill_steps=6,
+    )
     straight = train_codec(feature_cache, tmp_path / "a", **common)
     real, calls = train_module._gaussian_kl_bits, {"n": 0}
 

@@ -23,11 +23,27 @@ from PIL import Image
 from probes.data.synthetic.people import COCO_KEYPOINT_NAMES, COCO_SKELETON
 
 # A standing person in a unit box (x right, y down): the 17 COCO keypoints.
-_PERSON = np.array([
-    [0.50, 0.08], [0.55, 0.05], [0.45, 0.05], [0.60, 0.07], [0.40, 0.07], [0.70, 0.22], [0.30, 0.22],
-    [0.80, 0.40], [0.20, 0.40], [0.85, 0.55], [0.15, 0.55], [0.62, 0.55], [0.38, 0.55],
-    [0.64, 0.75], [0.36, 0.75], [0.65, 0.95], [0.35, 0.95],
-])  # fmt: skip
+_PERSON = np.array(
+    [
+        [0.50, 0.08],
+        [0.55, 0.05],
+        [0.45, 0.05],
+        [0.60, 0.07],
+        [0.40, 0.07],
+        [0.70, 0.22],
+        [0.30, 0.22],
+        [0.80, 0.40],
+        [0.20, 0.40],
+        [0.85, 0.55],
+        [0.15, 0.55],
+        [0.62, 0.55],
+        [0.38, 0.55],
+        [0.64, 0.75],
+        [0.36, 0.75],
+        [0.65, 0.95],
+        [0.35, 0.95],
+    ]
+)
 
 IMAGE_SIZES = [(48, 64), (60, 80), (72, 96)]  # H × W of the three COCO fixture images
 
@@ -62,7 +78,8 @@ def _image_entry(image_id: int, name: str, h: int, w: int) -> dict:
 def person_keypoints(
     box: list[float], hidden: tuple[int, ...] = (), unlabelled: tuple[int, ...] = ()
 ) -> list[float]:
-    """COCO `keypoints` (51 values) of the fixture person inside `box`; v = 2 visible, 1 hidden, 0 unlabelled."""
+    """COCO `keypoints` (51 values) of the fixture person inside `box`; v = 2 visible, 1 hidden, 0
+    unlabelled."""
     x, y, w, h = box
     out = []
     for k, (u, v) in enumerate(_PERSON):
@@ -112,7 +129,7 @@ def write_coco_keypoints(folder: str | Path) -> tuple[Path, Path]:
             "bbox": [50.0, 5.0, 25.0, 40.0],
             "category_id": 1,
             "id": 202,
-        },  # fmt: skip
+        },
         _person(301, 3, [30.0, 10.0, 36.0, 56.0], hidden=(0,)),
         {  # a person box without any labelled keypoint: skipped too
             **_person(302, 3, [2.0, 2.0, 10.0, 12.0]),
@@ -186,16 +203,20 @@ def write_karpathy_split(path: str | Path, splits: dict[int, str]) -> Path:
     images = []
     for k, (cocoid, split) in enumerate(sorted(splits.items())):
         caps = CAPTIONS.get(cocoid, ["a photo"])
-        images.append({
-            "filepath": "val2014",
-            "sentids": list(range(10 * k, 10 * k + len(caps))),
-            "filename": f"COCO_val2014_{cocoid:012d}.jpg",
-            "imgid": k,
-            "split": split,
-            "sentences": [{"tokens": c.lower().strip(".").split(), "raw": c, "imgid": k, "sentid": 10 * k + j}
-                          for j, c in enumerate(caps)],
-            "cocoid": cocoid,
-        })  # fmt: skip
+        images.append(
+            {
+                "filepath": "val2014",
+                "sentids": list(range(10 * k, 10 * k + len(caps))),
+                "filename": f"COCO_val2014_{cocoid:012d}.jpg",
+                "imgid": k,
+                "split": split,
+                "sentences": [
+                    {"tokens": c.lower().strip(".").split(), "raw": c, "imgid": k, "sentid": 10 * k + j}
+                    for j, c in enumerate(caps)
+                ],
+                "cocoid": cocoid,
+            }
+        )
     path = Path(path)
     path.write_text(json.dumps({"images": images, "dataset": "coco"}))
     return path
@@ -217,7 +238,8 @@ _MATLAB_HEADER = (
 def write_nyu_mat(
     folder: str | Path, n: int = 4, h: int = 48, w: int = 64, name: str = "nyu_depth_v2_labeled.mat"
 ) -> Path:
-    """The labeled NYUv2 file's layout: MATLAB v7.3 (HDF5 with a 512-byte MATLAB userblock), arrays transposed."""
+    """The labeled NYUv2 file's layout: MATLAB v7.3 (HDF5 with a 512-byte MATLAB userblock), arrays
+    transposed."""
     path = Path(folder) / name
     path.parent.mkdir(parents=True, exist_ok=True)
     rgb, depth = rgbd_frames(n, h, w)

@@ -13,14 +13,22 @@ from probes.training.sources import EncoderFeatures
 def _pictures(n=2):
     yy, xx = np.mgrid[0:80, 0:96]
     rng = np.random.default_rng(0)
-    return [Image.fromarray((np.stack([xx * 2, yy * 3, xx + yy], -1) + rng.integers(0, 40, (80, 96, 3)) + 9 * i)
-                            .clip(0, 255).astype(np.uint8)) for i in range(n)]
+    return [
+        Image.fromarray(
+            (np.stack([xx * 2, yy * 3, xx + yy], -1) + rng.integers(0, 40, (80, 96, 3)) + 9 * i)
+            .clip(0, 255)
+            .astype(np.uint8)
+        )
+        for i in range(n)
+    ]
 
 
 @pytest.fixture(scope="module")
 def encoder_source():
     torch.manual_seed(0)
-    return EncoderFeatures(create_encoder("mini-hiera-random", random_init=True, resolution=64), ["stage3", "stage4"])
+    return EncoderFeatures(
+        create_encoder("mini-hiera-random", random_init=True, resolution=64), ["stage3", "stage4"]
+    )
 
 
 def test_the_coded_picture_is_the_encoders_input_size_and_the_ladder_trades_bits_for_fidelity():
@@ -34,16 +42,24 @@ def test_the_coded_picture_is_the_encoders_input_size_and_the_ladder_trades_bits
 
 
 @pytest.mark.parametrize("image_codec,quality", [("vvc", 32), ("jpeg", 5)])
-def test_remote_inference_runs_the_encoder_on_decoded_pictures_and_counts_their_bits(encoder_source, image_codec,
-                                                                                      quality):
+def test_remote_inference_runs_the_encoder_on_decoded_pictures_and_counts_their_bits(
+    encoder_source, image_codec, quality
+):
     samples = [{"image": p} for p in _pictures()]
     remote = RemoteInference(encoder_source, image_codec, quality)
     features = remote.features(samples)
     clean = encoder_source.features(samples)
-    assert features["stage3"].shape == clean["stage3"].shape and not torch.equal(features["stage3"], clean["stage3"])
-    assert torch.nn.functional.cosine_similarity(features["stage3"].flatten(), clean["stage3"].flatten(), 0) > 0.9
+    assert features["stage3"].shape == clean["stage3"].shape and not torch.equal(
+        features["stage3"], clean["stage3"]
+    )
+    assert (
+        torch.nn.functional.cosine_similarity(features["stage3"].flatten(), clean["stage3"].flatten(), 0)
+        > 0.9
+    )
     record = remote.describe_codec()
-    assert record["anchor"] == f"remote-{image_codec}" and remote.bits_per_pixel == remote.bits / (2 * 64 * 64)
+    assert record["anchor"] == f"remote-{image_codec}" and remote.bits_per_pixel == remote.bits / (
+        2 * 64 * 64
+    )
     complexity = coding_complexity(remote, samples)
     assert complexity["encoder_kmac_per_pixel"] == 0 and complexity["decode_ms"] > 0
 
@@ -63,11 +79,20 @@ def test_complexity_counts_learned_macs_and_none_for_a_packed_anchor(encoder_sou
     samples = [{"image": p} for p in _pictures(1)]
     records = {}
     for kind, hparams in (("hyperprior", {"N": 16, "M": 16}), ("vvc", {"qp": 37})):
-        model = create_codec(kind, encoder_source.encoder.spec, levels=["stage3", "stage4"], resolution=64, **hparams)
-        codec = save_codec(model, tmp_path / kind, encoder="mini-hiera-random", weights_id="random-init",
-                           lmbda=1.0 if kind == "hyperprior" else None)
+        model = create_codec(
+            kind, encoder_source.encoder.spec, levels=["stage3", "stage4"], resolution=64, **hparams
+        )
+        codec = save_codec(
+            model,
+            tmp_path / kind,
+            encoder="mini-hiera-random",
+            weights_id="random-init",
+            lmbda=1.0 if kind == "hyperprior" else None,
+        )
         records[kind] = coding_complexity(CodecRoundTrip(encoder_source, codec), samples)
-    assert records["hyperprior"]["encoder_kmac_per_pixel"] > records["hyperprior"]["decoder_kmac_per_pixel"] > 0
+    assert (
+        records["hyperprior"]["encoder_kmac_per_pixel"] > records["hyperprior"]["decoder_kmac_per_pixel"] > 0
+    )
     assert records["vvc"]["encoder_kmac_per_pixel"] == records["vvc"]["decoder_kmac_per_pixel"] == 0
     assert records["vvc"]["anchor"] == "packed-vvc" and records["vvc"]["encode_ms"] > 0
 
@@ -83,14 +108,39 @@ def test_evaluation_records_the_remote_and_packed_anchors_with_their_complexity(
 
     data = f"nyuv2:{write_nyu_folder(tmp_path / 'nyu')}"
     head = f"hf:{save_tiny_head('depth', tmp_path / 'head')}"
-    train_neck(TrainNeckOptions(task="depth", head=head, data=data, encoder="mini-hiera-random", random_init=True,
-                                resolution=64, neck_layers=1, neck_dim=32, neck_heads=4, steps=1, batch_size=2,
-                                warmup_steps=0, progress=False), tmp_path / "neck")  # fmt: skip
-    remote = evaluate_neck(tmp_path / "neck", data, image_codec="jpeg", image_quality=8, limit=2, progress=False)
-    assert remote["codec"]["anchor"] == "remote-jpeg" and remote["bpp"] > 0 and remote["complexity"]["encode_ms"] > 0
+    train_neck(
+        TrainNeckOptions(
+            task="depth",
+            head=head,
+            data=data,
+            encoder="mini-hiera-random",
+            random_init=True,
+            resolution=64,
+            neck_layers=1,
+            neck_dim=32,
+            neck_heads=4,
+            steps=1,
+            batch_size=2,
+            warmup_steps=0,
+            progress=False,
+        ),
+        tmp_path / "neck",
+    )
+    remote = evaluate_neck(
+        tmp_path / "neck", data, image_codec="jpeg", image_quality=8, limit=2, progress=False
+    )
+    assert (
+        remote["codec"]["anchor"] == "remote-jpeg"
+        and remote["bpp"] > 0
+        and remote["complexity"]["encode_ms"] > 0
+    )
     model = create_codec("vvc", get_spec("mini-hiera-random"), resolution=64, qp=40)
     save_codec(model, tmp_path / "vvc", encoder="mini-hiera-random", weights_id="random-init", lmbda=None)
     packed = evaluate_neck(tmp_path / "neck", data, codec=str(tmp_path / "vvc"), limit=2, progress=False)
-    assert packed["codec"]["kind"] == "vvc" and packed["complexity"]["anchor"] == "packed-vvc" and packed["bpp"] > 0
+    assert (
+        packed["codec"]["kind"] == "vvc"
+        and packed["complexity"]["anchor"] == "packed-vvc"
+        and packed["bpp"] > 0
+    )
     with pytest.raises(ValueError, match="image_quality"):
         evaluate_neck(tmp_path / "neck", data, image_codec="vvc", limit=2, progress=False)

@@ -11,8 +11,27 @@ from bench.cli import main
 from probes.heads.tiny import save_tiny_head
 from tests.probes.fixtures import write_coco_captions, write_coco_keypoints, write_nyu_folder
 
-FAST = ["--encoder", "mini-hiera-random", "--random-init", "--resolution", "64", "--neck-layers", "1", "--neck-dim", "32",
-        "--neck-heads", "4", "--batch-size", "2", "--lr", "1e-3", "--device", "cpu", "--workers", "0"]  # fmt: skip
+FAST = [
+    "--encoder",
+    "mini-hiera-random",
+    "--random-init",
+    "--resolution",
+    "64",
+    "--neck-layers",
+    "1",
+    "--neck-dim",
+    "32",
+    "--neck-heads",
+    "4",
+    "--batch-size",
+    "2",
+    "--lr",
+    "1e-3",
+    "--device",
+    "cpu",
+    "--workers",
+    "0",
+]
 
 
 @pytest.fixture(scope="module")
@@ -36,11 +55,39 @@ def run(*args):
 @pytest.mark.parametrize("task", ["depth", "pose", "caption"])
 def test_train_neck_then_eval_round_trip_with_json(files, tmp_path, task):
     neck = tmp_path / "neck"
-    r = run("train-neck", *FAST, "--task", task, "--head", files["heads"][task], "--data", files[task],
-            "--steps", 3, "--kd", 0.5, "-o", neck)  # fmt: skip
+    r = run(
+        "train-neck",
+        *FAST,
+        "--task",
+        task,
+        "--head",
+        files["heads"][task],
+        "--data",
+        files[task],
+        "--steps",
+        3,
+        "--kd",
+        0.5,
+        "-o",
+        neck,
+    )
     assert r.exit_code == 0, r.output
-    r = run("eval", "--neck", neck, "--data", files[task], "--json", "--max-new-tokens", 5, "--device", "cpu",
-            "--workers", 0, "-o", tmp_path / "result.json")  # fmt: skip
+    r = run(
+        "eval",
+        "--neck",
+        neck,
+        "--data",
+        files[task],
+        "--json",
+        "--max-new-tokens",
+        5,
+        "--device",
+        "cpu",
+        "--workers",
+        0,
+        "-o",
+        tmp_path / "result.json",
+    )
     assert r.exit_code == 0, r.output
     result = json.loads(r.stdout)
     assert result == json.loads((tmp_path / "result.json").read_text())
@@ -60,8 +107,23 @@ def test_train_neck_then_eval_round_trip_with_json(files, tmp_path, task):
 
 def test_builtin_head_round_trip_and_human_output(files, tmp_path):
     neck = tmp_path / "neck"
-    r = run("train-neck", *FAST, "--task", "depth", "--head", "builtin-new:depth", "--train-head",
-            "--data", files["depth"], "--steps", 2, "--level", "stage3", "-o", neck)  # fmt: skip
+    r = run(
+        "train-neck",
+        *FAST,
+        "--task",
+        "depth",
+        "--head",
+        "builtin-new:depth",
+        "--train-head",
+        "--data",
+        files["depth"],
+        "--steps",
+        2,
+        "--level",
+        "stage3",
+        "-o",
+        neck,
+    )
     assert r.exit_code == 0, r.output
     assert (neck / "head" / "weights.safetensors").is_file()
     r = run("eval", "--neck", neck, "--data", files["depth"], "--limit", 2, "--device", "cpu")
@@ -94,8 +156,23 @@ def test_train_neck_resume_continues_and_refuses_to_overwrite(files, tmp_path):
 
 def test_cross_neck_from_the_cli(files, tmp_path):
     first, second = tmp_path / "first", tmp_path / "second"
-    assert run("train-neck", *FAST, "--task", "depth", "--head", files["heads"]["depth"], "--data", files["depth"],
-               "--steps", 2, "-o", first).exit_code == 0  # fmt: skip
+    assert (
+        run(
+            "train-neck",
+            *FAST,
+            "--task",
+            "depth",
+            "--head",
+            files["heads"]["depth"],
+            "--data",
+            files["depth"],
+            "--steps",
+            2,
+            "-o",
+            first,
+        ).exit_code
+        == 0
+    )
     r = run(
         "train-neck",
         "--task",
@@ -168,8 +245,19 @@ def test_eval_of_a_directory_that_is_not_a_neck_exits_3(files, tmp_path):
 
 
 def test_train_neck_needs_a_weights_source(files, tmp_path):
-    r = run("train-neck", "--encoder", "mini-hiera-random", "--task", "depth", "--head", "builtin:depth",
-            "--data", files["depth"], "-o", tmp_path / "n")  # fmt: skip
+    r = run(
+        "train-neck",
+        "--encoder",
+        "mini-hiera-random",
+        "--task",
+        "depth",
+        "--head",
+        "builtin:depth",
+        "--data",
+        files["depth"],
+        "-o",
+        tmp_path / "n",
+    )
     assert r.exit_code == 2 and "--random-init" in r.output
 
 
@@ -179,14 +267,45 @@ def test_eval_through_a_codec_records_bits_per_pixel(files, tmp_path):
     from probes.encoders import get_spec
 
     codec = tmp_path / "codec"
-    save_codec(create_codec("uniform", get_spec("mini-hiera-random"), levels=["stage4"], resolution=64), codec,
-               encoder="mini-hiera-random", weights_id="random-init", lmbda=0.0)  # fmt: skip
+    save_codec(
+        create_codec("uniform", get_spec("mini-hiera-random"), levels=["stage4"], resolution=64),
+        codec,
+        encoder="mini-hiera-random",
+        weights_id="random-init",
+        lmbda=0.0,
+    )
     neck = tmp_path / "neck"
-    r = run("train-neck", *FAST, "--task", "pose", "--head", files["heads"]["pose"], "--data", files["pose"],
-            "--codec", codec, "--steps", 2, "-o", neck)  # fmt: skip
+    r = run(
+        "train-neck",
+        *FAST,
+        "--task",
+        "pose",
+        "--head",
+        files["heads"]["pose"],
+        "--data",
+        files["pose"],
+        "--codec",
+        codec,
+        "--steps",
+        2,
+        "-o",
+        neck,
+    )
     assert r.exit_code == 0, r.output
-    r = run("eval", "--neck", neck, "--data", files["pose"], "--codec", codec, "--json", "--device", "cpu",
-            "--workers", 0)  # fmt: skip
+    r = run(
+        "eval",
+        "--neck",
+        neck,
+        "--data",
+        files["pose"],
+        "--codec",
+        codec,
+        "--json",
+        "--device",
+        "cpu",
+        "--workers",
+        0,
+    )
     assert r.exit_code == 0, r.output
     result = json.loads(r.stdout)
     assert result["bpp"] > 0 and result["codec"]["kind"] == "uniform" and result["codec"]["images"] == 4

@@ -1,4 +1,5 @@
-"""Neck inputs computed once (probes/neck_inputs.py): what a neck reads, stored fp16 on its grid, resumable."""
+"""Neck inputs computed once (probes/neck_inputs.py): what a neck reads, stored fp16 on its grid,
+resumable."""
 
 from __future__ import annotations
 
@@ -23,10 +24,26 @@ def stored(tmp_path_factory):
 
 
 def _opts(**kw) -> TrainNeckOptions:
-    return TrainNeckOptions(task="depth", head="builtin:depth", data="synthetic:depth", split="train", limit=5,
-                            encoder="mini-hiera", random_init=True, resolution=64, neck_layers=1, neck_dim=32,
-                            neck_heads=4, steps=3, batch_size=2, lr=2e-3, warmup_steps=0, progress=False,
-                            feature_memory_mb=0, **kw)  # fmt: skip
+    return TrainNeckOptions(
+        task="depth",
+        head="builtin:depth",
+        data="synthetic:depth",
+        split="train",
+        limit=5,
+        encoder="mini-hiera",
+        random_init=True,
+        resolution=64,
+        neck_layers=1,
+        neck_dim=32,
+        neck_heads=4,
+        steps=3,
+        batch_size=2,
+        lr=2e-3,
+        warmup_steps=0,
+        progress=False,
+        feature_memory_mb=0,
+        **kw,
+    )
 
 
 def test_stored_inputs_are_the_encoder_features_on_the_necks_grid_in_fp16(stored):
@@ -50,7 +67,9 @@ def test_stored_inputs_are_the_encoder_features_on_the_necks_grid_in_fp16(stored
 def test_a_neck_on_stored_inputs_trains_as_one_running_the_encoder(stored, tmp_path):
     fly = train_neck(_opts(), tmp_path / "fly")
     once = train_neck(_opts(neck_inputs=str(stored)), tmp_path / "once")
-    assert once["encoder"] == fly["encoder"]  # the same record: evaluations rebuild or reread the same features
+    assert (
+        once["encoder"] == fly["encoder"]
+    )  # the same record: evaluations rebuild or reread the same features
     for a, b in zip(fly["training"]["losses"], once["training"]["losses"], strict=True):
         assert b["loss"] == pytest.approx(a["loss"], rel=2e-3)
 
@@ -70,7 +89,9 @@ def test_an_interrupted_write_resumes_after_its_last_complete_shard(stored, tmp_
     assert (out / "shard-00000.safetensors").stat().st_mtime_ns == first  # kept, not recomputed
     for name in NeckInputs(out).levels:
         sample = {"id": record["shards"][0]["ids"][0]}
-        assert torch.equal(NeckInputs(out).features([sample])[name], NeckInputs(stored).features([sample])[name])
+        assert torch.equal(
+            NeckInputs(out).features([sample])[name], NeckInputs(stored).features([sample])[name]
+        )
     with pytest.raises(NeckInputsError, match="other settings"):
         write_neck_inputs(out, **{**SPLIT, "limit": 4}, **ENCODER, shard_size=2)
 

@@ -41,8 +41,9 @@ def test_mean_depth_map_is_the_per_pixel_training_mean(nyu):
 
 def test_zero_rate_depth_scores_the_mean_map(nyu):
     _, depth = rgbd_frames()
-    r = evaluate_zero_rate("depth", nyu, nyu, train_split="train", split="test",
-                           task_options={"output_kind": "metric-depth"})  # fmt: skip
+    r = evaluate_zero_rate(
+        "depth", nyu, nyu, train_split="train", split="test", task_options={"output_kind": "metric-depth"}
+    )
     assert r["format"] == ZERO_RATE_FORMAT and r["bpp"] == 0.0 and r["task"] == "depth"
     assert r["data"] == {"spec": nyu, "split": "test", "limit": None, "samples": 2}
     assert r["train"]["samples"] == 2 and "mean depth map" in r["predictor"]
@@ -51,7 +52,8 @@ def test_zero_rate_depth_scores_the_mean_map(nyu):
     expected = float(np.mean(1.0 / depth[3]))
     assert r["per_image"]["scores"]["abs_rel"] == pytest.approx([0.0, expected], abs=1e-6)
     assert r["metrics"]["abs_rel"] == pytest.approx(expected / 2, abs=1e-6)
-    # a relative-disparity head's protocol aligns scale and shift per image: a constant offset is forgiven less
+    # a relative-disparity head's protocol aligns scale and shift per image: a constant offset is forgiven
+    # less
     rel = evaluate_zero_rate("depth", nyu, nyu, train_split="train", split="test")
     assert "disparity" in rel["predictor"] and 0 <= rel["metrics"]["abs_rel"] < expected
 
@@ -65,7 +67,12 @@ def _person(box, layout, unlabelled=()):
     x0, y0, w, h = box
     k = np.concatenate([layout * [w, h] + [x0, y0], np.full((17, 1), 2.0)], 1)
     k[list(unlabelled)] = 0
-    return {"box": box, "ann": {"keypoints": k.reshape(-1).tolist(), "area": w * h}, "image_id": 1, "ann_id": 7}
+    return {
+        "box": box,
+        "ann": {"keypoints": k.reshape(-1).tolist(), "area": w * h},
+        "image_id": 1,
+        "ann_id": 7,
+    }
 
 
 def test_mean_pose_layout_is_box_normalised_and_skips_unlabelled_keypoints():
@@ -111,18 +118,40 @@ def test_zero_rate_command_writes_the_record_the_report_reads(nyu, tmp_path):
     from bench.rd import load_results
 
     out = tmp_path / "zero.json"
-    r = CliRunner().invoke(main, ["zero-rate", "--task", "depth", "--train-data", nyu, "--train-split", "train",
-                                  "--data", nyu, "--split", "test", "--depth-output", "metric-depth", "-o", str(out)])  # fmt: skip
+    r = CliRunner().invoke(
+        main,
+        [
+            "zero-rate",
+            "--task",
+            "depth",
+            "--train-data",
+            nyu,
+            "--train-split",
+            "train",
+            "--data",
+            nyu,
+            "--split",
+            "test",
+            "--depth-output",
+            "metric-depth",
+            "-o",
+            str(out),
+        ],
+    )
     assert r.exit_code == 0, r.output
     assert "depth at 0 bits" in r.output and "abs_rel" in r.output
     (point,) = load_results([out])
     assert point.zero_rate and point.task == "depth" and point.data == f"{nyu} (split=test)"
     assert point.per_image["ids"] == ["0001", "0003"]
-    r = CliRunner().invoke(main, ["zero-rate", "--task", "depth", "--train-data", nyu, "--data", nyu, "-o", str(out)])
+    r = CliRunner().invoke(
+        main, ["zero-rate", "--task", "depth", "--train-data", nyu, "--data", nyu, "-o", str(out)]
+    )
     assert r.exit_code == 3 and "--force" in r.output
 
 
-@pytest.mark.parametrize("task, train_images, test_images", [("depth", 6, 3), ("pose", 8, 3), ("caption", 16, 6)])
+@pytest.mark.parametrize(
+    "task, train_images, test_images", [("depth", 6, 3), ("pose", 8, 3), ("caption", 16, 6)]
+)
 def test_a_heads_trivial_baseline_is_the_sweeps_zero_rate_point(task, train_images, test_images, tmp_path):
     """`featcodec eval-head` / `pretrain-heads` record the numbers the sweep's zero-rate step writes."""
     from bench.sweep.steps import run_step
@@ -130,9 +159,20 @@ def test_a_heads_trivial_baseline_is_the_sweeps_zero_rate_point(task, train_imag
     train, test = f"synthetic:{task}:{train_images}", f"synthetic:{task}:{test_images}"
     head = load_head(f"builtin:{task}")
     baseline = evaluate_baseline(head, open_eval_data(head, test, "test", None), train)
-    run_step({"id": "zero", "kind": "zero-rate", "inputs": {}, "settings": {
-        "task": task, "head": f"builtin:{task}", "train": {"data": train, "split": "train", "limit": None},
-        "test": {"data": test, "split": "test", "limit": None}}}, tmp_path)  # fmt: skip
+    run_step(
+        {
+            "id": "zero",
+            "kind": "zero-rate",
+            "inputs": {},
+            "settings": {
+                "task": task,
+                "head": f"builtin:{task}",
+                "train": {"data": train, "split": "train", "limit": None},
+                "test": {"data": test, "split": "test", "limit": None},
+            },
+        },
+        tmp_path,
+    )
     point = json.loads((tmp_path / "steps" / "zero" / "result.json").read_text())
     assert baseline["metrics"] == point["metrics"]
     assert baseline["name"] == point["predictor"] and baseline["samples"] == point["train"]["samples"]

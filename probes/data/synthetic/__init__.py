@@ -64,9 +64,13 @@ def open_synthetic(paths: list[str], *, source: str, split: str | None, limit: i
 
 def _open_mix(paths: list[str], *, source: str, split: str | None, limit: int | None, **options: Any):
     if split not in (None, "train", "pretrain"):
-        raise DatasetError(f"{source}: the pretraining corpus has one split; held-out images are the probe splits")
+        raise DatasetError(
+            f"{source}: the pretraining corpus has one split; held-out images are the probe splits"
+        )
     if len(paths) > 2 or (len(paths) == 2 and (not paths[1].isdigit() or int(paths[1]) < 1)):
-        raise DatasetError(f"--data {source!r}: expected synthetic:mix[:N] with N a positive number of images")
+        raise DatasetError(
+            f"--data {source!r}: expected synthetic:mix[:N] with N a positive number of images"
+        )
     num_images = int(paths[1]) if len(paths) == 2 else DEFAULT_CORPUS_IMAGES
     if limit is not None:
         num_images = min(num_images, limit)

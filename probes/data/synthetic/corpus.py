@@ -47,8 +47,13 @@ def corpus_item(index: int, size: tuple[int, int]) -> tuple[str, np.ndarray, Ins
 class SyntheticMixDataset(TaskDataset):
     task = "segmentation"
 
-    def __init__(self, *, source: str = "synthetic:mix", num_images: int = DEFAULT_CORPUS_IMAGES,
-                 image_size: tuple[int, int] = CORPUS_IMAGE_SIZE):
+    def __init__(
+        self,
+        *,
+        source: str = "synthetic:mix",
+        num_images: int = DEFAULT_CORPUS_IMAGES,
+        image_size: tuple[int, int] = CORPUS_IMAGE_SIZE,
+    ):
         self.source = source
         self.split = "pretrain"
         self.num_images = num_images

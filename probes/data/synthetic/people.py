@@ -24,18 +24,52 @@ from pycocotools import mask as mask_utils
 from .world import COLOURS, fractal_noise, jitter_colour, to_uint8
 
 COCO_KEYPOINT_NAMES = [
-    "nose", "left_eye", "right_eye", "left_ear", "right_ear", "left_shoulder", "right_shoulder",
-    "left_elbow", "right_elbow", "left_wrist", "right_wrist", "left_hip", "right_hip",
-    "left_knee", "right_knee", "left_ankle", "right_ankle",
-]  # fmt: skip
+    "nose",
+    "left_eye",
+    "right_eye",
+    "left_ear",
+    "right_ear",
+    "left_shoulder",
+    "right_shoulder",
+    "left_elbow",
+    "right_elbow",
+    "left_wrist",
+    "right_wrist",
+    "left_hip",
+    "right_hip",
+    "left_knee",
+    "right_knee",
+    "left_ankle",
+    "right_ankle",
+]
 COCO_SKELETON = [
-    [16, 14], [14, 12], [17, 15], [15, 13], [12, 13], [6, 12], [7, 13], [6, 7], [6, 8], [7, 9],
-    [8, 10], [9, 11], [2, 3], [1, 2], [1, 3], [2, 4], [3, 5], [4, 6], [5, 7],
-]  # fmt: skip
+    [16, 14],
+    [14, 12],
+    [17, 15],
+    [15, 13],
+    [12, 13],
+    [6, 12],
+    [7, 13],
+    [6, 7],
+    [6, 8],
+    [7, 9],
+    [8, 10],
+    [9, 11],
+    [2, 3],
+    [1, 2],
+    [1, 3],
+    [2, 4],
+    [3, 5],
+    [4, 6],
+    [5, 7],
+]
 PERSON_CATEGORY = {
-    "supercategory": "person", "id": 1, "name": "person",
-    "keypoints": COCO_KEYPOINT_NAMES, "skeleton": COCO_SKELETON,
-}  # fmt: skip
+    "supercategory": "person",
+    "id": 1,
+    "name": "person",
+    "keypoints": COCO_KEYPOINT_NAMES,
+    "skeleton": COCO_SKELETON,
+}
 SUPERSAMPLE = 2  # figures are drawn at 2× and box-filtered down: anti-aliased edges
 
 
@@ -208,13 +242,20 @@ def person_annotations(scene: PeopleScene) -> list[dict]:
             continue
         ys, xs = np.nonzero(visible)
         rle = mask_utils.encode(np.asfortranarray(visible.astype(np.uint8)))
-        anns.append({
-            "segmentation": {"size": [h, w], "counts": rle["counts"].decode("ascii")},
-            "num_keypoints": num,
-            "area": float(area),
-            "iscrowd": 0,
-            "keypoints": kpts,
-            "bbox": [float(xs.min()), float(ys.min()), float(xs.max() - xs.min() + 1), float(ys.max() - ys.min() + 1)],
-            "category_id": 1,
-        })  # fmt: skip
+        anns.append(
+            {
+                "segmentation": {"size": [h, w], "counts": rle["counts"].decode("ascii")},
+                "num_keypoints": num,
+                "area": float(area),
+                "iscrowd": 0,
+                "keypoints": kpts,
+                "bbox": [
+                    float(xs.min()),
+                    float(ys.min()),
+                    float(xs.max() - xs.min() + 1),
+                    float(ys.max() - ys.min() + 1),
+                ],
+                "category_id": 1,
+            }
+        )
     return anns

@@ -256,6 +256,14 @@ def test_agrees_with_the_independent_bjontegaard_package(method, a, b):
 def test_lower_is_better_agrees_with_the_package_on_the_negated_metric(method):
     # the package knows only higher-is-better (PSNR): AbsRel negated is the same curve, so the same BD-rate
     bj = pytest.importorskip("bjontegaard")
-    theirs = bj.bd_rate(ABSREL[0], [-m for m in ABSREL[1]], ABSREL_B[0], [-m for m in ABSREL_B[1]],
-                        method=method, require_matching_points=False)  # fmt: skip
-    assert bd_rate(*ABSREL, *ABSREL_B, method=method, higher_is_better=False) == pytest.approx(theirs, rel=1e-8)
+    theirs = bj.bd_rate(
+        ABSREL[0],
+        [-m for m in ABSREL[1]],
+        ABSREL_B[0],
+        [-m for m in ABSREL_B[1]],
+        method=method,
+        require_matching_points=False,
+    )
+    assert bd_rate(*ABSREL, *ABSREL_B, method=method, higher_is_better=False) == pytest.approx(
+        theirs, rel=1e-8
+    )

@@ -45,7 +45,9 @@ def test_numpy_pchip_equals_bd_rate_including_dominated_points_and_failures(hib)
 def test_resample_counts_are_seeded_draws_with_replacement():
     c = resample_counts(50, 200, seed=7)
     assert c.shape == (200, 50) and (c.sum(1) == 50).all() and (c >= 0).all()
-    assert np.array_equal(c, resample_counts(50, 200, seed=7)) and not np.array_equal(c, resample_counts(50, 200, 8))
+    assert np.array_equal(c, resample_counts(50, 200, seed=7)) and not np.array_equal(
+        c, resample_counts(50, 200, 8)
+    )
     # each image is drawn about once per resample on average
     assert c.mean() == 1.0 and 0.9 < c.var() < 1.1  # Binomial(50, 1/50): variance 0.98
 

@@ -71,9 +71,14 @@ def test_task_sufficient_rate_uses_the_cheapest_crossing():
 
 @pytest.mark.parametrize(
     "clean, fraction, higher, message",
-    [(0.5, 0.0, True, "fraction"), (0.5, 1.5, True, "fraction"), (0.0, 0.95, True, "non-positive"),
-     (-0.1, 0.95, False, "non-negative"), (float("nan"), 0.95, True, "finite")],
-)  # fmt: skip
+    [
+        (0.5, 0.0, True, "fraction"),
+        (0.5, 1.5, True, "fraction"),
+        (0.0, 0.95, True, "non-positive"),
+        (-0.1, 0.95, False, "non-negative"),
+        (float("nan"), 0.95, True, "finite"),
+    ],
+)
 def test_task_sufficient_rate_rejects_meaningless_targets(clean, fraction, higher, message):
     with pytest.raises(ValueError, match=message):
         task_sufficient_rate(RATES, AP, clean, fraction, higher)
@@ -81,10 +86,7 @@ def test_task_sufficient_rate_rejects_meaningless_targets(clean, fraction, highe
 
 def test_metric_directions():
     assert metric_direction("AP") and metric_direction("CIDEr-D") and metric_direction("delta1")
-    assert (
-        not metric_direction("abs_rel")
-        and not metric_direction("rmse")
-    )
+    assert not metric_direction("abs_rel") and not metric_direction("rmse")
     assert metric_direction("abs_rel", {"abs_rel": True})
     with pytest.raises(ValueError, match="'PSNR-HVS'.*--direction"):
         metric_direction("PSNR-HVS")

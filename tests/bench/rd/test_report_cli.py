@@ -24,7 +24,8 @@ def run(*args):
 
 @pytest.fixture
 def results(tmp_path):
-    """Depth: SAM2 needs 1.25× Hiera's bits for the same AbsRel. Pose: SAM2 is 0.02 AP better at every rate."""
+    """Depth: SAM2 needs 1.25× Hiera's bits for the same AbsRel. Pose: SAM2 is 0.02 AP better at every
+    rate."""
     files = []
 
     def add(name, result):
@@ -39,8 +40,17 @@ def results(tmp_path):
             )
         for enc, gain in (("hiera-tiny", 0.0), ("sam2.1-hiera-tiny", 0.02)):
             c = codec_dir(f"pose-{enc}-{i}", 2.0**i)
-            add(f"pose-{enc}-{i}", eval_result("pose", enc, {"AP": ap + gain, "APm": -1.0 if i == 0 else ap},
-                                               codec=c, bpp=rate, data=POSE_DATA))  # fmt: skip
+            add(
+                f"pose-{enc}-{i}",
+                eval_result(
+                    "pose",
+                    enc,
+                    {"AP": ap + gain, "APm": -1.0 if i == 0 else ap},
+                    codec=c,
+                    bpp=rate,
+                    data=POSE_DATA,
+                ),
+            )
     for enc in ("hiera-tiny", "sam2.1-hiera-tiny"):
         add(f"depth-{enc}-clean", eval_result("depth", enc, {"abs_rel": 0.155, "delta1": 0.52}))
         add(f"pose-{enc}-clean", eval_result("pose", enc, {"AP": 0.66, "APm": 0.6}, data=POSE_DATA))
@@ -90,9 +100,11 @@ def test_report_states_bd_rate_and_task_sufficient_rate(tmp_path, results):
     ]
     # one CompressAI-style results file per curve
     assert sorted(p.name for p in (out / "curves").iterdir()) == [
-        "depth-hiera_tiny-neck_2L_d32.json", "depth-sam2_1_hiera_tiny-neck_2L_d32.json",
-        "pose-hiera_tiny-neck_2L_d32.json", "pose-sam2_1_hiera_tiny-neck_2L_d32.json",
-    ]  # fmt: skip
+        "depth-hiera_tiny-neck_2L_d32.json",
+        "depth-sam2_1_hiera_tiny-neck_2L_d32.json",
+        "pose-hiera_tiny-neck_2L_d32.json",
+        "pose-sam2_1_hiera_tiny-neck_2L_d32.json",
+    ]
     curve = json.loads((out / "curves" / "depth-sam2_1_hiera_tiny-neck_2L_d32.json").read_text())
     assert curve["name"] == "sam2.1-hiera-tiny" and "depth" in curve["description"]
     assert curve["results"]["bpp"] == pytest.approx([1.25 * r for r in RATES])
@@ -135,7 +147,10 @@ def test_report_never_overwrites_its_inputs(tmp_path, results):
     [
         ('{"format": "featcodec-eval", "task": ', "bad.json: not valid JSON"),
         ('{"format": "featcodec-eval", "task": "depth"}', "bad.json: missing field 'metrics'"),
-        ('{"points": [{"encoder": "hiera-tiny", "lmbda": 1, "bpp": 0.5}]}', "bad.json: not a `featcodec eval` result"),
+        (
+            '{"points": [{"encoder": "hiera-tiny", "lmbda": 1, "bpp": 0.5}]}',
+            "bad.json: not a `featcodec eval` result",
+        ),
         ("[1, 2]", "bad.json[0]: expected a JSON object"),
     ],
 )
@@ -187,22 +202,73 @@ def test_real_eval_results_through_uniform_codecs(tmp_path):
     results = []
     for enc in ("mini-hiera-random", "mini-sam2-random"):
         neck = tmp_path / f"neck-{enc}"
-        r = cli.invoke(main, ["train-neck", "--encoder", enc, "--random-init", "--resolution", "64", "--task", "depth",
-                              "--head", str(head), "--data", data, "--level", "stage4", "--neck-layers", "1",
-                              "--neck-dim", "32", "--neck-heads", "4", "--batch-size", "2", "--steps", "2",
-                              "--device", "cpu", "--workers", "0", "-o", str(neck)])  # fmt: skip
+        r = cli.invoke(
+            main,
+            [
+                "train-neck",
+                "--encoder",
+                enc,
+                "--random-init",
+                "--resolution",
+                "64",
+                "--task",
+                "depth",
+                "--head",
+                str(head),
+                "--data",
+                data,
+                "--level",
+                "stage4",
+                "--neck-layers",
+                "1",
+                "--neck-dim",
+                "32",
+                "--neck-heads",
+                "4",
+                "--batch-size",
+                "2",
+                "--steps",
+                "2",
+                "--device",
+                "cpu",
+                "--workers",
+                "0",
+                "-o",
+                str(neck),
+            ],
+        )
         assert r.exit_code == 0, r.output
         codecs = [None]
         for step in (0.1, 0.5, 2.0):
             codec = tmp_path / f"codec-{enc}-{step}"
-            save_codec(create_codec("uniform", get_spec(enc), levels=["stage4"], resolution=64, step=step), codec,
-                       encoder=enc, weights_id="random-init", lmbda=step)  # fmt: skip
+            save_codec(
+                create_codec("uniform", get_spec(enc), levels=["stage4"], resolution=64, step=step),
+                codec,
+                encoder=enc,
+                weights_id="random-init",
+                lmbda=step,
+            )
             codecs.append(codec)
         for codec in codecs:
             out = tmp_path / f"eval-{enc}-{codec.name if codec else 'clean'}.json"
             extra = ["--codec", str(codec)] if codec else []
-            r = cli.invoke(main, ["eval", "--neck", str(neck), "--data", data, *extra, "--device", "cpu",
-                                  "--workers", "0", "-o", str(out)])  # fmt: skip
+            r = cli.invoke(
+                main,
+                [
+                    "eval",
+                    "--neck",
+                    str(neck),
+                    "--data",
+                    data,
+                    *extra,
+                    "--device",
+                    "cpu",
+                    "--workers",
+                    "0",
+                    "-o",
+                    str(out),
+                ],
+            )
             assert r.exit_code == 0, r.output
             results.append(out)
     # what evaluate_neck records for the report: per-image scores, and the byte split of every stream

@@ -21,14 +21,31 @@ HARDNESS = RNG.normal(0, 0.05, N)  # a hard image is hard for every encoder at e
 
 
 def per_image(values: np.ndarray, name: str = "abs_rel", ids=IDS, **extra) -> dict:
-    return {"ids": list(ids), "weights": None, "scores": {name: values.tolist()}, "proxies": {}, "note": "", **extra}
+    return {
+        "ids": list(ids),
+        "weights": None,
+        "scores": {name: values.tolist()},
+        "proxies": {},
+        "note": "",
+        **extra,
+    }
 
 
 def depth_point(encoder, i, scale, scores, tmp_path, tag="", **kw):
-    result = eval_result("depth", encoder, {"abs_rel": float(np.mean(scores)), "delta1": 0.5},
-                         codec=codec_dir(f"{encoder}-{tag}{i}", 2.0**i), bpp=RATES[i] * scale, **kw)  # fmt: skip
+    result = eval_result(
+        "depth",
+        encoder,
+        {"abs_rel": float(np.mean(scores)), "delta1": 0.5},
+        codec=codec_dir(f"{encoder}-{tag}{i}", 2.0**i),
+        bpp=RATES[i] * scale,
+        **kw,
+    )
     result["per_image"] = per_image(scores)
-    result["codec"]["stream_bytes_per_image"] = {"header": 200.0, "hyper": 10.0 * (i + 1), "main": 100.0 * 2**i}
+    result["codec"]["stream_bytes_per_image"] = {
+        "header": 200.0,
+        "hyper": 10.0 * (i + 1),
+        "main": 100.0 * 2**i,
+    }
     return write(tmp_path / f"{encoder}-{tag}{i}.json", result)
 
 
@@ -62,11 +79,22 @@ def test_bd_rate_gets_a_seeded_bootstrap_interval(paired, tmp_path):
     from bench.rd import bd_rate
 
     (sc_a,), (sc_b,) = hiera.seeds, sam2.seeds
-    direct = bd_rate([q.rate for q in sc_a.points], [q.metric for q in sc_a.points],
-                     [q.rate for q in sc_b.points], [q.metric for q in sc_b.points], higher_is_better=False)
-    assert est.value == pytest.approx(direct, abs=1e-9) and list(est.per_seed.values()) == [pytest.approx(direct)]
+    direct = bd_rate(
+        [q.rate for q in sc_a.points],
+        [q.metric for q in sc_a.points],
+        [q.rate for q in sc_b.points],
+        [q.metric for q in sc_b.points],
+        higher_is_better=False,
+    )
+    assert est.value == pytest.approx(direct, abs=1e-9) and list(est.per_seed.values()) == [
+        pytest.approx(direct)
+    ]
     assert est.low < est.value < est.high and est.high - est.low < 60
-    assert report.interval["resamples"] == 500 and report.interval["seed"] == 3 and report.interval["level"] == 0.95
+    assert (
+        report.interval["resamples"] == 500
+        and report.interval["seed"] == 3
+        and report.interval["level"] == 0.95
+    )
     assert probes(report_of(paired, bootstrap=500, seed=3))[1].bd_rate == est  # seeded: the same interval
     write_report(report, tmp_path / "out")
     md = (tmp_path / "out" / "report.md").read_text()
@@ -87,7 +115,9 @@ def test_points_line_up_by_image_id_and_missing_scores_are_named(paired, tmp_pat
     # the last point of SAM2 lost two images and lists the others in another order: aligned by id
     last = json.loads(Path(paired[-1]).read_text())
     order = list(range(2, N))[::-1]
-    last["per_image"] = per_image(np.asarray(last["per_image"]["scores"]["abs_rel"])[order], ids=[IDS[k] for k in order])
+    last["per_image"] = per_image(
+        np.asarray(last["per_image"]["scores"]["abs_rel"])[order], ids=[IDS[k] for k in order]
+    )
     write(Path(paired[-1]), last)
     sam2 = probes(report_of(paired, bootstrap=100))[1]
     assert sam2.bd_rate.images == N - 2
@@ -103,8 +133,14 @@ def test_pose_ap_is_bootstrapped_through_its_per_image_proxy(tmp_path):
     ap = [0.40, 0.55, 0.62, 0.65]
     for enc, gain in (("hiera-tiny", 0.0), ("sam2.1-hiera-tiny", 0.02)):
         for i in range(4):
-            r = eval_result("pose", enc, {"AP": ap[i] + gain, "oks_ar": ap[i] + gain},
-                            codec=codec_dir(f"p-{enc}-{i}", 2.0**i), bpp=RATES[i], data="coco-kpts:/a.json:/img")  # fmt: skip
+            r = eval_result(
+                "pose",
+                enc,
+                {"AP": ap[i] + gain, "oks_ar": ap[i] + gain},
+                codec=codec_dir(f"p-{enc}-{i}", 2.0**i),
+                bpp=RATES[i],
+                data="coco-kpts:/a.json:/img",
+            )
             scores = np.clip(ap[i] + gain + HARDNESS, 0, 1)
             r["per_image"] = per_image(scores, "oks_ar", weights=[2.0] * N, proxies={"AP": "oks_ar"})
             files.append(write(tmp_path / f"pose-{enc}-{i}.json", r))
@@ -116,17 +152,28 @@ def test_pose_ap_is_bootstrapped_through_its_per_image_proxy(tmp_path):
 
 
 def test_zero_rate_record_joins_its_section(paired, tmp_path):
-    zero = {"format": "featcodec-zero-rate", "task": "depth", "task_config": "DepthTask()", "bpp": 0.0,
-            "predictor": "training-set mean depth map", "metrics": {"abs_rel": 0.41, "delta1": 0.3},
-            "per_image": None, "data": {"spec": "nyuv2:/data/nyu", "split": None, "limit": None, "samples": 4},
-            "train": {"spec": "nyuv2:/data/nyu", "split": "train", "limit": None, "samples": 795}}  # fmt: skip
+    zero = {
+        "format": "featcodec-zero-rate",
+        "task": "depth",
+        "task_config": "DepthTask()",
+        "bpp": 0.0,
+        "predictor": "training-set mean depth map",
+        "metrics": {"abs_rel": 0.41, "delta1": 0.3},
+        "per_image": None,
+        "data": {"spec": "nyuv2:/data/nyu", "split": None, "limit": None, "samples": 4},
+        "train": {"spec": "nyuv2:/data/nyu", "split": "train", "limit": None, "samples": 795},
+    }
     files = [*paired, write(tmp_path / "zero.json", zero)]
     report = report_of(files, bootstrap=0)
     (section,) = report.sections  # not a curve of its own
     assert [p.label for p in section.probes] == ["hiera-tiny", "sam2.1-hiera-tiny"]
     (zero_rate,) = section.zero_rate
     assert (zero_rate.value, zero_rate.predictor, zero_rate.task_config, zero_rate.source) == (
-        0.41, "training-set mean depth map", "DepthTask()", str(tmp_path / "zero.json"))
+        0.41,
+        "training-set mean depth map",
+        "DepthTask()",
+        str(tmp_path / "zero.json"),
+    )
     write_report(report, tmp_path / "out")
     md = (tmp_path / "out" / "report.md").read_text()
     assert "Zero rate (no features, 0 bits): abs_rel = 0.41 — training-set mean depth map." in md
@@ -162,5 +209,11 @@ def test_kd_and_cross_neck_tables_pair_curves_of_the_same_encoder(paired, tmp_pa
     (cross,) = section.cross_neck_pairs
     assert (cross.neck_off, cross.neck_on, cross.what) == ("neck-2L d32", "neck-2L d32 after pose", "after")
     assert cross.bd_rate.value == pytest.approx(50.0, abs=0.1) and cross.bd_rate.low > 0
-    md = Path(write_report(build_report(load_results(files), anchor="hiera-tiny", bootstrap=0), tmp_path / "o")[0]).read_text()
-    assert "KD on/off" in md and "Cross-neck" in md and "| hiera-tiny | neck-2L d32 | neck-2L d32 after pose |" in md
+    md = Path(
+        write_report(build_report(load_results(files), anchor="hiera-tiny", bootstrap=0), tmp_path / "o")[0]
+    ).read_text()
+    assert (
+        "KD on/off" in md
+        and "Cross-neck" in md
+        and "| hiera-tiny | neck-2L d32 | neck-2L d32 after pose |" in md
+    )

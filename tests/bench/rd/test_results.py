@@ -28,8 +28,15 @@ HEADS = {
 def codec_dir(name: str, lmbda: float, kind: str = "hyperprior") -> dict:
     """The `codec` record of a result (CodecRoundTrip.describe_codec), before its bits are filled in."""
     sha = (name.encode().hex() * 64)[:64]
-    return {"dir": f"/runs/{name}", "sha256": sha, "codec_id": sha[:16], "config_hash": sha[16:32], "kind": kind,
-            "lambda": lmbda, "levels": ["stage3"]}  # fmt: skip
+    return {
+        "dir": f"/runs/{name}",
+        "sha256": sha,
+        "codec_id": sha[:16],
+        "config_hash": sha[16:32],
+        "kind": kind,
+        "lambda": lmbda,
+        "levels": ["stage3"],
+    }
 
 
 def eval_result(
@@ -55,8 +62,14 @@ def eval_result(
     if codec is not None:
         images = 4
         bits = round(bpp * images * resolution**2)
-        codec_record = {**codec, "bits": bits, "payload_bits": int(bits * 0.9), "images": images,
-                        "bpp": bits / (images * resolution**2), "payload_bpp": int(bits * 0.9) / (images * resolution**2)}  # fmt: skip
+        codec_record = {
+            **codec,
+            "bits": bits,
+            "payload_bits": int(bits * 0.9),
+            "images": images,
+            "bpp": bits / (images * resolution**2),
+            "payload_bpp": int(bits * 0.9) / (images * resolution**2),
+        }
         bpp = codec_record["bpp"]
     return {
         "format": "featcodec-eval",
@@ -77,7 +90,7 @@ def eval_result(
                 "mean": [0.485, 0.456, 0.406],
                 "std": [0.229, 0.224, 0.225],
             },
-        },  # fmt: skip
+        },
         "random_init": random_init,
         "neck": {
             "dir": f"/runs/neck-{encoder}-{task}",
@@ -94,7 +107,7 @@ def eval_result(
             "after": None,
             "trained_on": {"spec": data, "split": None, "limit": None, "samples": 4},
             "trained_codec": trained_codec,
-        },  # fmt: skip
+        },
         "head": {
             "spec": f"hf:/heads/{task}",
             **HEADS[task],
@@ -103,7 +116,7 @@ def eval_result(
             "revision": None,
             "source": f"/heads/{task}",
             "source_sha256": "f" * 64,
-        },  # fmt: skip
+        },
         "codec": codec_record,
         "bpp": bpp if codec is not None else None,
         "data": {"spec": data, "split": None, "limit": None, "samples": 4},
@@ -188,7 +201,9 @@ def test_invalid_json_and_foreign_files_name_the_file(tmp_path):
     with pytest.raises(ResultsError, match="is a featcodec report"):
         load_results([tmp_path / "rep.json"])
     (tmp_path / "old.json").write_text('{"points": [{"encoder": "hiera-tiny", "lmbda": 1, "bpp": 0.5}]}')
-    with pytest.raises(ResultsError, match=r"old.json: not a `featcodec eval` result"):  # the removed demo format
+    with pytest.raises(
+        ResultsError, match=r"old.json: not a `featcodec eval` result"
+    ):  # the removed demo format
         load_results([tmp_path / "old.json"])
 
 

@@ -38,7 +38,9 @@ def _study(rng, seed_shift=0.25, seed_metric=0.01, difficulty=0.1, image_encoder
         for _ in range(SEEDS):
             rates = RATES * np.exp(rng.normal(0, 0.1, RATES.size))
             mean = _line(rates, offset + rng.normal(0, seed_shift)) + rng.normal(0, seed_metric)
-            per_seed.append((rates, mean[:, None] + difficulty + effect + rng.normal(0, point, (RATES.size, IMAGES))))
+            per_seed.append(
+                (rates, mean[:, None] + difficulty + effect + rng.normal(0, point, (RATES.size, IMAGES)))
+            )
         curves.append(per_seed)
     return curves
 
@@ -59,9 +61,11 @@ def test_seed_aware_interval_covers_the_true_bd_rate_where_the_image_only_interv
         width_images.append(images_only.high - images_only.low)
         share.append(both.share_training)
     seeds_cov, images_cov = hits_seeds / studies, hits_images / studies
-    print(f"\ncoverage of the 95 % interval over {studies} studies: seed-aware {seeds_cov:.3f}, "
-          f"image-only {images_cov:.3f} (per-seed range median {np.median(spread):.0f} points, image-only "
-          f"width median {np.median(width_images):.0f} points, training share median {np.median(share):.2f})")
+    print(
+        f"\ncoverage of the 95 % interval over {studies} studies: seed-aware {seeds_cov:.3f}, "
+        f"image-only {images_cov:.3f} (per-seed range median {np.median(spread):.0f} points, image-only "
+        f"width median {np.median(width_images):.0f} points, training share median {np.median(share):.2f})"
+    )
     assert 30 < np.median(spread) < 80 and 30 < np.median(width_images) < 80  # the demo's scale
     assert np.median(share) > 0.5  # seed noise dominates here ...
     assert seeds_cov >= 0.90
@@ -102,7 +106,10 @@ def test_noise_free_data_gives_the_exact_value_with_a_zero_width_interval():
 
 def test_swapping_the_curves_inverts_the_bd_rate_and_its_interval():
     a, b = _study(np.random.default_rng(3))
-    ab, ba = st.bd_rate_interval(a, b, resamples=300, seed=4), st.bd_rate_interval(b, a, resamples=300, seed=4)
+    ab, ba = (
+        st.bd_rate_interval(a, b, resamples=300, seed=4),
+        st.bd_rate_interval(b, a, resamples=300, seed=4),
+    )
     assert (1 + ab.estimate / 100) * (1 + ba.estimate / 100) == pytest.approx(1, abs=1e-9)
     assert (1 + ab.low / 100) * (1 + ba.high / 100) == pytest.approx(1, abs=1e-9)
     assert (1 + ab.high / 100) * (1 + ba.low / 100) == pytest.approx(1, abs=1e-9)
@@ -133,15 +140,18 @@ def test_seeds_where_the_statistic_is_undefined_are_left_out_and_counted():
     b[1] = (b[1][0], b[1][1] + 5.0)  # seed 2 of B: far above A, the curves no longer overlap
     got = st.bd_rate_interval(a, b, resamples=200, seeds=["0", "1", "2"])
     assert got.seeds == 3 and got.defined == 2 and got.per_seed["1"] is None and got.covers == st.COVERS_BOTH
-    assert got.estimate == pytest.approx(100 * np.expm1(np.mean(np.log1p([got.per_seed[s] / 100 for s in "02"]))))
+    assert got.estimate == pytest.approx(
+        100 * np.expm1(np.mean(np.log1p([got.per_seed[s] / 100 for s in "02"])))
+    )
     assert any("defined on 2 of 3 seeds" in n for n in got.notes)
     # the task-sufficient rate: a seed whose curve never reaches 95 % of its clean accuracy
     images = np.tile(_line(RATES)[:, None], (1, IMAGES))
     clean = [np.full(IMAGES, 0.4), np.full(IMAGES, 0.9), np.full(IMAGES, 0.42)]
     tsr = st.task_sufficient_rate_interval(_seeds(RATES, images), clean, resamples=100)
     assert tsr.defined == 2 and tsr.per_seed["2"] is None and tsr.notes[0] == "target reached on 2 of 3 seeds"
-    one = st.task_sufficient_rate_interval(_seeds(RATES, images), [np.full(IMAGES, 0.9)] * 2 + clean[:1],
-                                           resamples=100)  # fmt: skip
+    one = st.task_sufficient_rate_interval(
+        _seeds(RATES, images), [np.full(IMAGES, 0.9)] * 2 + clean[:1], resamples=100
+    )
     assert one.defined == 1 and one.covers == st.COVERS_IMAGES  # one seed left: images only, and it says so
     never = st.task_sufficient_rate_interval(_seeds(RATES, images), [np.full(IMAGES, 0.9)] * 3, resamples=100)
     assert never.estimate is None and never.low is None and never.defined == 0
@@ -159,9 +169,12 @@ def test_resamples_undefined_on_some_seed_are_dropped_and_counted():
 def test_difference_of_two_bd_rates_is_the_ratio_of_their_rate_factors():
     images = np.tile(_line(RATES)[:, None], (1, IMAGES))
     off = _seeds(RATES, images)
-    kd_gain = st.bd_rate_difference_interval(off, _seeds(RATES * 0.7, images), off, _seeds(RATES * 0.9, images),
-                                             resamples=100)  # fmt: skip
-    assert kd_gain.estimate == pytest.approx(100 * (0.7 / 0.9 - 1)) and kd_gain.low == pytest.approx(kd_gain.high)
+    kd_gain = st.bd_rate_difference_interval(
+        off, _seeds(RATES * 0.7, images), off, _seeds(RATES * 0.9, images), resamples=100
+    )
+    assert kd_gain.estimate == pytest.approx(100 * (0.7 / 0.9 - 1)) and kd_gain.low == pytest.approx(
+        kd_gain.high
+    )
     a, b = _study(np.random.default_rng(7))
     noisy = st.bd_rate_difference_interval(a, b, b, a, resamples=200)  # BD(B vs A) against BD(A vs B)
     single = st.bd_rate_interval(a, b, resamples=200)
@@ -177,7 +190,9 @@ def test_clean_accuracy_and_its_difference_are_weighted_means_seed_by_seed():
     assert acc.per_seed["a"] == pytest.approx(np.average(on[0], weights=w))
     assert acc.estimate == pytest.approx(np.mean([np.average(x, weights=w) for x in on]))
     diff = st.mean_difference_interval(on, off, weights=w, resamples=200)
-    assert diff.estimate == pytest.approx(np.mean([np.average(x - y, weights=w) for x, y in zip(on, off, strict=True)]))
+    assert diff.estimate == pytest.approx(
+        np.mean([np.average(x - y, weights=w) for x, y in zip(on, off, strict=True)])
+    )
     # paired: what the two evaluations share cancels, so the difference is known far better than either
     assert diff.low < 0.1 < diff.high and diff.high - diff.low < acc.high - acc.low
 
@@ -205,8 +220,10 @@ def test_vectorised_bd_metric_and_task_sufficient_rate_equal_the_reference(hib):
     # accuracy (δ1-like) or error (AbsRel-like): noisy enough that points fall off the hull
     curve = _line(RATES) if hib else 1.0 - _line(RATES)
     ma, mb = curve + rng.normal(0, 0.12, (300, 4)), curve + rng.normal(0, 0.12, (300, 4))
-    ref = [_reference(bd_metric, RATES, x, RATES * 1.2, y, method="pchip", higher_is_better=hib)
-           for x, y in zip(ma, mb, strict=True)]  # fmt: skip
+    ref = [
+        _reference(bd_metric, RATES, x, RATES * 1.2, y, method="pchip", higher_is_better=hib)
+        for x, y in zip(ma, mb, strict=True)
+    ]
     got = pchip_bd_metrics(RATES, ma, RATES * 1.2, mb, hib)
     assert np.array_equal(np.isnan(got), np.isnan(ref)) and np.isnan(ref).any()
     np.testing.assert_allclose(got, ref, rtol=1e-9, atol=1e-12)
@@ -216,11 +233,18 @@ def test_vectorised_bd_metric_and_task_sufficient_rate_equal_the_reference(hib):
     assert np.array_equal(np.isnan(got), np.isnan(ref)) and 0 < np.isnan(ref).sum() < 300
     np.testing.assert_allclose(got, ref, rtol=1e-12)
     tied = np.array([0.05, 0.05, 0.2, 0.8])  # ties in rate: the row-by-row path
-    ref = [_reference(task_sufficient_rate, tied, x, c, 0.9, hib) for x, c in zip(ma[:40], clean[:40], strict=True)]
+    ref = [
+        _reference(task_sufficient_rate, tied, x, c, 0.9, hib)
+        for x, c in zip(ma[:40], clean[:40], strict=True)
+    ]
     np.testing.assert_allclose(task_sufficient_rates(tied, ma[:40], clean[:40], 0.9, hib), ref, rtol=1e-12)
-    ref = [_reference(bd_metric, tied, x, RATES, y, method="pchip", higher_is_better=hib)
-           for x, y in zip(ma[:40], mb[:40], strict=True)]  # fmt: skip
-    np.testing.assert_allclose(pchip_bd_metrics(tied, ma[:40], RATES, mb[:40], hib), ref, rtol=1e-9, atol=1e-12)
+    ref = [
+        _reference(bd_metric, tied, x, RATES, y, method="pchip", higher_is_better=hib)
+        for x, y in zip(ma[:40], mb[:40], strict=True)
+    ]
+    np.testing.assert_allclose(
+        pchip_bd_metrics(tied, ma[:40], RATES, mb[:40], hib), ref, rtol=1e-9, atol=1e-12
+    )
 
 
 def test_verdict_reads_the_whole_interval_against_the_finding_side():
@@ -231,8 +255,14 @@ def test_verdict_reads_the_whole_interval_against_the_finding_side():
     assert st.verdict(iv(5, 40), "negative") == "contradicted"
     assert st.verdict(iv(-40, 5), "negative") == "inconclusive"
     assert st.verdict(iv(0.0, 10), "positive") == "inconclusive"  # touching 0 is not wholly on a side
-    assert st.verdict(iv(2, 10), "positive") == "reproduced" and st.verdict(iv(-9, -1), "positive") == "contradicted"
-    assert st.verdict(iv(None, None), "positive") == "inconclusive" and st.verdict(None, "negative") == "inconclusive"
+    assert (
+        st.verdict(iv(2, 10), "positive") == "reproduced"
+        and st.verdict(iv(-9, -1), "positive") == "contradicted"
+    )
+    assert (
+        st.verdict(iv(None, None), "positive") == "inconclusive"
+        and st.verdict(None, "negative") == "inconclusive"
+    )
     a, b = _study(np.random.default_rng(10))
     assert st.verdict(st.bd_rate_interval(a, b, resamples=100), "negative") in st.VERDICTS
     with pytest.raises(ValueError, match="direction"):

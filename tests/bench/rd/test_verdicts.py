@@ -12,14 +12,20 @@ def est(low, high):
     return Estimate((low + high) / 2, low, high)
 
 
-@pytest.mark.parametrize("parts, outcome", [
-    ([(est(-40, -5), "negative")], "reproduced"),
-    ([(est(-40, -5), "negative"), (est(3, 9), "positive")], "reproduced"),  # every part on its side
-    ([(est(-40, -5), "negative"), (est(-3, 9), "positive")], "inconclusive"),  # one part open
-    ([(est(-40, -5), "negative"), (est(-9, -3), "positive")], "contradicted"),  # one part on the other side
-    ([(est(-40, 5), "negative")], "inconclusive"),
-    ([(None, "negative")], "not measured"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "parts, outcome",
+    [
+        ([(est(-40, -5), "negative")], "reproduced"),
+        ([(est(-40, -5), "negative"), (est(3, 9), "positive")], "reproduced"),  # every part on its side
+        ([(est(-40, -5), "negative"), (est(-3, 9), "positive")], "inconclusive"),  # one part open
+        (
+            [(est(-40, -5), "negative"), (est(-9, -3), "positive")],
+            "contradicted",
+        ),  # one part on the other side
+        ([(est(-40, 5), "negative")], "inconclusive"),
+        ([(None, "negative")], "not measured"),
+    ],
+)
 def test_a_finding_needs_every_part_on_its_side_and_is_contradicted_by_any(parts, outcome):
     assert decide([(f"part {i}", e, e, sign) for i, (e, sign) in enumerate(parts)])[0] == outcome
 

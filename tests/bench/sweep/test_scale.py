@@ -39,7 +39,8 @@ def test_the_full_study_is_priced_without_its_data():
 
 
 def test_the_full_study_as_planned_fits_200_gpu_hours_and_300_gb():
-    """Each result computed once by the real planner: neck inputs in `features` steps, coded splits as streams,
+    """Each result computed once by the real planner: neck inputs in `features` steps, coded splits as
+    streams,
     the codecs' features as fp16 crops."""
     study = load_study(FULL, require_data=False)
     steps = plan_steps(study)
@@ -50,10 +51,19 @@ def test_the_full_study_as_planned_fits_200_gpu_hours_and_300_gb():
     necks = [s for s in steps if s.kind == "neck"]
     assert all(s.input("features") or s.input("streams") for s in necks)  # no neck runs the encoder
     assert all(s.input("features") or s.input("streams") for s in steps if s.kind == "eval")
-    # shared: one features step per (encoder, split, working grid), whatever the depth, KD weight or cross-neck
+    # shared: one features step per (encoder, split, working grid), whatever the depth, KD weight or
+    # cross-neck
     features = [s for s in steps if s.kind == "features"]
-    assert len(features) == len({(s.settings["encoder"]["name"], json.dumps(s.settings.get("train") or s.settings["test"],
-                                 sort_keys=True), tuple(s.settings["grid"])) for s in features})  # fmt: skip
+    assert len(features) == len(
+        {
+            (
+                s.settings["encoder"]["name"],
+                json.dumps(s.settings.get("train") or s.settings["test"], sort_keys=True),
+                tuple(s.settings["grid"]),
+            )
+            for s in features
+        }
+    )
 
 
 def test_every_step_kind_has_a_cost_function():
@@ -71,8 +81,13 @@ def test_data_sizes_come_from_the_index_a_declared_size_or_the_known_size(tmp_pa
 
 
 def test_a_missing_cost_takes_the_nearest_calibrated_entry_scaled_by_pixels_and_batch():
-    cal = Calibration("cuda", {op_key("codec_train_step", encoder="e", resolution=512, batch=4): {"seconds": 1.0},
-                               op_key("codec_train_step", encoder="f", resolution=512, batch=4): {"seconds": 9.0}})  # fmt: skip
+    cal = Calibration(
+        "cuda",
+        {
+            op_key("codec_train_step", encoder="e", resolution=512, batch=4): {"seconds": 1.0},
+            op_key("codec_train_step", encoder="f", resolution=512, batch=4): {"seconds": 9.0},
+        },
+    )
     assert cal.seconds("codec_train_step", encoder="e", resolution=512, batch=4) == 1.0
     assert cal.seconds("codec_train_step", encoder="e", resolution=1024, batch=8) == pytest.approx(8.0)
     with pytest.raises(Exception, match="featcodec calibrate"):
@@ -94,7 +109,8 @@ def test_paths_are_absolute_against_the_study_file_whatever_the_working_director
     (tmp_path / "studies" / "ckpt.safetensors").write_bytes(b"")
     text = TOY.replace('weights = "random"', 'weights = "ckpt.safetensors"').replace(
         'test = { data = "synthetic:depth", split = "test", limit = 3 }',
-        'test = { data = "nyuv2:data/nyu.mat", split = "test" }')  # fmt: skip
+        'test = { data = "nyuv2:data/nyu.mat", split = "test" }',
+    )
     study_file = _write(tmp_path / "studies", text)
     monkeypatch.chdir(tmp_path)  # neither the study's folder nor where its paths lead
     study = load_study("studies/study.toml")
@@ -108,8 +124,12 @@ def test_paths_are_absolute_against_the_study_file_whatever_the_working_director
 
 def test_a_worker_that_cannot_reach_a_steps_files_stops_naming_them(tmp_path):
     (tmp_path / "steps").mkdir()
-    doc = {"id": "eval-x", "kind": "eval", "inputs": {"neck": ["neck-unfinished"]},
-           "settings": {"test": {"data": f"nyuv2:{tmp_path}/gone.mat", "split": "test", "limit": None}}}  # fmt: skip
+    doc = {
+        "id": "eval-x",
+        "kind": "eval",
+        "inputs": {"neck": ["neck-unfinished"]},
+        "settings": {"test": {"data": f"nyuv2:{tmp_path}/gone.mat", "split": "test", "limit": None}},
+    }
     with pytest.raises(UnreachableError) as info:
         run_step(doc, tmp_path)
     assert "gone.mat" in str(info.value) and "neck-unfinished" in str(info.value)
@@ -117,14 +137,17 @@ def test_a_worker_that_cannot_reach_a_steps_files_stops_naming_them(tmp_path):
 
 
 LONG_NECK = TOY.replace("steps = 2\nbatch_size = 2\n[tasks", "steps = 120\nbatch_size = 2\n[tasks").replace(
-    'threads = 1\n', 'threads = 1\ncheckpoint_steps = 10\n')
+    "threads = 1\n", "threads = 1\ncheckpoint_steps = 10\n"
+)
 
 
 def test_a_neck_step_killed_midway_resumes_from_its_checkpoint_to_the_same_result(tmp_path, caplog):
     study = _write(tmp_path, LONG_NECK)
     reference = run_sweep(study, tmp_path / "reference", progress=False)
     run_dir = tmp_path / "run"
-    kill_sweep_when(study, run_dir, lambda: bool(list(run_dir.glob("steps/neck-*/neck/checkpoint/state.json"))))
+    kill_sweep_when(
+        study, run_dir, lambda: bool(list(run_dir.glob("steps/neck-*/neck/checkpoint/state.json")))
+    )
     (state,) = run_dir.glob("steps/neck-*/neck/checkpoint/state.json")
     killed_at = json.loads(state.read_text())["step"]
     assert 0 < killed_at < 120 and not (state.parents[2] / "step.json").exists()
@@ -132,7 +155,9 @@ def test_a_neck_step_killed_midway_resumes_from_its_checkpoint_to_the_same_resul
     caplog.set_level("INFO", logger="probes.training.loop")
     run_sweep(study, run_dir, resume=True, progress=False)
     resumed = [r.getMessage() for r in caplog.records if r.getMessage().startswith("resuming")]
-    assert len(resumed) == 1 and int(resumed[0].split("at step ")[1].split()[0]) == killed_at  # not from step 0
+    assert (
+        len(resumed) == 1 and int(resumed[0].split("at step ")[1].split()[0]) == killed_at
+    )  # not from step 0
     assert _normalised_rows(run_dir) == _normalised_rows(reference.run_dir)
     neck = state.parents[1] / "weights.safetensors"
     assert neck.read_bytes() == (reference.run_dir / neck.relative_to(run_dir)).read_bytes()
@@ -159,24 +184,45 @@ def _listening(port: int) -> bool:
 
 def test_a_two_node_ray_cluster_gives_the_local_executors_results(tmp_path, monkeypatch):
     pytest.importorskip("ray")
-    study = _write(tmp_path, TOY + "\n[resources.codec]\ncpus = 1\n[resources.neck]\ncpus = 1\n"
-                   "[resources.eval]\ncpus = 1\n[resources.extract]\ncpus = 1\n")  # fmt: skip
+    study = _write(
+        tmp_path,
+        TOY + "\n[resources.codec]\ncpus = 1\n[resources.neck]\ncpus = 1\n"
+        "[resources.eval]\ncpus = 1\n[resources.extract]\ncpus = 1\n",
+    )
     local = run_sweep(study, tmp_path / "local", progress=False)
     ray_bin = Path(sys.executable).with_name("ray")
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"} | {"RAY_AUTH_MODE": "disabled"}
     monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
-    short = Path(tempfile.mkdtemp(prefix="fc-ray-", dir="/tmp"))  # Ray's socket paths must stay under 108 bytes
+    short = Path(
+        tempfile.mkdtemp(prefix="fc-ray-", dir="/tmp")
+    )  # Ray's socket paths must stay under 108 bytes
     nodes: list[subprocess.Popen] = []
     try:
-        for name, args in (("head", ["--head", f"--port={port}", "--include-dashboard=false"]),
-                           ("worker", [f"--address=127.0.0.1:{port}"])):  # fmt: skip
+        for name, args in (
+            ("head", ["--head", f"--port={port}", "--include-dashboard=false"]),
+            ("worker", [f"--address=127.0.0.1:{port}"]),
+        ):
             cwd = tmp_path / name  # each node its own working directory and temp dir
             cwd.mkdir()
-            nodes.append(subprocess.Popen(
-                [str(ray_bin), "start", *args, "--num-cpus=1", f"--temp-dir={short / name}", "--disable-usage-stats",
-                 "--block"], cwd=cwd, env=env, start_new_session=True, stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL))  # fmt: skip
+            nodes.append(
+                subprocess.Popen(
+                    [
+                        str(ray_bin),
+                        "start",
+                        *args,
+                        "--num-cpus=1",
+                        f"--temp-dir={short / name}",
+                        "--disable-usage-stats",
+                        "--block",
+                    ],
+                    cwd=cwd,
+                    env=env,
+                    start_new_session=True,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+            )
             if name == "head":
                 _wait(lambda: _listening(port), "the head's GCS port", nodes)
         import ray
@@ -184,7 +230,9 @@ def test_a_two_node_ray_cluster_gives_the_local_executors_results(tmp_path, monk
         ray.init(address=f"127.0.0.1:{port}", log_to_driver=False, configure_logging=False)
         _wait(lambda: sum(n["Alive"] for n in ray.nodes()) == 2, "the worker node joining", nodes)
         ray.shutdown()  # run_sweep connects itself, with this checkout's packages as the job's py_modules
-        outcome = run_sweep(study, tmp_path / "ray", executor="ray", address=f"127.0.0.1:{port}", progress=False)
+        outcome = run_sweep(
+            study, tmp_path / "ray", executor="ray", address=f"127.0.0.1:{port}", progress=False
+        )
     finally:
         for node in nodes:  # only the processes these two `ray start`s started (their own sessions)
             os.killpg(node.pid, signal.SIGKILL)
@@ -192,7 +240,9 @@ def test_a_two_node_ray_cluster_gives_the_local_executors_results(tmp_path, monk
         shutil.rmtree(short, ignore_errors=True)
     assert len(outcome.ran) == len(local.ran)
     assert _normalised_rows(tmp_path / "ray") == _normalised_rows(tmp_path / "local")
-    where = [json.loads(p.read_text())["summary"]["worker"] for p in (tmp_path / "ray").glob("steps/*/step.json")]
+    where = [
+        json.loads(p.read_text())["summary"]["worker"] for p in (tmp_path / "ray").glob("steps/*/step.json")
+    ]
     assert len({w.get("ray_node") for w in where}) == 2  # both nodes ran steps
 
 
@@ -203,7 +253,14 @@ def test_calibrate_measures_the_studys_own_steps_into_a_file_the_estimate_reads(
     out = tmp_path / "calibration.json"
     calibration = calibrate(study, "cpu", out, jobs=1, echo=lambda line: None)
     measured = {k for k, v in calibration.ops.items() if v["source"].startswith("measured")}
-    for name in ("encoder_forward", "codec_train_step", "codec_encode", "codec_decode", "neck_train_step", "neck_eval"):
+    for name in (
+        "encoder_forward",
+        "codec_train_step",
+        "codec_encode",
+        "codec_decode",
+        "neck_train_step",
+        "neck_eval",
+    ):
         assert any(k.startswith(name + "[") and "mini-hiera-random" in k for k in measured), name
     again = Calibration.load(out)
     assert again.ops == calibration.ops
@@ -228,13 +285,16 @@ def test_a_neck_given_two_devices_trains_on_both_ranks_to_the_single_process_nec
         run_step(step_document(features, study), tmp_path / str(ranks))
         (inputs / "step.json").write_text("{}")  # finished, as the runner marks it
         assert run_step({**doc, "ranks": ranks}, tmp_path / str(ranks))["ranks"] == ranks
-        weights.append(load_file(str(tmp_path / str(ranks) / "steps" / neck.id / "neck" / "weights.safetensors")))
+        weights.append(
+            load_file(str(tmp_path / str(ranks) / "steps" / neck.id / "neck" / "weights.safetensors"))
+        )
     a, b = weights
     assert max(float((a[k] - b[k]).abs().max()) for k in a) < 1e-4  # DDP's half-batch gradients, summed
 
 
 def test_a_step_waits_for_another_process_still_running_it(tmp_path):
-    """A worker orphaned by a killed sweep may still hold a step: the resumed run waits for it, never races it."""
+    """A worker orphaned by a killed sweep may still hold a step: the resumed run waits for it, never races
+    it."""
     import fcntl
     import threading
 
@@ -260,7 +320,9 @@ def test_a_step_waits_for_another_process_still_running_it(tmp_path):
 
 
 def test_codec_crops_reach_the_extract_step_and_are_checked_against_the_encoders(tmp_path):
-    study = load_study(_write(tmp_path, TOY.replace("channels = 8\n", "channels = 8\ncrop = 32\ncrops_per_image = 3\n", 1)))
+    study = load_study(
+        _write(tmp_path, TOY.replace("channels = 8\n", "channels = 8\ncrop = 32\ncrops_per_image = 3\n", 1))
+    )
     (extract,) = [s for s in plan_steps(study) if s.kind == "extract"]
     assert extract.settings | {"dtype": "float16", "crop": 32, "crops_per_image": 3} == extract.settings
     with pytest.raises(StudyError, match="coarsest stride 32"):

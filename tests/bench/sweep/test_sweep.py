@@ -53,14 +53,18 @@ def _write(tmp_path: Path, text: str, name: str = "study.toml") -> Path:
 
 
 def _normalised_rows(run_dir: Path) -> list[dict]:
-    """results.jsonl without what legitimately differs between two runs: wall times (`seconds`, `*_ms`), the run
-    directory, and the hash of a codec directory (its config.json records the feature cache's path); the codec's
+    """results.jsonl without what legitimately differs between two runs: wall times (`seconds`, `*_ms`), the
+    run directory, and the hash of a codec directory (its config.json records the feature cache's path); the
+    codec's
     weights are still compared through `codec_id`, their sha256."""
 
     def scrub(obj, key=""):
         if isinstance(obj, dict):
-            return {k: scrub(v, k) for k, v in obj.items()
-                    if k != "seconds" and not k.endswith("_ms") and not (key == "codec" and k == "sha256")}
+            return {
+                k: scrub(v, k)
+                for k, v in obj.items()
+                if k != "seconds" and not k.endswith("_ms") and not (key == "codec" and k == "sha256")
+            }
         if isinstance(obj, list):
             return [scrub(v) for v in obj]
         if isinstance(obj, str):
@@ -119,16 +123,24 @@ second = "segmentation"
 
 def test_unknown_keys_get_a_suggestion(tmp_path):
     with pytest.raises(StudyError, match=r"codec.lamdbas: unknown key; did you mean 'lambdas'\?"):
-        load_study(_write(tmp_path, TOY.replace("lambdas = [0.1, 4.0]", "lambdas = [0.1, 4.0]\nlamdbas = [1]")))
+        load_study(
+            _write(tmp_path, TOY.replace("lambdas = [0.1, 4.0]", "lambdas = [0.1, 4.0]\nlamdbas = [1]"))
+        )
 
 
 def test_step_ids_change_only_downstream_of_an_edit(tmp_path):
     before = {s.label: s.id for s in plan_steps(load_study(_write(tmp_path, TOY)))}
-    after = {s.label: s.id for s in plan_steps(load_study(_write(tmp_path, TOY.replace("[0.1, 4.0]", "[0.1, 8.0]"))))}
+    after = {
+        s.label: s.id
+        for s in plan_steps(load_study(_write(tmp_path, TOY.replace("[0.1, 4.0]", "[0.1, 8.0]"))))
+    }
     changed = sorted(label for label in before.keys() & after.keys() if before[label] != after[label])
     assert changed == ["report"]  # λ=4 steps vanished, λ=8 steps are new, nothing else moved
-    assert {k for k in before if k not in after} == {"codec mini-hiera-random λ=4 seed 0", "eval mini-hiera-random depth 1L λ=4",
-                                                    "streams mini-hiera-random depth λ=4 seed 0"}  # fmt: skip
+    assert {k for k in before if k not in after} == {
+        "codec mini-hiera-random λ=4 seed 0",
+        "eval mini-hiera-random depth 1L λ=4",
+        "streams mini-hiera-random depth λ=4 seed 0",
+    }
     # the same study gives the same ids (content addressing), in any run directory
     assert before == {s.label: s.id for s in plan_steps(load_study(_write(tmp_path, TOY, "again.toml")))}
 
@@ -137,7 +149,10 @@ def test_a_run_records_every_point_and_reports(toy_run):
     study, run_dir, outcome = toy_run
     rows = [json.loads(line) for line in (run_dir / "results.jsonl").read_text().splitlines()]
     assert [(r["format"], r["sweep"]["lambda"]) for r in rows] == [
-        ("featcodec-eval", None), ("featcodec-eval", 0.1), ("featcodec-eval", 4.0), ("featcodec-zero-rate", None)
+        ("featcodec-eval", None),
+        ("featcodec-eval", 0.1),
+        ("featcodec-eval", 4.0),
+        ("featcodec-zero-rate", None),
     ]
     assert all(r["task"] == "depth" and "abs_rel" in r["metrics"] for r in rows)
     assert rows[1]["bpp"] > 0 and rows[0]["bpp"] is None and rows[3]["bpp"] == 0
@@ -166,12 +181,18 @@ def _events(run_dir: Path) -> list[dict]:
 def kill_sweep_when(study: Path, run_dir: Path, ready) -> None:
     """Run `featcodec sweep` in a subprocess and SIGKILL its process group as soon as `ready()` holds."""
     code = "import sys; from bench.cli import main; sys.argv[0] = 'featcodec'; main()"
-    proc = subprocess.Popen([sys.executable, "-c", code, "sweep", str(study), "-o", str(run_dir), "--no-progress"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, "sweep", str(study), "-o", str(run_dir), "--no-progress"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         deadline = time.time() + 300
         while not ready():
-            assert proc.poll() is None and time.time() < deadline, "the sweep ended before it could be interrupted"
+            assert proc.poll() is None and time.time() < deadline, (
+                "the sweep ended before it could be interrupted"
+            )
             time.sleep(0.01)
         os.killpg(proc.pid, signal.SIGKILL)
     finally:
@@ -182,15 +203,18 @@ def test_killed_mid_step_resumes_without_rerunning_finished_steps(toy_run, tmp_p
     study, reference, _ = toy_run
     run_dir = tmp_path / "run"
     # kill while the neck is being trained (after both codecs finished)
-    kill_sweep_when(study, run_dir, lambda: any(e["event"] == "start" and e["step"].startswith("neck-")
-                                                for e in _events(run_dir)))  # fmt: skip
+    kill_sweep_when(
+        study,
+        run_dir,
+        lambda: any(e["event"] == "start" and e["step"].startswith("neck-") for e in _events(run_dir)),
+    )
     before = _events(run_dir)
     finished_before = {e["step"] for e in before if e["event"] == "done"}
     killed = {e["step"] for e in before if e["event"] == "start"} - finished_before
     assert len(finished_before) >= 4 and len(killed) == 1
 
     outcome = run_sweep(study, run_dir, resume=True, progress=False)
-    started_after = {e["step"] for e in _events(run_dir)[len(before):] if e["event"] == "start"}
+    started_after = {e["step"] for e in _events(run_dir)[len(before) :] if e["event"] == "start"}
     assert not started_after & finished_before, "a finished step ran twice"
     assert killed <= started_after and set(outcome.skipped) == finished_before
     assert _normalised_rows(run_dir) == _normalised_rows(reference)
@@ -277,8 +301,13 @@ def test_codec_grid_stride_is_checked_against_the_encoders_and_reaches_the_codec
     codec_steps = [s for s in plan_steps(study) if s.kind == "codec"]
     assert codec_steps and all(s.settings["grid_stride"] == 8 for s in codec_steps)
     # … an unset grid stride leaves the step ids of existing studies unchanged (not in the settings) …
-    assert all("grid_stride" not in s.settings for s in plan_steps(load_study(_write(tmp_path, TOY))) if s.kind == "codec")
-    # … and a stride that does not divide the resolution, or is no power of two, is a problem named before any work
+    assert all(
+        "grid_stride" not in s.settings
+        for s in plan_steps(load_study(_write(tmp_path, TOY)))
+        if s.kind == "codec"
+    )
+    # … and a stride that does not divide the resolution, or is no power of two, is a problem named before
+    # any work
     for bad, message in (("128", "does not divide mini-hiera-random's resolution 64"), ("6", "power of two")):
         text = TOY.replace("channels = 8\n", f"channels = 8\ngrid_stride = {bad}\n", 1)
         with pytest.raises(StudyError, match=message):
@@ -290,46 +319,90 @@ def test_summary_table_names_the_neck_training_the_proxy_score_and_unreached_tar
     from bench.rd.records import Estimate, Probe, Report, Section
 
     def probe(label, training, clean, tsr, bd=None):
-        return Probe(label, label, "w", 128, "n", "n", training, "h", None, None, [], clean=clean,
-                     task_sufficient_rate=tsr, anchor="a", bd_rate=bd)  # fmt: skip
+        return Probe(
+            label,
+            label,
+            "w",
+            128,
+            "n",
+            "n",
+            training,
+            "h",
+            None,
+            None,
+            [],
+            clean=clean,
+            task_sufficient_rate=tsr,
+            anchor="a",
+            bd_rate=bd,
+        )
 
     seeds = {"0": 1.0, "1": 2.0, "2": 3.0}
     never = Estimate(None, per_seed=dict.fromkeys(seeds))
     bd = Estimate(-57.4, -67.8, -42.2, per_seed={"0": -50.0, "1": -60.0, "2": -62.0}, score="oks_ar")
-    probes = [probe("a", "clean-trained", Estimate(0.2, 0.1, 0.3, per_seed=seeds), never),
-              probe("b", "codec-trained", Estimate(0.3), Estimate(3.9, 3.0, 5.0, per_seed=seeds), bd),
-              probe("b", "clean-trained", None, None, Estimate(-5.0, -7.0, -3.0, score="AP"))]  # fmt: skip
-    report = Report("featcodec-report", 3, [], "bpp", 0.95, "a", ["0", "1", "2"],
-                    {"method": "m", "level": 0.95, "resamples": 10, "seed": 0},
-                    [Section("pose", "d", "AP", True, "p.png", probes)], [], [], [])  # fmt: skip
+    probes = [
+        probe("a", "clean-trained", Estimate(0.2, 0.1, 0.3, per_seed=seeds), never),
+        probe("b", "codec-trained", Estimate(0.3), Estimate(3.9, 3.0, 5.0, per_seed=seeds), bd),
+        probe("b", "clean-trained", None, None, Estimate(-5.0, -7.0, -3.0, score="AP")),
+    ]
+    report = Report(
+        "featcodec-report",
+        3,
+        [],
+        "bpp",
+        0.95,
+        "a",
+        ["0", "1", "2"],
+        {"method": "m", "level": 0.95, "resamples": 10, "seed": 0},
+        [Section("pose", "d", "AP", True, "p.png", probes)],
+        [],
+        [],
+        [],
+    )
     rows = summary_table(report).splitlines()
     assert "across 3 training seeds" in rows[0]
     table = [r for r in rows if r.startswith("| pose")]
     assert table[0].endswith("| n | 0.2 [0.1, 0.3] | not reached | anchor | — |")
-    assert "| n (codec-trained) | 0.3 | 3.9 [3, 5] | -57.4 % [-67.8, -42.2] (oks_ar) | -50.0, -60.0, -62.0 |" in table[1]
-    assert table[2].endswith("| n | — | — (no clean eval) | -5.0 % [-7.0, -3.0] | — |")  # on the metric itself
+    assert (
+        "| n (codec-trained) | 0.3 | 3.9 [3, 5] | -57.4 % [-67.8, -42.2] (oks_ar) | -50.0, -60.0, -62.0 |"
+        in table[1]
+    )
+    assert table[2].endswith(
+        "| n | — | — (no clean eval) | -5.0 % [-7.0, -3.0] | — |"
+    )  # on the metric itself
 
 
 def test_an_eval_through_a_streams_step_scores_what_a_fresh_round_trip_scores(toy_run):
-    """Computed once: the decoded test split gives the metrics, per-image scores and bits of encoding it again."""
+    """Computed once: the decoded test split gives the metrics, per-image scores and bits of encoding it
+    again."""
     from probes.evaluate import evaluate_neck
 
     study, run_dir, outcome = toy_run
     rows = [json.loads(line) for line in (run_dir / "results.jsonl").read_text().splitlines()]
     row = next(r for r in rows if r["format"] == "featcodec-eval" and r["sweep"]["lambda"] == 4.0)
     codec_dir = run_dir / "steps" / row["sweep"]["codec_step"] / "codec"
-    fresh = evaluate_neck(row["neck"]["dir"], "synthetic:depth", split="test", limit=3, codec=str(codec_dir),
-                          coder=row["codec"]["coder"], batch_size=4, progress=False)  # fmt: skip
+    fresh = evaluate_neck(
+        row["neck"]["dir"],
+        "synthetic:depth",
+        split="test",
+        limit=3,
+        codec=str(codec_dir),
+        coder=row["codec"]["coder"],
+        batch_size=4,
+        progress=False,
+    )
     assert fresh["metrics"] == row["metrics"] and fresh["per_image"] == row["per_image"]
     assert fresh["bpp"] == row["bpp"] and fresh["codec"]["stream_bytes"] == row["codec"]["stream_bytes"]
     streams = [s for s in outcome.steps if s.kind == "streams"]
-    assert len(streams) == 2 and all(len(list((run_dir / "steps" / s.id / "decoded" / "streams").iterdir())) == 3
-                                     for s in streams)  # one real .fcb per test image  # fmt: skip
+    assert len(streams) == 2 and all(
+        len(list((run_dir / "steps" / s.id / "decoded" / "streams").iterdir())) == 3 for s in streams
+    )  # one real .fcb per test image
 
 
 def test_seeds_and_a_variable_rate_codec_give_per_seed_curves_and_verdicts(tmp_path):
     text = TOY.replace('name = "toy"', 'name = "toy"\nseeds = [0, 1]').replace(
-        "lambdas = [0.1, 4.0]", "lambdas = [0.1, 4.0]\nvariable_rate = true")
+        "lambdas = [0.1, 4.0]", "lambdas = [0.1, 4.0]\nvariable_rate = true"
+    )
     study = load_study(_write(tmp_path, text))
     steps = plan_steps(study)
     sets = [s for s in steps if s.kind == "codec-set"]
@@ -339,17 +412,27 @@ def test_seeds_and_a_variable_rate_codec_give_per_seed_curves_and_verdicts(tmp_p
     report = json.loads((tmp_path / "run" / "report" / "report.json").read_text())
     (depth,) = [s for s in report["sections"] if s["metric"] == "abs_rel"]
     (probe,) = depth["probes"]
-    assert [c["seed"] for c in probe["seeds"]] == [0, 1] and all(len(c["points"]) == 2 for c in probe["seeds"])
-    assert probe["clean"]["covers"] == "training seeds and test images" and set(probe["clean"]["per_seed"]) == {"0", "1"}
-    assert report["seeds"] == ["0", "1"] and [v["finding"] for v in report["verdicts"]] == ["a", "b", "c", "d"]
+    assert [c["seed"] for c in probe["seeds"]] == [0, 1] and all(
+        len(c["points"]) == 2 for c in probe["seeds"]
+    )
+    assert probe["clean"]["covers"] == "training seeds and test images" and set(
+        probe["clean"]["per_seed"]
+    ) == {"0", "1"}
+    assert report["seeds"] == ["0", "1"] and [v["finding"] for v in report["verdicts"]] == [
+        "a",
+        "b",
+        "c",
+        "d",
+    ]
     assert all(v["outcome"] == "not measured" for v in report["verdicts"])  # one encoder: nothing to compare
     summary = (tmp_path / "run" / "report" / "summary.md").read_text()
     assert "across 2 training seeds" in summary and "| finding | verdict |" in summary
 
 
 def test_every_features_step_of_the_embedded_study_matches_its_necks_grid(tmp_path):
-    """A cross-neck's features step stores the encoder's maps for the FIRST neck's head (its grid may differ from
-    the second task's head: mini's depth neck works on 8×8, pose's on 16×16); the plan and the step must agree
+    """A cross-neck's features step stores the encoder's maps for the FIRST neck's head (its grid may differ
+    from the second task's head: mini's depth neck works on 8×8, pose's on 16×16); the plan and the step must
+    agree
     on that grid. write_neck_inputs checks it before encoding anything, so two samples suffice here."""
     from bench.commands import EMBEDDED_STUDY
     from probes.neck_inputs import write_neck_inputs
@@ -360,10 +443,17 @@ def test_every_features_step_of_the_embedded_study_matches_its_necks_grid(tmp_pa
         s = step.settings
         split = s.get("train") or s["test"]
         record = write_neck_inputs(
-            tmp_path / str(k), task=s["task"], head=s["head"], data=split["data"], split=split["split"], limit=2,
-            encoder=s["encoder"]["name"], resolution=s["encoder"]["resolution"], grid=s["grid"],
+            tmp_path / str(k),
+            task=s["task"],
+            head=s["head"],
+            data=split["data"],
+            split=split["split"],
+            limit=2,
+            encoder=s["encoder"]["name"],
+            resolution=s["encoder"]["resolution"],
+            grid=s["grid"],
             neck_head=s.get("neck_head"),
-        )  # fmt: skip
+        )
         assert record["grid"] == s["grid"]
 
 
@@ -373,14 +463,24 @@ def test_keep_decoded_streams_give_the_same_points_without_decoding_again(toy_ru
     from probes.streams import DecodedFeatures
 
     _, run_dir, _ = toy_run
-    study = _write(tmp_path, TOY.replace('eval_batch_size = 4', 'eval_batch_size = 4\nkeep_decoded = true'))
+    study = _write(tmp_path, TOY.replace("eval_batch_size = 4", "eval_batch_size = 4\nkeep_decoded = true"))
     outcome = run_sweep(study, tmp_path / "run", progress=False)
 
     def points(run):
         rows = [json.loads(line) for line in (run / "results.jsonl").read_text().splitlines()]
-        return sorted((r["sweep"]["lambda"] or 0.0, r["bpp"], json.dumps(r["metrics"], sort_keys=True),
-                       json.dumps(r["per_image"], sort_keys=True)) for r in rows if r["format"] == "featcodec-eval")  # fmt: skip
+        return sorted(
+            (
+                r["sweep"]["lambda"] or 0.0,
+                r["bpp"],
+                json.dumps(r["metrics"], sort_keys=True),
+                json.dumps(r["per_image"], sort_keys=True),
+            )
+            for r in rows
+            if r["format"] == "featcodec-eval"
+        )
 
     assert points(tmp_path / "run") == points(run_dir)
     streams = [s for s in outcome.steps if s.kind == "streams"]
-    assert streams and all(DecodedFeatures(tmp_path / "run" / "steps" / s.id / "decoded").codec is None for s in streams)
+    assert streams and all(
+        DecodedFeatures(tmp_path / "run" / "steps" / s.id / "decoded").codec is None for s in streams
+    )

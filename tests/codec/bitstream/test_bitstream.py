@@ -117,8 +117,13 @@ def test_fuzzed_real_streams_always_raise(fpn_codec, tmp_path):
     from tests.codec.conftest import FPN_LEVELS, TINY
 
     (data,) = encode_features(fpn_codec, fpn_features(batch=1))
-    other = save_codec(create_codec("hyperprior", FPN_LEVELS, resolution=64, **TINY), tmp_path / "other",
-                       encoder="test-fpn", weights_id="random-init", lmbda=1.0)
+    other = save_codec(
+        create_codec("hyperprior", FPN_LEVELS, resolution=64, **TINY),
+        tmp_path / "other",
+        encoder="test-fpn",
+        weights_id="random-init",
+        lmbda=1.0,
+    )
     rng = random.Random(0)
     cases = [("swapped codec", other, data)]
     for i in range(60):
@@ -140,7 +145,9 @@ def test_fuzzed_real_streams_always_raise(fpn_codec, tmp_path):
 
 
 def test_header_fields_checked_against_codec(fpn_codec):
-    (data,) = encode_features(fpn_codec, fpn_features(batch=1), compact=False)  # version 1: JSON fields to edit
+    (data,) = encode_features(
+        fpn_codec, fpn_features(batch=1), compact=False
+    )  # version 1: JSON fields to edit
     container = unpack(data)
     base = {k: v for k, v in container.header.items() if k != "substreams"}
     edits = [

@@ -18,10 +18,33 @@ from tests.codec.conftest import fpn_features
 
 def _fixed(**fields):
     """The 46 fixed bytes of a version-2 header (defaults: a 4×4 hyperprior stream, native coder)."""
-    f = {"flags": 0, "kind": 1, "coder": 1, "count": 2, "gh": 4, "gw": 4, "checks": (1, 2, 3), "bits": 10.0,
-         **fields}
-    return struct.pack("<4sBBBBBB8s8sHHIIIf", MAGIC, 2, 0, f["flags"], f["kind"], f["coder"], f["count"],
-                       bytes(8), bytes(8), f["gh"], f["gw"], *f["checks"], f["bits"])
+    f = {
+        "flags": 0,
+        "kind": 1,
+        "coder": 1,
+        "count": 2,
+        "gh": 4,
+        "gw": 4,
+        "checks": (1, 2, 3),
+        "bits": 10.0,
+        **fields,
+    }
+    return struct.pack(
+        "<4sBBBBBB8s8sHHIIIf",
+        MAGIC,
+        2,
+        0,
+        f["flags"],
+        f["kind"],
+        f["coder"],
+        f["count"],
+        bytes(8),
+        bytes(8),
+        f["gh"],
+        f["gw"],
+        *f["checks"],
+        f["bits"],
+    )
 
 
 def _frame(head: bytes, payload: bytes) -> bytes:
@@ -58,7 +81,9 @@ def test_info_describes_compact_streams_with_the_codec(fpn_codec):
 
 
 def test_every_truncation_and_extension_raises(fpn_codec):
-    (data,) = encode_features(fpn_codec, fpn_features(batch=1), sources=[{"name": "s", "width": 1, "height": 1}])
+    (data,) = encode_features(
+        fpn_codec, fpn_features(batch=1), sources=[{"name": "s", "width": 1, "height": 1}]
+    )
     for n in range(len(data)):
         with pytest.raises(BitstreamError):
             unpack(data[:n])

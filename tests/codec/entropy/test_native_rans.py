@@ -61,8 +61,11 @@ def test_every_coder_decodes_its_own_streams(gc_table, eb_table, coder):
     c = get_coder(coder)
     symbols, indexes = _gaussian(30000, seed=1)
     symbols[:6] = [10**6, -(10**6), 5000, -5000, 2**26, -(2**26)]  # escapes, in CompressAI's range too
-    cases = [(symbols, indexes, gc_table), (np.zeros(0, np.int32), np.zeros(0, np.int32), gc_table),
-             (np.array([3], np.int32), np.array([7], np.int32), gc_table)]
+    cases = [
+        (symbols, indexes, gc_table),
+        (np.zeros(0, np.int32), np.zeros(0, np.int32), gc_table),
+        (np.array([3], np.int32), np.array([7], np.int32), gc_table),
+    ]
     rng = np.random.default_rng(2)
     z_idx = np.repeat(np.arange(96, dtype=np.int32), 37)  # many rows, channel-major like z
     cases.append((rng.integers(-40, 40, z_idx.size).astype(np.int32), z_idx, eb_table))
@@ -72,12 +75,19 @@ def test_every_coder_decodes_its_own_streams(gc_table, eb_table, coder):
         assert np.array_equal(c.decode(c.encode(sym, idx, table), idx, table), sym), (coder, sym.size)
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
-@given(st.lists(st.tuples(st.integers(-(2**31), 2**31 - 1), st.integers(0, 63)), max_size=300),
-       st.integers(-50, 50))
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(
+    st.lists(st.tuples(st.integers(-(2**31), 2**31 - 1), st.integers(0, 63)), max_size=300),
+    st.integers(-50, 50),
+)
 def test_native_lossless_for_any_int32(gc_table, pairs, bias):
-    symbols = np.array([min(max(s // (1 + abs(s) % 7) + bias, -(2**31)), 2**31 - 1) for s, _ in pairs] or [],
-                       np.int32)
+    symbols = np.array(
+        [min(max(s // (1 + abs(s) % 7) + bias, -(2**31)), 2**31 - 1) for s, _ in pairs] or [], np.int32
+    )
     indexes = np.array([k for _, k in pairs], np.int32)
     c = get_coder("native")
     data = c.encode(symbols, indexes, gc_table)
@@ -163,7 +173,11 @@ def test_bit_flips_are_detected(gc_table):
         assert undetected == 0 or not must_detect, undetected
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=300,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 @given(st.binary(max_size=300), st.integers(0, 200))
 def test_random_bytes_never_crash(gc_table, data, n):
     indexes = (np.arange(n, dtype=np.int32) * 7) % 64
@@ -179,9 +193,14 @@ def test_bad_inputs_are_usage_errors(gc_table):
     with pytest.raises(ValueError, match="outside the CDF table"):
         c.encode(np.zeros(3, np.int32), np.array([0, 64, 1], np.int32), gc_table)
     with pytest.raises(ValueError, match="outside the CDF table"):
-        c.decode(c.encode(np.zeros(3, np.int32), np.zeros(3, np.int32), gc_table), np.array([0, -1, 0], np.int32),
-                 gc_table)
-    bad = CdfTable(cdf=gc_table.cdf[:2].copy(), cdf_length=gc_table.cdf_length[:2], offset=gc_table.offset[:2])
+        c.decode(
+            c.encode(np.zeros(3, np.int32), np.zeros(3, np.int32), gc_table),
+            np.array([0, -1, 0], np.int32),
+            gc_table,
+        )
+    bad = CdfTable(
+        cdf=gc_table.cdf[:2].copy(), cdf_length=gc_table.cdf_length[:2], offset=gc_table.offset[:2]
+    )
     bad.cdf[0, 2] = bad.cdf[0, 1]  # an empty bin: the table is refused, not coded with
     with pytest.raises(ValueError, match="empty or negative bin"):
         c.encode(np.zeros(1, np.int32), np.zeros(1, np.int32), bad)

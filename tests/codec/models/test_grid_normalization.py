@@ -23,8 +23,13 @@ def normalization():
 
 def _features(batch=2, resolution=128):
     g = torch.Generator().manual_seed(1)
-    return {lv.name: torch.randn(batch, lv.channels, resolution // lv.stride, resolution // lv.stride, generator=g) * 7
-            for lv in LEVELS}
+    return {
+        lv.name: torch.randn(
+            batch, lv.channels, resolution // lv.stride, resolution // lv.stride, generator=g
+        )
+        * 7
+        for lv in LEVELS
+    }
 
 
 def test_fused_grid_pass_is_bit_identical(normalization):

@@ -35,7 +35,9 @@ FEATURE_TOLERANCE = 1e-5
 
 def assert_within_feature_tolerance(a: torch.Tensor, b: torch.Tensor, name: str) -> None:
     diff, scale = float((a - b).abs().max()), float(b.abs().max())
-    assert diff <= FEATURE_TOLERANCE * scale, f"{name}: max |diff| {diff:g} > {FEATURE_TOLERANCE:g} × {scale:g}"
+    assert diff <= FEATURE_TOLERANCE * scale, (
+        f"{name}: max |diff| {diff:g} > {FEATURE_TOLERANCE:g} × {scale:g}"
+    )
 
 
 CUDA = [pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
@@ -53,7 +55,8 @@ def assert_bit_exact(a, b, what: str = "") -> None:
 
 @pytest.fixture(scope="module")
 def wide_h_s():
-    """The default size (N=128, M=192) with random weights, frozen: large enough that threads split its products."""
+    """The default size (N=128, M=192) with random weights, frozen: large enough that threads split its
+    products."""
     torch.manual_seed(0)
     h_s = IntegerHyperSynthesis(128, 192, scale_levels=64, mean_grid=16)
     with torch.no_grad():
@@ -127,7 +130,9 @@ def test_rounding_division_is_exact_in_float32(device):
     g = torch.Generator().manual_seed(0)
     n = torch.randint(-EXACT_LIMIT + 1, EXACT_LIMIT, (1 << 20,), generator=g)
     c = torch.randint(1, 1 << 22, (1 << 20,), generator=g)
-    c[: 1 << 16] = torch.randint(1, 64, (1 << 16,), generator=g)  # small divisors: many exact multiples and ties
+    c[: 1 << 16] = torch.randint(
+        1, 64, (1 << 16,), generator=g
+    )  # small divisors: many exact multiples and ties
     n[: 1 << 10] = c[: 1 << 10] * torch.randint(-64, 64, (1 << 10,), generator=g)
     as_float = n.to(device, torch.float32).div_(c.to(device, torch.float32), rounding_mode="floor")
     assert torch.equal(as_float.cpu().to(torch.int64), torch.div(n, c, rounding_mode="floor"))
@@ -136,7 +141,9 @@ def test_rounding_division_is_exact_in_float32(device):
 def _largest_partial_sums(layer: IntegerLayer, u: torch.Tensor) -> torch.Tensor:
     """Per output: Σ|H||u| + |b + ⌊c/2⌋|, which bounds every partial sum of it (float64, exact)."""
     h = layer.int_weight.to(torch.float64).abs()
-    return layer._linear(u.to(torch.float64).abs(), h) + layer.int_bias.to(torch.float64).abs().view(1, -1, 1, 1)
+    return layer._linear(u.to(torch.float64).abs(), h) + layer.int_bias.to(torch.float64).abs().view(
+        1, -1, 1, 1
+    )
 
 
 def _adversarial_z(h_s, size=(4, 4)) -> torch.Tensor:
@@ -169,16 +176,27 @@ def test_partial_sums_stay_below_2_24(trained_codecs, wide_h_s, model):
 
 def test_bound_is_enforced():
     with pytest.raises(IntegerBoundError, match="fewer channels"):  # no weight precision left
-        IntegerLayer(1 << 16, 4, transposed=True, input_max=ACTIVATION_MAX, input_step=1, output_step=1, activation=True)
-    layer = IntegerLayer(8, 4, transposed=False, input_max=ACTIVATION_MAX, input_step=1, output_step=1, activation=True)
+        IntegerLayer(
+            1 << 16,
+            4,
+            transposed=True,
+            input_max=ACTIVATION_MAX,
+            input_step=1,
+            output_step=1,
+            activation=True,
+        )
+    layer = IntegerLayer(
+        8, 4, transposed=False, input_max=ACTIVATION_MAX, input_step=1, output_step=1, activation=True
+    )
     layer.freeze()
     assert layer.check_bound() < EXACT_LIMIT
     layer.int_bias[0] = EXACT_LIMIT
     with pytest.raises(IntegerBoundError, match="2\\^24"):
         layer.check_bound()
     with pytest.raises(IntegerBoundError):  # a codec file holding such integers is refused when loaded
-        IntegerLayer(8, 4, transposed=False, input_max=ACTIVATION_MAX, input_step=1, output_step=1,
-                     activation=True).load_state_dict(layer.state_dict())  # fmt: skip
+        IntegerLayer(
+            8, 4, transposed=False, input_max=ACTIVATION_MAX, input_step=1, output_step=1, activation=True
+        ).load_state_dict(layer.state_dict())
 
 
 def test_the_bit_exact_check_catches_non_integer_nets(wide_h_s, trained_codecs):
@@ -191,8 +209,9 @@ def test_the_bit_exact_check_catches_non_integer_nets(wide_h_s, trained_codecs):
     with pytest.raises(AssertionError, match="values differ"):
         assert_bit_exact([as_float32], [as_float64], "float h_s")
 
-    layer = IntegerLayer(128, 128, transposed=True, input_max=INPUT_CLAMP, input_step=1, output_step=1 / 16,
-                         activation=False)  # fmt: skip
+    layer = IntegerLayer(
+        128, 128, transposed=True, input_max=INPUT_CLAMP, input_step=1, output_step=1 / 16, activation=False
+    )
     layer.freeze()
     with torch.no_grad():  # integers, but partial sums ~2^31: float32 rounds them
         layer.int_weight.mul_(1 << 10)
@@ -203,7 +222,8 @@ def test_the_bit_exact_check_catches_non_integer_nets(wide_h_s, trained_codecs):
 
 
 def test_scale_indexes_map_back_to_themselves(trained_codecs):
-    """The scale of index k is table entry k, and quantize_index maps it to k again (coder inputs unchanged)."""
+    """The scale of index k is table entry k, and quantize_index maps it to k again (coder inputs
+    unchanged)."""
     from codec import ops
 
     table = trained_codecs[("hyperprior", 10.0)].model.gaussian_conditional.scale_table
@@ -245,7 +265,9 @@ def test_hyper_path_is_part_of_the_config_hash(tmp_path):
         torch.manual_seed(0)
         model = create_codec("hyperprior", FPN_LEVELS, resolution=64, hyper_path=path, **TINY)
         codec = save_codec(model, tmp_path / path, encoder="e", weights_id="w", lmbda=1.0)
-        assert codec.config["hparams"]["hyper_path"] == path and load_codec(codec.path).model.hyper_path == path
+        assert (
+            codec.config["hparams"]["hyper_path"] == path and load_codec(codec.path).model.hyper_path == path
+        )
         hashes.add(codec.config_hash)
     assert len(hashes) == 2
     with pytest.raises(ValueError, match="hyper_path"):
@@ -302,7 +324,9 @@ def test_decoded_features_agree_across_thread_counts_within_tolerance(tmp_path):
     model = create_codec("hyperprior", levels, resolution=256, hyper_path="integer")
     codec = save_codec(model, tmp_path / "c", encoder="test-fpn", weights_id="random-init", lmbda=1.0)
     g = torch.Generator().manual_seed(0)
-    x = {lv.name: torch.randn(1, lv.channels, 256 // lv.stride, 256 // lv.stride, generator=g) for lv in levels}
+    x = {
+        lv.name: torch.randn(1, lv.channels, 256 // lv.stride, 256 // lv.stride, generator=g) for lv in levels
+    }
     (data,) = encode_features(codec, x)
     before = torch.get_num_threads()
     decoded = {}
@@ -320,7 +344,8 @@ def test_decoded_features_agree_across_thread_counts_within_tolerance(tmp_path):
 @pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_encode_on_cuda_decode_on_cpu(trained_codecs, feature_cache):
-    """The hyper path runs on the model's device (no CPU hop), and a CPU decoder rebuilds the same coder inputs."""
+    """The hyper path runs on the model's device (no CPU hop), and a CPU decoder rebuilds the same coder
+    inputs."""
     codec = trained_codecs[("hyperprior", 10.0)]
     on_gpu = load_codec(codec.path, device="cuda")
     x = cache_batch(feature_cache)

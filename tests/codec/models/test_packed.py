@@ -1,4 +1,5 @@
-"""Packed-feature anchors (vvc / hevc / av1): packing, the CLI on a codec directory, and the documented layout."""
+"""Packed-feature anchors (vvc / hevc / av1): packing, the CLI on a codec directory, and the documented
+layout."""
 
 import json
 import struct
@@ -37,7 +38,9 @@ def test_vvc_pictures_are_twice_the_mosaics_height_only_below_qp_37():
 
 
 def test_ranges_hold_every_value_and_quantisation_error_is_half_a_step():
-    x = (np.random.default_rng(0).standard_normal((4, 6, 6)) * [[[1]], [[30]], [[1e-3]], [[0]]]).astype(np.float32)
+    x = (np.random.default_rng(0).standard_normal((4, 6, 6)) * [[[1]], [[30]], [[1e-3]], [[0]]]).astype(
+        np.float32
+    )
     lo, hi = channel_ranges(x)
     assert lo.dtype == np.float16 and (lo.astype(np.float32) <= x.min(axis=(1, 2))).all()
     assert (hi.astype(np.float32) >= x.max(axis=(1, 2))).all()
@@ -54,16 +57,41 @@ def vvc_dirs(tmp_path_factory, feature_cache):
     out = {}
     for qp in (22, 42):
         path = tmp_path_factory.mktemp("vvc") / f"qp{qp}"
-        result = CliRunner().invoke(main, ["train-codec", "--features", str(feature_cache.path), "--model", "vvc",
-                                           "--qp", str(qp), "-o", str(path)], catch_exceptions=False)
+        result = CliRunner().invoke(
+            main,
+            [
+                "train-codec",
+                "--features",
+                str(feature_cache.path),
+                "--model",
+                "vvc",
+                "--qp",
+                str(qp),
+                "-o",
+                str(path),
+            ],
+            catch_exceptions=False,
+        )
         assert result.exit_code == 0, result.output
         out[qp] = path
     return out
 
 
 def test_train_codec_needs_qp_not_lambda(feature_cache, tmp_path):
-    result = CliRunner().invoke(main, ["train-codec", "--features", str(feature_cache.path), "--model", "vvc",
-                                       "--lambda", "1", "-o", str(tmp_path / "x")])
+    result = CliRunner().invoke(
+        main,
+        [
+            "train-codec",
+            "--features",
+            str(feature_cache.path),
+            "--model",
+            "vvc",
+            "--lambda",
+            "1",
+            "-o",
+            str(tmp_path / "x"),
+        ],
+    )
     assert result.exit_code != 0 and "--qp" in result.output
 
 
@@ -73,16 +101,31 @@ def test_cli_encode_info_decode_on_a_vvc_codec(vvc_dirs, feature_cache, tmp_path
     sizes, errors = {}, {}
     for qp, codec_dir in vvc_dirs.items():
         fcb = tmp_path / f"{qp}.fcb"
-        result = run.invoke(main, ["encode", "--features", str(tmp_path / "in.safetensors"), "--codec", str(codec_dir),
-                                   "-o", str(fcb)], catch_exceptions=False)
+        result = run.invoke(
+            main,
+            [
+                "encode",
+                "--features",
+                str(tmp_path / "in.safetensors"),
+                "--codec",
+                str(codec_dir),
+                "-o",
+                str(fcb),
+            ],
+            catch_exceptions=False,
+        )
         assert result.exit_code == 0, result.output
         info = json.loads(run.invoke(main, ["info", str(fcb), "--json"]).stdout)
         assert info["codec"]["kind"] == "vvc" and info["coder"] == "vvc"
         assert [s["name"] for s in info["substreams"]][:2] == ["r.stage1", "s.stage1"]
         out = tmp_path / f"{qp}.safetensors"
-        assert run.invoke(main, ["decode", str(fcb), "--codec", str(codec_dir), "-o", str(out)]).exit_code == 0
+        assert (
+            run.invoke(main, ["decode", str(fcb), "--codec", str(codec_dir), "-o", str(out)]).exit_code == 0
+        )
         decoded, clean = load_file(str(out)), feature_cache[0]
-        errors[qp] = sum(float(((decoded[k] - clean[k].float()) ** 2).mean() / clean[k].float().var()) for k in clean)
+        errors[qp] = sum(
+            float(((decoded[k] - clean[k].float()) ** 2).mean() / clean[k].float().var()) for k in clean
+        )
         sizes[qp] = info["payload_bytes"]
     assert sizes[42] < sizes[22] and errors[42] > errors[22]  # the QP ladder trades rate for distortion
     assert errors[22] < 0.01
@@ -109,7 +152,9 @@ def _documented_parse(data: bytes) -> tuple[dict, dict]:
     return header, parts
 
 
-def test_standard_bitstream_extracted_from_the_documented_layout_decodes_with_ffmpeg(vvc_dirs, feature_cache, tmp_path):
+def test_standard_bitstream_extracted_from_the_documented_layout_decodes_with_ffmpeg(
+    vvc_dirs, feature_cache, tmp_path
+):
     import imageio_ffmpeg
 
     codec = load_codec(vvc_dirs[22])
@@ -117,19 +162,48 @@ def test_standard_bitstream_extracted_from_the_documented_layout_decodes_with_ff
     ours = decode_stream(codec, data).features
     header, parts = _documented_parse(data)
     for level in header["packing"]["levels"]:
-        (frame_h, frame_w), (rows, cols), (h, w), c = level["frame"], level["tiles"], level["tile"], level["channels"]
+        (frame_h, frame_w), (rows, cols), (h, w), c = (
+            level["frame"],
+            level["tiles"],
+            level["tile"],
+            level["channels"],
+        )
         path = tmp_path / f"{level['name']}.266"
         path.write_bytes(parts[level["stream"]])
         # one thread, as docs/bitstream.md says: ffmpeg 9.0's multithreaded VVC decoder is not deterministic
-        yuv = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-threads", "1", "-f", "vvc", "-i", str(path),
-                              "-f", "rawvideo", "-pix_fmt", "yuv420p10le", "-"], capture_output=True, check=True).stdout
+        yuv = subprocess.run(
+            [
+                imageio_ffmpeg.get_ffmpeg_exe(),
+                "-v",
+                "error",
+                "-threads",
+                "1",
+                "-f",
+                "vvc",
+                "-i",
+                str(path),
+                "-f",
+                "rawvideo",
+                "-pix_fmt",
+                "yuv420p10le",
+                "-",
+            ],
+            capture_output=True,
+            check=True,
+        ).stdout
         luma = np.frombuffer(yuv, "<u2", frame_h * frame_w).reshape(frame_h, frame_w)
         # the level's checksum: CRC-32 of its ranges' bytes, then of the decoded luma samples (u16 LE)
-        assert header["checksums"][level["name"]] == zlib.crc32(luma.tobytes(), zlib.crc32(parts[level["ranges"]]))
+        assert header["checksums"][level["name"]] == zlib.crc32(
+            luma.tobytes(), zlib.crc32(parts[level["ranges"]])
+        )
         ranges = np.frombuffer(parts[level["ranges"]], "<f2").astype(np.float32)
         lo, hi = ranges[:c], ranges[c:]
-        tiles = np.stack([luma[(k // cols) * h : (k // cols + 1) * h, (k % cols) * w : (k % cols + 1) * w]
-                          for k in range(c)])
+        tiles = np.stack(
+            [
+                luma[(k // cols) * h : (k // cols + 1) * h, (k % cols) * w : (k % cols + 1) * w]
+                for k in range(c)
+            ]
+        )
         x_hat = lo[:, None, None] + tiles.astype(np.float32) * ((hi - lo) / np.float32(1023))[:, None, None]
         assert rows * cols >= c
         assert torch.equal(torch.from_numpy(x_hat), ours[level["name"]])
@@ -137,8 +211,12 @@ def test_standard_bitstream_extracted_from_the_documented_layout_decodes_with_ff
 
 def test_per_level_ranges_carry_one_pair_per_level(feature_cache, tmp_path):
     batch = {k: v[None].float() for k, v in feature_cache[1].items()}
-    codecs = {per: train_codec(feature_cache, tmp_path / per, lmbda=None, kind="vvc",
-                               hparams={"qp": 51, "ranges_per": per}) for per in ("channel", "level")}  # fmt: skip
+    codecs = {
+        per: train_codec(
+            feature_cache, tmp_path / per, lmbda=None, kind="vvc", hparams={"qp": 51, "ranges_per": per}
+        )
+        for per in ("channel", "level")
+    }
     (data,) = encode_features(codecs["level"], batch)
     parsed = unpack(data)
     assert parsed.header["packing"]["ranges_per"] == "level"
@@ -149,7 +227,9 @@ def test_per_level_ranges_carry_one_pair_per_level(feature_cache, tmp_path):
     (per_channel,) = encode_features(codecs["channel"], batch)
     assert len(data) < len(per_channel)
     with pytest.raises(ValueError, match="ranges_per"):
-        train_codec(feature_cache, tmp_path / "x", lmbda=None, kind="vvc", hparams={"qp": 51, "ranges_per": "tile"})
+        train_codec(
+            feature_cache, tmp_path / "x", lmbda=None, kind="vvc", hparams={"qp": 51, "ranges_per": "tile"}
+        )
 
 
 def test_malformed_ranges_and_packing_are_bitstream_errors(vvc_dirs, feature_cache):
@@ -187,7 +267,8 @@ def test_decoded_samples_and_ranges_must_match_the_encoders_checksums(vvc_dirs, 
 
 
 def test_in_process_hevc_encode_writes_the_ffmpeg_binarys_bytes(monkeypatch):
-    """The packed-HEVC anchor encodes through PyAV's libx265 (no process per plane): the same bytes as ffmpeg."""
+    """The packed-HEVC anchor encodes through PyAV's libx265 (no process per plane): the same bytes as
+    ffmpeg."""
     from codec import standard
 
     plane = np.random.default_rng(3).integers(0, standard.MAX_SAMPLE + 1, (48, 80)).astype(np.uint16)

@@ -30,7 +30,9 @@ def device(request):
     if not ops.native_available(request.param):
         if request.param == "cuda" and os.environ.get("FEATCODEC_NO_CUDA") == "1":
             pytest.skip("extension built without CUDA (FEATCODEC_NO_CUDA=1)")
-        pytest.fail(f"codec._C has no {request.param} kernels: build it (pip install --no-build-isolation -e .)")
+        pytest.fail(
+            f"codec._C has no {request.param} kernels: build it (pip install --no-build-isolation -e .)"
+        )
     return torch.device(request.param)
 
 

@@ -1,4 +1,5 @@
-"""Smoke run of the kernel benchmarks' code at a tiny size (no timing): every implementation runs and agrees."""
+"""Smoke run of the kernel benchmarks' code at a tiny size (no timing): every implementation runs and
+agrees."""
 
 import torch
 
@@ -20,7 +21,10 @@ def test_benchmark_implementations_run_and_agree_at_a_tiny_size():
 
 
 def test_kernel_summary_reports_speedup_and_copy_fraction():
-    medians = {("cpu", "tiny-1x8x16x16", "compressai"): 1e-3, ("cpu", "tiny-1x8x16x16", "fused"): 1e-5,
-               ("cpu", "tiny-1x8x16x16", "copy"): 5e-6}
+    medians = {
+        ("cpu", "tiny-1x8x16x16", "compressai"): 1e-3,
+        ("cpu", "tiny-1x8x16x16", "fused"): 1e-5,
+        ("cpu", "tiny-1x8x16x16", "copy"): 5e-6,
+    }
     rows = {line.split("|")[3].strip(): line for line in kernel_summary_lines(medians)}
     assert "| 100.0× |" in rows["fused"] and "| 50% |" in rows["fused"]

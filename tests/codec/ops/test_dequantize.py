@@ -25,7 +25,9 @@ def test_dequantize_with_means_matches_compressai(device, dtype, seed):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_dequantize_without_means_casts_to_dtype(device, dtype):
-    symbols = torch.tensor([-(2**31) + 1, -70000, -1, 0, 1, 2049, 65519, 2**24 + 1, 2**31 - 1], dtype=torch.int32)
+    symbols = torch.tensor(
+        [-(2**31) + 1, -70000, -1, 0, 1, 2049, 65519, 2**24 + 1, 2**31 - 1], dtype=torch.int32
+    )
     out = ops.dequantize(symbols.to(device), dtype=dtype)
     assert torch.equal(out.cpu(), GaussianConditional.dequantize(symbols, dtype=dtype))
 

@@ -49,7 +49,11 @@ def test_missing_device_kernels_fall_back_with_one_warning(monkeypatch, caplog, 
 def _run_python(code: str, **env) -> subprocess.CompletedProcess:
     full_env = {**os.environ, **env}
     return subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)], env=full_env, capture_output=True, text=True, timeout=120
+        [sys.executable, "-c", textwrap.dedent(code)],
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
@@ -61,7 +65,8 @@ _PARITY_SCRIPT = """
     t = get_scale_table(); gc = GaussianConditional(t.tolist())
     g = torch.Generator().manual_seed(0)
     for dtype in (torch.float32, torch.float16):
-        y = (torch.randn(3, 5, 77, generator=g) * 20).to(dtype); m = torch.randn(3, 5, 77, generator=g).to(dtype)
+        y = (torch.randn(3, 5, 77, generator=g) * 20).to(dtype)
+        m = torch.randn(3, 5, 77, generator=g).to(dtype)
         s = (torch.rand(3, 5, 77, generator=g) * 300).to(dtype)
         sym, idx = ops.quantize_index(y, m, s, t)
         assert torch.equal(sym, gc.quantize(y, "symbols", m)) and torch.equal(idx, gc.build_indexes(s))

@@ -81,9 +81,17 @@ def test_huge_and_tiny_magnitudes(device, dtype):
 def test_scales_on_between_and_beyond_table_entries(device, scale_table):
     t = scale_table
     between = (t[1:] + t[:-1]) / 2
-    specials = torch.tensor([0.0, -0.0, -5.0, 0.05, 0.11, 0.1099, 0.1101, 1e4, 1e30, float("inf"), -float("inf")])
+    specials = torch.tensor(
+        [0.0, -0.0, -5.0, 0.05, 0.11, 0.1099, 0.1101, 1e4, 1e30, float("inf"), -float("inf")]
+    )
     scales = torch.cat(
-        [t, between, torch.nextafter(t, torch.zeros_like(t)), torch.nextafter(t, torch.full_like(t, 1e9)), specials]
+        [
+            t,
+            between,
+            torch.nextafter(t, torch.zeros_like(t)),
+            torch.nextafter(t, torch.full_like(t, 1e9)),
+            specials,
+        ]
     ).to(device)
     y = torch.zeros_like(scales)
     _, indexes = assert_parity(y, None, scales, t)
@@ -114,7 +122,9 @@ def test_scale_bound_is_applied_like_lower_bound(device, scale_table, bound, see
 def test_unusual_tables(device, table, seed):
     g = torch.Generator().manual_seed(seed)
     base = torch.tensor(table, dtype=torch.float32)
-    scales = torch.cat([base, torch.nextafter(base, base * 2), torch.rand(3000, generator=g) * base.max() * 1.5])
+    scales = torch.cat(
+        [base, torch.nextafter(base, base * 2), torch.rand(3000, generator=g) * base.max() * 1.5]
+    )
     scales = scales.to(device)
     y = torch.zeros_like(scales)
     _, indexes = assert_parity(y, None, scales, table, scale_bound=1e-35)
@@ -146,9 +156,19 @@ def test_empty_tensors(device, scale_table, shape):
     ("name", "make"),
     [
         ("y", lambda y, m, s: (y.index_fill(0, torch.tensor([7], device=y.device), float("nan")), m, s)),
-        ("y", lambda y, m, s: (y.index_fill(0, torch.tensor([y.numel() - 1], device=y.device), float("inf")), m, s)),
+        (
+            "y",
+            lambda y, m, s: (
+                y.index_fill(0, torch.tensor([y.numel() - 1], device=y.device), float("inf")),
+                m,
+                s,
+            ),
+        ),
         ("means", lambda y, m, s: (y, m.index_fill(0, torch.tensor([3], device=y.device), -float("inf")), s)),
-        ("scales", lambda y, m, s: (y, m, s.index_fill(0, torch.tensor([100], device=y.device), float("nan")))),
+        (
+            "scales",
+            lambda y, m, s: (y, m, s.index_fill(0, torch.tensor([100], device=y.device), float("nan"))),
+        ),
     ],
 )
 def test_non_finite_inputs_raise_naming_the_tensor(device, dtype, name, make, scale_table):
@@ -255,9 +275,10 @@ def test_scale_table_edits_are_seen_by_the_next_call(device):
     assert ops.quantize_index(y, None, scales, table)[1].tolist() == [0, 2, 2]
     for first in (0.5, 1.0, 3.5):
         fresh = torch.tensor([first, 4.0, 8.0])
-        assert ops.quantize_index(y, None, scales, fresh)[1].tolist() == compressai_oracle(
-            y, None, scales, fresh.tolist()
-        )[1].tolist()
+        assert (
+            ops.quantize_index(y, None, scales, fresh)[1].tolist()
+            == compressai_oracle(y, None, scales, fresh.tolist())[1].tolist()
+        )
     table[1] = 0.5  # now unsorted
     with pytest.raises(ValueError, match="sorted"):
         ops.quantize_index(y, None, scales, table)
@@ -266,7 +287,10 @@ def test_scale_table_edits_are_seen_by_the_next_call(device):
 def test_out_buffers_are_filled_and_returned(device, scale_table, seed):
     y, means, scales = random_latents((3, 40, 41), torch.float32, device, seed)
     want = ops.quantize_index(y, means, scales, scale_table)
-    out = (torch.empty(y.shape, dtype=torch.int32, device=device), torch.empty(y.shape, dtype=torch.int32, device=device))
+    out = (
+        torch.empty(y.shape, dtype=torch.int32, device=device),
+        torch.empty(y.shape, dtype=torch.int32, device=device),
+    )
     for _ in range(2):  # reused
         got = ops.quantize_index(y, means, scales, scale_table, out=out)
         assert got[0] is out[0] and got[1] is out[1]

@@ -277,13 +277,54 @@ def test_train_neck_then_eval_on_synthetic_depth(tmp_path):
     def run(*args):
         return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
 
-    r = run("train-neck", "--encoder", "mini-hiera-random", "--random-init", "--resolution", 64, "--neck-layers", 1,
-            "--neck-dim", 32, "--neck-heads", 4, "--batch-size", 2, "--device", "cpu", "--workers", 0,
-            "--task", "depth", "--head", "builtin:depth", "--train-head", "--data", "synthetic:depth:4",
-            "--steps", 3, "-o", neck)  # fmt: skip
+    r = run(
+        "train-neck",
+        "--encoder",
+        "mini-hiera-random",
+        "--random-init",
+        "--resolution",
+        64,
+        "--neck-layers",
+        1,
+        "--neck-dim",
+        32,
+        "--neck-heads",
+        4,
+        "--batch-size",
+        2,
+        "--device",
+        "cpu",
+        "--workers",
+        0,
+        "--task",
+        "depth",
+        "--head",
+        "builtin:depth",
+        "--train-head",
+        "--data",
+        "synthetic:depth:4",
+        "--steps",
+        3,
+        "-o",
+        neck,
+    )
     assert r.exit_code == 0, r.output
-    r = run("eval", "--neck", neck, "--data", "synthetic:depth", "--split", "test", "--limit", 2, "--json",
-            "--device", "cpu", "--workers", 0)  # fmt: skip
+    r = run(
+        "eval",
+        "--neck",
+        neck,
+        "--data",
+        "synthetic:depth",
+        "--split",
+        "test",
+        "--limit",
+        2,
+        "--json",
+        "--device",
+        "cpu",
+        "--workers",
+        0,
+    )
     assert r.exit_code == 0, r.output
     result = json.loads(r.stdout)
     assert result["data"] == {"spec": "synthetic:depth", "split": "test", "limit": 2, "samples": 2}

@@ -66,7 +66,9 @@ def test_interrupted_run_resumes_and_skips_finished_shards(encoder, photo_dir, t
     first_shard_mtime = (out / "shard-00000.safetensors").stat().st_mtime_ns
 
     written = []
-    monkeypatch.setattr(extract_module, "save_tensors", lambda p, t, md: (written.append(p.name), real_save(p, t, md)))
+    monkeypatch.setattr(
+        extract_module, "save_tensors", lambda p, t, md: (written.append(p.name), real_save(p, t, md))
+    )
     cache = extract_features(encoder, images, out, batch_size=2, shard_size=2, progress=False)
     assert written == ["shard-00001.safetensors", "shard-00002.safetensors"]
     assert (out / "shard-00000.safetensors").stat().st_mtime_ns == first_shard_mtime
@@ -102,7 +104,16 @@ def test_reader_errors_name_the_file(tmp_path):
 
 def test_extract_cli_defaults_to_the_bundled_samples_and_refuses_to_mix_settings(tmp_path):
     runner = CliRunner()
-    args = ["extract", "--encoder", "mini-sam2-random", "--random-init", "--device", "cpu", "-o", str(tmp_path / "c")]
+    args = [
+        "extract",
+        "--encoder",
+        "mini-sam2-random",
+        "--random-init",
+        "--device",
+        "cpu",
+        "-o",
+        str(tmp_path / "c"),
+    ]
     result = runner.invoke(main, args)
     assert result.exit_code == 0, result.output
     assert len(FeatureCache(tmp_path / "c")) >= 4
@@ -117,8 +128,17 @@ def test_extract_cli_usage_and_input_errors(tmp_path):
     result = runner.invoke(main, ["extract", "--encoder", "nope", "--random-init", "-o", str(tmp_path / "c")])
     assert result.exit_code == 3 and "unknown encoder" in result.output
     result = runner.invoke(
-        main, ["extract", "--encoder", "mini-sam2-random", "--random-init", "--images", str(tmp_path / "absent"),
-               "-o", str(tmp_path / "c")]
+        main,
+        [
+            "extract",
+            "--encoder",
+            "mini-sam2-random",
+            "--random-init",
+            "--images",
+            str(tmp_path / "absent"),
+            "-o",
+            str(tmp_path / "c"),
+        ],
     )
     assert result.exit_code == 3 and "absent" in result.output
 
@@ -132,7 +152,8 @@ def test_encoders_command_lists_the_registry():
 
 
 def test_random_init_is_the_same_network_in_every_process():
-    """A random-init encoder is reproducible: a neck trained on it in one process is evaluated on it in another."""
+    """A random-init encoder is reproducible: a neck trained on it in one process is evaluated on it in
+    another."""
     import subprocess
     import sys
 
@@ -140,45 +161,72 @@ def test_random_init_is_the_same_network_in_every_process():
 
     from probes.encoders import create_encoder
 
-    code = ("import torch; from probes.encoders import create_encoder; torch.manual_seed(123); "
-            "m = create_encoder('mini-hiera-random', random_init=True); "
-            "print(float(sum(p.double().sum() for p in m.parameters())))")  # fmt: skip
+    code = (
+        "import torch; from probes.encoders import create_encoder; torch.manual_seed(123); "
+        "m = create_encoder('mini-hiera-random', random_init=True); "
+        "print(float(sum(p.double().sum() for p in m.parameters())))"
+    )
     torch.manual_seed(7)  # the caller's RNG state must not matter
-    here = float(sum(p.double().sum() for p in create_encoder("mini-hiera-random", random_init=True).parameters()))
-    there = float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
+    here = float(
+        sum(p.double().sum() for p in create_encoder("mini-hiera-random", random_init=True).parameters())
+    )
+    there = float(
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    )
     assert here == there
 
 
 def test_crops_are_windows_of_the_whole_maps_drawn_the_same_on_every_run(photo_dir, tmp_path):
-    """Codec training data: `crops_per_image` windows per image, fp16, each cut at whole cells of every level."""
+    """Codec training data: `crops_per_image` windows per image, fp16, each cut at whole cells of every
+    level."""
     from probes.encoders.extract import crop_windows
     from probes.training.sources import CachedFeatures
 
     encoder = create_encoder("mini-hiera-random", random_init=True, resolution=128)
     images = collect_images([photo_dir])
     whole = extract_features(encoder, images, tmp_path / "w", dtype="float16", progress=False)
-    crops = extract_features(encoder, images, tmp_path / "c", dtype="float16", crop=64, crops_per_image=2,
-                             shard_size=2, progress=False)  # fmt: skip
+    crops = extract_features(
+        encoder,
+        images,
+        tmp_path / "c",
+        dtype="float16",
+        crop=64,
+        crops_per_image=2,
+        shard_size=2,
+        progress=False,
+    )
     assert len(crops) == 2 * len(whole) and crops.get(0)["stage4"].shape == (128, 2, 2)
     windows = [w for i in range(len(images)) for w in crop_windows(encoder, crops.manifest["crop"], i)]
     for row, window in enumerate(windows):
         for name, (ys, xs) in window.items():
             assert torch.equal(crops.get(row)[name], whole.get(row // 2)[name][:, ys, xs])
-    assert windows != [w for i in range(len(images)) for w in crop_windows(encoder, {"size": 64, "per_image": 2,
-                                                                                      "seed": 1}, i)]  # fmt: skip
+    assert windows != [
+        w
+        for i in range(len(images))
+        for w in crop_windows(encoder, {"size": 64, "per_image": 2, "seed": 1}, i)
+    ]
     with pytest.raises(ValueError, match="coarsest stride 32"):
         extract_features(encoder, images, tmp_path / "bad", crop=48, progress=False)
     with pytest.raises(ValueError, match="holds crops"):
         CachedFeatures(crops, ["stage1"])
     # codec training reads the crops shard by shard (4 rows: 2 images × 2 crops), whole maps item by item
     assert crops.read_order == {"block": 4, "window": 8} and whole.read_order is None
-    # a codec trained on the crops codes the whole maps (fully convolutional; it records the encoder's resolution)
+    # a codec trained on the crops codes the whole maps (fully convolutional; it records the encoder's
+    # resolution)
     from codec.codec_dir import load_codec
     from codec.pipeline import round_trip
     from codec.train import train_codec
 
-    train_codec(crops, tmp_path / "codec", lmbda=1.0, kind="hyperprior", steps=2, batch_size=2,
-                hparams={"N": 8, "M": 8, "grid_stride": 8}, progress=False)  # fmt: skip
+    train_codec(
+        crops,
+        tmp_path / "codec",
+        lmbda=1.0,
+        kind="hyperprior",
+        steps=2,
+        batch_size=2,
+        hparams={"N": 8, "M": 8, "grid_stride": 8},
+        progress=False,
+    )
     codec = load_codec(tmp_path / "codec")
     assert codec.config["resolution"] == 128
     trip = round_trip(codec, {k: v.unsqueeze(0).float() for k, v in whole.get(0).items()})

@@ -24,7 +24,9 @@ def test_registry_names_the_study_encoders():
 def test_official_sam2_encoder_gives_fpn_levels_at_strides_4_8_16():
     spec = get_spec("sam2.1-hiera-tiny")
     assert [(lv.name, lv.channels, lv.stride) for lv in spec.levels] == [
-        ("fpn0", 256, 4), ("fpn1", 256, 8), ("fpn2", 256, 16)
+        ("fpn0", 256, 4),
+        ("fpn1", 256, 8),
+        ("fpn2", 256, 16),
     ]
 
 

@@ -32,9 +32,23 @@ def test_extract_cli_matches_the_sam2_image_encoder(official_sam2, photo_dir, tm
     out = tmp_path / "cache"
     result = CliRunner().invoke(
         main,
-        ["extract", "--encoder", "sam2.1-hiera-tiny", "--checkpoint", str(ckpt), "--images", str(photo_dir),
-         "--images", str(sample_images_dir() / "grace_hopper.jpg"),  # a real photograph
-         "--resolution", str(RES), "--device", "cpu", "-o", str(out)],
+        [
+            "extract",
+            "--encoder",
+            "sam2.1-hiera-tiny",
+            "--checkpoint",
+            str(ckpt),
+            "--images",
+            str(photo_dir),
+            "--images",
+            str(sample_images_dir() / "grace_hopper.jpg"),  # a real photograph
+            "--resolution",
+            str(RES),
+            "--device",
+            "cpu",
+            "-o",
+            str(out),
+        ],
     )
     assert result.exit_code == 0, result.output
     cache = FeatureCache(out)

@@ -84,7 +84,9 @@ def test_blip_behind_its_teacher_reproduces_the_full_model(hf_heads):
     pixels = _pixels(head)
     t = head.tokenize(CAPTIONS[:2])
     with torch.no_grad():
-        full = head.model(pixel_values=pixels, input_ids=t["input_ids"], attention_mask=t["attention_mask"]).logits
+        full = head.model(
+            pixel_values=pixels, input_ids=t["input_ids"], attention_mask=t["attention_mask"]
+        ).logits
         ours = head(head.teacher(pixels), t["input_ids"], t["attention_mask"])
     torch.testing.assert_close(ours, full[:, :-1])
 
@@ -134,7 +136,9 @@ def test_missing_hf_source_is_a_clear_error(tmp_path):
 def test_unsupported_model_type_is_a_clear_error(tmp_path):
     from transformers import BertConfig
 
-    BertConfig(hidden_size=8, num_hidden_layers=1, num_attention_heads=2, intermediate_size=8).save_pretrained(tmp_path)
+    BertConfig(
+        hidden_size=8, num_hidden_layers=1, num_attention_heads=2, intermediate_size=8
+    ).save_pretrained(tmp_path)
     with pytest.raises(HeadError, match="'bert' is not a supported head"):
         load_head(str(tmp_path))
 
@@ -180,7 +184,9 @@ def test_new_builtin_caption_head_vocabulary_training_and_generation(tmp_path):
     losses = []
     for _ in range(30):
         logits = head(tokens, t["input_ids"], t["attention_mask"])
-        loss = torch.nn.functional.cross_entropy(logits.flatten(0, 1), t["labels"].flatten(), ignore_index=-100)
+        loss = torch.nn.functional.cross_entropy(
+            logits.flatten(0, 1), t["labels"].flatten(), ignore_index=-100
+        )
         opt.zero_grad()
         loss.backward()
         opt.step()

@@ -32,7 +32,11 @@ def test_toy_recipe_loss_falls_and_its_output_loads_as_a_head(toy_heads, task):
     root, configs = toy_heads
     record = configs[task]["pretraining"]
     assert record["training"]["final_loss"] < record["training"]["first_loss"]
-    assert record["recipe"]["steps"] == 24 and record["data"]["split"] == "train" and record["test"]["split"] == "test"
+    assert (
+        record["recipe"]["steps"] == 24
+        and record["data"]["split"] == "train"
+        and record["test"]["split"] == "test"
+    )
     assert sorted(p.name for p in (root / task).iterdir()) == ["config.json", "weights.safetensors"]
     head = load_head(str(root / task))
     assert isinstance(head, BuiltinHead) and head.trained and head.has_teacher and head.task == task
@@ -48,7 +52,9 @@ def test_finished_tasks_are_skipped_on_resume_and_kept_otherwise(toy_heads):
 
 
 def test_interrupted_recipe_resumes_to_the_same_weights(tmp_path, monkeypatch):
-    recipe = replace(RECIPES["pose"], train_images=4, steps=6, batch_size=2, checkpoint_every=2, eval_images=1)
+    recipe = replace(
+        RECIPES["pose"], train_images=4, steps=6, batch_size=2, checkpoint_every=2, eval_images=1
+    )
     pretrain_head(recipe, tmp_path / "straight", progress=False)
     real, calls = pretrain_module.step_loss, {"n": 0}
 
@@ -79,7 +85,9 @@ def test_interrupted_recipe_resumes_to_the_same_weights(tmp_path, monkeypatch):
 @pytest.mark.parametrize("task", TASKS)
 def test_shipped_head_is_frozen_pretrained_and_exposes_its_teacher(task):
     head = load_head(f"builtin:{task}")
-    assert isinstance(head, BuiltinHead) and head.spec == f"builtin:{task}" and head.trained and head.has_teacher
+    assert (
+        isinstance(head, BuiltinHead) and head.spec == f"builtin:{task}" and head.trained and head.has_teacher
+    )
     assert not head.training and all(not p.requires_grad for p in head.parameters())
     head.train()
     assert not head.training  # frozen heads stay in eval mode
@@ -87,7 +95,9 @@ def test_shipped_head_is_frozen_pretrained_and_exposes_its_teacher(task):
     tokens = head.teacher(pixels)
     assert tuple(tokens.shape) == head.expects().shape(2) and not tokens.requires_grad
     config = json.loads((shipped_head_dir(task) / "config.json").read_text())
-    assert config["pretraining"]["data"]["split"] == "train" and config["pretraining"]["test"]["split"] == "test"
+    assert (
+        config["pretraining"]["data"]["split"] == "train" and config["pretraining"]["test"]["split"] == "test"
+    )
 
 
 def test_shipped_heads_are_small():
@@ -125,8 +135,20 @@ def test_shipped_head_beats_the_trivial_baseline_on_held_out_images(task, data, 
 
 
 def test_eval_head_command_reports_the_head_and_its_baseline():
-    r = CliRunner().invoke(main, ["eval-head", "--head", "builtin:caption", "--data", "synthetic:caption:4",
-                                  "--baseline-data", "synthetic:caption:16", "--json"], catch_exceptions=False)  # fmt: skip
+    r = CliRunner().invoke(
+        main,
+        [
+            "eval-head",
+            "--head",
+            "builtin:caption",
+            "--data",
+            "synthetic:caption:4",
+            "--baseline-data",
+            "synthetic:caption:16",
+            "--json",
+        ],
+        catch_exceptions=False,
+    )
     assert r.exit_code == 0, r.output
     result = json.loads(r.stdout)
     assert result["data"] == {"spec": "synthetic:caption:4", "split": "test", "samples": 4}
@@ -138,8 +160,19 @@ def test_eval_head_command_reports_the_head_and_its_baseline():
 
 
 def test_pretrain_heads_command_writes_resumes_and_refuses_to_overwrite(tmp_path):
-    args = ["pretrain-heads", "-o", tmp_path, "--task", "pose", "--steps", 3, "--train-images", 2,
-            "--eval-images", 1]  # fmt: skip
+    args = [
+        "pretrain-heads",
+        "-o",
+        tmp_path,
+        "--task",
+        "pose",
+        "--steps",
+        3,
+        "--train-images",
+        2,
+        "--eval-images",
+        1,
+    ]
     r = CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
     assert r.exit_code == 0, r.output
     assert "pose: AP" in r.output and "keypoint layout" in r.output

@@ -59,11 +59,18 @@ def test_unmapped_parts_are_exactly_the_mae_decoder_and_encoder_norm(mae_state):
     mapped = mae_to_hieradet(mae_state)
     dropped = {k for k in mae_state if k.startswith(MAE_ONLY_PREFIXES)}
     assert {k.split(".")[0] for k in dropped} == {
-        "encoder_norm", "multi_scale_fusion_heads", "decoder_embed", "decoder_pos_embed", "decoder_blocks",
-        "decoder_norm", "decoder_pred", "mask_token",
-    }  # fmt: skip
-    assert set(mapped) - {k.replace(".mlp.fc1.", ".mlp.layers.0.").replace(".mlp.fc2.", ".mlp.layers.1.")
-                          for k in mae_state} == {"pos_embed_window"}
+        "encoder_norm",
+        "multi_scale_fusion_heads",
+        "decoder_embed",
+        "decoder_pos_embed",
+        "decoder_blocks",
+        "decoder_norm",
+        "decoder_pred",
+        "mask_token",
+    }
+    assert set(mapped) - {
+        k.replace(".mlp.fc1.", ".mlp.layers.0.").replace(".mlp.fc2.", ".mlp.layers.1.") for k in mae_state
+    } == {"pos_embed_window"}
     assert not mapped["pos_embed_window"].any()
 
 

@@ -55,7 +55,9 @@ def test_interrupted_mae_resumes_to_the_same_weights(toy_run, tmp_path, monkeypa
     out, _ = toy_run
     recipe = Recipe(corpus_images=9, mae_steps=3, mae_batch=2, sam_steps=0, sam_batch=2)
     monkeypatch.setattr(recipe_module, "CKPT_EVERY", 1)
-    monkeypatch.setattr(recipe_module, "build_sam2_model", None)  # SAM stages are not reached: fail if they are
+    monkeypatch.setattr(
+        recipe_module, "build_sam2_model", None
+    )  # SAM stages are not reached: fail if they are
     with pytest.raises(TypeError):
         run_recipe(tmp_path / "whole", recipe=recipe, evaluate=False)
     whole = load_file(str(tmp_path / "whole" / "mini-hiera.safetensors"))

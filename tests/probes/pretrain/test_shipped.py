@@ -58,8 +58,11 @@ def test_bundled_weights_load_through_the_registry_by_default():
 def test_mini_sam2_trunk_started_from_mini_hiera_and_moved():
     """The SAM trunk was initialised by the mapping (same shapes) and then trained (different values)."""
     mapped = mae_to_hieradet(load_file(str(bundled_weights("mini-hiera"))))
-    sam2 = {k[len("image_encoder.trunk."):]: v for k, v in load_file(str(bundled_weights("mini-sam2"))).items()
-            if k.startswith("image_encoder.trunk.")}
+    sam2 = {
+        k[len("image_encoder.trunk.") :]: v
+        for k, v in load_file(str(bundled_weights("mini-sam2"))).items()
+        if k.startswith("image_encoder.trunk.")
+    }
     assert _shapes(mapped) == _shapes(sam2)
     assert not torch.equal(mapped["blocks.0.attn.qkv.weight"], sam2["blocks.0.attn.qkv.weight"])
 
@@ -74,8 +77,17 @@ def test_cli_lists_weights_and_extracts_without_a_weights_option(tmp_path):
     listed = {e["name"]: e for e in json.loads(CliRunner().invoke(main, ["encoders", "--json"]).output)}
     assert listed["mini-hiera"]["weights"].startswith("bundled:")
     out = tmp_path / "c"
-    args = ["extract", "--encoder", "mini-sam2", "--images", str(sample_images_dir() / "room.png"),
-            "--device", "cpu", "-o", str(out)]
+    args = [
+        "extract",
+        "--encoder",
+        "mini-sam2",
+        "--images",
+        str(sample_images_dir() / "room.png"),
+        "--device",
+        "cpu",
+        "-o",
+        str(out),
+    ]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     cache = FeatureCache(out)

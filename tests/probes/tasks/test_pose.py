@@ -8,9 +8,12 @@ from probes.data import CropTransform, open_dataset
 from probes.tasks import decode_heatmaps, encode_heatmaps, get_task, keypoint_ap
 from tests.probes.fixtures import write_coco_keypoints
 
-COCO_SIGMAS = np.array(
-    [0.26, 0.25, 0.25, 0.35, 0.35, 0.79, 0.79, 0.72, 0.72, 0.62, 0.62, 1.07, 1.07, 0.87, 0.87, 0.89, 0.89]
-) / 10.0  # fmt: skip
+COCO_SIGMAS = (
+    np.array(
+        [0.26, 0.25, 0.25, 0.35, 0.35, 0.79, 0.79, 0.72, 0.72, 0.62, 0.62, 1.07, 1.07, 0.87, 0.87, 0.89, 0.89]
+    )
+    / 10.0
+)
 
 
 @pytest.fixture
@@ -29,8 +32,14 @@ def _gt_detections(ds, shift=None):
         k = _gt_keypoints(ds, ann_id)
         if shift is not None:
             k[:, 0] += shift(ds.coco.anns[ann_id])
-        dets.append({"image_id": ds.coco.anns[ann_id]["image_id"], "category_id": 1,
-                     "keypoints": k.reshape(-1).tolist(), "score": 1.0})  # fmt: skip
+        dets.append(
+            {
+                "image_id": ds.coco.anns[ann_id]["image_id"],
+                "category_id": 1,
+                "keypoints": k.reshape(-1).tolist(),
+                "score": 1.0,
+            }
+        )
     return dets
 
 
@@ -163,7 +172,9 @@ def test_per_image_oks_scores_follow_the_thresholds(coco):
     assert per["ids"] == ["1", "2", "3"] and per["weights"] == [2.0, 1.0, 1.0]  # image 1 holds two persons
     assert per["scores"]["oks_ar"] == pytest.approx([0.5, 0.5, 0.5]) and per["proxies"]["AP"] == "oks_ar"
     _, per = get_task("pose").evaluate_per_image(dets[1:], coco)  # the first person of image 1: no detection
-    assert per["scores"]["oks"][0] == pytest.approx(0.36) and per["scores"]["oks_ar"][0] == pytest.approx(0.25)
+    assert per["scores"]["oks"][0] == pytest.approx(0.36) and per["scores"]["oks_ar"][0] == pytest.approx(
+        0.25
+    )
 
 
 def test_decoded_detections_carry_their_person(coco):

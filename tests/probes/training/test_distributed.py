@@ -10,11 +10,39 @@ import torch
 from safetensors.torch import load_file
 
 ARGS = [
-    "train-neck", "--task", "depth", "--head", "builtin:depth", "--data", "synthetic:depth", "--split", "train",
-    "--limit", "8", "--encoder", "mini-hiera-random", "--random-init", "--resolution", "64", "--neck-layers", "1",
-    "--neck-dim", "16", "--neck-heads", "2", "--steps", "3", "--batch-size", "4", "--lr", "1e-3",
-    "--device", "cpu", "--workers", "0",
-]  # fmt: skip
+    "train-neck",
+    "--task",
+    "depth",
+    "--head",
+    "builtin:depth",
+    "--data",
+    "synthetic:depth",
+    "--split",
+    "train",
+    "--limit",
+    "8",
+    "--encoder",
+    "mini-hiera-random",
+    "--random-init",
+    "--resolution",
+    "64",
+    "--neck-layers",
+    "1",
+    "--neck-dim",
+    "16",
+    "--neck-heads",
+    "2",
+    "--steps",
+    "3",
+    "--batch-size",
+    "4",
+    "--lr",
+    "1e-3",
+    "--device",
+    "cpu",
+    "--workers",
+    "0",
+]
 # Each rank scores half of every batch; DDP averages the two half-batch gradients, which equals the
 # full batch's gradient up to float summation order: a few ulps per step, amplified a little by Adam.
 TOLERANCE = 1e-4
@@ -26,12 +54,27 @@ def _env() -> dict:
 
 def test_two_process_gloo_run_matches_one_process(tmp_path):
     single, ddp = tmp_path / "single", tmp_path / "ddp"
-    subprocess.run([sys.executable, "-m", "bench", *ARGS, "-o", str(single)], check=True, env=_env(),
-                   capture_output=True)  # fmt: skip
+    subprocess.run(
+        [sys.executable, "-m", "bench", *ARGS, "-o", str(single)], check=True, env=_env(), capture_output=True
+    )
     launched = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "bench",
-         *ARGS, "-o", str(ddp)], env=_env(), capture_output=True, text=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node",
+            "2",
+            "-m",
+            "bench",
+            *ARGS,
+            "-o",
+            str(ddp),
+        ],
+        env=_env(),
+        capture_output=True,
+        text=True,
+    )
     assert launched.returncode == 0, launched.stderr[-3000:]
     a, b = load_file(str(single / "weights.safetensors")), load_file(str(ddp / "weights.safetensors"))
     assert a.keys() == b.keys()

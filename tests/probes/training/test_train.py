@@ -31,16 +31,29 @@ def probe(tmp_path_factory):
             "caption": f"coco-caps:{cann}:{cimg}",
         },
         "caption_images": cimg,
-        "head": {task: f"hf:{save_tiny_head(task, root / f'head-{task}')}" for task in ("depth", "pose", "caption")},
+        "head": {
+            task: f"hf:{save_tiny_head(task, root / f'head-{task}')}" for task in ("depth", "pose", "caption")
+        },
     }
 
 
 def _opts(probe, task, **kw) -> TrainNeckOptions:
     base = dict(
-        task=task, head=probe["head"][task], data=probe["data"][task], encoder="mini-hiera-random", random_init=True,
-        resolution=64, neck_layers=1, neck_dim=32, neck_heads=4, steps=12, batch_size=2, lr=2e-3,
-        warmup_steps=0, progress=False,
-    )  # fmt: skip
+        task=task,
+        head=probe["head"][task],
+        data=probe["data"][task],
+        encoder="mini-hiera-random",
+        random_init=True,
+        resolution=64,
+        neck_layers=1,
+        neck_dim=32,
+        neck_heads=4,
+        steps=12,
+        batch_size=2,
+        lr=2e-3,
+        warmup_steps=0,
+        progress=False,
+    )
     base.update(kw)
     return TrainNeckOptions(**base)
 
@@ -59,7 +72,9 @@ def test_kd_path_trains_with_both_losses_going_down(probe, tmp_path):
     saved = json.loads((tmp_path / "neck" / "config.json").read_text())
     assert saved["kd"] == 1.0 and saved["task"] == "depth" and saved["neck"]["name"] == "neck-1L"
     assert saved["encoder"]["name"] == "mini-hiera-random" and saved["encoder"]["weights_id"] == "random-init"
-    assert saved["head"]["class"] == "DepthAnythingHead" and saved["head"]["output_kind"] == "relative-disparity"
+    assert (
+        saved["head"]["class"] == "DepthAnythingHead" and saved["head"]["output_kind"] == "relative-disparity"
+    )
     assert set(load_file(str(tmp_path / "neck" / "weights.safetensors"))) == set(
         loop_module.Neck.from_config(saved["neck"]).state_dict()
     )
@@ -68,8 +83,10 @@ def test_kd_path_trains_with_both_losses_going_down(probe, tmp_path):
 def test_cross_neck_trains_a_second_neck_on_a_frozen_first(probe, tmp_path):
     train_neck(_opts(probe, "depth", steps=3), tmp_path / "depth")
     first = load_file(str(tmp_path / "depth" / "weights.safetensors"))
-    config = train_neck(_opts(probe, "pose", encoder=None, random_init=False, after=str(tmp_path / "depth")),
-                        tmp_path / "cross")  # fmt: skip
+    config = train_neck(
+        _opts(probe, "pose", encoder=None, random_init=False, after=str(tmp_path / "depth")),
+        tmp_path / "cross",
+    )
     losses = config["training"]["losses"]
     assert _mean(losses, "loss", "last") < _mean(losses, "loss", "first")
     assert config["after"]["task"] == "depth" and config["encoder"]["name"] == "mini-hiera-random"
@@ -89,7 +106,9 @@ def test_new_builtin_head_is_trained_jointly_then_saved_frozen(probe, tmp_path):
         train_neck(_opts(probe, "pose", head="builtin-new:pose"), tmp_path / "untrained")
     with pytest.raises(ValueError, match="--kd needs"):
         train_neck(_opts(probe, "pose", head="builtin-new:pose", train_head=True, kd=1.0), tmp_path / "kd")
-    config = train_neck(_opts(probe, "pose", head="builtin-new:pose", train_head=True, steps=4), tmp_path / "b")
+    config = train_neck(
+        _opts(probe, "pose", head="builtin-new:pose", train_head=True, steps=4), tmp_path / "b"
+    )
     assert config["head"]["trained_here"] is True and config["head"]["dir"] == "head"
     head_config = json.loads((tmp_path / "b" / "head" / "config.json").read_text())
     assert head_config["trained"] is True and head_config["task"] == "pose"
@@ -106,7 +125,9 @@ def test_neck_distils_towards_the_shipped_heads_teacher_and_evaluates(probe, tmp
     head = config["head"]
     assert head["spec"] == "builtin:pose" and head["trained"] is True and head["trained_here"] is False
     assert head["dir"] is None and head["source_sha256"] == sha256_dir(shipped_head_dir("pose"))
-    result = evaluate_neck(tmp_path / "neck", probe["data"]["pose"], progress=False)  # reloads the head by spec
+    result = evaluate_neck(
+        tmp_path / "neck", probe["data"]["pose"], progress=False
+    )  # reloads the head by spec
     assert "AP" in result["metrics"] and result["head"]["spec"] == "builtin:pose"
 
 
@@ -163,13 +184,20 @@ def test_cached_features_match_the_encoder_on_the_same_images(probe, tmp_path):
     dataset = open_dataset(probe["data"]["caption"])
     samples = [dataset[i] for i in range(len(dataset))]
     cached = build_feature_source(
-        encoder=None, checkpoint=None, random_init=False, features=str(tmp_path / "cache"), resolution=None,
-        levels=["stage3"], dataset=dataset,
-    ).features(samples)["stage3"]  # fmt: skip
+        encoder=None,
+        checkpoint=None,
+        random_init=False,
+        features=str(tmp_path / "cache"),
+        resolution=None,
+        levels=["stage3"],
+        dataset=dataset,
+    ).features(samples)["stage3"]
     live = encoder(torch.stack([encoder.preprocess(s["image"]) for s in samples]))["stage3"]
     torch.testing.assert_close(cached, live)
-    config = train_neck(_opts(probe, "caption", encoder=None, random_init=False, features=str(tmp_path / "cache"),
-                              steps=2), tmp_path / "neck")  # fmt: skip
+    config = train_neck(
+        _opts(probe, "caption", encoder=None, random_init=False, features=str(tmp_path / "cache"), steps=2),
+        tmp_path / "neck",
+    )
     assert config["encoder"]["features"] == str((tmp_path / "cache").resolve())
     assert config["levels"] == ["stage1", "stage2", "stage3", "stage4"]
 
@@ -182,7 +210,9 @@ def codec_dir(tmp_path_factory):
     from probes.encoders import get_spec
 
     path = tmp_path_factory.mktemp("codec") / "hyperprior"
-    model = create_codec("hyperprior", get_spec("mini-hiera-random"), levels=["stage3", "stage4"], resolution=64, N=16, M=16)
+    model = create_codec(
+        "hyperprior", get_spec("mini-hiera-random"), levels=["stage3", "stage4"], resolution=64, N=16, M=16
+    )
     save_codec(model, path, encoder="mini-hiera-random", weights_id="random-init", lmbda=0.01)
     return path
 
@@ -195,9 +225,15 @@ def test_codec_path_feeds_the_neck_decoded_features_and_counts_stream_bits(probe
     dataset = open_dataset(probe["data"]["depth"])
     samples = [dataset[0], dataset[1]]
     source = build_feature_source(
-        encoder="mini-hiera-random", checkpoint=None, random_init=True, features=None, resolution=64, levels=[],
-        dataset=dataset, codec=codec_dir,
-    )  # fmt: skip
+        encoder="mini-hiera-random",
+        checkpoint=None,
+        random_init=True,
+        features=None,
+        resolution=64,
+        levels=[],
+        dataset=dataset,
+        codec=codec_dir,
+    )
     decoded = source.features(samples)
     assert list(decoded) == ["stage3", "stage4"]
     clean = source.inner.features(samples)
@@ -242,7 +278,9 @@ def test_features_are_precomputed_only_when_they_fit_and_repeat(probe, tmp_path,
     big = train_neck(_opts(probe, "depth"), tmp_path / "big")  # 1 GiB a sample: over the 2 GiB default
     assert big["training_features"] == "on the fly"
     monkeypatch.undo()
-    once = train_neck(_opts(probe, "depth", steps=1, batch_size=1), tmp_path / "once")  # each sample seen ≤ once
+    once = train_neck(
+        _opts(probe, "depth", steps=1, batch_size=1), tmp_path / "once"
+    )  # each sample seen ≤ once
     assert once["training_features"] == "on the fly"
 
 
