@@ -80,12 +80,16 @@ def write_neck_inputs(
         from probes.heads import load_head
 
         head_model = load_head(neck_head, device=device)
-    working = anchor_grid(source.levels, math.prod(head_model.expects().grid))
-    if grid is not None and tuple(grid) != working:
+    # what is stored depends on (data, encoder, grid) only, so a planned grid is taken as given (a split
+    # shared by necks of several heads on that grid, a cross-neck's first head included); it must be one of
+    # the encoder's level grids, and a neck reading the inputs checks that it works on the same grid
+    grids = {tuple(shape[1:]) for shape in source.levels.values()}
+    if grid is not None and tuple(grid) not in grids:
         raise NeckInputsError(
-            f"{out_dir}: planned for a {tuple(grid)} grid, but a neck on {encoder} for {head} "
-            f"works on {working}"
+            f"{out_dir}: planned for a {tuple(grid)} grid, but {encoder}'s levels are {sorted(grids)}"
         )
+    tokens = math.prod(head_model.expects().grid)
+    working = tuple(grid) if grid is not None else anchor_grid(source.levels, tokens)
     stored = {n: consumed_shape(s, working) for n, s in source.levels.items()}
     plan = {
         "format": FORMAT,

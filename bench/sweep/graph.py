@@ -322,7 +322,7 @@ def _features_step(study: Study, enc: EncoderEntry, task: TaskPlan, role: str, n
         "batch_size": study.eval_batch_size,
         "device": study.device,
     }
-    if grid is None or neck_head != task.head:  # the step finds (or checks) the grid from the neck's head
+    if grid is None:  # found by the step from the neck's head
         settings["neck_head"] = neck_head
     where = "×".join(map(str, grid)) if grid else f"for {neck_head}"
     return Step("features", settings, label=f"features {enc.name} {task.name} {role} {where}")

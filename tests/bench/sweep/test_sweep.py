@@ -430,15 +430,23 @@ def test_seeds_and_a_variable_rate_codec_give_per_seed_curves_and_verdicts(tmp_p
 
 
 def test_every_features_step_of_the_embedded_study_matches_its_necks_grid(tmp_path):
-    """A cross-neck's features step stores the encoder's maps for the FIRST neck's head (its grid may differ
-    from the second task's head: mini's depth neck works on 8×8, pose's on 16×16); the plan and the step must
-    agree
-    on that grid. write_neck_inputs checks it before encoding anything, so two samples suffice here."""
+    """A cross-neck's features step stores the encoder's maps on the FIRST neck's grid, which may differ
+    from the second task's own (mini: the depth neck works on 8×8, pose's on 16×16): every neck's features
+    step must be on the grid the neck works on, and the step must store that grid. write_neck_inputs settles
+    the grid before encoding anything, so two samples suffice here."""
     from bench.commands import EMBEDDED_STUDY
+    from bench.sweep.graph import neck_grid
     from probes.neck_inputs import write_neck_inputs
 
-    steps = [s for s in plan_steps(load_study(EMBEDDED_STUDY)) if s.kind == "features"]
-    assert any(s.settings.get("neck_head", s.settings["head"]) != s.settings["head"] for s in steps)
+    plan = plan_steps(load_study(EMBEDDED_STUDY))
+    for neck in (s for s in plan if s.kind == "neck" and s.input("features")):
+        (features,) = neck.input("features")
+        after = neck.input("after")
+        head = after[0].settings["head"] if after else neck.settings["head"]
+        assert features.settings["grid"] == neck_grid(neck.settings["encoder"], head), neck.label
+    steps = [s for s in plan if s.kind == "features"]
+    pose_grids = {tuple(s.settings["grid"]) for s in steps if s.settings["task"] == "pose"}
+    assert len(pose_grids) == 2  # the direct pose necks' grid and the depth→pose cross-neck's
     for k, step in enumerate(steps):
         s = step.settings
         split = s.get("train") or s["test"]
