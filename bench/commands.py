@@ -1,5 +1,5 @@
-"""CLI: `featcodec sweep` (a study file run as a graph of cached steps) and `featcodec demo` (the embedded
-study)."""
+"""CLI: `featcodec sweep` (a study file run as a graph of cached steps) and
+`featcodec demo` (the embedded study)."""
 
 from __future__ import annotations
 

@@ -78,8 +78,8 @@ def score(codec, cache, batch: int = 8) -> dict:
 
 
 def float_student(codec, train, args, seed: int):
-    """The float64 codec with a fresh float h_s distilled from its own, as train-codec distils the integer
-    one."""
+    """The float64 codec with a fresh float h_s distilled from its own, as
+    train-codec distils the integer one."""
     import torch
 
     from codec.codec_dir import save_codec

@@ -4,8 +4,8 @@ Targets: the codec's share of encode ≤ 5 % of the encoder forward (issue 21; i
 peak memory ≤ 3× the decoded tensors + the model. The share is printed from wall medians and from the
 median CPU time of the calls (process_time, summed over threads: steadier on a machine shared with other
 jobs, where the memory-bound codec loses more wall time than the compute-bound forward). Weights do not
-change the cost, so a random-init encoder and an untrained (updated) default-size hyperprior over the three
-FPN levels are used.
+change the cost, so a random-init encoder and an untrained (updated) default-size hyperprior
+over the three FPN levels are used.
 
     .venv/bin/python -m pytest bench/test_bench_codec.py --benchmark-only --benchmark-columns=median,rounds -s
     (add `--bench-threads 1` for one torch thread in the forward and the codec alike)

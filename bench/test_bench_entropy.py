@@ -1,5 +1,5 @@
-"""Entropy coding of a 1×256×64×64 latent (SAM2's stride-16 grid at 1024²): featcodec vs CompressAI vs
-constriction.
+"""Entropy coding of a 1×256×64×64 latent (SAM2's stride-16 grid at 1024²):
+featcodec vs CompressAI vs constriction.
 
 featcodec encode = codec.ops.quantize_index (symbols + scale indexes) + coder; decode = index rebuild +
 coder + dequantize. Baselines: CompressAI's GaussianConditional.compress / decompress (build_indexes

@@ -15,8 +15,8 @@ def batch_indices(
     step: int, batch_size: int, n: int, seed: int, block: int | None = None, window: int = 1
 ) -> list[int]:
     """Indices of batch `step`: consecutive slices of epoch-wise permutations seeded by (seed, epoch); with
-    `block`, of `buffered_order` (items stored in blocks, e.g. the rows of one shard, read a window at a
-    time)."""
+    `block`, of `buffered_order` (items stored in blocks, e.g. the rows of one
+    shard, read a window at a time)."""
     if n <= 0:
         raise ValueError("cannot draw batches from an empty set")
     out: list[int] = []

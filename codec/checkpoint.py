@@ -72,8 +72,8 @@ class Checkpoint:
         return (self.directory / STATE_JSON).is_file()
 
     def same_plan(self) -> bool:
-        """Whether the saved checkpoint was made with this plan (False when there is none or it is
-        unreadable)."""
+        """Whether the saved checkpoint was made with this plan (False when there
+        is none or it is unreadable)."""
         try:
             return json.loads((self.directory / STATE_JSON).read_text()).get("plan") == self.plan
         except (OSError, json.JSONDecodeError):

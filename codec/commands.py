@@ -76,8 +76,8 @@ def stream_summary(path: Path, data: bytes, seconds: dict, codec=None) -> dict:
     help="A .safetensors file (one STREAM), or a directory that receives one STEM.safetensors per stream.",
 )
 def decode_command(streams, codec_dir, threads, workers, device, max_pixels, force, as_json, output):
-    """Decode .fcb streams (files, directories, quoted globs) into safetensors files of features {level:
-    C×H×W}.
+    """Decode .fcb streams (files, directories, quoted globs) into
+    safetensors files of features {level: C×H×W}.
 
     A stream that fails is named and the others are still decoded; the exit status is then 3.
     """

@@ -172,8 +172,8 @@ def check_grid(codec: LoadedCodec, grid: tuple[int, int]) -> None:
 
 
 def expected_substreams(codec: LoadedCodec, names: Sequence[str]) -> list[str]:
-    """The substream names, in order, a stream of this codec must carry (the group count G is the
-    stream's)."""
+    """The substream names, in order, a stream of this codec must carry (the
+    group count G is the stream's)."""
     model = codec.model
     if model.kind == "uniform":
         return [f"x.{name}" for name in model.level_names]

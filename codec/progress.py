@@ -15,8 +15,8 @@ LOG_INTERVAL = 30.0  # seconds between two lines of a bar in a log file
 
 
 class LogLines:
-    """A stream for tqdm in a log file: each refresh on a line of its own instead of after a carriage
-    return."""
+    """A stream for tqdm in a log file: each refresh on a line of its own
+    instead of after a carriage return."""
 
     def __init__(self, stream):
         self.stream = stream

@@ -32,8 +32,8 @@ TIMEOUT_S = 300
 
 @dataclass(frozen=True)
 class VideoFormat:
-    """One standard for feature planes: the ffmpeg encoder, its raw elementary-stream (de)muxer, the
-    decoder."""
+    """One standard for feature planes: the ffmpeg encoder, its raw
+    elementary-stream (de)muxer, the decoder."""
 
     name: str
     encoder: str
@@ -48,8 +48,8 @@ class VideoFormat:
     tall_below_qp: int = 0
 
     def height_factor(self, qp: int) -> int:
-        """How many times the tile mosaic's height a coded picture has at `qp` (docs/bitstream.md, section
-        8)."""
+        """How many times the tile mosaic's height a coded picture has at
+        `qp` (docs/bitstream.md, section 8)."""
         return 2 if int(qp) < self.tall_below_qp else 1
 
     def encoder_args(self, qp: int, preset: str | None, threads: int, *, picture: bool = False) -> list[str]:
@@ -205,8 +205,8 @@ def _yuv_frame(plane: np.ndarray) -> bytes:
 
 
 def _allocation(h: int, w: int) -> int:
-    """ffmpeg's `-max_pixels` for an H×W picture: decoders allocate whole coding-tree units (up to
-    128×128)."""
+    """ffmpeg's `-max_pixels` for an H×W picture: decoders allocate whole
+    coding-tree units (up to 128×128)."""
     return (h + 128) * (w + 128)
 
 

@@ -91,8 +91,8 @@ def _batch(
 def _gaussian_kl_bits(
     mu_t: torch.Tensor, s_t: torch.Tensor, mu_s: torch.Tensor, s_s: torch.Tensor
 ) -> torch.Tensor:
-    """Σ KL(N(mu_t, s_t²) ‖ N(mu_s, s_s²)) in bits: the expected extra rate of coding with the student's
-    Gaussian."""
+    """Σ KL(N(mu_t, s_t²) ‖ N(mu_s, s_s²)) in bits: the expected extra rate of
+    coding with the student's Gaussian."""
     kl = torch.log(s_s / s_t) + (s_t**2 + (mu_t - mu_s) ** 2) / (2 * s_s**2) - 0.5
     return kl.sum() / torch.log(torch.tensor(2.0))
 
@@ -199,8 +199,8 @@ def train_codec(
     norm_items: int = 256,
     progress: bool = True,
 ) -> LoadedCodec:
-    """Train a codec of `kind` on `features` (e.g. a `probes.encoders.FeatureCache`) and save it to
-    `out_dir`."""
+    """Train a codec of `kind` on `features` (e.g. a
+    `probes.encoders.FeatureCache`) and save it to `out_dir`."""
     if kind in PACKED_KINDS:  # a standard anchor: nothing to train
         return create_packed_codec(features, out_dir, kind=kind, levels=levels, hparams=hparams, force=force)
     if lmbda is None:

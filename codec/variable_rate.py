@@ -75,8 +75,8 @@ def gained_forward(model, gains: torch.Tensor, x: dict[str, torch.Tensor]) -> di
 def per_sample_rate_distortion(
     model, x: dict[str, torch.Tensor], out: dict
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """B-vectors of (bits per feature element, normalised MSE), as `codec.train.rate_distortion` per
-    sample."""
+    """B-vectors of (bits per feature element, normalised MSE), as
+    `codec.train.rate_distortion` per sample."""
     elements = sum(t[0].numel() for t in x.values())
     bits = sum(-torch.log2(lik).flatten(1).sum(1) for lik in out["likelihoods"].values())
     xn, xn_hat = model.normalization.normalize(x), model.normalization.normalize(out["x_hat"])
@@ -283,8 +283,8 @@ def _plan_hash(plan: dict) -> str:
 
 
 def _exported(out_dir: Path, plan: dict, lmbda: float, index: int, steps: int, distill_steps: int | None):
-    """The codec an earlier run of the same plan exported for rate `index`, or None (absent, partial,
-    other)."""
+    """The codec an earlier run of the same plan exported for rate `index`, or
+    None (absent, partial, other)."""
     try:
         config = read_codec_config(out_dir)
     except (CodecLoadError, OSError):

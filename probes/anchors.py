@@ -1,5 +1,5 @@
-"""Remote inference, the anchor of feature coding for machines: send the picture, run the network at the
-receiver.
+"""Remote inference, the anchor of feature coding for machines: send the
+picture, run the network at the receiver.
 
     image ─► resize to R×R (the encoder's preprocessing) ─► uint8 RGB ─► standard image codec (VVC intra,
           JPEG XL, JPEG; codec.standard) ─► bits ─► decoder ─► frozen encoder ─► features ─► neck ─► head

@@ -44,8 +44,8 @@ ENCODE_ERRORS = (
 
 
 def expand_inputs(images: Sequence) -> list[Path]:
-    """Files, directories (recursively) and glob patterns (`'photos/*.jpg'`, quoted past the shell) → image
-    paths."""
+    """Files, directories (recursively) and glob patterns (`'photos/*.jpg'`,
+    quoted past the shell) → image paths."""
     try:
         return collect_images(expand_patterns(images))
     except FileNotFoundError as e:
@@ -82,8 +82,8 @@ def frozen_encoder(
     ignore_weights_mismatch=False,
     device: str = "cpu",
 ):
-    """The encoder `codec` was trained for; a different weights id is refused unless the caller says
-    otherwise."""
+    """The encoder `codec` was trained for; a different weights id is refused
+    unless the caller says otherwise."""
     try:
         encoder = create_encoder(
             codec.encoder,

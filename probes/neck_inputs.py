@@ -1,5 +1,5 @@
-"""Neck inputs computed once: a task split's frozen-encoder features at the resolution the neck consumes,
-fp16.
+"""Neck inputs computed once: a task split's frozen-encoder features at the
+resolution the neck consumes, fp16.
 
     dataset (as the task opens it) ─► frozen encoder ─► each level area-averaged onto the neck's working grid
         (Neck.forward's first operation, resample_map; a level smaller than the grid is kept: the neck grows

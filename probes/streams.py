@@ -1,5 +1,5 @@
-"""The streams of a split under one codec, computed once and read by every neck and evaluation through that
-codec.
+"""The streams of a split under one codec, computed once and read by every
+neck and evaluation through that codec.
 
     dataset (as the task opens it) ─► frozen encoder ─► codec ─► .fcb streams  (STREAMS_DIR/000000.fcb, …)
                                                                + bits, byte split, complexity (decoded.json)
@@ -9,8 +9,8 @@ for every neck, seed and evaluation: a study codes them once per (encoder, codec
 `streams` step) and `evaluate_neck(..., decoded=DIR)` / `train_neck(streams=DIR)` read them through
 `DecodedFeatures`, which decodes the stored streams (never encoding again). Only the streams are kept, not
 the decoded features: at 1024 px a stream is ~0.3 MB against ~30–45 MB of fp16 features
-(docs/architecture.md, "Step kinds"). The numbers are those of `CodecRoundTrip` (same streams, same decoder,
-same bits).
+(docs/architecture.md, "Step kinds"). The numbers are those of `CodecRoundTrip`
+(same streams, same decoder, same bits).
 
 Remote inference (`image_codec=`, probes.anchors) writes the same record with its features kept
 (decoded.safetensors, float32: there are no feature streams to decode; the bits are the pictures'), and the
@@ -154,8 +154,8 @@ def _finish(
     streams: bool = False,
 ) -> dict:
     """The record (written last: it names a complete split): `stored` names what a reader finds — "streams",
-    "features" (remote inference: no feature streams) or "streams+features" (streams and their decoded
-    features)."""
+    "features" (remote inference: no feature streams) or "streams+features"
+    (streams and their decoded features)."""
     if len(set(ids)) != len(ids):
         raise ValueError(f"{data['spec']}: sample ids repeat; a decoded split is matched by id")
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -38,8 +38,8 @@ def hull_mask(rates: np.ndarray, metric: np.ndarray, higher_is_better: bool) -> 
 
 
 def _pchip_slopes(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Fritsch–Carlson slopes as scipy's PchipInterpolator sets them (weighted harmonic means, 3-point
-    ends)."""
+    """Fritsch–Carlson slopes as scipy's PchipInterpolator sets them
+    (weighted harmonic means, 3-point ends)."""
     h = np.diff(x)
     m = np.diff(y) / h
     if x.size == 2:

@@ -1,5 +1,5 @@
-"""Curves → typed records: per-seed curves, across-seed estimates, comparisons with the anchor, pairs,
-verdicts.
+"""Curves → typed records: per-seed curves, across-seed estimates,
+comparisons with the anchor, pairs, verdicts.
 
     RatePoints ─► curves per (task, dataset) and seed (results.group_curves)
         ─► Probe: one SeedCurve per seed (hull, clean, task-sufficient rate)
@@ -177,8 +177,8 @@ def _seed_matched(a: dict, b: dict) -> list:
 
 
 def seed_curves(probe_seeds: dict, seeds: list) -> tuple[list[tuple], list[RatePoint]]:
-    """[(hull rates, hull points' per-image rows)] per seed, and the points in that order (rows aligned
-    later)."""
+    """[(hull rates, hull points' per-image rows)] per seed, and the points in
+    that order (rows aligned later)."""
     out, points = [], []
     for s in seeds:
         curve, sc = probe_seeds[s]
@@ -191,8 +191,8 @@ def seed_curves(probe_seeds: dict, seeds: list) -> tuple[list[tuple], list[RateP
 def curve_scores(probes: list[dict], seeds: list, metric: str, notes: list[str], opts: Options):
     """Per-image scores of the hull points of several probes on the same seeds, aligned on their common
     images:
-    (score name, [[(rates, P × n scores) per seed] per probe], weights), or None (and a note) when
-    impossible."""
+    (score name, [[(rates, P × n scores) per seed] per probe], weights), or None
+    (and a note) when impossible."""
     shapes, points = [], []
     for probe_seeds in probes:
         for s in seeds:
@@ -501,8 +501,8 @@ def build_probes(
     opts: Options,
     notes: list[str],
 ) -> list[tuple[Probe, dict]]:
-    """One Probe per (encoder, neck, neck training, head), its seeds in order, compared with the anchor's
-    probe."""
+    """One Probe per (encoder, neck, neck training, head), its seeds in order,
+    compared with the anchor's probe."""
     probes = collect_probes(curves, metric, rate, hib, fraction, opts, notes)
     anchors = {(p.neck, p.neck_training, p.head): (p, s) for p, s in probes if p.label == anchor}
     for probe, by_seed in probes:

@@ -17,8 +17,8 @@ def percent(value) -> str:
 
 
 def estimate(e: Estimate | None, unit: str = "", digits: int = 4) -> str:
-    """`-31.8 % [-52.0, -8.1]`: the across-seed estimate and its interval; `†` where it covers test images
-    only."""
+    """`-31.8 % [-52.0, -8.1]`: the across-seed estimate and its interval; `†`
+    where it covers test images only."""
     if e is None or e.value is None:
         return "—"
     if unit == "%":
@@ -148,8 +148,8 @@ def _points(p: Probe, zero: float | None = None, higher_is_better: bool = True) 
 
 
 def standard_table(s: Section, rate: str) -> list[str]:
-    """ "Learned codec vs the standard's anchors": each anchor's curve and the learned codec's BD-rate
-    against it."""
+    """ "Learned codec vs the standard's anchors": each anchor's curve and the
+    learned codec's BD-rate against it."""
     if not s.standard_anchors:
         return []
     versus = {(c.encoder, c.neck, c.neck_training, c.family): c for c in s.versus_standard}

@@ -1,5 +1,5 @@
-"""The report's typed records: what `featcodec report` computes, before it is written as markdown, JSON or
-plots.
+"""The report's typed records: what `featcodec report` computes, before it is
+written as markdown, JSON or plots.
 
     Section (task, dataset, metric)
       ├─ Probe (encoder, neck, neck training, head) ── SeedCurve per training seed (points, clean,
@@ -97,8 +97,8 @@ class Probe:
 
 @dataclass
 class Pair:
-    """Two probes of one encoder that differ only in KD weight (`what` = "kd") or in being a cross-neck
-    ("after")."""
+    """Two probes of one encoder that differ only in KD weight (`what` = "kd") or
+    in being a cross-neck ("after")."""
 
     what: str
     encoder: str
@@ -112,8 +112,8 @@ class Pair:
 
 @dataclass
 class StandardComparison:
-    """The learned codec against one of the standard's anchors, same encoder, neck and head (seed s vs seed
-    s)."""
+    """The learned codec against one of the standard's anchors, same encoder,
+    neck and head (seed s vs seed s)."""
 
     encoder: str
     neck: str

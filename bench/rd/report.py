@@ -57,8 +57,8 @@ def _section_metrics(task: str, curves: list[Curve], metrics: Sequence[str] | No
 
 
 def resolve_anchor(anchor: str | None, curves: Sequence[Curve]) -> str:
-    """The anchor's encoder label: the given label or encoder name, else the first encoder with rate
-    points."""
+    """The anchor's encoder label: the given label or encoder name, else the
+    first encoder with rate points."""
     labels = list(
         dict.fromkeys(c.label for c in curves if c.points) or dict.fromkeys(c.label for c in curves)
     )

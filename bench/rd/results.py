@@ -133,8 +133,8 @@ def _positive_rate(obj: dict, path: str, source: str, optional: bool = False) ->
 
 
 def _per_image(obj: dict, source: str) -> dict | None:
-    """The `per_image` record (probes.tasks.base.per_image_scores), checked so that the bootstrap can trust
-    it."""
+    """The `per_image` record (probes.tasks.base.per_image_scores), checked so
+    that the bootstrap can trust it."""
     per = _get(obj, "per_image", source, dict, optional=True)
     if per is None:
         return None
@@ -305,8 +305,8 @@ def eval_point(result: dict, source: str) -> RatePoint:
 
 
 def _seed(result: dict, source: str) -> int | None:
-    """A sweep row's seed (codec and neck), else the neck's own training seed, else None (one unnamed
-    seed)."""
+    """A sweep row's seed (codec and neck), else the neck's own training
+    seed, else None (one unnamed seed)."""
     for path in ("sweep.seed", "neck.seed"):
         value = _get(result, path, source, optional=True)
         if value is not None:
@@ -432,8 +432,8 @@ class Curve:
 
 
 def encoder_labels(points: Sequence[RatePoint]) -> dict[tuple, str]:
-    """(name, weights_id, resolution) → a label: the name, with weights/resolution where a name has
-    several."""
+    """(name, weights_id, resolution) → a label: the name, with
+    weights/resolution where a name has several."""
     variants: dict[str, list[tuple]] = OrderedDict()
     for p in points:
         ident = (p.encoder, p.weights_id, p.resolution)

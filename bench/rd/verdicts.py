@@ -46,8 +46,8 @@ def side(estimate: Estimate | None, expect: str) -> str:
 
 
 def decide(parts: list[tuple[str, Estimate | None, Estimate | None, str]]) -> tuple[str, list[Evidence]]:
-    """parts: (label, estimate at the 'reproduced' level, estimate at the 'contradicted' level, expected
-    sign)."""
+    """parts: (label, estimate at the 'reproduced' level, estimate at the
+    'contradicted' level, expected sign)."""
     if not parts or all(p[1] is None for p in parts):
         return "not measured", [
             Evidence(label, est, expect, "not measured") for label, est, _, expect in parts
@@ -73,8 +73,8 @@ def _direct(p: Probe) -> bool:
 
 
 def findings(sections: list[tuple], anchor: str, opts: Options) -> list[Verdict]:
-    """sections: (task, metric, higher_is_better, [(Probe, by_seed)]) of the report; one verdict per
-    finding."""
+    """sections: (task, metric, higher_is_better, [(Probe, by_seed)]) of the
+    report; one verdict per finding."""
     n = len(FINDINGS)
     level = seed_stats.bonferroni_level(n, ALPHA)
 

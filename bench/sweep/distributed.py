@@ -6,8 +6,8 @@
                                                ─► each rank: train_neck(options, NECK_DIR, resume=True) under
                                                DDP
                                                   (probes.training.loop: interleaved shards of every seeded
-                                                  global batch; rank 0 writes the checkpoint and the neck
-                                                  directory)
+                                                  global batch; rank 0 writes
+                                                  the checkpoint and the neck directory)
 
 On CUDA each rank takes the GPU of its LOCAL_RANK among those the step was given (Ray sets
 CUDA_VISIBLE_DEVICES for a task asking for G GPUs); on the CPU the ranks are G gloo processes.

@@ -243,8 +243,8 @@ def feature_elements(shapes: dict[str, tuple[int, int, int]], grid: Sequence[int
 
 
 def _stored_grid(step: Step, ctx: Context) -> list[int] | None:
-    """A features step's working grid: the plan's, or (a head not known offline) the neck head's if
-    reachable."""
+    """A features step's working grid: the plan's, or (a head not known
+    offline) the neck head's if reachable."""
     s = step.settings
     return s.get("grid") or neck_grid(s["encoder"], s.get("neck_head") or s["head"])
 
@@ -390,8 +390,8 @@ def _neck(step: Step, ctx: Context) -> Cost:
 
 
 def _eval(step: Step, ctx: Context) -> Cost:
-    """A neck scored on its test split: stored inputs read (clean), streams decoded, or the encoder run
-    here."""
+    """A neck scored on its test split: stored inputs read (clean), streams
+    decoded, or the encoder run here."""
     (neck,) = step.input("neck")
     ns = neck.settings
     enc = ns["encoder"]
@@ -619,8 +619,8 @@ def estimate(
 def estimate_plan(
     study_path: str | os.PathLike, calibration: Calibration | None = None, jobs: int = 1
 ) -> Estimate:
-    """`featcodec sweep STUDY --plan --estimate`: the study's plan, priced; no data or checkpoint needs to be
-    here."""
+    """`featcodec sweep STUDY --plan --estimate`: the study's plan, priced; no
+    data or checkpoint needs to be here."""
     from .graph import plan_steps
     from .study import load_study
 

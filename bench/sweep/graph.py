@@ -1,5 +1,5 @@
-"""A study expanded into steps: images → extract → codec → streams → neck → eval → report, with each result
-computed once:
+"""A study expanded into steps: images → extract → codec → streams → neck → eval →
+report, with each result computed once:
 
     features  the neck inputs of a task split (encoder, split, the neck's working grid): read by every clean
     neck
@@ -70,8 +70,8 @@ HUB_HEAD_TOKENS = {
 
 def neck_grid(encoder: EncoderEntry | dict, head: str) -> list[int] | None:
     """The working grid of a neck on `encoder` for `head` (probes.necks.anchor_grid), or None where the head's
-    token grid is not known without loading it (another hub head): the `features` step then finds it
-    itself."""
+    token grid is not known without loading it (another hub head): the
+    `features` step then finds it itself."""
     from probes.encoders import get_spec
     from probes.necks import anchor_grid
 
@@ -288,8 +288,8 @@ def _codec_name(codec: Step) -> str:
 
 
 def _remote_step(study: Study, enc: EncoderEntry, task: TaskPlan, anchor: AnchorPlan) -> Step:
-    """The task's test split through remote inference once: pictures coded, the encoder run on the decoded
-    ones."""
+    """The task's test split through remote inference once: pictures coded, the
+    encoder run on the decoded ones."""
     quality = anchor.points[0]
     return Step(
         "remote",
@@ -329,8 +329,8 @@ def _features_step(study: Study, enc: EncoderEntry, task: TaskPlan, role: str, n
 
 
 def _neck_head(neck: Step) -> str:
-    """The head whose working grid a neck's encoder features go to: its own, or its first neck's
-    (cross-neck)."""
+    """The head whose working grid a neck's encoder features go to: its own, or
+    its first neck's (cross-neck)."""
     after = neck.input("after")
     return after[0].settings["head"] if after else neck.settings["head"]
 
@@ -384,8 +384,8 @@ def _neck_step(
 
 
 def _streams_step(study: Study, enc: EncoderEntry, task: TaskPlan, codec: Step, role: str = "test") -> Step:
-    """The task's `role` split coded once by `codec`: every neck trained or scored through it decodes these
-    streams."""
+    """The task's `role` split coded once by `codec`: every neck trained or scored
+    through it decodes these streams."""
     split = task.train if role == "train" else task.test
     settings = {
         "task": task.name,

@@ -104,8 +104,8 @@ def _worker() -> dict:
 
 
 def _checkpointing(doc: dict) -> dict:
-    """train_codec / TrainNeckOptions arguments: checkpoint every N steps (only at the end when unset) and
-    every M minutes."""
+    """train_codec / TrainNeckOptions arguments: checkpoint every N steps (only at the end
+    when unset) and every M minutes."""
     steps = doc["settings"].get("steps") or 1
     every = doc.get("checkpoint_steps") or steps
     minutes = doc.get("checkpoint_minutes")

@@ -91,8 +91,8 @@ class CodecPlan:
         return settings
 
     def extract_settings(self) -> dict:
-        """What the extract step stores: fp16 feature shards, whole maps or `crops_per_image` crops per
-        image."""
+        """What the extract step stores: fp16 feature shards, whole maps or
+        `crops_per_image` crops per image."""
         crop = {"crop": self.crop, "crops_per_image": self.crops_per_image} if self.crop is not None else {}
         return {"dtype": "float16", **crop}
 
@@ -630,8 +630,8 @@ def load_study(path: str | os.PathLike, *, require_data: bool = True) -> Study:
 
 
 def _anchors(problems: _Problems, table: dict) -> tuple[AnchorPlan, ...]:
-    """`[anchors.hevc] qps = [...]` / `[anchors.remote-jpeg] qualities = [...]`, checked against
-    codec.standard."""
+    """`[anchors.hevc] qps = [...]` / `[anchors.remote-jpeg] qualities = [...]`,
+    checked against codec.standard."""
     from codec import standard
 
     out = []

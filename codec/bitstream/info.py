@@ -85,8 +85,8 @@ BYTE_SPLIT = ("header", "hyper", "main")
 
 
 def byte_split(data: bytes | dict) -> dict[str, int]:
-    """Bytes of one stream by what they code: {"header", "hyper" (z), "main" (y.* / x.*)}; they sum to
-    len(data).
+    """Bytes of one stream by what they code: {"header", "hyper" (z), "main"
+    (y.* / x.*)}; they sum to len(data).
 
     `data` is the stream, or its `stream_info` when the caller has parsed it already.
     """

@@ -14,8 +14,8 @@ paper's QReLU min(max(v, 0), 255) with a leak, g(v) = v for v ≥ 0 and ⌊v / 8
 higher at λ = 12.5; bench/RESULTS.md). |g(v)| ≤ 255 either way, which is all the bound below needs.
 
 Evaluated in float32, every value is an integer; it is exact, in any summation order, when every partial
-sum is an integer of magnitude < 2^24 (float32 has a 24-bit significand). Any partial sum of output o is
-bounded by
+sum is an integer of magnitude < 2^24 (float32 has a 24-bit significand). Any
+partial sum of output o is bounded by
 
     Σ_i |H_oi| |u_i| + |b_o + ⌊c_o/2⌋|  ≤  max|H| · fan_in · max|u| + max|b + ⌊c/2⌋|  =: bound
 

@@ -182,8 +182,8 @@ class PackedFeatureCodec(FeatureCodec):
         }
 
     def forward(self, x: dict[str, torch.Tensor]) -> dict:
-        """The real round trip (ffmpeg encode and decode): nothing to train, and x_hat is what a decoder
-        gets."""
+        """The real round trip (ffmpeg encode and decode): nothing to train,
+        and x_hat is what a decoder gets."""
         out = self.compress(x)
         decoded = self.decompress([item["strings"] for item in out["items"]], out["shape"])
         device = next(iter(x.values())).device

@@ -38,8 +38,8 @@ def create_codec(
     resolution: int | None = None,
     **hparams,
 ):
-    """Build a codec of `kind` for `levels` of an encoder (its spec, or any object with `levels`, or the
-    levels)."""
+    """Build a codec of `kind` for `levels` of an encoder (its spec, or any
+    object with `levels`, or the levels)."""
     cls = CODECS.get(kind)
     chosen = select_levels(spec, levels)
     if resolution is None:

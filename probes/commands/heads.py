@@ -36,8 +36,8 @@ SHIPPED_HEADS = (
 @click.option("--resume", is_flag=True, help="Continue interrupted runs; skip finished tasks.")
 @click.option("--force", is_flag=True, help="Start over, replacing what OUTPUT/TASK holds.")
 def pretrain_heads_command(output, tasks, steps, train_images, eval_images, threads, resume, force):
-    """Pretrain the built-in heads with their teacher encoders on the synthetic world (the shipped
-    weights)."""
+    """Pretrain the built-in heads with their teacher encoders on the
+    synthetic world (the shipped weights)."""
     from probes.heads.assess import headline
     from probes.heads.base import HeadError
     from probes.heads.pretrain import pretrain_heads

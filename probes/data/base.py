@@ -78,8 +78,8 @@ def register_dataset(
     task: str | None = None,
     files: bool = True,
 ) -> Callable[[Callable[..., TaskDataset]], Callable[..., TaskDataset]]:
-    """Decorator registering `factory(paths: list[str], *, source, split, limit, **options) -> TaskDataset`
-    under `name`."""
+    """Decorator registering `factory(paths: list[str], *, source, split, limit,
+    **options) -> TaskDataset` under `name`."""
 
     def add(factory: Callable[..., TaskDataset]) -> Callable[..., TaskDataset]:
         DATASETS.register(name)(DatasetEntry(name, factory, usage or name, num_paths, task, files))

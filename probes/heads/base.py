@@ -90,8 +90,8 @@ class CaptionHead(FrozenHead):
     task = "caption"
 
     def tokenize(self, captions: Sequence[str]) -> dict[str, torch.Tensor]:
-        """→ {"input_ids", "attention_mask", "labels"}; labels[:, t] is the target of logits[:, t] (-100 =
-        pad)."""
+        """→ {"input_ids", "attention_mask", "labels"}; labels[:, t] is the
+        target of logits[:, t] (-100 = pad)."""
         raise NotImplementedError
 
     def generate(self, tokens: torch.Tensor, *, max_new_tokens: int = 20, num_beams: int = 1) -> list[str]:

@@ -214,8 +214,8 @@ def step_loss(
 def build_head(
     recipe: HeadRecipe, train: TrainSet | None = None, vocab: list[str] | None = None
 ) -> BuiltinHead:
-    """The untrained teacher + head of `recipe`, seeded (a caption head needs the training captions'
-    vocabulary)."""
+    """The untrained teacher + head of `recipe`, seeded (a caption head needs the
+    training captions' vocabulary)."""
     kwargs = dict(recipe.head)
     if recipe.task == "caption":
         kwargs["vocab"] = (
@@ -226,8 +226,8 @@ def build_head(
 
 
 def _vocab_for(recipe: HeadRecipe) -> list[str] | None:
-    """The caption vocabulary, from labels only (the head must exist before images are rendered at its
-    size)."""
+    """The caption vocabulary, from labels only (the head must exist before
+    images are rendered at its size)."""
     if recipe.task != "caption":
         return None
     from probes.data import open_dataset
@@ -244,8 +244,8 @@ def pretrain_head(
     progress: bool = True,
     dtype: torch.dtype = torch.float16,
 ) -> dict:
-    """Train `recipe`'s teacher + head into `out_dir` (config.json + weights.safetensors); returns
-    config.json."""
+    """Train `recipe`'s teacher + head into `out_dir` (config.json +
+    weights.safetensors); returns config.json."""
     from codec.batching import batch_indices
     from probes.training.neck_dir import load_state, save_state
 

@@ -40,8 +40,8 @@ register_head = HEADS.register
 
 
 def load_head(spec: str, *, captions=None, device="cpu") -> FrozenHead:
-    """A frozen head for `spec`; `captions` (training captions) build a new built-in caption head's
-    vocabulary."""
+    """A frozen head for `spec`; `captions` (training captions) build a new
+    built-in caption head's vocabulary."""
     scheme, sep, rest = spec.partition(":")
     if sep and scheme in HEADS:
         return HEADS.get(scheme)(rest, spec=spec, captions=captions).to(device)

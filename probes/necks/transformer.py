@@ -51,8 +51,8 @@ def anchor_grid(in_shapes: Mapping[str, tuple[int, int, int]], head_tokens: int)
 def consumed_shape(shape: tuple[int, int, int], grid: tuple[int, int]) -> tuple[int, int, int]:
     """The shape of a level after what the neck's first operation would do to it and is exact to do
     beforehand:
-    area-averaged onto `grid` when it covers the grid (resample_map shrinks), else kept (the neck grows
-    it)."""
+    area-averaged onto `grid` when it covers the grid (resample_map
+    shrinks), else kept (the neck grows it)."""
     c, h, w = shape
     return (c, *grid) if h >= grid[0] and w >= grid[1] else (c, h, w)
 

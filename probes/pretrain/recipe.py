@@ -1,5 +1,5 @@
-"""The whole mini-encoder recipe: corpus → mini-hiera (MAE) → mini-sam2 (SAM) + frozen-trunk baseline →
-evaluation.
+"""The whole mini-encoder recipe: corpus → mini-hiera (MAE) → mini-sam2 (SAM) +
+frozen-trunk baseline → evaluation.
 
     out/corpus-3000-128px.npz          the rendered synthetic:mix corpus (cache)
     out/mae.ckpt.pt, sam.ckpt.pt, ...  training checkpoints (every CKPT_EVERY steps; --resume continues)

@@ -93,8 +93,8 @@ def _persons(dataset: Any) -> Sequence[dict]:
 
 
 def mean_pose_layout(train: Any) -> np.ndarray:
-    """17×2 mean keypoint position in box-normalised coordinates (NaN-free: unseen keypoints at the
-    centre)."""
+    """17×2 mean keypoint position in box-normalised coordinates (NaN-free:
+    unseen keypoints at the centre)."""
     total, count = np.zeros((NUM_KEYPOINTS, 2)), np.zeros(NUM_KEYPOINTS)
     for s in _persons(train):
         x0, y0, w, h = s["box"]

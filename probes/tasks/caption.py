@@ -105,8 +105,8 @@ class CaptionTask(Task):
         return {}
 
     def loss(self, outputs: Tensor, targets: dict[str, Tensor]) -> Tensor:
-        """Cross-entropy of logits B×T×V against labels B×T (logits[:, t] predicts labels[:, t]; -100
-        ignored)."""
+        """Cross-entropy of logits B×T×V against labels B×T (logits[:, t]
+        predicts labels[:, t]; -100 ignored)."""
         labels = targets["labels"].to(outputs.device)
         if outputs.shape[:2] != labels.shape:
             raise ValueError(f"logits {tuple(outputs.shape)} and labels {tuple(labels.shape)} differ in B×T")

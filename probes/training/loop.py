@@ -152,8 +152,8 @@ def distributed_context(device: torch.device) -> tuple[int, int]:
 
 
 def learning_rate(step: int, opts: TrainNeckOptions) -> float:
-    """Linear warm-up then cosine decay to 10 % (a function of the step, so resume needs no scheduler
-    state)."""
+    """Linear warm-up then cosine decay to 10 % (a function of the step, so
+    resume needs no scheduler state)."""
     warmup = opts.warmup_steps if opts.warmup_steps is not None else min(100, opts.steps // 10)
     if step < warmup:
         return opts.lr * (step + 1) / warmup
@@ -205,8 +205,8 @@ def precompute(run: NeckRun, opts: TrainNeckOptions) -> dict | None:
 
 
 def stored_source(neck_inputs, streams, codec, levels, device) -> FeatureSource | None:
-    """Features computed once by a study's steps: stored neck inputs, or a split's streams decoded by
-    `codec`."""
+    """Features computed once by a study's steps: stored neck inputs, or a
+    split's streams decoded by `codec`."""
     if neck_inputs and streams:
         raise ValueError("give stored neck inputs (clean) or a split's streams (decoded), not both")
     if neck_inputs:

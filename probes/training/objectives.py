@@ -1,5 +1,5 @@
-"""What a head is trained and scored on: task data at the head's input size, the task loss, decoded
-predictions."""
+"""What a head is trained and scored on: task data at the head's input size, the
+task loss, decoded predictions."""
 
 from __future__ import annotations
 

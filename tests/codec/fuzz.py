@@ -199,8 +199,8 @@ def _repack(header: dict, substreams: dict, version: int) -> bytes:
 
 
 def _rebuild_hyper(codec, header: dict, substreams: dict) -> None:
-    """Recompute the `hyper` checksum from a mutated z, where it still decodes (so the mutation reaches
-    h_s)."""
+    """Recompute the `hyper` checksum from a mutated z, where it still
+    decodes (so the mutation reaches h_s)."""
     model = codec.model
     if (
         model.kind != "hyperprior"

@@ -1,5 +1,5 @@
-"""Seeded batching (codec/batching.py): batches as a function of (seed, step), item-wise or read block by
-block."""
+"""Seeded batching (codec/batching.py): batches as a function of (seed, step),
+item-wise or read block by block."""
 
 from codec.batching import batch_indices
 

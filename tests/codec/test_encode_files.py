@@ -1,5 +1,5 @@
-"""Whole directories: `encode_image_files` (batched forward, coding on a pool) writes the one-image loop's
-bytes."""
+"""Whole directories: `encode_image_files` (batched forward, coding on a pool)
+writes the one-image loop's bytes."""
 
 import shutil
 

@@ -78,8 +78,8 @@ def _image_entry(image_id: int, name: str, h: int, w: int) -> dict:
 def person_keypoints(
     box: list[float], hidden: tuple[int, ...] = (), unlabelled: tuple[int, ...] = ()
 ) -> list[float]:
-    """COCO `keypoints` (51 values) of the fixture person inside `box`; v = 2 visible, 1 hidden, 0
-    unlabelled."""
+    """COCO `keypoints` (51 values) of the fixture person inside `box`; v = 2
+    visible, 1 hidden, 0 unlabelled."""
     x, y, w, h = box
     out = []
     for k, (u, v) in enumerate(_PERSON):
@@ -238,8 +238,8 @@ _MATLAB_HEADER = (
 def write_nyu_mat(
     folder: str | Path, n: int = 4, h: int = 48, w: int = 64, name: str = "nyu_depth_v2_labeled.mat"
 ) -> Path:
-    """The labeled NYUv2 file's layout: MATLAB v7.3 (HDF5 with a 512-byte MATLAB userblock), arrays
-    transposed."""
+    """The labeled NYUv2 file's layout: MATLAB v7.3 (HDF5 with a 512-byte MATLAB
+    userblock), arrays transposed."""
     path = Path(folder) / name
     path.parent.mkdir(parents=True, exist_ok=True)
     rgb, depth = rgbd_frames(n, h, w)

@@ -1,5 +1,5 @@
-"""Neck inputs computed once (probes/neck_inputs.py): what a neck reads, stored fp16 on its grid,
-resumable."""
+"""Neck inputs computed once (probes/neck_inputs.py): what a neck reads,
+stored fp16 on its grid, resumable."""
 
 from __future__ import annotations
 

@@ -24,8 +24,8 @@ def run(*args):
 
 @pytest.fixture
 def results(tmp_path):
-    """Depth: SAM2 needs 1.25× Hiera's bits for the same AbsRel. Pose: SAM2 is 0.02 AP better at every
-    rate."""
+    """Depth: SAM2 needs 1.25× Hiera's bits for the same AbsRel. Pose: SAM2
+    is 0.02 AP better at every rate."""
     files = []
 
     def add(name, result):

@@ -1,5 +1,5 @@
-"""The standard's anchors in a study and its report: seedless anchor steps, their own curves, BD-rates
-against them."""
+"""The standard's anchors in a study and its report: seedless anchor steps, their
+own curves, BD-rates against them."""
 
 from __future__ import annotations
 

@@ -293,8 +293,8 @@ def test_a_neck_given_two_devices_trains_on_both_ranks_to_the_single_process_nec
 
 
 def test_a_step_waits_for_another_process_still_running_it(tmp_path):
-    """A worker orphaned by a killed sweep may still hold a step: the resumed run waits for it, never races
-    it."""
+    """A worker orphaned by a killed sweep may still hold a step: the resumed
+    run waits for it, never races it."""
     import fcntl
     import threading
 

@@ -373,8 +373,8 @@ def test_summary_table_names_the_neck_training_the_proxy_score_and_unreached_tar
 
 
 def test_an_eval_through_a_streams_step_scores_what_a_fresh_round_trip_scores(toy_run):
-    """Computed once: the decoded test split gives the metrics, per-image scores and bits of encoding it
-    again."""
+    """Computed once: the decoded test split gives the metrics, per-image
+    scores and bits of encoding it again."""
     from probes.evaluate import evaluate_neck
 
     study, run_dir, outcome = toy_run

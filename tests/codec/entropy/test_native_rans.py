@@ -150,8 +150,8 @@ def test_every_truncation_and_extension_raises(gc_table):
 def test_bit_flips_are_detected(gc_table):
     """Flipped bits: BitstreamError, never a crash. Without escapes the final-state check catches every
     flip here (each decoding step is a bijection of the state); bits of an escape's bypass chunks
-    are raw, so flips there change the value only, as in CompressAI (the container's symbol CRC
-    catches those)."""
+    are raw, so flips there change the value only, as in CompressAI (the
+    container's symbol CRC catches those)."""
     c = get_coder("native")
     symbols, indexes = _gaussian(3000, seed=7)
     escaped = symbols.copy()

@@ -55,8 +55,8 @@ def assert_bit_exact(a, b, what: str = "") -> None:
 
 @pytest.fixture(scope="module")
 def wide_h_s():
-    """The default size (N=128, M=192) with random weights, frozen: large enough that threads split its
-    products."""
+    """The default size (N=128, M=192) with random weights, frozen: large enough
+    that threads split its products."""
     torch.manual_seed(0)
     h_s = IntegerHyperSynthesis(128, 192, scale_levels=64, mean_grid=16)
     with torch.no_grad():
@@ -222,8 +222,8 @@ def test_the_bit_exact_check_catches_non_integer_nets(wide_h_s, trained_codecs):
 
 
 def test_scale_indexes_map_back_to_themselves(trained_codecs):
-    """The scale of index k is table entry k, and quantize_index maps it to k again (coder inputs
-    unchanged)."""
+    """The scale of index k is table entry k, and quantize_index maps it to k
+    again (coder inputs unchanged)."""
     from codec import ops
 
     table = trained_codecs[("hyperprior", 10.0)].model.gaussian_conditional.scale_table
@@ -344,8 +344,8 @@ def test_decoded_features_agree_across_thread_counts_within_tolerance(tmp_path):
 @pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_encode_on_cuda_decode_on_cpu(trained_codecs, feature_cache):
-    """The hyper path runs on the model's device (no CPU hop), and a CPU decoder rebuilds the same coder
-    inputs."""
+    """The hyper path runs on the model's device (no CPU hop), and a CPU decoder
+    rebuilds the same coder inputs."""
     codec = trained_codecs[("hyperprior", 10.0)]
     on_gpu = load_codec(codec.path, device="cuda")
     x = cache_batch(feature_cache)

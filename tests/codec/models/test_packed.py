@@ -1,5 +1,5 @@
-"""Packed-feature anchors (vvc / hevc / av1): packing, the CLI on a codec directory, and the documented
-layout."""
+"""Packed-feature anchors (vvc / hevc / av1): packing, the CLI on a codec
+directory, and the documented layout."""
 
 import json
 import struct
@@ -267,8 +267,8 @@ def test_decoded_samples_and_ranges_must_match_the_encoders_checksums(vvc_dirs, 
 
 
 def test_in_process_hevc_encode_writes_the_ffmpeg_binarys_bytes(monkeypatch):
-    """The packed-HEVC anchor encodes through PyAV's libx265 (no process per plane): the same bytes as
-    ffmpeg."""
+    """The packed-HEVC anchor encodes through PyAV's libx265 (no process per
+    plane): the same bytes as ffmpeg."""
     from codec import standard
 
     plane = np.random.default_rng(3).integers(0, standard.MAX_SAMPLE + 1, (48, 80)).astype(np.uint16)

@@ -1,5 +1,5 @@
-"""Smoke run of the kernel benchmarks' code at a tiny size (no timing): every implementation runs and
-agrees."""
+"""Smoke run of the kernel benchmarks' code at a tiny size (no timing): every
+implementation runs and agrees."""
 
 import torch
 

@@ -1,5 +1,5 @@
-"""Property-based parity: for any floats (NaN, Inf, ties, subnormals) and any sorted table, native ==
-reference."""
+"""Property-based parity: for any floats (NaN, Inf, ties, subnormals) and any
+sorted table, native == reference."""
 
 import numpy as np
 import torch

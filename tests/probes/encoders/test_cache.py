@@ -152,8 +152,8 @@ def test_encoders_command_lists_the_registry():
 
 
 def test_random_init_is_the_same_network_in_every_process():
-    """A random-init encoder is reproducible: a neck trained on it in one process is evaluated on it in
-    another."""
+    """A random-init encoder is reproducible: a neck trained on it in one
+    process is evaluated on it in another."""
     import subprocess
     import sys
 
@@ -177,8 +177,8 @@ def test_random_init_is_the_same_network_in_every_process():
 
 
 def test_crops_are_windows_of_the_whole_maps_drawn_the_same_on_every_run(photo_dir, tmp_path):
-    """Codec training data: `crops_per_image` windows per image, fp16, each cut at whole cells of every
-    level."""
+    """Codec training data: `crops_per_image` windows per image, fp16, each
+    cut at whole cells of every level."""
     from probes.encoders.extract import crop_windows
     from probes.training.sources import CachedFeatures
 

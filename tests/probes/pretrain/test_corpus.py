@@ -1,5 +1,5 @@
-"""Instance masks of every synthetic source, and the synthetic:mix corpus's seeds (disjoint from every probe
-split)."""
+"""Instance masks of every synthetic source, and the synthetic:mix corpus's seeds
+(disjoint from every probe split)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""Captioning: PTB-style tokenisation, BLEU-4 / CIDEr-D (pycocoevalcap) against hand-computed values, CE
-loss."""
+"""Captioning: PTB-style tokenisation, BLEU-4 / CIDEr-D (pycocoevalcap)
+against hand-computed values, CE loss."""
 
 import math
 
