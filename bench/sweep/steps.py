@@ -210,26 +210,30 @@ def _extract(s: dict, inputs: dict, out: Path, run_dir: Path, progress: bool) ->
     return {"features": len(cache), "weights_id": cache.weights_id}
 
 
+def _split_through_encoder(s: dict, progress: bool) -> dict:
+    """What the steps that run the study's encoder over one task split (features, streams, remote) pass on:
+    the split (a step holds one, `train` or `test`), its task and head, the encoder and its weights."""
+    enc, split = s["encoder"], s.get("test") or s["train"]
+    return {
+        "task": s["task"],
+        "head": s["head"],
+        "data": split["data"],
+        "split": split["split"],
+        "limit": split["limit"],
+        "encoder": enc["name"],
+        "resolution": enc["resolution"],
+        "encoder_weights": encoder_weights(enc["weights"]),
+        "batch_size": s["batch_size"],
+        "device": s["device"],
+        "progress": progress,
+    }
+
+
 def _features(s: dict, inputs: dict, out: Path, run_dir: Path, progress: bool) -> dict:
     from probes.neck_inputs import write_neck_inputs
 
-    enc, role = s["encoder"], "train" if "train" in s else "test"
-    split = s[role]
     record = write_neck_inputs(
-        out / "inputs",
-        task=s["task"],
-        head=s["head"],
-        data=split["data"],
-        split=split["split"],
-        limit=split["limit"],
-        encoder=enc["name"],
-        resolution=enc["resolution"],
-        encoder_weights=encoder_weights(enc["weights"]),
-        grid=s["grid"],
-        neck_head=s.get("neck_head"),
-        batch_size=s["batch_size"],
-        device=s["device"],
-        progress=progress,
+        out / "inputs", grid=s["grid"], neck_head=s.get("neck_head"), **_split_through_encoder(s, progress)
     )
     return {"samples": sum(len(shard["ids"]) for shard in record["shards"]), "grid": record["grid"]}
 
@@ -403,23 +407,12 @@ def _train_neck_distributed(opts, out: Path, ranks: int) -> dict:
 def _streams(s: dict, inputs: dict, out: Path, run_dir: Path, progress: bool) -> dict:
     from probes.streams import write_decoded_split
 
-    enc, split = s["encoder"], s.get("test") or s["train"]
     record = write_decoded_split(
         out / "decoded",
-        task=s["task"],
-        head=s["head"],
-        data=split["data"],
-        split=split["split"],
-        limit=split["limit"],
-        encoder=enc["name"],
-        resolution=enc["resolution"],
-        encoder_weights=encoder_weights(enc["weights"]),
         codec=inputs["codec"][0] / "codec",
         coder=s["coder"],
-        batch_size=s["batch_size"],
-        device=s["device"],
-        progress=progress,
         keep_decoded=s.get("keep_decoded", False),
+        **_split_through_encoder(s, progress),
     )
     return {"images": len(record["ids"]), "bpp": record["codec"]["bpp"]}
 
@@ -427,22 +420,11 @@ def _streams(s: dict, inputs: dict, out: Path, run_dir: Path, progress: bool) ->
 def _remote(s: dict, inputs: dict, out: Path, run_dir: Path, progress: bool) -> dict:
     from probes.streams import write_decoded_split
 
-    enc = s["encoder"]
     record = write_decoded_split(
         out / "decoded",
-        task=s["task"],
-        head=s["head"],
-        data=s["test"]["data"],
-        split=s["test"]["split"],
-        limit=s["test"]["limit"],
-        encoder=enc["name"],
-        resolution=enc["resolution"],
-        encoder_weights=encoder_weights(enc["weights"]),
         image_codec=s["image_codec"],
         image_quality=s["quality"],
-        batch_size=s["batch_size"],
-        device=s["device"],
-        progress=progress,
+        **_split_through_encoder(s, progress),
     )
     return {"images": len(record["ids"]), "bpp": record["codec"]["bpp"]}
 
