@@ -21,13 +21,18 @@ echo "build $(( $(date +%s) - t0 )) s"
 step() { local name=$1 limit=$2; shift 2; local t=$(date +%s)
   timeout "$limit" "$@" > "$OUT/$name.log" 2>&1; local rc=$?
   echo "== $name rc=$rc $(( $(date +%s) - t )) s"; tail -n "${TAIL:-25}" "$OUT/$name.log"; }
-TAIL=6 step cuda_tests 200 $py -m pytest tests/codec -m cuda -q -p no:cacheprovider
-TAIL=40 step profile_cuda 90 $py -m bench.profile_encode --device cuda --json "$OUT/profile_cuda.json"
+TAIL=15 step cuda_tests 200 $py -m pytest tests/codec -m cuda -q -rfE -p no:cacheprovider
+TAIL=14 step profile_cuda 90 $py -m bench.profile_encode --device cuda --rounds 30 --json "$OUT/profile_cuda.json"
+TAIL=8 step profile_eager 90 env FEATCODEC_CUDA_GRAPHS=0 $py -m bench.profile_encode --device cuda --rounds 30 \
+  --json "$OUT/profile_eager.json"
+TAIL=8 step profile_groups12 90 $py -m bench.profile_encode --device cuda --rounds 30 --groups 12 \
+  --json "$OUT/profile_groups12.json"
 if [ -d .gpu_before ]; then
   cp codec/_C*.so .gpu_before/codec/
-  TAIL=8 step profile_before 90 env -C .gpu_before $py -m bench.profile_encode --device cuda --json "$OUT/profile_before.json"
+  TAIL=8 step profile_before 90 env -C .gpu_before $py -m bench.profile_encode --device cuda --rounds 30 \
+    --json "$OUT/profile_before.json"
 fi
-TAIL=30 step bench_encode 150 $py -m pytest bench/test_bench_encode.py --benchmark-only --bench-device cuda -s -q \
-  -p no:cacheprovider --benchmark-columns=median,rounds
 TAIL=30 step bench_steps 150 $py -m pytest bench/test_bench_gpu_steps.py --benchmark-only -s -q -p no:cacheprovider \
   -k "codec_encode or codec_decode or sam2.1-hiera-tiny" --benchmark-columns=median,rounds
+TAIL=30 step bench_encode 150 $py -m pytest bench/test_bench_encode.py --benchmark-only --bench-device cuda -s -q \
+  -p no:cacheprovider --benchmark-columns=median,rounds

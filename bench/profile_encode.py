@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import tempfile
 import time
@@ -44,6 +45,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--encoder", default="sam2.1-hiera-tiny")
     parser.add_argument("--resolution", type=int, default=1024)
     parser.add_argument("--rounds", type=int, default=20)
+    parser.add_argument(
+        "--groups", type=int, default=None, help="y's channel groups (default: auto, as featcodec encode)"
+    )
     parser.add_argument("--json", default=None, help="also write the figures here")
     args = parser.parse_args(argv)
     device = args.device
@@ -61,7 +65,7 @@ def main(argv: list[str] | None = None) -> dict:
             encoder(pixels)
 
         def encode():
-            encode_features(codec, features)
+            return encode_features(codec, features, groups=args.groups)
 
         for _ in range(3):  # warm-up: cuDNN autotuning, the CDF-table cache, the coder's thread pool
             forward()
@@ -75,6 +79,9 @@ def main(argv: list[str] | None = None) -> dict:
             "gpu": torch.cuda.get_device_name() if device == "cuda" else None,
             "encoder_forward_ms": _median_ms(forward, args.rounds, device),
             "codec_encode_ms": _median_ms(encode, args.rounds, device),
+            "groups": args.groups,
+            "stream_bytes": len(encode()[0]),
+            "cuda_graphs": device == "cuda" and os.environ.get("FEATCODEC_CUDA_GRAPHS", "1") != "0",
         }
         result["codec_share"] = result["codec_encode_ms"] / result["encoder_forward_ms"]
         activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device == "cuda" else [])
@@ -99,7 +106,9 @@ def main(argv: list[str] | None = None) -> dict:
     print(
         f"encoder forward {result['encoder_forward_ms']:.2f} ms, codec encode "
         f"{result['codec_encode_ms']:.2f} ms "
-        f"= {100 * result['codec_share']:.1f} % of the forward (medians of {args.rounds})"
+        f"= {100 * result['codec_share']:.1f} % of the forward (medians of {args.rounds}); "
+        f"groups {args.groups or 'auto'}, CUDA graphs {result['cuda_graphs']}, "
+        f"stream {result['stream_bytes']} B"
     )
     print("\nrange                              CPU wall ms   device ms  (per encode)")
     for key, entry in sorted(ranges.items()):

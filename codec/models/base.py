@@ -44,7 +44,8 @@ def crc32_arrays(*arrays: np.ndarray | torch.Tensor) -> int:
     for a in arrays:
         if isinstance(a, torch.Tensor):
             a = a.detach().cpu().numpy()
-        crc = zlib.crc32(np.ascontiguousarray(a).astype(a.dtype.newbyteorder("<"), copy=False).tobytes(), crc)
+        a = np.ascontiguousarray(a).astype(a.dtype.newbyteorder("<"), copy=False)
+        crc = zlib.crc32(memoryview(a).cast("B") if a.size else b"", crc)  # no copy of the bytes
     return crc
 
 

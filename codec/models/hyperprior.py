@@ -7,6 +7,7 @@ with the analysis/synthesis transforms of codec.models.transforms sized from the
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
@@ -18,7 +19,7 @@ from torch.func import functional_call
 from torch.profiler import record_function
 
 from codec import ops
-from codec.devices import to_host
+from codec.devices import CudaGraphs, to_host
 from codec.entropy import (
     DEFAULT_CODER,
     CdfTable,
@@ -29,12 +30,14 @@ from codec.entropy import (
 )
 from codec.levels import FeatureLevel
 from codec.names import HYPER_PATHS
+from codec.ops.reference import raise_for_status
 
 from .base import MEAN_GRID, SYMBOL_CLAMP, TransformFeatureCodec, crc32_arrays
 from .integer import IntegerHyperSynthesis
 from .registry import register_codec
 
 SCALES_MIN, SCALES_MAX, SCALES_LEVELS = 0.11, 256.0, 64
+_CHECKSUMS = ThreadPoolExecutor(3, thread_name_prefix="featcodec-crc")  # a stream's three CRC-32s
 # How h_s turns z into the coder's inputs (HYPER_PATHS): "integer" (an integer network, exact in float32 on
 # any device, batched; train-codec's default) or "float64" (float h_s in float64 on the CPU, one item at a
 # time; codecs written before the integer path, whose config has no hyper_path, are float64).
@@ -128,14 +131,6 @@ class MeanScaleFeatureHyperprior(TransformFeatureCodec):
     def hparams(self) -> dict:
         return {**super().hparams(), "hyper_path": self.hyper_path}
 
-    def update(self, scale_table=None, force: bool = False, update_quantiles: bool = False) -> bool:
-        """CompressAI's update (CDF tables), and for the integer path the integer h_s (freeze)."""
-        updated = super().update(scale_table, force=force, update_quantiles=update_quantiles)
-        if self.hyper_path == "integer" and (force or not self.h_s.frozen):
-            self.h_s.freeze()
-            updated = True
-        return updated
-
     def latent_shapes(self, grid: Sequence[int]) -> dict[str, list[int]]:
         gh, gw = grid
         return {"y": [self.M, gh, gw], "z": [self.N, -(-gh // 4), -(-gw // 4)]}
@@ -194,12 +189,19 @@ class MeanScaleFeatureHyperprior(TransformFeatureCodec):
         return gc.likelihood_lower_bound(likelihoods) if gc.use_likelihood_bound else likelihoods
 
     def _quantize_y(self, y: torch.Tensor, z_hat: torch.Tensor):
+        """(symbols, indexes, means, status) of y; the quantiser's status bits unread (raise_for_status)."""
         scales, means = self.entropy_parameters(z_hat, y.shape[-2:])
         scales, means = scales.to(y.device), means.to(y.device)
-        symbols, indexes = ops.quantize_index(
-            y.detach(), means, scales, self.gaussian_conditional.scale_table, clamp=SYMBOL_CLAMP
+        symbols, indexes, status = ops.quantize_index(
+            y.detach(),
+            means,
+            scales,
+            self.gaussian_conditional.scale_table,
+            clamp=SYMBOL_CLAMP,
+            check=False,
+            with_status=True,
         )
-        return symbols, indexes, means
+        return symbols, indexes, means, status
 
     # -- CompressAI interface ----------------------------------------------------------------
     def forward(self, x: dict[str, torch.Tensor]) -> dict:
@@ -213,12 +215,72 @@ class MeanScaleFeatureHyperprior(TransformFeatureCodec):
             y_hat = ops.ste_round(y, means)
         else:  # exactly what compress / decompress compute
             _, z_hat = self._quantize_z(z)
-            _, z_likelihoods = self.entropy_bottleneck(z_hat, training=False)
-            symbols, indexes, means = self._quantize_y(y, z_hat)
+            z_likelihoods = self._z_likelihoods(z_hat)
+            symbols, indexes, means, status = self._quantize_y(y, z_hat)
+            raise_for_status(int(status))
             y_hat = ops.dequantize(symbols, means)
             y_likelihoods = self._y_likelihoods(y_hat, indexes, means)
         x_hat = self.normalization.denormalize(self.g_s(y_hat) if self.training else self.synthesize(y_hat))
         return {"x_hat": x_hat, "likelihoods": {"y": y_likelihoods, "z": z_likelihoods}, "y_hat": y_hat}
+
+    def _z_likelihoods(self, z_hat: torch.Tensor) -> torch.Tensor:
+        """EntropyBottleneck(z_hat, training=False)'s likelihoods, by the same operations on the same layout
+        (so the same floats) but without its forward's permutation tensor, whose copy to the device and whose
+        elements read back to the host would each wait for the device and break a CUDA-graph capture."""
+        eb = self.entropy_bottleneck
+        b, c, h, w = z_hat.shape
+        values = z_hat.permute(1, 0, 2, 3).contiguous().reshape(c, 1, -1)
+        likelihood, _, _ = eb._likelihood(values)
+        if eb.use_likelihood_bound:
+            likelihood = eb.likelihood_lower_bound(likelihood)
+        return likelihood.reshape(c, b, h, w).permute(1, 0, 2, 3).contiguous()
+
+    def _encode_tensors(self, x: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """compress's device part: everything up to the coder's inputs, with no host synchronisation (the
+        quantiser's status is returned, checked after the one copy to the host), so a GPU can replay it from
+        one CUDA graph (codec.devices.CudaGraphs)."""
+        with record_function("featcodec.encode.analysis"):
+            y = self.g_a(x, self.normalization)  # normalised in the grid pass
+            z = self.h_a(_pad4(y))
+        with record_function("featcodec.encode.hyper"):
+            z_symbols, z_hat = self._quantize_z(z)
+            z_likelihoods = self._z_likelihoods(z_hat)
+            symbols, indexes, means, status = self._quantize_y(y, z_hat)
+            y_likelihoods = self._y_likelihoods(ops.dequantize(symbols, means), indexes, means)
+            # per item, as a one-item encode reduces it (the estimate is in the header: same bytes either way)
+            bits = torch.stack(
+                [
+                    -(torch.log2(yl).sum() + torch.log2(zl).sum())
+                    for yl, zl in zip(y_likelihoods, z_likelihoods, strict=True)
+                ]
+            )
+            means_grid = torch.round(means * MEAN_GRID).to(torch.int32)
+        return {
+            "symbols": symbols,
+            "indexes": indexes,
+            "z": z_symbols,
+            "means": means_grid,
+            "bits": bits,
+            "status": status,
+        }
+
+    def _device_encoder(self) -> CudaGraphs:
+        graphs = self.__dict__.get("_graphs")
+        if graphs is None:  # a plain attribute (not a module or buffer): not in the state dict
+            graphs = self.__dict__["_graphs"] = CudaGraphs(
+                self._encode_tensors, lambda: [*self.parameters(), *self.buffers()]
+            )
+        return graphs
+
+    def update(self, scale_table=None, force: bool = False, update_quantiles: bool = False) -> bool:
+        """CompressAI's update (CDF tables), and for the integer path the integer h_s (freeze)."""
+        updated = super().update(scale_table, force=force, update_quantiles=update_quantiles)
+        if self.hyper_path == "integer" and (force or not self.h_s.frozen):
+            self.h_s.freeze()
+            updated = True
+        if updated:  # free the graphs captured on the replaced tensors
+            self._device_encoder().clear()
+        return updated
 
     @torch.no_grad()
     def compress(
@@ -232,39 +294,27 @@ class MeanScaleFeatureHyperprior(TransformFeatureCodec):
         self._require_updated()
         grid = self.grid_of(x)
         entropy_coder = get_coder(coder)
-        with record_function("featcodec.encode.analysis"):
-            y = self.g_a(x, self.normalization)  # normalised in the grid pass
-            z = self.h_a(_pad4(y))
-        with record_function("featcodec.encode.hyper"):
-            z_symbols, z_hat = self._quantize_z(z)
-            _, z_likelihoods = self.entropy_bottleneck(z_hat, training=False)
-            symbols, indexes, means = self._quantize_y(y, z_hat)
-            y_likelihoods = self._y_likelihoods(ops.dequantize(symbols, means), indexes, means)
-            # per item, as a one-item encode reduces it (the estimate is in the header: same bytes either way)
-            bits = torch.stack(
-                [
-                    -(torch.log2(yl).sum() + torch.log2(zl).sum())
-                    for yl, zl in zip(y_likelihoods, z_likelihoods, strict=True)
-                ]
-            )
-        with record_function("featcodec.encode.to_host"):  # one synchronisation
-            means_grid = torch.round(means * MEAN_GRID).to(torch.int32)
-            host = to_host(
-                {"symbols": symbols, "indexes": indexes, "z": z_symbols, "means": means_grid, "bits": bits}
-            )
+        device_encoder = self._device_encoder()
+        with device_encoder.lock:  # a graph's outputs are static: copy them out before another thread replays
+            with record_function("featcodec.encode.device"):  # analysis and hyper (one graph replay on a GPU)
+                tensors = device_encoder(x)
+            with record_function("featcodec.encode.to_host"):  # one synchronisation
+                host = to_host(tensors)
+        raise_for_status(int(host["status"]))
         with record_function("featcodec.encode.entropy_coding"):
             z_table = CdfTable.from_entropy_model(self.entropy_bottleneck)
             y_table = CdfTable.from_entropy_model(self.gaussian_conditional)
-            z_indexes = self._z_indexes(z.shape[1:])
-            channel_groups = split_channels(self.M, groups, symbols[0].numel())  # groups=None: auto_groups
-            symbols, indexes, z_symbols, means_grid = (
-                host["symbols"],
-                host["indexes"],
-                host["z"],
-                host["means"],
-            )
+            symbols, indexes, z_symbols, means_grid = (host[k] for k in ("symbols", "indexes", "z", "means"))
+            z_indexes = self._z_indexes(z_symbols.shape[1:])
+            channel_groups = split_channels(self.M, groups, symbols[0].size)  # groups=None: auto_groups
             items = []
             for b in range(symbols.shape[0]):
+                checks = {  # on other threads while the coder runs (zlib releases the GIL)
+                    "hyper": (z_symbols[b],),  # checked before h_s runs on them
+                    "probability_model": (indexes[b], means_grid[b]),
+                    "symbols": (z_symbols[b], symbols[b]),
+                }
+                checks = {name: _CHECKSUMS.submit(crc32_arrays, *arrays) for name, arrays in checks.items()}
                 strings = {"z": entropy_coder.encode(z_symbols[b].reshape(-1), z_indexes, z_table)}
                 y_strings = encode_substreams(
                     entropy_coder, symbols[b], indexes[b], y_table, channel_groups, threads
@@ -273,11 +323,7 @@ class MeanScaleFeatureHyperprior(TransformFeatureCodec):
                 items.append(
                     {
                         "strings": strings,
-                        "checksums": {
-                            "hyper": crc32_arrays(z_symbols[b]),  # checked before h_s runs on them
-                            "probability_model": crc32_arrays(indexes[b], means_grid[b]),
-                            "symbols": crc32_arrays(z_symbols[b], symbols[b]),
-                        },
+                        "checksums": {name: future.result() for name, future in checks.items()},
                         "estimated_bits": float(host["bits"][b]),
                     }
                 )

@@ -204,6 +204,11 @@ class IntegerLayer(nn.Module):
     # -- the integer network ------------------------------------------------------------------
     @property
     def frozen(self) -> bool:
+        """Whether the integer network is written: _prepare derives the matrices only from int32 buffers with
+        every divisor ≥ 1, so this reads no tensor value (no device synchronisation per encode)."""
+        return bool(self._gemm_weight.numel())
+
+    def _written(self) -> bool:
         return bool(self.divisor.numel()) and int(self.divisor.min()) >= 1
 
     @torch.no_grad()
@@ -235,7 +240,9 @@ class IntegerLayer(nn.Module):
     @torch.no_grad()
     def _prepare(self) -> None:
         """The float32 matrices integer_forward multiplies with (exact copies of the int32 buffers)."""
-        if not self.frozen:
+        if not self._written():
+            empty = self.divisor.new_zeros(0, dtype=torch.float32)
+            self._gemm_weight = self._gemm_bias = self._gemm_divisor = empty
             return
         self.check_bound()
         h = self.int_weight.to(torch.float32)

@@ -113,7 +113,8 @@ def quantize_index(
     clamp: int | None = None,
     check: bool = True,
     out: tuple[Tensor, Tensor] | None = None,
-) -> tuple[Tensor, Tensor]:
+    with_status: bool = False,
+) -> tuple[Tensor, Tensor] | tuple[Tensor, Tensor, Tensor]:
     """Symbols and scale-table indexes of y in one pass: ``(symbols: int32, indexes: int32)``, y's shape.
 
     symbols == ``GaussianConditional.quantize(y, "symbols", means)`` and indexes ==
@@ -131,6 +132,9 @@ def quantize_index(
         out: optional (symbols, indexes) to write into: contiguous int32 tensors of y's shape on y's
             device, reused across calls (fresh outputs cost page faults on first touch: on large
             tensors more than the op itself). Returned as the result.
+        with_status: also return the status bits, a 0-d int32 tensor on y's device, for the caller to check
+            later (``codec.ops.reference.raise_for_status(int(status))``): with ``check=False`` no step of
+            the call waits for the device (CUDA-graph capturable).
     """
     check_quantize_args(y, means, scales, clamp)
     if out is not None:
@@ -144,13 +148,20 @@ def quantize_index(
     )
     if not native:
         result = reference.quantize_index(
-            y, means, scales, scale_table, scale_bound=scale_bound, clamp=clamp, check=check
+            y,
+            means,
+            scales,
+            scale_table,
+            scale_bound=scale_bound,
+            clamp=clamp,
+            check=check,
+            with_status=with_status,
         )
-        if out is None:
-            return result
-        out[0].copy_(result[0])
-        out[1].copy_(result[1])
-        return out
+        if out is not None:
+            out[0].copy_(result[0])
+            out[1].copy_(result[1])
+            result = (*out, *result[2:])
+        return result
     table = as_scale_table(scale_table, y.device)
     bound = as_scale_bound(scale_bound)
     # The kernels take means/scales in y's dtype or in y's opmath dtype (fp16/bf16 -> fp32 is exact).
@@ -176,7 +187,7 @@ def quantize_index(
         )
     if check:
         raise_for_status(int(status))
-    return symbols, indexes
+    return (symbols, indexes, status) if with_status else (symbols, indexes)
 
 
 def check_out(y: Tensor, out: tuple[Tensor, Tensor]) -> None:

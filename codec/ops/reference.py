@@ -160,8 +160,12 @@ def quantize_index(
     scale_bound: float | Tensor | None = None,
     clamp: int | None = None,
     check: bool = True,
-) -> tuple[Tensor, Tensor]:
+    with_status: bool = False,
+) -> tuple[Tensor, Tensor] | tuple[Tensor, Tensor, Tensor]:
     """(symbols, indexes), both int32 with y's shape; see the module docstring for the exact semantics.
+
+    ``with_status=True`` also returns the status bits as a 0-d int32 tensor on y's device (see
+    ``raise_for_status``), so a caller can check them later with one host read.
 
     ``clamp=K`` clamps symbols to [-K, K] (the coder's escape-free range); ``means=None`` means zero
     and ``means`` broadcasts to y's shape as in CompressAI's in-place ``outputs -= means``.
@@ -185,20 +189,26 @@ def quantize_index(
     indexes = torch.where(torch.isnan(s), torch.full_like(indexes, table.numel() - 1), indexes)
 
     limit = INT32_MAX if clamp is None else int(clamp)
+    status = _status(y, means, scales, rounded, clamp) if check or with_status else None
     if check:
-        status = 0
-        if not bool(torch.isfinite(y).all()):
-            status |= STATUS_Y_NONFINITE
-        if means is not None and not bool(torch.isfinite(means).all()):
-            status |= STATUS_MEANS_NONFINITE
-        if bool(torch.isnan(scales).any()):
-            status |= STATUS_SCALES_NAN
-        if clamp is None and not status and not bool((rounded.to(torch.float64).abs() <= INT32_MAX).all()):
-            status |= STATUS_SYMBOL_OVERFLOW
-        raise_for_status(status)
+        raise_for_status(int(status))
     # Saturating conversion: defined for every input (NaN -> 0, beyond the range -> ±limit).
     wide = torch.nan_to_num(rounded.to(torch.float64), nan=0.0).clamp_(-limit, limit)
+    if with_status:
+        return wide.to(torch.int32), indexes, status
     return wide.to(torch.int32), indexes
+
+
+def _status(y: Tensor, means: Tensor | None, scales: Tensor, rounded: Tensor, clamp: int | None) -> Tensor:
+    """The status bits as a 0-d int32 tensor on y's device, computed without a host synchronisation."""
+    status = (~torch.isfinite(y).all()).to(torch.int32) * STATUS_Y_NONFINITE
+    if means is not None:
+        status |= (~torch.isfinite(means).all()).to(torch.int32) * STATUS_MEANS_NONFINITE
+    status |= torch.isnan(scales).any().to(torch.int32) * STATUS_SCALES_NAN
+    if clamp is None:  # reported only when nothing else is (raise_for_status names the first bit anyway)
+        overflow = ~(rounded.to(torch.float64).abs() <= INT32_MAX).all() & (status == 0)
+        status |= overflow.to(torch.int32) * STATUS_SYMBOL_OVERFLOW
+    return status
 
 
 def dequantize(symbols: Tensor, means: Tensor | None = None, dtype: torch.dtype | None = None) -> Tensor:

@@ -51,3 +51,23 @@ def test_analysis_with_normalization_matches_normalising_first(normalization):
     y = g_a(x, normalization)  # with autograd: normalised first, gradients flow
     y.sum().backward()
     assert g_a.adapters["fine"].weight.grad is not None
+
+
+@pytest.mark.parametrize("layout", ["channels_last", "sliced"])
+def test_fused_grid_pass_in_other_layouts(normalization, layout):
+    """SAM2's FPN levels come channels-last; a level cut from a larger one is strided. The same values, and
+    for g_a the same output as normalising first (the training forward's path), bit for bit."""
+    x = _features()
+    if layout == "channels_last":
+        x = {k: v.contiguous(memory_format=torch.channels_last) for k, v in x.items()}
+    else:
+        x = {k: torch.cat([v, v], dim=-1)[..., : v.shape[-1]] for k, v in x.items()}
+    contiguous = {k: v.contiguous() for k, v in x.items()}
+    torch.manual_seed(0)
+    g_a = MultiLevelAnalysis(LEVELS, N=8, M=6, grid_stride=16)
+    with torch.no_grad():
+        for lv in LEVELS:
+            affine = normalization.affine(lv.name, torch.float32)
+            want = to_grid(contiguous[lv.name], lv.stride, 16, affine)
+            assert torch.equal(to_grid(x[lv.name], lv.stride, 16, affine), want), lv.name
+        assert torch.equal(g_a(x, normalization), g_a(normalization.normalize(x)))

@@ -308,3 +308,31 @@ def test_out_buffers_with_the_reference(monkeypatch, scale_table):
     ops.quantize_index(y, None, y.abs(), scale_table, out=out)
     want = compressai_oracle(y, None, y.abs(), scale_table)
     assert torch.equal(out[0], want[0]) and torch.equal(out[1], want[1])
+
+
+@pytest.mark.parametrize("ops_backend", ["native", "reference"])
+@pytest.mark.parametrize(
+    ("name", "where"),
+    [("y", 0), ("means", 1), ("scales", 2), ("int32", 0), (None, 0)],
+)
+def test_deferred_status_raises_what_check_raises(device, monkeypatch, ops_backend, name, where, scale_table):
+    """with_status=True, check=False: the same error, read later from one 0-d tensor (what compress does)."""
+    if ops_backend == "reference":
+        monkeypatch.setenv("FEATCODEC_OPS", "reference")
+    args = [torch.tensor(v, device=device) for v in ([0.4, -2.6, 7.0], [0.0, 0.5, -1.0], [0.2, 1.0, 3.0])]
+    if name == "int32":
+        args[0][2] = 3e9
+    elif name is not None:
+        args[where][1] = float("nan")
+    symbols, indexes, status = ops.quantize_index(*args, scale_table, check=False, with_status=True)
+    assert status.shape == () and status.dtype == torch.int32 and status.device == args[0].device
+    want = ops.quantize_index(*args, scale_table, check=False)
+    assert torch.equal(symbols, want[0]) and torch.equal(indexes, want[1])
+    if name is None:
+        assert int(status) == 0
+        return
+    match = "does not fit in int32" if name == "int32" else rf"\b{name}\b contains"
+    with pytest.raises(ValueError, match=match):
+        reference.raise_for_status(int(status))
+    with pytest.raises(ValueError, match=match):
+        ops.quantize_index(*args, scale_table)
