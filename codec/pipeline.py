@@ -77,7 +77,7 @@ def encode_features(
 ) -> list[bytes]:
     """One .fcb stream per item of `features` ({level: B×C×H×W} or C×H×W).
 
-    groups=None (the default, as `featcodec encode`'s): one channel group per 2^16 latent symbols
+    groups=None (the default, as `featcodec encode`'s): one channel group per 2^18 latent symbols
     (codec.entropy.auto_groups), coded on `threads` threads (None: the CPUs this process may use); the bytes
     do not depend on the thread count.
 

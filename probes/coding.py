@@ -134,7 +134,7 @@ def encode_images(
     device: str = "cpu",
 ) -> Iterator[tuple[Path, bytes, dict]]:
     """Yield (target, stream, timings) per image, one image at a time; the caller writes the streams.
-    groups=None: one channel group per 2^16 latent symbols (codec.entropy.auto_groups), coded on `threads`."""
+    groups=None: one channel group per 2^18 latent symbols (codec.entropy.auto_groups), coded on `threads`."""
     encoder = frozen_encoder(
         codec,
         checkpoint=checkpoint,

@@ -32,12 +32,10 @@ def legacy_group_bounds(enabled: bool = True) -> Iterator[None]:
         _LEGACY_BOUNDS.reset(token)
 
 
-# groups=None ("auto"): one substream per this many latent symbols. 2^16 symbols take 0.2–0.9 ms of native
-# coding on one core (74–390 M symbols/s), well above a thread's start-up; each extra substream costs its
-# lane byte, its final rANS states (sized to its payload, `native2`) and a length in the header: a SAM2 1024 px
-# y of 192×64×64 gets 12 groups, +240 bytes (0.19 %) on a 128 kB stream against 3 groups, and on an H200 host
-# the coding of such a y went from 3.6 ms on 3 threads to (bench/RESULTS.md, issue 21).
-SYMBOLS_PER_GROUP = 1 << 16
+# groups=None ("auto"): one substream per this many latent symbols. 2^18 symbols take ~1 ms of native
+# coding on one core, far above a thread's start-up, while each extra substream costs its final rANS
+# states and a length in the header (a SAM2 1024 px y of 192×64×64 gets 3 groups: +~70 bytes).
+SYMBOLS_PER_GROUP = 1 << 18
 MAX_AUTO_GROUPS = 16
 
 

@@ -166,7 +166,7 @@ def train_codec_command(
 @click.option(
     "--groups",
     type=click.IntRange(min=1),
-    help="Independent channel-group substreams, coded in parallel (default: one per 2^16 latent "
+    help="Independent channel-group substreams, coded in parallel (default: one per 2^18 latent "
     "symbols, at most 16; the same on every machine).",
 )
 @click.option("--threads", type=click.IntRange(min=1), help="Threads for substreams (default: the CPUs).")

@@ -11,11 +11,10 @@ from codec.pipeline import decode_stream, encode_features
 from tests.codec.conftest import fpn_features
 
 
-def test_one_group_per_2_16_symbols_capped_by_channels_and_16():
+def test_one_group_per_2_18_symbols_capped_by_channels_and_16():
     assert auto_groups(192, 192 * 16 * 16) == 1  # a 256 px SAM2 latent: one substream, no overhead
-    assert auto_groups(192, 192 * 32 * 32) == 3  # 512 px
-    assert auto_groups(192, 192 * 64 * 64) == 12  # 1024 px: 786 432 symbols
-    assert auto_groups(192, 2**16) == 1 and auto_groups(192, 2**16 + 1) == 2
+    assert auto_groups(192, 192 * 64 * 64) == 3  # 1024 px: 786 432 symbols
+    assert auto_groups(192, 2**18) == 1 and auto_groups(192, 2**18 + 1) == 2
     assert auto_groups(4, 10**9) == 4
     assert auto_groups(1000, 10**9) == 16
     assert auto_groups(8, 0) == 1
