@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The GPU checks (issue 21, and the CUDA tests) as one script for a lent device machine, run from the repo root:
-#   bash bench/gpu_check.sh            # results under $OUT (default /tmp/gpu-out)
+#   bash bench/gpu_check.sh            # results under $OUT (default /tmp/gpu-out); STEPS="a b" for some steps
 # Needs wheels for what the device image lacks in .whl/ (compressai's sdist builds there; see bench/RESULTS.md),
 # and optionally .gpu_before/ = `git archive REV codec probes bench` to profile an earlier revision side by side.
 set -uo pipefail
@@ -18,7 +18,9 @@ nvidia-smi -L; nproc; $py -c "import torch, timm; print(torch.__version__, timm.
 t0=$(date +%s)
 MAX_JOBS=16 TORCH_CUDA_ARCH_LIST=9.0 $py setup.py build_ext --inplace > /tmp/build.log 2>&1 || { tail -30 /tmp/build.log; exit 1; }
 echo "build $(( $(date +%s) - t0 )) s"
+# STEPS="profile_cuda bench_steps" runs only those steps (default: all)
 step() { local name=$1 limit=$2; shift 2; local t=$(date +%s)
+  case " ${STEPS:-$name} " in *" $name "*) ;; *) return 0 ;; esac
   timeout "$limit" "$@" > "$OUT/$name.log" 2>&1; local rc=$?
   echo "== $name rc=$rc $(( $(date +%s) - t )) s"; tail -n "${TAIL:-25}" "$OUT/$name.log"; }
 TAIL=15 step cuda_tests 200 $py -m pytest tests/codec -m cuda -q -rfE -p no:cacheprovider
