@@ -10,14 +10,11 @@ from compressai.entropy_models import EntropyBottleneck
 
 from codec import ops
 from codec.entropy import (
-    DEFAULT_CODER,
     CdfTable,
     decode_substreams,
     encode_substreams,
-    get_coder,
     split_channels,
 )
-from codec.levels import FeatureLevel
 
 from .base import SYMBOL_CLAMP, TransformFeatureCodec, crc32_arrays
 from .registry import register_codec
@@ -37,16 +34,9 @@ class FactorizedFeatureCodec(TransformFeatureCodec):
     construction; a CRC32 of the symbols still guards the entropy decoder.
     """
 
-    def __init__(
-        self,
-        levels: Sequence[FeatureLevel],
-        resolution: int | None = None,
-        N: int = 128,
-        M: int = 192,
-        grid_stride: int = 16,
-    ):
-        super().__init__(levels, resolution, N, M, grid_stride)
-        self.entropy_bottleneck = EntropyBottleneck(M)
+    def __init__(self, *args, **kwargs):  # TransformFeatureCodec's (levels, resolution, N, M, grid_stride)
+        super().__init__(*args, **kwargs)
+        self.entropy_bottleneck = EntropyBottleneck(self.M)
 
     def latent_shapes(self, grid: Sequence[int]) -> dict[str, list[int]]:
         return {"y": [self.M, int(grid[0]), int(grid[1])]}
@@ -70,17 +60,7 @@ class FactorizedFeatureCodec(TransformFeatureCodec):
     def _indexes(self, grid: Sequence[int]) -> np.ndarray:
         return np.broadcast_to(np.arange(self.M, dtype=np.int32)[:, None, None], (self.M, *grid))
 
-    @torch.no_grad()
-    def compress(
-        self,
-        x: dict[str, torch.Tensor],
-        coder: str = DEFAULT_CODER,
-        groups: int | None = 1,
-        threads: int | None = None,
-    ) -> dict:
-        self._require_updated()
-        grid = self.grid_of(x)
-        entropy_coder = get_coder(coder)
+    def _compress_items(self, x, grid, entropy_coder, groups, threads) -> list[dict]:
         y = self.g_a(x, self.normalization)  # normalised in the grid pass
         symbols, y_hat = self._quantize_y(y)
         _, likelihoods = self.entropy_bottleneck(y_hat, training=False)
@@ -98,21 +78,9 @@ class FactorizedFeatureCodec(TransformFeatureCodec):
                     "estimated_bits": float(-torch.log2(likelihoods[b]).sum()),
                 }
             )
-        return {"items": items, "shape": list(grid), "coder": coder}
+        return items
 
-    @torch.no_grad()
-    def decompress(
-        self,
-        strings: list[dict[str, bytes]],
-        shape: Sequence[int],
-        coder: str = DEFAULT_CODER,
-        threads: int | None = None,
-        checksums: list[dict] | None = None,
-        device: str | torch.device = "cpu",
-    ) -> dict:
-        self._require_updated()
-        grid = tuple(int(v) for v in shape)
-        entropy_coder = get_coder(coder)
+    def _decompress_items(self, strings, grid, entropy_coder, threads, checksums, device) -> dict:
         table = CdfTable.from_entropy_model(self.entropy_bottleneck)
         indexes = self._indexes(grid)
         channel_groups = self._groups(strings, self.M)
@@ -120,7 +88,7 @@ class FactorizedFeatureCodec(TransformFeatureCodec):
         for b, item in enumerate(strings):
             y_strings = [item[f"y.{g}"] for g in range(len(channel_groups))]
             sym = decode_substreams(entropy_coder, y_strings, indexes, table, channel_groups, threads)
-            self.verify("symbols", (checksums or [{}] * len(strings))[b].get("symbols"), crc32_arrays(sym))
+            self.verify("symbols", checksums[b].get("symbols"), crc32_arrays(sym))
             symbols.append(sym)
         symbols = torch.from_numpy(np.stack(symbols))
         medians = self.entropy_bottleneck._get_medians().detach().reshape(1, -1, 1, 1).cpu()

@@ -21,14 +21,11 @@ from torch.profiler import record_function
 from codec import ops
 from codec.devices import CudaGraphs, to_host
 from codec.entropy import (
-    DEFAULT_CODER,
     CdfTable,
     decode_substreams,
     encode_substreams,
-    get_coder,
     split_channels,
 )
-from codec.levels import FeatureLevel
 from codec.names import HYPER_PATHS
 from codec.ops.reference import raise_for_status
 
@@ -93,16 +90,10 @@ class MeanScaleFeatureHyperprior(TransformFeatureCodec):
     BitstreamError instead of returning wrong features.
     """
 
-    def __init__(
-        self,
-        levels: Sequence[FeatureLevel],
-        resolution: int | None = None,
-        N: int = 128,
-        M: int = 192,
-        grid_stride: int = 16,
-        hyper_path: str = "float64",
-    ):
-        super().__init__(levels, resolution, N, M, grid_stride)
+    def __init__(self, *args, hyper_path: str = "float64", **kwargs):
+        """TransformFeatureCodec's arguments (levels, resolution, N, M, grid_stride) and hyper_path."""
+        super().__init__(*args, **kwargs)
+        N, M = self.N, self.M
         if hyper_path not in HYPER_PATHS:
             raise ValueError(f"hyper_path {hyper_path!r}: choose from {', '.join(HYPER_PATHS)}")
         self.hyper_path = hyper_path
@@ -282,18 +273,8 @@ class MeanScaleFeatureHyperprior(TransformFeatureCodec):
             self._device_encoder().clear()
         return updated
 
-    @torch.no_grad()
-    def compress(
-        self,
-        x: dict[str, torch.Tensor],
-        coder: str = DEFAULT_CODER,
-        groups: int | None = 1,
-        threads: int | None = None,
-    ) -> dict:
-        """Per item: substreams {"z", "y.0", ...}, checksums and the model's estimated bits."""
-        self._require_updated()
-        grid = self.grid_of(x)
-        entropy_coder = get_coder(coder)
+    def _compress_items(self, x, grid, entropy_coder, groups, threads) -> list[dict]:
+        """Substreams {"z", "y.0", ...} per item; the device part replayed from a CUDA graph on a GPU."""
         device_encoder = self._device_encoder()
         with device_encoder.lock:  # a graph's outputs are static: copy them out before another thread replays
             with record_function("featcodec.encode.device"):  # analysis and hyper (one graph replay on a GPU)
@@ -327,26 +308,13 @@ class MeanScaleFeatureHyperprior(TransformFeatureCodec):
                         "estimated_bits": float(host["bits"][b]),
                     }
                 )
-        return {"items": items, "shape": list(grid), "coder": coder}
+        return items
 
     def _z_indexes(self, z_shape: Sequence[int]) -> np.ndarray:
         c, h, w = z_shape
         return np.repeat(np.arange(c, dtype=np.int32), h * w)
 
-    @torch.no_grad()
-    def decompress(
-        self,
-        strings: list[dict[str, bytes]],
-        shape: Sequence[int],
-        coder: str = DEFAULT_CODER,
-        threads: int | None = None,
-        checksums: list[dict] | None = None,
-        device: str | torch.device = "cpu",
-    ) -> dict:
-        """Inverse of compress for items of one grid `shape`; checks the stream's checksums."""
-        self._require_updated()
-        grid = tuple(int(v) for v in shape)
-        entropy_coder = get_coder(coder)
+    def _decompress_items(self, strings, grid, entropy_coder, threads, checksums, device) -> dict:
         z_table = CdfTable.from_entropy_model(self.entropy_bottleneck)
         y_table = CdfTable.from_entropy_model(self.gaussian_conditional)
         z_shape = self.latent_shapes(grid)["z"]
@@ -355,9 +323,7 @@ class MeanScaleFeatureHyperprior(TransformFeatureCodec):
             [entropy_coder.decode(s["z"], z_indexes, z_table).reshape(z_shape) for s in strings]
         )
         for b in range(len(strings)):  # a wrong z would cost the float64 hyper path before failing later
-            self.verify(
-                "hyper", (checksums or [{}] * len(strings))[b].get("hyper"), crc32_arrays(z_symbols[b])
-            )
+            self.verify("hyper", checksums[b].get("hyper"), crc32_arrays(z_symbols[b]))
         z_symbols = torch.from_numpy(z_symbols)
         hyper_device = self._hyper_device()
         z_on = z_symbols.to(hyper_device)
@@ -370,7 +336,7 @@ class MeanScaleFeatureHyperprior(TransformFeatureCodec):
         channel_groups = self._groups(strings, self.M)
         symbols = []
         for b, item in enumerate(strings):
-            check = (checksums or [{}] * len(strings))[b]
+            check = checksums[b]
             self.verify(
                 "probability-model",
                 check.get("probability_model"),
