@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from codec.codec_dir import save_codec
-from codec.levels import FeatureLevel
+from codec.levels import FeatureLevel, random_features
 from codec.models import create_codec
 
 LEVELS = [FeatureLevel("fpn0", 256, 4), FeatureLevel("fpn1", 256, 8), FeatureLevel("fpn2", 256, 16)]
@@ -74,10 +74,7 @@ def test_decoded_features_cpu_vs_cuda(tmp_path):
     torch.manual_seed(0)
     model = create_codec("hyperprior", LEVELS, resolution=512, hyper_path="integer")
     codec = save_codec(model, tmp_path / "c", encoder="e", weights_id="random-init", lmbda=1.0)
-    g = torch.Generator().manual_seed(0)
-    x = {
-        lv.name: torch.randn(1, lv.channels, 512 // lv.stride, 512 // lv.stride, generator=g) for lv in LEVELS
-    }
+    x = random_features(LEVELS, 512)
     (data,) = encode_features(codec, x)
     cpu = decode_stream(codec, data)
     on_gpu = load_codec(codec.path, device="cuda")

@@ -45,3 +45,16 @@ def grid_channels(level: FeatureLevel, grid_stride: int) -> int:
             f"rearranged onto a stride-{grid_stride} grid"
         )
     return level.channels // (factor * factor)
+
+
+def random_features(levels, resolution, *, batch: int = 1, seed: int = 0, scale: float = 1.0) -> dict:
+    """Seeded Gaussian features {level: batch×C×H×W} of `levels` for a `resolution` (pixels: an int or
+    (height, width)): the inputs of tests and benchmarks whose cost or checks do not depend on real images."""
+    import torch  # here, not at the top: this module stays importable without torch
+
+    height, width = (resolution, resolution) if isinstance(resolution, int) else resolution
+    g = torch.Generator().manual_seed(seed)
+    return {
+        lv.name: torch.randn(batch, lv.channels, height // lv.stride, width // lv.stride, generator=g) * scale
+        for lv in levels
+    }

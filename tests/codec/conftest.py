@@ -6,6 +6,7 @@ import torch
 from PIL import Image
 
 from codec.codec_dir import save_codec
+from codec.levels import random_features
 from codec.models import create_codec
 from codec.train import train_codec
 from probes.encoders import collect_images, create_encoder, extract_features, sample_images_dir
@@ -89,14 +90,7 @@ def fpn_codec(tmp_path):
 
 
 def fpn_features(batch=2, seed=0, resolution=64):
-    g = torch.Generator().manual_seed(seed)
-    return {
-        lv.name: torch.randn(
-            batch, lv.channels, resolution // lv.stride, resolution // lv.stride, generator=g
-        )
-        * 3
-        for lv in FPN_LEVELS
-    }
+    return random_features(FPN_LEVELS, resolution, batch=batch, seed=seed, scale=3)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -28,6 +28,7 @@ import torch
 from codec.bitstream import BitstreamError, pack, pack_compact, stream_info, unpack
 from codec.codec_dir import save_codec
 from codec.entropy import CdfTable, get_coder
+from codec.levels import random_features
 from codec.models import create_codec
 from codec.models.base import crc32_arrays
 from codec.pipeline import decode_stream, encode_features
@@ -76,14 +77,7 @@ def make_codecs(root: Path, packed: bool = False) -> dict:
 
 
 def features(grid=(2, 2), seed=0) -> dict:
-    g = torch.Generator().manual_seed(seed)
-    return {
-        lv.name: torch.randn(
-            1, lv.channels, grid[0] * 16 // lv.stride, grid[1] * 16 // lv.stride, generator=g
-        )
-        * 3
-        for lv in LEVELS
-    }
+    return random_features(LEVELS, (grid[0] * 16, grid[1] * 16), seed=seed, scale=3)
 
 
 def base_streams(codec, coder: str) -> list[bytes]:

@@ -4,7 +4,7 @@ bit, as normalising first (so the streams do not change), for finer, equal and c
 import pytest
 import torch
 
-from codec.levels import FeatureLevel
+from codec.levels import FeatureLevel, random_features
 from codec.models.normalization import FeatureNormalization
 from codec.models.transforms import MultiLevelAnalysis, to_grid
 
@@ -22,14 +22,7 @@ def normalization():
 
 
 def _features(batch=2, resolution=128):
-    g = torch.Generator().manual_seed(1)
-    return {
-        lv.name: torch.randn(
-            batch, lv.channels, resolution // lv.stride, resolution // lv.stride, generator=g
-        )
-        * 7
-        for lv in LEVELS
-    }
+    return random_features(LEVELS, resolution, batch=batch, seed=1, scale=7)
 
 
 def test_fused_grid_pass_is_bit_identical(normalization):

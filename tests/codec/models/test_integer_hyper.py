@@ -13,7 +13,7 @@ import torch
 from safetensors.torch import load_file
 
 from codec.codec_dir import config_hash, load_codec, save_codec
-from codec.levels import FeatureLevel
+from codec.levels import FeatureLevel, random_features
 from codec.models import create_codec
 from codec.models.integer import (
     ACTIVATION_MAX,
@@ -323,10 +323,7 @@ def test_decoded_features_agree_across_thread_counts_within_tolerance(tmp_path):
     levels = [FeatureLevel("fpn0", 256, 4), FeatureLevel("fpn1", 256, 8), FeatureLevel("fpn2", 256, 16)]
     model = create_codec("hyperprior", levels, resolution=256, hyper_path="integer")
     codec = save_codec(model, tmp_path / "c", encoder="test-fpn", weights_id="random-init", lmbda=1.0)
-    g = torch.Generator().manual_seed(0)
-    x = {
-        lv.name: torch.randn(1, lv.channels, 256 // lv.stride, 256 // lv.stride, generator=g) for lv in levels
-    }
+    x = random_features(levels, 256)
     (data,) = encode_features(codec, x)
     before = torch.get_num_threads()
     decoded = {}
