@@ -231,6 +231,17 @@ def curve_scores(probes: list[dict], seeds: list, metric: str, notes: list[str],
     return score, curves, weights
 
 
+def _resampling(opts: Options, seeds, weights) -> seed_stats.Resampling:
+    """The seed-interval options of one comparison: the study's bootstrap settings, its seeds' names."""
+    return seed_stats.Resampling(
+        weights=weights,
+        seeds=[seed_key(s) for s in seeds],
+        resamples=opts.resamples,
+        level=opts.level,
+        seed=opts.seed,
+    )
+
+
 def bd_estimates(
     ref: tuple[Probe, dict],
     test: tuple[Probe, dict],
@@ -257,14 +268,7 @@ def bd_estimates(
     if found is None:
         return _point_estimates(seeds, ref_seeds, test_seeds, hib, opts, notes) + (cubic, notes)
     score, (curves_a, curves_b), weights = found
-    common = dict(
-        weights=weights,
-        higher_is_better=hib,
-        seeds=[seed_key(s) for s in seeds],
-        resamples=opts.resamples,
-        level=opts.level,
-        seed=opts.seed,
-    )
+    common = dict(higher_is_better=hib, **_resampling(opts, seeds, weights))
     bdr = _estimate(seed_stats.bd_rate_interval(curves_a, curves_b, **common), score, [])
     bdm = (
         _estimate(seed_stats.bd_metric_interval(curves_a, curves_b, **common), score, [])
@@ -288,13 +292,7 @@ def bd_difference(
     score, curves, weights = found
     return _estimate(
         seed_stats.bd_rate_difference_interval(
-            *curves,
-            weights=weights,
-            higher_is_better=hib,
-            seeds=[seed_key(s) for s in seeds],
-            resamples=opts.resamples,
-            level=opts.level,
-            seed=opts.seed,
+            *curves, higher_is_better=hib, **_resampling(opts, seeds, weights)
         ),
         score,
         notes,
@@ -360,14 +358,7 @@ def clean_estimate(probe_seeds: dict, metric: str, opts: Options) -> tuple[Estim
         notes.append(f"clean: interval over training seeds only ({why})")
         return _estimate(seed_stats.seeds_only_interval(per_seed_metric, level=opts.level), None, []), notes
     matrix, weights, _ = aligned_scores(points, score)
-    result = seed_stats.mean_interval(
-        list(matrix),
-        weights=weights,
-        seeds=[seed_key(s) for s in seeds],
-        resamples=opts.resamples,
-        level=opts.level,
-        seed=opts.seed,
-    )
+    result = seed_stats.mean_interval(list(matrix), **_resampling(opts, seeds, weights))
     return _estimate(result, score, []), notes
 
 
@@ -377,7 +368,6 @@ def clean_difference(on: dict, off: dict, metric: str, opts: Options) -> Estimat
         return None
     points_on = [p for s in seeds for p in _clean_points(on[s][0])]
     points_off = [p for s in seeds for p in _clean_points(off[s][0])]
-    names = [seed_key(s) for s in seeds]
     score, _ = (
         interval_score(points_on + points_off, metric)
         if len(points_on) == len(points_off) == len(seeds)
@@ -397,11 +387,7 @@ def clean_difference(on: dict, off: dict, metric: str, opts: Options) -> Estimat
         seed_stats.mean_difference_interval(
             list(matrix[:k]),
             list(matrix[k:]),
-            weights=weights,
-            seeds=names,
-            resamples=opts.resamples,
-            level=opts.level,
-            seed=opts.seed,
+            **_resampling(opts, seeds, weights),
         ),
         score,
         [],
@@ -435,11 +421,7 @@ def tsr_estimate(
                     list(rows[0][: len(seeds)]),
                     fraction=fraction,
                     higher_is_better=hib,
-                    weights=weights,
-                    seeds=[seed_key(s) for s in seeds],
-                    resamples=opts.resamples,
-                    level=opts.level,
-                    seed=opts.seed,
+                    **_resampling(opts, seeds, weights),
                 ),
                 score,
                 [],

@@ -32,8 +32,12 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
+from typing import TYPE_CHECKING, TypedDict
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack  # typing.Unpack is 3.11+; the project supports 3.10
 
 from .bootstrap import (
     pchip_bd_metrics,
@@ -312,8 +316,21 @@ def seed_interval(
 Curves = Sequence[tuple[Sequence[float], np.ndarray]]
 
 
-def _common(weights, seeds, resamples, level, seed) -> dict:
-    return dict(weights=weights, seed_names=seeds, resamples=resamples, level=level, seed=seed)
+class Resampling(TypedDict, total=False):
+    """The options every named interval below takes and hands to `seed_interval` (its defaults apply):
+    weights (one per image), seeds (the seed names), resamples (B), level, seed (of the image draw)."""
+
+    weights: Sequence[float] | None
+    seeds: Sequence[str] | None
+    resamples: int
+    level: float
+    seed: int
+
+
+def _seed_interval_options(resampling: Resampling) -> dict:
+    options = dict(resampling)
+    options["seed_names"] = options.pop("seeds", None)
+    return options
 
 
 def _log_bd_rates(ra, rb, hib: bool) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
@@ -324,12 +341,8 @@ def bd_rate_interval(
     curves_a: Curves,
     curves_b: Curves,
     *,
-    weights=None,
     higher_is_better: bool = True,
-    seeds: Sequence[str] | None = None,
-    resamples: int = 1000,
-    level: float = 0.95,
-    seed: int = 0,
+    **resampling: Unpack[Resampling],
 ) -> SeedInterval:
     """PCHIP BD-rate of B vs A, % (seed s of B against seed s of A), averaged as a log rate ratio."""
     _same_seeds(curves_a, curves_b)
@@ -340,7 +353,7 @@ def bd_rate_interval(
         [[sa, sb] for (_, sa), (_, sb) in zip(curves_a, curves_b, strict=True)],
         lambda s, m: bd[s](m[0], m[1]),
         scale=LOG_RATIO,
-        **_common(weights, seeds, resamples, level, seed),
+        **_seed_interval_options(resampling),
     )
 
 
@@ -348,12 +361,8 @@ def bd_metric_interval(
     curves_a: Curves,
     curves_b: Curves,
     *,
-    weights=None,
     higher_is_better: bool = True,
-    seeds: Sequence[str] | None = None,
-    resamples: int = 1000,
-    level: float = 0.95,
-    seed: int = 0,
+    **resampling: Unpack[Resampling],
 ) -> SeedInterval:
     """PCHIP BD-metric of B vs A (B − A at equal rate, metric units), averaged as is."""
     _same_seeds(curves_a, curves_b)
@@ -361,43 +370,33 @@ def bd_metric_interval(
     return seed_interval(
         [[sa, sb] for (_, sa), (_, sb) in zip(curves_a, curves_b, strict=True)],
         lambda s, m: pchip_bd_metrics(rates[s][0], m[0], rates[s][1], m[1], higher_is_better),
-        **_common(weights, seeds, resamples, level, seed),
+        **_seed_interval_options(resampling),
     )
 
 
 def mean_interval(
     scores: Sequence[np.ndarray],
-    *,
-    weights=None,
-    seeds: Sequence[str] | None = None,
-    resamples: int = 1000,
-    level: float = 0.95,
-    seed: int = 0,
+    **resampling: Unpack[Resampling],
 ) -> SeedInterval:
     """A clean accuracy: the (weighted) mean per-image score of one evaluation per seed (scores[s]: n)."""
     return seed_interval(
         [[np.asarray(x)] for x in scores],
         lambda s, m: m[0][:, 0],
-        **_common(weights, seeds, resamples, level, seed),
+        **_seed_interval_options(resampling),
     )
 
 
 def mean_difference_interval(
     on: Sequence[np.ndarray],
     off: Sequence[np.ndarray],
-    *,
-    weights=None,
-    seeds: Sequence[str] | None = None,
-    resamples: int = 1000,
-    level: float = 0.95,
-    seed: int = 0,
+    **resampling: Unpack[Resampling],
 ) -> SeedInterval:
     """A difference of clean accuracies, on − off (e.g. cross-neck − direct neck), seed by seed."""
     _same_seeds(on, off)
     return seed_interval(
         [[np.asarray(a), np.asarray(b)] for a, b in zip(on, off, strict=True)],
         lambda s, m: m[0][:, 0] - m[1][:, 0],
-        **_common(weights, seeds, resamples, level, seed),
+        **_seed_interval_options(resampling),
     )
 
 
@@ -407,11 +406,7 @@ def task_sufficient_rate_interval(
     *,
     fraction: float = 0.95,
     higher_is_better: bool = True,
-    weights=None,
-    seeds: Sequence[str] | None = None,
-    resamples: int = 1000,
-    level: float = 0.95,
-    seed: int = 0,
+    **resampling: Unpack[Resampling],
 ) -> SeedInterval:
     """The task-sufficient rate (`curves.task_sufficient_rate`) of each seed's curve against that seed's own
     clean accuracy (clean[s]: n per-image scores), averaged in log-rate. A seed that never reaches the target
@@ -426,7 +421,7 @@ def task_sufficient_rate_interval(
         [[sc, np.asarray(c)] for (_, sc), c in zip(curves, clean, strict=True)],
         statistic,
         scale=LOG,
-        **_common(weights, seeds, resamples, level, seed),
+        **_seed_interval_options(resampling),
     )
     reached = f"target reached on {out.defined} of {out.seeds} seeds"
     return replace(out, notes=(reached, *out.notes))
@@ -438,12 +433,8 @@ def bd_rate_difference_interval(
     curves_a2: Curves,
     curves_b2: Curves,
     *,
-    weights=None,
     higher_is_better: bool = True,
-    seeds: Sequence[str] | None = None,
-    resamples: int = 1000,
-    level: float = 0.95,
-    seed: int = 0,
+    **resampling: Unpack[Resampling],
 ) -> SeedInterval:
     """BD-rate(B1 vs A1) against BD-rate(B2 vs A2), e.g. the KD gain (KD on vs off) of one encoder against
     another's, all four curves on the same images: log(1 + BD₁) − log(1 + BD₂) per seed, reported as the
@@ -459,7 +450,7 @@ def bd_rate_difference_interval(
         ],
         lambda s, m: bd1[s](m[0], m[1]) - bd2[s](m[2], m[3]),
         scale=LOG_RATIO,
-        **_common(weights, seeds, resamples, level, seed),
+        **_seed_interval_options(resampling),
     )
 
 
