@@ -22,6 +22,7 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, TypedDict
 
 import torch
 
@@ -34,6 +35,9 @@ from codec.progress import progress
 from codec.stream_files import check_targets, expand_patterns
 
 from .encoders import collect_images, create_encoder, load_image
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack  # typing.Unpack is 3.11+; the project supports 3.10
 
 ENCODE_ERRORS = (
     InputError,
@@ -120,45 +124,46 @@ def _forward(encoder, pixels: torch.Tensor) -> dict[str, torch.Tensor]:
         return {k: v.clone() for k, v in encoder(pixels.to(next(encoder.parameters()).device)).items()}
 
 
+class EncodeOptions(TypedDict, total=False):
+    """What both encode paths take: the encoder (`frozen_encoder`'s keywords: checkpoint, random_init,
+    ignore_weights_mismatch, device) and the coding (coder, default DEFAULT_CODER; groups; threads)."""
+
+    checkpoint: str | Path | None
+    random_init: bool
+    ignore_weights_mismatch: bool
+    device: str
+    coder: str | None
+    groups: int | None
+    threads: int | None
+
+
+def _start(codec: LoadedCodec, targets: Sequence[Path], options: EncodeOptions) -> tuple[object, dict]:
+    """The frozen encoder and encode_features' coding keywords of one run; the targets' folders made."""
+    load = dict(options)
+    coding = {"coder": load.pop("coder", None) or DEFAULT_CODER}
+    coding.update(groups=load.pop("groups", None), threads=load.pop("threads", None))
+    encoder = frozen_encoder(codec, **load)
+    for folder in {t.parent for t in targets}:
+        folder.mkdir(parents=True, exist_ok=True)
+    return encoder, coding
+
+
 def encode_images(
     codec: LoadedCodec,
     paths: Sequence[Path],
     targets: Sequence[Path],
-    *,
-    checkpoint=None,
-    random_init=False,
-    ignore_weights_mismatch=False,
-    coder: str | None = None,
-    groups: int | None = None,
-    threads: int | None = None,
-    device: str = "cpu",
+    **options: Unpack[EncodeOptions],
 ) -> Iterator[tuple[Path, bytes, dict]]:
     """Yield (target, stream, timings) per image, one image at a time; the caller writes the streams.
     groups=None: one channel group per 2^18 latent symbols (codec.entropy.auto_groups), coded on `threads`."""
-    encoder = frozen_encoder(
-        codec,
-        checkpoint=checkpoint,
-        random_init=random_init,
-        ignore_weights_mismatch=ignore_weights_mismatch,
-        device=device,
-    )
-    for folder in {t.parent for t in targets}:
-        folder.mkdir(parents=True, exist_ok=True)
+    encoder, coding = _start(codec, targets, options)
     for path, target in zip(paths, targets, strict=True):
         pixels, source, read_s = _read(encoder, path)
         timings: dict = {"read_s": read_s}
         start = time.perf_counter()
         features = _forward(encoder, pixels.unsqueeze(0))
         timings["encoder_s"] = time.perf_counter() - start
-        (data,) = encode_features(
-            codec,
-            features,
-            coder=coder or DEFAULT_CODER,
-            groups=groups,
-            threads=threads,
-            sources=[source],
-            timings=timings,
-        )
+        (data,) = encode_features(codec, features, **coding, sources=[source], timings=timings)
         yield target, data, timings
 
 
@@ -173,11 +178,9 @@ class EncodedImage:
     error: str | None = None
 
 
-def _code(codec, path, target, features, source, timings, coder, groups, threads) -> EncodedImage:
+def _code(codec, path, target, features, source, timings, coding: dict) -> EncodedImage:
     try:
-        (data,) = encode_features(
-            codec, features, coder=coder, groups=groups, threads=threads, sources=[source], timings=timings
-        )
+        (data,) = encode_features(codec, features, **coding, sources=[source], timings=timings)
     except ENCODE_ERRORS as e:
         return EncodedImage(path, target, None, timings, f"{path}: {e}")
     return EncodedImage(path, target, data, timings)
@@ -194,16 +197,10 @@ def encode_image_files(
     paths: Sequence[Path],
     targets: Sequence[Path],
     *,
-    checkpoint=None,
-    random_init=False,
-    ignore_weights_mismatch=False,
-    coder: str | None = None,
-    groups: int | None = None,
-    threads: int | None = None,
-    device: str = "cpu",
     batch_size: int = 4,
     workers: int | None = None,
     show_progress: bool = True,
+    **options: Unpack[EncodeOptions],
 ) -> Iterator[EncodedImage]:
     """Yield an EncodedImage per path, in order: the same bytes encode_images writes, at more images/s.
 
@@ -214,17 +211,8 @@ def encode_image_files(
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be ≥ 1, got {batch_size}")
-    coder = coder or DEFAULT_CODER
     workers = default_threads() if workers is None else max(1, int(workers))
-    encoder = frozen_encoder(
-        codec,
-        checkpoint=checkpoint,
-        random_init=random_init,
-        ignore_weights_mismatch=ignore_weights_mismatch,
-        device=device,
-    )
-    for folder in {t.parent for t in targets}:
-        folder.mkdir(parents=True, exist_ok=True)
+    encoder, coding = _start(codec, targets, options)
     jobs = list(zip(paths, targets, strict=True))
     pending: deque[Future] = deque()
     with (
@@ -262,9 +250,7 @@ def encode_image_files(
                     timings["encoder_s"] = per_image
                     # a clone per image: the stream must not depend on the batch it was computed in
                     item = {k: v[b : b + 1].clone() for k, v in features.items()}
-                    slots[slot] = pool.submit(
-                        _code, codec, path, target, item, source, timings, coder, groups, threads
-                    )
+                    slots[slot] = pool.submit(_code, codec, path, target, item, source, timings, coding)
                 del features
             pending.extend(slots)
             while len(pending) > workers + batch_size or (pending and pending[0].done()):
