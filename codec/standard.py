@@ -18,6 +18,7 @@ output must be exactly the size the caller derived from its own checked metadata
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -197,6 +198,19 @@ def _run(args: list[str], data: bytes, what: str, error: type[Exception]) -> byt
     return done.stdout
 
 
+def _encode_args(pix_fmt: str, h: int, w: int, encoder: Sequence[str], muxer: str) -> list[str]:
+    """ffmpeg's arguments that code one raw H×W `pix_fmt` frame from stdin to a `muxer` stream on stdout."""
+    raw_input = f"-f rawvideo -pix_fmt {pix_fmt} -s {w}x{h} -i pipe:0 -frames:v 1".split()
+    return [*raw_input, *encoder, "-f", muxer, "pipe:1"]
+
+
+def _decode_args(h: int, w: int, demuxer: str, decoder: Sequence[str], pix_fmt: str) -> list[str]:
+    """ffmpeg's arguments that decode one H×W frame of a `demuxer` stream on stdin to raw `pix_fmt` on
+    stdout, on one thread, its allocation capped (`_allocation`)."""
+    head = ["-threads", "1", "-max_pixels", str(_allocation(h, w)), "-f", demuxer, *decoder]
+    return [*head, *"-i pipe:0 -frames:v 1 -f rawvideo -pix_fmt".split(), pix_fmt, "pipe:1"]
+
+
 def _yuv_frame(plane: np.ndarray) -> bytes:
     """A yuv420p10le frame whose luma is `plane` and whose chroma is mid-grey (512)."""
     h, w = plane.shape
@@ -232,22 +246,7 @@ def encode_plane(
     h, w = plane.shape
     if fmt.encoder == "libx265" and _pyav() is not None:
         return _encode_in_process(plane, fmt, int(qp), preset, threads)
-    args = [
-        "-f",
-        "rawvideo",
-        "-pix_fmt",
-        PIX_FMT,
-        "-s",
-        f"{w}x{h}",
-        "-i",
-        "pipe:0",
-        "-frames:v",
-        "1",
-        *fmt.encoder_args(int(qp), preset, threads),
-        "-f",
-        fmt.stream,
-        "pipe:1",
-    ]
+    args = _encode_args(PIX_FMT, h, w, fmt.encoder_args(int(qp), preset, threads), fmt.stream)
     return _run(args, _yuv_frame(plane), f"{fmt.encoder} encode of a {w}×{h} plane", StandardCodecError)
 
 
@@ -299,25 +298,7 @@ def decode_plane(data: bytes, standard: str, shape: tuple[int, int]) -> np.ndarr
     # one decoding thread: ffmpeg 9.0's multithreaded VVC decoder returns other samples for about one run in
     # four on the same stream (a race; tests/codec/models/test_packed.py), the decoded-sample checksums catch
     # it
-    args = [
-        "-threads",
-        "1",
-        "-max_pixels",
-        str(_allocation(h, w)),
-        "-f",
-        fmt.stream,
-        "-c:v",
-        fmt.decoder,
-        "-i",
-        "pipe:0",
-        "-frames:v",
-        "1",
-        "-f",
-        "rawvideo",
-        "-pix_fmt",
-        PIX_FMT,
-        "pipe:1",
-    ]
+    args = _decode_args(h, w, fmt.stream, ["-c:v", fmt.decoder], PIX_FMT)
     raw = _run(args, bytes(data), f"{fmt.decoder} decode", BitstreamError)
     expected = 2 * (h * w + 2 * (h // 2) * (w // 2))
     if len(raw) != expected:
@@ -374,22 +355,7 @@ def encode_image(rgb: np.ndarray, fmt_name: str, quality: float, *, threads: int
     if rgb.ndim != 3 or rgb.shape[2] != 3:
         raise ValueError(f"an image must be H×W×3 uint8, got shape {rgb.shape}")
     h, w = rgb.shape[:2]
-    args = [
-        "-f",
-        "rawvideo",
-        "-pix_fmt",
-        "rgb24",
-        "-s",
-        f"{w}x{h}",
-        "-i",
-        "pipe:0",
-        "-frames:v",
-        "1",
-        *fmt.encoder_args(quality, threads),
-        "-f",
-        fmt.muxer,
-        "pipe:1",
-    ]
+    args = _encode_args("rgb24", h, w, fmt.encoder_args(quality, threads), fmt.muxer)
     return _run(args, rgb.tobytes(), f"{fmt.encoder} encode of a {w}×{h} image", StandardCodecError)
 
 
@@ -398,24 +364,7 @@ def decode_image(data: bytes, fmt_name: str, shape: tuple[int, int]) -> np.ndarr
     fmt = image_format(fmt_name)
     h, w = int(shape[0]), int(shape[1])
     decoder = ["-c:v", fmt.decoder] if fmt.decoder else []
-    args = [
-        "-threads",
-        "1",
-        "-max_pixels",
-        str(_allocation(h, w)),
-        "-f",
-        fmt.demuxer,
-        *decoder,
-        "-i",
-        "pipe:0",
-        "-frames:v",
-        "1",
-        "-f",
-        "rawvideo",
-        "-pix_fmt",
-        "rgb24",
-        "pipe:1",
-    ]
+    args = _decode_args(h, w, fmt.demuxer, decoder, "rgb24")
     raw = _run(args, bytes(data), f"{fmt.name} decode", BitstreamError)
     if len(raw) != h * w * 3:
         raise BitstreamError(f"{fmt.name} image decodes to {len(raw)} bytes of RGB, expected {w}×{h}×3")
