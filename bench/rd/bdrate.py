@@ -76,6 +76,14 @@ def _mean_difference(xa, ya, xb, yb, method: str, axis: str, shown=lambda v: v) 
     return (_integral(xb, yb, lo, hi, method) - _integral(xa, ya, lo, hi, method)) / (hi - lo)
 
 
+def _hull_curves(rate_a, metric_a, rate_b, metric_b, higher_is_better: bool, method: str):
+    """(log-rate A, metric A, log-rate B, metric B) on each curve's hull."""
+    return (
+        *_hull_curve(rate_a, metric_a, higher_is_better, method, "curve A"),
+        *_hull_curve(rate_b, metric_b, higher_is_better, method, "curve B"),
+    )
+
+
 def bd_rate(
     rate_a: Sequence[float],
     metric_a: Sequence[float],
@@ -86,8 +94,7 @@ def bd_rate(
     higher_is_better: bool = True,
 ) -> float:
     """Percent rate change of B relative to A at equal accuracy (negative: B needs fewer bits)."""
-    la, ma = _hull_curve(rate_a, metric_a, higher_is_better, method, "curve A")
-    lb, mb = _hull_curve(rate_b, metric_b, higher_is_better, method, "curve B")
+    la, ma, lb, mb = _hull_curves(rate_a, metric_a, rate_b, metric_b, higher_is_better, method)
     # log-rate as a function of the metric, averaged over the common metric range
     mean_log_ratio = _mean_difference(ma, la, mb, lb, method, "metric")
     return float(np.expm1(mean_log_ratio) * 100.0)
@@ -103,8 +110,7 @@ def bd_metric(
     higher_is_better: bool = True,
 ) -> float:
     """Mean metric difference B − A at equal rate (BD-PSNR generalised), over the common log-rate range."""
-    la, ma = _hull_curve(rate_a, metric_a, higher_is_better, method, "curve A")
-    lb, mb = _hull_curve(rate_b, metric_b, higher_is_better, method, "curve B")
+    la, ma, lb, mb = _hull_curves(rate_a, metric_a, rate_b, metric_b, higher_is_better, method)
     # the metric as a function of log-rate, averaged over the common rate range
     return float(_mean_difference(la, ma, lb, mb, method, "rate", shown=np.exp))
 
