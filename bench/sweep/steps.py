@@ -238,6 +238,12 @@ def _features(s: dict, inputs: dict, out: Path, run_dir: Path, progress: bool) -
     return {"samples": sum(len(shard["ids"]) for shard in record["shards"]), "grid": record["grid"]}
 
 
+def _training(s: dict, progress: bool) -> dict:
+    """The keywords every training step hands its trainer: schedule, seed, device, checkpointing."""
+    keys = ("steps", "batch_size", "lr", "seed", "device")
+    return {**{k: s[k] for k in keys}, "progress": progress, **s["checkpoint"]}
+
+
 def _codec_hparams(s: dict) -> dict:
     return {
         k: v
@@ -254,15 +260,9 @@ def _codec_set(s: dict, inputs: dict, out: Path, run_dir: Path, progress: bool) 
         FeatureCache(inputs["features"][0] / "features"),
         [out / "codecs" / str(i) for i in range(len(s["lambdas"]))],
         lambdas=s["lambdas"],
-        steps=s["steps"],
-        batch_size=s["batch_size"],
-        lr=s["lr"],
-        seed=s["seed"],
         hparams=_codec_hparams(s),
-        device=s["device"],
-        progress=progress,
         resume=True,
-        **s["checkpoint"],
+        **_training(s, progress),
     )
     return {"codec_ids": [c.codec_id for c in codecs]}
 
@@ -301,15 +301,9 @@ def _codec(s: dict, inputs: dict, out: Path, run_dir: Path, progress: bool) -> d
         out / "codec",
         lmbda=s["lambda"],
         kind=s["model"],
-        steps=s["steps"],
-        batch_size=s["batch_size"],
-        lr=s["lr"],
-        seed=s["seed"],
         hparams=hparams,
-        device=s["device"],
-        progress=progress,
         resume=True,
-        **s["checkpoint"],
+        **_training(s, progress),
     )
     return {
         "codec_id": codec.codec_id,
@@ -344,13 +338,7 @@ def _neck(s: dict, inputs: dict, out: Path, run_dir: Path, progress: bool) -> di
         neck_inputs=str(features[0] / "inputs") if features else None,
         streams=str(streams[0] / "decoded") if streams else None,
         train_head=s["train_head"],
-        steps=s["steps"],
-        batch_size=s["batch_size"],
-        lr=s["lr"],
-        seed=s["seed"],
-        device=s["device"],
-        progress=progress,
-        **s["checkpoint"],
+        **_training(s, progress),
         **weights,
     )
     ranks = int(s["ranks"])
