@@ -291,3 +291,59 @@ def write_nyu_folder(
         else:
             Image.fromarray(np.round(depth[i] * 1000).astype(np.uint16)).save(d / f"{depth_name}.png")
     return root
+
+
+def write_task_data(root: str | Path) -> dict[str, str]:
+    """The three fixture datasets above under `root`, as the data spec of each task."""
+    root = Path(root)
+    ann, img = write_coco_keypoints(root / "kpts")
+    cann, cimg = write_coco_captions(root / "caps")
+    return {
+        "depth": f"nyuv2:{write_nyu_folder(root / 'nyu')}",
+        "pose": f"coco-kpts:{ann}:{img}",
+        "caption": f"coco-caps:{cann}:{cimg}",
+    }
+
+
+def save_tiny_heads(root: str | Path) -> dict[str, Path]:
+    """A tiny head per task saved with `save_pretrained` under root/head-TASK."""
+    from probes.heads.tiny import save_tiny_head
+
+    return {task: save_tiny_head(task, Path(root) / f"head-{task}") for task in ("depth", "pose", "caption")}
+
+
+# The smallest neck that trains in seconds on CPU: TrainNeckOptions fields, and as train-neck flags.
+TINY_NECK = dict(
+    encoder="mini-hiera-random",
+    random_init=True,
+    resolution=64,
+    neck_layers=1,
+    neck_dim=32,
+    neck_heads=4,
+    batch_size=2,
+)
+ON_CPU = ["--device", "cpu", "--workers", "0"]  # the CLI flags of a test run: no GPU, no worker processes
+
+
+def cli_flags(options: dict) -> list[str]:
+    """TrainNeckOptions fields as command-line flags (a True bool: the bare flag)."""
+    flags: list[str] = []
+    for name, value in options.items():
+        flags += [f"--{name.replace('_', '-')}", *([] if value is True else [str(value)])]
+    return flags
+
+
+def run_cli(*args):
+    """`featcodec ARGS...` in process (every argument str()-ed); exceptions propagate."""
+    from click.testing import CliRunner
+
+    from bench.cli import main
+
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+
+def eval_json(neck, data: str, *extra) -> dict:
+    """`featcodec eval --json` of a trained neck on CPU, which must succeed: the result it prints."""
+    r = run_cli("eval", "--neck", neck, "--data", data, "--json", *ON_CPU, *extra)
+    assert r.exit_code == 0, r.output
+    return json.loads(r.stdout)

@@ -104,7 +104,7 @@ def test_evaluation_records_the_remote_and_packed_anchors_with_their_complexity(
     from probes.evaluate import evaluate_neck
     from probes.heads.tiny import save_tiny_head
     from probes.training import TrainNeckOptions, train_neck
-    from tests.probes.fixtures import write_nyu_folder
+    from tests.probes.fixtures import TINY_NECK, write_nyu_folder
 
     data = f"nyuv2:{write_nyu_folder(tmp_path / 'nyu')}"
     head = f"hf:{save_tiny_head('depth', tmp_path / 'head')}"
@@ -113,14 +113,8 @@ def test_evaluation_records_the_remote_and_packed_anchors_with_their_complexity(
             task="depth",
             head=head,
             data=data,
-            encoder="mini-hiera-random",
-            random_init=True,
-            resolution=64,
-            neck_layers=1,
-            neck_dim=32,
-            neck_heads=4,
+            **TINY_NECK,
             steps=1,
-            batch_size=2,
             warmup_steps=0,
             progress=False,
         ),

@@ -5,56 +5,26 @@ from __future__ import annotations
 import json
 
 import pytest
-from click.testing import CliRunner
 
-from bench.cli import main
-from probes.heads.tiny import save_tiny_head
-from tests.probes.fixtures import write_coco_captions, write_coco_keypoints, write_nyu_folder
+from tests.probes.fixtures import ON_CPU, TINY_NECK, cli_flags, save_tiny_heads, write_task_data
+from tests.probes.fixtures import eval_json as evaluate
+from tests.probes.fixtures import run_cli as run
 
-FAST = [
-    "--encoder",
-    "mini-hiera-random",
-    "--random-init",
-    "--resolution",
-    "64",
-    "--neck-layers",
-    "1",
-    "--neck-dim",
-    "32",
-    "--neck-heads",
-    "4",
-    "--batch-size",
-    "2",
-    "--lr",
-    "1e-3",
-    "--device",
-    "cpu",
-    "--workers",
-    "0",
-]
+FAST = [*cli_flags(TINY_NECK), "--lr", "1e-3", *ON_CPU]
 
 
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
     root = tmp_path_factory.mktemp("cli")
-    ann, img = write_coco_keypoints(root / "kpts")
-    cann, cimg = write_coco_captions(root / "caps")
     return {
         "root": root,
-        "depth": f"nyuv2:{write_nyu_folder(root / 'nyu')}",
-        "pose": f"coco-kpts:{ann}:{img}",
-        "caption": f"coco-caps:{cann}:{cimg}",
-        "heads": {t: str(save_tiny_head(t, root / f"head-{t}")) for t in ("depth", "pose", "caption")},
+        **write_task_data(root),
+        "heads": {t: str(path) for t, path in save_tiny_heads(root).items()},
     }
 
 
-def run(*args):
-    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
-
-
-@pytest.mark.parametrize("task", ["depth", "pose", "caption"])
-def test_train_neck_then_eval_round_trip_with_json(files, tmp_path, task):
-    neck = tmp_path / "neck"
+def train(files, task: str, neck, *extra) -> None:
+    """`train-neck` of the tiny neck on `task`'s fixture data and tiny head; it must succeed."""
     r = run(
         "train-neck",
         *FAST,
@@ -64,32 +34,18 @@ def test_train_neck_then_eval_round_trip_with_json(files, tmp_path, task):
         files["heads"][task],
         "--data",
         files[task],
-        "--steps",
-        3,
-        "--kd",
-        0.5,
+        *extra,
         "-o",
         neck,
     )
     assert r.exit_code == 0, r.output
-    r = run(
-        "eval",
-        "--neck",
-        neck,
-        "--data",
-        files[task],
-        "--json",
-        "--max-new-tokens",
-        5,
-        "--device",
-        "cpu",
-        "--workers",
-        0,
-        "-o",
-        tmp_path / "result.json",
-    )
-    assert r.exit_code == 0, r.output
-    result = json.loads(r.stdout)
+
+
+@pytest.mark.parametrize("task", ["depth", "pose", "caption"])
+def test_train_neck_then_eval_round_trip_with_json(files, tmp_path, task):
+    neck = tmp_path / "neck"
+    train(files, task, neck, "--steps", 3, "--kd", 0.5)
+    result = evaluate(neck, files[task], "--max-new-tokens", 5, "-o", tmp_path / "result.json")
     assert result == json.loads((tmp_path / "result.json").read_text())
     assert result["task"] == task and result["random_init"] is True
     assert result["encoder"]["name"] == "mini-hiera-random" and result["encoder"]["resolution"] == 64
@@ -156,23 +112,7 @@ def test_train_neck_resume_continues_and_refuses_to_overwrite(files, tmp_path):
 
 def test_cross_neck_from_the_cli(files, tmp_path):
     first, second = tmp_path / "first", tmp_path / "second"
-    assert (
-        run(
-            "train-neck",
-            *FAST,
-            "--task",
-            "depth",
-            "--head",
-            files["heads"]["depth"],
-            "--data",
-            files["depth"],
-            "--steps",
-            2,
-            "-o",
-            first,
-        ).exit_code
-        == 0
-    )
+    train(files, "depth", first, "--steps", 2)
     r = run(
         "train-neck",
         "--task",
@@ -191,17 +131,12 @@ def test_cross_neck_from_the_cli(files, tmp_path):
         4,
         "--steps",
         2,
-        "--device",
-        "cpu",
-        "--workers",
-        0,
+        *ON_CPU,
         "-o",
         second,
     )
     assert r.exit_code == 0, r.output
-    r = run("eval", "--neck", second, "--data", files["pose"], "--json", "--device", "cpu", "--workers", 0)
-    assert r.exit_code == 0, r.output
-    assert json.loads(r.stdout)["neck"]["after"]["task"] == "depth"
+    assert evaluate(second, files["pose"])["neck"]["after"]["task"] == "depth"
 
 
 @pytest.mark.parametrize(
@@ -275,38 +210,7 @@ def test_eval_through_a_codec_records_bits_per_pixel(files, tmp_path):
         lmbda=0.0,
     )
     neck = tmp_path / "neck"
-    r = run(
-        "train-neck",
-        *FAST,
-        "--task",
-        "pose",
-        "--head",
-        files["heads"]["pose"],
-        "--data",
-        files["pose"],
-        "--codec",
-        codec,
-        "--steps",
-        2,
-        "-o",
-        neck,
-    )
-    assert r.exit_code == 0, r.output
-    r = run(
-        "eval",
-        "--neck",
-        neck,
-        "--data",
-        files["pose"],
-        "--codec",
-        codec,
-        "--json",
-        "--device",
-        "cpu",
-        "--workers",
-        0,
-    )
-    assert r.exit_code == 0, r.output
-    result = json.loads(r.stdout)
+    train(files, "pose", neck, "--codec", codec, "--steps", 2)
+    result = evaluate(neck, files["pose"], "--codec", codec)
     assert result["bpp"] > 0 and result["codec"]["kind"] == "uniform" and result["codec"]["images"] == 4
     assert result["neck"]["trained_codec"]["dir"] == str(codec.resolve())

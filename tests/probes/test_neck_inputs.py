@@ -11,6 +11,7 @@ import torch
 
 from probes.neck_inputs import RECORD, NeckInputs, NeckInputsError, write_neck_inputs
 from probes.training import TrainNeckOptions, train_neck
+from tests.probes.fixtures import TINY_NECK
 
 SPLIT = dict(task="depth", head="builtin:depth", data="synthetic:depth", split="train", limit=5)
 ENCODER = dict(encoder="mini-hiera", resolution=64, encoder_weights={"random_init": True})
@@ -30,14 +31,8 @@ def _opts(**kw) -> TrainNeckOptions:
         data="synthetic:depth",
         split="train",
         limit=5,
-        encoder="mini-hiera",
-        random_init=True,
-        resolution=64,
-        neck_layers=1,
-        neck_dim=32,
-        neck_heads=4,
+        **{**TINY_NECK, "encoder": "mini-hiera"},
         steps=3,
-        batch_size=2,
         lr=2e-3,
         warmup_steps=0,
         progress=False,

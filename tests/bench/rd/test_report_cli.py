@@ -194,7 +194,7 @@ def test_real_eval_results_through_uniform_codecs(tmp_path):
     from codec.models import create_codec
     from probes.encoders import get_spec
     from probes.heads.tiny import save_tiny_head
-    from tests.probes.fixtures import write_nyu_folder
+    from tests.probes.fixtures import ON_CPU, TINY_NECK, cli_flags, write_nyu_folder
 
     data = f"nyuv2:{write_nyu_folder(tmp_path / 'nyu')}"
     head = save_tiny_head("depth", tmp_path / "head")
@@ -206,11 +206,8 @@ def test_real_eval_results_through_uniform_codecs(tmp_path):
             main,
             [
                 "train-neck",
-                "--encoder",
-                enc,
-                "--random-init",
-                "--resolution",
-                "64",
+                *cli_flags({**TINY_NECK, "encoder": enc}),
+                *ON_CPU,
                 "--task",
                 "depth",
                 "--head",
@@ -219,20 +216,8 @@ def test_real_eval_results_through_uniform_codecs(tmp_path):
                 data,
                 "--level",
                 "stage4",
-                "--neck-layers",
-                "1",
-                "--neck-dim",
-                "32",
-                "--neck-heads",
-                "4",
-                "--batch-size",
-                "2",
                 "--steps",
                 "2",
-                "--device",
-                "cpu",
-                "--workers",
-                "0",
                 "-o",
                 str(neck),
             ],

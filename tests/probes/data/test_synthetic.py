@@ -2,35 +2,27 @@
 
 from __future__ import annotations
 
-import json
 import pickle
 import re
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 from PIL import Image
 from pycocotools.coco import COCO
 
-from bench.cli import main
 from probes.data import DATASETS, DEPTH_RANGE, CropTransform, DatasetError, open_dataset
 from probes.data.synthetic import datasets as synthetic_datasets
 from probes.data.synthetic.rooms import SURFACES
 from probes.data.synthetic.shapes import Shape, _candidate_captions
 from probes.tasks import get_task
-from tests.probes.fixtures import write_coco_captions, write_coco_keypoints, write_nyu_folder
+from tests.probes.fixtures import ON_CPU, TINY_NECK, cli_flags, eval_json, run_cli, write_task_data
 
 
 @pytest.fixture(scope="module")
 def real(tmp_path_factory):
     """The fixture datasets of the real sources, to compare sample formats against."""
-    root = tmp_path_factory.mktemp("real")
-    kann, kimg = write_coco_keypoints(root / "kpts")
-    cann, cimg = write_coco_captions(root / "caps")
     return {
-        "depth": open_dataset(f"nyuv2:{write_nyu_folder(root / 'nyu')}"),
-        "pose": open_dataset(f"coco-kpts:{kann}:{kimg}"),
-        "caption": open_dataset(f"coco-caps:{cann}:{cimg}"),
+        task: open_dataset(spec) for task, spec in write_task_data(tmp_path_factory.mktemp("real")).items()
     }
 
 
@@ -273,29 +265,10 @@ def test_relation_captions_say_what_the_layout_shows():
 
 def test_train_neck_then_eval_on_synthetic_depth(tmp_path):
     neck = tmp_path / "neck"
-
-    def run(*args):
-        return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
-
-    r = run(
+    r = run_cli(
         "train-neck",
-        "--encoder",
-        "mini-hiera-random",
-        "--random-init",
-        "--resolution",
-        64,
-        "--neck-layers",
-        1,
-        "--neck-dim",
-        32,
-        "--neck-heads",
-        4,
-        "--batch-size",
-        2,
-        "--device",
-        "cpu",
-        "--workers",
-        0,
+        *cli_flags(TINY_NECK),
+        *ON_CPU,
         "--task",
         "depth",
         "--head",
@@ -309,23 +282,6 @@ def test_train_neck_then_eval_on_synthetic_depth(tmp_path):
         neck,
     )
     assert r.exit_code == 0, r.output
-    r = run(
-        "eval",
-        "--neck",
-        neck,
-        "--data",
-        "synthetic:depth",
-        "--split",
-        "test",
-        "--limit",
-        2,
-        "--json",
-        "--device",
-        "cpu",
-        "--workers",
-        0,
-    )
-    assert r.exit_code == 0, r.output
-    result = json.loads(r.stdout)
+    result = eval_json(neck, "synthetic:depth", "--split", "test", "--limit", 2)
     assert result["data"] == {"spec": "synthetic:depth", "split": "test", "limit": 2, "samples": 2}
     assert result["metrics"]["num_images"] == 2.0 and 0 < result["metrics"]["abs_rel"] < float("inf")

@@ -9,39 +9,14 @@ import sys
 import torch
 from safetensors.torch import load_file
 
+from tests.probes.fixtures import ON_CPU, TINY_NECK, cli_flags
+
 ARGS = [
     "train-neck",
-    "--task",
-    "depth",
-    "--head",
-    "builtin:depth",
-    "--data",
-    "synthetic:depth",
-    "--split",
-    "train",
-    "--limit",
-    "8",
-    "--encoder",
-    "mini-hiera-random",
-    "--random-init",
-    "--resolution",
-    "64",
-    "--neck-layers",
-    "1",
-    "--neck-dim",
-    "16",
-    "--neck-heads",
-    "2",
-    "--steps",
-    "3",
-    "--batch-size",
-    "4",
-    "--lr",
-    "1e-3",
-    "--device",
-    "cpu",
-    "--workers",
-    "0",
+    *"--task depth --head builtin:depth --data synthetic:depth --split train --limit 8".split(),
+    *cli_flags({**TINY_NECK, "neck_dim": 16, "neck_heads": 2, "batch_size": 4}),
+    *"--steps 3 --lr 1e-3".split(),
+    *ON_CPU,
 ]
 # Each rank scores half of every batch; DDP averages the two half-batch gradients, which equals the
 # full batch's gradient up to float summation order: a few ulps per step, amplified a little by Adam.

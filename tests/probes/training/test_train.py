@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -11,29 +12,21 @@ from safetensors.torch import load_file
 from codec.batching import batch_indices
 from codec.checkpoint import CheckpointError
 from probes.encoders import create_encoder, extract_features
-from probes.heads.tiny import save_tiny_head
 from probes.training import NeckDirError, TrainNeckOptions, build_feature_source, train_neck
 from probes.training import loop as loop_module
-from tests.probes.fixtures import write_coco_captions, write_coco_keypoints, write_nyu_folder
+from tests.probes.fixtures import TINY_NECK, save_tiny_heads, write_task_data
 
 
 @pytest.fixture(scope="module")
 def probe(tmp_path_factory):
     """Fixture datasets in their real formats and tiny heads saved with `save_pretrained`."""
     root = tmp_path_factory.mktemp("probe")
-    ann, img = write_coco_keypoints(root / "kpts")
-    cann, cimg = write_coco_captions(root / "caps")
+    data = write_task_data(root)
     return {
         "root": root,
-        "data": {
-            "depth": f"nyuv2:{write_nyu_folder(root / 'nyu')}",
-            "pose": f"coco-kpts:{ann}:{img}",
-            "caption": f"coco-caps:{cann}:{cimg}",
-        },
-        "caption_images": cimg,
-        "head": {
-            task: f"hf:{save_tiny_head(task, root / f'head-{task}')}" for task in ("depth", "pose", "caption")
-        },
+        "data": data,
+        "caption_images": Path(data["caption"].split(":")[2]),
+        "head": {task: f"hf:{path}" for task, path in save_tiny_heads(root).items()},
     }
 
 
@@ -42,14 +35,8 @@ def _opts(probe, task, **kw) -> TrainNeckOptions:
         task=task,
         head=probe["head"][task],
         data=probe["data"][task],
-        encoder="mini-hiera-random",
-        random_init=True,
-        resolution=64,
-        neck_layers=1,
-        neck_dim=32,
-        neck_heads=4,
+        **TINY_NECK,
         steps=12,
-        batch_size=2,
         lr=2e-3,
         warmup_steps=0,
         progress=False,
