@@ -359,7 +359,7 @@ def _train_neck_distributed(opts, out: Path, ranks: int) -> dict:
     import torch
 
     from codec.files import atomic_write_json
-    from probes.training import read_neck_config
+    from probes.training import read_neck_config, torchrun_command
 
     options = out / "neck-options.json"
     atomic_write_json(options, {**dataclasses.asdict(opts), "progress": False})
@@ -371,18 +371,7 @@ def _train_neck_distributed(opts, out: Path, ranks: int) -> dict:
         "OMP_NUM_THREADS": str(torch.get_num_threads()),
     }
     launched = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--standalone",
-            "--nproc_per_node",
-            str(ranks),
-            "-m",
-            "bench.sweep.distributed",
-            str(options),
-            str(out / "neck"),
-        ],
+        torchrun_command(ranks, "bench.sweep.distributed", str(options), str(out / "neck")),
         env=env,
         capture_output=True,
         text=True,

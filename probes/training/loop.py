@@ -22,6 +22,7 @@ import math
 import os
 import random
 import shutil
+import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -136,6 +137,13 @@ class StepBatches(Sampler):
 
     def __len__(self) -> int:
         return max(0, self.steps - self.start)
+
+
+def torchrun_command(ranks: int, module: str, *args: str) -> list[str]:
+    """`python -m MODULE ARGS...` as `ranks` torchrun processes on this machine (each joins the process
+    group in `distributed_context`)."""
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(ranks)]
+    return [*launcher, "-m", module, *args]
 
 
 def distributed_context(device: torch.device) -> tuple[int, int]:

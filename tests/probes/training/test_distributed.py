@@ -9,6 +9,7 @@ import sys
 import torch
 from safetensors.torch import load_file
 
+from probes.training import torchrun_command
 from tests.probes.fixtures import ON_CPU, TINY_NECK, cli_flags
 
 ARGS = [
@@ -33,19 +34,7 @@ def test_two_process_gloo_run_matches_one_process(tmp_path):
         [sys.executable, "-m", "bench", *ARGS, "-o", str(single)], check=True, env=_env(), capture_output=True
     )
     launched = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--standalone",
-            "--nproc_per_node",
-            "2",
-            "-m",
-            "bench",
-            *ARGS,
-            "-o",
-            str(ddp),
-        ],
+        torchrun_command(2, "bench", *ARGS, "-o", str(ddp)),
         env=_env(),
         capture_output=True,
         text=True,
