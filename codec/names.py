@@ -19,3 +19,11 @@ STREAM_FORMAT = "featcodec-fcb"  # the `format` of a parsed .fcb header (docs/bi
 CODEC_FORMAT, CODEC_FORMAT_VERSION = "featcodec-codec", 1  # a codec directory's config.json (codec_dir.py)
 # the `complexity` record of a coded evaluation (codec.complexity.codec_complexity, probes.anchors; bench.rd)
 COMPLEXITY_FIELDS = ("encoder_kmac_per_pixel", "decoder_kmac_per_pixel", "encode_ms", "decode_ms")
+
+
+def schema_record(schema: tuple[str, ...], fields: dict) -> dict:
+    """`fields` in the order of `schema`, which must name exactly its keys: how a producer writes a record
+    whose schema is declared in a names module (its readers import the same schema)."""
+    if set(fields) != set(schema):
+        raise AssertionError(f"a record's fields {sorted(fields)} are not its schema's {list(schema)}")
+    return {name: fields[name] for name in schema}

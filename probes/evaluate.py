@@ -21,11 +21,12 @@ import torch
 from torch.utils.data import DataLoader
 
 from codec.files import package_versions
+from codec.names import schema_record
 from codec.progress import progress as progress_bar
 from probes.anchors import RemoteInference, coding_complexity
 from probes.data import collate_samples
 from probes.heads import load_head
-from probes.names import EVAL_FORMAT, ZERO_RATE_FORMAT
+from probes.names import EVAL_FIELDS, EVAL_FORMAT, ZERO_RATE_FORMAT
 from probes.tasks import Task
 from probes.training.neck_dir import HEAD_DIR, load_neck
 from probes.training.objectives import open_task_data, predict, task_for
@@ -147,11 +148,10 @@ def evaluate_neck(
         )
     metrics, per_image = task_for(head).evaluate_per_image(predictions, dataset)
 
-    return {
+    record = {
         "format": EVAL_FORMAT,
         "task": task,
         "metrics": metrics,
-        # each test image's own scores (probes.tasks.base.per_image_scores): the report's bootstrap
         "per_image": per_image,
         "encoder": described,
         "random_init": bool(described.get("random_init")),
@@ -179,6 +179,7 @@ def evaluate_neck(
         "machine": platform.machine(),
         "versions": package_versions(),
     }
+    return schema_record(EVAL_FIELDS, record)
 
 
 def evaluate_zero_rate(

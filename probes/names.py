@@ -19,8 +19,31 @@ FEATURE_DTYPES = ("bfloat16", "float16", "float32")  # probes.encoders.extract.D
 
 # -- formats ---------------------------------------------------------------------------------------
 EVAL_FORMAT = "featcodec-eval"  # an evaluation result (probes/evaluate.py; read by bench.rd)
+# an evaluation's rates: `bpp` (stream bits per input pixel) and its `codec` record's `payload_bpp`
+# (probes/training/sources.py, probes/anchors.py)
+RATE_FIELDS = ("bpp", "payload_bpp")
+EVAL_FIELDS = (  # the fields of an evaluation result, in the order probes/evaluate.py writes them
+    "format",
+    "task",
+    "metrics",
+    "per_image",  # each test image's own scores (probes.tasks.base.per_image_scores): the report's bootstrap
+    "encoder",
+    "random_init",
+    "neck",
+    "head",
+    "codec",
+    "bpp",
+    "complexity",
+    "data",
+    "generation",
+    "seconds",
+    "device",
+    "machine",
+    "versions",
+)
 ZERO_RATE_FORMAT = "featcodec-zero-rate"  # the feature-free prediction's result (probes/evaluate.py)
 CACHE_FORMAT, CACHE_FORMAT_VERSION = "featcodec-feature-cache", 1  # a feature cache's manifest.json
 NECK_FORMAT, NECK_FORMAT_VERSION = "featcodec-neck", 1  # a neck directory's config.json
 HEAD_FORMAT = "featcodec-head"  # a built-in head directory's config.json
 DECODED_SPLIT_FORMAT, DECODED_SPLIT_FORMAT_VERSION = "featcodec-decoded-split", 1  # probes/streams.py
+NECK_INPUTS_FORMAT, NECK_INPUTS_FORMAT_VERSION = "featcodec-neck-inputs", 1  # probes/neck_inputs.py

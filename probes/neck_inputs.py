@@ -28,10 +28,10 @@ import torch
 from codec.errors import InputError
 from codec.files import atomic_write_json, read_json_document, save_tensors
 
+from .names import NECK_INPUTS_FORMAT as FORMAT
+from .names import NECK_INPUTS_FORMAT_VERSION as FORMAT_VERSION
 from .training.sources import FeatureSource
 
-FORMAT = "featcodec-neck-inputs"
-FORMAT_VERSION = 1
 RECORD = "inputs.json"
 SHARD_SIZE = 64
 STORED_DTYPE = torch.float16

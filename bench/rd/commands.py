@@ -7,8 +7,9 @@ from pathlib import Path
 import click
 
 from codec.errors import InputError
+from probes.names import RATE_FIELDS
 
-from .results import RATE_FIELDS, ResultsError
+from .results import ResultsError
 
 
 def _directions(items: tuple[str, ...]) -> dict[str, bool]:

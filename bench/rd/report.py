@@ -18,6 +18,7 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
+from bench.names import REPORT_FORMAT, REPORT_FORMAT_VERSION
 from codec.files import atomic_write_bytes, atomic_write_json
 
 from . import seeds as seed_stats
@@ -35,12 +36,11 @@ from .curves import PRIMARY_METRIC, metric_direction
 from .markdown import RATE_NAMES, format_markdown
 from .plot import plot_section
 from .records import Report, Section, ZeroRate
-from .results import LEARNED, REPORT_FORMAT, Curve, RatePoint, ResultsError, group_curves
+from .results import LEARNED, Curve, RatePoint, ResultsError, group_curves
 from .verdicts import findings
 
 # 3: curves per seed, across-seed estimates with seed-aware intervals, verdicts; 4: the standard's anchors
 # (sections' standard_anchors, versus_standard, complexity)
-REPORT_FORMAT_VERSION = 4
 
 
 def _section_metrics(task: str, curves: list[Curve], metrics: Sequence[str] | None) -> list[str]:

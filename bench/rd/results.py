@@ -26,12 +26,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench.names import REPORT_FORMAT, SWEEP_RECORD
 from codec.errors import InputError
 from codec.names import COMPLEXITY_FIELDS
 from probes.names import EVAL_FORMAT, ZERO_RATE_FORMAT
 
-REPORT_FORMAT = "featcodec-report"
-RATE_FIELDS = ("bpp", "payload_bpp")
 LEARNED = "learned"  # the codec family of every point not through a standard anchor
 
 # How the neck of a point relates to the codec it is scored through.
@@ -307,7 +306,7 @@ def eval_point(result: dict, source: str) -> RatePoint:
 def _seed(result: dict, source: str) -> int | None:
     """A sweep row's seed (codec and neck), else the neck's own training
     seed, else None (one unnamed seed)."""
-    for path in ("sweep.seed", "neck.seed"):
+    for path in (f"{SWEEP_RECORD}.seed", "neck.seed"):
         value = _get(result, path, source, optional=True)
         if value is not None:
             if not isinstance(value, int) or isinstance(value, bool):

@@ -27,13 +27,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench.names import CALIBRATION_FORMAT, CALIBRATION_VERSION
 from codec.errors import InputError
 
 from .graph import Step, neck_grid
 from .study import DataSplit, Study
 
 CALIBRATION_DIR = Path(__file__).parent / "calibration"
-CALIBRATION_FORMAT, CALIBRATION_VERSION = "featcodec-calibration", 1
 FP16, FP32 = 2, 4
 GiB = 2**30
 

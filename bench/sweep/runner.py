@@ -26,11 +26,13 @@ from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.names import POINT_KINDS, SWEEP_FIELDS, SWEEP_RECORD, SWEEP_RESULTS, ZERO_RATE_SWEEP_FIELDS
 from codec.errors import InputError
 from codec.files import atomic_write_bytes, atomic_write_json
+from codec.names import schema_record
 
 from .graph import Step, plan_steps
-from .steps import RESULTS, STEP_FILE, run_step, step_dir
+from .steps import STEP_FILE, run_step, step_dir
 from .study import Study, load_study
 
 EXECUTORS = ("local", "ray")
@@ -50,7 +52,7 @@ class SweepOutcome:
 
     @property
     def results(self) -> Path:
-        return self.run_dir / RESULTS
+        return self.run_dir / SWEEP_RESULTS
 
 
 def is_done(run_dir: Path, step: Step) -> bool:
@@ -75,19 +77,19 @@ def _append_line(path: Path, obj: dict) -> None:
         os.fsync(f.fileno())
 
 
-POINT_KINDS = ("eval", "zero-rate")  # steps whose result is a line of results.jsonl
-
-
 def _result_row(run_dir: Path, study: Study, step: Step) -> dict:
     result = json.loads((step_dir(run_dir, step.id) / "result.json").read_text())
     if step.kind == "zero-rate":
-        result["sweep"] = {
-            "study": study.name,
-            "step": step.id,
-            "task": step.settings["task"],
-            "test": step.settings["test"],
-            "lambda": None,
-        }
+        result[SWEEP_RECORD] = schema_record(
+            ZERO_RATE_SWEEP_FIELDS,
+            {
+                "study": study.name,
+                "step": step.id,
+                "task": step.settings["task"],
+                "test": step.settings["test"],
+                "lambda": None,
+            },
+        )
         return result
     neck = step.input("neck")[0]
     codec = step.input("codec")
@@ -104,24 +106,27 @@ def _result_row(run_dir: Path, study: Study, step: Step) -> dict:
         if remote
         else None
     )
-    result["sweep"] = {
-        "study": study.name,
-        "step": step.id,
-        "neck_step": neck.id,
-        "codec_step": codec[0].id if codec else None,
-        "encoder": ns["encoder"],
-        "task": ns["task"],
-        "layers": ns["layers"],
-        "kd": ns["kd"],
-        "mode": ns["mode"],
-        "seed": ns["seed"],
-        "lambda": codec[0].settings.get("lambda") if codec else None,
-        "after": after[0].settings["task"] if after else None,
-        "test": step.settings["test"],
-        "codec": study.codec.settings() | {"coder": study.codec.coder} if codec and not packed else None,
-        "anchor": anchor,
-        "anchor_point": codec[0].settings["qp"] if packed else remote["quality"] if remote else None,
-    }
+    result[SWEEP_RECORD] = schema_record(
+        SWEEP_FIELDS,
+        {
+            "study": study.name,
+            "step": step.id,
+            "neck_step": neck.id,
+            "codec_step": codec[0].id if codec else None,
+            "encoder": ns["encoder"],
+            "task": ns["task"],
+            "layers": ns["layers"],
+            "kd": ns["kd"],
+            "mode": ns["mode"],
+            "seed": ns["seed"],
+            "lambda": codec[0].settings.get("lambda") if codec else None,
+            "after": after[0].settings["task"] if after else None,
+            "test": step.settings["test"],
+            "codec": study.codec.settings() | {"coder": study.codec.coder} if codec and not packed else None,
+            "anchor": anchor,
+            "anchor_point": codec[0].settings["qp"] if packed else remote["quality"] if remote else None,
+        },
+    )
     return result
 
 
@@ -129,7 +134,7 @@ def _write_results(run_dir: Path, study: Study, steps: list[Step]) -> None:
     """results.jsonl in plan order, holding every finished eval once (atomic rewrite)."""
     rows = [_result_row(run_dir, study, s) for s in steps if s.kind in POINT_KINDS and is_done(run_dir, s)]
     atomic_write_bytes(
-        run_dir / RESULTS, "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows).encode()
+        run_dir / SWEEP_RESULTS, "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows).encode()
     )
 
 
@@ -272,7 +277,7 @@ def run_sweep(
                 ran.append(step.id)
                 display.finish(step, seconds)
                 if step.kind in POINT_KINDS:
-                    _append_line(run_dir / RESULTS, _result_row(run_dir, study, step))
+                    _append_line(run_dir / SWEEP_RESULTS, _result_row(run_dir, study, step))
     finally:
         display.close()
         if pool is not None:

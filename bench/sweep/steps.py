@@ -29,9 +29,9 @@ import json
 from contextlib import contextmanager
 from pathlib import Path
 
+from bench.names import SWEEP_RESULTS
 from codec.errors import InputError
 
-RESULTS = "results.jsonl"
 REPORT_DIR = "report"
 STEP_FILE = "step.json"
 SUMMARY = "summary.md"
@@ -455,7 +455,9 @@ def _report(s: dict, inputs: dict, out: Path, run_dir: Path, progress: bool) -> 
     from bench.rd.markdown import summary_table
     from codec.files import atomic_write_bytes
 
-    report = report_from_files([run_dir / RESULTS], run_dir / REPORT_DIR, anchor=s["anchor"], force=True)
+    report = report_from_files(
+        [run_dir / SWEEP_RESULTS], run_dir / REPORT_DIR, anchor=s["anchor"], force=True
+    )
     # what `featcodec demo` prints: the verdicts and the across-seed table, by the report's own formatters
     atomic_write_bytes(run_dir / REPORT_DIR / SUMMARY, summary_table(report).encode())
     return {

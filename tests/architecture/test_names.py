@@ -71,3 +71,24 @@ def test_the_cli_offers_the_indexed_names():
     assert choices("train-codec", "kind") == codec_names.CODEC_KINDS
     assert choices("encode", "coder") == codec_names.CODER_NAMES
     assert choices("train-neck", "task") == probes_names.TASK_NAMES
+
+
+def test_the_format_and_schema_modules_and_the_results_reader_import_no_torch():
+    """bench.rd reads eval results and sweep rows through these modules, torch-free."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    modules = "codec.names, probes.names, bench.names, bench.rd.results"
+    code = f"import sys, {modules}\nprint('torch' in sys.modules)"
+    root = Path(__file__).resolve().parents[2]
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root)
+    assert out.stdout.strip() == "False"
+
+
+def test_schema_record_writes_exactly_its_schema():
+    import pytest
+
+    assert list(codec_names.schema_record(("b", "a"), {"a": 1, "b": 2})) == ["b", "a"]
+    with pytest.raises(AssertionError, match="'c'"):
+        codec_names.schema_record(("a", "b"), {"a": 1, "b": 2, "c": 3})
