@@ -17,7 +17,6 @@ from typing import Any
 from .base import (
     DatasetError,
     TaskDataset,
-    existing_dir,
     existing_file,
     read_image,
     read_json,
@@ -25,7 +24,7 @@ from .base import (
     require_keys,
     split_with_name,
 )
-from .coco_keypoints import check_first_image
+from .coco_keypoints import check_first_image, open_coco_files
 
 KARPATHY_SPLITS = ("train", "val", "test", "restval")
 
@@ -56,12 +55,10 @@ class CocoCaptionsDataset(TaskDataset):
         split: str | None = None,
         limit: int | None = None,
     ):
-        self.ann_json = existing_file(ann_json, "COCO captions annotation file")
-        self.img_dir = existing_dir(img_dir, "COCO image directory")
+        self.ann_json, self.img_dir, data, what = open_coco_files(
+            ann_json, img_dir, "captions", "captions_*.json", ("images", "annotations")
+        )
         self.source = source or f"coco-caps:{ann_json}:{img_dir}"
-        data = read_json(self.ann_json, "COCO captions annotation file")
-        what = "COCO captions annotation file (captions_*.json)"
-        require_keys(data, ("images", "annotations"), self.ann_json, what)
         captions: dict[int, list[str]] = defaultdict(list)
         for i, ann in enumerate(data["annotations"]):
             if not isinstance(ann, dict) or "caption" not in ann or "image_id" not in ann:

@@ -43,6 +43,19 @@ def load_coco(path: Path, data: dict) -> COCO:
     return coco
 
 
+def open_coco_files(
+    ann_json: str | Path, img_dir: str | Path, kind: str, pattern: str, keys: tuple[str, ...]
+) -> tuple[Path, Path, dict, str]:
+    """(annotation file, image folder, the file's JSON with its top-level `keys` checked, what it is called in
+    errors) of a COCO `kind` ("captions", "keypoints") source whose files are named `pattern`."""
+    ann = existing_file(ann_json, f"COCO {kind} annotation file")
+    images = existing_dir(img_dir, "COCO image directory")
+    data = read_json(ann, f"COCO {kind} annotation file")
+    what = f"COCO {kind} annotation file ({pattern})"
+    require_keys(data, keys, ann, what)
+    return ann, images, data, what
+
+
 def check_first_image(img_dir: Path, images: list[dict], ann_json: Path) -> None:
     """Fail at open time, not mid-run, when IMG_DIR does not hold the annotation file's images."""
     if images and not (img_dir / images[0]["file_name"]).is_file():
@@ -75,13 +88,11 @@ class CocoKeypointsDataset(TaskDataset):
         limit: int | None = None,
         crop_size: tuple[int, int] = DEFAULT_CROP_SIZE,
     ):
-        self.ann_json = existing_file(ann_json, "COCO keypoints annotation file")
-        self.img_dir = existing_dir(img_dir, "COCO image directory")
+        self.ann_json, self.img_dir, data, what = open_coco_files(
+            ann_json, img_dir, "keypoints", "person_keypoints_*.json", ("images", "annotations", "categories")
+        )
         self.source = source or f"coco-kpts:{ann_json}:{img_dir}"
         self.crop_size = (int(crop_size[0]), int(crop_size[1]))
-        data = read_json(self.ann_json, "COCO keypoints annotation file")
-        what = "COCO keypoints annotation file (person_keypoints_*.json)"
-        require_keys(data, ("images", "annotations", "categories"), self.ann_json, what)
         for i, ann in enumerate(data["annotations"]):
             if not isinstance(ann, dict) or not {"keypoints", "bbox", "image_id", "id"} <= set(ann):
                 raise DatasetError(
