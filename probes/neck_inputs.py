@@ -22,6 +22,7 @@ import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -31,6 +32,11 @@ from codec.files import atomic_write_json, read_json_document, save_tensors
 from .names import NECK_INPUTS_FORMAT as FORMAT
 from .names import NECK_INPUTS_FORMAT_VERSION as FORMAT_VERSION
 from .training.sources import FeatureSource
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack  # typing.Unpack is 3.11+; the project supports 3.10
+
+    from .training.objectives import EncodedSplit
 
 RECORD = "inputs.json"
 SHARD_SIZE = 64
@@ -44,13 +50,6 @@ class NeckInputsError(InputError):
 def write_neck_inputs(
     out_dir: str | os.PathLike,
     *,
-    task: str,
-    head: str,
-    data: str,
-    split: str | None,
-    limit: int | None,
-    encoder: str,
-    resolution: int | None,
     encoder_weights: dict | None = None,
     grid: Sequence[int] | None = None,
     neck_head: str | None = None,
@@ -58,6 +57,7 @@ def write_neck_inputs(
     shard_size: int = SHARD_SIZE,
     device: str = "cpu",
     progress: bool = False,
+    **what: Unpack[EncodedSplit],
 ) -> dict:
     """Run the encoder once over the task's split (opened as for `head`) and store what a neck for `neck_head`
     (default `head`; a cross-neck's first neck reads another task's data) reads, resumable by shard.
@@ -68,14 +68,11 @@ def write_neck_inputs(
     from probes.data import collate_samples
     from probes.necks import anchor_grid, consumed_shape, resample_map
 
-    from .encoders import create_encoder
-    from .training.objectives import open_task_data
-    from .training.sources import EncoderFeatures
+    from .training.objectives import open_encoded_split, split_record
 
     out_dir = Path(out_dir)
-    head_model, dataset = open_task_data(task, head, data, split, limit, torch.device(device))
-    model = create_encoder(encoder, resolution=resolution, device=device, **(encoder_weights or {}))
-    source = EncoderFeatures(model, model.spec.level_names)
+    head = what["head"]
+    head_model, dataset, source = open_encoded_split(what, encoder_weights, device)
     if neck_head and neck_head != head:
         from probes.heads import load_head
 
@@ -86,7 +83,7 @@ def write_neck_inputs(
     grids = {tuple(shape[1:]) for shape in source.levels.values()}
     if grid is not None and tuple(grid) not in grids:
         raise NeckInputsError(
-            f"{out_dir}: planned for a {tuple(grid)} grid, but {encoder}'s levels are {sorted(grids)}"
+            f"{out_dir}: planned for a {tuple(grid)} grid, but {what['encoder']}'s levels are {sorted(grids)}"
         )
     tokens = math.prod(head_model.expects().grid)
     working = tuple(grid) if grid is not None else anchor_grid(source.levels, tokens)
@@ -101,7 +98,7 @@ def write_neck_inputs(
         "dtype": "float16",
         "shard_size": shard_size,
         "samples": len(dataset),
-        "data": {"spec": data, "split": split, "limit": limit, "task": task, "head": head},
+        "data": {**split_record(what), "head": head},
         "neck_head": neck_head or head,
     }
     record = _resume_or_start(out_dir, plan)
@@ -136,7 +133,7 @@ def write_neck_inputs(
     bar.close()
     ids = [i for shard in record["shards"] for i in shard["ids"]]
     if len(set(ids)) != len(ids):
-        raise NeckInputsError(f"{data}: sample ids repeat; neck inputs are matched by id")
+        raise NeckInputsError(f"{what['data']}: sample ids repeat; neck inputs are matched by id")
     record["complete"] = True
     atomic_write_json(out_dir / RECORD, record)
     return record

@@ -23,6 +23,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -32,6 +33,11 @@ from probes.names import DECODED_SPLIT_FORMAT as FORMAT
 from probes.names import DECODED_SPLIT_FORMAT_VERSION as FORMAT_VERSION
 
 from .training.sources import FeatureSource
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack  # typing.Unpack is 3.11+; the project supports 3.10
+
+    from .training.objectives import EncodedSplit
 
 STREAMS_DIR = "streams"
 FEATURES = "decoded.safetensors"
@@ -45,13 +51,6 @@ class DecodedSplitError(InputError):
 def write_decoded_split(
     out_dir: str | os.PathLike,
     *,
-    task: str,
-    head: str,
-    data: str,
-    split: str | None,
-    limit: int | None,
-    encoder: str,
-    resolution: int | None,
     codec: str | os.PathLike | None = None,
     coder: str | None = None,
     encoder_weights: dict | None = None,
@@ -61,6 +60,7 @@ def write_decoded_split(
     image_codec: str | None = None,
     image_quality: float | None = None,
     keep_decoded: bool = False,
+    **what: Unpack[EncodedSplit],
 ) -> dict:
     """Code every sample of the task's split once: write its `.fcb` streams and their bits (and, with
     `keep_decoded`, the decoded features, float32 as decoded, so readers skip decoding); or, with
@@ -73,14 +73,11 @@ def write_decoded_split(
     from codec.progress import progress as progress_bar
     from probes.data import collate_samples
 
-    from .encoders import create_encoder
-    from .training.objectives import open_task_data
-    from .training.sources import CodecRoundTrip, EncoderFeatures, load_codec_dir
+    from .training.objectives import open_encoded_split, split_record
+    from .training.sources import CodecRoundTrip, load_codec_dir
 
     out_dir = Path(out_dir)
-    _, dataset = open_task_data(task, head, data, split, limit, torch.device(device))
-    model = create_encoder(encoder, resolution=resolution, device=device, **(encoder_weights or {}))
-    clean = EncoderFeatures(model, model.spec.level_names)
+    _, dataset, clean = open_encoded_split(what, encoder_weights, device)
     if image_codec is not None:
         from .anchors import RemoteInference
 
@@ -90,7 +87,7 @@ def write_decoded_split(
             dataset,
             batch_size,
             progress,
-            {"spec": data, "split": split, "limit": limit, "task": task},
+            split_record(what),
         )
     loaded = load_codec_dir(codec, clean)
     source = CodecRoundTrip(clean, loaded, coder=coder)
@@ -121,7 +118,7 @@ def write_decoded_split(
         ids,
         rows,
         complexity,
-        {"spec": data, "split": split, "limit": limit, "task": task},
+        split_record(what),
         streams=True,
     )
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
+from typing import TypedDict
 
 import torch
 
@@ -46,6 +47,39 @@ def open_task_data(
     if dataset.task != task:
         raise ValueError(f"--data {data!r} is a {dataset.task} dataset, not a {task} dataset")
     return head, dataset
+
+
+class EncodedSplit(TypedDict):
+    """A task's data split run once through a frozen encoder: what a stored split (probes.neck_inputs,
+    probes.streams) is computed from; bench.sweep.steps builds it from a study step."""
+
+    task: str
+    head: str  # the head spec the split is opened for (pose: its crop size; caption: its vocabulary)
+    data: str
+    split: str | None
+    limit: int | None
+    encoder: str
+    resolution: int | None
+
+
+def open_encoded_split(what: EncodedSplit, encoder_weights: dict | None, device: str):
+    """(frozen head, dataset, the encoder's features of a sample) of the split."""
+    from probes.encoders import create_encoder
+
+    from .sources import EncoderFeatures
+
+    head, dataset = open_task_data(
+        what["task"], what["head"], what["data"], what["split"], what["limit"], torch.device(device)
+    )
+    model = create_encoder(
+        what["encoder"], resolution=what["resolution"], device=device, **(encoder_weights or {})
+    )
+    return head, dataset, EncoderFeatures(model, model.spec.level_names)
+
+
+def split_record(what: EncodedSplit) -> dict:
+    """The `data` record of a stored split: where its samples come from."""
+    return {"spec": what["data"], "split": what["split"], "limit": what["limit"], "task": what["task"]}
 
 
 def task_loss(task: str, head: FrozenHead, tokens: torch.Tensor, samples: Sequence[dict], rng: random.Random):
