@@ -88,6 +88,23 @@ def _batch(
     return {name: torch.stack([item[name] for item in items]).float() for name in levels}
 
 
+class TrainingSteps:
+    """The steps (a range: resume point to total) of a codec training run under a progress bar (`bar`, for
+    its postfix), each yielded with its batch on `device` once the step's RNG is seeded from (seed, step):
+    a resumed run draws the same noise and batches."""
+
+    def __init__(self, cache: FeatureSet, levels, steps: range, batch_size, seed, device, desc, progress):
+        self.seed, self.device = seed, device
+        self.batch = lambda step: _batch(cache, step, batch_size, levels, seed)
+        self.bar = progress_bar(steps, initial=steps.start, total=steps.stop, desc=desc, disable=not progress)
+
+    def __iter__(self):
+        for step in self.bar:
+            torch.manual_seed(step_seed(self.seed, step))
+            yield step, {k: v.to(self.device) for k, v in self.batch(step).items()}
+        self.bar.close()
+
+
 def _gaussian_kl_bits(
     mu_t: torch.Tensor, s_t: torch.Tensor, mu_s: torch.Tensor, s_s: torch.Tensor
 ) -> torch.Tensor:
@@ -286,16 +303,11 @@ def train_codec(
     rate = distortion = torch.zeros(())
     if kind != "uniform" and start < steps:
         model.train()
-        bar = progress_bar(
-            range(start, steps),
-            initial=start,
-            total=steps,
-            desc=f"train-codec {kind} λ={lmbda:g}",
-            disable=not progress,
+        desc = f"train-codec {kind} λ={lmbda:g}"
+        batches = TrainingSteps(
+            cache, level_names, range(start, steps), batch_size, seed, dev, desc, progress
         )
-        for step in bar:
-            torch.manual_seed(step_seed(seed, step))
-            x = {k: v.to(dev) for k, v in _batch(cache, step, batch_size, level_names, seed).items()}
+        for step, x in batches:
             for opt in optimizers.values():
                 opt.zero_grad(set_to_none=True)
             out = model(x)
@@ -311,10 +323,9 @@ def train_codec(
             if "aux_optimizer" in optimizers:
                 model.aux_loss().backward()
                 optimizers["aux_optimizer"].step()
-            bar.set_postfix(R=f"{rate.item():.4f}b/el", D=f"{distortion.item():.4f}")
+            batches.bar.set_postfix(R=f"{rate.item():.4f}b/el", D=f"{distortion.item():.4f}")
             if step + 1 < steps and checkpoint.due(step + 1):
                 checkpoint.save(step + 1, {"model": model}, optimizers)
-        bar.close()
     model.eval()
     checkpoint.save(max(steps, start), {"model": model}, optimizers)
     extra = {

@@ -34,13 +34,12 @@ import torch
 from torch import nn
 
 from . import ops
-from .checkpoint import CHECKPOINT_DIR, Checkpoint, step_seed
+from .checkpoint import CHECKPOINT_DIR, Checkpoint
 from .codec_dir import CONFIG, CodecLoadError, LoadedCodec, load_codec, read_codec_config, save_codec
 from .devices import resolve_device
 from .models import create_codec
 from .models.hyperprior import _pad4
-from .progress import progress as progress_bar
-from .train import DISTILL_LR, FeatureSet, TrainingError, _batch, distill_integer_hyper
+from .train import DISTILL_LR, FeatureSet, TrainingError, TrainingSteps, distill_integer_hyper
 
 VARIABLE_RATE = "gain-units"  # recorded in each exported codec's config
 
@@ -180,16 +179,9 @@ def train_variable_rate_codec(
     index = torch.arange(batch_size, device=dev) % len(lambdas)  # the batch's samples are in seeded order
     rate = distortion = torch.zeros(len(lambdas))
     model.train()
-    bar = progress_bar(
-        range(start, steps),
-        initial=start,
-        total=steps,
-        desc=f"train-codec variable-rate ×{len(lambdas)}",
-        disable=not progress,
-    )
-    for step in bar:
-        torch.manual_seed(step_seed(seed, step))
-        x = {k: v.to(dev) for k, v in _batch(features, step, batch_size, names, seed).items()}
+    desc = f"train-codec variable-rate ×{len(lambdas)}"
+    batches = TrainingSteps(features, names, range(start, steps), batch_size, seed, dev, desc, progress)
+    for step, x in batches:
         optimizer.zero_grad(set_to_none=True)
         aux_optimizer.zero_grad(set_to_none=True)
         out = gained_forward(model, gains(index), x)
@@ -205,10 +197,9 @@ def train_variable_rate_codec(
         with torch.no_grad():
             rate = torch.zeros(len(lambdas), device=dev).index_add_(0, index, r) / torch.bincount(index)
             distortion = torch.zeros(len(lambdas), device=dev).index_add_(0, index, d) / torch.bincount(index)
-        bar.set_postfix(R=f"{rate.mean().item():.4f}b/el", D=f"{distortion.mean().item():.4f}")
+        batches.bar.set_postfix(R=f"{rate.mean().item():.4f}b/el", D=f"{distortion.mean().item():.4f}")
         if step + 1 < steps and checkpoint.due(step + 1):
             checkpoint.save(step + 1, {"model": model, "gains": gains}, optimizers)
-    bar.close()
     model.eval()
     checkpoint.save(max(steps, start), {"model": model, "gains": gains}, optimizers)
     distill = hyper_path == "integer"
