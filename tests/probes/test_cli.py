@@ -23,21 +23,14 @@ def files(tmp_path_factory):
     }
 
 
+def task_args(files, task: str) -> list:
+    """train-neck's flags for `task` on its fixture data with its tiny head."""
+    return ["--task", task, "--head", files["heads"][task], "--data", files[task]]
+
+
 def train(files, task: str, neck, *extra) -> None:
     """`train-neck` of the tiny neck on `task`'s fixture data and tiny head; it must succeed."""
-    r = run(
-        "train-neck",
-        *FAST,
-        "--task",
-        task,
-        "--head",
-        files["heads"][task],
-        "--data",
-        files[task],
-        *extra,
-        "-o",
-        neck,
-    )
+    r = run("train-neck", *FAST, *task_args(files, task), *extra, "-o", neck)
     assert r.exit_code == 0, r.output
 
 
@@ -89,18 +82,7 @@ def test_builtin_head_round_trip_and_human_output(files, tmp_path):
 
 def test_train_neck_resume_continues_and_refuses_to_overwrite(files, tmp_path):
     neck = tmp_path / "neck"
-    args = [
-        "train-neck",
-        *FAST,
-        "--task",
-        "pose",
-        "--head",
-        files["heads"]["pose"],
-        "--data",
-        files["pose"],
-        "-o",
-        neck,
-    ]
+    args = ["train-neck", *FAST, *task_args(files, "pose"), "-o", neck]
     assert run(*args, "--steps", 2).exit_code == 0
     r = run(*args, "--steps", 2)
     assert r.exit_code == 3 and "--resume" in r.output
@@ -115,12 +97,7 @@ def test_cross_neck_from_the_cli(files, tmp_path):
     train(files, "depth", first, "--steps", 2)
     r = run(
         "train-neck",
-        "--task",
-        "pose",
-        "--head",
-        files["heads"]["pose"],
-        "--data",
-        files["pose"],
+        *task_args(files, "pose"),
         "--after",
         first,
         "--neck-layers",
@@ -180,19 +157,8 @@ def test_eval_of_a_directory_that_is_not_a_neck_exits_3(files, tmp_path):
 
 
 def test_train_neck_needs_a_weights_source(files, tmp_path):
-    r = run(
-        "train-neck",
-        "--encoder",
-        "mini-hiera-random",
-        "--task",
-        "depth",
-        "--head",
-        "builtin:depth",
-        "--data",
-        files["depth"],
-        "-o",
-        tmp_path / "n",
-    )
+    depth = ["--task", "depth", "--head", "builtin:depth", "--data", files["depth"]]
+    r = run("train-neck", "--encoder", "mini-hiera-random", *depth, "-o", tmp_path / "n")
     assert r.exit_code == 2 and "--random-init" in r.output
 
 

@@ -51,47 +51,26 @@ def test_ranges_hold_every_value_and_quantisation_error_is_half_a_step():
         channel_ranges(np.full((1, 2, 2), np.inf, np.float32))
 
 
+def _train_vvc(feature_cache, *args):
+    """`featcodec train-codec --model vvc` on the feature cache (a packed anchor: no training)."""
+    command = ["train-codec", "--features", feature_cache.path, "--model", "vvc", *args]
+    return CliRunner().invoke(main, [str(a) for a in command])
+
+
 @pytest.fixture(scope="module")
 def vvc_dirs(tmp_path_factory, feature_cache):
     """`featcodec train-codec --model vvc` at two QPs (no training)."""
     out = {}
     for qp in (22, 42):
         path = tmp_path_factory.mktemp("vvc") / f"qp{qp}"
-        result = CliRunner().invoke(
-            main,
-            [
-                "train-codec",
-                "--features",
-                str(feature_cache.path),
-                "--model",
-                "vvc",
-                "--qp",
-                str(qp),
-                "-o",
-                str(path),
-            ],
-            catch_exceptions=False,
-        )
+        result = _train_vvc(feature_cache, "--qp", qp, "-o", path)
         assert result.exit_code == 0, result.output
         out[qp] = path
     return out
 
 
 def test_train_codec_needs_qp_not_lambda(feature_cache, tmp_path):
-    result = CliRunner().invoke(
-        main,
-        [
-            "train-codec",
-            "--features",
-            str(feature_cache.path),
-            "--model",
-            "vvc",
-            "--lambda",
-            "1",
-            "-o",
-            str(tmp_path / "x"),
-        ],
-    )
+    result = _train_vvc(feature_cache, "--lambda", 1, "-o", tmp_path / "x")
     assert result.exit_code != 0 and "--qp" in result.output
 
 
