@@ -31,7 +31,7 @@ from codec.files import atomic_write_json, read_json_document, save_tensors
 
 from .names import NECK_INPUTS_FORMAT as FORMAT
 from .names import NECK_INPUTS_FORMAT_VERSION as FORMAT_VERSION
-from .training.sources import FeatureSource
+from .training.sources import FeatureSource, stored_rows
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack  # typing.Unpack is 3.11+; the project supports 3.10
@@ -206,12 +206,12 @@ class NeckInputs(FeatureSource):
         return self._handles[k]
 
     def features(self, samples: Sequence[dict]) -> dict[str, torch.Tensor]:
-        try:
-            where = [self._rows[str(s["id"])] for s in samples]
-        except KeyError as e:
-            raise NeckInputsError(
-                f"{self.path}: sample {e} is not in these neck inputs (other data or split?)"
-            ) from None
+        def missing(i: str) -> NeckInputsError:
+            return NeckInputsError(
+                f"{self.path}: sample {i} is not in these neck inputs (other data or split?)"
+            )
+
+        where = stored_rows(self._rows, samples, missing)
         out = {}
         for n in self.levels:  # memory-mapped rows: only the batch is read
             out[n] = torch.cat([self._shard(k).get_slice(n)[row : row + 1] for k, row in where])

@@ -32,7 +32,7 @@ from codec.files import atomic_write_bytes, atomic_write_json, load_tensors, rea
 from probes.names import DECODED_SPLIT_FORMAT as FORMAT
 from probes.names import DECODED_SPLIT_FORMAT_VERSION as FORMAT_VERSION
 
-from .training.sources import FeatureSource
+from .training.sources import FeatureSource, stored_rows
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack  # typing.Unpack is 3.11+; the project supports 3.10
@@ -224,12 +224,11 @@ class DecodedFeatures(FeatureSource):
         self.served: set[str] = set()
 
     def features(self, samples: Sequence[dict]) -> dict[str, torch.Tensor]:
-        try:
-            rows = [self._rows[str(s["id"])] for s in samples]
-        except KeyError as e:
-            raise DecodedSplitError(
-                f"sample {e} is not in the decoded split (other data or split?)"
-            ) from None
+        rows = stored_rows(
+            self._rows,
+            samples,
+            lambda i: DecodedSplitError(f"sample {i} is not in the decoded split (other data or split?)"),
+        )
         self.served.update(str(s["id"]) for s in samples)
         if self.codec is None:
             index = torch.tensor(rows)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
@@ -43,6 +43,15 @@ class FeatureSource:
 
     def describe(self) -> dict:
         raise NotImplementedError
+
+
+def stored_rows(index: dict, samples: Sequence[dict], missing: Callable[[str], Exception]) -> list:
+    """Where a stored split (neck inputs, decoded streams) holds each sample, by its id; `missing(repr(id))`
+    is raised for the first one it does not hold."""
+    try:
+        return [index[str(s["id"])] for s in samples]
+    except KeyError as e:
+        raise missing(repr(e.args[0])) from None
 
 
 class EncoderFeatures(FeatureSource):
