@@ -21,7 +21,7 @@ from pathlib import Path
 
 from codec.files import atomic_write_json
 
-from .estimate import Calibration, calibration_about, op_key
+from .estimate import Calibration, calibration_about, codec_attrs, neck_attrs, op_key
 from .graph import Step, plan_steps
 from .steps import STEP_FILE, run_step, step_dir
 from .study import Study
@@ -182,11 +182,7 @@ def _measure(bench: _Bench, study: Study, steps: list[Step], device: str, root: 
             f"a {codec.kind} step, incl. the integer h_s distillation",
             encoder=enc.name,
             resolution=res,
-            model=cs["model"],
-            channels=cs.get("channels"),
-            latent_channels=cs.get("latent_channels"),
-            grid_stride=cs.get("grid_stride"),
-            batch=cs["batch_size"],
+            **codec_attrs(cs),
         )
         trained = step_dir(root, codec_id) / ("codecs/0" if codec.kind == "codec-set" else "codec")
         _coding(bench, trained, step_dir(root, cache) / "features", enc.name, res, cs["model"], device)
@@ -211,10 +207,8 @@ def _measure(bench: _Bench, study: Study, steps: list[Step], device: str, root: 
                 continue
             forward = bench.ops[op_key("encoder_forward", encoder=enc.name, resolution=res)]["seconds"]
             bench.record("step_start", max(0.0, a - n * forward), kind="neck")
-            attrs = dict(encoder=enc.name, resolution=res, task=task.name, head=task.head)
-            bench.record(
-                "neck_train_step", b, **attrs, layers=ns["layers"], dim=ns["dim"], batch=ns["batch_size"]
-            )
+            attrs = dict(encoder=enc.name, resolution=res, **neck_attrs(ns))
+            bench.record("neck_train_step", b, **attrs, batch=ns["batch_size"])
             if any(k for k in (task.kd or study.necks.kd)):
                 _teacher(bench, task, device)
             evals = _first(steps, "eval", test=task.test.to_dict())
@@ -232,7 +226,7 @@ def _measure(bench: _Bench, study: Study, steps: list[Step], device: str, root: 
             runs = [min(runs[:2], key=lambda r: r[1]), runs[2]]
             per = max(0.0, (runs[1][1] - runs[0][1]) / max(1, counts[1] - counts[0]))
             bench.record("step_start", max(0.0, runs[0][1] - counts[0] * per), kind="eval")
-            bench.record("neck_eval", max(0.0, per - forward), **attrs, layers=ns["layers"], dim=ns["dim"])
+            bench.record("neck_eval", max(0.0, per - forward), **attrs)
     zero = next(s for s in steps if s.kind == "zero-rate")
     _, seconds = bench.run(zero, zero.settings, {})
     n = sum(

@@ -143,6 +143,19 @@ def op_key(name: str, **attrs) -> str:
     return f"{name}[{','.join(f'{k}={attrs[k]}' for k in sorted(attrs))}]"
 
 
+# What a calibrated training or evaluation cost is keyed by (op_key) besides encoder and resolution, read off
+# the step's settings: `featcodec calibrate` records under these keys and the estimate looks them up.
+def codec_attrs(settings: dict) -> dict:
+    """A codec or codec-set step's: its model, its sizes and its batch."""
+    sizes = {k: settings.get(k) for k in ("channels", "latent_channels", "grid_stride")}
+    return {"model": settings["model"], **sizes, "batch": settings["batch_size"]}
+
+
+def neck_attrs(settings: dict) -> dict:
+    """A neck step's: its task, head and architecture."""
+    return {k: settings[k] for k in ("task", "head", "layers", "dim")}
+
+
 def parse_key(key: str) -> tuple[str, dict[str, str]]:
     name, _, rest = key.partition("[")
     pairs = [p.split("=", 1) for p in rest.rstrip("]").split(",") if "=" in p]
@@ -325,14 +338,7 @@ def _codec(step: Step, ctx: Context) -> Cost:
     # trained on the extract step's crops where it keeps crops: a step's cost scales with their pixels
     pixels = (extract.settings.get("crop") if extract else None) or ctx.resolution(enc)
     per_step = ctx.calibration.seconds(
-        "codec_train_step",
-        encoder=enc["name"],
-        resolution=pixels,
-        model=s["model"],
-        channels=s.get("channels"),
-        latent_channels=s.get("latent_channels"),
-        grid_stride=s.get("grid_stride"),
-        batch=s["batch_size"],
+        "codec_train_step", encoder=enc["name"], resolution=pixels, **codec_attrs(s)
     )
     batch_bytes = (
         s["batch_size"] * feature_elements(ctx.shapes(enc)) * FP32 * pixels**2 // ctx.resolution(enc) ** 2
@@ -361,10 +367,7 @@ def _neck(step: Step, ctx: Context) -> Cost:
         "neck_train_step",
         encoder=enc["name"],
         resolution=ctx.resolution(enc),
-        task=s["task"],
-        head=s["head"],
-        layers=s["layers"],
-        dim=s["dim"],
+        **neck_attrs(s),
         batch=s["batch_size"],
     )
     held = n * feature_elements(ctx.shapes(enc)) * FP32  # the precompute decision: full-resolution float32
@@ -397,13 +400,7 @@ def _eval(step: Step, ctx: Context) -> Cost:
     enc = ns["encoder"]
     n = ctx.size(step.settings["test"])
     per_image = ctx.calibration.seconds(
-        "neck_eval",
-        encoder=enc["name"],
-        resolution=ctx.resolution(enc),
-        task=ns["task"],
-        head=ns["head"],
-        layers=ns["layers"],
-        dim=ns["dim"],
+        "neck_eval", encoder=enc["name"], resolution=ctx.resolution(enc), **neck_attrs(ns)
     )
     if step.input("features"):
         first = 0.0

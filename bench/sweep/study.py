@@ -221,6 +221,21 @@ def defaults(cls) -> dict:
     return {f.name: f.default for f in fields(cls) if f.default is not MISSING}
 
 
+def _named_tables(problems: _Problems, key: str, tables: dict, how: str, known=None):
+    """(name, table, where) of each [KEY.NAME] table of the study file; none at all, a name not `known` (a
+    registry) and a value that is not a table are problems."""
+    if not tables:
+        problems.add(key, f"no {key}: {how}")
+    for name, table in tables.items():
+        where = f"{key}.{name}"
+        if known is not None and name not in known:
+            problems.add(where, known.unknown(name))
+        elif not isinstance(table, dict):
+            problems.add(where, "expected a table")
+        else:
+            yield name, table, where
+
+
 def _read(problems: _Problems, cls, table: dict, where: str) -> dict:
     """The table's values of `cls`'s plain fields (well typed; lists as tuples), its defaults for the rest;
     unknown keys and wrong types are reported."""
@@ -452,13 +467,7 @@ def load_study(path: str | os.PathLike, *, require_data: bool = True) -> Study:
 
     encoders = []
     enc_table = raw.get("encoders") if isinstance(raw.get("encoders"), dict) else {}
-    if not enc_table:
-        problems.add("encoders", "no encoders: add [encoders.NAME] tables")
-    for name, table in enc_table.items():
-        where = f"encoders.{name}"
-        if not isinstance(table, dict):
-            problems.add(where, "expected a table")
-            continue
+    for name, table, where in _named_tables(problems, "encoders", enc_table, "add [encoders.NAME] tables"):
         entry = EncoderEntry(name, **_read(problems, EncoderEntry, table, f"{where}."))
         try:
             spec = get_spec(name)
@@ -482,16 +491,8 @@ def load_study(path: str | os.PathLike, *, require_data: bool = True) -> Study:
 
     tasks = []
     task_table = raw.get("tasks") if isinstance(raw.get("tasks"), dict) else {}
-    if not task_table:
-        problems.add("tasks", "no tasks: add [tasks.depth], [tasks.pose] or [tasks.caption]")
-    for name, table in task_table.items():
-        where = f"tasks.{name}"
-        if name not in TASKS:
-            problems.add(where, TASKS.unknown(name))
-            continue
-        if not isinstance(table, dict):
-            problems.add(where, "expected a table")
-            continue
+    how = "add [tasks.depth], [tasks.pose] or [tasks.caption]"
+    for name, table, where in _named_tables(problems, "tasks", task_table, how, known=TASKS):
         values = _read(problems, TaskPlan, table, f"{where}.")
         head = _head(problems, values["head"] or f"builtin:{name}", name, f"{where}.head", base)
         train = _split(problems, table["train"], f"{where}.train", base) if "train" in table else None
