@@ -39,7 +39,7 @@ import zlib
 
 from codec.names import STREAM_FORMAT
 
-from .container import _CRC, MAGIC, MAX_GRID, BitstreamError, Container, parse_json_header
+from .container import _CRC, MAGIC, MAX_GRID, BitstreamError, Container, parse_json_header, split_payload
 
 VERSION = (2, 1)  # minor 1: integer channel-group bounds (docs/bitstream.md, section 3); 0: the old ones
 KIND_CODES = {"hyperprior": 1, "factorized": 2}  # the header's codec-kind byte
@@ -201,15 +201,8 @@ def unpack_compact(data: memoryview) -> Container:
         raise BitstreamError(
             f"oversized stream: {available - total} unexpected trailing bytes after the payload"
         )
-    payload = data[payload_start : payload_start + total]
-    (payload_crc,) = _CRC.unpack_from(data, payload_start + total)
-    if zlib.crc32(payload) != payload_crc:
-        raise BitstreamError("payload CRC32 mismatch: the payload is corrupted")
     names = substream_names(kind, count)
-    substreams, offset = {}, 0
-    for name, length in zip(names, lengths, strict=True):
-        substreams[name] = bytes(payload[offset : offset + length])
-        offset += length
+    substreams = split_payload(data, payload_start, names, lengths)
     checksums = dict(zip(CHECKSUMS, checks, strict=True))
     if kind != "hyperprior":
         if checksums["probability_model"] or checksums["hyper"]:

@@ -68,6 +68,21 @@ def _refuse_constant(name: str):
     raise BitstreamError(f"header JSON holds {name}, which is not JSON")
 
 
+def split_payload(data, payload_start: int, names: list[str], lengths: list[int]) -> dict[str, bytes]:
+    """The substreams of a payload whose size the caller has checked against the data, once the payload's
+    CRC-32 (stored right after it) matches."""
+    total = sum(lengths)
+    payload = data[payload_start : payload_start + total]
+    (payload_crc,) = _CRC.unpack_from(data, payload_start + total)
+    if zlib.crc32(payload) != payload_crc:
+        raise BitstreamError("payload CRC32 mismatch: the payload is corrupted")
+    substreams, offset = {}, 0
+    for name, length in zip(names, lengths, strict=True):
+        substreams[name] = bytes(payload[offset : offset + length])
+        offset += length
+    return substreams
+
+
 def parse_json_header(raw: bytes, what: str = "header"):
     """Parse a header's ASCII JSON with its nesting depth and number sizes bounded *before* Python's
     parser sees them (so neither a deep array nor a 5000-digit integer reaches json.loads)."""
@@ -180,12 +195,5 @@ def unpack(data: bytes | bytearray | memoryview) -> Container:
         raise BitstreamError(
             f"oversized stream: {available - total} unexpected trailing bytes after the {total}-byte payload"
         )
-    payload = data[payload_start : payload_start + total]
-    (payload_crc,) = _CRC.unpack_from(data, payload_start + total)
-    if zlib.crc32(payload) != payload_crc:
-        raise BitstreamError("payload CRC32 mismatch: the payload is corrupted")
-    substreams, offset = {}, 0
-    for name, length in zip(names, lengths, strict=True):
-        substreams[name] = bytes(payload[offset : offset + length])
-        offset += length
+    substreams = split_payload(data, payload_start, names, lengths)
     return Container(header=header, substreams=substreams, version=(major, minor))
