@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from codec.bitstream import BitstreamError, pack, pack_compact, stream_info, unpack
+from codec.bitstream.info import describe
 from codec.codec_dir import save_codec
 from codec.entropy import CdfTable, get_coder
 from codec.levels import random_features
@@ -148,7 +149,7 @@ def craft_stream(
         "estimated_bits": None,
         "source": None,
     }
-    header.update(_derived(codec, header))
+    header.update(describe(codec, header))
     return pack_compact(header, strings) if compact else pack(header, strings)
 
 
@@ -233,9 +234,7 @@ def _json_edit(rng: random.Random, header: dict, codec) -> tuple[str, dict | str
                 "2x2",
             ]
         )
-        grid = header["grid"]
-        if isinstance(grid, list) and len(grid) == 2 and all(type(v) is int and 1 <= v <= 1024 for v in grid):
-            header.update(_derived(codec, header))  # levels and latents follow, so only the grid is odd
+        header.update(describe(codec, header))  # a valid grid: levels and latents follow, so only it is odd
         return "grid", header
     if choice == 1:
         header["checksums"] = rng.choice(
@@ -362,7 +361,7 @@ def mutate(rng: random.Random, data: bytes, codec) -> tuple[str, bytes]:
     if op == 8:  # trailing bytes after the last CRC
         return "trailing", data + bytes(rng.randrange(256) for _ in range(rng.choice([1, 4])))
     # header edits, written as version 1 (JSON) so every field is reachable
-    full = header if version == 1 else {**header, **_derived(codec, header)}
+    full = header if version == 1 else {**header, **describe(codec, header)}
     what, edited = _json_edit(rng, full, codec)
     if isinstance(edited, str):
         return what, _raw_json_stream(edited, subs)
@@ -370,17 +369,6 @@ def mutate(rng: random.Random, data: bytes, codec) -> tuple[str, bytes]:
         return what, pack({k: v for k, v in edited.items() if k != "substreams"}, subs)
     except (ValueError, TypeError):
         return what, data
-
-
-def _derived(codec, header: dict) -> dict:
-    model, grid = codec.model, header["grid"]
-    shapes = model.level_shapes(grid)
-    return {
-        "encoder": {"name": codec.encoder, "weights_id": codec.config["weights_id"]},
-        "resolution": codec.config.get("resolution"),
-        "levels": [{**lv.to_dict(), "shape": list(shapes[lv.name])} for lv in model.levels],
-        "latents": model.latent_shapes(grid),
-    }
 
 
 def _raw_json_stream(text: str, subs: dict) -> bytes:
@@ -391,26 +379,15 @@ def _raw_json_stream(text: str, subs: dict) -> bytes:
     return pre + struct.pack("<I", zlib.crc32(pre)) + payload + struct.pack("<I", zlib.crc32(payload))
 
 
-def _exit_code(codec, data: bytes, folder: Path) -> int:
-    """`featcodec decode`'s exit code on `data` (in-process, through the CLI root's error mapping)."""
+def decode_cli(codec, data: bytes, folder: Path):
+    """`featcodec decode` of `data` with `codec` (in-process, through the CLI root's error mapping)."""
     from click.testing import CliRunner
 
     from bench.cli import main
 
     (folder / "s.fcb").write_bytes(data)
-    result = CliRunner().invoke(
-        main,
-        [
-            "decode",
-            str(folder / "s.fcb"),
-            "--codec",
-            str(codec.path),
-            "-o",
-            str(folder / "o.safetensors"),
-            "--force",
-        ],
-    )
-    return result.exit_code
+    command = ["decode", folder / "s.fcb", "--codec", codec.path, "-o", folder / "o.safetensors", "--force"]
+    return CliRunner().invoke(main, [str(a) for a in command])
 
 
 def run(
@@ -439,7 +416,7 @@ def run(
             what, data = mutate(rng, bases[k], codec)
             kinds[what.split("-grid-")[0] if what.startswith("crafted") else what] += 1
             if cli_every and i % cli_every == 0:
-                exits[_exit_code(codec, data, folder)] += 1
+                exits[decode_cli(codec, data, folder).exit_code] += 1
             for args in (
                 (data,),
                 (data, codec),

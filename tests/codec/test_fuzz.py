@@ -2,9 +2,6 @@
 BitstreamError (exit 3 through the CLI) or decodes to exactly the original features; nothing else."""
 
 import pytest
-from click.testing import CliRunner
-
-from bench.cli import main
 
 from . import fuzz
 
@@ -55,16 +52,5 @@ def test_cli_refuses_crafted_streams_with_exit_3(codecs, tmp_path, what):
                 else text[:-1] + ',"x":' + "[" * 2000 + "]" * 2000 + "}"
             )
             data = fuzz._raw_json_stream(text, subs)
-    (tmp_path / "s.fcb").write_bytes(data)
-    result = CliRunner().invoke(
-        main,
-        [
-            "decode",
-            str(tmp_path / "s.fcb"),
-            "--codec",
-            str(codec.path),
-            "-o",
-            str(tmp_path / "o.safetensors"),
-        ],
-    )
+    result = fuzz.decode_cli(codec, data, tmp_path)
     assert result.exit_code == 3, result.output
