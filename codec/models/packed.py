@@ -31,6 +31,7 @@ from codec.levels import FeatureLevel
 
 from .base import FeatureCodec
 from .registry import register_codec
+from .uniform import NoEntropyModel
 
 ALIGN = 8  # frame sides are padded to a multiple of the smallest coding block
 MIN_FRAME = 16  # VVenC and x265 refuse smaller pictures
@@ -108,7 +109,7 @@ def dequantise(q: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
     return lo32 + q.astype(np.float32) * ((hi32 - lo32) / np.float32(standard.MAX_SAMPLE))
 
 
-class PackedFeatureCodec(FeatureCodec):
+class PackedFeatureCodec(NoEntropyModel, FeatureCodec):
     """Base of the packed anchors; `standard` names the entry of codec.standard.VIDEO_FORMATS."""
 
     standard = ""
@@ -188,12 +189,6 @@ class PackedFeatureCodec(FeatureCodec):
         decoded = self.decompress([item["strings"] for item in out["items"]], out["shape"])
         device = next(iter(x.values())).device
         return {"x_hat": {n: t.to(device) for n, t in decoded["x_hat"].items()}, "likelihoods": {}}
-
-    def aux_loss(self) -> torch.Tensor:
-        return torch.zeros(())
-
-    def update(self, scale_table=None, force: bool = False, update_quantiles: bool = False) -> bool:
-        return False
 
     @torch.no_grad()
     def compress(

@@ -53,8 +53,19 @@ def _one_frame(dctx, body: bytes, expected: int, what: str) -> bytes:
     return b"".join(parts)
 
 
+class NoEntropyModel:
+    """A codec with no learned entropy model (uniform, the packed anchors): no auxiliary loss, and nothing
+    for `update` to build."""
+
+    def aux_loss(self) -> torch.Tensor:
+        return torch.zeros(())
+
+    def update(self, scale_table=None, force: bool = False, update_quantiles: bool = False) -> bool:
+        return False
+
+
 @register_codec("uniform")
-class UniformZstdCodec(FeatureCodec):
+class UniformZstdCodec(NoEntropyModel, FeatureCodec):
     r"""The curve every learned codec must beat.
 
     ::
@@ -103,12 +114,6 @@ class UniformZstdCodec(FeatureCodec):
             q = {n: t + (torch.round(t / self.step) * self.step - t).detach() for n, t in xn.items()}
             return {"x_hat": self.normalization.denormalize(q), "likelihoods": {}}
         return {"x_hat": self._reconstruct(self._symbols(x)), "likelihoods": {}}
-
-    def aux_loss(self) -> torch.Tensor:
-        return torch.zeros(())
-
-    def update(self, scale_table=None, force: bool = False, update_quantiles: bool = False) -> bool:
-        return False
 
     @torch.no_grad()
     def compress(
