@@ -13,6 +13,8 @@ from probes.encoders import collect_images, create_encoder, extract_features, sa
 from probes.encoders.spec import FeatureLevel
 
 TINY = {"N": 16, "M": 24}
+# the training options of a tiny codec that trains in a second: TINY sizes, small batches, a large step
+TINY_TRAINING = dict(batch_size=2, lr=3e-3, hparams=TINY, progress=False)
 # a SAM2-like FPN with few channels: three levels at strides 4/8/16
 FPN_LEVELS = [FeatureLevel("fpn0", 8, 4), FeatureLevel("fpn1", 8, 8), FeatureLevel("fpn2", 16, 16)]
 
@@ -54,10 +56,7 @@ def trained_codecs(tmp_path_factory, feature_cache):
             tmp_path_factory.mktemp(f"hyper{lmbda}"),
             lmbda=lmbda,
             steps=40,
-            batch_size=2,
-            lr=3e-3,
-            hparams=TINY,
-            progress=False,
+            **TINY_TRAINING,
         )
     out[("factorized", 10.0)] = train_codec(
         feature_cache,
@@ -65,10 +64,7 @@ def trained_codecs(tmp_path_factory, feature_cache):
         lmbda=10.0,
         kind="factorized",
         steps=10,
-        batch_size=2,
-        lr=3e-3,
-        hparams=TINY,
-        progress=False,
+        **TINY_TRAINING,
     )
     out[("uniform", 10.0)] = train_codec(
         feature_cache, tmp_path_factory.mktemp("unif"), lmbda=10.0, kind="uniform", progress=False

@@ -11,7 +11,7 @@ from codec.codec_dir import CodecLoadError, load_codec
 from codec.models import create_codec
 from codec.train import TrainingError, train_codec
 
-from .conftest import TINY
+from .conftest import TINY, TINY_TRAINING
 
 
 def test_saved_codec_records_what_it_was_trained_for(trained_codecs, feature_cache):
@@ -160,16 +160,7 @@ def test_joint_integer_training_is_kept_and_distillation_steps_are_part_of_the_p
 def test_a_distillation_killed_midway_resumes_from_its_checkpoint(feature_cache, tmp_path, monkeypatch):
     import codec.train as train_module
 
-    common = dict(
-        lmbda=5.0,
-        batch_size=2,
-        lr=3e-3,
-        hparams=TINY,
-        progress=False,
-        checkpoint_every=2,
-        steps=3,
-        hyper_distill_steps=6,
-    )
+    common = dict(lmbda=5.0, **TINY_TRAINING, checkpoint_every=2, steps=3, hyper_distill_steps=6)
     straight = train_codec(feature_cache, tmp_path / "a", **common)
     real, calls = train_module._gaussian_kl_bits, {"n": 0}
 

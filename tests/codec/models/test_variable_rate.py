@@ -8,7 +8,7 @@ from codec.models import create_codec
 from codec.pipeline import round_trip
 from codec.train import TrainingError
 from codec.variable_rate import GainUnits, fold_gain, train_variable_rate_codec
-from tests.codec.conftest import TINY, cache_batch
+from tests.codec.conftest import TINY, TINY_TRAINING, cache_batch
 
 
 def test_a_gain_folds_exactly_into_the_first_and_last_convolutions(feature_cache):
@@ -46,11 +46,8 @@ def test_one_training_exports_an_ordinary_codec_per_lambda(feature_cache, tmp_pa
         dirs,
         lambdas=[0.1, 100.0],
         steps=4,
-        batch_size=2,
-        lr=3e-3,
-        hparams=TINY,
+        **TINY_TRAINING,
         hyper_distill_steps=2,
-        progress=False,
     )
     x = cache_batch(feature_cache)
     bits = []
@@ -107,15 +104,7 @@ def test_a_kill_during_the_per_rate_distillations_redoes_only_the_unfinished_rat
 ):
     import codec.variable_rate as vr
 
-    common = dict(
-        lambdas=[0.1, 100.0],
-        batch_size=2,
-        lr=3e-3,
-        hparams=TINY,
-        progress=False,
-        steps=3,
-        hyper_distill_steps=2,
-    )
+    common = dict(lambdas=[0.1, 100.0], **TINY_TRAINING, steps=3, hyper_distill_steps=2)
     straight = train_variable_rate_codec(feature_cache, [tmp_path / "a0", tmp_path / "a1"], **common)
     real, calls = vr.distill_integer_hyper, []
 
