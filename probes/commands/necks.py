@@ -25,6 +25,22 @@ def _input_error(e: Exception) -> InputError:
     return InputError(str(e).strip('"'))
 
 
+def _scored(output: Path | None, force: bool, score) -> dict:
+    """The result of `score()` (an evaluation; bad input: exit 3), also written to `output` when given,
+    never over an existing file without --force (checked before the evaluation runs)."""
+    if output is not None and output.exists() and not force:
+        raise InputError(f"{output}: exists; pass --force to overwrite")
+    try:
+        result = score()
+    except INPUT_ERRORS as e:
+        raise _input_error(e) from e
+    if output is not None:
+        from codec.files import atomic_write_json
+
+        atomic_write_json(output, result)
+    return result
+
+
 def _device(device: str) -> str:
     from codec.devices import resolve_device
 
@@ -267,10 +283,10 @@ def eval_command(
     """Score a trained neck + frozen head on a dataset (clean, or through a codec's real bitstream)."""
     from probes.evaluate import evaluate_neck
 
-    if output is not None and output.exists() and not force:
-        raise InputError(f"{output}: exists; pass --force to overwrite")
-    try:
-        result = evaluate_neck(
+    result = _scored(
+        output,
+        force,
+        lambda: evaluate_neck(
             neck_dir,
             data,
             codec=codec,
@@ -283,13 +299,8 @@ def eval_command(
             max_new_tokens=max_new_tokens,
             num_beams=num_beams,
             workers=workers,
-        )
-    except INPUT_ERRORS as e:
-        raise _input_error(e) from e
-    if output is not None:
-        from codec.files import atomic_write_json
-
-        atomic_write_json(output, result)
+        ),
+    )
     if as_json:
         click.echo(json.dumps(result, indent=2))
         return
@@ -333,10 +344,10 @@ def zero_rate_command(
     """The zero-rate point: the accuracy of the best prediction made without features (0 bits)."""
     from probes.evaluate import evaluate_zero_rate
 
-    if output is not None and output.exists() and not force:
-        raise InputError(f"{output}: exists; pass --force to overwrite")
-    try:
-        result = evaluate_zero_rate(
+    result = _scored(
+        output,
+        force,
+        lambda: evaluate_zero_rate(
             task,
             train_data,
             data,
@@ -345,13 +356,8 @@ def zero_rate_command(
             train_limit=train_limit,
             limit=limit,
             task_options={"output_kind": depth_output} if task == "depth" else None,
-        )
-    except INPUT_ERRORS as e:
-        raise _input_error(e) from e
-    if output is not None:
-        from codec.files import atomic_write_json
-
-        atomic_write_json(output, result)
+        ),
+    )
     click.echo(f"{task} at 0 bits on {data} ({result['data']['samples']} samples): {result['predictor']}")
     for name, value in result["metrics"].items():
         click.echo(f"  {name:>10s}  {value:.4f}")
