@@ -313,15 +313,15 @@ def save_tiny_heads(root: str | Path) -> dict[str, Path]:
 
 
 # The smallest neck that trains in seconds on CPU: TrainNeckOptions fields, and as train-neck flags.
-TINY_NECK = dict(
-    encoder="mini-hiera-random",
-    random_init=True,
-    resolution=64,
-    neck_layers=1,
-    neck_dim=32,
-    neck_heads=4,
-    batch_size=2,
-)
+TINY_NECK = {
+    "encoder": "mini-hiera-random",
+    "random_init": True,
+    "resolution": 64,
+    "neck_layers": 1,
+    "neck_dim": 32,
+    "neck_heads": 4,
+    "batch_size": 2,
+}
 ON_CPU = ["--device", "cpu", "--workers", "0"]  # the CLI flags of a test run: no GPU, no worker processes
 
 
