@@ -56,16 +56,17 @@ def _featcodec_decode(strings, scales, means, gc, table, coder, groups=1, thread
     return ops.dequantize(torch.from_numpy(symbols)[None], means)
 
 
-@pytest.mark.parametrize(
-    "coder,groups,threads",
-    [
-        ("native", 1, 1),
-        ("native", 4, 2),
-        ("constriction", 1, None),
-        ("constriction", 4, 2),
-        ("compressai", 1, None),
-    ],
-)
+# (coder, channel groups, threads) of the encode and decode benchmarks, side by side
+CODER_CASES = [
+    ("native", 1, 1),
+    ("native", 4, 2),
+    ("constriction", 1, None),
+    ("constriction", 4, 2),
+    ("compressai", 1, None),
+]
+
+
+@pytest.mark.parametrize("coder,groups,threads", CODER_CASES)
 def test_featcodec_encode(benchmark, latent, coder, groups, threads):
     strings = benchmark.pedantic(
         _featcodec_encode, args=(*latent, coder, groups, threads), rounds=9, warmup_rounds=1
@@ -74,16 +75,7 @@ def test_featcodec_encode(benchmark, latent, coder, groups, threads):
     benchmark.extra_info["bytes"] = SIZES[f"featcodec-{coder}-{groups}"]
 
 
-@pytest.mark.parametrize(
-    "coder,groups,threads",
-    [
-        ("native", 1, 1),
-        ("native", 4, 2),
-        ("constriction", 1, None),
-        ("constriction", 4, 2),
-        ("compressai", 1, None),
-    ],
-)
+@pytest.mark.parametrize("coder,groups,threads", CODER_CASES)
 def test_featcodec_decode(benchmark, latent, coder, groups, threads):
     y, scales, means, gc, table = latent
     strings = _featcodec_encode(*latent, coder, groups)

@@ -53,6 +53,17 @@ def stream_summary(path: Path, data: bytes, seconds: dict, codec=None) -> dict:
     return {"output": str(path), **{k: info.get(k) for k in keys}, "seconds": seconds}
 
 
+def output_options(help: str):
+    """--force, --json and the required -o of the coding commands (encode and decode), one help text each."""
+
+    def decorate(fn):
+        fn = click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help=help)(fn)
+        fn = click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")(fn)
+        return click.option("--force", is_flag=True, help="Overwrite existing outputs.")(fn)
+
+    return decorate
+
+
 @click.command("decode")
 @click.argument("streams", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--codec", "codec_dir", required=True, type=click.Path(file_okay=False, path_type=Path))
@@ -66,14 +77,8 @@ def stream_summary(path: Path, data: bytes, seconds: dict, codec=None) -> dict:
     type=click.IntRange(min=1),
     help="Refuse streams whose grid covers more pixels (default: 4× the codec's training resolution²).",
 )
-@click.option("--force", is_flag=True, help="Overwrite an existing output.")
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
-@click.option(
-    "-o",
-    "--output",
-    required=True,
-    type=click.Path(path_type=Path),
-    help="A .safetensors file (one STREAM), or a directory that receives one STEM.safetensors per stream.",
+@output_options(
+    "A .safetensors file (one STREAM), or a directory that receives one STEM.safetensors per stream."
 )
 def decode_command(streams, codec_dir, threads, workers, device, max_pixels, force, as_json, output):
     """Decode .fcb streams (files, directories, quoted globs) into

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from codec.commands import CODER_HELP, stream_summary, write_output
+from codec.commands import CODER_HELP, output_options, stream_summary, write_output
 from codec.errors import InputError
 from codec.names import CODEC_KINDS, CODER_NAMES, HYPER_PATHS, PACKED_KINDS
 
@@ -183,14 +183,8 @@ def train_codec_command(
     help="Threads that read and entropy-code images beside the forward (default: the CPUs).",
 )
 @click.option("--device", default="cpu", show_default=True)
-@click.option("--force", is_flag=True, help="Overwrite existing outputs.")
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
-@click.option(
-    "-o",
-    "--output",
-    required=True,
-    type=click.Path(path_type=Path),
-    help="A .fcb file (--features, or one IMAGE), or a directory for IMAGE inputs (one STEM.fcb each).",
+@output_options(
+    "A .fcb file (--features, or one IMAGE), or a directory for IMAGE inputs (one STEM.fcb each)."
 )
 def encode_command(
     images,
