@@ -290,7 +290,7 @@ class MeanScaleFeatureHyperprior(TransformFeatureCodec):
             channel_groups = split_channels(self.M, groups, symbols[0].size)  # groups=None: auto_groups
             items = []
             for b in range(symbols.shape[0]):
-                checks = {  # on other threads while the coder runs (zlib releases the GIL)
+                checks = {  # on other threads while the coder runs (ISA-L's CRC releases the GIL)
                     "hyper": (z_symbols[b],),  # checked before h_s runs on them
                     "probability_model": (indexes[b], means_grid[b]),
                     "symbols": (z_symbols[b], symbols[b]),
