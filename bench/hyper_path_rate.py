@@ -28,11 +28,12 @@ from pathlib import Path
 ENCODER, RESOLUTION, DATA = "mini-hiera", 128, "synthetic:depth"
 
 
-def feature_cache(out: Path, split: str, limit: int):
+def feature_cache(out: Path, split: str, limit: int, encoder_name: str = ENCODER):
+    """The `encoder_name` features of `limit` images of DATA's `split` at RESOLUTION (made once, in `out`)."""
     from probes.data import open_dataset
     from probes.encoders import FeatureCache, create_encoder, extract_features
 
-    folder = out / f"features-{split}"
+    folder = out / (f"features-{split}" if encoder_name == ENCODER else f"features-{encoder_name}-{split}")
     if (folder / "manifest.json").is_file():
         return FeatureCache(folder)
     dataset = open_dataset(DATA, split=split, limit=limit)
@@ -43,7 +44,7 @@ def feature_cache(out: Path, split: str, limit: int):
         path = images / f"{i:06d}.png"
         dataset[i]["image"].save(path)
         paths.append(path)
-    encoder = create_encoder(ENCODER, resolution=RESOLUTION)
+    encoder = create_encoder(encoder_name, resolution=RESOLUTION)
     return extract_features(encoder, paths, folder, batch_size=8, progress=False)
 
 

@@ -2,6 +2,7 @@
 default-size hyperprior (integer hyper path), `encode_features` under torch.profiler.
 
     python -m bench.profile_encode --device cuda --resolution 1024 --json out.json
+    python -m bench.profile_encode --device cpu --adapter-ranks full,16   # two analyses side by side
 
 Prints the medians of the encoder forward and of the codec encode (each synchronised, side by side in one
 run), then the `featcodec.encode.*` ranges of `HyperpriorCodec.compress` (CPU wall time inside each range
@@ -48,15 +49,27 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument(
         "--groups", type=int, default=None, help="y's channel groups (default: auto, as featcodec encode)"
     )
+    parser.add_argument(
+        "--adapter-ranks",
+        default="full",
+        help="comma-separated codec analyses measured side by side: full (the default adapters) or a rank "
+        "(adapter_rank: levels finer than the grid projected first); the first one is profiled",
+    )
     parser.add_argument("--json", default=None, help="also write the figures here")
     args = parser.parse_args(argv)
     device = args.device
     encoder = create_encoder(args.encoder, random_init=True, resolution=args.resolution, device=device)
-    torch.manual_seed(0)
-    model = create_codec("hyperprior", encoder.spec, resolution=args.resolution, hyper_path="integer")
-    with tempfile.TemporaryDirectory() as tmp:
-        save_codec(model, tmp, encoder=args.encoder, weights_id=encoder.weights_id, lmbda=1.0)
-        codec = load_codec(tmp, device=device)
+    codecs = {}
+    for label in args.adapter_ranks.split(","):
+        rank = None if label == "full" else int(label)
+        torch.manual_seed(0)
+        model = create_codec(
+            "hyperprior", encoder.spec, resolution=args.resolution, hyper_path="integer", adapter_rank=rank
+        )
+        with tempfile.TemporaryDirectory() as tmp:
+            save_codec(model, tmp, encoder=args.encoder, weights_id=encoder.weights_id, lmbda=1.0)
+            codecs[label] = load_codec(tmp, device=device)
+    codec = next(iter(codecs.values()))
     pixels = torch.randn(1, 3, args.resolution, args.resolution, device=device)
     with torch.no_grad():
         features = {k: v.clone() for k, v in encoder(pixels).items()}
@@ -64,12 +77,13 @@ def main(argv: list[str] | None = None) -> dict:
         def forward():
             encoder(pixels)
 
-        def encode():
+        def encode(codec=codec):
             return encode_features(codec, features, groups=args.groups)
 
         for _ in range(3):  # warm-up: cuDNN autotuning, the CDF-table cache, the coder's thread pool
             forward()
-            encode()
+            for other in codecs.values():
+                encode(other)
         result = {
             "device": device,
             "encoder": args.encoder,
@@ -84,6 +98,13 @@ def main(argv: list[str] | None = None) -> dict:
             "cuda_graphs": device == "cuda" and os.environ.get("FEATCODEC_CUDA_GRAPHS", "1") != "0",
         }
         result["codec_share"] = result["codec_encode_ms"] / result["encoder_forward_ms"]
+        result["analyses"] = {}
+        for label, other in codecs.items():  # in turn with the forward, so drift hits each alike
+            ms = _median_ms(lambda other=other: encode(other), args.rounds, device)
+            result["analyses"][label] = {"codec_encode_ms": ms}
+        forward_ms = _median_ms(forward, args.rounds, device)
+        for entry in result["analyses"].values():
+            entry["share"] = entry["codec_encode_ms"] / (0.5 * (forward_ms + result["encoder_forward_ms"]))
         activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device == "cuda" else [])
         n = 5
         with profile(activities=activities) as prof:
@@ -110,6 +131,11 @@ def main(argv: list[str] | None = None) -> dict:
         f"groups {args.groups or 'auto'}, CUDA graphs {result['cuda_graphs']}, "
         f"stream {result['stream_bytes']} B"
     )
+    for label, entry in result["analyses"].items():
+        print(
+            f"analysis {label:>5}: codec encode {entry['codec_encode_ms']:.2f} ms "
+            f"= {100 * entry['share']:.1f} % of the forward (mean of its two medians)"
+        )
     print("\nrange                              CPU wall ms   device ms  (per encode)")
     for key, entry in sorted(ranges.items()):
         print(f"{key:34s} {entry['cpu_ms']:11.3f} {entry['device_ms']:11.3f}")

@@ -10,6 +10,8 @@ Formats: defined here only; the modules that write and read them import them fro
 CODEC_KINDS = ("av1", "factorized", "hevc", "hyperprior", "uniform", "vvc")  # codec.models.registry.CODECS
 CODER_NAMES = ("compressai", "constriction", "native", "native2")  # codec.entropy.coders.CODERS
 PACKED_KINDS = ("av1", "hevc", "vvc")  # codec.models.packed.PACKED_KINDS: the standard anchors (CODEC_KINDS)
+# the learned kinds with the multi-level analysis / synthesis (codec.models.base.TransformFeatureCodec)
+TRANSFORM_KINDS = ("factorized", "hyperprior")
 
 # -- options of a codec kind -------------------------------------------------------------------------
 HYPER_PATHS = ("float64", "integer")  # how a hyperprior's h_s runs (codec/models/integer.py)

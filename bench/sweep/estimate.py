@@ -148,6 +148,8 @@ def op_key(name: str, **attrs) -> str:
 def codec_attrs(settings: dict) -> dict:
     """A codec or codec-set step's: its model, its sizes and its batch."""
     sizes = {k: settings.get(k) for k in ("channels", "latent_channels", "grid_stride")}
+    if settings.get("adapter_rank") is not None:  # only when set: earlier calibrations keep their keys
+        sizes["adapter_rank"] = settings["adapter_rank"]
     return {"model": settings["model"], **sizes, "batch": settings["batch_size"]}
 
 

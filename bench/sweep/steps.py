@@ -247,7 +247,12 @@ def _training(s: dict, progress: bool) -> dict:
 def _codec_hparams(s: dict) -> dict:
     return {
         k: v
-        for k, v in (("N", s["channels"]), ("M", s["latent_channels"]), ("grid_stride", s.get("grid_stride")))
+        for k, v in (
+            ("N", s["channels"]),
+            ("M", s["latent_channels"]),
+            ("grid_stride", s.get("grid_stride")),
+            ("adapter_rank", s.get("adapter_rank")),
+        )
         if v is not None
     }
 

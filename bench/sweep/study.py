@@ -17,6 +17,7 @@ from pathlib import Path
 import tomllib
 
 from codec.errors import InputError
+from codec.names import TRANSFORM_KINDS
 
 NECK_MODES = ("clean", "decoded")
 RESOURCE_KEYS = ("cpus", "gpus", "memory")  # per step kind: Ray's num_cpus, num_gpus and memory (GiB)
@@ -67,6 +68,8 @@ class CodecPlan:
     channels: int | None = None
     latent_channels: int | None = None
     grid_stride: int | None = None  # the latent's stride in input pixels (None: the model's default, 16)
+    # levels finer than the grid projected to this many channels first (a cheaper analysis; None: full)
+    adapter_rank: int | None = None
     # one gain-unit network for every λ (codec.variable_rate), trained once per (encoder, seed)
     variable_rate: bool = False
     # codec training on windows of `crop` input pixels, `crops_per_image` random ones kept per image by the
@@ -86,6 +89,8 @@ class CodecPlan:
         }
         if self.grid_stride is not None:  # only when set: the ids of studies without it stay as they were
             settings["grid_stride"] = self.grid_stride
+        if self.adapter_rank is not None:  # likewise
+            settings["adapter_rank"] = self.adapter_rank
         if self.variable_rate:  # likewise
             settings["variable_rate"] = True
         return settings
@@ -548,6 +553,14 @@ def load_study(path: str | os.PathLike, *, require_data: bool = True) -> Study:
         )
     values["data"] = tuple(codec_data)
     values["grid_stride"] = _grid_stride(problems, values["grid_stride"], values["model"], encoders)
+    rank = values["adapter_rank"]
+    if rank is not None and (not _is(rank, (int,)) or rank < 1 or values["model"] not in TRANSFORM_KINDS):
+        problems.add(
+            "codec.adapter_rank",
+            f"{rank!r}: a positive integer, for a {' or '.join(TRANSFORM_KINDS)} codec "
+            f"(model = {values['model']!r})",
+        )
+        values["adapter_rank"] = None
     _crop(problems, values["crop"], values["crops_per_image"], values["grid_stride"], encoders)
     codec = CodecPlan(**values)
     if codec.variable_rate and (codec.model != "hyperprior" or len(codec.lambdas) < 2):

@@ -171,14 +171,22 @@ class TransformFeatureCodec(FeatureCodec):
         N: int = 128,
         M: int = 192,
         grid_stride: int = 16,
+        adapter_rank: int | None = None,
     ):
+        """adapter_rank: project levels finer than the grid to this many channels first (a cheaper analysis;
+        codec.models.transforms); None: the full adapters."""
         super().__init__(levels, resolution, grid_stride)
         self.N, self.M = int(N), int(M)
-        self.g_a = MultiLevelAnalysis(self.levels, N, M, grid_stride)
+        if adapter_rank is not None and int(adapter_rank) < 1:
+            raise ValueError(f"adapter_rank must be >= 1, got {adapter_rank}")
+        self.adapter_rank = None if adapter_rank is None else int(adapter_rank)
+        self.g_a = MultiLevelAnalysis(self.levels, N, M, grid_stride, self.adapter_rank)
         self.g_s = MultiLevelSynthesis(self.levels, N, M, grid_stride)
 
     def hparams(self) -> dict:
-        return {"N": self.N, "M": self.M, "grid_stride": self.grid_stride}
+        # adapter_rank only when set: the configs (and ids) of codecs without it stay as they were
+        rank = {} if self.adapter_rank is None else {"adapter_rank": self.adapter_rank}
+        return {"N": self.N, "M": self.M, "grid_stride": self.grid_stride, **rank}
 
     @torch.no_grad()
     def compress(

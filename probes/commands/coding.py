@@ -11,7 +11,7 @@ import click
 
 from codec.commands import CODER_HELP, output_options, stream_summary, write_output
 from codec.errors import InputError
-from codec.names import CODEC_KINDS, CODER_NAMES, HYPER_PATHS, PACKED_KINDS
+from codec.names import CODEC_KINDS, CODER_NAMES, HYPER_PATHS, PACKED_KINDS, TRANSFORM_KINDS
 
 
 @click.command("train-codec")
@@ -51,6 +51,12 @@ from codec.names import CODEC_KINDS, CODER_NAMES, HYPER_PATHS, PACKED_KINDS
 @click.option("--latent-channels", "M", type=click.IntRange(min=1), help="Latent channels M (default 192).")
 @click.option("--grid-stride", type=click.IntRange(min=1), help="Stride of the common grid (default 16).")
 @click.option(
+    "--adapter-rank",
+    type=click.IntRange(min=1),
+    help="A cheaper analysis: levels finer than the grid are first projected to this many channels "
+    "(e.g. 16 for SAM2's FPN; default: the full adapters). The decoder is unchanged.",
+)
+@click.option(
     "--hyper-path",
     type=click.Choice(HYPER_PATHS),
     default="integer",
@@ -83,6 +89,7 @@ def train_codec_command(
     N,
     M,
     grid_stride,
+    adapter_rank,
     hyper_path,
     hyper_distill_steps,
     checkpoint_every,
@@ -96,7 +103,13 @@ def train_codec_command(
     from codec.train import train_codec
     from probes.encoders import FeatureCache
 
-    hparams = {k: v for k, v in {"N": N, "M": M, "grid_stride": grid_stride}.items() if v is not None}
+    hparams = {
+        k: v
+        for k, v in {"N": N, "M": M, "grid_stride": grid_stride, "adapter_rank": adapter_rank}.items()
+        if v is not None
+    }
+    if adapter_rank is not None and kind not in TRANSFORM_KINDS:
+        raise click.UsageError(f"--adapter-rank is for the learned transform codecs, not {kind}")
     if kind in PACKED_KINDS:
         if qp is None or lmbda is not None:
             raise click.UsageError(f"a {kind} anchor takes --qp (and no --lambda)")

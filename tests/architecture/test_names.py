@@ -24,6 +24,14 @@ def test_packed_kinds_are_the_standard_anchors():
     assert set(PACKED_KINDS) <= set(codec_names.CODEC_KINDS)
 
 
+def test_transform_kinds_are_the_transform_codecs():
+    from codec.models import CODECS
+    from codec.models.base import TransformFeatureCodec
+
+    kinds = tuple(k for k in CODECS.names() if issubclass(CODECS.get(k), TransformFeatureCodec))
+    assert codec_names.TRANSFORM_KINDS == tuple(sorted(kinds))
+
+
 def test_task_names_are_the_task_registry():
     from probes.heads import BUILTIN_HEADS
     from probes.tasks import TASKS

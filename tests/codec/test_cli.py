@@ -156,3 +156,17 @@ def test_one_image_to_a_fcb_path_writes_that_file(run, cli_codec, image_paths, t
         "encode", *image_paths[:2], "--codec", cli_codec, "--random-init", "-o", tmp_path / "two.fcb"
     )
     assert result.exit_code == 3 and "directory" in result.output and not (tmp_path / "two.fcb").exists()
+
+
+def test_train_codec_adapter_rank(run, feature_cache, tmp_path):
+    """--adapter-rank reaches the codec's config; it is refused for a codec without the learned analysis."""
+    out = tmp_path / "ranked"
+    args = ["--features", feature_cache.path, "--lambda", "10", "--steps", "1", "--batch-size", "2"]
+    result = run(
+        "train-codec", *args, "--channels", "8", "--latent-channels", "12", "--adapter-rank", "4", "-o", out
+    )
+    assert result.exit_code == 0, result.output
+    config = json.loads((out / "config.json").read_text())
+    assert config["hparams"]["adapter_rank"] == 4
+    result = run("train-codec", *args, "--model", "uniform", "--adapter-rank", "4", "-o", tmp_path / "u")
+    assert result.exit_code == 2 and "--adapter-rank" in result.output

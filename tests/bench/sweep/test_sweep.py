@@ -314,6 +314,19 @@ def test_codec_grid_stride_is_checked_against_the_encoders_and_reaches_the_codec
             load_study(_write(tmp_path, text))
 
 
+def test_codec_adapter_rank_reaches_the_codec_and_is_checked(tmp_path):
+    from bench.sweep.steps import _codec_hparams
+
+    study = load_study(_write(tmp_path, TOY.replace("channels = 8\n", "channels = 8\nadapter_rank = 4\n", 1)))
+    codec_steps = [s for s in plan_steps(study) if s.kind == "codec"]
+    assert codec_steps and all(_codec_hparams(s.settings)["adapter_rank"] == 4 for s in codec_steps)
+    assert all("adapter_rank" not in s.settings for s in plan_steps(load_study(_write(tmp_path, TOY))))
+    for bad in ("0", '"4"'):
+        text = TOY.replace("channels = 8\n", f"channels = 8\nadapter_rank = {bad}\n", 1)
+        with pytest.raises(StudyError, match="codec.adapter_rank"):
+            load_study(_write(tmp_path, text))
+
+
 def test_summary_table_names_the_neck_training_the_proxy_score_and_unreached_targets():
     from bench.rd.markdown import summary_table
     from bench.rd.records import Estimate, Probe, Report, Section
