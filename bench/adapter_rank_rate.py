@@ -11,20 +11,18 @@ training, test split held out; bench.hyper_path_rate's caches). mini-sam2's leve
 FPN at strides 4, 8, 16, 64 channels each), so its stride-4 and stride-8 levels are the ones projected.
 Rate = whole `.fcb` streams (headers included), distortion = MSE of the normalised decoded features
 (bench.hyper_path_rate.score). Prints per-λ rows and, per seed, the BD-rate of each rank against the full
-analysis at equal MSE (bench.rd.bdrate, pchip), then the mean over seeds with a t interval: the paired
-comparison's noise is training-seed noise, and the seeds are what this varies (16 or 32 test images: the
-interval does not cover other test sets).
+analysis at equal MSE (pchip) and their mean with the study's interval (bench.rd.seeds.bd_rate_interval: the
+seed-mean t interval plus the paired bootstrap of the test images, so it covers training seeds and test
+images; not other data sets or encoders).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import statistics
-import time
 from pathlib import Path
 
-from bench.hyper_path_rate import feature_cache, score
+from bench.hyper_path_rate import feature_cache, score, train_or_load
 
 
 def main(argv=None) -> list[dict]:
@@ -47,9 +45,6 @@ def main(argv=None) -> list[dict]:
 
     import torch
 
-    from codec.codec_dir import load_codec
-    from codec.train import train_codec
-
     torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
     train = feature_cache(args.out, "train", args.train_images, args.encoder)
@@ -61,31 +56,19 @@ def main(argv=None) -> list[dict]:
         for lmbda in [float(v) for v in args.lambdas.split(",")]:
             for variant in variants:
                 rank = {} if variant == "full" else {"adapter_rank": int(variant)}
-                folder = args.out / f"codec-{args.encoder}-{variant}-{lmbda:g}-{seed}"
-                start = time.perf_counter()
-                reused = args.reuse and (folder / "config.json").is_file()
-                codec = (
-                    load_codec(folder)
-                    if reused
-                    else train_codec(
-                        train,
-                        folder,
-                        lmbda=lmbda,
-                        steps=args.steps,
-                        batch_size=args.batch_size,
-                        lr=args.lr,
-                        seed=seed,
-                        progress=False,
-                        force=True,
-                        checkpoint_every=max(args.steps, 1),
-                        hparams={**size, **rank},
-                    )
+                codec, seconds = train_or_load(
+                    train,
+                    args.out / f"codec-{args.encoder}-{variant}-{lmbda:g}-{seed}",
+                    args,
+                    lmbda=lmbda,
+                    seed=seed,
+                    hparams={**size, **rank},
                 )
                 row = {
                     "analysis": variant,
                     "lambda": lmbda,
                     "seed": seed,
-                    "train_s": None if reused else time.perf_counter() - start,
+                    "train_s": seconds,
                     **score(codec, test),
                 }
                 rows.append(row)
@@ -103,38 +86,38 @@ def main(argv=None) -> list[dict]:
             f"{row['mse'] / base['mse'] - 1:+.2%} |"
         )
     if len({r["lambda"] for r in rows}) >= 2:
-        from scipy import stats
+        import numpy as np
 
-        from bench.rd.bdrate import bd_rate
+        from bench.rd.seeds import bd_rate_interval
 
-        print("\n| rank vs full | BD-rate per seed | mean | 95 % t interval over seeds |")
-        print("|---|---|---|---|")
+        seeds = sorted({r["seed"] for r in rows})
+        print("\n| rank vs full | BD-rate per seed | estimate | 95 % interval | covers |")
+        print("|---|---|---|---|---|")
         for variant in variants[1:]:
-            per_seed = []
-            for seed in sorted({r["seed"] for r in rows}):
-                curve = {
-                    v: [r for r in rows if r["seed"] == seed and r["analysis"] == v]
-                    for v in ("full", variant)
-                }
-                per_seed.append(
-                    bd_rate(
-                        [r["bits_per_element"] for r in curve["full"]],
-                        [r["mse"] for r in curve["full"]],
-                        [r["bits_per_element"] for r in curve[variant]],
-                        [r["mse"] for r in curve[variant]],
-                        higher_is_better=False,
+            curves = {
+                v: [
+                    (
+                        [r["bits_per_element"] for r in rows if (r["seed"], r["analysis"]) == (seed, v)],
+                        np.array(
+                            [r["mse_per_image"] for r in rows if (r["seed"], r["analysis"]) == (seed, v)]
+                        ),
                     )
+                    for seed in seeds
+                ]
+                for v in ("full", variant)
+            }
+            try:  # paired: seed s of the rank against seed s of the full analysis, on the same test images
+                result = bd_rate_interval(
+                    curves["full"], curves[variant], higher_is_better=False, seeds=[str(s) for s in seeds]
                 )
-            mean = statistics.fmean(per_seed)
-            if len(per_seed) > 1:
-                half = (
-                    stats.t.ppf(0.975, len(per_seed) - 1) * statistics.stdev(per_seed) / len(per_seed) ** 0.5
-                )
-                interval = f"[{mean - half:+.2f}, {mean + half:+.2f}] %"
-            else:
-                interval = "(one seed)"
-            cells = ", ".join(f"{v:+.2f} %" for v in per_seed)
-            print(f"| {variant} | {cells} | {mean:+.2f} % | {interval} |")
+            except ValueError as e:  # curves that do not overlap: said, not averaged
+                print(f"| {variant} | no BD-rate: {e} | | | |")
+                continue
+            cells = ", ".join("n/a" if v is None else f"{v:+.2f} %" for v in result.per_seed.values())
+            print(
+                f"| {variant} | {cells} | {result.estimate:+.2f} % | "
+                f"[{result.low:+.2f}, {result.high:+.2f}] % | {result.covers} |"
+            )
     return rows
 
 

@@ -57,6 +57,7 @@ def score(codec, cache, batch: int = 8) -> dict:
     names = codec.model.level_names
     bits = payload = elements = 0
     squared = 0.0
+    mse_per_image: list[float] = []
     exact = True
     for start in range(0, len(cache), batch):
         items = [cache.get(i, names) for i in range(start, min(start + batch, len(cache)))]
@@ -68,14 +69,44 @@ def score(codec, cache, batch: int = 8) -> dict:
         elements += sum(t.numel() for t in x.values())
         norm = codec.model.normalization
         xn, xn_hat = norm.normalize(x), norm.normalize(trip.features)
-        squared += float(sum(((xn_hat[k] - xn[k]) ** 2).sum() for k in xn))
+        per_item = sum(((xn_hat[k] - xn[k]) ** 2).flatten(1).sum(1) for k in xn)
+        per_item_elements = sum(t[0].numel() for t in x.values())
+        squared += float(per_item.sum())
+        mse_per_image += (per_item / per_item_elements).tolist()
     return {
         "bits_per_element": bits / elements,
         "payload_bits_per_element": payload / elements,
         "mse": squared / elements,
+        "mse_per_image": mse_per_image,  # the test images' own MSEs (in cache order), for image intervals
         "exact": exact,
         "elements": elements,
     }
+
+
+def train_or_load(train, folder: Path, args, *, lmbda: float, seed: int, hparams: dict, **options):
+    """(codec, training seconds): the codec in `folder` when `args.reuse` finds one there (seconds None),
+    else one trained on `train` with the harness's schedule (args.steps, batch_size, lr)."""
+    from codec.codec_dir import load_codec
+    from codec.train import train_codec
+
+    if args.reuse and (folder / "config.json").is_file():
+        return load_codec(folder), None
+    start = time.perf_counter()
+    codec = train_codec(
+        train,
+        folder,
+        lmbda=lmbda,
+        steps=args.steps,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        seed=seed,
+        progress=False,
+        force=True,
+        checkpoint_every=max(args.steps, 1),
+        hparams=hparams,
+        **options,
+    )
+    return codec, time.perf_counter() - start
 
 
 def float_student(codec, train, args, seed: int):
@@ -135,9 +166,6 @@ def main(argv=None) -> None:
 
     import torch
 
-    from codec.codec_dir import load_codec
-    from codec.train import train_codec
-
     torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
     train = feature_cache(args.out, "train", args.train_images)
@@ -146,32 +174,20 @@ def main(argv=None) -> None:
     for seed in [int(s) for s in args.seeds.split(",")]:
         for lmbda in [float(v) for v in args.lambdas.split(",")]:
             for path in ("float64", "integer"):
-                start = time.perf_counter()
-                folder = args.out / f"codec-{path}-{lmbda:g}-{seed}"
-                reused = args.reuse and (folder / "config.json").is_file()
-                codec = (
-                    load_codec(folder)
-                    if reused
-                    else train_codec(
-                        train,
-                        args.out / f"codec-{path}-{lmbda:g}-{seed}",
-                        lmbda=lmbda,
-                        steps=args.steps,
-                        batch_size=args.batch_size,
-                        lr=args.lr,
-                        seed=seed,
-                        progress=False,
-                        force=True,
-                        checkpoint_every=max(args.steps, 1),
-                        hparams={"N": args.channels, "M": args.latent_channels, "hyper_path": path},
-                        hyper_distill_steps=args.hyper_distill_steps,
-                    )
+                codec, seconds = train_or_load(
+                    train,
+                    args.out / f"codec-{path}-{lmbda:g}-{seed}",
+                    args,
+                    lmbda=lmbda,
+                    seed=seed,
+                    hparams={"N": args.channels, "M": args.latent_channels, "hyper_path": path},
+                    hyper_distill_steps=args.hyper_distill_steps,
                 )
                 row = {
                     "hyper_path": path,
                     "lambda": lmbda,
                     "seed": seed,
-                    "train_s": None if reused else time.perf_counter() - start,
+                    "train_s": seconds,
                     **score(codec, test),
                 }
                 row["loss"] = row["bits_per_element"] + lmbda * row["mse"]
