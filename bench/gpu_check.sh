@@ -24,7 +24,8 @@ step() { local name=$1 limit=$2; shift 2; local t=$(date +%s)
   timeout "$limit" "$@" > "$OUT/$name.log" 2>&1; local rc=$?
   echo "== $name rc=$rc $(( $(date +%s) - t )) s"; tail -n "${TAIL:-25}" "$OUT/$name.log"; }
 TAIL=15 step cuda_tests 200 $py -m pytest tests/codec -m cuda -q -rfE -p no:cacheprovider
-TAIL=0 step profile_cuda 90 $py -m bench.profile_encode --device cuda --rounds 30 --json "$OUT/profile_cuda.json"
+TAIL=0 step profile_cuda 90 $py -m bench.profile_encode --device cuda --rounds 30 --adapter-ranks full,16 \
+  --json "$OUT/profile_cuda.json"
 TAIL=0 step profile_eager 90 env FEATCODEC_CUDA_GRAPHS=0 $py -m bench.profile_encode --device cuda --rounds 30
 TAIL=0 step profile_groups3 90 $py -m bench.profile_encode --device cuda --rounds 30 --groups 3
 if [ -d .gpu_before ]; then
@@ -35,4 +36,4 @@ TAIL=30 step bench_steps 150 $py -m pytest bench/test_bench_gpu_steps.py --bench
   -k "codec_encode or codec_decode or sam2.1-hiera-tiny" --benchmark-columns=median,rounds
 TAIL=30 step bench_encode 150 $py -m pytest bench/test_bench_encode.py --benchmark-only --bench-device cuda -s -q \
   -p no:cacheprovider --benchmark-columns=median,rounds
-for f in "$OUT"/profile_*.log; do echo "== $(basename "$f")"; grep -A8 "^sam2.1" "$f" | grep -v "^---\|^ *Name"; done
+for f in "$OUT"/profile_*.log; do echo "== $(basename "$f")"; grep -A11 "^sam2.1" "$f" | grep -v "^---\|^ *Name"; done
