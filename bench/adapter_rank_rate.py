@@ -3,8 +3,8 @@ with the full per-level adapters and with levels finer than the grid projected t
 first (same λ, steps, seed, data; train-codec's defaults otherwise), scored on held-out features through
 real streams.
 
-    .venv/bin/python -m bench.adapter_rank_rate -o /tmp/adapter-rank [--ranks 16,4] [--lambdas 0.5,2.5,12.5]
-        [--seeds 0,1,2] [--steps 2000] [--encoder mini-sam2]
+    .venv/bin/python -m bench.adapter_rank_rate -o /tmp/adapter-rank [--analyses full,16,4]
+        [--lambdas 0.5,2.5,12.5] [--seeds 0,1,2] [--steps 2000] [--encoder mini-sam2]
 
 Features: a bundled mini encoder at 128 px on the synthetic world (`synthetic:depth`, train split for
 training, test split held out; bench.hyper_path_rate's caches). mini-sam2's levels have SAM2's layout (an
@@ -29,7 +29,12 @@ def main(argv=None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-o", "--out", type=Path, required=True)
     parser.add_argument("--encoder", default="mini-sam2")
-    parser.add_argument("--ranks", default="16,4")
+    parser.add_argument(
+        "--analyses",
+        default="full,16,4",
+        help="full (the default adapters) and ranks; BD-rates against full when it is among them "
+        "(several invocations may train into one --out, a last one with --reuse scores them all)",
+    )
     parser.add_argument("--lambdas", default="0.5,2.5,12.5")
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--steps", type=int, default=2000)
@@ -50,7 +55,7 @@ def main(argv=None) -> list[dict]:
     train = feature_cache(args.out, "train", args.train_images, args.encoder)
     test = feature_cache(args.out, "test", args.test_images, args.encoder)
     size = {k: v for k, v in {"N": args.channels, "M": args.latent_channels}.items() if v is not None}
-    variants = ["full", *args.ranks.split(",")]
+    variants = args.analyses.split(",")
     rows = []
     for seed in [int(s) for s in args.seeds.split(",")]:
         for lmbda in [float(v) for v in args.lambdas.split(",")]:
@@ -78,14 +83,24 @@ def main(argv=None) -> list[dict]:
     print("|---|---|---|---|---|---|---|")
     for row in rows:
         base = next(
-            r for r in rows if (r["lambda"], r["seed"], r["analysis"]) == (row["lambda"], row["seed"], "full")
+            (
+                r
+                for r in rows
+                if (r["lambda"], r["seed"], r["analysis"]) == (row["lambda"], row["seed"], "full")
+            ),
+            None,
+        )
+        versus = (
+            f"{row['bits_per_element'] / base['bits_per_element'] - 1:+.2%} | "
+            f"{row['mse'] / base['mse'] - 1:+.2%}"
+            if base
+            else "| "
         )
         print(
             f"| {row['lambda']:g} | {row['seed']} | {row['analysis']} | {row['bits_per_element']:.5f} | "
-            f"{row['mse']:.5f} | {row['bits_per_element'] / base['bits_per_element'] - 1:+.2%} | "
-            f"{row['mse'] / base['mse'] - 1:+.2%} |"
+            f"{row['mse']:.5f} | {versus} |"
         )
-    if len({r["lambda"] for r in rows}) >= 2:
+    if len({r["lambda"] for r in rows}) >= 2 and "full" in variants:
         import numpy as np
 
         from bench.rd.seeds import bd_rate_interval
@@ -93,7 +108,7 @@ def main(argv=None) -> list[dict]:
         seeds = sorted({r["seed"] for r in rows})
         print("\n| rank vs full | BD-rate per seed | estimate | 95 % interval | covers |")
         print("|---|---|---|---|---|")
-        for variant in variants[1:]:
+        for variant in (v for v in variants if v != "full"):
             curves = {
                 v: [
                     (
