@@ -5,8 +5,8 @@ peak memory ≤ 3× the decoded tensors + the model. The share is printed from w
 median CPU time of the calls (process_time, summed over threads: steadier on a machine shared with other
 jobs, where the memory-bound codec loses more wall time than the compute-bound forward). Weights do not
 change the cost, so a random-init encoder and an untrained (updated) default-size hyperprior
-over the three FPN levels are used; `codec_encode[rank16]` is the same codec with the cheaper analysis
-(`adapter_rank=16`: fpn0 and fpn1 projected to 16 channels first), measured in the same run.
+over the three FPN levels are used. `codec_encode[rank32]` and `[rank16]` are the same codec with the cheaper
+analysis (`adapter_rank`: fpn0 and fpn1 projected to 32 or 16 channels first), measured in the same run.
 
     .venv/bin/python -m pytest bench/test_bench_codec.py --benchmark-only --benchmark-columns=median,rounds -s
     (add `--bench-threads 1` for one torch thread in the forward and the codec alike)
@@ -29,7 +29,7 @@ from codec.pipeline import decode_stream, encode_features
 from probes.encoders import create_encoder
 
 ENCODER, RESOLUTION = "sam2.1-hiera-tiny", 1024
-RANKS = {"full": None, "rank16": 16}  # the analyses measured side by side (codec.models.transforms)
+RANKS = {"full": None, "rank32": 32, "rank16": 16}  # analyses measured side by side (codec.models.transforms)
 RESULTS: dict[str, float] = {}
 CPU: dict[str, list[float]] = {"encoder_s": [], **{f"codec_s[{a}]": [] for a in RANKS}}
 
