@@ -4,9 +4,10 @@ Targets: the codec's share of encode ≤ 5 % of the encoder forward (issue 21; i
 peak memory ≤ 3× the decoded tensors + the model. The share is printed from wall medians and from the
 median CPU time of the calls (process_time, summed over threads: steadier on a machine shared with other
 jobs, where the memory-bound codec loses more wall time than the compute-bound forward). Weights do not
-change the cost, so a random-init encoder and an untrained (updated) default-size hyperprior
-over the three FPN levels are used. `codec_encode[rank32]` and `[rank16]` are the same codec with the cheaper
-analysis (`adapter_rank`: fpn0 and fpn1 projected to 32 or 16 channels first), measured in the same run.
+change the cost, so a random-init encoder and an untrained (updated) default-size hyperprior over the three
+FPN levels are used, on the integer hyper path (what train-codec trains). `codec_encode[rank32]` and
+`[rank16]` are the same codec with the cheaper analysis (`adapter_rank`: fpn0 and fpn1 projected to 32 or 16
+channels first), measured in the same run.
 
     .venv/bin/python -m pytest bench/test_bench_codec.py --benchmark-only --benchmark-columns=median,rounds -s
     (add `--bench-threads 1` for one torch thread in the forward and the codec alike)
@@ -50,7 +51,9 @@ def setup(tmp_path_factory):
     codecs = {}
     for analysis, rank in RANKS.items():
         torch.manual_seed(0)
-        model = create_codec("hyperprior", encoder.spec, resolution=RESOLUTION, adapter_rank=rank)
+        model = create_codec(
+            "hyperprior", encoder.spec, resolution=RESOLUTION, hyper_path="integer", adapter_rank=rank
+        )
         codecs[analysis] = save_codec(
             model, tmp_path_factory.mktemp("codec"), encoder=ENCODER, weights_id=encoder.weights_id, lmbda=1.0
         )
