@@ -13,7 +13,8 @@ projected to `adapter_rank` channels by a 1×1 conv at its own resolution, then 
 mask decoder reads its stride-4 and stride-8 levels so, through 256 → 32 and 256 → 64 projections. For
 SAM2.1's fpn0 at 1024 px (256 channels, r = 4) the adapter's 4.3 GFLOP become 0.8 at rank 16; the
 normalisation folds into the projection's weights, so compress reads that level once. Synthesis is not
-changed: the encoder gets cheaper, the decoder (and the stream format) stays as it was.
+changed: the encoder gets cheaper, the decoder (and the stream format) stays as it was. A rank below the
+level's per-pixel dimension costs rate (bench/RESULTS.md, "A cheaper analysis"), so it is off by default.
 """
 
 from __future__ import annotations

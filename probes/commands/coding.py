@@ -53,8 +53,9 @@ from codec.names import CODEC_KINDS, CODER_NAMES, HYPER_PATHS, PACKED_KINDS, TRA
 @click.option(
     "--adapter-rank",
     type=click.IntRange(min=1),
-    help="A cheaper analysis: levels finer than the grid are first projected to this many channels "
-    "(e.g. 16 for SAM2's FPN; default: the full adapters). The decoder is unchanged.",
+    help="A cheaper encoder side: levels finer than the grid are first projected to this many channels "
+    "(default: the full adapters). The decoder is unchanged; a rank below the features' per-pixel "
+    "dimension costs rate (bench/RESULTS.md).",
 )
 @click.option(
     "--hyper-path",
