@@ -10,7 +10,9 @@ Features: a bundled mini encoder at 128 px on the synthetic world (`synthetic:de
 training, test split held out; bench.hyper_path_rate's caches). mini-sam2's levels have SAM2's layout (an
 FPN at strides 4, 8, 16, 64 channels each), so its stride-4 and stride-8 levels are the ones projected.
 Rate = whole `.fcb` streams (headers included), distortion = MSE of the normalised decoded features
-(bench.hyper_path_rate.score). Prints per-λ rows and, per seed, the BD-rate of each rank against the full
+(bench.hyper_path_rate.score). First prints each level's per-pixel spectrum (`spectrum`: the variance share of
+the top-k principal components of the standardised training features, k = each rank), the quick check of a
+rank before any training. Prints per-λ rows and, per seed, the BD-rate of each rank against the full
 analysis at equal MSE (pchip) and their mean with the study's interval (bench.rd.seeds.bd_rate_interval: the
 seed-mean t interval plus the paired bootstrap of the test images, so it covers training seeds and test
 images; not other data sets or encoders).
@@ -23,6 +25,23 @@ import json
 from pathlib import Path
 
 from bench.hyper_path_rate import feature_cache, score, train_or_load
+
+
+def spectrum(cache, ranks) -> dict[str, dict[int, float]]:
+    """Per level: the share of the normalised features' per-pixel variance (each channel standardised, as the
+    codec codes it) that the top-k principal components hold, for each k in `ranks`. The quick check of a
+    rank: a projection to k channels can keep at most that share of a level."""
+    import torch
+
+    out = {}
+    for level in cache.levels:
+        x = torch.stack([cache.get(i, [level.name])[level.name] for i in range(len(cache))]).double()
+        flat = x.permute(0, 2, 3, 1).reshape(-1, level.channels)
+        flat = (flat - flat.mean(0)) / flat.std(0).clamp_min(1e-6)
+        eigenvalues = torch.linalg.eigvalsh(flat.T @ flat / flat.shape[0]).flip(0).clamp_min(0)
+        cumulative = eigenvalues.cumsum(0) / eigenvalues.sum()
+        out[level.name] = {k: float(cumulative[min(k, level.channels) - 1]) for k in ranks}
+    return out
 
 
 def main(argv=None) -> list[dict]:
@@ -56,6 +75,12 @@ def main(argv=None) -> list[dict]:
     test = feature_cache(args.out, "test", args.test_images, args.encoder)
     size = {k: v for k, v in {"N": args.channels, "M": args.latent_channels}.items() if v is not None}
     variants = args.analyses.split(",")
+    ranks = sorted({int(v) for v in variants if v != "full"})
+    if ranks:
+        print("\n| level (training features) | " + " | ".join(f"top {k}" for k in ranks) + " |")
+        print("|---|" + "---|" * len(ranks))
+        for name, shares in spectrum(train, ranks).items():
+            print(f"| {name} | " + " | ".join(f"{100 * v:.1f} %" for v in shares.values()) + " |")
     rows = []
     for seed in [int(s) for s in args.seeds.split(",")]:
         for lmbda in [float(v) for v in args.lambdas.split(",")]:

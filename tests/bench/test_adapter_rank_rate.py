@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from bench.adapter_rank_rate import main
+from bench.adapter_rank_rate import main, spectrum
+from bench.hyper_path_rate import feature_cache
 
 
 @pytest.mark.slow
@@ -24,3 +25,13 @@ def test_harness_trains_scores_and_reuses(tmp_path, capsys):
     again = main([*args, "--reuse"])
     assert [r["bits_per_element"] for r in again] == [r["bits_per_element"] for r in rows]
     assert all(r["train_s"] is None for r in again)
+
+
+def test_spectrum_shares_grow_to_one_with_the_rank(tmp_path):
+    cache = feature_cache(tmp_path, "train", 3, "mini-sam2")
+    shares = spectrum(cache, [1, 4, 16, 64, 1000])
+    assert set(shares) == {"fpn0", "fpn1", "fpn2"}
+    for by_rank in shares.values():
+        values = list(by_rank.values())
+        assert 0 < values[0] <= values[1] <= values[2] <= values[3] == pytest.approx(1.0)
+        assert values[0] < 0.999 and values[4] == values[3]  # rank 1 keeps less than all; past C, all
