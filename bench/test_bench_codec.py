@@ -5,9 +5,9 @@ peak memory ≤ 3× the decoded tensors + the model. The share is printed from w
 median CPU time of the calls (process_time, summed over threads: steadier on a machine shared with other
 jobs, where the memory-bound codec loses more wall time than the compute-bound forward). Weights do not
 change the cost, so a random-init encoder and an untrained (updated) default-size hyperprior over the three
-FPN levels are used, on the integer hyper path (what train-codec trains). `codec_encode[rank32]` and
-`[rank16]` are the same codec with the cheaper analysis (`adapter_rank`: fpn0 and fpn1 projected to 32 or 16
-channels first), measured in the same run.
+FPN levels are used, on the integer hyper path (what train-codec trains). `codec_encode[rank64]`, `[rank32]`
+and `[rank16]` are the same codec with the cheaper analysis (`adapter_rank`: fpn0 and fpn1 projected to 64,
+32 or 16 channels first), measured in the same run.
 
     .venv/bin/python -m pytest bench/test_bench_codec.py --benchmark-only --benchmark-columns=median,rounds -s
     (add `--bench-threads 1` for one torch thread in the forward and the codec alike)
@@ -30,7 +30,8 @@ from codec.pipeline import decode_stream, encode_features
 from probes.encoders import create_encoder
 
 ENCODER, RESOLUTION = "sam2.1-hiera-tiny", 1024
-RANKS = {"full": None, "rank32": 32, "rank16": 16}  # analyses measured side by side (codec.models.transforms)
+# the analyses measured side by side (codec.models.transforms)
+RANKS = {"full": None, "rank64": 64, "rank32": 32, "rank16": 16}
 RESULTS: dict[str, float] = {}
 CPU: dict[str, list[float]] = {"encoder_s": [], **{f"codec_s[{a}]": [] for a in RANKS}}
 
