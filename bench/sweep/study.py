@@ -553,8 +553,8 @@ def load_study(path: str | os.PathLike, *, require_data: bool = True) -> Study:
         )
     values["data"] = tuple(codec_data)
     values["grid_stride"] = _grid_stride(problems, values["grid_stride"], values["model"], encoders)
-    rank = values["adapter_rank"]
-    if rank is not None and (not _is(rank, (int,)) or rank < 1 or values["model"] not in TRANSFORM_KINDS):
+    rank = values["adapter_rank"]  # an int or None here: _read reported a wrong type and kept the default
+    if rank is not None and (rank < 1 or values["model"] not in TRANSFORM_KINDS):
         problems.add(
             "codec.adapter_rank",
             f"{rank!r}: a positive integer, for a {' or '.join(TRANSFORM_KINDS)} codec "

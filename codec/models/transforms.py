@@ -114,7 +114,6 @@ class MultiLevelAnalysis(nn.Module):
         super().__init__()
         self.levels = list(levels)
         self.grid_stride = grid_stride
-        self.adapter_rank = adapter_rank
         self.projections = nn.ParameterDict(
             {
                 level.name: nn.Parameter(torch.empty(adapter_rank, level.channels))
