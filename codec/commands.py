@@ -78,7 +78,8 @@ def output_options(help: str):
     help="Refuse streams whose grid covers more pixels (default: 4× the codec's training resolution²).",
 )
 @output_options(
-    "A .safetensors file (one STREAM), or a directory that receives one STEM.safetensors per stream."
+    "A .safetensors file (one STREAM), or a directory that receives one STEM.safetensors per stream "
+    "(a directory input's tree mirrored)."
 )
 def decode_command(streams, codec_dir, threads, workers, device, max_pixels, force, as_json, output):
     """Decode .fcb streams (files, directories, quoted globs) into

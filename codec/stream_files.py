@@ -10,7 +10,6 @@ At most 2 × workers decoded streams wait for the consumer, so memory stays boun
 
 from __future__ import annotations
 
-import glob
 from collections import deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -23,69 +22,27 @@ from .bitstream import BitstreamError
 from .codec_dir import LoadedCodec
 from .entropy.native import default_threads
 from .errors import InputError
+from .inputs import STREAM_SUFFIX, check_targets, find_files, output_targets
 from .pipeline import Decoded, decode_stream
 from .progress import progress
-
-GLOB_CHARS = frozenset("*?[")
-STREAM_SUFFIX = ".fcb"
-
-
-def expand_patterns(items: Sequence) -> list[str]:
-    """Each item as given, or, when no such path exists and it holds *, ? or [, the paths its glob matches
-    (sorted; `**` recurses). Patterns are quoted past the shell so that directories of any size work."""
-    out: list[str] = []
-    for item in items:
-        text = str(item)
-        if not Path(text).exists() and GLOB_CHARS & set(text):
-            matches = sorted(glob.glob(text, recursive=True))
-            if not matches:
-                raise InputError(f"{text}: no file matches this pattern")
-            out.extend(matches)
-        else:
-            out.append(text)
-    return out
-
-
-def stream_paths(items: Sequence) -> list[Path]:
-    """Files, directories (their *.fcb, recursively, sorted) and glob patterns → stream paths."""
-    found: list[Path] = []
-    for text in expand_patterns(items):
-        p = Path(text)
-        if p.is_dir():
-            found.extend(sorted(q for q in p.rglob(f"*{STREAM_SUFFIX}") if q.is_file()))
-        elif p.exists():
-            found.append(p)
-        else:
-            raise InputError(f"{p}: no such file or directory")
-    return found
 
 
 def decode_targets(streams: Sequence, output: Path, *, force: bool) -> tuple[list[Path], list[Path]]:
     """The streams to decode and the features file each goes to: one stream and an output that is not a
-    directory → that file; otherwise `output` is a directory of STEM.safetensors."""
-    paths = stream_paths(streams)
-    if not paths:
+    directory → that file; otherwise `output` is a directory that mirrors the inputs' (`output_targets`),
+    one STEM.safetensors per stream."""
+    found = find_files(streams, (STREAM_SUFFIX,))
+    if not found:
         raise InputError(f"no .fcb streams found in {', '.join(map(str, streams))}")
+    paths = [f.path for f in found]
     output = Path(output)
     if len(paths) == 1 and output.suffix and not output.is_dir():
-        targets = [output]
-    else:
-        if output.exists() and not output.is_dir():
-            raise InputError(
-                f"{output}: exists and is not a directory ({len(paths)} streams write one file each)"
-            )
-        targets = [output / f"{p.stem}.safetensors" for p in paths]
-    return paths, check_targets(targets, force=force)
-
-
-def check_targets(targets: list[Path], *, force: bool) -> list[Path]:
-    """One output per input, none of them already there (unless `force`): else InputError."""
-    if len(set(targets)) != len(targets):
-        raise InputError("two inputs share a file name stem; their outputs would collide")
-    existing = [t for t in targets if t.exists()]
-    if existing and not force:
-        raise InputError(f"{existing[0]}: exists; pass --force to overwrite")
-    return targets
+        return paths, check_targets([output], force=force)
+    if output.exists() and not output.is_dir():
+        raise InputError(
+            f"{output}: exists and is not a directory ({len(paths)} streams write one file each)"
+        )
+    return paths, output_targets(found, output, ".safetensors", force=force)
 
 
 @dataclass

@@ -30,11 +30,11 @@ from codec.codec_dir import LoadedCodec
 from codec.entropy import DEFAULT_CODER
 from codec.entropy.native import default_threads
 from codec.errors import InputError
+from codec.inputs import STREAM_SUFFIX, check_targets, find_files, output_targets
 from codec.pipeline import encode_features
 from codec.progress import progress
-from codec.stream_files import check_targets, expand_patterns
 
-from .encoders import collect_images, create_encoder, load_image
+from .encoders import IMAGE_SUFFIXES, create_encoder, load_image
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack  # typing.Unpack is 3.11+; the project supports 3.10
@@ -47,35 +47,27 @@ ENCODE_ERRORS = (
 )  # what one image may fail with; others still run
 
 
-def expand_inputs(images: Sequence) -> list[Path]:
-    """Files, directories (recursively) and glob patterns (`'photos/*.jpg'`,
-    quoted past the shell) → image paths."""
-    try:
-        return collect_images(expand_patterns(images))
-    except FileNotFoundError as e:
-        raise InputError(str(e)) from e
-
-
 def image_targets(images: Sequence, output: Path, *, force: bool) -> tuple[list[Path], list[Path]]:
-    """The images to encode and the stream each one goes to.
+    """The images to encode (files, directories searched recursively, quoted globs) and the stream each
+    one goes to.
 
-    One image and an output ending in `.fcb`: that file. Otherwise `output` is a directory of STEM.fcb.
+    One image and an output ending in `.fcb`: that file. Otherwise `output` is a directory that mirrors
+    the inputs': `photos/a/1.jpg` given as `photos` → `OUT/a/1.fcb`; a file or glob match → `OUT/1.fcb`.
     """
-    paths = expand_inputs(images)
-    if not paths:
+    found = find_files(images, IMAGE_SUFFIXES)
+    if not found:
         raise InputError(f"no images found in {', '.join(map(str, images))}")
+    paths = [f.path for f in found]
     output = Path(output)
-    if len(paths) == 1 and output.suffix == ".fcb" and not output.is_dir():
-        targets = [output]
-    else:
-        if output.suffix == ".fcb" and not output.exists():
-            raise InputError(f"{output}: {len(paths)} images need an output directory, not one .fcb file")
-        if output.exists() and not output.is_dir():
-            raise InputError(
-                f"{output}: exists and is not a directory (image inputs write one .fcb each into -o DIR)"
-            )
-        targets = [output / f"{p.stem}.fcb" for p in paths]
-    return paths, check_targets(targets, force=force)
+    if len(paths) == 1 and output.suffix == STREAM_SUFFIX and not output.is_dir():
+        return paths, check_targets([output], force=force)
+    if output.suffix == STREAM_SUFFIX and not output.exists():
+        raise InputError(f"{output}: {len(paths)} images need an output directory, not one .fcb file")
+    if output.exists() and not output.is_dir():
+        raise InputError(
+            f"{output}: exists and is not a directory (image inputs write one .fcb each into -o DIR)"
+        )
+    return paths, output_targets(found, output, STREAM_SUFFIX, force=force)
 
 
 def frozen_encoder(

@@ -198,7 +198,8 @@ def train_codec_command(
 )
 @click.option("--device", default="cpu", show_default=True)
 @output_options(
-    "A .fcb file (--features, or one IMAGE), or a directory for IMAGE inputs (one STEM.fcb each)."
+    "A .fcb file (--features, or one IMAGE), or a directory for IMAGE inputs (one STEM.fcb each, a "
+    "directory input's tree mirrored)."
 )
 def encode_command(
     images,
@@ -221,8 +222,8 @@ def encode_command(
 
     IMAGE may be a file, a directory (searched recursively) or a quoted glob ('photos/*.jpg'). With one
     IMAGE and an -o ending in .fcb, that file is written; otherwise -o is a directory that receives one
-    STEM.fcb per image. A file that fails is named and the others are still encoded; the exit status is
-    then 3.
+    STEM.fcb per image (a directory's tree is mirrored; hidden names are skipped). A file that fails is
+    named and the others are still encoded; the exit status is then 3.
     """
     import time
 

@@ -128,10 +128,7 @@ def extract_command(
     """Run a frozen encoder over images and cache its features (resumable)."""
     from probes.encoders import collect_images, extract_features, sample_images_dir
 
-    try:
-        paths = collect_images(images or [sample_images_dir()])
-    except FileNotFoundError as e:
-        raise InputError(str(e)) from e
+    paths = collect_images(images or [sample_images_dir()])  # a missing input: InputError, exit 3
     if not paths:
         raise InputError(f"no images found in {', '.join(map(str, images))}")
     encoder = build_encoder_or_fail(encoder_name, checkpoint, pretrained, random_init, resolution, device)

@@ -15,11 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image
 from torch.utils.data import Dataset
 
 from codec.errors import InputError
 from codec.registry import Registry
+
+from ..encoders.preprocess import ImageReadError, load_image
 
 
 class DatasetError(InputError):
@@ -165,15 +167,14 @@ def require_keys(obj: Any, keys: tuple[str, ...], path: Path, what: str) -> None
 
 
 def read_image(path: str | os.PathLike) -> Image.Image:
-    """Open an image as RGB with EXIF orientation applied; errors name the file."""
+    """Open an image as RGB with EXIF orientation applied (probes.encoders' `load_image`, the one image
+    reader); errors name the file."""
+    if not Path(path).exists():
+        raise DatasetError(f"{path}: image not found")
     try:
-        with Image.open(path) as im:
-            im.load()
-            return ImageOps.exif_transpose(im).convert("RGB")
-    except FileNotFoundError as e:
-        raise DatasetError(f"{path}: image not found") from e
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
-        raise DatasetError(f"{path}: not a readable image ({e})") from e
+        return load_image(path)
+    except ImageReadError as e:
+        raise DatasetError(str(e)) from e
 
 
 def split_with_name(

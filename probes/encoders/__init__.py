@@ -6,12 +6,13 @@ from .base import RANDOM_INIT, FrozenEncoder
 from .cache import FeatureCache
 from .checkpoints import CheckpointError
 from .extract import extract_features
-from .preprocess import ImageReadError, collect_images, load_image, sample_images_dir
+from .preprocess import IMAGE_SUFFIXES, ImageReadError, collect_images, load_image, sample_images_dir
 from .registry import ENCODERS, bundled_weights, create_encoder, get_spec, register_encoder
 from .spec import EncoderSpec, FeatureLevel
 
 __all__ = [
     "ENCODERS",
+    "IMAGE_SUFFIXES",
     "RANDOM_INIT",
     "CheckpointError",
     "EncoderSpec",

@@ -11,11 +11,13 @@ import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+import numpy as np
 import torch
 import torchvision.transforms.functional as TF
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps
 
 from codec.errors import InputError
+from codec.inputs import find_files
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".ppm")
 
@@ -25,13 +27,29 @@ class ImageReadError(InputError):
 
 
 def load_image(path: str | os.PathLike) -> Image.Image:
-    """Open an image as RGB with EXIF orientation applied."""
+    """Open an image as 8-bit RGB with EXIF orientation applied; 16-bit images are scaled, not clipped."""
     try:
         with Image.open(path) as im:
             im.load()
-            return ImageOps.exif_transpose(im).convert("RGB")
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
-        raise ImageReadError(f"{path}: not a readable image ({e})") from e
+            return _to_rgb(ImageOps.exif_transpose(im))
+    except MemoryError:
+        raise
+    except Exception as e:
+        # Pillow parses untrusted files and fails with many types (OSError, SyntaxError, EOFError,
+        # struct.error, DecompressionBombError, ...): each means this file cannot be read.
+        raise ImageReadError(f"{path}: not a readable image ({type(e).__name__}: {e})") from e
+
+
+def _to_rgb(image: Image.Image) -> Image.Image:
+    """Pillow's convert("RGB") clips 16- and 32-bit integer pixels at 255 (a 16-bit PNG turns white): they
+    are scaled from 16 bits instead. Floating-point pixels have no defined range and are refused."""
+    if image.mode.startswith("I"):
+        pixels = np.asarray(image, dtype=np.float64)
+        gray = np.clip(np.rint(pixels / 257.0), 0, 255).astype(np.uint8)
+        return Image.fromarray(gray, mode="L").convert("RGB")
+    if image.mode == "F":
+        raise ValueError("32-bit floating-point pixels have no defined range; save it with 8 or 16 bits")
+    return image.convert("RGB")
 
 
 def preprocess_image(
@@ -61,16 +79,6 @@ def sample_images_dir() -> Path:
 
 
 def collect_images(inputs: Iterable[str | os.PathLike]) -> list[Path]:
-    """Expand files and directories (recursively, sorted) into a list of image paths."""
-    found: list[Path] = []
-    for item in inputs:
-        p = Path(item)
-        if p.is_dir():
-            found.extend(
-                sorted(q for q in p.rglob("*") if q.is_file() and q.suffix.lower() in IMAGE_SUFFIXES)
-            )
-        elif p.exists():
-            found.append(p)
-        else:
-            raise FileNotFoundError(f"{p}: no such file or directory")
-    return found
+    """Files, directories (recursively, sorted, hidden names skipped) and quoted globs → image paths
+    (codec.inputs.find_files); a missing input is an InputError naming it."""
+    return [f.path for f in find_files(list(inputs), IMAGE_SUFFIXES)]

@@ -82,12 +82,13 @@ def test_the_cli_offers_the_indexed_names():
 
 
 def test_the_format_and_schema_modules_and_the_results_reader_import_no_torch():
-    """bench.rd reads eval results and sweep rows through these modules, torch-free."""
+    """bench.rd reads eval results and sweep rows through these modules, and encode/decode resolve their
+    inputs through codec.inputs, torch-free."""
     import subprocess
     import sys
     from pathlib import Path
 
-    modules = "codec.names, probes.names, bench.names, bench.rd.results"
+    modules = "codec.names, codec.inputs, probes.names, bench.names, bench.rd.results"
     code = f"import sys, {modules}\nprint('torch' in sys.modules)"
     root = Path(__file__).resolve().parents[2]
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root)

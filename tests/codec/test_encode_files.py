@@ -89,40 +89,28 @@ def test_a_glob_that_matches_nothing_is_an_input_error(tmp_path):
         image_targets([str(tmp_path / "*.jpg")], tmp_path / "out", force=False)
 
 
-def test_many_streams_decode_like_one_and_a_bad_one_is_named(codec_dir, photo_dir, tmp_path):
+def test_many_streams_decode_like_one_and_a_bad_one_is_named(codec_dir, photo_dir, image_paths, tmp_path):
+    """A directory's tree is mirrored by encode (photos/more/img0.png → fcb/more/img0.fcb) and by decode."""
     from safetensors.torch import load_file
 
     runner = CliRunner()
     streams = tmp_path / "fcb"
-    assert (
-        runner.invoke(
-            main,
-            [
-                "encode",
-                str(photo_dir / "more"),
-                "--codec",
-                str(codec_dir),
-                "--random-init",
-                "-o",
-                str(streams),
-            ],
-        ).exit_code
-        == 0
-    )
-    (streams / "bad.fcb").write_bytes((streams / "img0.fcb").read_bytes()[:-3])
+    encode = ["encode", str(photo_dir), "--codec", str(codec_dir), "--random-init", "-o", str(streams)]
+    assert runner.invoke(main, encode).exit_code == 0
+    assert sorted(p.name for p in (streams / "more").iterdir()) == [f"img{i}.fcb" for i in range(5)]
+    assert sorted(p.name for p in streams.glob("*.fcb")) == sorted(f"{p.stem}.fcb" for p in image_paths)
+    (streams / "more" / "bad.fcb").write_bytes((streams / "more" / "img0.fcb").read_bytes()[:-3])
     result = runner.invoke(
         main,
         ["decode", str(streams), "--codec", str(codec_dir), "--workers", "2", "-o", str(tmp_path / "dec")],
     )
     assert result.exit_code == 3, result.output
-    assert "1 of 6 streams failed" in result.output and "bad.fcb" in result.output
-    assert sorted(p.name for p in (tmp_path / "dec").iterdir()) == [f"img{i}.safetensors" for i in range(5)]
+    assert "1 of 10 streams failed" in result.output and "bad.fcb" in result.output
+    decoded = sorted(p.name for p in (tmp_path / "dec" / "more").iterdir())
+    assert decoded == [f"img{i}.safetensors" for i in range(5)]
+    assert len(list((tmp_path / "dec").glob("*.safetensors"))) == len(image_paths)
     one = tmp_path / "one.safetensors"
-    assert (
-        runner.invoke(
-            main, ["decode", str(streams / "img3.fcb"), "--codec", str(codec_dir), "-o", str(one)]
-        ).exit_code
-        == 0
-    )
-    many, single = load_file(tmp_path / "dec" / "img3.safetensors"), load_file(one)
+    decode_one = ["decode", str(streams / "more" / "img3.fcb"), "--codec", str(codec_dir), "-o", str(one)]
+    assert runner.invoke(main, decode_one).exit_code == 0
+    many, single = load_file(tmp_path / "dec" / "more" / "img3.safetensors"), load_file(one)
     assert many.keys() == single.keys() and all((many[k] == single[k]).all() for k in many)
