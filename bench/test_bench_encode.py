@@ -1,6 +1,8 @@
 """Whole directories (`featcodec encode DIR`): `encode_image_files` (batched forward, reading and entropy
 coding on a thread pool pipelined with the next forward) against a loop over the library's one-image
-encode (`encode_images`), side by side in one run, plus the encoder forward and the codec alone.
+encode (`encode_images`), side by side in one run, plus the codec alone and the encoder forward three ways
+(one image; a batch of 4; two images on two threads, one torch thread each): the fastest of these bounds
+what any one-process pipeline can reach.
 
 Target (issue 21): directory encode ≥ 1.5× the images/s of the one-image loop on 2 cores, in one process.
 Weights do not change the cost, so random-init encoders and an untrained (updated) default-size
@@ -14,17 +16,20 @@ hyperprior are used; the images are the bundled samples, each copied DUPLICATES 
 from __future__ import annotations
 
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import torch
 
 from codec.codec_dir import load_codec, save_codec
+from codec.entropy.native import default_threads
 from codec.models import create_codec
 from codec.pipeline import decode_stream, encode_features
 from probes.coding import encode_image_files, encode_images, image_targets
 from probes.encoders import create_encoder, sample_images_dir
 
 DUPLICATES = 3  # 4 bundled samples × 3 = 12 images: three batches of 4
+BATCH = 4  # encode_image_files' default batch size
 # (encoder, resolution): SAM2.1-tiny at 512 px (1024 px costs minutes per round on 2 vCPUs) and mini-sam2
 CASES = [("sam2.1-hiera-tiny", 512), ("mini-sam2-random", 128)]
 # --bench-device cuda: SAM2.1-tiny at 1024 px (the issue's GPU target), 4 × 8 = 32 images
@@ -87,7 +92,17 @@ def _report(key: str) -> None:
         print(
             f"\n{key}: directory {row['images'] / row['directory']:.2f} images/s vs one-image loop "
             f"{row['images'] / row['loop']:.2f} images/s = {row['loop'] / row['directory']:.2f}×"
+            + "".join(f"; {k} {row['loop'] / row[k]:.2f}×" for k in SCHEDULES if k in row)
         )
+        forwards = {k: row[k] for k in ("encoder", "encoder_batched", "encoder_image_parallel") if k in row}
+        if forwards:  # a pipeline that hid all reading and coding would still run the fastest forward
+            fastest = min(forwards.values())
+            print(
+                f"{key}: forward per image "
+                + ", ".join(f"{k} {1e3 * t:.1f} ms" for k, t in forwards.items())
+                + f"; one-image loop {1e3 * row['loop'] / row['images']:.1f} ms per image: a forward-bound "
+                f"ceiling of {row['loop'] / row['images'] / fastest:.2f}× for any one-process pipeline"
+            )
 
 
 def test_encoder_forward(benchmark, setup):
@@ -97,6 +112,38 @@ def test_encoder_forward(benchmark, setup):
             _synced(encoder, device), args=(pixels,), rounds=3 if device == "cpu" else 10, warmup_rounds=1
         )
     RESULTS[key, "encoder"] = benchmark.stats.stats.median
+
+
+def test_encoder_forward_batched(benchmark, setup):
+    """The forward of BATCH images in one call, per image: does batching alone pay on this device?"""
+    key, encoder, _, _, _, pixels, _, device = setup
+    batch = pixels.expand(BATCH, -1, -1, -1).contiguous()
+    with torch.no_grad():
+        benchmark.pedantic(
+            _synced(encoder, device), args=(batch,), rounds=3 if device == "cpu" else 10, warmup_rounds=1
+        )
+    RESULTS[key, "encoder_batched"] = benchmark.stats.stats.median / BATCH
+
+
+def test_encoder_forward_image_parallel(benchmark, setup):
+    """Two images at once on two Python threads with one torch thread each, per image: the other way to
+    use two cores (between images instead of inside one forward). CPU only."""
+    key, encoder, _, _, _, pixels, _, device = setup
+    if device != "cpu":
+        pytest.skip("CPU threads")
+    threads = torch.get_num_threads()
+
+    def two_images():
+        with ThreadPoolExecutor(2) as pool:
+            list(pool.map(lambda x: encoder(x), [pixels, pixels.clone()]))
+
+    torch.set_num_threads(1)
+    try:
+        with torch.no_grad():
+            benchmark.pedantic(two_images, rounds=3, warmup_rounds=1)
+    finally:
+        torch.set_num_threads(threads)
+    RESULTS[key, "encoder_image_parallel"] = benchmark.stats.stats.median / 2
 
 
 def test_codec_encode(benchmark, setup):
@@ -127,19 +174,39 @@ def test_one_image_loop(benchmark, setup):
     RESULTS[key, "images"] = len(paths)
 
 
-def test_directory(benchmark, setup):
+SCHEDULES = {  # (batch_size, workers): None = default_schedule of the device
+    "default": (None, None),
+    "batch4": (BATCH, 0),
+    "batch4-pool": (BATCH, "cpus"),
+}
+
+
+@pytest.mark.parametrize("schedule", list(SCHEDULES))
+def test_directory(benchmark, setup, schedule):
+    """`default`: the device's schedule (a CPU: one image per forward, no pool; a GPU: batches of 4, a pool of
+    the CPUs); `batch4`: batches of 4 in the caller's thread; `batch4-pool`: batches of 4 and a pool of the
+    CPUs on any device, to compare the schedules side by side."""
     key, _, codec, paths, targets, _, _, device = setup
+    batch_size, workers = SCHEDULES[schedule]
+    workers = default_threads() if workers == "cpus" else workers
 
     def directory():
         return [
             r.data
             for r in encode_image_files(
-                codec, paths, targets, random_init=True, show_progress=False, device=device
+                codec,
+                paths,
+                targets,
+                random_init=True,
+                show_progress=False,
+                device=device,
+                batch_size=batch_size,
+                workers=workers,
             )
         ]
 
     streams = benchmark.pedantic(directory, rounds=3, warmup_rounds=1)
-    RESULTS[key, "directory"] = benchmark.stats.stats.median
+    RESULTS[key, "directory" if schedule == "default" else schedule] = benchmark.stats.stats.median
     if (key, "reference") in RESULTS:
         assert streams == RESULTS[key, "reference"]  # the same bytes, faster
     _report(key)

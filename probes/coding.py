@@ -11,7 +11,8 @@ Two paths that write the same bytes:
 
 The pipeline follows DCVC-RT's (Jia et al., CVPR 2025) "coder off the critical path": while the pool
 entropy-codes batch k (the native coder releases the GIL), the caller's thread runs batch k+1's forward.
-At most `batch_size + workers` coded images wait for the consumer, so memory stays bounded.
+At most `batch_size + workers` coded images wait for the consumer, so memory stays bounded. On a CPU
+device the default schedule is one image per forward and no pool (`default_schedule`: measured there).
 """
 
 from __future__ import annotations
@@ -184,31 +185,63 @@ def _done(result: EncodedImage) -> Future:
     return future
 
 
+class _Inline:
+    """An executor that runs each call at once in the caller's thread (`workers=0`): the same schedule as
+    the pool, without threads."""
+
+    def submit(self, fn, *args) -> Future:
+        future: Future = Future()
+        try:
+            future.set_result(fn(*args))
+        except Exception as e:  # delivered by .result(), as a pool's future would
+            future.set_exception(e)
+        return future
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        return None
+
+
+def default_schedule(device: torch.device) -> tuple[int, int]:
+    """(batch_size, workers) when the caller gives none. On an accelerator: batches of 4 and a pool of the
+    CPUs that reads and codes beside the forward. On a CPU: one image per forward and no pool, which is the
+    one-image loop's work: torch's intra-op threads already run the forward on every core, so a pool beside
+    it makes them wait on a busy core at each parallel region, and a batch enlarges the working set of a
+    large encoder (bench/RESULTS.md, "Whole directories": on 2 cores the pool cost 3–32 %, a batch of 4 cost
+    SAM2.1-tiny at 512 px 11 % and gained mini-sam2 at 128 px 17 %; give --batch-size for small encoders)."""
+    return (4, default_threads()) if device.type != "cpu" else (1, 0)
+
+
 def encode_image_files(
     codec: LoadedCodec,
     paths: Sequence[Path],
     targets: Sequence[Path],
     *,
-    batch_size: int = 4,
+    batch_size: int | None = None,
     workers: int | None = None,
     show_progress: bool = True,
     **options: Unpack[EncodeOptions],
 ) -> Iterator[EncodedImage]:
     """Yield an EncodedImage per path, in order: the same bytes encode_images writes, at more images/s.
 
-    Images are read on `workers` threads (default: the CPUs this process may use) one batch ahead, run
-    through the encoder `batch_size` at a time, and entropy-coded one stream per image on the same pool
-    while the next batch's forward runs. A file that fails (unreadable, wrong size for the codec) is yielded
-    with its `error` and the others go on. A progress bar on stderr shows images/s.
+    Images are read on `workers` threads (0: in the caller's thread) one batch ahead, run through the
+    encoder `batch_size` at a time, and entropy-coded one stream per image on the same pool while the next
+    batch's forward runs (batch_size or workers None: `default_schedule` of the encoder's device). A file
+    that fails (unreadable, wrong size for the codec) is yielded with its `error` and the others go on. A
+    progress bar on stderr shows images/s.
     """
-    if batch_size < 1:
+    if batch_size is not None and batch_size < 1:
         raise ValueError(f"batch_size must be ≥ 1, got {batch_size}")
-    workers = default_threads() if workers is None else max(1, int(workers))
     encoder, coding = _start(codec, targets, options)
+    default_batch, default_workers = default_schedule(next(encoder.parameters()).device)
+    batch_size = default_batch if batch_size is None else batch_size
+    workers = default_workers if workers is None else max(0, int(workers))
     jobs = list(zip(paths, targets, strict=True))
     pending: deque[Future] = deque()
     with (
-        ThreadPoolExecutor(workers, thread_name_prefix="featcodec-encode") as pool,
+        ThreadPoolExecutor(workers, thread_name_prefix="featcodec-encode") if workers else _Inline() as pool,
         progress(total=len(jobs), unit="img", desc="encode", disable=not show_progress) as bar,
     ):
         batches = [jobs[first : first + batch_size] for first in range(0, len(jobs), batch_size)]

@@ -186,15 +186,14 @@ def train_codec_command(
 @click.option("--threads", type=click.IntRange(min=1), help="Threads for substreams (default: the CPUs).")
 @click.option(
     "--batch-size",
-    default=4,
-    show_default=True,
     type=click.IntRange(min=1),
-    help="Images per encoder forward.",
+    help="Images per encoder forward (default: 4 on a GPU, 1 on a CPU; small encoders gain from more).",
 )
 @click.option(
     "--workers",
-    type=click.IntRange(min=1),
-    help="Threads that read and entropy-code images beside the forward (default: the CPUs).",
+    type=click.IntRange(min=0),
+    help="Threads that read and entropy-code images beside the forward (default: the CPUs on a GPU; 0 on "
+    "a CPU, whose forward already uses every core: reading and coding then run between forwards).",
 )
 @click.option("--device", default="cpu", show_default=True)
 @output_options(

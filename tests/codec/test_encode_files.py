@@ -31,16 +31,14 @@ def photo_dir(tmp_path_factory, image_paths):
     return folder
 
 
-def test_directory_encode_writes_the_one_image_bytes(codec_dir, photo_dir, tmp_path):
+@pytest.mark.parametrize("workers", [3, 0])  # a pool; in the caller's thread (a CPU device's default)
+def test_directory_encode_writes_the_one_image_bytes(codec_dir, photo_dir, tmp_path, workers):
     codec = load_codec(codec_dir)
     paths, targets = image_targets([photo_dir], tmp_path / "out", force=False)
     assert len(paths) == 9
     loop = {t: data for t, data, _ in encode_images(codec, paths, targets, random_init=True)}
-    results = list(
-        encode_image_files(
-            codec, paths, targets, random_init=True, batch_size=4, workers=3, threads=2, show_progress=False
-        )
-    )
+    options = dict(random_init=True, batch_size=4, workers=workers, threads=2, show_progress=False)
+    results = list(encode_image_files(codec, paths, targets, **options))
     assert [r.target for r in results] == targets  # in input order
     assert all(r.error is None for r in results)
     assert {r.target: r.data for r in results} == loop
