@@ -209,8 +209,8 @@ def default_schedule(device: torch.device) -> tuple[int, int]:
     CPUs that reads and codes beside the forward. On a CPU: one image per forward and no pool, which is the
     one-image loop's work: torch's intra-op threads already run the forward on every core, so a pool beside
     it makes them wait on a busy core at each parallel region, and a batch enlarges the working set of a
-    large encoder (bench/RESULTS.md, "Whole directories": on 2 cores the pool cost 3–32 %, a batch of 4 cost
-    SAM2.1-tiny at 512 px 11 % and gained mini-sam2 at 128 px 17 %; give --batch-size for small encoders)."""
+    large encoder (bench/RESULTS.md, "Whole directories": on 2 cores the pool cost 1–32 %, a batch of 4 cost
+    SAM2.1-tiny at 512 px 11 % and gained mini-sam2 at 128 px 19 %; give --batch-size for small encoders)."""
     return (4, default_threads()) if device.type != "cpu" else (1, 0)
 
 
