@@ -29,6 +29,54 @@ def write_output(path: Path, data: bytes, force: bool) -> None:
     atomic_write_bytes(path, data)
 
 
+def resume_inputs(paths, targets, force: bool, written_by_this_run) -> tuple[list[Path], list[Path]]:
+    """--resume: the inputs still to do (codec.inputs.remaining), the skipped count said on stderr."""
+    from .inputs import remaining
+
+    if force:
+        raise click.UsageError("--resume keeps existing outputs and --force overwrites them: give one")
+    todo = remaining(paths, targets, written_by_this_run)
+    click.echo(f"resume: {len(paths) - len(todo[0])} of {len(paths)} outputs already there", err=True)
+    return todo
+
+
+def stream_of(codec):
+    """--resume's check of an existing .fcb: a stream this codec wrote (its header names the codec)."""
+    from .bitstream import BitstreamError, unpack
+
+    def check(path: Path) -> None:
+        try:
+            info = unpack(read_input(path)).header.get("codec") or {}
+        except BitstreamError as e:
+            raise InputError(f"{path}: exists and is not a stream ({e}); pass --force to overwrite") from e
+        if (info.get("id"), info.get("config_hash")) != (codec.codec_id, codec.config_hash):
+            raise InputError(
+                f"{path}: exists, written by codec {info.get('id')}, not {codec.codec_id}; pass --force to "
+                "overwrite"
+            )
+
+    return check
+
+
+def features_of(codec):
+    """--resume's check of an existing .safetensors: features this codec decoded (its metadata says so)."""
+    from safetensors import SafetensorError, safe_open
+
+    def check(path: Path) -> None:
+        try:
+            with safe_open(path, framework="numpy") as f:
+                codec_id = (f.metadata() or {}).get("codec_id")
+        except (SafetensorError, OSError) as e:
+            raise InputError(f"{path}: exists and is not a safetensors file ({e}); pass --force") from e
+        if codec_id != codec.codec_id:
+            raise InputError(
+                f"{path}: exists, decoded by codec {codec_id}, not {codec.codec_id}; pass --force to "
+                "overwrite"
+            )
+
+    return check
+
+
 def read_input(path: Path) -> bytes:
     try:
         return path.read_bytes()
@@ -59,6 +107,12 @@ def output_options(help: str):
     def decorate(fn):
         fn = click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help=help)(fn)
         fn = click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")(fn)
+        fn = click.option(
+            "--resume",
+            is_flag=True,
+            help="Skip inputs whose output is already there, written by this codec (outputs are written "
+            "atomically, so each is complete): continue an interrupted run over many files.",
+        )(fn)
         return click.option("--force", is_flag=True, help="Overwrite existing outputs.")(fn)
 
     return decorate
@@ -81,7 +135,7 @@ def output_options(help: str):
     "A .safetensors file (one STREAM), or a directory that receives one STEM.safetensors per stream "
     "(a directory input's tree mirrored)."
 )
-def decode_command(streams, codec_dir, threads, workers, device, max_pixels, force, as_json, output):
+def decode_command(streams, codec_dir, threads, workers, device, max_pixels, force, resume, as_json, output):
     """Decode .fcb streams (files, directories, quoted globs) into
     safetensors files of features {level: C×H×W}.
 
@@ -92,8 +146,10 @@ def decode_command(streams, codec_dir, threads, workers, device, max_pixels, for
     from .codec_dir import load_codec
     from .stream_files import decode_stream_files, decode_targets
 
-    paths, targets = decode_targets(streams, output, force=force)
+    paths, targets = decode_targets(streams, output, force=force or resume)
     codec = load_codec(codec_dir, device=device)
+    if resume:
+        paths, targets = resume_inputs(paths, targets, force, features_of(codec))
     for folder in {t.parent for t in targets}:
         folder.mkdir(parents=True, exist_ok=True)
     summaries, failures = [], []

@@ -10,7 +10,7 @@ Torch-free: the CLI resolves its inputs before it loads a model.
 from __future__ import annotations
 
 import glob
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -89,3 +89,19 @@ def check_targets(targets: list[Path], *, force: bool, inputs: Sequence[Path] | 
     if existing and not force:
         raise InputError(f"{existing[0]}: exists; pass --force to overwrite")
     return targets
+
+
+def remaining(
+    paths: Sequence[Path], targets: Sequence[Path], written_by_this_run: Callable[[Path], None]
+) -> tuple[list[Path], list[Path]]:
+    """`--resume`: the inputs whose output is not there yet. An existing output is complete (outputs are
+    written atomically) and is kept once `written_by_this_run(target)` has checked it (raising InputError,
+    naming the file, for one another codec wrote)."""
+    todo: tuple[list[Path], list[Path]] = ([], [])
+    for path, target in zip(paths, targets, strict=True):
+        if target.exists():
+            written_by_this_run(target)
+        else:
+            todo[0].append(path)
+            todo[1].append(target)
+    return todo

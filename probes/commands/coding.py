@@ -9,7 +9,14 @@ from pathlib import Path
 
 import click
 
-from codec.commands import CODER_HELP, output_options, stream_summary, write_output
+from codec.commands import (
+    CODER_HELP,
+    output_options,
+    resume_inputs,
+    stream_of,
+    stream_summary,
+    write_output,
+)
 from codec.errors import InputError
 from codec.names import CODEC_KINDS, CODER_NAMES, HYPER_PATHS, PACKED_KINDS, TRANSFORM_KINDS
 
@@ -214,6 +221,7 @@ def encode_command(
     workers,
     device,
     force,
+    resume,
     as_json,
     output,
 ):
@@ -233,6 +241,8 @@ def encode_command(
 
     if bool(images) == bool(features_file):
         raise click.UsageError("give IMAGE paths or --features FILE (not both)")
+    if resume and features_file:
+        raise click.UsageError("--resume continues a run over many images; --features writes one stream")
     coder = coder or DEFAULT_CODER
     codec = load_codec(codec_dir, device=device)
     summaries, failures = [], []
@@ -262,23 +272,27 @@ def encode_command(
             raise click.UsageError(
                 "give exactly one of --checkpoint PATH or --random-init for the frozen encoder"
             )
-        paths, targets = image_targets(images, output, force=force)
-        summaries, failures = _encode_image_files(
-            codec,
-            paths,
-            targets,
-            checkpoint=checkpoint,
-            random_init=random_init,
-            ignore_weights_mismatch=ignore_weights_mismatch,
-            coder=coder,
-            groups=groups,
-            threads=threads,
-            device=device,
-            batch_size=batch_size,
-            workers=workers,
-            force=force,
-            show_progress=len(paths) > 1,
-        )
+        paths, targets = image_targets(images, output, force=force or resume)
+        if resume:
+            paths, targets = resume_inputs(paths, targets, force, stream_of(codec))
+        summaries, failures = [], []
+        if paths:  # (--resume may leave none: then no encoder is loaded)
+            summaries, failures = _encode_image_files(
+                codec,
+                paths,
+                targets,
+                checkpoint=checkpoint,
+                random_init=random_init,
+                ignore_weights_mismatch=ignore_weights_mismatch,
+                coder=coder,
+                groups=groups,
+                threads=threads,
+                device=device,
+                batch_size=batch_size,
+                workers=workers,
+                force=force,
+                show_progress=len(paths) > 1,
+            )
     if as_json:
         click.echo(json.dumps(summaries if len(summaries) != 1 else summaries[0], indent=2))
     else:

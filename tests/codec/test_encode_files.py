@@ -112,3 +112,45 @@ def test_many_streams_decode_like_one_and_a_bad_one_is_named(codec_dir, photo_di
     assert runner.invoke(main, decode_one).exit_code == 0
     many, single = load_file(tmp_path / "dec" / "more" / "img3.safetensors"), load_file(one)
     assert many.keys() == single.keys() and all((many[k] == single[k]).all() for k in many)
+
+
+def test_resume_writes_only_the_missing_outputs_and_refuses_a_foreign_one(codec_dir, photo_dir, tmp_path):
+    runner = CliRunner()
+    out, dec = tmp_path / "fcb", tmp_path / "dec"
+    encode = ["encode", str(photo_dir), "--codec", str(codec_dir), "--random-init", "-o", str(out)]
+    assert runner.invoke(main, encode).exit_code == 0
+    first = {p: p.read_bytes() for p in out.rglob("*.fcb")}
+    assert len(first) == 9
+    for p in sorted(first)[::3]:  # an interrupted run: 3 streams never written
+        p.unlink()
+    result = runner.invoke(main, [*encode, "--resume"])
+    assert result.exit_code == 0, result.output
+    assert "resume: 6 of 9 outputs already there" in result.output
+    assert {p: p.read_bytes() for p in out.rglob("*.fcb")} == first
+    assert runner.invoke(main, [*encode, "--resume", "--force"]).exit_code == 2  # one or the other
+    assert runner.invoke(main, encode).exit_code == 3  # without either, an existing output is refused
+
+    decode = ["decode", str(out), "--codec", str(codec_dir), "-o", str(dec)]
+    assert runner.invoke(main, decode).exit_code == 0
+    (dec / "more" / "img1.safetensors").unlink()
+    result = runner.invoke(main, [*decode, "--resume"])
+    assert result.exit_code == 0 and "resume: 8 of 9 outputs already there" in result.output
+    assert (dec / "more" / "img1.safetensors").exists()
+
+    (out / "more" / "img1.fcb").write_bytes(b"not a stream")  # not this run's output: named, nothing lost
+    result = runner.invoke(main, [*encode, "--resume"])
+    assert result.exit_code == 3 and "img1.fcb: exists and is not a stream" in result.output
+    (dec / "more" / "img1.safetensors").write_bytes(b"{}")
+    result = runner.invoke(main, [*decode, "--resume"])
+    assert result.exit_code == 3 and "img1.safetensors: exists and is not a safetensors file" in result.output
+
+
+def test_resume_refuses_streams_of_another_codec(codec_dir, photo_dir, feature_cache, tmp_path):
+    other = tmp_path / "other"
+    train_codec(feature_cache, other, lmbda=40.0, steps=3, batch_size=2, hparams=TINY, progress=False)
+    runner = CliRunner()
+    out = tmp_path / "fcb"
+    encode = ["encode", str(photo_dir / "more"), "--random-init", "-o", str(out)]
+    assert runner.invoke(main, [*encode, "--codec", str(other)]).exit_code == 0
+    result = runner.invoke(main, [*encode, "--codec", str(codec_dir), "--resume"])
+    assert result.exit_code == 3 and "img0.fcb: exists, written by codec" in result.output
