@@ -2,7 +2,8 @@
 coding on a thread pool pipelined with the next forward) against a loop over the library's one-image
 encode (`encode_images`), side by side in one run, plus the codec alone and the encoder forward three ways
 (one image; a batch of 4; two images on two threads, one torch thread each): the fastest of these bounds
-what any one-process pipeline can reach.
+what any one-process pipeline can reach. Directory decode (`decode_stream_files`) against a loop over
+`decode_stream`, likewise.
 
 Target (issue 21): directory encode ≥ 1.5× the images/s of the one-image loop on 2 cores, in one process.
 Weights do not change the cost, so random-init encoders and an untrained (updated) default-size
@@ -25,6 +26,7 @@ from codec.codec_dir import load_codec, save_codec
 from codec.entropy.native import default_threads
 from codec.models import create_codec
 from codec.pipeline import decode_stream, encode_features
+from codec.stream_files import decode_stream_files
 from probes.coding import encode_image_files, encode_images, image_targets
 from probes.encoders import create_encoder, sample_images_dir
 
@@ -210,3 +212,55 @@ def test_directory(benchmark, setup, schedule):
     if (key, "reference") in RESULTS:
         assert streams == RESULTS[key, "reference"]  # the same bytes, faster
     _report(key)
+
+
+@pytest.fixture(scope="module")
+def stream_files(setup, tmp_path_factory):
+    """The one-image loop's streams of the case's images, as .fcb files."""
+    key, _, codec, paths, targets, _, _, device = setup
+    folder = tmp_path_factory.mktemp("streams")
+    files = []
+    for i, (_, data, _) in enumerate(encode_images(codec, paths, targets, random_init=True, device=device)):
+        files.append(folder / f"{i}.fcb")
+        files[-1].write_bytes(data)
+    return files
+
+
+def test_decode_loop(benchmark, setup, stream_files):
+    key, _, codec, _, _, _, _, device = setup
+
+    def loop():
+        return [decode_stream(codec, f.read_bytes(), device=device).features for f in stream_files]
+
+    benchmark.pedantic(_synced(loop, device), rounds=3, warmup_rounds=1)
+    RESULTS[key, "decode_loop"] = benchmark.stats.stats.median
+
+
+@pytest.mark.parametrize("schedule", ["default", "pool"])
+def test_decode_directory(benchmark, setup, stream_files, schedule):
+    """`featcodec decode DIR`'s decode_stream_files: the device's default workers (a CPU: none) or a pool of
+    the CPUs, against a loop over decode_stream, side by side."""
+    key, _, codec, _, _, _, _, device = setup
+    workers = default_threads() if schedule == "pool" else None
+
+    def directory():
+        return [
+            r.decoded.features
+            for r in decode_stream_files(
+                codec, stream_files, device=device, workers=workers, show_progress=False
+            )
+        ]
+
+    benchmark.pedantic(_synced(directory, device), rounds=3, warmup_rounds=1)
+    RESULTS[key, f"decode_{schedule}"] = benchmark.stats.stats.median
+    row = {what: t for (case, what), t in RESULTS.items() if case == key}
+    if "decode_loop" in row:
+        print(
+            f"\n{key}: decode of {len(stream_files)} streams, one-stream loop "
+            f"{1e3 * row['decode_loop']:.0f} ms; "
+            + "; ".join(
+                f"{k[7:]} {row['decode_loop'] / row[k]:.2f}×"
+                for k in ("decode_default", "decode_pool")
+                if k in row
+            )
+        )

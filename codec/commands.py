@@ -124,7 +124,12 @@ def output_options(help: str):
 @click.option(
     "--threads", type=click.IntRange(min=1), help="Threads for one stream's substreams (default: the CPUs)."
 )
-@click.option("--workers", type=click.IntRange(min=1), help="Streams decoded at once (default: the CPUs).")
+@click.option(
+    "--workers",
+    type=click.IntRange(min=0),
+    help="Threads that decode streams beside the caller (default: the CPUs for a GPU; 0 for a CPU, whose "
+    "convolutions already use every core: streams then decode one after another).",
+)
 @click.option("--device", default="cpu", show_default=True)
 @click.option(
     "--max-pixels",

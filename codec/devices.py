@@ -1,4 +1,5 @@
-"""Device selection shared by every command that runs a model (`--device cpu|cuda|cuda:N|auto`)."""
+"""Device selection shared by every command that runs a model (`--device cpu|cuda|cuda:N|auto`), and the
+threads that may work beside a device's model (`default_workers`, `InlineExecutor`)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import logging
 import os
 import threading
 from collections.abc import Mapping
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 
 import numpy as np
 import torch
@@ -19,6 +21,36 @@ def resolve_device(device: str | torch.device) -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError("device 'cuda' requested but no CUDA device is available (use --device cpu or auto)")
     return device
+
+
+def default_workers(device: torch.device) -> int:
+    """Threads that run files beside the caller (`featcodec encode DIR` / `decode DIR`): the CPUs this process
+    may use for an accelerator; none for a CPU model. On a CPU, torch ops on a second thread run slower while
+    the first thread's OpenMP team exists (a 192-channel 3×3 convolution at 16×16 on 2 cores: 0.51–0.54 ms
+    in the main thread, 0.82–1.07 ms on a pool thread, 0.52 ms on a pool thread when the main thread never ran
+    torch): OpenMP keeps a team of threads per thread that runs parallel regions, and two teams oversubscribe
+    the cores. Measured whole (bench/RESULTS.md, "Whole directories"): a pool lost 1–36 % against running
+    each file in the caller's thread."""
+    from .entropy.native import default_threads  # here: the entropy package loads compressai
+
+    return default_threads() if device.type != "cpu" else 0
+
+
+def worker_pool(workers: int, name: str) -> Executor:
+    """A thread pool of `workers` threads, or, for 0, `InlineExecutor` (each call run at once)."""
+    return ThreadPoolExecutor(workers, thread_name_prefix=name) if workers else InlineExecutor()
+
+
+class InlineExecutor(Executor):
+    """An executor that runs each call at once in the caller's thread: a pool's schedule without threads."""
+
+    def submit(self, fn, /, *args, **kwargs) -> Future:
+        future: Future = Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except Exception as e:  # delivered by .result(), as a pool's future would
+            future.set_exception(e)
+        return future
 
 
 def to_host(tensors: Mapping[str, torch.Tensor]) -> dict[str, np.ndarray]:

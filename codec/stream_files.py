@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +20,7 @@ import torch
 
 from .bitstream import BitstreamError
 from .codec_dir import LoadedCodec
-from .entropy.native import default_threads
+from .devices import default_workers, worker_pool
 from .errors import InputError
 from .inputs import STREAM_SUFFIX, check_targets, find_files, output_targets
 from .pipeline import Decoded, decode_stream
@@ -78,17 +78,20 @@ def decode_stream_files(
     max_pixels: int | None = None,
     show_progress: bool = True,
 ) -> Iterator[DecodedFile]:
-    """A DecodedFile per path, in order; streams decode on `workers` threads (default: the CPUs), the
-    native coder with the GIL released."""
-    workers = default_threads() if workers is None else max(1, int(workers))
+    """A DecodedFile per path, in order; streams decode on `workers` threads (default:
+    codec.devices.default_workers of the codec's device: the CPUs for a GPU, 0 = in the caller's thread for
+    a CPU), the native coder with the GIL released."""
+    if workers is None:
+        workers = default_workers(next(iter(codec.model.buffers())).device)
+    workers = max(0, int(workers))
     pending: deque[Future] = deque()
     with (
-        ThreadPoolExecutor(workers, thread_name_prefix="featcodec-decode") as pool,
+        worker_pool(workers, "featcodec-decode") as pool,
         progress(total=len(paths), unit="stream", desc="decode", disable=not show_progress) as bar,
     ):
         for path in paths:
             pending.append(pool.submit(_decode_file, codec, Path(path), threads, device, max_pixels))
-            while len(pending) > 2 * workers or (pending and pending[0].done()):
+            while len(pending) > 2 * max(workers, 1) or (pending and pending[0].done()):
                 bar.update(1)
                 yield pending.popleft().result()
         while pending:

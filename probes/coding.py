@@ -20,7 +20,7 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, TypedDict
@@ -28,8 +28,8 @@ from typing import TYPE_CHECKING, TypedDict
 import torch
 
 from codec.codec_dir import LoadedCodec
+from codec.devices import default_workers, worker_pool
 from codec.entropy import DEFAULT_CODER
-from codec.entropy.native import default_threads
 from codec.errors import InputError
 from codec.inputs import STREAM_SUFFIX, check_targets, find_files, output_targets
 from codec.pipeline import encode_features
@@ -185,33 +185,14 @@ def _done(result: EncodedImage) -> Future:
     return future
 
 
-class _Inline:
-    """An executor that runs each call at once in the caller's thread (`workers=0`): the same schedule as
-    the pool, without threads."""
-
-    def submit(self, fn, *args) -> Future:
-        future: Future = Future()
-        try:
-            future.set_result(fn(*args))
-        except Exception as e:  # delivered by .result(), as a pool's future would
-            future.set_exception(e)
-        return future
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc) -> None:
-        return None
-
-
 def default_schedule(device: torch.device) -> tuple[int, int]:
     """(batch_size, workers) when the caller gives none. On an accelerator: batches of 4 and a pool of the
     CPUs that reads and codes beside the forward. On a CPU: one image per forward and no pool, which is the
-    one-image loop's work: torch's intra-op threads already run the forward on every core, so a pool beside
-    it makes them wait on a busy core at each parallel region, and a batch enlarges the working set of a
-    large encoder (bench/RESULTS.md, "Whole directories": on 2 cores the pool cost 1–32 %, a batch of 4 cost
-    SAM2.1-tiny at 512 px 11 % and gained mini-sam2 at 128 px 19 %; give --batch-size for small encoders)."""
-    return (4, default_threads()) if device.type != "cpu" else (1, 0)
+    one-image loop's work: torch's threads already run the forward on every core and slow down beside a pool
+    (codec.devices.default_workers), and a batch enlarges the working set of a large encoder
+    (bench/RESULTS.md, "Whole directories": on 2 cores the pool cost 1–32 %, a batch of 4 cost SAM2.1-tiny at
+    512 px 11 % and gained mini-sam2 at 128 px 19 %; give --batch-size for small encoders)."""
+    return (4 if device.type != "cpu" else 1), default_workers(device)
 
 
 def encode_image_files(
@@ -241,7 +222,7 @@ def encode_image_files(
     jobs = list(zip(paths, targets, strict=True))
     pending: deque[Future] = deque()
     with (
-        ThreadPoolExecutor(workers, thread_name_prefix="featcodec-encode") if workers else _Inline() as pool,
+        worker_pool(workers, "featcodec-encode") as pool,
         progress(total=len(jobs), unit="img", desc="encode", disable=not show_progress) as bar,
     ):
         batches = [jobs[first : first + batch_size] for first in range(0, len(jobs), batch_size)]

@@ -87,7 +87,10 @@ def test_a_glob_that_matches_nothing_is_an_input_error(tmp_path):
         image_targets([str(tmp_path / "*.jpg")], tmp_path / "out", force=False)
 
 
-def test_many_streams_decode_like_one_and_a_bad_one_is_named(codec_dir, photo_dir, image_paths, tmp_path):
+@pytest.mark.parametrize("workers", ["2", "0"])  # a pool; in the caller's thread (a CPU's default)
+def test_many_streams_decode_like_one_and_a_bad_one_is_named(
+    codec_dir, photo_dir, image_paths, tmp_path, workers
+):
     """A directory's tree is mirrored by encode (photos/more/img0.png → fcb/more/img0.fcb) and by decode."""
     from safetensors.torch import load_file
 
@@ -100,7 +103,16 @@ def test_many_streams_decode_like_one_and_a_bad_one_is_named(codec_dir, photo_di
     (streams / "more" / "bad.fcb").write_bytes((streams / "more" / "img0.fcb").read_bytes()[:-3])
     result = runner.invoke(
         main,
-        ["decode", str(streams), "--codec", str(codec_dir), "--workers", "2", "-o", str(tmp_path / "dec")],
+        [
+            "decode",
+            str(streams),
+            "--codec",
+            str(codec_dir),
+            "--workers",
+            workers,
+            "-o",
+            str(tmp_path / "dec"),
+        ],
     )
     assert result.exit_code == 3, result.output
     assert "1 of 10 streams failed" in result.output and "bad.fcb" in result.output
