@@ -29,7 +29,7 @@ def default_workers(device: torch.device) -> int:
     the first thread's OpenMP team exists (a 192-channel 3×3 convolution at 16×16 on 2 cores: 0.51–0.54 ms
     in the main thread, 0.82–1.07 ms on a pool thread, 0.52 ms on a pool thread when the main thread never ran
     torch): OpenMP keeps a team of threads per thread that runs parallel regions, and two teams oversubscribe
-    the cores. Measured whole (bench/RESULTS.md, "Whole directories"): a pool lost 1–36 % against running
+    the cores. Measured whole (bench/RESULTS.md, "Whole directories"): a pool lost 3–54 % against running
     each file in the caller's thread."""
     from .entropy.native import default_threads  # here: the entropy package loads compressai
 

@@ -179,6 +179,29 @@ def _code(codec, path, target, features, source, timings, coding: dict) -> Encod
     return EncodedImage(path, target, data, timings)
 
 
+def _code_batch(codec, group: list, features: dict, coding: dict) -> list[EncodedImage]:
+    """The group's streams from one compress of the whole batch, for the schedule without a pool (nothing
+    codes in parallel there, so one call's fixed work is shared by the batch: mini-sam2 at 128 px, 1.24× →
+    1.8× the one-image loop). The bytes are a one-image encode's as long as the codec's convolutions give
+    each item the same floats at any batch size, as the batched encoder forward must too; tests assert it
+    (tests/codec/test_encode_files.py). A failing batch is coded item by item, naming the failing file."""
+    timings: dict = {}
+    try:
+        streams = encode_features(codec, features, **coding, sources=[g[4] for g in group], timings=timings)
+    except ENCODE_ERRORS:
+        return [
+            _code(
+                codec, path, target, {k: v[b : b + 1].clone() for k, v in features.items()}, source, t, coding
+            )
+            for b, (_, path, target, _, source, t) in enumerate(group)
+        ]
+    share = timings["codec_s"] / len(group)
+    return [
+        EncodedImage(path, target, data, {**t, "codec_s": share})
+        for (_, path, target, _, source, t), data in zip(group, streams, strict=True)
+    ]
+
+
 def _done(result: EncodedImage) -> Future:
     future: Future = Future()
     future.set_result(result)
@@ -190,8 +213,8 @@ def default_schedule(device: torch.device) -> tuple[int, int]:
     CPUs that reads and codes beside the forward. On a CPU: one image per forward and no pool, which is the
     one-image loop's work: torch's threads already run the forward on every core and slow down beside a pool
     (codec.devices.default_workers), and a batch enlarges the working set of a large encoder
-    (bench/RESULTS.md, "Whole directories": on 2 cores the pool cost 1–32 %, a batch of 4 cost SAM2.1-tiny at
-    512 px 11 % and gained mini-sam2 at 128 px 19 %; give --batch-size for small encoders)."""
+    (bench/RESULTS.md, "Whole directories": on 2 cores the pool cost 3–54 %; a batch of 4 cost SAM2.1-tiny
+    at 512 px 10 % and, coded by one compress, made mini-sam2 at 128 px 1.71×: --batch-size for those)."""
     return (4 if device.type != "cpu" else 1), default_workers(device)
 
 
@@ -252,8 +275,13 @@ def encode_image_files(
                         )
                     continue
                 per_image = (time.perf_counter() - start) / len(group)
-                for b, (slot, path, target, _, source, timings) in enumerate(group):
+                for *_, timings in group:
                     timings["encoder_s"] = per_image
+                if not workers and len(group) > 1:  # no pool to code images in parallel: one compress
+                    for item, result in zip(group, _code_batch(codec, group, features, coding), strict=True):
+                        slots[item[0]] = _done(result)
+                    continue
+                for b, (slot, path, target, _, source, timings) in enumerate(group):
                     # a clone per image: the stream must not depend on the batch it was computed in
                     item = {k: v[b : b + 1].clone() for k, v in features.items()}
                     slots[slot] = pool.submit(_code, codec, path, target, item, source, timings, coding)

@@ -166,3 +166,28 @@ def test_resume_refuses_streams_of_another_codec(codec_dir, photo_dir, feature_c
     assert runner.invoke(main, [*encode, "--codec", str(other)]).exit_code == 0
     result = runner.invoke(main, [*encode, "--codec", str(codec_dir), "--resume"])
     assert result.exit_code == 3 and "img0.fcb: exists, written by codec" in result.output
+
+
+def test_a_batch_that_fails_to_code_is_coded_item_by_item_naming_the_file(
+    codec_dir, photo_dir, tmp_path, monkeypatch
+):
+    import probes.coding
+
+    codec = load_codec(codec_dir)
+    paths, targets = image_targets([photo_dir], tmp_path / "out", force=False)
+    loop = {t: data for t, data, _ in encode_images(codec, paths, targets, random_init=True)}
+    real = probes.coding.encode_features
+
+    def refuses_img2(codec, features, **kw):  # as a stream would fail (e.g. non-finite features)
+        if any(s["name"] == "img2.png" for s in kw["sources"]):
+            raise ValueError("features are not finite")
+        return real(codec, features, **kw)
+
+    monkeypatch.setattr(probes.coding, "encode_features", refuses_img2)
+    options = dict(random_init=True, batch_size=4, workers=0, show_progress=False)
+    results = list(encode_image_files(codec, paths, targets, **options))
+    failed = [r for r in results if r.error is not None]
+    assert [r.path.name for r in failed] == ["img2.png"] and "features are not finite" in failed[0].error
+    assert {r.target: r.data for r in results if r.error is None} == {
+        t: d for t, d in loop.items() if t.name != "img2.fcb"
+    }
