@@ -11,8 +11,9 @@ Two paths that write the same bytes:
 
 The pipeline follows DCVC-RT's (Jia et al., CVPR 2025) "coder off the critical path": while the pool
 entropy-codes batch k (the native coder releases the GIL), the caller's thread runs batch k+1's forward.
-At most `batch_size + workers` coded images wait for the consumer, so memory stays bounded. On a CPU
-device the default schedule is one image per forward and no pool (`default_schedule`: measured there).
+At most `batch_size + workers` coded images wait for the consumer, so memory stays bounded. Without a
+pool (`workers=0`, a CPU's default: `default_schedule`, measured there) everything runs in the caller's
+thread and a batch is coded by one compress call.
 """
 
 from __future__ import annotations
@@ -181,8 +182,8 @@ def _code(codec, path, target, features, source, timings, coding: dict) -> Encod
 
 def _code_batch(codec, group: list, features: dict, coding: dict) -> list[EncodedImage]:
     """The group's streams from one compress of the whole batch, for the schedule without a pool (nothing
-    codes in parallel there, so one call's fixed work is shared by the batch: mini-sam2 at 128 px, 1.24× →
-    1.8× the one-image loop). The bytes are a one-image encode's as long as the codec's convolutions give
+    codes in parallel there, so one call's fixed work is shared by the batch: mini-sam2 at 128 px, 1.2× →
+    1.7× the one-image loop). The bytes are a one-image encode's as long as the codec's convolutions give
     each item the same floats at any batch size, as the batched encoder forward must too; tests assert it
     (tests/codec/test_encode_files.py). A failing batch is coded item by item, naming the failing file."""
     timings: dict = {}
@@ -239,9 +240,9 @@ def encode_image_files(
     if batch_size is not None and batch_size < 1:
         raise ValueError(f"batch_size must be ≥ 1, got {batch_size}")
     encoder, coding = _start(codec, targets, options)
-    default_batch, default_workers = default_schedule(next(encoder.parameters()).device)
-    batch_size = default_batch if batch_size is None else batch_size
-    workers = default_workers if workers is None else max(0, int(workers))
+    auto_batch, auto_workers = default_schedule(next(encoder.parameters()).device)
+    batch_size = auto_batch if batch_size is None else batch_size
+    workers = auto_workers if workers is None else max(0, int(workers))
     jobs = list(zip(paths, targets, strict=True))
     pending: deque[Future] = deque()
     with (
@@ -280,11 +281,11 @@ def encode_image_files(
                 if not workers and len(group) > 1:  # no pool to code images in parallel: one compress
                     for item, result in zip(group, _code_batch(codec, group, features, coding), strict=True):
                         slots[item[0]] = _done(result)
-                    continue
-                for b, (slot, path, target, _, source, timings) in enumerate(group):
-                    # a clone per image: the stream must not depend on the batch it was computed in
-                    item = {k: v[b : b + 1].clone() for k, v in features.items()}
-                    slots[slot] = pool.submit(_code, codec, path, target, item, source, timings, coding)
+                else:
+                    for b, (slot, path, target, _, source, timings) in enumerate(group):
+                        # a clone per image: the stream must not depend on the batch it was computed in
+                        item = {k: v[b : b + 1].clone() for k, v in features.items()}
+                        slots[slot] = pool.submit(_code, codec, path, target, item, source, timings, coding)
                 del features
             pending.extend(slots)
             while len(pending) > workers + batch_size or (pending and pending[0].done()):
