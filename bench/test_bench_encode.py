@@ -185,9 +185,9 @@ SCHEDULES = {  # (batch_size, workers): None = default_schedule of the device
 
 @pytest.mark.parametrize("schedule", list(SCHEDULES))
 def test_directory(benchmark, setup, schedule):
-    """`default`: the device's schedule (a CPU: one image per forward, no pool; a GPU: batches of 4, a pool of
-    the CPUs); `batch4`: batches of 4 in the caller's thread; `batch4-pool`: batches of 4 and a pool of the
-    CPUs on any device, to compare the schedules side by side."""
+    """`default`: the device's schedule (a CPU: no pool, batches of 4 up to 256 px input, else 1; a GPU:
+    batches of 4, a pool of the CPUs); `batch4`: batches of 4 in the caller's thread; `batch4-pool`: batches
+    of 4 and a pool of the CPUs on any device, to compare the schedules side by side."""
     key, _, codec, paths, targets, _, _, device = setup
     batch_size, workers = SCHEDULES[schedule]
     workers = default_threads() if workers == "cpus" else workers

@@ -209,14 +209,19 @@ def _done(result: EncodedImage) -> Future:
     return future
 
 
-def default_schedule(device: torch.device) -> tuple[int, int]:
+SMALL_INPUT = 256  # px: on a CPU, inputs up to this size go through the encoder 4 at a time
+
+
+def default_schedule(device: torch.device, resolution: int | None = None) -> tuple[int, int]:
     """(batch_size, workers) when the caller gives none. On an accelerator: batches of 4 and a pool of the
-    CPUs that reads and codes beside the forward. On a CPU: one image per forward and no pool, which is the
-    one-image loop's work: torch's threads already run the forward on every core and slow down beside a pool
-    (codec.devices.default_workers), and a batch enlarges the working set of a large encoder
-    (bench/RESULTS.md, "Whole directories": on 2 cores the pool cost 3–54 %; a batch of 4 cost SAM2.1-tiny
-    at 512 px 10 % and, coded by one compress, made mini-sam2 at 128 px 1.71×: --batch-size for those)."""
-    return (4 if device.type != "cpu" else 1), default_workers(device)
+    CPUs that reads and codes beside the forward. On a CPU: no pool (torch's threads already run on every core
+    and slow down beside one: codec.devices.default_workers), and batches of 4 only for inputs up to
+    SMALL_INPUT px, one image per forward above (a batch enlarges a large encoder's working set). Measured on
+    2 cores (bench/RESULTS.md, "Whole directories"), a batch of 4 without a pool against the one-image loop:
+    mini-sam2 128 px 1.71×, SAM2.1-tiny 256 px 1.13×, SAM2.1-tiny 512 px 0.90×; a pool cost 3–54 %."""
+    if device.type != "cpu":
+        return 4, default_workers(device)
+    return (4 if resolution is not None and resolution <= SMALL_INPUT else 1), 0
 
 
 def encode_image_files(
@@ -233,14 +238,14 @@ def encode_image_files(
 
     Images are read on `workers` threads (0: in the caller's thread) one batch ahead, run through the
     encoder `batch_size` at a time, and entropy-coded one stream per image on the same pool while the next
-    batch's forward runs (batch_size or workers None: `default_schedule` of the encoder's device). A file
-    that fails (unreadable, wrong size for the codec) is yielded with its `error` and the others go on. A
-    progress bar on stderr shows images/s.
+    batch's forward runs (batch_size or workers None: `default_schedule` of the encoder's device and input
+    size). A file that fails (unreadable, wrong size for the codec) is yielded with its `error` and the
+    others go on. A progress bar on stderr shows images/s.
     """
     if batch_size is not None and batch_size < 1:
         raise ValueError(f"batch_size must be ≥ 1, got {batch_size}")
     encoder, coding = _start(codec, targets, options)
-    auto_batch, auto_workers = default_schedule(next(encoder.parameters()).device)
+    auto_batch, auto_workers = default_schedule(next(encoder.parameters()).device, encoder.resolution)
     batch_size = auto_batch if batch_size is None else batch_size
     workers = auto_workers if workers is None else max(0, int(workers))
     jobs = list(zip(paths, targets, strict=True))

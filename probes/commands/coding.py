@@ -194,7 +194,7 @@ def train_codec_command(
 @click.option(
     "--batch-size",
     type=click.IntRange(min=1),
-    help="Images per encoder forward (default: 4 on a GPU, 1 on a CPU; small encoders gain from more).",
+    help="Images per encoder forward (default: 4 on a GPU; on a CPU 4 for inputs up to 256 px, else 1).",
 )
 @click.option(
     "--workers",
