@@ -275,7 +275,6 @@ def encode_command(
         paths, targets = image_targets(images, output, force=force or resume)
         if resume:
             paths, targets = resume_inputs(paths, targets, force, stream_of(codec))
-        summaries, failures = [], []
         if paths:  # (--resume may leave none: then no encoder is loaded)
             summaries, failures = _encode_image_files(
                 codec,
