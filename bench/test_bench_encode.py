@@ -105,6 +105,15 @@ def _report(key: str) -> None:
                 + f"; one-image loop {1e3 * row['loop'] / row['images']:.1f} ms per image: a forward-bound "
                 f"ceiling of {row['loop'] / row['images'] / fastest:.2f}× for any one-process pipeline"
             )
+    if {"decode_loop", "decode_default", "images"} <= row.keys():
+        print(
+            f"\n{key}: decode of {row['images']} streams, one-stream loop {1e3 * row['decode_loop']:.0f} ms; "
+            + "; ".join(
+                f"{k[7:]} {row['decode_loop'] / row[k]:.2f}×"
+                for k in ("decode_default", "decode_pool")
+                if k in row
+            )
+        )
 
 
 def test_encoder_forward(benchmark, setup):
@@ -253,14 +262,4 @@ def test_decode_directory(benchmark, setup, stream_files, schedule):
 
     benchmark.pedantic(_synced(directory, device), rounds=3, warmup_rounds=1)
     RESULTS[key, f"decode_{schedule}"] = benchmark.stats.stats.median
-    row = {what: t for (case, what), t in RESULTS.items() if case == key}
-    if "decode_loop" in row:
-        print(
-            f"\n{key}: decode of {len(stream_files)} streams, one-stream loop "
-            f"{1e3 * row['decode_loop']:.0f} ms; "
-            + "; ".join(
-                f"{k[7:]} {row['decode_loop'] / row[k]:.2f}×"
-                for k in ("decode_default", "decode_pool")
-                if k in row
-            )
-        )
+    _report(key)

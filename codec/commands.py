@@ -41,19 +41,23 @@ def resume_inputs(paths, targets, force: bool, written_by_this_run) -> tuple[lis
 
 
 def stream_of(codec):
-    """--resume's check of an existing .fcb: a stream this codec wrote (its header names the codec)."""
+    """--resume's check of an existing .fcb: a stream this codec wrote (codec.pipeline.check_identity, the
+    decoder's own check of the header)."""
     from .bitstream import BitstreamError, unpack
+    from .pipeline import check_identity
 
     def check(path: Path) -> None:
         try:
-            info = unpack(read_input(path)).header.get("codec") or {}
+            container = unpack(read_input(path))
         except BitstreamError as e:
             raise InputError(f"{path}: exists and is not a stream ({e}); pass --force to overwrite") from e
-        if (info.get("id"), info.get("config_hash")) != (codec.codec_id, codec.config_hash):
+        try:
+            check_identity(codec, container.header, container.version)
+        except BitstreamError as e:
             raise InputError(
-                f"{path}: exists, written by codec {info.get('id')}, not {codec.codec_id}; pass --force to "
+                f"{path}: exists, written by codec other than {codec.codec_id} ({e}); pass --force to "
                 "overwrite"
-            )
+            ) from e
 
     return check
 

@@ -183,7 +183,9 @@ def expected_substreams(codec: LoadedCodec, names: Sequence[str]) -> list[str]:
     return (["z"] if model.kind == "hyperprior" else []) + [f"y.{g}" for g in range(groups)]
 
 
-def _check_identity(codec: LoadedCodec, header: dict, version: tuple[int, int]) -> None:
+def check_identity(codec: LoadedCodec, header: dict, version: tuple[int, int]) -> None:
+    """A stream header written by `codec` (kind, id, config hash), in its container version's form; else
+    BitstreamError."""
     info, model = _require(header, "codec", dict, "an object"), codec.model
     if info != {"kind": info.get("kind"), "id": info.get("id"), "config_hash": info.get("config_hash")}:
         raise BitstreamError(
@@ -229,7 +231,7 @@ def check_header(
     unknown = set(header) - _HEADER_KEYS - ({"packing"} if getattr(model, "standard", "") else set())
     if unknown:
         raise BitstreamError(f"unknown header field(s) {sorted(unknown)}")
-    _check_identity(codec, header, container.version)
+    check_identity(codec, header, container.version)
     grid = _require(header, "grid", list, "a list")
     if len(grid) != 2 or not all(type(v) is int and 1 <= v <= MAX_GRID for v in grid):
         raise BitstreamError(f"header field 'grid' {grid!r} is not two integers in [1, {MAX_GRID}]")
